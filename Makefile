@@ -1,0 +1,37 @@
+# customer_vault: PGXS build. The one version number lives in customer_vault.control.
+
+EXTENSION  = customer_vault
+EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENSION).control)
+
+MODULE_big = customer_vault
+OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
+       src/types.o src/columns.o
+
+DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+
+PG_CPPFLAGS = -DCV_VERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter \
+              -Wno-missing-field-initializers -Wno-sign-compare
+SHLIB_LINK  = -lcrypto
+
+# regression inputs in test/sql, outputs in expected/ (pg_regress looks in ./expected first)
+REGRESS = install types crypto keys columns subjects privileges labels upgrade
+REGRESS_OPTS = --inputdir=test
+
+EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo bench
+# set up a throwaway cluster as the postgres OS user, run every test, print "N passed, N failed"
+test:
+	bash test/run.sh test
+
+# the quick start of README.md on a throwaway cluster
+demo:
+	bash test/run.sh demo
+
+# side-by-side performance against plaintext and pgcrypto (BENCH_ROWS=...)
+bench:
+	bash test/run.sh bench

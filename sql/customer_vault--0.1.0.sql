@@ -1,0 +1,639 @@
+/* customer_vault 0.1.0: keys, encrypted types and columns */
+
+\echo Use "CREATE EXTENSION customer_vault" to load this file. \quit
+
+-- The schema: usable by everybody (types, may_process), writable by nobody else.
+REVOKE ALL ON SCHEMA customer_vault FROM PUBLIC;
+GRANT USAGE ON SCHEMA customer_vault TO PUBLIC;
+
+-- Roles: each employee and application gets only what the job needs.
+-- Roles are cluster-wide: they survive DROP EXTENSION and are shared by databases.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['customer_vault_admin', 'customer_vault_writer',
+                             'customer_vault_reader', 'customer_vault_auditor']
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+
+CREATE FUNCTION customer_vault.version() RETURNS text
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_version';
+COMMENT ON FUNCTION customer_vault.version() IS
+    'version of the loaded customer_vault library';
+
+---------------------------------------------------------------------------
+-- Encrypted types
+---------------------------------------------------------------------------
+
+CREATE TYPE customer_vault.encrypted_text;
+CREATE TYPE customer_vault.encrypted_bytea;
+
+CREATE FUNCTION customer_vault.encrypted_text_in(cstring) RETURNS customer_vault.encrypted_text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_text_in';
+CREATE FUNCTION customer_vault.encrypted_text_out(customer_vault.encrypted_text) RETURNS cstring
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_text_out';
+CREATE FUNCTION customer_vault.encrypted_text_recv(internal) RETURNS customer_vault.encrypted_text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_text_recv';
+CREATE FUNCTION customer_vault.encrypted_text_send(customer_vault.encrypted_text) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_text_send';
+CREATE FUNCTION customer_vault.encrypted_bytea_in(cstring) RETURNS customer_vault.encrypted_bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_bytea_in';
+CREATE FUNCTION customer_vault.encrypted_bytea_out(customer_vault.encrypted_bytea) RETURNS cstring
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_bytea_out';
+CREATE FUNCTION customer_vault.encrypted_bytea_recv(internal) RETURNS customer_vault.encrypted_bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_bytea_recv';
+CREATE FUNCTION customer_vault.encrypted_bytea_send(customer_vault.encrypted_bytea) RETURNS bytea
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'cv_encrypted_bytea_send';
+
+COMMENT ON FUNCTION customer_vault.encrypted_text_in(cstring) IS 'input: accepts only a ciphertext envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_text_out(customer_vault.encrypted_text) IS 'output: the ciphertext envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_text_recv(internal) IS 'binary input: a validated envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_text_send(customer_vault.encrypted_text) IS 'binary output: the envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_bytea_in(cstring) IS 'input: accepts only a ciphertext envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_bytea_out(customer_vault.encrypted_bytea) IS 'output: the ciphertext envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_bytea_recv(internal) IS 'binary input: a validated envelope';
+COMMENT ON FUNCTION customer_vault.encrypted_bytea_send(customer_vault.encrypted_bytea) IS 'binary output: the envelope';
+
+-- Ciphertext does not compress: keep it out of line without trying.
+CREATE TYPE customer_vault.encrypted_text (
+    INPUT = customer_vault.encrypted_text_in,
+    OUTPUT = customer_vault.encrypted_text_out,
+    RECEIVE = customer_vault.encrypted_text_recv,
+    SEND = customer_vault.encrypted_text_send,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = int4,
+    STORAGE = external
+);
+CREATE TYPE customer_vault.encrypted_bytea (
+    INPUT = customer_vault.encrypted_bytea_in,
+    OUTPUT = customer_vault.encrypted_bytea_out,
+    RECEIVE = customer_vault.encrypted_bytea_recv,
+    SEND = customer_vault.encrypted_bytea_send,
+    INTERNALLENGTH = VARIABLE,
+    ALIGNMENT = int4,
+    STORAGE = external
+);
+COMMENT ON TYPE customer_vault.encrypted_text IS
+    'text sealed with AES-256-GCM under a data key; no comparison operators on purpose';
+COMMENT ON TYPE customer_vault.encrypted_bytea IS
+    'bytea sealed with AES-256-GCM under a data key; no comparison operators on purpose';
+
+---------------------------------------------------------------------------
+-- Key ring: data keys, stored only wrapped under the root key
+---------------------------------------------------------------------------
+
+CREATE SEQUENCE customer_vault.data_keys_id_seq AS integer;
+
+CREATE TABLE customer_vault.data_keys (
+    id               integer NOT NULL
+                     DEFAULT pg_catalog.nextval('customer_vault.data_keys_id_seq'::pg_catalog.regclass),
+    name             text,
+    version          integer NOT NULL,
+    subject          text,
+    state            text NOT NULL DEFAULT 'active',
+    wrapped          bytea,
+    root_fingerprint bytea,
+    fingerprint      bytea NOT NULL,
+    created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    destroyed_at     timestamptz,
+    comment          text,
+    CONSTRAINT data_keys_pkey PRIMARY KEY (id),
+    CONSTRAINT data_keys_name_version_key UNIQUE (name, version),
+    CONSTRAINT data_keys_state_check CHECK (state IN ('active', 'decrypt_only', 'destroyed')),
+    CONSTRAINT data_keys_kind_check CHECK (name IS NULL OR subject IS NULL),
+    CONSTRAINT data_keys_wrapped_check CHECK ((state = 'destroyed') = (wrapped IS NULL))
+);
+ALTER SEQUENCE customer_vault.data_keys_id_seq OWNED BY customer_vault.data_keys.id;
+CREATE UNIQUE INDEX data_keys_subject_live_key ON customer_vault.data_keys (subject)
+    WHERE state <> 'destroyed';
+CREATE UNIQUE INDEX data_keys_name_active_key ON customer_vault.data_keys (name)
+    WHERE state = 'active';
+COMMENT ON TABLE customer_vault.data_keys IS
+    'data keys, wrapped (AES-256-GCM) under the root key; readable by the extension owner only';
+
+-- pg_dump carries the wrapped keys, so a restore with the same root key decrypts.
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.data_keys', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.data_keys_id_seq', '');
+
+CREATE FUNCTION customer_vault._keys_invalidate() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'cv_keys_invalidate';
+COMMENT ON FUNCTION customer_vault._keys_invalidate() IS
+    'trigger: makes every session flush its cache of unwrapped keys';
+CREATE TRIGGER data_keys_invalidate
+    AFTER UPDATE OR DELETE OR TRUNCATE ON customer_vault.data_keys
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._keys_invalidate();
+
+CREATE VIEW customer_vault.keys AS
+    SELECT k.id, k.name, k.version, k.state, k.created_at,
+           pg_catalog.encode(k.fingerprint, 'hex') AS fingerprint,
+           CASE WHEN k.name IS NULL THEN 'subject' ELSE 'named' END AS kind,
+           k.destroyed_at, k.comment
+      FROM customer_vault.data_keys k;
+COMMENT ON VIEW customer_vault.keys IS
+    'data keys without key material: id, name, version, state, created_at, fingerprint';
+
+CREATE FUNCTION customer_vault.create_key(name text, comment text DEFAULT NULL) RETURNS integer
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_create_key';
+COMMENT ON FUNCTION customer_vault.create_key(text, text) IS
+    'creates a random data key (version 1) wrapped under the root key; returns its id';
+
+CREATE FUNCTION customer_vault.rotate_key(name text) RETURNS integer
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_rotate_key';
+COMMENT ON FUNCTION customer_vault.rotate_key(text) IS
+    'adds a new active version of a key; older versions stay decrypt-only; returns the new version';
+
+CREATE FUNCTION customer_vault.rewrap_keys() RETURNS integer
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_rewrap_keys';
+COMMENT ON FUNCTION customer_vault.rewrap_keys() IS
+    're-wraps every data key under the current root key (the old one from previous_root_key_file); returns the count';
+
+CREATE FUNCTION customer_vault.root_key_fingerprint() RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_root_key_fingerprint';
+COMMENT ON FUNCTION customer_vault.root_key_fingerprint() IS
+    'fingerprint (not the key) of the configured root key';
+
+---------------------------------------------------------------------------
+-- Sealing and opening
+---------------------------------------------------------------------------
+
+-- Not STRICT: a NULL context means "no context", it must not turn the result NULL.
+CREATE FUNCTION customer_vault.encrypt(plaintext text, key_name text, context text DEFAULT NULL)
+    RETURNS customer_vault.encrypted_text
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_encrypt_text';
+COMMENT ON FUNCTION customer_vault.encrypt(text, text, text) IS
+    'seals text with AES-256-GCM under the active version of a key, bound to an optional context';
+
+CREATE FUNCTION customer_vault.encrypt(plaintext bytea, key_name text, context text DEFAULT NULL)
+    RETURNS customer_vault.encrypted_bytea
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_encrypt_bytea';
+COMMENT ON FUNCTION customer_vault.encrypt(bytea, text, text) IS
+    'seals bytea with AES-256-GCM under the active version of a key, bound to an optional context';
+
+CREATE FUNCTION customer_vault.decrypt(value customer_vault.encrypted_text, context text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_decrypt_text';
+COMMENT ON FUNCTION customer_vault.decrypt(customer_vault.encrypted_text, text) IS
+    'opens a value; an altered value or a wrong context is an error, a shredded key gives NULL';
+
+CREATE FUNCTION customer_vault.decrypt(value customer_vault.encrypted_bytea, context text DEFAULT NULL)
+    RETURNS bytea
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_decrypt_bytea';
+COMMENT ON FUNCTION customer_vault.decrypt(customer_vault.encrypted_bytea, text) IS
+    'opens a value; an altered value or a wrong context is an error, a shredded key gives NULL';
+
+CREATE FUNCTION customer_vault.key_of(value customer_vault.encrypted_text) RETURNS text
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_key_of';
+COMMENT ON FUNCTION customer_vault.key_of(customer_vault.encrypted_text) IS
+    '''name:version'' of the data key that sealed the value (''subject:<id>'' for a subject key)';
+
+CREATE FUNCTION customer_vault.key_of(value customer_vault.encrypted_bytea) RETURNS text
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_key_of';
+COMMENT ON FUNCTION customer_vault.key_of(customer_vault.encrypted_bytea) IS
+    '''name:version'' of the data key that sealed the value (''subject:<id>'' for a subject key)';
+
+CREATE FUNCTION customer_vault.blind_index(plaintext text, key_name text) RETURNS bytea
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_blind_index';
+COMMENT ON FUNCTION customer_vault.blind_index(text, text) IS
+    'HMAC-SHA-256 of the plaintext under a subkey (HKDF) of the key''s first version: deterministic, for equality search';
+
+CREATE FUNCTION customer_vault.is_sealed(value text) RETURNS boolean
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_is_sealed';
+COMMENT ON FUNCTION customer_vault.is_sealed(text) IS
+    'whether a text holds a well-formed ciphertext envelope (the CHECK of protected columns)';
+
+---------------------------------------------------------------------------
+-- Per-subject keys (crypto-shredding)
+---------------------------------------------------------------------------
+
+CREATE FUNCTION customer_vault.encrypt_for_subject(subject text, plaintext text, context text DEFAULT NULL)
+    RETURNS customer_vault.encrypted_text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_encrypt_for_subject';
+COMMENT ON FUNCTION customer_vault.encrypt_for_subject(text, text, text) IS
+    'seals text under the subject''s own random key, created on first use';
+
+CREATE FUNCTION customer_vault.shred_subject(subject text) RETURNS boolean
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_shred_subject';
+COMMENT ON FUNCTION customer_vault.shred_subject(text) IS
+    'destroys the subject''s key: every value under it reads as NULL; true if a key existed';
+
+---------------------------------------------------------------------------
+-- Protected columns (transparent path) and rotation
+---------------------------------------------------------------------------
+
+CREATE TABLE customer_vault.protected_columns (
+    schema_name        name NOT NULL,
+    table_name         name NOT NULL,
+    column_name        name NOT NULL,
+    key_name           text NOT NULL,
+    binding            text NOT NULL,
+    context_column     name,
+    blind_index_column name,
+    protected_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (schema_name, table_name, column_name)
+);
+COMMENT ON TABLE customer_vault.protected_columns IS
+    'columns converted by protect_column(), with the binding their values are sealed to';
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.protected_columns', '');
+
+CREATE FUNCTION customer_vault._check_key(key_name text) RETURNS void
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_check_key';
+COMMENT ON FUNCTION customer_vault._check_key(text) IS
+    'internal: raises an error unless the named key exists';
+
+CREATE FUNCTION customer_vault._seal_column(plaintext text, key_name text, context text)
+    RETURNS text
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_seal_column';
+COMMENT ON FUNCTION customer_vault._seal_column(text, text, text) IS
+    'internal: the envelope a protected column stores, used by the conversion rewrite';
+
+CREATE FUNCTION customer_vault._protect_trigger() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'cv_protect_trigger';
+COMMENT ON FUNCTION customer_vault._protect_trigger() IS
+    'internal: BEFORE ROW trigger that seals plaintext written to a protected column';
+
+CREATE FUNCTION customer_vault._reseal(value customer_vault.encrypted_text, context text)
+    RETURNS customer_vault.encrypted_text
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_reseal';
+CREATE FUNCTION customer_vault._reseal(value customer_vault.encrypted_bytea, context text)
+    RETURNS customer_vault.encrypted_bytea
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_reseal';
+CREATE FUNCTION customer_vault._reseal(value text, context text, text_form boolean)
+    RETURNS text
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_reseal';
+COMMENT ON FUNCTION customer_vault._reseal(customer_vault.encrypted_text, text) IS
+    'internal: the value under the active version of its key (reencrypt)';
+COMMENT ON FUNCTION customer_vault._reseal(customer_vault.encrypted_bytea, text) IS
+    'internal: the value under the active version of its key (reencrypt)';
+COMMENT ON FUNCTION customer_vault._reseal(text, text, boolean) IS
+    'internal: a protected column''s value under the active version of its key (reencrypt)';
+
+CREATE FUNCTION customer_vault._needs_reseal(value customer_vault.encrypted_text, text_form boolean DEFAULT false)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_needs_reseal';
+CREATE FUNCTION customer_vault._needs_reseal(value customer_vault.encrypted_bytea, text_form boolean DEFAULT false)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_needs_reseal';
+CREATE FUNCTION customer_vault._needs_reseal(value text, text_form boolean)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_needs_reseal';
+COMMENT ON FUNCTION customer_vault._needs_reseal(customer_vault.encrypted_text, boolean) IS
+    'internal: whether a value is under an older version of its key';
+COMMENT ON FUNCTION customer_vault._needs_reseal(customer_vault.encrypted_bytea, boolean) IS
+    'internal: whether a value is under an older version of its key';
+COMMENT ON FUNCTION customer_vault._needs_reseal(text, boolean) IS
+    'internal: whether a protected column''s value is under an older version of its key';
+
+-- (Re)creates <table>_decrypted: every column, protected ones decrypted.
+CREATE FUNCTION customer_vault._refresh_decrypted_view(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    vname text;
+    cols text;
+    opts text := '';
+BEGIN
+    SELECT n.nspname, c.relname INTO nsp, rel
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    vname := rel OPERATOR(pg_catalog.||) '_decrypted';
+    IF pg_catalog.octet_length(vname) OPERATOR(pg_catalog.>) 63 THEN
+        RAISE EXCEPTION USING ERRCODE = 'name_too_long',
+            MESSAGE = pg_catalog.format('view name %s is too long', pg_catalog.quote_ident(vname)),
+            HINT = 'Rename the table to a shorter name.';
+    END IF;
+    SELECT pg_catalog.string_agg(
+             CASE WHEN p.column_name IS NULL THEN pg_catalog.format('t.%I', a.attname)
+                  WHEN p.context_column IS NULL THEN
+                    pg_catalog.format('customer_vault.decrypt(t.%I::customer_vault.encrypted_text, %L) AS %I',
+                                      a.attname, p.binding, a.attname)
+                  ELSE
+                    pg_catalog.format('customer_vault.decrypt(t.%I::customer_vault.encrypted_text, %L OPERATOR(pg_catalog.||) t.%I::text) AS %I',
+                                      a.attname, p.binding, p.context_column, a.attname)
+             END, ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_catalog.pg_attribute a
+      LEFT JOIN customer_vault.protected_columns p
+        ON p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
+       AND p.column_name OPERATOR(pg_catalog.=) a.attname
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF pg_catalog.current_setting('server_version_num')::integer OPERATOR(pg_catalog.>=) 150000 THEN
+        -- the reader's own table privileges and row-level security apply
+        opts := ' WITH (security_invoker = true)';
+    END IF;
+    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS %I.%I', nsp, vname);
+    EXECUTE pg_catalog.format('CREATE VIEW %I.%I%s AS SELECT %s FROM %I.%I t', nsp, vname, opts, cols, nsp, rel);
+    EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_reader', nsp, vname);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._refresh_decrypted_view(regclass) IS
+    'internal: (re)creates the <table>_decrypted view of a protected table';
+
+CREATE FUNCTION customer_vault.protect_column(tbl regclass, col name, key_name text,
+                                              context_column name DEFAULT NULL,
+                                              blind_index_column name DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    kind "char";
+    coltype regtype;
+    colnum smallint;
+    ctxtype regtype;
+    bidxtype regtype;
+    qual text;
+    bind text;
+    ctx_expr text;
+    alter_sql text;
+BEGIN
+    IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'table, column and key name must not be null';
+    END IF;
+    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    IF kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = pg_catalog.format('%s is not a table', tbl);
+    END IF;
+    SELECT a.atttypid::regtype, a.attnum INTO coltype, colnum
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col AND NOT a.attisdropped;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('column %I of table %s does not exist', col, tbl);
+    END IF;
+    IF coltype NOT IN ('text'::regtype, 'character varying'::regtype) THEN
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = pg_catalog.format('column %I of table %s is of type %s', col, tbl, coltype),
+            HINT = 'protect_column() converts text and varchar columns; use encrypt() with an encrypted_text or encrypted_bytea column otherwise.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                WHERE p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
+                  AND p.column_name OPERATOR(pg_catalog.=) col) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = pg_catalog.format('column %I of table %s is already protected', col, tbl),
+            HINT = 'Use customer_vault.rotate_key() and customer_vault.reencrypt() to change its key version.';
+    END IF;
+    PERFORM customer_vault._check_key(key_name);
+    IF context_column IS NOT NULL THEN
+        SELECT a.atttypid::regtype INTO ctxtype
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) context_column
+           AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+                MESSAGE = pg_catalog.format('context column %I of table %s does not exist', context_column, tbl);
+        END IF;
+        IF context_column OPERATOR(pg_catalog.=) col THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'the context column must differ from the protected column',
+                HINT = 'Use a stable row identifier such as the customer id.';
+        END IF;
+    END IF;
+    IF blind_index_column IS NOT NULL THEN
+        IF blind_index_column OPERATOR(pg_catalog.=) col OR blind_index_column OPERATOR(pg_catalog.=) context_column THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'the blind index column must be a column of its own';
+        END IF;
+        SELECT a.atttypid::regtype INTO bidxtype
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) blind_index_column
+           AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
+        IF FOUND AND bidxtype OPERATOR(pg_catalog.<>) 'bytea'::regtype THEN
+            RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                MESSAGE = pg_catalog.format('blind index column %I of table %s must be of type bytea', blind_index_column, tbl);
+        END IF;
+    END IF;
+
+    -- the binding: the column's qualified name now, length-prefixed
+    qual := pg_catalog.format('%I.%I.%I', nsp, rel, col);
+    bind := pg_catalog.length(qual)::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) qual;
+    IF context_column IS NULL THEN
+        ctx_expr := pg_catalog.quote_literal(bind);
+    ELSE
+        ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', bind, context_column);
+    END IF;
+
+    EXECUTE pg_catalog.format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', nsp, rel);
+    IF blind_index_column IS NOT NULL AND bidxtype IS NULL THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
+    END IF;
+
+    -- one table rewrite: ciphertext replaces plaintext in new files, the old
+    -- files (plaintext) are removed at commit, no dead tuples are left behind
+    alter_sql := pg_catalog.format(
+        'ALTER TABLE %I.%I ALTER COLUMN %I TYPE text USING customer_vault._seal_column(%I::text, %L, %s)',
+        nsp, rel, col, col, key_name, ctx_expr);
+    IF blind_index_column IS NOT NULL THEN
+        alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
+            ', ALTER COLUMN %I TYPE bytea USING customer_vault.blind_index(%I::text, %L)',
+            blind_index_column, col, key_name);
+    END IF;
+    alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
+        ', ADD CONSTRAINT %I CHECK (customer_vault.is_sealed(%I))', 'cv_sealed_' OPERATOR(pg_catalog.||) colnum, col);
+    EXECUTE alter_sql;
+
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %s ON %I.%I FOR EACH ROW'
+        ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %L, %L, %L, %L)',
+        'cv_protect_' OPERATOR(pg_catalog.||) colnum,
+        pg_catalog.concat_ws(', ', pg_catalog.quote_ident(col), pg_catalog.quote_ident(context_column),
+                             pg_catalog.quote_ident(blind_index_column)),
+        nsp, rel, col, key_name, bind, COALESCE(context_column, ''), COALESCE(blind_index_column, ''));
+    IF blind_index_column IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %I.%I (%I)', nsp, rel, blind_index_column);
+    END IF;
+
+    INSERT INTO customer_vault.protected_columns
+        (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column)
+    VALUES (nsp, rel, col, key_name, bind, context_column, blind_index_column);
+
+    PERFORM customer_vault._refresh_decrypted_view(tbl);
+END
+$$;
+COMMENT ON FUNCTION customer_vault.protect_column(regclass, name, text, name, name) IS
+    'encrypts a text column in place (one table rewrite) and seals every later INSERT/UPDATE; creates <table>_decrypted';
+
+CREATE PROCEDURE customer_vault.reencrypt(tbl regclass, col name, batch_size integer DEFAULT 10000,
+                                          context_column name DEFAULT NULL)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    coltype regtype;
+    p customer_vault.protected_columns;
+    ctx_expr text := 'NULL';
+    new_expr text;
+    need_expr text;
+    nblocks bigint;
+    per_page double precision;
+    step bigint;
+    blk bigint := 0;
+    n bigint;
+    passes integer := 0;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and column must not be null';
+    END IF;
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'batch_size must be at least 1';
+    END IF;
+    SELECT n.nspname, c.relname INTO nsp, rel
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    SELECT a.atttypid::regtype INTO coltype
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
+       AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('column %I of table %s does not exist', col, tbl);
+    END IF;
+    SELECT * INTO p FROM customer_vault.protected_columns pc
+     WHERE pc.schema_name OPERATOR(pg_catalog.=) nsp AND pc.table_name OPERATOR(pg_catalog.=) rel
+       AND pc.column_name OPERATOR(pg_catalog.=) col;
+    IF FOUND THEN
+        IF p.context_column IS NULL THEN
+            ctx_expr := pg_catalog.quote_literal(p.binding);
+        ELSE
+            ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', p.binding, p.context_column);
+        END IF;
+        new_expr := pg_catalog.format('customer_vault._reseal(%I, %s, true)', col, ctx_expr);
+        need_expr := pg_catalog.format('customer_vault._needs_reseal(%I, true)', col);
+    ELSIF coltype IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype) THEN
+        IF context_column IS NOT NULL THEN
+            ctx_expr := pg_catalog.format('%I::text', context_column);
+        END IF;
+        new_expr := pg_catalog.format('customer_vault._reseal(%I, %s)', col, ctx_expr);
+        need_expr := pg_catalog.format('customer_vault._needs_reseal(%I)', col);
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = pg_catalog.format('column %I of table %s is neither encrypted nor protected', col, tbl);
+    END IF;
+
+    -- walk the table in block ranges of about batch_size rows, one commit each;
+    -- a rerun after an interruption only finds the values still to do
+    nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+    SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
+                THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 50 END
+      INTO per_page FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    step := GREATEST(1, (batch_size OPERATOR(pg_catalog./) GREATEST(per_page, 1))::bigint);
+    WHILE blk OPERATOR(pg_catalog.<) nblocks LOOP
+        EXECUTE pg_catalog.format(
+            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.>=) %L::tid AND ctid OPERATOR(pg_catalog.<) %L::tid AND %s',
+            nsp, rel, col, new_expr,
+            pg_catalog.format('(%s,0)', blk), pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), need_expr);
+        blk := blk OPERATOR(pg_catalog.+) step;
+        COMMIT;
+    END LOOP;
+    -- rows that moved or arrived meanwhile
+    LOOP
+        EXECUTE pg_catalog.format(
+            'UPDATE %I.%I SET %I = %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %I.%I WHERE %s LIMIT %s))',
+            nsp, rel, col, new_expr, nsp, rel, need_expr, batch_size);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        COMMIT;
+        passes := passes OPERATOR(pg_catalog.+) 1;
+        EXIT WHEN n OPERATOR(pg_catalog.=) 0 OR passes OPERATOR(pg_catalog.>) 1000;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE customer_vault.reencrypt(regclass, name, integer, name) IS
+    'moves every value of a column to the active version of its key in committed batches; resumable';
+
+---------------------------------------------------------------------------
+-- Privileges: nothing for PUBLIC but the type I/O and is_sealed
+---------------------------------------------------------------------------
+
+REVOKE ALL ON ALL TABLES IN SCHEMA customer_vault FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA customer_vault FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA customer_vault FROM PUBLIC;
+REVOKE ALL ON ALL PROCEDURES IN SCHEMA customer_vault FROM PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    customer_vault.encrypted_text_in(cstring), customer_vault.encrypted_text_out(customer_vault.encrypted_text),
+    customer_vault.encrypted_text_recv(internal), customer_vault.encrypted_text_send(customer_vault.encrypted_text),
+    customer_vault.encrypted_bytea_in(cstring), customer_vault.encrypted_bytea_out(customer_vault.encrypted_bytea),
+    customer_vault.encrypted_bytea_recv(internal), customer_vault.encrypted_bytea_send(customer_vault.encrypted_bytea),
+    customer_vault.is_sealed(text)
+    TO PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    customer_vault.version(),
+    customer_vault.create_key(text, text), customer_vault.rotate_key(text), customer_vault.rewrap_keys(),
+    customer_vault.root_key_fingerprint(),
+    customer_vault.shred_subject(text),
+    customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea),
+    customer_vault.blind_index(text, text),
+    customer_vault.protect_column(regclass, name, text, name, name),
+    customer_vault._check_key(text), customer_vault._seal_column(text, text, text),
+    customer_vault._protect_trigger(), customer_vault._refresh_decrypted_view(regclass),
+    customer_vault._reseal(customer_vault.encrypted_text, text),
+    customer_vault._reseal(customer_vault.encrypted_bytea, text),
+    customer_vault._reseal(text, text, boolean),
+    customer_vault._needs_reseal(customer_vault.encrypted_text, boolean),
+    customer_vault._needs_reseal(customer_vault.encrypted_bytea, boolean),
+    customer_vault._needs_reseal(text, boolean)
+    TO customer_vault_admin;
+GRANT EXECUTE ON PROCEDURE customer_vault.reencrypt(regclass, name, integer, name) TO customer_vault_admin;
+GRANT SELECT ON customer_vault.keys TO customer_vault_admin, customer_vault_auditor;
+GRANT SELECT, INSERT, UPDATE, DELETE ON customer_vault.protected_columns TO customer_vault_admin;
+GRANT SELECT ON customer_vault.protected_columns TO customer_vault_auditor;
+
+-- the writer stores data and never reads it back
+GRANT EXECUTE ON FUNCTION
+    customer_vault.encrypt(text, text, text), customer_vault.encrypt(bytea, text, text),
+    customer_vault.encrypt_for_subject(text, text, text),
+    customer_vault.blind_index(text, text)
+    TO customer_vault_writer;
+
+-- the reader decrypts
+GRANT EXECUTE ON FUNCTION
+    customer_vault.decrypt(customer_vault.encrypted_text, text),
+    customer_vault.decrypt(customer_vault.encrypted_bytea, text),
+    customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea),
+    customer_vault.blind_index(text, text)
+    TO customer_vault_reader;
+
+GRANT EXECUTE ON FUNCTION customer_vault.version(),
+    customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea)
+    TO customer_vault_auditor;

@@ -1,0 +1,765 @@
+/*-------------------------------------------------------------------------
+ * columns.c
+ *		Sealing and opening values: encrypt/decrypt (explicit path),
+ *		encrypt_for_subject, key_of, blind_index, and the BEFORE ROW trigger
+ *		behind protect_column (transparent path).
+ *
+ * Associated data of a value = the 8-byte envelope header (version, type,
+ * flags, key id) followed by the caller's context when one is given (the
+ * header's context flag records that).  protect_column's context is the
+ * column's binding string (its qualified name at protection time, length
+ * prefixed) followed by the row's context column as text, so a value
+ * moved to another column or row fails to authenticate.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+
+static bytea *cv_text_to_envelope(const char *s, size_t len, CvEnvelope *env);
+
+/* per call site memo of the last key used */
+typedef struct CvKeyMemo
+{
+	uint64		generation;
+	uint32		id;
+	CvKey	   *key;
+	char		name[NAMEDATALEN];
+} CvKeyMemo;
+
+/* the memo of this call site, allocated on first use */
+static CvKeyMemo *
+cv_memo(FunctionCallInfo fcinfo)
+{
+	if (fcinfo->flinfo->fn_extra == NULL)
+		fcinfo->flinfo->fn_extra = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt,
+														  sizeof(CvKeyMemo));
+	return (CvKeyMemo *) fcinfo->flinfo->fn_extra;
+}
+
+/* the data key with this id, through the call site's memo */
+static CvKey *
+cv_memo_key_by_id(FunctionCallInfo fcinfo, uint32 id)
+{
+	CvKeyMemo  *m = cv_memo(fcinfo);
+
+	if (cv_keys_stale || m->generation != cv_key_generation || m->id != id || m->key == NULL)
+	{
+		m->key = CvKeyById(id);
+		m->id = id;
+		m->name[0] = '\0';
+		m->generation = cv_key_generation;
+	}
+	return m->key;
+}
+
+/* the active key of a name, through the call site's memo */
+static CvKey *
+cv_memo_key_by_name(FunctionCallInfo fcinfo, text *name, bool blind)
+{
+	CvKeyMemo  *m = cv_memo(fcinfo);
+	int			len = VARSIZE_ANY_EXHDR(name);
+
+	if (cv_keys_stale || m->generation != cv_key_generation || m->key == NULL ||
+		len >= NAMEDATALEN || strncmp(m->name, VARDATA_ANY(name), len) != 0 ||
+		m->name[len] != '\0')
+	{
+		char	   *cname = text_to_cstring(name);
+
+		m->key = blind ? CvBlindIndexKeyByName(cname) : CvActiveKeyByName(cname);
+		strlcpy(m->name, cname, NAMEDATALEN);
+		m->id = m->key->id;
+		m->generation = cv_key_generation;
+		pfree(cname);
+	}
+	return m->key;
+}
+
+/* seal plaintext under a key; ctx NULL means no context */
+bytea *
+CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
+			const char *ctx, int ctxlen)
+{
+	bytea	   *res;
+	uint8	   *buf;
+
+	if (key->destroyed || key->aead == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key %u has been destroyed", key->id)));
+	if (ptlen > CV_MAX_PLAINTEXT)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("value is too long to encrypt"),
+				 errdetail("The largest value is %d bytes.", CV_MAX_PLAINTEXT)));
+	res = palloc(VARHDRSZ + CV_ENV_OVERHEAD + ptlen);
+	SET_VARSIZE(res, VARHDRSZ + CV_ENV_OVERHEAD + ptlen);
+	buf = (uint8 *) VARDATA(res);
+	cv_envelope_write_header(buf, type, ctx ? CV_ENV_FLAG_CONTEXT : 0, key->id);
+	CvRandomNonce(buf + CV_ENV_HEADER_LEN);
+	if (!cv_aead_seal(key->aead, buf + CV_ENV_HEADER_LEN,
+					  buf, CV_ENV_HEADER_LEN,
+					  (const uint8 *) ctx, ctx ? ctxlen : 0,
+					  (const uint8 *) pt, ptlen,
+					  buf + CV_ENV_HEADER_LEN + CV_NONCE_LEN,
+					  buf + CV_ENV_HEADER_LEN + CV_NONCE_LEN + ptlen))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("AES-256-GCM encryption failed in the crypto library")));
+	return res;
+}
+
+/* parse a stored value, or raise an error (a stored value should always parse) */
+void
+CvParseOrError(const bytea *value, int type, CvEnvelope *env)
+{
+	CvEnvError	err = cv_envelope_parse((const uint8 *) VARDATA_ANY(value),
+										VARSIZE_ANY_EXHDR(value), type, env);
+
+	if (err != CV_ENV_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored encrypted value is malformed"),
+				 errdetail("%s", cv_envelope_strerror(err))));
+}
+
+/*
+ * Try to open an envelope into pt_out (ciphertext_len bytes): 1 when
+ * authentic, 0 when not (or the presence of a context differs), -1 when its
+ * key was destroyed.  Key lookup and library failures raise errors.
+ */
+int
+CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out)
+{
+	CvKey	   *key = CvKeyById(env->key_id);
+	int			rc;
+
+	if (key->destroyed)
+		return -1;
+	if (((env->flags & CV_ENV_FLAG_CONTEXT) != 0) != (ctx != NULL))
+		return 0;
+	rc = cv_aead_open(key->aead, env->nonce, env->header, CV_ENV_HEADER_LEN,
+					  (const uint8 *) ctx, ctx ? ctxlen : 0,
+					  env->ciphertext, env->ciphertext_len, env->tag, (uint8 *) pt_out);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("AES-256-GCM decryption failed in the crypto library")));
+	return rc;
+}
+
+/* open an envelope into pt_out; false when its key was destroyed, errors otherwise */
+bool
+CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out)
+{
+	int			rc = CvTryOpenValue(env, ctx, ctxlen, pt_out);
+
+	if (rc == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not decrypt value: authentication failed"),
+				 errdetail("The value was altered, moved to another column or row, or the context does not match the one it was encrypted with.")));
+	return rc > 0;
+}
+
+/* blind index of a plaintext under a named key's derived subkey */
+static bytea *
+cv_blind_mac(CvKey *key, const char *pt, size_t ptlen)
+{
+	bytea	   *mac = palloc(VARHDRSZ + CV_MAC_LEN);
+
+	SET_VARSIZE(mac, VARHDRSZ + CV_MAC_LEN);
+	if (!cv_hmac_sha256(key->bidx_key, CV_KEY_LEN, (const uint8 *) pt, ptlen,
+						(uint8 *) VARDATA(mac)))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not compute HMAC-SHA-256")));
+	return mac;
+}
+
+/* the context argument at position argno as a detoasted text, or NULL */
+static text *
+cv_context_arg(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_NARGS() <= argno || PG_ARGISNULL(argno))
+		return NULL;
+	return PG_GETARG_TEXT_PP(argno);
+}
+
+/* shared body of encrypt(text|bytea, key_name, context) */
+static Datum
+cv_encrypt_common(FunctionCallInfo fcinfo, int type)
+{
+	bytea	   *pt;
+	text	   *ctx;
+	CvKey	   *key;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key name must not be null")));
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	pt = PG_GETARG_BYTEA_PP(0);
+	ctx = cv_context_arg(fcinfo, 2);
+	key = cv_memo_key_by_name(fcinfo, PG_GETARG_TEXT_PP(1), false);
+	PG_RETURN_BYTEA_P(CvSealValue(key, type, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt),
+								  ctx ? VARDATA_ANY(ctx) : NULL,
+								  ctx ? VARSIZE_ANY_EXHDR(ctx) : 0));
+}
+
+/* shared body of decrypt(encrypted_text|encrypted_bytea, context) */
+static Datum
+cv_decrypt_common(FunctionCallInfo fcinfo, int type)
+{
+	bytea	   *v;
+	text	   *ctx;
+	CvEnvelope	env;
+	CvKey	   *key;
+	bytea	   *res;
+	int			rc;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	v = PG_GETARG_BYTEA_PP(0);
+	ctx = cv_context_arg(fcinfo, 1);
+	CvParseOrError(v, type, &env);
+	key = cv_memo_key_by_id(fcinfo, env.key_id);
+	if (key->destroyed)
+		PG_RETURN_NULL();		/* crypto-shredded: reads as NULL */
+	if ((env.flags & CV_ENV_FLAG_CONTEXT) && ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value was encrypted with a context"),
+				 errhint("Pass the context used at encryption time to decrypt().")));
+	if (!(env.flags & CV_ENV_FLAG_CONTEXT) && ctx != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("value was encrypted without a context"),
+				 errhint("Call decrypt() without a context for this value.")));
+	res = palloc(VARHDRSZ + env.ciphertext_len);
+	SET_VARSIZE(res, VARHDRSZ + env.ciphertext_len);
+	rc = cv_aead_open(key->aead, env.nonce, env.header, CV_ENV_HEADER_LEN,
+					  ctx ? (const uint8 *) VARDATA_ANY(ctx) : NULL,
+					  ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
+					  env.ciphertext, env.ciphertext_len, env.tag, (uint8 *) VARDATA(res));
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("AES-256-GCM decryption failed in the crypto library")));
+	if (rc == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("could not decrypt value: authentication failed"),
+				 errdetail("The value was altered, moved to another column or row, or the context does not match the one it was encrypted with.")));
+	PG_FREE_IF_COPY(v, 0);
+	PG_RETURN_BYTEA_P(res);
+}
+
+PG_FUNCTION_INFO_V1(cv_encrypt_text);
+PG_FUNCTION_INFO_V1(cv_encrypt_bytea);
+PG_FUNCTION_INFO_V1(cv_decrypt_text);
+PG_FUNCTION_INFO_V1(cv_decrypt_bytea);
+PG_FUNCTION_INFO_V1(cv_encrypt_for_subject);
+PG_FUNCTION_INFO_V1(cv_key_of);
+PG_FUNCTION_INFO_V1(cv_key_id_of);
+PG_FUNCTION_INFO_V1(cv_blind_index);
+PG_FUNCTION_INFO_V1(cv_is_sealed);
+PG_FUNCTION_INFO_V1(cv_reseal);
+PG_FUNCTION_INFO_V1(cv_seal_column);
+PG_FUNCTION_INFO_V1(cv_protect_trigger);
+PG_FUNCTION_INFO_V1(cv_check_key);
+PG_FUNCTION_INFO_V1(cv_needs_reseal);
+
+/* _check_key(name): raise an error unless the named key exists and is active */
+Datum
+cv_check_key(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	(void) CvActiveKeyByName(name);
+	PG_RETURN_VOID();
+}
+
+/*
+ * _needs_reseal(value, text_form): whether a value is under an older
+ * version of a named key (what reencrypt re-seals).
+ */
+Datum
+cv_needs_reseal(PG_FUNCTION_ARGS)
+{
+	bool		is_text_form = PG_GETARG_BOOL(1);
+	CvEnvelope	env;
+	CvKey	   *key;
+	CvKey	   *active;
+
+	if (is_text_form)
+	{
+		text	   *t = PG_GETARG_TEXT_PP(0);
+
+		if (cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
+			PG_RETURN_BOOL(false);
+	}
+	else
+		CvParseOrError(PG_GETARG_BYTEA_PP(0), 0, &env);
+	key = cv_memo_key_by_id(fcinfo, env.key_id);
+	if (key->is_subject || key->destroyed)
+		PG_RETURN_BOOL(false);
+	active = CvActiveKeyByName(key->name);
+	PG_RETURN_BOOL(active->id != env.key_id);
+}
+
+/* encrypt(text, key_name, context) */
+Datum
+cv_encrypt_text(PG_FUNCTION_ARGS)
+{
+	return cv_encrypt_common(fcinfo, CV_ENV_TYPE_TEXT);
+}
+
+/* encrypt(bytea, key_name, context) */
+Datum
+cv_encrypt_bytea(PG_FUNCTION_ARGS)
+{
+	return cv_encrypt_common(fcinfo, CV_ENV_TYPE_BYTEA);
+}
+
+/* decrypt(encrypted_text, context) */
+Datum
+cv_decrypt_text(PG_FUNCTION_ARGS)
+{
+	return cv_decrypt_common(fcinfo, CV_ENV_TYPE_TEXT);
+}
+
+/* decrypt(encrypted_bytea, context) */
+Datum
+cv_decrypt_bytea(PG_FUNCTION_ARGS)
+{
+	return cv_decrypt_common(fcinfo, CV_ENV_TYPE_BYTEA);
+}
+
+/* encrypt_for_subject(subject, plaintext, context): under the subject's own key */
+Datum
+cv_encrypt_for_subject(PG_FUNCTION_ARGS)
+{
+	char	   *subject;
+	text	   *pt;
+	text	   *ctx;
+	CvKey	   *key;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subject identifier must not be null")));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_NULL();
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	pt = PG_GETARG_TEXT_PP(1);
+	ctx = cv_context_arg(fcinfo, 2);
+	key = CvSubjectKey(subject, true);
+	PG_RETURN_BYTEA_P(CvSealValue(key, CV_ENV_TYPE_TEXT, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt),
+								  ctx ? VARDATA_ANY(ctx) : NULL,
+								  ctx ? VARSIZE_ANY_EXHDR(ctx) : 0));
+}
+
+/* key_of(value): 'name:version', or 'subject:<key id>' for a subject key */
+Datum
+cv_key_of(PG_FUNCTION_ARGS)
+{
+	bytea	   *v = PG_GETARG_BYTEA_PP(0);
+	CvEnvelope	env;
+	CvKey	   *key;
+	CvEnvError	err = cv_envelope_parse((const uint8 *) VARDATA_ANY(v),
+										VARSIZE_ANY_EXHDR(v), 0, &env);
+
+	if (err != CV_ENV_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("stored encrypted value is malformed"),
+				 errdetail("%s", cv_envelope_strerror(err))));
+	key = cv_memo_key_by_id(fcinfo, env.key_id);
+	if (key->is_subject)
+		PG_RETURN_TEXT_P(cstring_to_text(psprintf("subject:%u", key->id)));
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s:%d", key->name, key->version)));
+}
+
+/* the key id recorded in a value's envelope, without any key access */
+Datum
+cv_key_id_of(PG_FUNCTION_ARGS)
+{
+	bytea	   *v = PG_GETARG_BYTEA_PP(0);
+	CvEnvelope	env;
+
+	CvParseOrError(v, 0, &env);
+	PG_RETURN_INT32((int32) env.key_id);
+}
+
+/* blind_index(plaintext, key_name): HMAC-SHA-256 under a subkey of the key */
+Datum
+cv_blind_index(PG_FUNCTION_ARGS)
+{
+	text	   *pt = PG_GETARG_TEXT_PP(0);
+	CvKey	   *key = cv_memo_key_by_name(fcinfo, PG_GETARG_TEXT_PP(1), true);
+
+	PG_RETURN_BYTEA_P(cv_blind_mac(key, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt)));
+}
+
+/* decode the text form of a text envelope; NULL when it is not one */
+static bytea *
+cv_text_to_envelope(const char *s, size_t len, CvEnvelope *env)
+{
+	bytea	   *bin;
+	size_t		binlen;
+
+	if (len < CV_ENV_TEXT_PREFIX_LEN ||
+		memcmp(s, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) != 0)
+		return NULL;
+	bin = palloc(VARHDRSZ + cv_base64_max_decoded_len(len) + 1);
+	if (cv_envelope_from_text(s, len, (uint8 *) VARDATA(bin), &binlen) != CV_ENV_OK ||
+		cv_envelope_parse((const uint8 *) VARDATA(bin), binlen, CV_ENV_TYPE_TEXT, env) != CV_ENV_OK)
+	{
+		pfree(bin);
+		return NULL;
+	}
+	SET_VARSIZE(bin, VARHDRSZ + binlen);
+	/* env points into bin */
+	return bin;
+}
+
+/* text form of a sealed value, as a text datum */
+static text *
+cv_envelope_as_text(bytea *sealed)
+{
+	size_t		binlen = VARSIZE_ANY_EXHDR(sealed);
+	text	   *res = palloc(VARHDRSZ + cv_envelope_text_len(binlen));
+	size_t		n = cv_envelope_to_text((const uint8 *) VARDATA_ANY(sealed), binlen, VARDATA(res));
+
+	SET_VARSIZE(res, VARHDRSZ + n);
+	return res;
+}
+
+/* is_sealed(text): whether a text holds a well-formed text envelope */
+Datum
+cv_is_sealed(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+	CvEnvelope	env;
+	bytea	   *bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
+
+	PG_RETURN_BOOL(bin != NULL);
+}
+
+/* open a value for re-sealing; the plaintext is palloc'd, caller wipes it */
+static char *
+cv_open_for_reseal(const CvEnvelope *env, const char *ctx, int ctxlen)
+{
+	char	   *pt = palloc(env->ciphertext_len + 1);
+
+	if (!CvOpenValue(env, ctx, ctxlen, pt))
+	{
+		pfree(pt);
+		return NULL;
+	}
+	return pt;
+}
+
+/*
+ * _reseal(value, context): the value re-encrypted under the active version
+ * of its key's name (rotation); values under subject or destroyed keys and
+ * values already under the active version come back unchanged.  Accepts
+ * encrypted_text/encrypted_bytea (as bytea) or a text envelope (protected
+ * columns).  The plaintext never leaves this function and is wiped.
+ */
+Datum
+cv_reseal(PG_FUNCTION_ARGS)
+{
+	Datum		arg = PG_GETARG_DATUM(0);
+	bool		is_text_form = PG_NARGS() > 2 && PG_GETARG_BOOL(2);
+	text	   *ctx = cv_context_arg(fcinfo, 1);
+	CvEnvelope	env;
+	bytea	   *bin;
+	CvKey	   *key;
+	CvKey	   *active;
+	char	   *pt;
+	bytea	   *sealed;
+
+	if (is_text_form)
+	{
+		text	   *t = DatumGetTextPP(arg);
+
+		bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
+		if (bin == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("protected column holds a value that is not a ciphertext envelope")));
+	}
+	else
+	{
+		bin = DatumGetByteaPP(arg);
+		CvParseOrError(bin, 0, &env);
+	}
+	key = CvKeyById(env.key_id);
+	if (key->is_subject || key->destroyed)
+		PG_RETURN_DATUM(arg);
+	active = CvActiveKeyByName(key->name);
+	if (active->id == env.key_id)
+		PG_RETURN_DATUM(arg);
+	pt = cv_open_for_reseal(&env, ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0);
+	active = CvActiveKeyByName(key->name);
+	sealed = CvSealValue(active, env.type, pt, env.ciphertext_len,
+						 ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0);
+	cv_wipe(pt, env.ciphertext_len);
+	pfree(pt);
+	if (is_text_form)
+		PG_RETURN_TEXT_P(cv_envelope_as_text(sealed));
+	PG_RETURN_BYTEA_P(sealed);
+}
+
+/*
+ * _seal_column(plaintext, key_name, context): the text envelope stored by a
+ * protected column, used by protect_column's one-time table rewrite.  A
+ * value that already is an envelope is kept.
+ */
+Datum
+cv_seal_column(PG_FUNCTION_ARGS)
+{
+	text	   *pt = PG_GETARG_TEXT_PP(0);
+	text	   *ctx = cv_context_arg(fcinfo, 2);
+	CvEnvelope	env;
+	CvKey	   *key;
+
+	if (cv_text_to_envelope(VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt), &env) != NULL)
+		PG_RETURN_TEXT_P(pt);
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the context of a protected value must not be null")));
+	key = cv_memo_key_by_name(fcinfo, PG_GETARG_TEXT_PP(1), false);
+	PG_RETURN_TEXT_P(cv_envelope_as_text(CvSealValue(key, CV_ENV_TYPE_TEXT,
+													  VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt),
+													  VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx))));
+}
+
+/* the row context string of a protected column: binding || context column text */
+static char *
+cv_row_context(Relation rel, HeapTuple tup, const char *binding, const char *ctxcol,
+			   int *len)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, binding);
+	if (ctxcol[0] != '\0')
+	{
+		int			attnum = SPI_fnumber(desc, ctxcol);
+		bool		isnull;
+		Datum		d;
+		Oid			typoutput;
+		bool		typisvarlena;
+
+		if (attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("context column \"%s\" of table \"%s\" does not exist",
+							ctxcol, RelationGetRelationName(rel)),
+					 errhint("Run customer_vault.protect_column() again after renaming columns.")));
+		d = heap_getattr(tup, attnum, desc, &isnull);
+		if (isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_NOT_NULL_VIOLATION),
+					 errmsg("context column \"%s\" of table \"%s\" must not be null in a row with protected values",
+							ctxcol, RelationGetRelationName(rel)),
+					 errhint("Give the context column a value (for example the customer id) before the protected column.")));
+		getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &typisvarlena);
+		appendStringInfoString(&buf, OidOutputFunctionCall(typoutput, d));
+	}
+	*len = buf.len;
+	return buf.data;
+}
+
+/*
+ * BEFORE INSERT OR UPDATE ROW trigger of a protected column.  Arguments:
+ * column, key name, binding, context column ('' for none), blind index
+ * column ('' for none).  Plaintext is sealed before the row is written;
+ * ciphertext arriving as it is (restore, COPY, a copy of the row's own
+ * value) is checked to belong to this column and row and kept.
+ */
+Datum
+cv_protect_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	Relation	rel;
+	TupleDesc	desc;
+	HeapTuple	newtup;
+	HeapTuple	oldtup = NULL;
+	char	  **args;
+	int			attnum;
+	int			bidx_attnum = 0;
+	Datum		value;
+	bool		isnull;
+	Datum		repl_values[2];
+	bool		repl_nulls[2] = {false, false};
+	int			repl_cols[2];
+	int			nrepl = 0;
+	char	   *ctx;
+	int			ctxlen;
+	text	   *t;
+	CvEnvelope	env;
+	bytea	   *bin;
+	char	   *pt = NULL;
+	size_t		ptlen = 0;
+	bool		wipe_pt = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)) ||
+		td->tg_trigger->tgnargs != 5)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("customer_vault protection trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW with five arguments")));
+
+	rel = td->tg_relation;
+	desc = RelationGetDescr(rel);
+	args = td->tg_trigger->tgargs;
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		newtup = td->tg_newtuple;
+		oldtup = td->tg_trigtuple;
+	}
+	else
+		newtup = td->tg_trigtuple;
+
+	attnum = SPI_fnumber(desc, args[0]);
+	if (attnum <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("protected column \"%s\" of table \"%s\" does not exist",
+						args[0], RelationGetRelationName(rel)),
+				 errhint("Run customer_vault.protect_column() again after renaming columns.")));
+	if (args[4][0] != '\0')
+	{
+		bidx_attnum = SPI_fnumber(desc, args[4]);
+		if (bidx_attnum <= 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("blind index column \"%s\" of table \"%s\" does not exist",
+							args[4], RelationGetRelationName(rel))));
+	}
+
+	value = heap_getattr(newtup, attnum, desc, &isnull);
+	if (isnull)
+	{
+		if (bidx_attnum == 0)
+			return PointerGetDatum(newtup);
+		repl_cols[0] = bidx_attnum;
+		repl_values[0] = (Datum) 0;
+		repl_nulls[0] = true;
+		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
+														 repl_values, repl_nulls));
+	}
+
+	ctx = cv_row_context(rel, newtup, args[2], args[3], &ctxlen);
+	t = DatumGetTextPP(value);
+
+	if (oldtup != NULL)
+	{
+		bool		oldnull;
+		Datum		oldvalue = heap_getattr(oldtup, attnum, desc, &oldnull);
+
+		if (!oldnull && datumIsEqual(oldvalue, value, false, -1))
+		{
+			int			oldctxlen;
+			char	   *oldctx = cv_row_context(rel, oldtup, args[2], args[3], &oldctxlen);
+
+			/* unchanged value under an unchanged context: nothing to do */
+			if (oldctxlen == ctxlen && memcmp(oldctx, ctx, ctxlen) == 0)
+			{
+				if (bidx_attnum == 0)
+					return PointerGetDatum(newtup);
+				/* the blind index follows the value, not the statement */
+				repl_cols[0] = bidx_attnum;
+				repl_values[0] = heap_getattr(oldtup, bidx_attnum, desc, &repl_nulls[0]);
+				return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
+																 repl_values, repl_nulls));
+			}
+			/* the row's context changed: re-bind the value to the new one */
+			bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
+			if (bin == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
+								args[0])));
+			pt = cv_open_for_reseal(&env, oldctx, oldctxlen);
+			if (pt == NULL)
+				return PointerGetDatum(newtup);	/* key destroyed: nothing to re-bind */
+			ptlen = env.ciphertext_len;
+			wipe_pt = true;
+			goto seal;
+		}
+	}
+
+	bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
+	if (bin != NULL)
+	{
+		/* ciphertext arriving as it is: keep it if it belongs here */
+		char	   *check = palloc(env.ciphertext_len + 1);
+		int			rc = CvTryOpenValue(&env, ctx, ctxlen, check);
+
+		if (rc == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("ciphertext stored into protected column \"%s\" belongs to another column or row",
+							args[0]),
+					 errhint("Store plaintext; the column encrypts it.")));
+		if (bidx_attnum == 0)
+		{
+			cv_wipe(check, env.ciphertext_len);
+			return PointerGetDatum(newtup);
+		}
+		repl_cols[0] = bidx_attnum;
+		if (rc < 0)
+		{
+			/* under a destroyed key: kept as it is, it reads as NULL */
+			repl_values[0] = (Datum) 0;
+			repl_nulls[0] = true;
+		}
+		else
+			repl_values[0] = PointerGetDatum(cv_blind_mac(CvBlindIndexKeyByName(args[1]),
+														  check, env.ciphertext_len));
+		cv_wipe(check, env.ciphertext_len);
+		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
+														 repl_values, repl_nulls));
+	}
+
+	/* plaintext: seal it before the row is written */
+	pt = VARDATA_ANY(t);
+	ptlen = VARSIZE_ANY_EXHDR(t);
+
+seal:
+	{
+		CvKey	   *key = CvActiveKeyByName(args[1]);
+		bytea	   *sealed = CvSealValue(key, CV_ENV_TYPE_TEXT, pt, ptlen, ctx, ctxlen);
+
+		repl_cols[nrepl] = attnum;
+		repl_values[nrepl] = PointerGetDatum(cv_envelope_as_text(sealed));
+		nrepl++;
+	}
+	if (bidx_attnum != 0)
+	{
+		repl_cols[nrepl] = bidx_attnum;
+		repl_values[nrepl] = PointerGetDatum(cv_blind_mac(CvBlindIndexKeyByName(args[1]),
+														  pt, ptlen));
+		nrepl++;
+	}
+	if (wipe_pt)
+		cv_wipe(pt, ptlen);
+	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, nrepl, repl_cols,
+													 repl_values, repl_nulls));
+}

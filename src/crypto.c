@@ -1,0 +1,169 @@
+/*-------------------------------------------------------------------------
+ * crypto.c
+ *		AEAD seal/open and HMAC/HKDF wrappers over OpenSSL EVP, nothing else.
+ *		No server calls: errors are reported by return value and the
+ *		callers turn them into ereport()s.
+ *-------------------------------------------------------------------------
+ */
+#include "crypto.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
+
+struct CvAead
+{
+	EVP_CIPHER_CTX *enc;		/* key schedule set once, nonce per value */
+	EVP_CIPHER_CTX *dec;
+};
+
+/* set up encryption and decryption contexts holding the key schedule */
+CvAead *
+cv_aead_new(const uint8_t key[CV_KEY_LEN])
+{
+	CvAead	   *a = calloc(1, sizeof(CvAead));
+
+	if (a == NULL)
+		return NULL;
+	a->enc = EVP_CIPHER_CTX_new();
+	a->dec = EVP_CIPHER_CTX_new();
+	if (a->enc == NULL || a->dec == NULL ||
+		EVP_EncryptInit_ex(a->enc, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+		EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
+		EVP_EncryptInit_ex(a->enc, NULL, NULL, key, NULL) != 1 ||
+		EVP_DecryptInit_ex(a->dec, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+		EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) != 1 ||
+		EVP_DecryptInit_ex(a->dec, NULL, NULL, key, NULL) != 1)
+	{
+		cv_aead_free(a);
+		return NULL;
+	}
+	return a;
+}
+
+/* free the contexts; OpenSSL cleanses the key schedule */
+void
+cv_aead_free(CvAead *a)
+{
+	if (a == NULL)
+		return;
+	if (a->enc)
+		EVP_CIPHER_CTX_free(a->enc);
+	if (a->dec)
+		EVP_CIPHER_CTX_free(a->dec);
+	free(a);
+}
+
+/* AES-256-GCM encrypt pt with the given 12-byte nonce and two AAD parts */
+bool
+cv_aead_seal(CvAead *a, const uint8_t *nonce,
+			 const uint8_t *aad1, size_t aad1_len,
+			 const uint8_t *aad2, size_t aad2_len,
+			 const uint8_t *pt, size_t pt_len,
+			 uint8_t *ct, uint8_t *tag)
+{
+	int			outl;
+
+	if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) != 1)
+		return false;
+	if (aad1_len > 0 && EVP_EncryptUpdate(a->enc, NULL, &outl, aad1, (int) aad1_len) != 1)
+		return false;
+	if (aad2_len > 0 && EVP_EncryptUpdate(a->enc, NULL, &outl, aad2, (int) aad2_len) != 1)
+		return false;
+	if (pt_len > 0 && EVP_EncryptUpdate(a->enc, ct, &outl, pt, (int) pt_len) != 1)
+		return false;
+	if (EVP_EncryptFinal_ex(a->enc, ct + pt_len, &outl) != 1)
+		return false;
+	if (EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
+		return false;
+	return true;
+}
+
+/* AES-256-GCM decrypt and verify; the plaintext is wiped if the tag fails */
+int
+cv_aead_open(CvAead *a, const uint8_t *nonce,
+			 const uint8_t *aad1, size_t aad1_len,
+			 const uint8_t *aad2, size_t aad2_len,
+			 const uint8_t *ct, size_t ct_len,
+			 const uint8_t *tag, uint8_t *pt)
+{
+	int			outl;
+
+	if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1)
+		return -1;
+	if (aad1_len > 0 && EVP_DecryptUpdate(a->dec, NULL, &outl, aad1, (int) aad1_len) != 1)
+		return -1;
+	if (aad2_len > 0 && EVP_DecryptUpdate(a->dec, NULL, &outl, aad2, (int) aad2_len) != 1)
+		return -1;
+	if (ct_len > 0 && EVP_DecryptUpdate(a->dec, pt, &outl, ct, (int) ct_len) != 1)
+		return -1;
+	if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_TAG, 16, (void *) tag) != 1)
+		return -1;
+	if (EVP_DecryptFinal_ex(a->dec, pt + ct_len, &outl) != 1)
+	{
+		if (ct_len > 0)
+			OPENSSL_cleanse(pt, ct_len);
+		return 0;
+	}
+	return 1;
+}
+
+/* cryptographically strong random bytes from OpenSSL's DRBG */
+bool
+cv_random_bytes(uint8_t *buf, size_t len)
+{
+	return RAND_bytes(buf, (int) len) == 1;
+}
+
+/* HMAC-SHA-256 */
+bool
+cv_hmac_sha256(const uint8_t *key, size_t key_len,
+			   const uint8_t *msg, size_t msg_len, uint8_t out[CV_MAC_LEN])
+{
+	unsigned int outl = 0;
+
+	return HMAC(EVP_sha256(), key, (int) key_len, msg, msg_len, out, &outl) != NULL &&
+		outl == CV_MAC_LEN;
+}
+
+/* HKDF-SHA-256 (RFC 5869) with an empty salt and the given info label */
+bool
+cv_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const char *info,
+			   uint8_t *out, size_t out_len)
+{
+	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t		len = out_len;
+	bool		ok;
+
+	if (pctx == NULL)
+		return false;
+	ok = EVP_PKEY_derive_init(pctx) == 1 &&
+		EVP_PKEY_CTX_set_hkdf_md(pctx, EVP_sha256()) == 1 &&
+		EVP_PKEY_CTX_set1_hkdf_key(pctx, ikm, (int) ikm_len) == 1 &&
+		EVP_PKEY_CTX_add1_hkdf_info(pctx, (const unsigned char *) info, (int) strlen(info)) == 1 &&
+		EVP_PKEY_derive(pctx, out, &len) == 1 && len == out_len;
+	EVP_PKEY_CTX_free(pctx);
+	return ok;
+}
+
+/* SHA-256 */
+bool
+cv_sha256(const uint8_t *msg, size_t len, uint8_t out[32])
+{
+	unsigned int outl = 0;
+
+	return EVP_Digest(msg, len, out, &outl, EVP_sha256(), NULL) == 1 && outl == 32;
+}
+
+/* zero a buffer in a way the compiler cannot drop */
+void
+cv_wipe(void *buf, size_t len)
+{
+	if (buf != NULL && len > 0)
+		OPENSSL_cleanse(buf, len);
+}

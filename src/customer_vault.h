@@ -1,0 +1,76 @@
+/*-------------------------------------------------------------------------
+ * customer_vault.h
+ *		Declarations shared by the modules of customer_vault, and the
+ *		compatibility macros that keep the code building on PostgreSQL 13-17.
+ *-------------------------------------------------------------------------
+ */
+#ifndef CUSTOMER_VAULT_H
+#define CUSTOMER_VAULT_H
+
+#include "postgres.h"
+#include "fmgr.h"
+
+#include "crypto.h"
+#include "envelope.h"
+
+#ifndef CV_VERSION
+#error "CV_VERSION must be defined by the Makefile from customer_vault.control"
+#endif
+
+#define CV_SCHEMA			"customer_vault"
+#define CV_GUC_PREFIX		"customer_vault"
+
+/* soft input errors (errsave) exist from PostgreSQL 16 on */
+#if PG_VERSION_NUM >= 160000
+#define CV_INPUT_ERROR(fcinfo, rest) ereturn((fcinfo)->context, (Datum) 0, rest)
+#else
+#define CV_INPUT_ERROR(fcinfo, rest) ereport(ERROR, rest)
+#endif
+
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* guc.c */
+extern char *cv_root_key_file;
+extern char *cv_root_key_command;
+extern char *cv_previous_root_key_file;
+extern char *cv_purpose;
+extern void GucInit(void);
+
+/* labels.c */
+extern void LabelsInit(void);
+
+/* keys.c: root key, data-key ring and its cache */
+typedef struct CvKey
+{
+	uint32		id;				/* hash key: data_keys.id */
+	bool		destroyed;		/* shredded: values under it read as NULL */
+	bool		is_subject;		/* a per-subject key */
+	int32		version;
+	char		name[NAMEDATALEN];	/* empty for subject keys */
+	CvAead	   *aead;			/* key schedule, NULL when destroyed */
+	uint8		bidx_key[CV_KEY_LEN];	/* HKDF subkey for blind indexes */
+} CvKey;
+
+extern uint64 cv_key_generation;	/* bumped whenever the cache is flushed */
+extern bool cv_keys_stale;		/* a flush is pending: look keys up again */
+
+extern void KeysInit(void);
+extern void CvRootKeyMarkStale(void);
+extern CvKey *CvKeyById(uint32 id);
+extern CvKey *CvActiveKeyByName(const char *name);
+extern CvKey *CvBlindIndexKeyByName(const char *name);
+extern CvKey *CvSubjectKey(const char *subject, bool create);
+extern void CvRandomNonce(uint8 *nonce);
+
+/* columns.c: sealing and opening values */
+extern bytea *CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
+						  const char *ctx, int ctxlen);
+extern int	CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
+						   char *pt_out);
+extern bool CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
+						char *pt_out);
+extern void CvParseOrError(const bytea *value, int type, CvEnvelope *env);
+
+#endif							/* CUSTOMER_VAULT_H */

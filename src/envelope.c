@@ -1,0 +1,247 @@
+/*-------------------------------------------------------------------------
+ * envelope.c
+ *		Parse, format and validate the ciphertext envelope (see envelope.h).
+ *		Pure C, no server calls.
+ *-------------------------------------------------------------------------
+ */
+#include "envelope.h"
+
+#include <string.h>
+
+static const char b64_alphabet[] =
+"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* reverse table: -1 for characters outside the alphabet */
+static const signed char b64_reverse[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1, -1, 63,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, -1,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
+};
+
+/* check the binary form and point the fields of *out into buf */
+CvEnvError
+cv_envelope_parse(const uint8_t *buf, size_t len, int expected_type, CvEnvelope *out)
+{
+	if (len < CV_ENV_OVERHEAD)
+		return CV_ENV_TOO_SHORT;
+	if (len - CV_ENV_OVERHEAD > CV_MAX_PLAINTEXT)
+		return CV_ENV_TOO_LONG;
+	if (buf[0] != CV_ENV_VERSION)
+		return CV_ENV_BAD_VERSION;
+	if (buf[1] != CV_ENV_TYPE_TEXT && buf[1] != CV_ENV_TYPE_BYTEA)
+		return CV_ENV_BAD_TYPE;
+	if (expected_type != 0 && buf[1] != expected_type)
+		return CV_ENV_BAD_TYPE;
+	if ((buf[2] & ~CV_ENV_FLAGS_KNOWN) != 0)
+		return CV_ENV_BAD_FLAGS;
+	if (buf[3] != 0)
+		return CV_ENV_BAD_RESERVED;
+
+	out->version = buf[0];
+	out->type = buf[1];
+	out->flags = buf[2];
+	out->key_id = ((uint32_t) buf[4] << 24) | ((uint32_t) buf[5] << 16) |
+		((uint32_t) buf[6] << 8) | (uint32_t) buf[7];
+	if (out->key_id == 0 || out->key_id > 0x7FFFFFFF)
+		return CV_ENV_BAD_KEY_ID;
+	out->header = buf;
+	out->nonce = buf + CV_ENV_HEADER_LEN;
+	out->ciphertext = buf + CV_ENV_HEADER_LEN + CV_NONCE_LEN;
+	out->ciphertext_len = len - CV_ENV_OVERHEAD;
+	out->tag = buf + len - CV_TAG_LEN;
+	return CV_ENV_OK;
+}
+
+/* write the 8-byte header for a new value */
+void
+cv_envelope_write_header(uint8_t *buf, int type, int flags, uint32_t key_id)
+{
+	buf[0] = CV_ENV_VERSION;
+	buf[1] = (uint8_t) type;
+	buf[2] = (uint8_t) flags;
+	buf[3] = 0;
+	buf[4] = (uint8_t) (key_id >> 24);
+	buf[5] = (uint8_t) (key_id >> 16);
+	buf[6] = (uint8_t) (key_id >> 8);
+	buf[7] = (uint8_t) key_id;
+}
+
+/* a short description of a parse failure, for errdetail (never quotes the input) */
+const char *
+cv_envelope_strerror(CvEnvError err)
+{
+	switch (err)
+	{
+		case CV_ENV_OK:
+			return "valid envelope";
+		case CV_ENV_TOO_SHORT:
+			return "The envelope is shorter than its fixed overhead.";
+		case CV_ENV_BAD_VERSION:
+			return "The envelope has an unknown format version.";
+		case CV_ENV_BAD_TYPE:
+			return "The envelope holds a value of another type.";
+		case CV_ENV_BAD_FLAGS:
+			return "The envelope has unknown flags set.";
+		case CV_ENV_BAD_RESERVED:
+			return "The envelope's reserved field is not zero.";
+		case CV_ENV_BAD_KEY_ID:
+			return "The envelope names an invalid key id.";
+		case CV_ENV_BAD_PREFIX:
+			return "The text form does not start with the envelope prefix.";
+		case CV_ENV_BAD_BASE64:
+			return "The text form is not valid base64.";
+		case CV_ENV_TOO_LONG:
+			return "The envelope is longer than the largest value allowed.";
+	}
+	return "The envelope is malformed.";
+}
+
+/* length of the base64 encoding of len bytes */
+size_t
+cv_base64_encoded_len(size_t len)
+{
+	return ((len + 2) / 3) * 4;
+}
+
+/* encode len bytes into dst (no terminator); returns the length written */
+size_t
+cv_base64_encode(const uint8_t *src, size_t len, char *dst)
+{
+	size_t		i = 0,
+				o = 0;
+
+	while (i + 3 <= len)
+	{
+		uint32_t	v = ((uint32_t) src[i] << 16) | ((uint32_t) src[i + 1] << 8) | src[i + 2];
+
+		dst[o++] = b64_alphabet[(v >> 18) & 63];
+		dst[o++] = b64_alphabet[(v >> 12) & 63];
+		dst[o++] = b64_alphabet[(v >> 6) & 63];
+		dst[o++] = b64_alphabet[v & 63];
+		i += 3;
+	}
+	if (len - i == 1)
+	{
+		uint32_t	v = (uint32_t) src[i] << 16;
+
+		dst[o++] = b64_alphabet[(v >> 18) & 63];
+		dst[o++] = b64_alphabet[(v >> 12) & 63];
+		dst[o++] = '=';
+		dst[o++] = '=';
+	}
+	else if (len - i == 2)
+	{
+		uint32_t	v = ((uint32_t) src[i] << 16) | ((uint32_t) src[i + 1] << 8);
+
+		dst[o++] = b64_alphabet[(v >> 18) & 63];
+		dst[o++] = b64_alphabet[(v >> 12) & 63];
+		dst[o++] = b64_alphabet[(v >> 6) & 63];
+		dst[o++] = '=';
+	}
+	return o;
+}
+
+/* upper bound of the decoded length of len base64 characters */
+size_t
+cv_base64_max_decoded_len(size_t len)
+{
+	return (len / 4) * 3;
+}
+
+/*
+ * Decode canonical base64 (length a multiple of 4, padding only at the end,
+ * unused bits zero).  Returns the decoded length, or -1 when malformed.
+ */
+long
+cv_base64_decode(const char *src, size_t len, uint8_t *dst)
+{
+	size_t		i,
+				o = 0;
+
+	if (len % 4 != 0)
+		return -1;
+	for (i = 0; i < len; i += 4)
+	{
+		int			a = b64_reverse[(unsigned char) src[i]];
+		int			b = b64_reverse[(unsigned char) src[i + 1]];
+		int			c,
+					d;
+		int			last = (i + 4 == len);
+
+		if (a < 0 || b < 0)
+			return -1;
+		if (last && src[i + 2] == '=')
+		{
+			if (src[i + 3] != '=' || (b & 15) != 0)
+				return -1;
+			dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
+			break;
+		}
+		c = b64_reverse[(unsigned char) src[i + 2]];
+		if (c < 0)
+			return -1;
+		if (last && src[i + 3] == '=')
+		{
+			if ((c & 3) != 0)
+				return -1;
+			dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
+			dst[o++] = (uint8_t) (((b & 15) << 4) | (c >> 2));
+			break;
+		}
+		d = b64_reverse[(unsigned char) src[i + 3]];
+		if (d < 0)
+			return -1;
+		dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
+		dst[o++] = (uint8_t) (((b & 15) << 4) | (c >> 2));
+		dst[o++] = (uint8_t) (((c & 3) << 6) | d);
+	}
+	return (long) o;
+}
+
+/* length of the text form of a binary envelope of binlen bytes */
+size_t
+cv_envelope_text_len(size_t binlen)
+{
+	return CV_ENV_TEXT_PREFIX_LEN + cv_base64_encoded_len(binlen);
+}
+
+/* write the text form (no terminator); returns its length */
+size_t
+cv_envelope_to_text(const uint8_t *bin, size_t binlen, char *dst)
+{
+	memcpy(dst, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN);
+	return CV_ENV_TEXT_PREFIX_LEN + cv_base64_encode(bin, binlen, dst + CV_ENV_TEXT_PREFIX_LEN);
+}
+
+/*
+ * Decode the text form into dst, which must hold
+ * cv_base64_max_decoded_len(len) bytes.  Only the prefix and base64 are
+ * checked here; the caller then parses the binary form.
+ */
+CvEnvError
+cv_envelope_from_text(const char *src, size_t len, uint8_t *dst, size_t *dstlen)
+{
+	long		n;
+
+	if (len < CV_ENV_TEXT_PREFIX_LEN ||
+		memcmp(src, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) != 0)
+		return CV_ENV_BAD_PREFIX;
+	n = cv_base64_decode(src + CV_ENV_TEXT_PREFIX_LEN, len - CV_ENV_TEXT_PREFIX_LEN, dst);
+	if (n < 0)
+		return CV_ENV_BAD_BASE64;
+	*dstlen = (size_t) n;
+	return CV_ENV_OK;
+}

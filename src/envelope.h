@@ -1,0 +1,91 @@
+/*-------------------------------------------------------------------------
+ * envelope.h
+ *		The ciphertext envelope of customer_vault: its binary layout, its
+ *		text form, and their validation.  Pure C: no server calls, so the
+ *		parser can be tested and fuzzed without a running server.
+ *
+ * Binary layout (the varlena payload, also the send/recv form):
+ *
+ *	 offset  size  field
+ *	 0       1     format version (CV_ENV_VERSION)
+ *	 1       1     value type (CV_ENV_TYPE_TEXT or CV_ENV_TYPE_BYTEA)
+ *	 2       1     flags (CV_ENV_FLAG_CONTEXT: a context is bound)
+ *	 3       1     reserved, must be zero
+ *	 4       4     data key id, big-endian, > 0
+ *	 8       12    nonce
+ *	 20      n     AES-256-GCM ciphertext
+ *	 20+n    16    authentication tag
+ *
+ * The first 8 bytes (the header) are part of the associated data, so no
+ * field can be changed without the value failing to authenticate.
+ *
+ * Text form: CV_ENV_TEXT_PREFIX followed by the standard base64 encoding
+ * (with padding, no line breaks) of the binary form.
+ *-------------------------------------------------------------------------
+ */
+#ifndef CV_ENVELOPE_H
+#define CV_ENVELOPE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define CV_ENV_VERSION			1
+#define CV_ENV_TYPE_TEXT		1
+#define CV_ENV_TYPE_BYTEA		2
+#define CV_ENV_FLAG_CONTEXT		0x01
+#define CV_ENV_FLAGS_KNOWN		(CV_ENV_FLAG_CONTEXT)
+
+#define CV_ENV_HEADER_LEN		8
+#define CV_NONCE_LEN			12
+#define CV_TAG_LEN				16
+#define CV_ENV_OVERHEAD			(CV_ENV_HEADER_LEN + CV_NONCE_LEN + CV_TAG_LEN)
+/* largest plaintext accepted: well under the 1 GB varlena limit after base64 */
+#define CV_MAX_PLAINTEXT		(512 * 1024 * 1024)
+
+#define CV_ENV_TEXT_PREFIX		"cv1$"
+#define CV_ENV_TEXT_PREFIX_LEN	4
+
+typedef enum CvEnvError
+{
+	CV_ENV_OK = 0,
+	CV_ENV_TOO_SHORT,
+	CV_ENV_BAD_VERSION,
+	CV_ENV_BAD_TYPE,
+	CV_ENV_BAD_FLAGS,
+	CV_ENV_BAD_RESERVED,
+	CV_ENV_BAD_KEY_ID,
+	CV_ENV_BAD_PREFIX,
+	CV_ENV_BAD_BASE64,
+	CV_ENV_TOO_LONG
+} CvEnvError;
+
+/* a parsed envelope: pointers into the caller's buffer */
+typedef struct CvEnvelope
+{
+	uint8_t		version;
+	uint8_t		type;
+	uint8_t		flags;
+	uint32_t	key_id;
+	const uint8_t *header;		/* CV_ENV_HEADER_LEN bytes */
+	const uint8_t *nonce;		/* CV_NONCE_LEN bytes */
+	const uint8_t *ciphertext;
+	size_t		ciphertext_len;
+	const uint8_t *tag;			/* CV_TAG_LEN bytes */
+} CvEnvelope;
+
+extern CvEnvError cv_envelope_parse(const uint8_t *buf, size_t len, int expected_type,
+									CvEnvelope *out);
+extern void cv_envelope_write_header(uint8_t *buf, int type, int flags, uint32_t key_id);
+extern const char *cv_envelope_strerror(CvEnvError err);
+
+extern size_t cv_base64_encoded_len(size_t len);
+extern size_t cv_base64_encode(const uint8_t *src, size_t len, char *dst);
+extern size_t cv_base64_max_decoded_len(size_t len);
+extern long cv_base64_decode(const char *src, size_t len, uint8_t *dst);
+
+extern size_t cv_envelope_text_len(size_t binlen);
+extern size_t cv_envelope_to_text(const uint8_t *bin, size_t binlen, char *dst);
+extern CvEnvError cv_envelope_from_text(const char *src, size_t len, uint8_t *dst,
+										size_t *dstlen);
+
+#endif							/* CV_ENVELOPE_H */

@@ -1,0 +1,90 @@
+/*-------------------------------------------------------------------------
+ * guc.c
+ *		Every customer_vault.* setting and its check and assign hooks.
+ *
+ * The key-source settings hold only a path or a command, never key bytes,
+ * are superuser-only and hidden from SHOW ALL / pg_settings for others.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "utils/guc.h"
+
+char	   *cv_root_key_file = NULL;
+char	   *cv_root_key_command = NULL;
+char	   *cv_previous_root_key_file = NULL;
+char	   *cv_purpose = NULL;
+
+/* a changed key source invalidates the root key and every unwrapped data key */
+static void
+cv_key_source_assign(const char *newval, void *extra)
+{
+	CvRootKeyMarkStale();
+}
+
+/* a purpose is a short printable name, or empty for none */
+static bool
+cv_purpose_check(char **newval, void **extra, GucSource source)
+{
+	const char *p;
+
+	if (*newval == NULL)
+		return true;
+	if (strlen(*newval) >= NAMEDATALEN)
+	{
+		GUC_check_errdetail("A purpose name is at most %d bytes long.", NAMEDATALEN - 1);
+		return false;
+	}
+	for (p = *newval; *p; p++)
+	{
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+		{
+			GUC_check_errdetail("A purpose name cannot contain control characters.");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* define the settings and reserve the prefix */
+void
+GucInit(void)
+{
+	DefineCustomStringVariable("customer_vault.root_key_file",
+							   "File holding the 256-bit root key as 64 hexadecimal characters.",
+							   "The file must have permissions 0600 or 0400.",
+							   &cv_root_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, cv_key_source_assign, NULL);
+
+	DefineCustomStringVariable("customer_vault.root_key_command",
+							   "Command whose standard output is the root key as 64 hexadecimal characters.",
+							   "Use it for a KMS or vault agent instead of root_key_file.",
+							   &cv_root_key_command,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, cv_key_source_assign, NULL);
+
+	DefineCustomStringVariable("customer_vault.previous_root_key_file",
+							   "File holding the previous root key, used only while rewrap_keys() moves data keys to the new one.",
+							   NULL,
+							   &cv_previous_root_key_file,
+							   "",
+							   PGC_SIGHUP,
+							   GUC_SUPERUSER_ONLY | GUC_NO_SHOW_ALL,
+							   NULL, cv_key_source_assign, NULL);
+
+	DefineCustomStringVariable("customer_vault.purpose",
+							   "The processing purpose the session acts under.",
+							   "Consent checks answer for this purpose when none is passed.",
+							   &cv_purpose,
+							   "",
+							   PGC_USERSET,
+							   0,
+							   cv_purpose_check, NULL, NULL);
+
+	MarkGUCPrefixReserved(CV_GUC_PREFIX);
+}

@@ -1,0 +1,1228 @@
+/*-------------------------------------------------------------------------
+ * keys.c
+ *		The key hierarchy: root key loading (file or command), the data-key
+ *		ring stored wrapped in customer_vault.data_keys, wrap/unwrap, the
+ *		per-backend cache of unwrapped keys, and wiping.
+ *
+ * The root key lives in malloc'd, mlock'd memory outside every memory
+ * context, is never written to a table, a setting or a message, and is
+ * wiped when released.  Data keys are stored only wrapped under it
+ * (AES-256-GCM, associated data binding the key id), together with the
+ * root key's fingerprint so that a wrong root key gives a clear error.
+ *
+ * Unwrapped data keys are cached per backend as OpenSSL key schedules.
+ * The cache is flushed (and wiped) when the key table's relcache entry is
+ * invalidated: a statement trigger on data_keys sends that invalidation
+ * on every UPDATE, DELETE or TRUNCATE, so a rotation or a shred committed
+ * in one session is seen by the next transaction of every other session.
+ * The cache holds at most CV_KEY_CACHE_MAX keys; beyond that it is flushed.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "port.h"
+#include "storage/fd.h"
+#include "storage/ipc.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#define CV_KEY_CACHE_MAX	4096
+#define CV_SUBJECT_MAX		255
+#define CV_FP_LEN			16
+#define CV_WRAPPED_LEN		(CV_NONCE_LEN + CV_KEY_LEN + CV_TAG_LEN)
+
+/* columns of customer_vault.data_keys, in table order */
+#define Anum_dk_id				1
+#define Anum_dk_name			2
+#define Anum_dk_version			3
+#define Anum_dk_subject			4
+#define Anum_dk_state			5
+#define Anum_dk_wrapped			6
+#define Anum_dk_root_fp			7
+
+typedef struct CvRoot
+{
+	bool		loaded;
+	uint8	   *key;			/* CV_KEY_LEN bytes, malloc'd and mlock'd */
+	uint8		fp[CV_FP_LEN];
+} CvRoot;
+
+typedef struct CvNameEntry
+{
+	char		name[NAMEDATALEN];	/* hash key */
+	uint32		active_id;
+	uint32		first_id;
+} CvNameEntry;
+
+typedef struct CvSubjectEntry
+{
+	char		subject[CV_SUBJECT_MAX + 1];	/* hash key */
+	uint32		key_id;
+} CvSubjectEntry;
+
+static CvRoot cv_root;
+static CvRoot cv_prev_root;
+bool		cv_keys_stale = true;
+
+static MemoryContext cv_key_cxt = NULL;
+static HTAB *cv_key_cache = NULL;
+static HTAB *cv_name_cache = NULL;
+static HTAB *cv_subject_cache = NULL;
+
+static Oid	cv_data_keys_relid = InvalidOid;
+static Oid	cv_data_keys_pkey = InvalidOid;
+static Oid	cv_data_keys_name_idx = InvalidOid;
+static Oid	cv_data_keys_subject_idx = InvalidOid;
+
+uint64		cv_key_generation = 1;
+
+static uint8 cv_nonce_pool[CV_NONCE_LEN * 340];
+static int	cv_nonce_pos = sizeof(cv_nonce_pool);
+
+static const char cv_wrap_label[] = "cv-dk-v1";
+
+/*
+ * Scratch space for a key in transit (a root key being read, a data key
+ * being made or unwrapped).  Wiped on the normal path and, should an error
+ * interrupt, at the end of the (sub)transaction.
+ */
+static uint8 cv_scratch[CV_KEY_LEN];
+
+/* ---------- root key ---------- */
+
+/* release a root key, wiping it */
+static void
+cv_root_release(CvRoot *r)
+{
+	if (r->key != NULL)
+	{
+		cv_wipe(r->key, CV_KEY_LEN);
+		munlock(r->key, CV_KEY_LEN);
+		free(r->key);
+	}
+	memset(r, 0, sizeof(CvRoot));
+}
+
+/* value of one hexadecimal digit, -1 if it is none */
+static int
+cv_hex_value(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* parse 64 hex characters (trailing white space allowed); false if malformed */
+static bool
+cv_parse_hex_key(const char *buf, size_t len, uint8 *out)
+{
+	size_t		i;
+
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' ||
+					   buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+		len--;
+	if (len != CV_KEY_LEN * 2)
+		return false;
+	for (i = 0; i < CV_KEY_LEN; i++)
+	{
+		int			hi = cv_hex_value(buf[2 * i]);
+		int			lo = cv_hex_value(buf[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (uint8) ((hi << 4) | lo);
+	}
+	return true;
+}
+
+/* read a key file, refusing loose permissions; never reports its content */
+static void
+cv_read_key_file(const char *path, const char *setting, uint8 *out)
+{
+	char		buf[160];
+	struct stat st;
+	int			fd;
+	ssize_t		n;
+	bool		ok;
+
+	fd = open(path, O_RDONLY | PG_BINARY | O_CLOEXEC, 0);
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open root key file \"%s\" named by %s: %m", path, setting)));
+	if (fstat(fd, &st) != 0)
+	{
+		int			save_errno = errno;
+
+		close(fd);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not stat root key file \"%s\": %m", path)));
+	}
+	if (!S_ISREG(st.st_mode))
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("root key file \"%s\" named by %s is not a regular file", path, setting)));
+	}
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0 || (st.st_mode & S_IXUSR) != 0)
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("root key file \"%s\" named by %s has permissions %04o", path, setting,
+						(unsigned int) (st.st_mode & 07777)),
+				 errdetail("A root key file must have permissions 0600 or 0400."),
+				 errhint("Run chmod 600 on the file.")));
+	}
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+	{
+		close(fd);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("root key file \"%s\" named by %s must be owned by the database user or root",
+						path, setting)));
+	}
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	ok = n > 0 && cv_parse_hex_key(buf, (size_t) n, out);
+	cv_wipe(buf, sizeof(buf));
+	if (n < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read root key file \"%s\": %m", path)));
+	if (!ok)
+	{
+		cv_wipe(out, CV_KEY_LEN);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("root key file \"%s\" named by %s does not hold a 256-bit key", path, setting),
+				 errdetail("The file must contain exactly 64 hexadecimal characters."),
+				 errhint("Generate one with: openssl rand -hex 32")));
+	}
+}
+
+/* run the key command and read its standard output; never reports the output */
+static void
+cv_read_key_command(const char *command, uint8 *out)
+{
+	char		buf[160];
+	char		sink[256];
+	size_t		n = 0;
+	bool		overflow = false;
+	bool		ok;
+	FILE	   *fh;
+	int			rc;
+
+	fflush(NULL);
+	fh = OpenPipeStream(command, "r");
+	if (fh == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not run the command named by customer_vault.root_key_command: %m")));
+	n = fread(buf, 1, sizeof(buf), fh);
+	while (!feof(fh) && !ferror(fh))
+	{
+		if (fread(sink, 1, sizeof(sink), fh) > 0)
+			overflow = true;
+	}
+	cv_wipe(sink, sizeof(sink));
+	rc = ClosePipeStream(fh);
+	ok = !overflow && rc == 0 && n > 0 && cv_parse_hex_key(buf, n, out);
+	cv_wipe(buf, sizeof(buf));
+	if (rc != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("command named by customer_vault.root_key_command failed"),
+				 errdetail_internal("%s", wait_result_to_str(rc))));
+	if (!ok)
+	{
+		cv_wipe(out, CV_KEY_LEN);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIG_FILE_ERROR),
+				 errmsg("command named by customer_vault.root_key_command did not print a 256-bit key"),
+				 errdetail("Its output must be exactly 64 hexadecimal characters.")));
+	}
+}
+
+/* fingerprint of a root key: HMAC under the key of a fixed label, truncated */
+static void
+cv_root_fingerprint(const uint8 *key, uint8 *fp)
+{
+	static const char label[] = "customer_vault root key fingerprint v1";
+	uint8		mac[CV_MAC_LEN];
+
+	if (!cv_hmac_sha256(key, CV_KEY_LEN, (const uint8 *) label, strlen(label), mac))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not compute HMAC-SHA-256")));
+	memcpy(fp, mac, CV_FP_LEN);
+	cv_wipe(mac, sizeof(mac));
+}
+
+/* allocate a locked buffer for a root key */
+static uint8 *
+cv_secure_alloc(void)
+{
+	uint8	   *p = malloc(CV_KEY_LEN);
+
+	if (p == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+	(void) mlock(p, CV_KEY_LEN);	/* best effort: keep it out of swap */
+	return p;
+}
+
+/*
+ * The current (previous = false) or previous root key, loaded on first use.
+ * The current one raises an error when unset; the previous one is NULL then.
+ */
+static CvRoot *
+cv_root_get(bool previous)
+{
+	CvRoot	   *r = previous ? &cv_prev_root : &cv_root;
+	uint8	   *buf;
+
+	if (r->loaded)
+		return r;
+
+	if (previous)
+	{
+		if (cv_previous_root_key_file == NULL || cv_previous_root_key_file[0] == '\0')
+			return NULL;
+	}
+	else if ((cv_root_key_file == NULL || cv_root_key_file[0] == '\0') &&
+			 (cv_root_key_command == NULL || cv_root_key_command[0] == '\0'))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("customer_vault.root_key_file is not set"),
+				 errdetail("No root key is configured, so data keys cannot be wrapped or unwrapped."),
+				 errhint("Set customer_vault.root_key_file (or customer_vault.root_key_command) in postgresql.conf and reload the configuration.")));
+	else if (cv_root_key_file != NULL && cv_root_key_file[0] != '\0' &&
+			 cv_root_key_command != NULL && cv_root_key_command[0] != '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("customer_vault.root_key_file and customer_vault.root_key_command are both set"),
+				 errhint("Set only one of them.")));
+
+	if (previous)
+		cv_read_key_file(cv_previous_root_key_file, "customer_vault.previous_root_key_file", cv_scratch);
+	else if (cv_root_key_file != NULL && cv_root_key_file[0] != '\0')
+		cv_read_key_file(cv_root_key_file, "customer_vault.root_key_file", cv_scratch);
+	else
+		cv_read_key_command(cv_root_key_command, cv_scratch);
+	cv_root_fingerprint(cv_scratch, r->fp);
+	buf = cv_secure_alloc();
+	memcpy(buf, cv_scratch, CV_KEY_LEN);
+	cv_wipe(cv_scratch, CV_KEY_LEN);
+	r->key = buf;
+	r->loaded = true;
+	return r;
+}
+
+/* called by the key-source settings' assign hooks: reload before next use */
+void
+CvRootKeyMarkStale(void)
+{
+	cv_keys_stale = true;
+}
+
+/* ---------- data-key cache ---------- */
+
+/* wipe and drop every cached key; the root keys too when asked */
+static void
+cv_cache_flush(bool roots)
+{
+	if (cv_key_cache != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		CvKey	   *k;
+
+		hash_seq_init(&status, cv_key_cache);
+		while ((k = hash_seq_search(&status)) != NULL)
+		{
+			cv_aead_free(k->aead);
+			k->aead = NULL;
+			cv_wipe(k->bidx_key, sizeof(k->bidx_key));
+		}
+	}
+	if (cv_key_cxt != NULL)
+		MemoryContextReset(cv_key_cxt);
+	cv_key_cache = NULL;
+	cv_name_cache = NULL;
+	cv_subject_cache = NULL;
+	cv_data_keys_relid = InvalidOid;
+	cv_data_keys_pkey = InvalidOid;
+	cv_data_keys_name_idx = InvalidOid;
+	cv_data_keys_subject_idx = InvalidOid;
+	if (roots)
+	{
+		cv_root_release(&cv_root);
+		cv_root_release(&cv_prev_root);
+	}
+	cv_key_generation++;
+}
+
+/* relcache callback: a change to data_keys (or a full reset) flushes lazily */
+static void
+cv_relcache_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == cv_data_keys_relid)
+		cv_keys_stale = true;
+}
+
+/* wipe everything when the backend exits */
+static void
+cv_keys_atexit(int code, Datum arg)
+{
+	cv_cache_flush(true);
+}
+
+/* wipe the scratch key when a transaction ends, also on error */
+static void
+cv_xact_callback(XactEvent event, void *arg)
+{
+	cv_wipe(cv_scratch, CV_KEY_LEN);
+}
+
+/* the same when a subtransaction ends */
+static void
+cv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					SubTransactionId parentSubid, void *arg)
+{
+	cv_wipe(cv_scratch, CV_KEY_LEN);
+}
+
+/* register the callbacks; called from _PG_init */
+void
+KeysInit(void)
+{
+	CacheRegisterRelcacheCallback(cv_relcache_callback, (Datum) 0);
+	RegisterXactCallback(cv_xact_callback, NULL);
+	RegisterSubXactCallback(cv_subxact_callback, NULL);
+	on_proc_exit(cv_keys_atexit, (Datum) 0);
+}
+
+/* apply a pending flush, then make sure the hash tables and OIDs exist */
+static void
+cv_cache_prepare(void)
+{
+	HASHCTL		ctl;
+
+	if (cv_keys_stale)
+	{
+		cv_cache_flush(true);
+		cv_keys_stale = false;
+	}
+	if (cv_key_cxt == NULL)
+		cv_key_cxt = AllocSetContextCreate(TopMemoryContext, "customer_vault keys",
+										   ALLOCSET_SMALL_SIZES);
+	if (cv_key_cache == NULL)
+	{
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(CvKey);
+		ctl.hcxt = cv_key_cxt;
+		cv_key_cache = hash_create("customer_vault data keys", 64, &ctl,
+								   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		ctl.keysize = NAMEDATALEN;
+		ctl.entrysize = sizeof(CvNameEntry);
+		cv_name_cache = hash_create("customer_vault key names", 16, &ctl,
+									HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		ctl.keysize = CV_SUBJECT_MAX + 1;
+		ctl.entrysize = sizeof(CvSubjectEntry);
+		cv_subject_cache = hash_create("customer_vault subject keys", 64, &ctl,
+									   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+	else if (hash_get_num_entries(cv_key_cache) >= CV_KEY_CACHE_MAX ||
+			 hash_get_num_entries(cv_subject_cache) >= CV_KEY_CACHE_MAX)
+	{
+		cv_cache_flush(false);
+		cv_cache_prepare();
+		return;
+	}
+	if (!OidIsValid(cv_data_keys_relid))
+	{
+		Oid			nsp = get_namespace_oid(CV_SCHEMA, true);
+
+		if (OidIsValid(nsp))
+		{
+			cv_data_keys_relid = get_relname_relid("data_keys", nsp);
+			cv_data_keys_pkey = get_relname_relid("data_keys_pkey", nsp);
+			cv_data_keys_name_idx = get_relname_relid("data_keys_name_version_key", nsp);
+			cv_data_keys_subject_idx = get_relname_relid("data_keys_subject_live_key", nsp);
+		}
+		if (!OidIsValid(cv_data_keys_relid) || !OidIsValid(cv_data_keys_pkey) ||
+			!OidIsValid(cv_data_keys_name_idx) || !OidIsValid(cv_data_keys_subject_idx))
+		{
+			cv_data_keys_relid = InvalidOid;
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("extension \"customer_vault\" is not installed in this database"),
+					 errhint("Run CREATE EXTENSION customer_vault CASCADE.")));
+		}
+	}
+}
+
+/* unwrap a data key with the root key whose fingerprint it records */
+static void
+cv_unwrap(uint32 id, const bytea *wrapped, const bytea *root_fp, uint8 *out)
+{
+	CvRoot	   *cur = cv_root_get(false);
+	CvRoot	   *use = NULL;
+	uint8		aad[sizeof(cv_wrap_label) - 1 + 4];
+	const uint8 *w;
+	CvAead	   *a;
+	int			rc;
+
+	if (VARSIZE_ANY_EXHDR(root_fp) == CV_FP_LEN &&
+		memcmp(VARDATA_ANY(root_fp), cur->fp, CV_FP_LEN) == 0)
+		use = cur;
+	else
+	{
+		CvRoot	   *prev = cv_root_get(true);
+
+		if (prev != NULL && VARSIZE_ANY_EXHDR(root_fp) == CV_FP_LEN &&
+			memcmp(VARDATA_ANY(root_fp), prev->fp, CV_FP_LEN) == 0)
+			use = prev;
+	}
+	if (use == NULL)
+	{
+		char		curhex[CV_FP_LEN * 2 + 1];
+
+		hex_encode((const char *) cur->fp, CV_FP_LEN, curhex);
+		curhex[CV_FP_LEN * 2] = '\0';
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("data key %u is wrapped under a different root key", id),
+				 errdetail("The configured root key has fingerprint %s.", curhex),
+				 errhint("Configure the root key that wrapped it, or name it in customer_vault.previous_root_key_file and run customer_vault.rewrap_keys().")));
+	}
+	if (VARSIZE_ANY_EXHDR(wrapped) != CV_WRAPPED_LEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("wrapped data key %u has an invalid length", id)));
+
+	memcpy(aad, cv_wrap_label, sizeof(cv_wrap_label) - 1);
+	aad[8] = (uint8) (id >> 24);
+	aad[9] = (uint8) (id >> 16);
+	aad[10] = (uint8) (id >> 8);
+	aad[11] = (uint8) id;
+	w = (const uint8 *) VARDATA_ANY(wrapped);
+	a = cv_aead_new(use->key);
+	if (a == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not initialize AES-256-GCM")));
+	rc = cv_aead_open(a, w, aad, sizeof(aad), NULL, 0,
+					  w + CV_NONCE_LEN, CV_KEY_LEN, w + CV_NONCE_LEN + CV_KEY_LEN, out);
+	cv_aead_free(a);
+	if (rc < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("AES-256-GCM decryption failed in the crypto library")));
+	if (rc == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("wrapped data key %u failed authentication", id),
+				 errdetail("The stored key was altered or moved to another key id.")));
+}
+
+/* wrap a data key under the current root key: nonce || ciphertext || tag */
+static bytea *
+cv_wrap(uint32 id, const uint8 *dk, bytea **root_fp_out)
+{
+	CvRoot	   *cur = cv_root_get(false);
+	bytea	   *res = palloc(VARHDRSZ + CV_WRAPPED_LEN);
+	uint8	   *w = (uint8 *) VARDATA(res);
+	uint8		aad[sizeof(cv_wrap_label) - 1 + 4];
+	CvAead	   *a;
+	bool		ok;
+
+	SET_VARSIZE(res, VARHDRSZ + CV_WRAPPED_LEN);
+	memcpy(aad, cv_wrap_label, sizeof(cv_wrap_label) - 1);
+	aad[8] = (uint8) (id >> 24);
+	aad[9] = (uint8) (id >> 16);
+	aad[10] = (uint8) (id >> 8);
+	aad[11] = (uint8) id;
+	if (!cv_random_bytes(w, CV_NONCE_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not generate random bytes")));
+	a = cv_aead_new(cur->key);
+	if (a == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not initialize AES-256-GCM")));
+	ok = cv_aead_seal(a, w, aad, sizeof(aad), NULL, 0, dk, CV_KEY_LEN,
+					  w + CV_NONCE_LEN, w + CV_NONCE_LEN + CV_KEY_LEN);
+	cv_aead_free(a);
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("AES-256-GCM encryption failed in the crypto library")));
+	if (root_fp_out != NULL)
+	{
+		bytea	   *fp = palloc(VARHDRSZ + CV_FP_LEN);
+
+		SET_VARSIZE(fp, VARHDRSZ + CV_FP_LEN);
+		memcpy(VARDATA(fp), cur->fp, CV_FP_LEN);
+		*root_fp_out = fp;
+	}
+	return res;
+}
+
+/* a snapshot that sees every committed change, for reading the key table */
+static Snapshot
+cv_fresh_snapshot(void)
+{
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/* read one data_keys row by id into a new cache entry; NULL if no such id */
+static CvKey *
+cv_load_key(uint32 id)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	Snapshot	snap;
+	CvKey	   *k = NULL;
+	uint8	   *dk = cv_scratch;
+
+	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	snap = cv_fresh_snapshot();
+	ScanKeyInit(&skey, Anum_dk_id, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum((int32) id));
+	scan = systable_beginscan(rel, cv_data_keys_pkey, true, snap, 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
+		char	   *state;
+		bool		found;
+		CvKey		tmp;
+
+		memset(&tmp, 0, sizeof(tmp));
+		tmp.id = id;
+		d = heap_getattr(tup, Anum_dk_name, desc, &isnull);
+		if (!isnull)
+			strlcpy(tmp.name, TextDatumGetCString(d), NAMEDATALEN);
+		d = heap_getattr(tup, Anum_dk_version, desc, &isnull);
+		tmp.version = isnull ? 0 : DatumGetInt32(d);
+		(void) heap_getattr(tup, Anum_dk_subject, desc, &isnull);
+		tmp.is_subject = tmp.name[0] == '\0';
+		d = heap_getattr(tup, Anum_dk_state, desc, &isnull);
+		state = isnull ? "destroyed" : TextDatumGetCString(d);
+		tmp.destroyed = strcmp(state, "destroyed") == 0;
+		if (!tmp.destroyed)
+		{
+			Datum		w = heap_getattr(tup, Anum_dk_wrapped, desc, &isnull);
+			Datum		fp;
+			bool		fpnull;
+
+			fp = heap_getattr(tup, Anum_dk_root_fp, desc, &fpnull);
+			if (isnull || fpnull)
+				tmp.destroyed = true;
+			else
+			{
+				cv_unwrap(id, DatumGetByteaPP(w), DatumGetByteaPP(fp), dk);
+				tmp.aead = cv_aead_new(dk);
+				if (tmp.aead == NULL ||
+					!cv_hkdf_sha256(dk, CV_KEY_LEN, "customer_vault blind index v1",
+									tmp.bidx_key, CV_KEY_LEN))
+				{
+					cv_wipe(dk, CV_KEY_LEN);
+					cv_aead_free(tmp.aead);
+					ereport(ERROR,
+							(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+							 errmsg("could not set up data key %u in the crypto library", id)));
+				}
+				cv_wipe(dk, CV_KEY_LEN);
+			}
+		}
+		k = hash_search(cv_key_cache, &id, HASH_ENTER, &found);
+		memcpy(k, &tmp, sizeof(CvKey));
+		cv_wipe(tmp.bidx_key, sizeof(tmp.bidx_key));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return k;
+}
+
+/* the data key with this id (destroyed keys come back with destroyed set) */
+CvKey *
+CvKeyById(uint32 id)
+{
+	CvKey	   *k;
+
+	cv_cache_prepare();
+	k = hash_search(cv_key_cache, &id, HASH_FIND, NULL);
+	if (k == NULL)
+		k = cv_load_key(id);
+	if (k == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("data key %u does not exist", id),
+				 errdetail("The value was encrypted in another database, or its key table was not restored.")));
+	return k;
+}
+
+/* check a key name given by a user */
+static void
+cv_check_key_name(const char *name)
+{
+	const char *p;
+
+	if (name[0] == '\0' || strlen(name) >= NAMEDATALEN)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid key name"),
+				 errdetail("A key name is 1 to %d bytes long.", NAMEDATALEN - 1)));
+	for (p = name; *p; p++)
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid key name"),
+					 errdetail("A key name cannot contain control characters.")));
+}
+
+/* the active and first versions of a named key, cached */
+static CvNameEntry *
+cv_name_lookup(const char *keyname)
+{
+	CvNameEntry *e;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	Snapshot	snap;
+	uint32		active = 0,
+				first = 0;
+	int32		first_version = PG_INT32_MAX;
+	bool		found;
+
+	char		name[NAMEDATALEN];
+
+	/* copy first: the caller's string may live in the cache we may flush */
+	cv_check_key_name(keyname);
+	strlcpy(name, keyname, NAMEDATALEN);
+	cv_cache_prepare();
+	e = hash_search(cv_name_cache, name, HASH_FIND, NULL);
+	if (e != NULL)
+		return e;
+
+	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	snap = cv_fresh_snapshot();
+	ScanKeyInit(&skey, Anum_dk_name, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(name));
+	scan = systable_beginscan(rel, cv_data_keys_name_idx, true, snap, 1, &skey);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		uint32		id = (uint32) DatumGetInt32(heap_getattr(tup, Anum_dk_id, desc, &isnull));
+		int32		version = DatumGetInt32(heap_getattr(tup, Anum_dk_version, desc, &isnull));
+		Datum		st = heap_getattr(tup, Anum_dk_state, desc, &isnull);
+		char	   *state = isnull ? "destroyed" : TextDatumGetCString(st);
+
+		if (strcmp(state, "active") == 0)
+			active = id;
+		if (strcmp(state, "destroyed") != 0 && version < first_version)
+		{
+			first_version = version;
+			first = id;
+		}
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+
+	if (active == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("key \"%s\" does not exist", name),
+				 errhint("Create it with customer_vault.create_key().")));
+
+	e = hash_search(cv_name_cache, name, HASH_ENTER, &found);
+	e->active_id = active;
+	e->first_id = first;
+	return e;
+}
+
+/* the active version of a named key, for sealing */
+CvKey *
+CvActiveKeyByName(const char *name)
+{
+	uint32		id = cv_name_lookup(name)->active_id;
+
+	return CvKeyById(id);
+}
+
+/*
+ * The key whose derived subkey computes blind indexes for a name: its
+ * first version, so that indexes stay comparable across rotations.
+ */
+CvKey *
+CvBlindIndexKeyByName(const char *name)
+{
+	uint32		id = cv_name_lookup(name)->first_id;
+
+	return CvKeyById(id);
+}
+
+/* 12 fresh random bytes, drawn from a pool refilled from OpenSSL's DRBG */
+void
+CvRandomNonce(uint8 *nonce)
+{
+	if (cv_nonce_pos + CV_NONCE_LEN > (int) sizeof(cv_nonce_pool))
+	{
+		if (!cv_random_bytes(cv_nonce_pool, sizeof(cv_nonce_pool)))
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+					 errmsg("could not generate random bytes")));
+		cv_nonce_pos = 0;
+	}
+	memcpy(nonce, cv_nonce_pool + cv_nonce_pos, CV_NONCE_LEN);
+	memset(cv_nonce_pool + cv_nonce_pos, 0, CV_NONCE_LEN);
+	cv_nonce_pos += CV_NONCE_LEN;
+}
+
+/* ---------- writing the key table (as its owner, through SPI) ---------- */
+
+typedef struct CvOwnerSwitch
+{
+	Oid			save_userid;
+	int			save_sec;
+} CvOwnerSwitch;
+
+/* act as the owner of data_keys (the extension's owner) for SPI writes */
+static void
+cv_become_owner(CvOwnerSwitch *sw)
+{
+	HeapTuple	tup;
+	Oid			owner;
+
+	cv_cache_prepare();
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(cv_data_keys_relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", cv_data_keys_relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
+	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/* back to the calling user */
+static void
+cv_restore_user(CvOwnerSwitch *sw)
+{
+	SPI_finish();
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
+}
+
+/* the next key id from the table's sequence */
+static uint32
+cv_next_key_id(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT pg_catalog.nextval('customer_vault.data_keys_id_seq'::pg_catalog.regclass)::pg_catalog.int4",
+					false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not draw a key id");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return (uint32) DatumGetInt32(d);
+}
+
+/*
+ * Insert a new random data key; name/version for a named key, subject for a
+ * subject key.  Returns the new id, or 0 when the subject already had one
+ * (a concurrent insert won).
+ */
+static uint32
+cv_insert_key(const char *name, int32 version, const char *subject, const char *comment)
+{
+	static const char fp_label[] = "customer_vault data key fingerprint v1";
+	uint8	   *dk = cv_scratch;
+	uint8		mac[CV_MAC_LEN];
+	bytea	   *wrapped;
+	bytea	   *root_fp;
+	bytea	   *fp;
+	uint32		id = cv_next_key_id();
+	Oid			types[7] = {INT4OID, TEXTOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID, BYTEAOID};
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	int			rc;
+
+	if (!cv_random_bytes(dk, CV_KEY_LEN) ||
+		!cv_hmac_sha256(dk, CV_KEY_LEN, (const uint8 *) fp_label, strlen(fp_label), mac))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not generate a data key")));
+	wrapped = cv_wrap(id, dk, &root_fp);
+	cv_wipe(dk, CV_KEY_LEN);
+
+	fp = palloc(VARHDRSZ + 8);
+	SET_VARSIZE(fp, VARHDRSZ + 8);
+	memcpy(VARDATA(fp), mac, 8);
+	cv_wipe(mac, sizeof(mac));
+
+	values[0] = Int32GetDatum((int32) id);
+	if (name)
+		values[1] = CStringGetTextDatum(name);
+	else
+		nulls[1] = 'n';
+	values[2] = Int32GetDatum(version);
+	if (subject)
+		values[3] = CStringGetTextDatum(subject);
+	else
+		nulls[3] = 'n';
+	values[4] = PointerGetDatum(wrapped);
+	values[5] = PointerGetDatum(root_fp);
+	values[6] = PointerGetDatum(fp);
+
+	if (subject != NULL)
+		rc = SPI_execute_with_args("INSERT INTO customer_vault.data_keys"
+								   " (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint)"
+								   " VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)"
+								   " ON CONFLICT (subject) WHERE state OPERATOR(pg_catalog.<>) 'destroyed' DO NOTHING",
+								   7, types, values, nulls, false, 0);
+	else
+	{
+		Oid			types8[8];
+		Datum		values8[8];
+		char		nulls8[8];
+
+		memcpy(types8, types, sizeof(types));
+		memcpy(values8, values, sizeof(values));
+		memcpy(nulls8, nulls, sizeof(nulls));
+		types8[7] = TEXTOID;
+		if (comment)
+		{
+			values8[7] = CStringGetTextDatum(comment);
+			nulls8[7] = ' ';
+		}
+		else
+			nulls8[7] = 'n';
+		rc = SPI_execute_with_args("INSERT INTO customer_vault.data_keys"
+								   " (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint, comment)"
+								   " VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8)",
+								   8, types8, values8, nulls8, false, 0);
+	}
+	if (rc != SPI_OK_INSERT)
+		elog(ERROR, "could not store data key: %s", SPI_result_code_string(rc));
+	return SPI_processed == 1 ? id : 0;
+}
+
+/* look a subject's live key id up in the table; 0 when none */
+static uint32
+cv_subject_key_id(const char *subject)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	Snapshot	snap;
+	uint32		id = 0;
+
+	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	snap = cv_fresh_snapshot();
+	ScanKeyInit(&skey, Anum_dk_subject, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(subject));
+	scan = systable_beginscan(rel, cv_data_keys_subject_idx, true, snap, 1, &skey);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		st = heap_getattr(tup, Anum_dk_state, desc, &isnull);
+
+		if (!isnull && strcmp(TextDatumGetCString(st), "destroyed") != 0)
+			id = (uint32) DatumGetInt32(heap_getattr(tup, Anum_dk_id, desc, &isnull));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return id;
+}
+
+/* check a subject identifier */
+static void
+cv_check_subject(const char *subject)
+{
+	if (subject[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("subject identifier must not be empty")));
+	if (strlen(subject) > CV_SUBJECT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("subject identifier is too long"),
+				 errdetail("A subject identifier is at most %d bytes long.", CV_SUBJECT_MAX)));
+}
+
+/* the live key of a subject, created on first use when asked; NULL if none */
+CvKey *
+CvSubjectKey(const char *subject, bool create)
+{
+	CvSubjectEntry *e;
+	uint32		id;
+	bool		found;
+
+	cv_check_subject(subject);
+	cv_cache_prepare();
+	e = hash_search(cv_subject_cache, subject, HASH_FIND, NULL);
+	if (e != NULL)
+		return CvKeyById(e->key_id);
+
+	id = cv_subject_key_id(subject);
+	if (id == 0 && create)
+	{
+		CvOwnerSwitch sw;
+
+		cv_become_owner(&sw);
+		id = cv_insert_key(NULL, 1, subject, NULL);
+		cv_restore_user(&sw);
+		CommandCounterIncrement();
+		if (id == 0)
+			id = cv_subject_key_id(subject);
+		if (id == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not create a key for the subject because of a concurrent change"),
+					 errhint("Retry the transaction.")));
+	}
+	if (id == 0)
+		return NULL;
+	cv_cache_prepare();
+	e = hash_search(cv_subject_cache, subject, HASH_ENTER, &found);
+	e->key_id = id;
+	return CvKeyById(id);
+}
+
+/* ---------- SQL-callable key management ---------- */
+
+PG_FUNCTION_INFO_V1(cv_create_key);
+PG_FUNCTION_INFO_V1(cv_rotate_key);
+PG_FUNCTION_INFO_V1(cv_rewrap_keys);
+PG_FUNCTION_INFO_V1(cv_shred_subject);
+PG_FUNCTION_INFO_V1(cv_root_key_fingerprint);
+PG_FUNCTION_INFO_V1(cv_keys_invalidate);
+
+/* create_key(name, comment): a new random data key, version 1 */
+Datum
+cv_create_key(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *comment = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	CvOwnerSwitch sw;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	uint32		id;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	cv_check_key_name(name);
+	(void) cv_root_get(false);	/* refuse early without a root key */
+
+	cv_become_owner(&sw);
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT 1 FROM customer_vault.data_keys WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							  1, types, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the key table");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("key \"%s\" already exists", name),
+				 errhint("Use customer_vault.rotate_key() to give it a new version.")));
+	id = cv_insert_key(name, 1, NULL, comment);
+	cv_restore_user(&sw);
+	PG_RETURN_INT32((int32) id);
+}
+
+/* rotate_key(name): a new active version; older versions become decrypt-only */
+Datum
+cv_rotate_key(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CvOwnerSwitch sw;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	int32		maxver = 0;
+	uint64		i;
+
+	cv_check_key_name(name);
+	(void) cv_root_get(false);
+
+	cv_become_owner(&sw);
+	values[0] = CStringGetTextDatum(name);
+	if (SPI_execute_with_args("SELECT version FROM customer_vault.data_keys WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the key table");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("key \"%s\" does not exist", name),
+				 errhint("Create it with customer_vault.create_key().")));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int32		v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+
+		if (v > maxver)
+			maxver = v;
+	}
+	if (SPI_execute_with_args("UPDATE customer_vault.data_keys SET state = 'decrypt_only'"
+							  " WHERE name OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the key table");
+	(void) cv_insert_key(name, maxver + 1, NULL, NULL);
+	cv_restore_user(&sw);
+	PG_RETURN_INT32(maxver + 1);
+}
+
+/* rewrap_keys(): re-wrap every live data key under the current root key */
+Datum
+cv_rewrap_keys(PG_FUNCTION_ARGS)
+{
+	CvOwnerSwitch sw;
+	CvRoot	   *cur = cv_root_get(false);
+	bytea	   *curfp = palloc(VARHDRSZ + CV_FP_LEN);
+	Oid			types[3] = {INT4OID, BYTEAOID, BYTEAOID};
+	int32		count = 0;
+	uint64		n,
+				i;
+	SPITupleTable *tt;
+	Datum		fpval;
+
+	SET_VARSIZE(curfp, VARHDRSZ + CV_FP_LEN);
+	memcpy(VARDATA(curfp), cur->fp, CV_FP_LEN);
+	fpval = PointerGetDatum(curfp);
+
+	cv_become_owner(&sw);
+	if (SPI_execute_with_args("SELECT id, wrapped, root_fingerprint FROM customer_vault.data_keys"
+							  " WHERE wrapped IS NOT NULL AND root_fingerprint OPERATOR(pg_catalog.<>) $1"
+							  " ORDER BY id FOR UPDATE",
+							  1, &types[1], &fpval, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the key table");
+	n = SPI_processed;
+	tt = SPI_tuptable;
+	for (i = 0; i < n; i++)
+	{
+		bool		isnull;
+		uint32		id = (uint32) DatumGetInt32(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
+		bytea	   *w = DatumGetByteaPP(SPI_getbinval(tt->vals[i], tt->tupdesc, 2, &isnull));
+		bytea	   *fp = DatumGetByteaPP(SPI_getbinval(tt->vals[i], tt->tupdesc, 3, &isnull));
+		uint8	   *dk = cv_scratch;
+		bytea	   *neww;
+		bytea	   *newfp;
+		Datum		values[3];
+
+		cv_unwrap(id, w, fp, dk);
+		neww = cv_wrap(id, dk, &newfp);
+		cv_wipe(dk, CV_KEY_LEN);
+		values[0] = Int32GetDatum((int32) id);
+		values[1] = PointerGetDatum(neww);
+		values[2] = PointerGetDatum(newfp);
+		if (SPI_execute_with_args("UPDATE customer_vault.data_keys SET wrapped = $2, root_fingerprint = $3"
+								  " WHERE id OPERATOR(pg_catalog.=) $1",
+								  3, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update the key table");
+		count++;
+	}
+	cv_restore_user(&sw);
+	PG_RETURN_INT32(count);
+}
+
+/* shred_subject(subject): destroy the subject's key; true if one existed */
+Datum
+cv_shred_subject(PG_FUNCTION_ARGS)
+{
+	char	   *subject;
+	CvOwnerSwitch sw;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subject identifier must not be null")));
+	subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	cv_check_subject(subject);
+
+	cv_become_owner(&sw);
+	values[0] = CStringGetTextDatum(subject);
+	if (SPI_execute_with_args("UPDATE customer_vault.data_keys"
+							  " SET state = 'destroyed', wrapped = NULL, subject = NULL,"
+							  "     destroyed_at = pg_catalog.now()"
+							  " WHERE subject OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the key table");
+	found = SPI_processed > 0;
+	cv_restore_user(&sw);
+	/* our own cache: drop it now, other backends get the invalidation */
+	cv_keys_stale = true;
+	PG_RETURN_BOOL(found);
+}
+
+/* root_key_fingerprint(): fingerprint of the configured root key, hex */
+Datum
+cv_root_key_fingerprint(PG_FUNCTION_ARGS)
+{
+	CvRoot	   *cur = cv_root_get(false);
+	char		hex[CV_FP_LEN * 2 + 1];
+
+	hex_encode((const char *) cur->fp, CV_FP_LEN, hex);
+	hex[CV_FP_LEN * 2] = '\0';
+	PG_RETURN_TEXT_P(cstring_to_text(hex));
+}
+
+/* statement trigger on data_keys: tell every backend to flush its key cache */
+Datum
+cv_keys_invalidate(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("function must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	cv_keys_stale = true;
+	return PointerGetDatum(NULL);
+}

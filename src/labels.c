@@ -1,0 +1,59 @@
+/*-------------------------------------------------------------------------
+ * labels.c
+ *		The "customer_vault" security label provider: PII classification of
+ *		columns, read back by the inventory and the compliance report.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "catalog/pg_class.h"
+#include "commands/seclabel.h"
+#include "utils/lsyscache.h"
+
+static const char *const cv_labels[] = {
+	"pii", "pii:contact", "pii:special", "pii:financial", NULL
+};
+
+/* accept only the known PII labels, and only on table columns */
+static void
+cv_label_check(const ObjectAddress *object, const char *seclabel)
+{
+	int			i;
+
+	if (object->classId != RelationRelationId || object->objectSubId == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("customer_vault labels apply only to table columns"),
+				 errhint("Use SECURITY LABEL FOR customer_vault ON COLUMN table.column IS 'pii'.")));
+
+	if (seclabel == NULL)
+		return;					/* removing a label is always allowed */
+
+	switch (get_rel_relkind(object->objectId))
+	{
+		case RELKIND_RELATION:
+		case RELKIND_PARTITIONED_TABLE:
+		case RELKIND_FOREIGN_TABLE:
+			break;
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+					 errmsg("customer_vault labels apply only to columns of tables")));
+	}
+
+	for (i = 0; cv_labels[i] != NULL; i++)
+		if (strcmp(seclabel, cv_labels[i]) == 0)
+			return;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid customer_vault security label \"%s\"", seclabel),
+			 errhint("Valid labels are 'pii', 'pii:contact', 'pii:special' and 'pii:financial'.")));
+}
+
+/* register the provider */
+void
+LabelsInit(void)
+{
+	register_label_provider("customer_vault", cv_label_check);
+}

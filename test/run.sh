@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# test/run.sh: the harness behind `make test`, `make demo` and `make bench`.
+#
+#   bash test/run.sh test    install what is missing, build, install, start a
+#                            throwaway cluster, run every pg_regress and TAP test,
+#                            print "N passed, N failed"
+#   bash test/run.sh demo    the same set-up, then test/demo.sql
+#   bash test/run.sh bench   the same set-up, then test/bench/bench.sh
+#
+# As root: missing Debian packages are installed (apt-get update first), the
+# extension is installed into the system PostgreSQL, and the servers run as the
+# `postgres` OS user.  As another user with the packages present: no apt step;
+# `make install` must be able to write to PostgreSQL's directories (or run it
+# once with sudo beforehand).  The cluster lives in a temporary directory, listens
+# only on a Unix socket there, on a free port, and is stopped on every exit.
+set -euo pipefail
+
+mode=${1:-test}
+PGV=${PGV:-15}
+here=$(cd "$(dirname "$0")/.." && pwd)
+cd "$here"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+# ---------- packages ----------
+need_pkgs=(postgresql-$PGV postgresql-server-dev-$PGV postgresql-$PGV-cron
+           libipc-run-perl libssl-dev make gcc perl)
+ensure_packages() {
+    local missing=() p
+    for p in "${need_pkgs[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        log "missing packages: ${missing[*]} (run as root, or install them)"
+        exit 1
+    fi
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # the Debian packages create and start a default cluster: we neither need nor touch it
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+ensure_packages
+
+PGBIN=/usr/lib/postgresql/$PGV/bin
+PG_CONFIG=$PGBIN/pg_config
+export PATH="$PGBIN:$PATH"
+
+# ---------- build and install ----------
+log "building"
+make -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
+build_log=$(mktemp)
+make PG_CONFIG="$PG_CONFIG" >"$build_log" 2>&1 || { cat "$build_log"; exit 1; }
+if grep -E "warning:" "$build_log"; then
+    log "the build printed compiler warnings"
+    exit 1
+fi
+rm -f "$build_log"
+make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+
+# ---------- run as the postgres OS user when root ----------
+if [ "$(id -u)" -eq 0 ]; then
+    RUNAS=(runuser -u postgres --)
+    PGOSUSER=postgres
+else
+    RUNAS=()
+    PGOSUSER=$(id -un)
+fi
+
+WORK=$(mktemp -d /tmp/customer_vault.XXXXXX)
+chmod 755 "$WORK"
+[ "$(id -u)" -eq 0 ] && chown "$PGOSUSER" "$WORK"
+export CV_WORK=$WORK
+
+DATA=$WORK/data
+started=0
+cleanup() {
+    local rc=$?
+    if [ $started = 1 ]; then
+        "${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DATA" -m immediate stop >/dev/null 2>&1 || true
+    fi
+    rm -rf "$WORK"
+    exit $rc
+}
+trap cleanup EXIT INT TERM
+
+free_port() {
+    local p
+    for p in $(seq 54320 54420 | shuf); do
+        if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null && [ ! -e "/tmp/.s.PGSQL.$p" ] \
+           && [ ! -e "$WORK/.s.PGSQL.$p" ]; then
+            echo "$p"; return 0
+        fi
+    done
+    return 1
+}
+PORT=$(free_port)
+
+# a fresh random root key, readable by the server user only
+KEYFILE=$WORK/root.key
+( umask 077; od -An -tx1 -N32 /dev/urandom | tr -d ' \n' > "$KEYFILE" )
+[ "$(id -u)" -eq 0 ] && chown "$PGOSUSER" "$KEYFILE"
+chmod 600 "$KEYFILE"
+
+DBNAME=${CV_DBNAME:-contrib_regression}
+[ "$mode" = demo ] && DBNAME=demo
+[ "$mode" = bench ] && DBNAME=bench
+
+log "starting a throwaway cluster in $WORK on port $PORT"
+"${RUNAS[@]}" "$PGBIN/initdb" -D "$DATA" -U postgres -A trust -E UTF8 --no-locale -N >/dev/null
+cat >> "$DATA/postgresql.conf" <<EOF
+listen_addresses = ''
+port = $PORT
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'pg_cron,customer_vault'
+cron.database_name = '$DBNAME'
+cron.host = '$WORK'
+customer_vault.root_key_file = '$KEYFILE'
+fsync = off
+max_connections = 40
+log_min_messages = warning
+EOF
+"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start >/dev/null
+started=1
+
+export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres
+"$PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE $DBNAME" >/dev/null
+
+passed=0
+failed=0
+failures=()
+
+run_regress() {
+    local pgxs_dir out
+    pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+    local tests
+    tests=$(sed -n 's/^REGRESS *= *//p' Makefile)
+    log "pg_regress: $tests"
+    set +e
+    out=$("$pgxs_dir/test/regress/pg_regress" --inputdir=test --outputdir=. \
+          --bindir="$PGBIN" --host="$WORK" --port="$PORT" --user=postgres \
+          --use-existing --dbname="$DBNAME" $tests 2>&1)
+    set -e
+    echo "$out"
+    local ok bad
+    ok=$(grep -cE '\.\.\. ok|^ok ' <<<"$out" || true)
+    bad=$(grep -cE '\.\.\. FAILED|^not ok ' <<<"$out" || true)
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$bad" -gt 0 ]; then
+        failures+=("pg_regress (see regression.diffs)")
+        [ -f regression.diffs ] && head -c 20000 regression.diffs
+    fi
+}
+
+run_tap() {
+    local t
+    local pgxs_dir perl_dir
+    pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+    perl_dir=$pgxs_dir/test/perl
+    # the TAP scripts run as the server user from a copy it can read
+    mkdir -p "$WORK/tap"
+    cp -r test/t "$WORK/tap/"
+    [ "$(id -u)" -eq 0 ] && chown -R "$PGOSUSER" "$WORK/tap"
+    for t in "$WORK"/tap/t/*.pl; do
+        [ -e "$t" ] || continue
+        local name rc
+        name=$(basename "$t")
+        log "TAP $name"
+        mkdir -p "$WORK/tap/$name.d"
+        [ "$(id -u)" -eq 0 ] && chown "$PGOSUSER" "$WORK/tap/$name.d"
+        set +e
+        (cd "$WORK/tap" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$WORK/tap/$name.d" \
+            PG_REGRESS=/bin/false PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
+            prove -I "$perl_dir" "t/$name")
+        rc=$?
+        set -e
+        if [ $rc -eq 0 ]; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            failures+=("TAP $name")
+            find "$WORK/tap/$name.d" -name '*.log' -newer "$t" 2>/dev/null | while read -r f; do
+                echo "---- $f (tail)"; tail -n 40 "$f"
+            done
+        fi
+    done
+}
+
+case "$mode" in
+    test)
+        run_regress
+        run_tap
+        log "bench smoke run (BENCH_ROWS=1000)"
+        if BENCH_ROWS=1000 BENCH_REPS=1 BENCH_SMOKE=1 DBNAME="$DBNAME" bash test/bench/bench.sh >"$WORK/bench.out" 2>&1; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1))
+            failures+=("bench smoke")
+            tail -n 40 "$WORK/bench.out"
+        fi
+        [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        ;;
+    demo)
+        "$PGBIN/psql" -X -d "$DBNAME" -v ON_ERROR_STOP=1 -f test/demo.sql
+        ;;
+    bench)
+        DBNAME="$DBNAME" bash test/bench/bench.sh
+        ;;
+    *)
+        echo "usage: $0 test|demo|bench" >&2
+        exit 2
+        ;;
+esac
