@@ -352,7 +352,9 @@ BEGIN
         -- the reader's own table privileges and row-level security apply
         opts := ' WITH (security_invoker = true)';
     END IF;
-    EXECUTE pg_catalog.format('DROP VIEW IF EXISTS %I.%I', nsp, vname);
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', nsp, vname)) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, vname);
+    END IF;
     EXECUTE pg_catalog.format('CREATE VIEW %I.%I%s AS SELECT %s FROM %I.%I t', nsp, vname, opts, cols, nsp, rel);
     EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
     EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_reader', nsp, vname);
@@ -494,7 +496,8 @@ COMMENT ON FUNCTION customer_vault.protect_column(regclass, name, text, name, na
 CREATE PROCEDURE customer_vault.reencrypt(tbl regclass, col name, batch_size integer DEFAULT 10000,
                                           context_column name DEFAULT NULL)
     LANGUAGE plpgsql
-    SET search_path = pg_catalog, pg_temp
+    -- no SET search_path here: a procedure with SET clauses cannot COMMIT;
+    -- every name below is schema-qualified instead
 AS $$
 DECLARE
     nsp name;
@@ -520,7 +523,7 @@ BEGIN
     SELECT n.nspname, c.relname INTO nsp, rel
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
      WHERE c.oid OPERATOR(pg_catalog.=) tbl;
-    SELECT a.atttypid::regtype INTO coltype
+    SELECT a.atttypid::pg_catalog.regtype INTO coltype
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
        AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
@@ -539,9 +542,10 @@ BEGIN
         END IF;
         new_expr := pg_catalog.format('customer_vault._reseal(%I, %s, true)', col, ctx_expr);
         need_expr := pg_catalog.format('customer_vault._needs_reseal(%I, true)', col);
-    ELSIF coltype IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype) THEN
+    ELSIF coltype OPERATOR(pg_catalog.=) ANY (ARRAY['customer_vault.encrypted_text'::pg_catalog.regtype,
+                                                     'customer_vault.encrypted_bytea'::pg_catalog.regtype]) THEN
         IF context_column IS NOT NULL THEN
-            ctx_expr := pg_catalog.format('%I::text', context_column);
+            ctx_expr := pg_catalog.format('%I::pg_catalog.text', context_column);
         END IF;
         new_expr := pg_catalog.format('customer_vault._reseal(%I, %s)', col, ctx_expr);
         need_expr := pg_catalog.format('customer_vault._needs_reseal(%I)', col);
@@ -552,14 +556,14 @@ BEGIN
 
     -- walk the table in block ranges of about batch_size rows, one commit each;
     -- a rerun after an interruption only finds the values still to do
-    nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::bigint;
+    nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
     SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
                 THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 50 END
       INTO per_page FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
     step := GREATEST(1, (batch_size OPERATOR(pg_catalog./) GREATEST(per_page, 1))::bigint);
     WHILE blk OPERATOR(pg_catalog.<) nblocks LOOP
         EXECUTE pg_catalog.format(
-            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.>=) %L::tid AND ctid OPERATOR(pg_catalog.<) %L::tid AND %s',
+            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.>=) %L::pg_catalog.tid AND ctid OPERATOR(pg_catalog.<) %L::pg_catalog.tid AND %s',
             nsp, rel, col, new_expr,
             pg_catalog.format('(%s,0)', blk), pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), need_expr);
         blk := blk OPERATOR(pg_catalog.+) step;
@@ -568,7 +572,7 @@ BEGIN
     -- rows that moved or arrived meanwhile
     LOOP
         EXECUTE pg_catalog.format(
-            'UPDATE %I.%I SET %I = %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %I.%I WHERE %s LIMIT %s))',
+            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM %I.%I WHERE %s LIMIT %s))',
             nsp, rel, col, new_expr, nsp, rel, need_expr, batch_size);
         GET DIAGNOSTICS n = ROW_COUNT;
         COMMIT;

@@ -48,6 +48,9 @@ PG_CONFIG=$PGBIN/pg_config
 export PATH="$PGBIN:$PATH"
 
 # ---------- build and install ----------
+# CV_SKIP_BUILD=1 reuses what is installed (for running one TAP test or the
+# bench while editing); `make test` always builds.
+if [ "${CV_SKIP_BUILD:-0}" != 1 ]; then
 log "building"
 make -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
 build_log=$(mktemp)
@@ -58,6 +61,7 @@ if grep -E "warning:" "$build_log"; then
 fi
 rm -f "$build_log"
 make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
+fi
 
 # ---------- run as the postgres OS user when root ----------
 if [ "$(id -u)" -eq 0 ]; then
@@ -165,6 +169,9 @@ run_tap() {
     [ "$(id -u)" -eq 0 ] && chown -R "$PGOSUSER" "$WORK/tap"
     for t in "$WORK"/tap/t/*.pl; do
         [ -e "$t" ] || continue
+        if [ -n "${CV_TAP_ONLY:-}" ] && [ "$(basename "$t")" != "$(basename "$CV_TAP_ONLY")" ]; then
+            continue
+        fi
         local name rc
         name=$(basename "$t")
         log "TAP $name"
@@ -172,7 +179,7 @@ run_tap() {
         [ "$(id -u)" -eq 0 ] && chown "$PGOSUSER" "$WORK/tap/$name.d"
         set +e
         (cd "$WORK/tap" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$WORK/tap/$name.d" \
-            PG_REGRESS=/bin/false PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
+            PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
             prove -I "$perl_dir" "t/$name")
         rc=$?
         set -e
@@ -204,6 +211,13 @@ case "$mode" in
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
         ;;
+    tap)
+        # bash test/run.sh tap [t/NNN_name.pl]: the TAP tests only (or one of them)
+        CV_TAP_ONLY=${2:-} run_tap
+        [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        ;;
     demo)
         "$PGBIN/psql" -X -d "$DBNAME" -v ON_ERROR_STOP=1 -f test/demo.sql
         ;;
@@ -211,7 +225,7 @@ case "$mode" in
         DBNAME="$DBNAME" bash test/bench/bench.sh
         ;;
     *)
-        echo "usage: $0 test|demo|bench" >&2
+        echo "usage: $0 test|tap [file]|demo|bench" >&2
         exit 2
         ;;
 esac

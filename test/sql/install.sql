@@ -1,0 +1,53 @@
+-- CREATE EXTENSION ... CASCADE installs pgcrypto; every object lands in
+-- schema customer_vault; DROP EXTENSION leaves nothing behind.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE EXTENSION customer_vault CASCADE;
+RESET client_min_messages;
+SELECT extname, extversion, extrelocatable, n.nspname
+  FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE extname IN ('customer_vault', 'pgcrypto') ORDER BY 1;
+SELECT customer_vault.version() = (SELECT extversion FROM pg_extension WHERE extname = 'customer_vault') AS library_matches_script;
+
+-- every member object of the extension, by schema (expect only customer_vault)
+SELECT DISTINCT CASE
+         WHEN d.classid = 'pg_class'::regclass THEN (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = d.objid)
+         WHEN d.classid = 'pg_proc'::regclass THEN (SELECT pronamespace::regnamespace::text FROM pg_proc WHERE oid = d.objid)
+         WHEN d.classid = 'pg_type'::regclass THEN (SELECT typnamespace::regnamespace::text FROM pg_type WHERE oid = d.objid)
+         ELSE d.classid::regclass::text END AS schema_of_members
+  FROM pg_depend d
+ WHERE d.refclassid = 'pg_extension'::regclass AND d.deptype = 'e'
+   AND d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'customer_vault');
+
+-- the inventory of member objects, so an accidental addition or removal shows
+SELECT pg_describe_object(classid, objid, 0) AS member
+  FROM pg_depend
+ WHERE refclassid = 'pg_extension'::regclass AND deptype = 'e'
+   AND refobjid = (SELECT oid FROM pg_extension WHERE extname = 'customer_vault')
+ ORDER BY 1;
+
+-- the roles exist and cannot log in
+SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'customer\_vault\_%' ORDER BY 1;
+
+-- settings: the key sources are hidden from non-superusers
+SELECT name, context FROM pg_settings WHERE name LIKE 'customer_vault.%' ORDER BY 1;
+CREATE ROLE regress_cv_nobody;
+SET ROLE regress_cv_nobody;
+SELECT count(*) AS key_settings_visible FROM pg_settings WHERE name LIKE 'customer_vault.%root%';
+SHOW customer_vault.root_key_file;
+SET customer_vault.root_key_file = '/tmp/x';
+SET customer_vault.purpose = 'billing';
+SHOW customer_vault.purpose;
+SET customer_vault.no_such_setting = 1;
+RESET ROLE;
+DROP ROLE regress_cv_nobody;
+
+-- drop leaves no object in the schema, and no schema
+DROP EXTENSION customer_vault;
+SELECT count(*) AS schemas_left FROM pg_namespace WHERE nspname = 'customer_vault';
+SELECT count(*) AS functions_left FROM pg_proc WHERE proname LIKE 'cv\_%' OR prosrc LIKE 'cv\_%';
+SELECT count(*) AS types_left FROM pg_type WHERE typname LIKE 'encrypted\_%';
+-- again, for the tests that follow
+SET client_min_messages = warning;
+CREATE EXTENSION customer_vault CASCADE;
+RESET client_min_messages;

@@ -1,0 +1,88 @@
+# A second cluster of our own: preload, root key file checks (unset, missing,
+# loose permissions, wrong length) give clear errors that never print the key,
+# and a restart keeps values decryptable.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('second');
+$node->init;
+my $keyfile = $node->basedir . '/root.key';
+my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
+sub write_key
+{
+	my ($content, $mode) = @_;
+	open my $fh, '>', $keyfile or die $!;
+	print $fh $content;
+	close $fh;
+	chmod $mode, $keyfile;
+}
+write_key("$key\n", 0600);
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'customer_vault'\n");
+$node->start;
+
+# without a root key configured: CREATE EXTENSION works, key use names the setting
+$node->safe_psql('postgres', 'CREATE EXTENSION customer_vault CASCADE');
+my ($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.create_key('k')");
+isnt($ret, 0, 'create_key fails without a root key');
+like($err, qr/customer_vault\.root_key_file is not set/, 'error names the setting');
+
+# a configured key works
+$node->append_conf('postgresql.conf', "customer_vault.root_key_file = '$keyfile'\n");
+$node->reload;
+$node->safe_psql('postgres', "SELECT customer_vault.create_key('k')");
+$node->safe_psql('postgres',
+	"CREATE TABLE t AS SELECT g AS id, customer_vault.encrypt('secret-' || g, 'k', g::text) AS v FROM generate_series(1, 100) g");
+is($node->safe_psql('postgres', "SELECT count(*) FROM t WHERE customer_vault.decrypt(v, id::text) = 'secret-' || id"),
+	'100', 'values decrypt');
+
+# after a restart (new backends, key read again) values still decrypt
+$node->restart;
+is($node->safe_psql('postgres', "SELECT count(*) FROM t WHERE customer_vault.decrypt(v, id::text) = 'secret-' || id"),
+	'100', 'values decrypt after a restart');
+
+# loose permissions are refused, the key content never appears
+write_key("$key\n", 0644);
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'group/world-readable key file refused');
+like($err, qr/has permissions 0644/, 'error says why');
+unlike($err, qr/$key/i, 'error does not print the key');
+
+# a wrong length is refused without printing the content
+write_key(substr($key, 0, 40) . "\n", 0600);
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'short key refused');
+like($err, qr/does not hold a 256-bit key/, 'error says the key is malformed');
+unlike($err, qr/\Q@{[substr($key, 0, 40)]}\E/i, 'error does not print the content');
+
+# an unreadable (missing) file names the setting
+$node->append_conf('postgresql.conf', "customer_vault.root_key_file = '$keyfile.missing'\n");
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'missing key file refused');
+like($err, qr/could not open root key file .* named by customer_vault\.root_key_file/, 'error names the setting');
+
+# a different (wrong) root key gives a clear error, not garbage
+my $other = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
+write_key("$other\n", 0600);
+$node->append_conf('postgresql.conf', "customer_vault.root_key_file = '$keyfile'\n");
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'wrong root key refused');
+like($err, qr/wrapped under a different root key/, 'error says the root key differs');
+
+# the right key again: everything readable, and the server log never held the key
+write_key("$key\n", 0400);
+$node->reload;
+is($node->safe_psql('postgres', "SELECT count(*) FROM t WHERE customer_vault.decrypt(v, id::text) = 'secret-' || id"),
+	'100', 'values decrypt with the right key again (mode 0400)');
+my $log = slurp_file($node->logfile);
+unlike($log, qr/$key/i, 'server log does not contain the root key');
+unlike($log, qr/$other/i, 'server log does not contain the wrong key');
+
+$node->stop;
+done_testing();
