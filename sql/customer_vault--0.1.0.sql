@@ -454,6 +454,14 @@ BEGIN
     END IF;
 
     EXECUTE pg_catalog.format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', nsp, rel);
+    -- the <table>_decrypted view of an earlier protect_column() depends on the
+    -- columns being rewritten: drop it here, it is made again below
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                WHERE c.relnamespace OPERATOR(pg_catalog.=) (SELECT c2.relnamespace FROM pg_catalog.pg_class c2 WHERE c2.oid OPERATOR(pg_catalog.=) tbl)
+                  AND c.relname OPERATOR(pg_catalog.=) (rel OPERATOR(pg_catalog.||) '_decrypted')
+                  AND c.relkind OPERATOR(pg_catalog.=) 'v') THEN
+        EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, rel OPERATOR(pg_catalog.||) '_decrypted');
+    END IF;
     IF blind_index_column IS NOT NULL AND bidxtype IS NULL THEN
         EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
     END IF;
