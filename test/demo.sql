@@ -1,0 +1,60 @@
+-- customer_vault quick start: the story `make demo` tells on a sample table.
+\set ON_ERROR_STOP 1
+\pset footer off
+SET client_min_messages = warning;
+\echo '== 1. Install (pgcrypto comes along)'
+CREATE EXTENSION customer_vault CASCADE;
+SELECT extname, extversion FROM pg_extension WHERE extname IN ('customer_vault', 'pgcrypto') ORDER BY 1;
+
+\echo '== 2. A data key, wrapped under the root key from customer_vault.root_key_file'
+SELECT customer_vault.create_key('customer_pii', 'contact data of customers') AS key_id;
+SELECT id, name, version, state, fingerprint FROM customer_vault.keys;
+
+\echo '== 3. An existing customers table with plaintext PII'
+CREATE TABLE customers (id bigint PRIMARY KEY, name text, email text, phone text,
+                        created_at timestamptz NOT NULL DEFAULT now());
+INSERT INTO customers (id, name, email, phone) VALUES
+  (1, 'Ada Lovelace',  'ada@example.com',   '+44 20 7946 0001'),
+  (2, 'Alan Turing',   'alan@example.com',  '+44 20 7946 0002'),
+  (3, 'Grace Hopper',  'grace@example.com', '+1 202 555 0003');
+SECURITY LABEL FOR customer_vault ON COLUMN customers.email IS 'pii:contact';
+SECURITY LABEL FOR customer_vault ON COLUMN customers.phone IS 'pii:contact';
+
+\echo '== 4. Protect two columns in place: one rewrite, then every write is sealed'
+SELECT customer_vault.protect_column('customers', 'email', 'customer_pii', 'id', 'email_bidx');
+SELECT customer_vault.protect_column('customers', 'phone', 'customer_pii', 'id');
+\echo 'What the table (and pg_dump, replicas, backups) now holds:'
+SELECT id, name, left(email, 40) || '...' AS email_stored, left(phone, 30) || '...' AS phone_stored FROM customers ORDER BY id;
+
+\echo '== 5. The application is unchanged: a plain INSERT stores ciphertext'
+INSERT INTO customers (id, name, email, phone) VALUES (4, 'Katherine Johnson', 'katherine@example.com', '+1 757 555 0004');
+SELECT id, customer_vault.is_sealed(email) AS email_sealed FROM customers WHERE id = 4;
+
+\echo '== 6. Roles allowed to decrypt read through customers_decrypted'
+SELECT id, name, email, phone FROM customers_decrypted ORDER BY id;
+
+\echo '== 7. Equality search through the blind index (a btree, no decryption)'
+SELECT id, name FROM customers WHERE email_bidx = customer_vault.blind_index('grace@example.com', 'customer_pii');
+
+\echo '== 8. A moved value does not decrypt: ciphertext is bound to its column and row'
+\set VERBOSITY terse
+\set ON_ERROR_STOP 0
+UPDATE customers SET email = (SELECT email FROM customers WHERE id = 1) WHERE id = 2;
+\set ON_ERROR_STOP 1
+
+\echo '== 9. Key rotation online: new version, then re-encrypt in committed batches'
+SELECT customer_vault.rotate_key('customer_pii') AS new_version;
+CALL customer_vault.reencrypt('customers', 'email', 1000);
+CALL customer_vault.reencrypt('customers', 'phone', 1000);
+SELECT customer_vault.key_of(email::customer_vault.encrypted_text) AS key, count(*) FROM customers GROUP BY 1;
+
+\echo '== 10. Per-customer keys and crypto-shredding'
+CREATE TABLE support_notes (id serial PRIMARY KEY, customer_id bigint, note customer_vault.encrypted_text);
+INSERT INTO support_notes (customer_id, note) VALUES
+  (1, customer_vault.encrypt_for_subject('1', 'Prefers e-mail contact', '1')),
+  (2, customer_vault.encrypt_for_subject('2', 'Asked about invoice 2024-17', '1'));
+SELECT customer_id, customer_vault.decrypt(note, '1') AS note FROM support_notes ORDER BY id;
+SELECT customer_vault.shred_subject('2') AS shredded_customer_2;
+SELECT customer_id, customer_vault.decrypt(note, '1') AS note FROM support_notes ORDER BY id;
+
+\echo '== Consent, retention and subject rights arrive in later versions.'
