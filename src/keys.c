@@ -599,10 +599,16 @@ cv_wrap(uint32 id, const uint8 *dk, bytea **root_fp_out)
 	return res;
 }
 
-/* a snapshot that sees every committed change, for reading the key table */
+/*
+ * A snapshot for reading the key table: the latest one, so every committed
+ * change counts; inside a parallel query (where a new snapshot may not be
+ * taken) the query's own, which leader and workers share.
+ */
 static Snapshot
 cv_fresh_snapshot(void)
 {
+	if (IsInParallelMode() && ActiveSnapshotSet())
+		return RegisterSnapshot(GetActiveSnapshot());
 	return RegisterSnapshot(GetLatestSnapshot());
 }
 

@@ -9,7 +9,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(time usleep);
 
 my $rows = 200000;
 
@@ -21,7 +21,9 @@ open my $fh, '>', $keyfile or die $!;
 print $fh "$key\n";
 close $fh;
 chmod 0600, $keyfile;
-# the test framework turns restart_after_crash off; crash recovery needs it on
+# the test framework turns restart_after_crash off; crash recovery needs it on.
+# The 200000-row scans below get parallel plans: key lookups in parallel
+# workers are exercised too.
 $node->append_conf('postgresql.conf',
 	"shared_preload_libraries = 'customer_vault'\n"
 	  . "customer_vault.root_key_file = '$keyfile'\n"
@@ -65,12 +67,21 @@ sub versions
 my %check = (
 	v => {
 		version_expr => 'v',
+		call_args => "'t', 'v', 1000, 'id'",
 		all_decrypt => "SELECT count(*) FROM t WHERE customer_vault.decrypt(v, id::text) = 'value-' || id",
 	},
 	p => {
 		version_expr => 'p::customer_vault.encrypted_text',
+		call_args => "'t', 'p', 1000",
 		all_decrypt => "SELECT count(*) FROM t_decrypted WHERE p = 'protected-' || id",
 	});
+
+# values sealed with a context cannot be resealed without it: an error, and
+# nothing changes (the first batch rolls back)
+my ($ret, $out, $err) = $node->psql('postgres', "CALL customer_vault.reencrypt('t', 'v', 1000)");
+isnt($ret, 0, 'reencrypt without the context column fails');
+like($err, qr/could not decrypt value: authentication failed/, 'error says the value does not open');
+is_deeply(versions('v'), { 'k:1' => $rows }, 'the failed reencrypt changed nothing');
 
 for my $col ('v', 'p')
 {
@@ -84,12 +95,25 @@ for my $col ('v', 'p')
 	my $log_offset = -s $node->logfile;
 	$t0 = time;
 	$bg->query_until(qr/reencrypt starting/,
-		"\\echo reencrypt starting\nCALL customer_vault.reencrypt('t', '$col', 1000);\n\\echo reencrypt finished\n");
+		"\\echo reencrypt starting\nCALL customer_vault.reencrypt($c->{call_args});\n\\echo reencrypt finished\n");
 
 	# as soon as one batch committed, kill -9 the backend
-	ok( $node->poll_query_until('postgres',
-			"SELECT EXISTS (SELECT 1 FROM t WHERE customer_vault.key_of($c->{version_expr}) = 'k:2')"),
-		"$col: some values reached k:2");
+	my $reached = 0;
+	my $deadline = time + 90;
+	while (time < $deadline)
+	{
+		$bg->{run}->pump_nb;
+		last if $bg->{stderr} ne '' || $bg->{stdout} =~ /reencrypt finished/;
+		if ($node->safe_psql('postgres',
+				"SELECT EXISTS (SELECT 1 FROM t WHERE customer_vault.key_of($c->{version_expr}) = 'k:2')") eq 't')
+		{
+			$reached = 1;
+			last;
+		}
+		usleep(20_000);
+	}
+	ok($reached, "$col: some values reached k:2 while reencrypt runs")
+	  or diag "reencrypt session output: $bg->{stdout} $bg->{stderr}";
 	my $still_running = $node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND query LIKE 'CALL customer_vault.reencrypt%'");
 	is($still_running, '1', "$col: reencrypt still running when killed");
@@ -120,7 +144,7 @@ for my $col ('v', 'p')
 	is(($mix->{'k:1'} // 0) + ($mix->{'k:2'} // 0), $rows, "$col: only k:1 and k:2 present");
 
 	# resume: a second CALL finishes the job
-	$node->safe_psql('postgres', "CALL customer_vault.reencrypt('t', '$col', 1000)");
+	$node->safe_psql('postgres', "CALL customer_vault.reencrypt($c->{call_args})");
 	is_deeply(versions($c->{version_expr}), { 'k:2' => $rows }, "$col: no value left under k:1 after resuming");
 	is($node->safe_psql('postgres', $c->{all_decrypt}), $rows, "$col: every value decrypts after resuming");
 	is($node->safe_psql('postgres',
@@ -136,7 +160,7 @@ is($node->safe_psql('postgres', "SELECT p FROM t_decrypted WHERE id = 1"), 'afte
 	'protected column: the later update decrypts');
 
 # failure paths of the procedure
-my ($ret, $out, $err) = $node->psql('postgres', "CALL customer_vault.reencrypt('t', 'id', 1000)");
+($ret, $out, $err) = $node->psql('postgres', "CALL customer_vault.reencrypt('t', 'id', 1000)");
 isnt($ret, 0, 'reencrypt of a column that is neither encrypted nor protected fails');
 like($err, qr/neither encrypted nor protected/, 'error says why');
 ($ret, $out, $err) = $node->psql('postgres', "CALL customer_vault.reencrypt('t', 'v', 0)");
