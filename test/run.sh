@@ -180,7 +180,7 @@ run_tap() {
         set +e
         (cd "$WORK/tap" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$WORK/tap/$name.d" \
             PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
-            prove -I "$perl_dir" "t/$name")
+            prove -I "$perl_dir" -I "$WORK/tap/t" "t/$name")
         rc=$?
         set -e
         if [ $rc -eq 0 ]; then

@@ -6,22 +6,13 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use CvTest;
 
-my $node = PostgreSQL::Test::Cluster->new('second');
-$node->init;
-my $keyfile = $node->basedir . '/root.key';
-my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
-sub write_key
-{
-	my ($content, $mode) = @_;
-	open my $fh, '>', $keyfile or die $!;
-	print $fh $content;
-	close $fh;
-	chmod $mode, $keyfile;
-}
+my $node = new_vault_node('second');
+my $keyfile = root_key_file($node);
+my $key = random_root_key();
+sub write_key { write_root_key($keyfile, $_[0], $_[1]); }
 write_key("$key\n", 0600);
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'customer_vault'\n");
-$node->start;
 
 # without a root key configured: CREATE EXTENSION works, key use names the setting
 $node->safe_psql('postgres', 'CREATE EXTENSION customer_vault CASCADE');
@@ -67,7 +58,7 @@ isnt($ret, 0, 'missing key file refused');
 like($err, qr/could not open root key file .* named by customer_vault\.root_key_file/, 'error names the setting');
 
 # a different (wrong) root key gives a clear error, not garbage
-my $other = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
+my $other = random_root_key();
 write_key("$other\n", 0600);
 $node->append_conf('postgresql.conf', "customer_vault.root_key_file = '$keyfile'\n");
 $node->reload;

@@ -8,34 +8,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use CvTest;
 
-my $root_key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
+my $root_key = random_root_key();
 my $other_key;
 do
 {
-	$other_key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
+	$other_key = random_root_key();
 } while ($other_key eq $root_key);
 
-# a cluster with the library preloaded and its own root key file (mode 0600)
-sub new_vault_node
-{
-	my ($name, $key) = @_;
-	my $node = PostgreSQL::Test::Cluster->new($name);
-	$node->init;
-	my $keyfile = $node->basedir . '/root.key';
-	open my $fh, '>', $keyfile or die "could not write $keyfile: $!";
-	print $fh "$key\n";
-	close $fh;
-	chmod 0600, $keyfile or die "could not chmod $keyfile: $!";
-	$node->append_conf('postgresql.conf',
-		"shared_preload_libraries = 'customer_vault'\n"
-		  . "customer_vault.root_key_file = '$keyfile'\n");
-	$node->start;
-	return $node;
-}
 
 # ---------- source cluster A ----------
-my $a = new_vault_node('a', $root_key);
+my $a = new_vault_node('a', key => $root_key);
 $a->safe_psql('postgres', 'CREATE DATABASE src');
 
 # recognisable sample data, kept in Perl to compare against after restore
@@ -154,7 +138,7 @@ ok(index($script, 'sample@example.com') < 0 && index($script, 'note-prefers-morn
 	'custom dump (as script) does not contain sample plaintext');
 
 # ---------- restore into B (same root key, its own file) ----------
-my $b = new_vault_node('b', $root_key);
+my $b = new_vault_node('b', key => $root_key);
 $b->safe_psql('postgres', 'CREATE DATABASE from_plain');
 $b->safe_psql('postgres', 'CREATE DATABASE from_custom');
 $b->command_ok(
@@ -235,7 +219,7 @@ for my $db ('from_plain', 'from_custom')
 }
 
 # ---------- restore into C (a different root key) ----------
-my $c = new_vault_node('c', $other_key);
+my $c = new_vault_node('c', key => $other_key);
 $c->safe_psql('postgres', 'CREATE DATABASE from_plain');
 $c->safe_psql('postgres', 'CREATE DATABASE from_custom');
 $c->command_ok(

@@ -9,27 +9,18 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use CvTest;
 use Time::HiRes qw(time usleep);
 
 my $rows = 200000;
 
-my $node = PostgreSQL::Test::Cluster->new('crash');
-$node->init;
-my $keyfile = $node->basedir . '/root.key';
-my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
-open my $fh, '>', $keyfile or die $!;
-print $fh "$key\n";
-close $fh;
-chmod 0600, $keyfile;
 # the test framework turns restart_after_crash off; crash recovery needs it on.
 # The 200000-row scans below get parallel plans: key lookups in parallel
 # workers are exercised too.
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'customer_vault'\n"
-	  . "customer_vault.root_key_file = '$keyfile'\n"
-	  . "restart_after_crash = on\n"
+my $key = random_root_key();
+my $node = new_vault_node('crash', key => $key,
+	conf => "restart_after_crash = on\n"
 	  . "log_statement = none\n");
-$node->start;
 
 my $t0 = time;
 $node->safe_psql(

@@ -8,21 +8,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use CvTest;
 
-my $node = PostgreSQL::Test::Cluster->new('remnant');
-$node->init;
-my $keyfile = $node->basedir . '/root.key';
-my $key = join '', map { sprintf '%02x', int(rand(256)) } 1 .. 32;
-open my $fh, '>', $keyfile or die $!;
-print $fh "$key\n";
-close $fh;
-chmod 0600, $keyfile;
-$node->append_conf('postgresql.conf',
-	"shared_preload_libraries = 'customer_vault'\n"
-	  . "customer_vault.root_key_file = '$keyfile'\n"
-	  . "autovacuum = off\n"
+my $key = random_root_key();
+my $node = new_vault_node('remnant', key => $key,
+	conf => "autovacuum = off\n"
 	  . "log_statement = none\n");
-$node->start;
 
 my $short_rows = 20000;
 my $long_rows  = 20;
