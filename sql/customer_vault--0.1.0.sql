@@ -256,6 +256,33 @@ COMMENT ON TABLE customer_vault.protected_columns IS
     'columns converted by protect_column(), with the binding their values are sealed to';
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.protected_columns', '');
 
+-- Forget the protection of tables and columns that are dropped, so a new table
+-- of the same name can be protected.  SECURITY DEFINER because whoever may drop
+-- a table must be able to remove its rows here; the search_path is pinned.
+CREATE FUNCTION customer_vault._forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- DROP EXTENSION drops this table too
+    IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM customer_vault.protected_columns p
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'
+            AND p.schema_name OPERATOR(pg_catalog.=) d.schema_name
+            AND p.table_name OPERATOR(pg_catalog.=) d.object_name)
+        OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
+            AND d.address_names OPERATOR(pg_catalog.=)
+                ARRAY[p.schema_name::text, p.table_name::text, p.column_name::text]);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._forget_dropped() IS
+    'internal: event trigger removing protected_columns rows of dropped tables and columns';
+CREATE EVENT TRIGGER customer_vault_forget_dropped ON sql_drop
+    EXECUTE FUNCTION customer_vault._forget_dropped();
+
 CREATE FUNCTION customer_vault._check_key(key_name text) RETURNS void
     LANGUAGE C STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'cv_check_key';

@@ -109,3 +109,14 @@ SELECT schema_name, table_name, column_name, key_name, binding, context_column, 
   FROM customer_vault.protected_columns ORDER BY 1, 2, 3;
 DROP TABLE other;
 DROP SCHEMA "odd schema" CASCADE;
+-- dropped tables and columns are forgotten: a new table of the same name can be protected
+SELECT schema_name, table_name, column_name FROM customer_vault.protected_columns ORDER BY 1, 2, 3;
+ALTER TABLE customers DROP COLUMN phone CASCADE;
+SELECT column_name FROM customer_vault.protected_columns WHERE table_name = 'customers';
+DROP TABLE customers CASCADE;
+SELECT count(*) AS rows_left FROM customer_vault.protected_columns;
+CREATE TABLE customers (id bigint PRIMARY KEY, email text, phone text);
+INSERT INTO customers VALUES (1, 'again@example.com', '+1');
+SELECT customer_vault.protect_column('customers', 'email', 'col_key', 'id');
+SELECT id, email, phone FROM customers_decrypted;
+DROP TABLE customers CASCADE;

@@ -19,8 +19,9 @@ SELECT p.oid::regprocedure AS public_executable
 SELECT c.relname FROM pg_class c
  WHERE c.relnamespace = 'customer_vault'::regnamespace AND c.relkind IN ('r', 'v', 'S', 'm')
    AND (c.relacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = 0));
--- nothing runs as SECURITY DEFINER
-SELECT count(*) AS security_definer FROM pg_proc WHERE pronamespace = 'customer_vault'::regnamespace AND prosecdef;
+-- SECURITY DEFINER only where needed, and then with a pinned search_path
+SELECT p.oid::regprocedure AS security_definer, p.proconfig
+  FROM pg_proc p WHERE p.pronamespace = 'customer_vault'::regnamespace AND p.prosecdef;
 
 SELECT customer_vault.create_key('priv_key') > 0 AS created;
 CREATE TABLE priv_t (id int PRIMARY KEY, v customer_vault.encrypted_text);
