@@ -176,8 +176,8 @@ cv_blind_mac(CvKey *key, const char *pt, size_t ptlen)
 	bytea	   *mac = palloc(VARHDRSZ + CV_MAC_LEN);
 
 	SET_VARSIZE(mac, VARHDRSZ + CV_MAC_LEN);
-	if (!cv_hmac_sha256(key->bidx_key, CV_KEY_LEN, (const uint8 *) pt, ptlen,
-						(uint8 *) VARDATA(mac)))
+	if (key->bidx == NULL ||
+		!cv_mac_compute(key->bidx, (const uint8 *) pt, ptlen, (uint8 *) VARDATA(mac)))
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("could not compute HMAC-SHA-256")));

@@ -15,6 +15,9 @@
 #include <openssl/hmac.h>
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+#include <openssl/core_names.h>
+#endif
 
 struct CvAead
 {
@@ -112,6 +115,97 @@ cv_aead_open(CvAead *a, const uint8_t *nonce,
 	}
 	return 1;
 }
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* OpenSSL 3: an EVP_MAC context keyed once; each message re-initialises it */
+struct CvMac
+{
+	EVP_MAC	   *mac;
+	EVP_MAC_CTX *ctx;
+};
+
+/* set up HMAC-SHA-256 under key */
+CvMac *
+cv_mac_new(const uint8_t *key, size_t key_len)
+{
+	CvMac	   *m = calloc(1, sizeof(CvMac));
+	OSSL_PARAM	params[2];
+
+	if (m == NULL)
+		return NULL;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *) "SHA256", 0);
+	params[1] = OSSL_PARAM_construct_end();
+	m->mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	if (m->mac == NULL || (m->ctx = EVP_MAC_CTX_new(m->mac)) == NULL ||
+		EVP_MAC_init(m->ctx, key, key_len, params) != 1)
+	{
+		cv_mac_free(m);
+		return NULL;
+	}
+	return m;
+}
+
+/* HMAC-SHA-256 of msg under the key set up in cv_mac_new */
+bool
+cv_mac_compute(CvMac *m, const uint8_t *msg, size_t len, uint8_t out[CV_MAC_LEN])
+{
+	size_t		outl = 0;
+
+	return EVP_MAC_init(m->ctx, NULL, 0, NULL) == 1 &&
+		EVP_MAC_update(m->ctx, msg, len) == 1 &&
+		EVP_MAC_final(m->ctx, out, &outl, CV_MAC_LEN) == 1 && outl == CV_MAC_LEN;
+}
+
+/* free the context; OpenSSL cleanses the key */
+void
+cv_mac_free(CvMac *m)
+{
+	if (m == NULL)
+		return;
+	if (m->ctx)
+		EVP_MAC_CTX_free(m->ctx);
+	if (m->mac)
+		EVP_MAC_free(m->mac);
+	free(m);
+}
+#else
+/* OpenSSL 1.1: keep the key and use the one-shot HMAC() */
+struct CvMac
+{
+	uint8_t		key[CV_KEY_LEN];
+	size_t		key_len;
+};
+
+/* set up HMAC-SHA-256 under key */
+CvMac *
+cv_mac_new(const uint8_t *key, size_t key_len)
+{
+	CvMac	   *m;
+
+	if (key_len > CV_KEY_LEN || (m = calloc(1, sizeof(CvMac))) == NULL)
+		return NULL;
+	memcpy(m->key, key, key_len);
+	m->key_len = key_len;
+	return m;
+}
+
+/* HMAC-SHA-256 of msg under the key set up in cv_mac_new */
+bool
+cv_mac_compute(CvMac *m, const uint8_t *msg, size_t len, uint8_t out[CV_MAC_LEN])
+{
+	return cv_hmac_sha256(m->key, m->key_len, msg, len, out);
+}
+
+/* wipe and free */
+void
+cv_mac_free(CvMac *m)
+{
+	if (m == NULL)
+		return;
+	OPENSSL_cleanse(m->key, sizeof(m->key));
+	free(m);
+}
+#endif
 
 /* cryptographically strong random bytes from OpenSSL's DRBG */
 bool

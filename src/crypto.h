@@ -34,6 +34,13 @@ extern int	cv_aead_open(CvAead *aead, const uint8_t *nonce,
 						 const uint8_t *ct, size_t ct_len,
 						 const uint8_t *tag, uint8_t *pt);
 
+/* an HMAC-SHA-256 key set up once, reusable for many messages */
+typedef struct CvMac CvMac;
+
+extern CvMac *cv_mac_new(const uint8_t *key, size_t key_len);
+extern bool cv_mac_compute(CvMac *mac, const uint8_t *msg, size_t len, uint8_t out[CV_MAC_LEN]);
+extern void cv_mac_free(CvMac *mac);
+
 extern bool cv_random_bytes(uint8_t *buf, size_t len);
 extern bool cv_hmac_sha256(const uint8_t *key, size_t key_len,
 						   const uint8_t *msg, size_t msg_len, uint8_t out[CV_MAC_LEN]);

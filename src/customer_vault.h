@@ -50,7 +50,8 @@ typedef struct CvKey
 	int32		version;
 	char		name[NAMEDATALEN];	/* empty for subject keys */
 	CvAead	   *aead;			/* key schedule, NULL when destroyed */
-	uint8		bidx_key[CV_KEY_LEN];	/* HKDF subkey for blind indexes */
+	CvMac	   *bidx;			/* HMAC under the HKDF blind-index subkey;
+								 * named keys only */
 } CvKey;
 
 extern uint64 cv_key_generation;	/* bumped whenever the cache is flushed */

@@ -66,6 +66,7 @@ typedef struct CvRoot
 {
 	bool		loaded;
 	uint8	   *key;			/* CV_KEY_LEN bytes, malloc'd and mlock'd */
+	CvAead	   *aead;			/* its key schedule, for wrapping */
 	uint8		fp[CV_FP_LEN];
 } CvRoot;
 
@@ -110,6 +111,12 @@ static const char cv_wrap_label[] = "cv-dk-v1";
  */
 static uint8 cv_scratch[CV_KEY_LEN];
 
+/*
+ * Keys inserted by the current transaction may be in the cache; should it
+ * abort, they never existed, so the cache is flushed.
+ */
+static bool cv_keys_created_in_xact = false;
+
 /* ---------- root key ---------- */
 
 /* release a root key, wiping it */
@@ -122,6 +129,7 @@ cv_root_release(CvRoot *r)
 		munlock(r->key, CV_KEY_LEN);
 		free(r->key);
 	}
+	cv_aead_free(r->aead);
 	memset(r, 0, sizeof(CvRoot));
 }
 
@@ -343,6 +351,14 @@ cv_root_get(bool previous)
 	memcpy(buf, cv_scratch, CV_KEY_LEN);
 	cv_wipe(cv_scratch, CV_KEY_LEN);
 	r->key = buf;
+	r->aead = cv_aead_new(buf);
+	if (r->aead == NULL)
+	{
+		cv_root_release(r);
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not initialize AES-256-GCM")));
+	}
 	r->loaded = true;
 	return r;
 }
@@ -370,7 +386,8 @@ cv_cache_flush(bool roots)
 		{
 			cv_aead_free(k->aead);
 			k->aead = NULL;
-			cv_wipe(k->bidx_key, sizeof(k->bidx_key));
+			cv_mac_free(k->bidx);
+			k->bidx = NULL;
 		}
 	}
 	if (cv_key_cxt != NULL)
@@ -410,6 +427,15 @@ static void
 cv_xact_callback(XactEvent event, void *arg)
 {
 	cv_wipe(cv_scratch, CV_KEY_LEN);
+	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+	{
+		if (cv_keys_created_in_xact)
+			cv_keys_stale = true;
+		cv_keys_created_in_xact = false;
+	}
+	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+			 event == XACT_EVENT_PREPARE)
+		cv_keys_created_in_xact = false;
 }
 
 /* the same when a subtransaction ends */
@@ -418,6 +444,8 @@ cv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
 {
 	cv_wipe(cv_scratch, CV_KEY_LEN);
+	if (event == SUBXACT_EVENT_ABORT_SUB && cv_keys_created_in_xact)
+		cv_keys_stale = true;
 }
 
 /* register the callbacks; called from _PG_init */
@@ -499,7 +527,6 @@ cv_unwrap(uint32 id, const bytea *wrapped, const bytea *root_fp, uint8 *out)
 	CvRoot	   *use = NULL;
 	uint8		aad[sizeof(cv_wrap_label) - 1 + 4];
 	const uint8 *w;
-	CvAead	   *a;
 	int			rc;
 
 	if (VARSIZE_ANY_EXHDR(root_fp) == CV_FP_LEN &&
@@ -536,14 +563,8 @@ cv_unwrap(uint32 id, const bytea *wrapped, const bytea *root_fp, uint8 *out)
 	aad[10] = (uint8) (id >> 8);
 	aad[11] = (uint8) id;
 	w = (const uint8 *) VARDATA_ANY(wrapped);
-	a = cv_aead_new(use->key);
-	if (a == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
-				 errmsg("could not initialize AES-256-GCM")));
-	rc = cv_aead_open(a, w, aad, sizeof(aad), NULL, 0,
+	rc = cv_aead_open(use->aead, w, aad, sizeof(aad), NULL, 0,
 					  w + CV_NONCE_LEN, CV_KEY_LEN, w + CV_NONCE_LEN + CV_KEY_LEN, out);
-	cv_aead_free(a);
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -563,7 +584,6 @@ cv_wrap(uint32 id, const uint8 *dk, bytea **root_fp_out)
 	bytea	   *res = palloc(VARHDRSZ + CV_WRAPPED_LEN);
 	uint8	   *w = (uint8 *) VARDATA(res);
 	uint8		aad[sizeof(cv_wrap_label) - 1 + 4];
-	CvAead	   *a;
 	bool		ok;
 
 	SET_VARSIZE(res, VARHDRSZ + CV_WRAPPED_LEN);
@@ -576,14 +596,8 @@ cv_wrap(uint32 id, const uint8 *dk, bytea **root_fp_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("could not generate random bytes")));
-	a = cv_aead_new(cur->key);
-	if (a == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
-				 errmsg("could not initialize AES-256-GCM")));
-	ok = cv_aead_seal(a, w, aad, sizeof(aad), NULL, 0, dk, CV_KEY_LEN,
+	ok = cv_aead_seal(cur->aead, w, aad, sizeof(aad), NULL, 0, dk, CV_KEY_LEN,
 					  w + CV_NONCE_LEN, w + CV_NONCE_LEN + CV_KEY_LEN);
-	cv_aead_free(a);
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -612,6 +626,49 @@ cv_fresh_snapshot(void)
 	return RegisterSnapshot(GetLatestSnapshot());
 }
 
+/*
+ * Enter a key into the cache: the key schedule, and for a named key the
+ * blind-index MAC under an HKDF subkey.  dk (NULL for a destroyed key) is
+ * wiped here.
+ */
+static CvKey *
+cv_cache_insert(const CvKey *meta, uint8 *dk)
+{
+	CvKey	   *k;
+	CvAead	   *aead = NULL;
+	CvMac	   *bidx = NULL;
+	bool		ok = true;
+
+	if (dk != NULL)
+	{
+		uint8		sub[CV_KEY_LEN];
+
+		aead = cv_aead_new(dk);
+		ok = aead != NULL;
+		if (ok && !meta->is_subject)
+		{
+			ok = cv_hkdf_sha256(dk, CV_KEY_LEN, "customer_vault blind index v1", sub, CV_KEY_LEN) &&
+				(bidx = cv_mac_new(sub, CV_KEY_LEN)) != NULL;
+			cv_wipe(sub, sizeof(sub));
+		}
+		cv_wipe(dk, CV_KEY_LEN);
+		if (!ok)
+		{
+			cv_aead_free(aead);
+			cv_mac_free(bidx);
+			ereport(ERROR,
+					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+					 errmsg("could not set up data key %u in the crypto library", meta->id)));
+		}
+	}
+	k = hash_search(cv_key_cache, &meta->id, HASH_ENTER, NULL);
+	memcpy(k, meta, sizeof(CvKey));
+	k->aead = aead;
+	k->bidx = bidx;
+	k->destroyed = (dk == NULL);
+	return k;
+}
+
 /* read one data_keys row by id into a new cache entry; NULL if no such id */
 static CvKey *
 cv_load_key(uint32 id)
@@ -635,7 +692,6 @@ cv_load_key(uint32 id)
 		bool		isnull;
 		Datum		d;
 		char	   *state;
-		bool		found;
 		CvKey		tmp;
 
 		memset(&tmp, 0, sizeof(tmp));
@@ -660,25 +716,9 @@ cv_load_key(uint32 id)
 			if (isnull || fpnull)
 				tmp.destroyed = true;
 			else
-			{
 				cv_unwrap(id, DatumGetByteaPP(w), DatumGetByteaPP(fp), dk);
-				tmp.aead = cv_aead_new(dk);
-				if (tmp.aead == NULL ||
-					!cv_hkdf_sha256(dk, CV_KEY_LEN, "customer_vault blind index v1",
-									tmp.bidx_key, CV_KEY_LEN))
-				{
-					cv_wipe(dk, CV_KEY_LEN);
-					cv_aead_free(tmp.aead);
-					ereport(ERROR,
-							(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
-							 errmsg("could not set up data key %u in the crypto library", id)));
-				}
-				cv_wipe(dk, CV_KEY_LEN);
-			}
 		}
-		k = hash_search(cv_key_cache, &id, HASH_ENTER, &found);
-		memcpy(k, &tmp, sizeof(CvKey));
-		cv_wipe(tmp.bidx_key, sizeof(tmp.bidx_key));
+		k = cv_cache_insert(&tmp, tmp.destroyed ? NULL : dk);
 	}
 	systable_endscan(scan);
 	UnregisterSnapshot(snap);
@@ -859,6 +899,23 @@ cv_restore_user(CvOwnerSwitch *sw)
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
 }
 
+/* a plan prepared once per backend and kept (the plan cache revalidates it) */
+static SPIPlanPtr
+cv_saved_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*slot = p;
+	}
+	return *slot;
+}
+
 /* the next key id from the table's sequence */
 static uint32
 cv_next_key_id(void)
@@ -866,8 +923,11 @@ cv_next_key_id(void)
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute("SELECT pg_catalog.nextval('customer_vault.data_keys_id_seq'::pg_catalog.regclass)::pg_catalog.int4",
-					false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	static SPIPlanPtr plan = NULL;
+
+	if (SPI_execute_plan(cv_saved_plan(&plan, "SELECT pg_catalog.nextval('customer_vault.data_keys_id_seq'::pg_catalog.regclass)::pg_catalog.int4",
+									   0, NULL),
+						 NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not draw a key id");
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return (uint32) DatumGetInt32(d);
@@ -879,7 +939,8 @@ cv_next_key_id(void)
  * (a concurrent insert won).
  */
 static uint32
-cv_insert_key(const char *name, int32 version, const char *subject, const char *comment)
+cv_insert_key(const char *name, int32 version, const char *subject, const char *comment,
+			  bool keep_dk)
 {
 	static const char fp_label[] = "customer_vault data key fingerprint v1";
 	uint8	   *dk = cv_scratch;
@@ -899,7 +960,8 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("could not generate a data key")));
 	wrapped = cv_wrap(id, dk, &root_fp);
-	cv_wipe(dk, CV_KEY_LEN);
+	if (!keep_dk)
+		cv_wipe(dk, CV_KEY_LEN);
 
 	fp = palloc(VARHDRSZ + 8);
 	SET_VARSIZE(fp, VARHDRSZ + 8);
@@ -921,11 +983,17 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 	values[6] = PointerGetDatum(fp);
 
 	if (subject != NULL)
-		rc = SPI_execute_with_args("INSERT INTO customer_vault.data_keys"
-								   " (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint)"
-								   " VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)"
-								   " ON CONFLICT (subject) WHERE state OPERATOR(pg_catalog.<>) 'destroyed' DO NOTHING",
-								   7, types, values, nulls, false, 0);
+	{
+		static SPIPlanPtr plan = NULL;
+
+		rc = SPI_execute_plan(cv_saved_plan(&plan,
+											"INSERT INTO customer_vault.data_keys"
+											" (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint)"
+											" VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)"
+											" ON CONFLICT (subject) WHERE state OPERATOR(pg_catalog.<>) 'destroyed' DO NOTHING",
+											7, types),
+							  values, nulls, false, 0);
+	}
 	else
 	{
 		Oid			types8[8];
@@ -950,7 +1018,13 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 	}
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store data key: %s", SPI_result_code_string(rc));
-	return SPI_processed == 1 ? id : 0;
+	if (SPI_processed != 1)
+	{
+		cv_wipe(dk, CV_KEY_LEN);
+		return 0;
+	}
+	cv_keys_created_in_xact = true;
+	return id;
 }
 
 /* look a subject's live key id up in the table; 0 when none */
@@ -1018,10 +1092,22 @@ CvSubjectKey(const char *subject, bool create)
 		CvOwnerSwitch sw;
 
 		cv_become_owner(&sw);
-		id = cv_insert_key(NULL, 1, subject, NULL);
+		id = cv_insert_key(NULL, 1, subject, NULL, true);
 		cv_restore_user(&sw);
 		CommandCounterIncrement();
-		if (id == 0)
+		if (id != 0)
+		{
+			/* the new key is still in cv_scratch: cache it without reading it back */
+			CvKey		meta;
+
+			memset(&meta, 0, sizeof(meta));
+			meta.id = id;
+			meta.version = 1;
+			meta.is_subject = true;
+			cv_cache_prepare();
+			(void) cv_cache_insert(&meta, cv_scratch);
+		}
+		else
 			id = cv_subject_key_id(subject);
 		if (id == 0)
 			ereport(ERROR,
@@ -1075,7 +1161,7 @@ cv_create_key(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("key \"%s\" already exists", name),
 				 errhint("Use customer_vault.rotate_key() to give it a new version.")));
-	id = cv_insert_key(name, 1, NULL, comment);
+	id = cv_insert_key(name, 1, NULL, comment, false);
 	cv_restore_user(&sw);
 	PG_RETURN_INT32((int32) id);
 }
@@ -1116,7 +1202,7 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 							  " WHERE name OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update the key table");
-	(void) cv_insert_key(name, maxver + 1, NULL, NULL);
+	(void) cv_insert_key(name, maxver + 1, NULL, NULL, false);
 	cv_restore_user(&sw);
 	PG_RETURN_INT32(maxver + 1);
 }

@@ -40,3 +40,24 @@ SELECT customer_vault.encrypt_for_subject(repeat('s', 256), 'x');
 SELECT customer_vault.encrypt_for_subject('3', NULL) IS NULL AS null_plaintext;
 SELECT customer_vault.shred_subject(NULL);
 DROP TABLE orders;
+
+-- a key created in a transaction that rolls back never existed: nothing may
+-- be sealed under it afterwards
+BEGIN;
+SELECT customer_vault.key_of(customer_vault.encrypt_for_subject('rolled-back', 'x')) LIKE 'subject:%' AS made;
+ROLLBACK;
+CREATE TABLE after_rollback AS SELECT customer_vault.encrypt_for_subject('rolled-back', 'kept', 'c') AS v;
+SELECT customer_vault.decrypt(v, 'c') AS readable FROM after_rollback;
+BEGIN;
+SELECT customer_vault.create_key('rolled_back_key') > 0 AS made;
+SELECT customer_vault.encrypt('x', 'rolled_back_key') IS NOT NULL AS sealed;
+ROLLBACK;
+SELECT customer_vault.encrypt('x', 'rolled_back_key');
+BEGIN;
+SAVEPOINT s1;
+SELECT customer_vault.key_of(customer_vault.encrypt_for_subject('sub-rolled-back', 'x')) LIKE 'subject:%' AS made;
+ROLLBACK TO s1;
+CREATE TABLE after_savepoint AS SELECT customer_vault.encrypt_for_subject('sub-rolled-back', 'kept', 'c') AS v;
+COMMIT;
+SELECT customer_vault.decrypt(v, 'c') AS readable FROM after_savepoint;
+DROP TABLE after_rollback, after_savepoint;
