@@ -289,12 +289,19 @@ CREATE FUNCTION customer_vault._check_key(key_name text) RETURNS void
 COMMENT ON FUNCTION customer_vault._check_key(text) IS
     'internal: raises an error unless the named key exists';
 
+-- Not STRICT: a NULL context must be an error, never a NULL result (data loss).
 CREATE FUNCTION customer_vault._seal_column(plaintext text, key_name text, context text)
     RETURNS text
-    LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+    LANGUAGE C VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'cv_seal_column';
 COMMENT ON FUNCTION customer_vault._seal_column(text, text, text) IS
     'internal: the envelope a protected column stores, used by the conversion rewrite';
+
+CREATE FUNCTION customer_vault._open_column(value text, context text) RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_open_column';
+COMMENT ON FUNCTION customer_vault._open_column(text, text) IS
+    'decrypts a protected column''s value (what <table>_decrypted shows); NULL when its key was shredded';
 
 CREATE FUNCTION customer_vault._protect_trigger() RETURNS trigger
     LANGUAGE C AS 'MODULE_PATHNAME', 'cv_protect_trigger';
@@ -363,10 +370,10 @@ BEGIN
     SELECT pg_catalog.string_agg(
              CASE WHEN p.column_name IS NULL THEN pg_catalog.format('t.%I', a.attname)
                   WHEN p.context_column IS NULL THEN
-                    pg_catalog.format('customer_vault.decrypt(t.%I::customer_vault.encrypted_text, %L) AS %I',
+                    pg_catalog.format('customer_vault._open_column(t.%I, %L) AS %I',
                                       a.attname, p.binding, a.attname)
                   ELSE
-                    pg_catalog.format('customer_vault.decrypt(t.%I::customer_vault.encrypted_text, %L OPERATOR(pg_catalog.||) t.%I::text) AS %I',
+                    pg_catalog.format('customer_vault._open_column(t.%I, %L OPERATOR(pg_catalog.||) t.%I::text) AS %I',
                                       a.attname, p.binding, p.context_column, a.attname)
              END, ', ' ORDER BY a.attnum)
       INTO cols
@@ -667,6 +674,7 @@ GRANT EXECUTE ON FUNCTION
 
 -- the reader decrypts
 GRANT EXECUTE ON FUNCTION
+    customer_vault._open_column(text, text),
     customer_vault.decrypt(customer_vault.encrypted_text, text),
     customer_vault.decrypt(customer_vault.encrypted_bytea, text),
     customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea),

@@ -23,8 +23,6 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-static bytea *cv_text_to_envelope(const char *s, size_t len, CvEnvelope *env);
-
 /* per call site memo of the last key used */
 typedef struct CvKeyMemo
 {
@@ -170,8 +168,8 @@ CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out)
 }
 
 /* blind index of a plaintext under a named key's derived subkey */
-static bytea *
-cv_blind_mac(CvKey *key, const char *pt, size_t ptlen)
+bytea *
+CvBlindMac(CvKey *key, const char *pt, size_t ptlen)
 {
 	bytea	   *mac = palloc(VARHDRSZ + CV_MAC_LEN);
 
@@ -271,10 +269,7 @@ PG_FUNCTION_INFO_V1(cv_encrypt_for_subject);
 PG_FUNCTION_INFO_V1(cv_key_of);
 PG_FUNCTION_INFO_V1(cv_key_id_of);
 PG_FUNCTION_INFO_V1(cv_blind_index);
-PG_FUNCTION_INFO_V1(cv_is_sealed);
 PG_FUNCTION_INFO_V1(cv_reseal);
-PG_FUNCTION_INFO_V1(cv_seal_column);
-PG_FUNCTION_INFO_V1(cv_protect_trigger);
 PG_FUNCTION_INFO_V1(cv_check_key);
 PG_FUNCTION_INFO_V1(cv_needs_reseal);
 
@@ -304,7 +299,7 @@ cv_needs_reseal(PG_FUNCTION_ARGS)
 	{
 		text	   *t = PG_GETARG_TEXT_PP(0);
 
-		if (cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
+		if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
 			PG_RETURN_BOOL(false);
 	}
 	else
@@ -407,12 +402,12 @@ cv_blind_index(PG_FUNCTION_ARGS)
 	text	   *pt = PG_GETARG_TEXT_PP(0);
 	CvKey	   *key = cv_memo_key_by_name(fcinfo, PG_GETARG_TEXT_PP(1), true);
 
-	PG_RETURN_BYTEA_P(cv_blind_mac(key, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt)));
+	PG_RETURN_BYTEA_P(CvBlindMac(key, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt)));
 }
 
 /* decode the text form of a text envelope; NULL when it is not one */
-static bytea *
-cv_text_to_envelope(const char *s, size_t len, CvEnvelope *env)
+bytea *
+CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env)
 {
 	bytea	   *bin;
 	size_t		binlen;
@@ -433,8 +428,8 @@ cv_text_to_envelope(const char *s, size_t len, CvEnvelope *env)
 }
 
 /* text form of a sealed value, as a text datum */
-static text *
-cv_envelope_as_text(bytea *sealed)
+text *
+CvEnvelopeAsText(bytea *sealed)
 {
 	size_t		binlen = VARSIZE_ANY_EXHDR(sealed);
 	text	   *res = palloc(VARHDRSZ + cv_envelope_text_len(binlen));
@@ -442,17 +437,6 @@ cv_envelope_as_text(bytea *sealed)
 
 	SET_VARSIZE(res, VARHDRSZ + n);
 	return res;
-}
-
-/* is_sealed(text): whether a text holds a well-formed text envelope */
-Datum
-cv_is_sealed(PG_FUNCTION_ARGS)
-{
-	text	   *t = PG_GETARG_TEXT_PP(0);
-	CvEnvelope	env;
-	bytea	   *bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
-
-	PG_RETURN_BOOL(bin != NULL);
 }
 
 /* open a value for re-sealing; the plaintext is palloc'd, caller wipes it */
@@ -493,7 +477,7 @@ cv_reseal(PG_FUNCTION_ARGS)
 	{
 		text	   *t = DatumGetTextPP(arg);
 
-		bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
+		bin = CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
 		if (bin == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
@@ -517,249 +501,7 @@ cv_reseal(PG_FUNCTION_ARGS)
 	cv_wipe(pt, env.ciphertext_len);
 	pfree(pt);
 	if (is_text_form)
-		PG_RETURN_TEXT_P(cv_envelope_as_text(sealed));
+		PG_RETURN_TEXT_P(CvEnvelopeAsText(sealed));
 	PG_RETURN_BYTEA_P(sealed);
 }
 
-/*
- * _seal_column(plaintext, key_name, context): the text envelope stored by a
- * protected column, used by protect_column's one-time table rewrite.  A
- * value that already is an envelope is kept.
- */
-Datum
-cv_seal_column(PG_FUNCTION_ARGS)
-{
-	text	   *pt = PG_GETARG_TEXT_PP(0);
-	text	   *ctx = cv_context_arg(fcinfo, 2);
-	CvEnvelope	env;
-	CvKey	   *key;
-
-	if (cv_text_to_envelope(VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt), &env) != NULL)
-		PG_RETURN_TEXT_P(pt);
-	if (ctx == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("the context of a protected value must not be null")));
-	key = cv_memo_key_by_name(fcinfo, PG_GETARG_TEXT_PP(1), false);
-	PG_RETURN_TEXT_P(cv_envelope_as_text(CvSealValue(key, CV_ENV_TYPE_TEXT,
-													  VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt),
-													  VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx))));
-}
-
-/* the row context string of a protected column: binding || context column text */
-static char *
-cv_row_context(Relation rel, HeapTuple tup, const char *binding, const char *ctxcol,
-			   int *len)
-{
-	TupleDesc	desc = RelationGetDescr(rel);
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	appendStringInfoString(&buf, binding);
-	if (ctxcol[0] != '\0')
-	{
-		int			attnum = SPI_fnumber(desc, ctxcol);
-		bool		isnull;
-		Datum		d;
-		Oid			typoutput;
-		bool		typisvarlena;
-
-		if (attnum <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("context column \"%s\" of table \"%s\" does not exist",
-							ctxcol, RelationGetRelationName(rel)),
-					 errhint("Run customer_vault.protect_column() again after renaming columns.")));
-		d = heap_getattr(tup, attnum, desc, &isnull);
-		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("context column \"%s\" of table \"%s\" must not be null in a row with protected values",
-							ctxcol, RelationGetRelationName(rel)),
-					 errhint("Give the context column a value (for example the customer id) before the protected column.")));
-		getTypeOutputInfo(TupleDescAttr(desc, attnum - 1)->atttypid, &typoutput, &typisvarlena);
-		appendStringInfoString(&buf, OidOutputFunctionCall(typoutput, d));
-	}
-	*len = buf.len;
-	return buf.data;
-}
-
-/*
- * BEFORE INSERT OR UPDATE ROW trigger of a protected column.  Arguments:
- * column, key name, binding, context column ('' for none), blind index
- * column ('' for none).  Plaintext is sealed before the row is written;
- * ciphertext arriving as it is (restore, COPY, a copy of the row's own
- * value) is checked to belong to this column and row and kept.
- */
-Datum
-cv_protect_trigger(PG_FUNCTION_ARGS)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	TupleDesc	desc;
-	HeapTuple	newtup;
-	HeapTuple	oldtup = NULL;
-	char	  **args;
-	int			attnum;
-	int			bidx_attnum = 0;
-	Datum		value;
-	bool		isnull;
-	Datum		repl_values[2];
-	bool		repl_nulls[2] = {false, false};
-	int			repl_cols[2];
-	int			nrepl = 0;
-	char	   *ctx;
-	int			ctxlen;
-	text	   *t;
-	CvEnvelope	env;
-	bytea	   *bin;
-	char	   *pt = NULL;
-	size_t		ptlen = 0;
-	bool		wipe_pt = false;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)) ||
-		td->tg_trigger->tgnargs != 5)
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("customer_vault protection trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW with five arguments")));
-
-	rel = td->tg_relation;
-	desc = RelationGetDescr(rel);
-	args = td->tg_trigger->tgargs;
-	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
-	{
-		newtup = td->tg_newtuple;
-		oldtup = td->tg_trigtuple;
-	}
-	else
-		newtup = td->tg_trigtuple;
-
-	attnum = SPI_fnumber(desc, args[0]);
-	if (attnum <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_COLUMN),
-				 errmsg("protected column \"%s\" of table \"%s\" does not exist",
-						args[0], RelationGetRelationName(rel)),
-				 errhint("Run customer_vault.protect_column() again after renaming columns.")));
-	if (args[4][0] != '\0')
-	{
-		bidx_attnum = SPI_fnumber(desc, args[4]);
-		if (bidx_attnum <= 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("blind index column \"%s\" of table \"%s\" does not exist",
-							args[4], RelationGetRelationName(rel))));
-	}
-
-	value = heap_getattr(newtup, attnum, desc, &isnull);
-	if (isnull)
-	{
-		if (bidx_attnum == 0)
-			return PointerGetDatum(newtup);
-		repl_cols[0] = bidx_attnum;
-		repl_values[0] = (Datum) 0;
-		repl_nulls[0] = true;
-		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
-														 repl_values, repl_nulls));
-	}
-
-	ctx = cv_row_context(rel, newtup, args[2], args[3], &ctxlen);
-	t = DatumGetTextPP(value);
-
-	if (oldtup != NULL)
-	{
-		bool		oldnull;
-		Datum		oldvalue = heap_getattr(oldtup, attnum, desc, &oldnull);
-
-		if (!oldnull && datumIsEqual(oldvalue, value, false, -1))
-		{
-			int			oldctxlen;
-			char	   *oldctx = cv_row_context(rel, oldtup, args[2], args[3], &oldctxlen);
-
-			/* unchanged value under an unchanged context: nothing to do */
-			if (oldctxlen == ctxlen && memcmp(oldctx, ctx, ctxlen) == 0)
-			{
-				if (bidx_attnum == 0)
-					return PointerGetDatum(newtup);
-				/* the blind index follows the value, not the statement */
-				repl_cols[0] = bidx_attnum;
-				repl_values[0] = heap_getattr(oldtup, bidx_attnum, desc, &repl_nulls[0]);
-				return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
-																 repl_values, repl_nulls));
-			}
-			/* the row's context changed: re-bind the value to the new one */
-			bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
-			if (bin == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
-								args[0])));
-			pt = cv_open_for_reseal(&env, oldctx, oldctxlen);
-			if (pt == NULL)
-				return PointerGetDatum(newtup);	/* key destroyed: nothing to re-bind */
-			ptlen = env.ciphertext_len;
-			wipe_pt = true;
-			goto seal;
-		}
-	}
-
-	bin = cv_text_to_envelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env);
-	if (bin != NULL)
-	{
-		/* ciphertext arriving as it is: keep it if it belongs here */
-		char	   *check = palloc(env.ciphertext_len + 1);
-		int			rc = CvTryOpenValue(&env, ctx, ctxlen, check);
-
-		if (rc == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("ciphertext stored into protected column \"%s\" belongs to another column or row",
-							args[0]),
-					 errhint("Store plaintext; the column encrypts it.")));
-		if (bidx_attnum == 0)
-		{
-			cv_wipe(check, env.ciphertext_len);
-			return PointerGetDatum(newtup);
-		}
-		repl_cols[0] = bidx_attnum;
-		if (rc < 0)
-		{
-			/* under a destroyed key: kept as it is, it reads as NULL */
-			repl_values[0] = (Datum) 0;
-			repl_nulls[0] = true;
-		}
-		else
-			repl_values[0] = PointerGetDatum(cv_blind_mac(CvBlindIndexKeyByName(args[1]),
-														  check, env.ciphertext_len));
-		cv_wipe(check, env.ciphertext_len);
-		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
-														 repl_values, repl_nulls));
-	}
-
-	/* plaintext: seal it before the row is written */
-	pt = VARDATA_ANY(t);
-	ptlen = VARSIZE_ANY_EXHDR(t);
-
-seal:
-	{
-		CvKey	   *key = CvActiveKeyByName(args[1]);
-		bytea	   *sealed = CvSealValue(key, CV_ENV_TYPE_TEXT, pt, ptlen, ctx, ctxlen);
-
-		repl_cols[nrepl] = attnum;
-		repl_values[nrepl] = PointerGetDatum(cv_envelope_as_text(sealed));
-		nrepl++;
-	}
-	if (bidx_attnum != 0)
-	{
-		repl_cols[nrepl] = bidx_attnum;
-		repl_values[nrepl] = PointerGetDatum(cv_blind_mac(CvBlindIndexKeyByName(args[1]),
-														  pt, ptlen));
-		nrepl++;
-	}
-	if (wipe_pt)
-		cv_wipe(pt, ptlen);
-	return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, nrepl, repl_cols,
-													 repl_values, repl_nulls));
-}

@@ -65,7 +65,7 @@ extern CvKey *CvBlindIndexKeyByName(const char *name);
 extern CvKey *CvSubjectKey(const char *subject, bool create);
 extern void CvRandomNonce(uint8 *nonce);
 
-/* columns.c: sealing and opening values */
+/* columns.c: sealing and opening values (protect.c: protected columns) */
 extern bytea *CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
 						  const char *ctx, int ctxlen);
 extern int	CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
@@ -73,5 +73,8 @@ extern int	CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
 extern bool CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
 						char *pt_out);
 extern void CvParseOrError(const bytea *value, int type, CvEnvelope *env);
+extern bytea *CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env);
+extern text *CvEnvelopeAsText(bytea *sealed);
+extern bytea *CvBlindMac(CvKey *key, const char *pt, size_t ptlen);
 
 #endif							/* CUSTOMER_VAULT_H */

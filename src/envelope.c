@@ -245,3 +245,46 @@ cv_envelope_from_text(const char *src, size_t len, uint8_t *dst, size_t *dstlen)
 	*dstlen = (size_t) n;
 	return CV_ENV_OK;
 }
+
+/*
+ * Validate the text form of an envelope without allocating: the prefix,
+ * canonical base64 throughout, the length, and the header fields.  Accepts
+ * exactly what cv_envelope_from_text + cv_envelope_parse accept.
+ */
+CvEnvError
+cv_envelope_text_check(const char *src, size_t len, int expected_type)
+{
+	const char *b64;
+	size_t		n,
+				i,
+				pad = 0;
+	uint8_t		head[9];
+	CvEnvelope	env;
+	uint8_t		buf[CV_ENV_OVERHEAD];
+
+	if (len < CV_ENV_TEXT_PREFIX_LEN ||
+		memcmp(src, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) != 0)
+		return CV_ENV_BAD_PREFIX;
+	b64 = src + CV_ENV_TEXT_PREFIX_LEN;
+	n = len - CV_ENV_TEXT_PREFIX_LEN;
+	if (n % 4 != 0)
+		return CV_ENV_BAD_BASE64;
+	if (n >= 1 && b64[n - 1] == '=')
+		pad = (n >= 2 && b64[n - 2] == '=') ? 2 : 1;
+	for (i = 0; i < n - pad; i++)
+		if (b64_reverse[(unsigned char) b64[i]] < 0)
+			return CV_ENV_BAD_BASE64;
+	/* the last group decodes canonically (unused bits zero) */
+	if (n > 0 && cv_base64_decode(b64 + n - 4, 4, head) < 0)
+		return CV_ENV_BAD_BASE64;
+	if ((n / 4) * 3 - pad < CV_ENV_OVERHEAD)
+		return CV_ENV_TOO_SHORT;
+	if ((n / 4) * 3 - pad - CV_ENV_OVERHEAD > CV_MAX_PLAINTEXT)
+		return CV_ENV_TOO_LONG;
+	/* the header: decode the first 12 characters (9 bytes) and parse them */
+	if (cv_base64_decode(b64, 12, head) != 9)
+		return CV_ENV_BAD_BASE64;
+	memset(buf, 0, sizeof(buf));
+	memcpy(buf, head, CV_ENV_HEADER_LEN);
+	return cv_envelope_parse(buf, sizeof(buf), expected_type, &env);
+}

@@ -85,6 +85,7 @@ extern long cv_base64_decode(const char *src, size_t len, uint8_t *dst);
 
 extern size_t cv_envelope_text_len(size_t binlen);
 extern size_t cv_envelope_to_text(const uint8_t *bin, size_t binlen, char *dst);
+extern CvEnvError cv_envelope_text_check(const char *src, size_t len, int expected_type);
 extern CvEnvError cv_envelope_from_text(const char *src, size_t len, uint8_t *dst,
 										size_t *dstlen);
 

@@ -85,6 +85,10 @@ SELECT customer_vault.protect_column('other', 'secret', 'col_key', 'nope');
 SELECT customer_vault.protect_column('other', 'secret', 'col_key', 'secret');
 SELECT customer_vault.protect_column('other', 'secret', 'col_key', 'id', 'id');
 SELECT customer_vault.protect_column(NULL, 'secret', 'col_key');
+-- a row with a value but no context: the conversion is refused, nothing is lost
+INSERT INTO other VALUES (1, 'has context'), (NULL, 'no context'), (NULL, NULL);
+SELECT customer_vault.protect_column('other', 'secret', 'col_key', 'id');
+SELECT id, secret FROM other ORDER BY id NULLS LAST, secret NULLS LAST;
 
 -- identifiers are quoted throughout: odd table and column names
 CREATE SCHEMA "odd schema";
