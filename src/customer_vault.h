@@ -38,6 +38,10 @@ extern char *cv_previous_root_key_file;
 extern char *cv_purpose;
 extern void GucInit(void);
 
+/* consent.c */
+extern int	cv_consent_cache_size;
+extern void ConsentInit(void);
+
 /* labels.c */
 extern void LabelsInit(void);
 

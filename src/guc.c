@@ -8,6 +8,8 @@
  */
 #include "customer_vault.h"
 
+#include <limits.h>
+
 #include "utils/guc.h"
 
 char	   *cv_root_key_file = NULL;
@@ -85,6 +87,14 @@ GucInit(void)
 							   PGC_USERSET,
 							   0,
 							   cv_purpose_check, NULL, NULL);
+
+	DefineCustomIntVariable("customer_vault.consent_cache_size",
+							"Most subjects with a live consent that one backend caches for consent checks.",
+							"About 64 bytes plus the subject's length each; a purpose with more live consents is checked by an index probe per row instead.",
+							&cv_consent_cache_size,
+							1000000, 0, INT_MAX / 2,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved(CV_GUC_PREFIX);
 }

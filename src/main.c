@@ -28,6 +28,7 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 	KeysInit();
+	ConsentInit();
 }
 
 PG_FUNCTION_INFO_V1(cv_version);
