@@ -928,6 +928,13 @@ CREATE FUNCTION customer_vault.may_process(subject text, purpose text DEFAULT NU
 COMMENT ON FUNCTION customer_vault.may_process(text, text) IS
     'whether the current role may process the subject''s data for the purpose (default: customer_vault.purpose)';
 
+-- the same for integer subject keys, without turning every key into text
+CREATE FUNCTION customer_vault.may_process(subject bigint, purpose text DEFAULT NULL) RETURNS boolean
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_may_process_int8';
+COMMENT ON FUNCTION customer_vault.may_process(bigint, text) IS
+    'may_process(subject::text, purpose) for integer subject keys';
+
 CREATE VIEW customer_vault.current_consents AS
     SELECT s.subject, s.purpose, p.lawful_basis,
            CASE WHEN NOT s.granted THEN 'withdrawn'
@@ -970,6 +977,7 @@ DECLARE
     rel name;
     kind "char";
     check_expr text;
+    subject_type text;
 BEGIN
     IF tbl IS NULL OR subject_column IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject column must not be null';
@@ -990,10 +998,15 @@ BEGIN
             MESSAGE = pg_catalog.format('purpose %L does not exist', purpose),
             HINT = 'Define it with customer_vault.define_purpose().';
     END IF;
+    -- integer keys skip the text conversion (the same answer as for key::text)
+    SELECT CASE WHEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+                THEN 'bigint' ELSE 'text' END
+      INTO subject_type
+      FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = subject_column;
     IF purpose IS NULL THEN
-        check_expr := pg_catalog.format('customer_vault.may_process((%I)::text)', subject_column);
+        check_expr := pg_catalog.format('customer_vault.may_process((%I)::%s)', subject_column, subject_type);
     ELSE
-        check_expr := pg_catalog.format('customer_vault.may_process((%I)::text, %L)', subject_column, purpose);
+        check_expr := pg_catalog.format('customer_vault.may_process((%I)::%s, %L)', subject_column, subject_type, purpose);
     END IF;
     EXECUTE pg_catalog.format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', nsp, rel);
     IF force THEN
@@ -1076,7 +1089,7 @@ GRANT EXECUTE ON FUNCTION customer_vault.version(),
 
 -- consent: may_process is what a policy evaluates; it answers only for
 -- purposes the calling role is allowed, so it reveals nothing to others
-GRANT EXECUTE ON FUNCTION customer_vault.may_process(text, text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION customer_vault.may_process(text, text), customer_vault.may_process(bigint, text) TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     customer_vault.define_purpose(text, text, text, interval),
     customer_vault.allow_purpose(regrole, text), customer_vault.disallow_purpose(regrole, text),

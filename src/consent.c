@@ -6,27 +6,30 @@
  * The cache (per backend) holds the purposes, the roles allowed each, and,
  * per purpose, the subjects holding a live opt-in (granted, with its end
  * date), read with the query's own snapshot.  It answers a query only from
- * the state that query's snapshot sees:
+ * the state that query's snapshot sees, never from an older one:
  *
- *  - It is tagged with the snapshot it was read under; a query whose
- *    snapshot has the same identity uses it as it is.
+ *  - It is tagged with the visibility of the snapshot it was read under
+ *    (xmin, xmax, the in-progress xids, the command id); a query whose
+ *    snapshot has the same visibility uses it as it is.  Within a
+ *    REPEATABLE READ transaction that is every statement.
  *  - It may serve a later snapshot only when no change to the consent tables
- *    can have become visible in between.  Writers bump a shared "started"
- *    counter before their commit becomes visible (XACT_EVENT_PRE_COMMIT) and
- *    a "finished" counter after (XACT_EVENT_COMMIT/ABORT).  The cache is
- *    marked reusable only when, right after being read, no writer was in
- *    flight (started == finished) and no transaction at all had completed
- *    since the snapshot was taken (xactCompletionCount); a later snapshot
- *    with at least that completion count may then use it while "started"
- *    has not moved.
+ *    can have become visible since.  Writers bump a shared "started" counter
+ *    before their commit becomes visible (XACT_EVENT_PRE_COMMIT) and a
+ *    "finished" counter after it (XACT_EVENT_COMMIT/ABORT).  Right after the
+ *    cache is read, a reader takes "finished", then the latest snapshot, then
+ *    "started": when both counters agree and the latest snapshot sees exactly
+ *    what the query's snapshot saw, every consent change that will ever be
+ *    visible without moving "started" is in the cache, and later snapshots
+ *    use it while "started" has not moved.  (A later snapshot of the same
+ *    backend in READ COMMITTED; an older one, such as a cursor's, may then
+ *    see a newer consent state, never an older one.)
  *  - A transaction that changed the consent tables itself uses a cache only
  *    for the exact snapshot (command id included) it was read under.
  *
- * Without shared_preload_libraries (no counters) or on PostgreSQL 13 (no
- * completion count), the cache lives for one snapshot only.  Memory is
- * bounded by customer_vault.consent_cache_size subjects per backend (about
- * 64 bytes plus the subject's length each); a purpose with more live
- * consents is answered by an index probe per call instead.
+ * Without shared_preload_libraries (no counters) the cache lives for one
+ * snapshot.  Memory is bounded by customer_vault.consent_cache_size subjects
+ * per backend (about 64 bytes plus the subject's length each); a purpose
+ * with more live consents is answered by an index probe per call instead.
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
@@ -58,11 +61,6 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
-#if PG_VERSION_NUM >= 170000
-#define CV_COMPLETION_COUNT() (TransamVariables->xactCompletionCount)
-#elif PG_VERSION_NUM >= 140000
-#define CV_COMPLETION_COUNT() (ShmemVariableCache->xactCompletionCount)
-#endif
 
 /* columns of the consent tables, in table order */
 #define Anum_purpose_name			1
@@ -102,11 +100,24 @@ typedef struct CvSubjectConsent
 	char		subject[FLEXIBLE_ARRAY_MEMBER];
 } CvSubjectConsent;
 
+/* open-addressing table of subjects by 64-bit hash (simplehash) */
 typedef struct CvSubjectSlot
 {
-	uint64		hash;			/* hash key */
+	uint64		hash;			/* key */
+	char		status;
 	CvSubjectConsent *chain;
 } CvSubjectSlot;
+
+#define SH_PREFIX		cvsubj
+#define SH_ELEMENT_TYPE	CvSubjectSlot
+#define SH_KEY_TYPE		uint64
+#define SH_KEY			hash
+#define SH_HASH_KEY(tb, key)	((uint32) ((key) ^ ((key) >> 32)))
+#define SH_EQUAL(tb, a, b)	((a) == (b))
+#define SH_SCOPE		static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
 
 #define CV_PURPOSE_UNLOADED	0
 #define CV_PURPOSE_LOADED	1
@@ -121,19 +132,24 @@ typedef struct CvPurpose
 	Oid			checked_user;	/* memo of the role check */
 	bool		user_allowed;
 	int			state;
-	HTAB	   *subjects;		/* CvSubjectSlot by hash of the subject */
+	cvsubj_hash *subjects;		/* CvSubjectSlot by hash of the subject */
+	/* subjects that are canonical non-negative integers: one bit each */
+	bool		has_bitmap;
+	int64		num_min;
+	int64		num_max;
+	uint64	   *granted_bits;	/* a live opt-in */
+	uint64	   *until_bits;		/* ... with an end date (kept in subjects) */
 } CvPurpose;
 
 /* identity of a snapshot, as far as visibility goes */
+#define CV_IDENT_MAX_XIP 256
 typedef struct CvSnapIdent
 {
 	TransactionId xmin;
 	TransactionId xmax;
-	uint32		xcnt;
+	uint32		xcnt;			/* > CV_IDENT_MAX_XIP: never equal */
 	CommandId	curcid;
-	uint64		completion;
-	LocalTransactionId lxid;
-	TimestampTz stmt_start;
+	TransactionId xip[CV_IDENT_MAX_XIP];	/* sorted */
 } CvSnapIdent;
 
 static MemoryContext cv_consent_cxt = NULL;
@@ -142,8 +158,9 @@ static bool cv_cache_valid = false;
 static CvSnapIdent cv_cache_ident;
 static bool cv_cache_reusable = false;
 static uint64 cv_cache_tag_finished;
-static uint64 cv_cache_tag_completion;
 static int	cv_cache_subjects = 0;
+static Snapshot cv_last_snap = NULL;
+static uint64 cv_cache_generation = 1;	/* bumped by every rebuild */
 
 /* arena for subject entries */
 static char *cv_arena_ptr = NULL;
@@ -201,6 +218,7 @@ cv_consent_reset(void)
 	if (cv_consent_cxt != NULL)
 		MemoryContextReset(cv_consent_cxt);
 	cv_purposes = NULL;
+	cv_cache_generation++;
 	cv_cache_valid = false;
 	cv_cache_reusable = false;
 	cv_cache_subjects = 0;
@@ -273,33 +291,40 @@ ConsentInit(void)
 	RegisterSubXactCallback(cv_consent_subxact_callback, NULL);
 }
 
+/* order of xids, for sorting */
+static int
+cv_xid_cmp(const void *a, const void *b)
+{
+	TransactionId x = *(const TransactionId *) a;
+	TransactionId y = *(const TransactionId *) b;
+
+	return x < y ? -1 : (x > y ? 1 : 0);
+}
+
 /* the visibility identity of a snapshot */
 static void
 cv_snap_ident(Snapshot snap, CvSnapIdent *id)
 {
-	memset(id, 0, sizeof(CvSnapIdent));
 	id->xmin = snap->xmin;
 	id->xmax = snap->xmax;
 	id->xcnt = snap->xcnt;
 	id->curcid = snap->curcid;
-#ifdef CV_COMPLETION_COUNT
-	id->completion = snap->snapXactCompletionCount;
-#endif
-	id->lxid = MyProc->lxid;
-	id->stmt_start = GetCurrentStatementStartTimestamp();
+	if (snap->xcnt <= CV_IDENT_MAX_XIP && !snap->suboverflowed)
+	{
+		memcpy(id->xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
+		qsort(id->xip, snap->xcnt, sizeof(TransactionId), cv_xid_cmp);
+	}
+	else
+		id->xcnt = CV_IDENT_MAX_XIP + 1;
 }
 
-/* whether two identities name the same view of the data */
+/* whether two identities see the same transactions as committed */
 static bool
-cv_snap_ident_equal(const CvSnapIdent *a, const CvSnapIdent *b)
+cv_snap_same_view(const CvSnapIdent *a, const CvSnapIdent *b)
 {
-	if (a->xmin != b->xmin || a->xmax != b->xmax || a->xcnt != b->xcnt ||
-		a->curcid != b->curcid)
-		return false;
-	/* with a completion count, equal counts mean the same completed set */
-	if (a->completion != 0 && a->completion == b->completion)
-		return true;
-	return a->lxid == b->lxid && a->stmt_start == b->stmt_start;
+	return a->xmin == b->xmin && a->xmax == b->xmax && a->xcnt == b->xcnt &&
+		a->xcnt <= CV_IDENT_MAX_XIP &&
+		memcmp(a->xip, b->xip, sizeof(TransactionId) * a->xcnt) == 0;
 }
 
 /* the OIDs of the consent tables */
@@ -418,23 +443,121 @@ cv_consent_build(Snapshot snap)
 	table_close(rel, AccessShareLock);
 }
 
+/* a numeric subject of the bitmap: value and whether it has an end date */
+typedef struct CvNumSubject
+{
+	int64		value;
+	bool		has_until;
+} CvNumSubject;
+
+/*
+ * The value of a subject written as a canonical non-negative integer ("0" or
+ * no leading zero, at most 18 digits), or -1 for any other subject.
+ */
+static inline int64
+cv_subject_number(const char *s, int len)
+{
+	int64		v = 0;
+	int			i;
+
+	if (len <= 0 || len > 18 || (s[0] == '0' && len > 1))
+		return -1;
+	for (i = 0; i < len; i++)
+	{
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	return v;
+}
+
+/* put a subject into the hash table */
+static void
+cv_consent_hash_insert(CvPurpose *p, const char *subject, int len, bool has_until, TimestampTz until)
+{
+	CvSubjectConsent *c = cv_arena_alloc(offsetof(CvSubjectConsent, subject) + len + 1);
+	CvSubjectSlot *slot;
+	bool		found;
+
+	memcpy(c->subject, subject, len);
+	c->subject[len] = '\0';
+	c->has_until = has_until;
+	c->valid_until = until;
+	slot = cvsubj_insert(p->subjects, hash_bytes_extended((const unsigned char *) subject, len, 0),
+						 &found);
+	c->next = found ? slot->chain : NULL;
+	slot->chain = c;
+}
+
+/*
+ * Integer subjects (what id::text gives for bigint keys) go into a bitmap
+ * over their range when it is dense enough: a bit test instead of a hash
+ * probe.  Sparse ranges go into the hash table like any other subject.
+ */
+static void
+cv_consent_build_bitmap(CvPurpose *p, CvNumSubject *nums, int n)
+{
+	int64		lo = PG_INT64_MAX,
+				hi = -1;
+	int64		range;
+	int			i;
+
+	if (n == 0)
+		return;
+	for (i = 0; i < n; i++)
+	{
+		lo = Min(lo, nums[i].value);
+		hi = Max(hi, nums[i].value);
+	}
+	range = hi - lo + 1;
+	if (range <= Max((int64) n * 64, (int64) 1 << 20) && range <= ((int64) 1 << 30))
+	{
+		Size		words = (range + 63) / 64;
+
+		p->granted_bits = MemoryContextAllocZero(cv_consent_cxt, words * sizeof(uint64));
+		p->until_bits = MemoryContextAllocZero(cv_consent_cxt, words * sizeof(uint64));
+		p->num_min = lo;
+		p->num_max = hi;
+		for (i = 0; i < n; i++)
+		{
+			int64		off = nums[i].value - lo;
+
+			p->granted_bits[off / 64] |= UINT64CONST(1) << (off % 64);
+			if (nums[i].has_until)
+				p->until_bits[off / 64] |= UINT64CONST(1) << (off % 64);
+		}
+		p->has_bitmap = true;
+	}
+	else
+	{
+		for (i = 0; i < n; i++)
+		{
+			char		buf[32];
+			int			len;
+
+			if (nums[i].has_until)
+				continue;		/* already in the hash table with its end date */
+			len = snprintf(buf, sizeof(buf), INT64_FORMAT, nums[i].value);
+			cv_consent_hash_insert(p, buf, len, false, 0);
+		}
+	}
+	pfree(nums);
+}
+
 /* load the live consents of one purpose under snap (or switch it to probing) */
 static void
 cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 {
-	HASHCTL		ctl;
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			wantlen = strlen(p->name);
+	CvNumSubject *nums = NULL;
+	int			nnums = 0;
+	int			maxnums = 0;
 
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(CvSubjectSlot);
-	ctl.hcxt = cv_consent_cxt;
-	p->subjects = hash_create("customer_vault consents", 1024, &ctl,
-							  HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	p->subjects = cvsubj_create(cv_consent_cxt, 1024, NULL);
 	p->state = CV_PURPOSE_LOADED;
 
 	rel = table_open(cv_cstate_relid, AccessShareLock);
@@ -446,10 +569,7 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 		Datum		d;
 		text	   *subject;
 		int			len;
-		CvSubjectConsent *c;
-		CvSubjectSlot *slot;
-		uint64		h;
-		bool		found;
+		int64		num;
 		bool		has_until;
 		TimestampTz until;
 
@@ -473,32 +593,44 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 		if (cv_cache_subjects >= cv_consent_cache_size)
 		{
 			/* over the bound: forget what this purpose loaded, probe instead */
-			hash_destroy(p->subjects);
+			cvsubj_destroy(p->subjects);
 			p->subjects = NULL;
 			p->state = CV_PURPOSE_PROBE;
 			break;
 		}
 		subject = DatumGetTextPP(heap_getattr(tup, Anum_cstate_subject, desc, &isnull));
 		len = VARSIZE_ANY_EXHDR(subject);
-		c = cv_arena_alloc(offsetof(CvSubjectConsent, subject) + len + 1);
-		memcpy(c->subject, VARDATA_ANY(subject), len);
-		c->subject[len] = '\0';
-		c->has_until = has_until;
-		c->valid_until = until;
-		h = hash_bytes_extended((const unsigned char *) VARDATA_ANY(subject), len, 0);
-		slot = hash_search(p->subjects, &h, HASH_ENTER, &found);
-		c->next = found ? slot->chain : NULL;
-		slot->chain = c;
+		num = cv_subject_number(VARDATA_ANY(subject), len);
+		if (num >= 0)
+		{
+			if (nnums == maxnums)
+			{
+				maxnums = maxnums ? maxnums * 2 : 1024;
+				nums = nums ? repalloc_huge(nums, sizeof(CvNumSubject) * maxnums)
+					: MemoryContextAllocHuge(CurrentMemoryContext, sizeof(CvNumSubject) * maxnums);
+			}
+			nums[nnums].value = num;
+			nums[nnums].has_until = has_until;
+			nnums++;
+		}
+		/* integer subjects with an end date keep it in the hash table */
+		if (num < 0 || has_until)
+			cv_consent_hash_insert(p, VARDATA_ANY(subject), len, has_until, until);
 		cv_cache_subjects++;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
+	if (p->state == CV_PURPOSE_LOADED)
+		cv_consent_build_bitmap(p, nums, nnums);
+	else if (nums != NULL)
+		pfree(nums);
 }
 
 /* one index probe of consent_state under snap (purposes too large to cache) */
 static bool
-cv_consent_probe(const char *purpose, text *subject, Snapshot snap)
+cv_consent_probe(const char *purpose, const char *s, int len, Snapshot snap)
 {
+	text	   *subject = cstring_to_text_with_len(s, len);
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData skey[2];
@@ -543,63 +675,65 @@ static Snapshot
 cv_consent_prepare(void)
 {
 	Snapshot	snap = cv_query_snapshot();
-	CvSnapIdent id;
+	static CvSnapIdent id;
 
-	cv_snap_ident(snap, &id);
-	if (cv_cache_valid && cv_snap_ident_equal(&id, &cv_cache_ident))
+	/* fast path: the very snapshot of the last call */
+	if (cv_cache_valid && snap == cv_last_snap && snap->curcid == cv_cache_ident.curcid &&
+		snap->xmin == cv_cache_ident.xmin && snap->xmax == cv_cache_ident.xmax &&
+		snap->xcnt == cv_cache_ident.xcnt)
 		return snap;
+	cv_last_snap = NULL;
+	cv_snap_ident(snap, &id);
+	if (cv_cache_valid && cv_snap_same_view(&id, &cv_cache_ident) &&
+		(id.curcid == cv_cache_ident.curcid || !cv_consent_dirty))
+	{
+		cv_cache_ident = id;
+		cv_last_snap = snap;
+		return snap;
+	}
 	if (cv_cache_valid && cv_cache_reusable && !cv_consent_dirty && cv_shared != NULL &&
-		id.completion != 0 && id.completion >= cv_cache_tag_completion &&
+		TransactionIdFollowsOrEquals(id.xmax, cv_cache_ident.xmax) &&
 		pg_atomic_read_u64(&cv_shared->started) == cv_cache_tag_finished)
 	{
 		cv_cache_ident = id;
+		cv_last_snap = snap;
 		return snap;
 	}
 
 	cv_consent_build(snap);
 	cv_cache_valid = true;
 	cv_cache_ident = id;
+	cv_last_snap = snap;
 	cv_cache_reusable = false;
-#ifdef CV_COMPLETION_COUNT
-	if (cv_shared != NULL && !cv_consent_dirty && id.completion != 0 && !IsInParallelMode())
+	if (cv_shared != NULL && !cv_consent_dirty && !IsInParallelMode())
 	{
+		static CvSnapIdent latest;
 		uint64		finished;
-		uint64		completion;
 		uint64		started;
 
-		/* nothing in flight, and nothing completed since the snapshot was taken */
+		/* nothing in flight, and the latest snapshot sees what the query's saw */
 		finished = pg_atomic_read_u64(&cv_shared->finished);
 		pg_memory_barrier();
-		completion = CV_COMPLETION_COUNT();
+		cv_snap_ident(GetLatestSnapshot(), &latest);
 		pg_memory_barrier();
 		started = pg_atomic_read_u64(&cv_shared->started);
-		if (started == finished && completion == id.completion)
+		if (started == finished && cv_snap_same_view(&id, &latest))
 		{
 			cv_cache_reusable = true;
 			cv_cache_tag_finished = finished;
-			cv_cache_tag_completion = id.completion;
 		}
 	}
-#endif
 	return snap;
 }
 
-/* the live opt-in of subject for p, from the cache (or a probe) */
+/* the live opt-in of a subject for p, from the hash table */
 static bool
-cv_consent_lookup(CvPurpose *p, text *subject, Snapshot snap)
+cv_consent_hash_lookup(CvPurpose *p, const char *s, int len)
 {
-	const char *s = VARDATA_ANY(subject);
-	int			len = VARSIZE_ANY_EXHDR(subject);
-	uint64		h;
 	CvSubjectSlot *slot;
 	CvSubjectConsent *c;
 
-	if (p->state == CV_PURPOSE_UNLOADED)
-		cv_consent_load_purpose(p, snap);
-	if (p->state == CV_PURPOSE_PROBE)
-		return cv_consent_probe(p->name, subject, snap);
-	h = hash_bytes_extended((const unsigned char *) s, len, 0);
-	slot = hash_search(p->subjects, &h, HASH_FIND, NULL);
+	slot = cvsubj_lookup(p->subjects, hash_bytes_extended((const unsigned char *) s, len, 0));
 	if (slot == NULL)
 		return false;
 	for (c = slot->chain; c != NULL; c = c->next)
@@ -610,17 +744,76 @@ cv_consent_lookup(CvPurpose *p, text *subject, Snapshot snap)
 	return false;
 }
 
-/* a purpose of the cache by name, NULL when unknown */
-static CvPurpose *
-cv_purpose_find(const char *name, int len)
+/* the live opt-in of subject (text, or num >= 0 for an integer subject) for p */
+static bool
+cv_consent_lookup(CvPurpose *p, const char *s, int len, int64 num, Snapshot snap)
 {
+	char		buf[32];
+
+	if (p->state == CV_PURPOSE_UNLOADED)
+		cv_consent_load_purpose(p, snap);
+	if (p->state == CV_PURPOSE_PROBE)
+	{
+		if (s == NULL)
+		{
+			len = pg_lltoa(num, buf);
+			s = buf;
+		}
+		return cv_consent_probe(p->name, s, len, snap);
+	}
+	if (num >= 0 && p->has_bitmap)
+	{
+		int64		off;
+
+		if (num < p->num_min || num > p->num_max)
+			return false;
+		off = num - p->num_min;
+		if ((p->granted_bits[off / 64] & (UINT64CONST(1) << (off % 64))) == 0)
+			return false;
+		if ((p->until_bits[off / 64] & (UINT64CONST(1) << (off % 64))) == 0)
+			return true;
+	}
+	if (s == NULL)
+	{
+		/* an integer subject given without its text (may_process(bigint)) */
+		len = pg_lltoa(num, buf);
+		s = buf;
+	}
+	return cv_consent_hash_lookup(p, s, len);
+}
+
+/* per call site memo of the last purpose looked up */
+typedef struct CvPurposeMemo
+{
+	uint64		generation;
+	int			len;
+	char		name[NAMEDATALEN];
+	CvPurpose  *purpose;
+} CvPurposeMemo;
+
+/* a purpose of the cache by name, NULL when unknown; memoised per call site */
+static CvPurpose *
+cv_purpose_find(FunctionCallInfo fcinfo, const char *name, int len)
+{
+	CvPurposeMemo *m = (CvPurposeMemo *) fcinfo->flinfo->fn_extra;
 	char		buf[NAMEDATALEN];
 
 	if (len <= 0 || len >= NAMEDATALEN)
 		return NULL;
+	if (m == NULL)
+	{
+		m = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CvPurposeMemo));
+		fcinfo->flinfo->fn_extra = m;
+	}
+	if (m->generation == cv_cache_generation && m->len == len && memcmp(m->name, name, len) == 0)
+		return m->purpose;
 	memcpy(buf, name, len);
 	buf[len] = '\0';
-	return hash_search(cv_purposes, buf, HASH_FIND, NULL);
+	m->purpose = hash_search(cv_purposes, buf, HASH_FIND, NULL);
+	memcpy(m->name, name, len);
+	m->len = len;
+	m->generation = cv_cache_generation;
+	return m->purpose;
 }
 
 /* whether the current role may act under p */
@@ -647,6 +840,7 @@ cv_purpose_allowed(CvPurpose *p)
 
 PG_FUNCTION_INFO_V1(cv_has_consent);
 PG_FUNCTION_INFO_V1(cv_may_process);
+PG_FUNCTION_INFO_V1(cv_may_process_int8);
 PG_FUNCTION_INFO_V1(cv_consent_changed);
 
 /* has_consent(subject, purpose): an explicit, unexpired, unwithdrawn opt-in exists */
@@ -656,27 +850,26 @@ cv_has_consent(PG_FUNCTION_ARGS)
 	text	   *subject = PG_GETARG_TEXT_PP(0);
 	text	   *purpose = PG_GETARG_TEXT_PP(1);
 	Snapshot	snap = cv_consent_prepare();
-	CvPurpose  *p = cv_purpose_find(VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose));
+	CvPurpose  *p = cv_purpose_find(fcinfo, VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose));
+	const char *s = VARDATA_ANY(subject);
+	int			len = VARSIZE_ANY_EXHDR(subject);
 
-	PG_RETURN_BOOL(p != NULL && cv_consent_lookup(p, subject, snap));
+	PG_RETURN_BOOL(p != NULL && cv_consent_lookup(p, s, len, cv_subject_number(s, len), snap));
 }
 
 /*
- * may_process(subject, purpose): false for a NULL subject, an unset or
- * unknown purpose, or one the current role is not allowed; true for a
- * purpose whose lawful basis is not consent; else has_consent().
+ * Shared body of may_process: false for an unset or unknown purpose or one
+ * the current role is not allowed; true for a purpose whose lawful basis is
+ * not consent; else the subject's live opt-in.
  */
-Datum
-cv_may_process(PG_FUNCTION_ARGS)
+static bool
+cv_may_process_common(FunctionCallInfo fcinfo, const char *s, int len, int64 num)
 {
-	text	   *subject;
 	const char *pname;
 	int			plen;
 	Snapshot	snap;
 	CvPurpose  *p;
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_BOOL(false);
 	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
 	{
 		text	   *pt = PG_GETARG_TEXT_PP(1);
@@ -690,15 +883,45 @@ cv_may_process(PG_FUNCTION_ARGS)
 		plen = strlen(pname);
 	}
 	if (plen == 0)
+		return false;
+	snap = cv_consent_prepare();
+	p = cv_purpose_find(fcinfo, pname, plen);
+	if (p == NULL || !cv_purpose_allowed(p))
+		return false;
+	if (!p->requires_consent)
+		return true;
+	return cv_consent_lookup(p, s, len, num, snap);
+}
+
+/* may_process(subject text, purpose): NULL subject gives false */
+Datum
+cv_may_process(PG_FUNCTION_ARGS)
+{
+	text	   *subject;
+
+	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	subject = PG_GETARG_TEXT_PP(0);
-	snap = cv_consent_prepare();
-	p = cv_purpose_find(pname, plen);
-	if (p == NULL || !cv_purpose_allowed(p))
+	PG_RETURN_BOOL(cv_may_process_common(fcinfo, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject),
+										 cv_subject_number(VARDATA_ANY(subject),
+														   VARSIZE_ANY_EXHDR(subject))));
+}
+
+/* may_process(subject bigint, purpose): the same as for subject::text, without the text */
+Datum
+cv_may_process_int8(PG_FUNCTION_ARGS)
+{
+	int64		v;
+	char		buf[32];
+	int			len;
+
+	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
-	if (!p->requires_consent)
-		PG_RETURN_BOOL(true);
-	PG_RETURN_BOOL(cv_consent_lookup(p, subject, snap));
+	v = PG_GETARG_INT64(0);
+	if (v >= 0 && v < INT64CONST(1000000000000000000))
+		PG_RETURN_BOOL(cv_may_process_common(fcinfo, NULL, 0, v));	/* text made only if needed */
+	len = pg_lltoa(v, buf);
+	PG_RETURN_BOOL(cv_may_process_common(fcinfo, buf, len, -1));
 }
 
 /* statement trigger on the consent tables: this transaction changed them */
