@@ -1013,13 +1013,17 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY', nsp, rel);
     END IF;
     -- rows are visible only where may_process() holds (restrictive: it narrows any other policy)
-    EXECUTE pg_catalog.format('DROP POLICY IF EXISTS customer_vault_consent ON %I.%I', nsp, rel);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
+        EXECUTE pg_catalog.format('DROP POLICY customer_vault_consent ON %I.%I', nsp, rel);
+    END IF;
     EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %I.%I AS RESTRICTIVE FOR SELECT USING (%s)',
                               nsp, rel, check_expr);
     -- with no permissive policy of the DBA's own, one that lets the table's grants decide
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polpermissive
                       AND p.polname <> 'customer_vault_base') THEN
-        EXECUTE pg_catalog.format('DROP POLICY IF EXISTS customer_vault_base ON %I.%I', nsp, rel);
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_base') THEN
+            EXECUTE pg_catalog.format('DROP POLICY customer_vault_base ON %I.%I', nsp, rel);
+        END IF;
         EXECUTE pg_catalog.format('CREATE POLICY customer_vault_base ON %I.%I AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)',
                                   nsp, rel);
     END IF;

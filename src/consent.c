@@ -129,7 +129,8 @@ typedef struct CvPurpose
 	bool		requires_consent;
 	int			nroles;
 	Oid		   *roles;
-	Oid			checked_user;	/* memo of the role check */
+	Oid			checked_user;	/* memo of the role check, for one snapshot */
+	uint64		checked_gen;
 	bool		user_allowed;
 	int			state;
 	cvsubj_hash *subjects;		/* CvSubjectSlot by hash of the subject */
@@ -160,6 +161,7 @@ static bool cv_cache_reusable = false;
 static uint64 cv_cache_tag_finished;
 static int	cv_cache_subjects = 0;
 static Snapshot cv_last_snap = NULL;
+static uint64 cv_snap_generation = 0;	/* bumped for each new query snapshot */
 static uint64 cv_cache_generation = 1;	/* bumped by every rebuild */
 
 /* arena for subject entries */
@@ -407,12 +409,11 @@ cv_consent_build(Snapshot snap)
 		if (strlen(name) >= NAMEDATALEN)
 			continue;
 		p = hash_search(cv_purposes, name, HASH_ENTER, NULL);
+		/* everything but the key starts out zero: unloaded, no roles, no bitmap */
+		memset((char *) p + NAMEDATALEN, 0, sizeof(CvPurpose) - NAMEDATALEN);
 		p->requires_consent = isnull || strcmp(TextDatumGetCString(basis), "consent") == 0;
-		p->nroles = 0;
-		p->roles = NULL;
 		p->checked_user = InvalidOid;
 		p->state = CV_PURPOSE_UNLOADED;
-		p->subjects = NULL;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -683,6 +684,7 @@ cv_consent_prepare(void)
 		snap->xcnt == cv_cache_ident.xcnt)
 		return snap;
 	cv_last_snap = NULL;
+	cv_snap_generation++;		/* role memberships may have changed too */
 	cv_snap_ident(snap, &id);
 	if (cv_cache_valid && cv_snap_same_view(&id, &cv_cache_ident) &&
 		(id.curcid == cv_cache_ident.curcid || !cv_consent_dirty))
@@ -823,7 +825,7 @@ cv_purpose_allowed(CvPurpose *p)
 	Oid			user = GetUserId();
 	int			i;
 
-	if (p->checked_user == user)
+	if (p->checked_user == user && p->checked_gen == cv_snap_generation)
 		return p->user_allowed;
 	p->user_allowed = false;
 	for (i = 0; i < p->nroles; i++)
@@ -835,6 +837,7 @@ cv_purpose_allowed(CvPurpose *p)
 		}
 	}
 	p->checked_user = user;
+	p->checked_gen = cv_snap_generation;
 	return p->user_allowed;
 }
 
