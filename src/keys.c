@@ -1131,6 +1131,19 @@ PG_FUNCTION_INFO_V1(cv_rewrap_keys);
 PG_FUNCTION_INFO_V1(cv_shred_subject);
 PG_FUNCTION_INFO_V1(cv_root_key_fingerprint);
 PG_FUNCTION_INFO_V1(cv_keys_invalidate);
+PG_FUNCTION_INFO_V1(cv_subject_has_key);
+
+/* _subject_has_key(subject): whether the subject has a live key (no unwrapping) */
+Datum
+cv_subject_has_key(PG_FUNCTION_ARGS)
+{
+	char	   *subject = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	if (subject[0] == '\0' || strlen(subject) > CV_SUBJECT_MAX)
+		PG_RETURN_BOOL(false);
+	cv_cache_prepare();
+	PG_RETURN_BOOL(cv_subject_key_id(subject) != 0);
+}
 
 /* create_key(name, comment): a new random data key, version 1 */
 Datum

@@ -352,6 +352,196 @@ run_lookups() {
     done
 }
 
+# ---------------------------------------------------------------- 4. consent
+# N customers = N subjects, about half of them (bench.consents(id)) with a live
+# opt-in.  Integer subjects (id::text) under the purpose 'marketing', text
+# subjects ('cust-<id>') under 'newsletter', so that each session's consent
+# cache holds one kind only.  Most consent rows are INSERTed straight into
+# consent_state as superuser (ledger_id 0); the customers with id <= gmax go
+# through grant_consent()/withdraw_consent(), so the real path is exercised
+# and timed.  Tables, all with the same rows and read as bench_marketer, a
+# NOLOGIN role allowed both purposes:
+#   c_plain   no RLS
+#   c_policy  enable_consent_policy(.., 'id', 'marketing')
+#   c_exists  RLS with a plain EXISTS subquery on consent_state
+#   c_text    a text subject column, enable_consent_policy(.., 'subject', 'newsletter')
+declare -A CONSENT  # facts about the set-up, for the notes
+
+setup_consent() {
+    local n=$1 gmax out
+    gmax=$(( n / 100 )); [ "$gmax" -lt 20 ] && gmax=20; [ "$gmax" -gt 20000 ] && gmax=20000
+    [ "$gmax" -gt "$n" ] && gmax=$n
+    log "consent: set-up"
+    sql -v n="$n" -v gmax="$gmax" >/dev/null <<'SQL'
+SET client_min_messages = warning;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'bench_marketer') THEN
+        CREATE ROLE bench_marketer NOLOGIN;
+    END IF;
+END
+$$;
+SELECT customer_vault.define_purpose('marketing', 'consent', 'benchmark: integer subjects');
+SELECT customer_vault.define_purpose('newsletter', 'consent', 'benchmark: text subjects');
+SELECT customer_vault.allow_purpose('bench_marketer', 'marketing');
+SELECT customer_vault.allow_purpose('bench_marketer', 'newsletter');
+-- a previous size of this run (BENCH_SCALING): start from no consents
+DELETE FROM customer_vault.consent_state WHERE purpose IN ('marketing', 'newsletter');
+GRANT USAGE ON SCHEMA bench TO bench_marketer;
+-- for the EXISTS policy, which runs with the querying role's rights
+GRANT SELECT ON customer_vault.consent_state TO bench_marketer;
+
+-- which customers consent: about half, spread over the whole id range
+CREATE FUNCTION bench.consents(id bigint) RETURNS boolean LANGUAGE sql IMMUTABLE AS $$
+    SELECT (hashint8(id) & 1) = 0 $$;
+-- the subjects of a customer: integer for 'marketing', text for 'newsletter'
+CREATE FUNCTION bench.subjects(id bigint, OUT subject text, OUT purpose text) RETURNS SETOF record
+LANGUAGE sql IMMUTABLE AS $$
+    VALUES (id::text, 'marketing'), ('cust-' || id, 'newsletter') $$;
+
+CREATE TABLE bench.c_plain (LIKE bench.t_plain INCLUDING ALL) WITH (autovacuum_enabled = false);
+CREATE TABLE bench.c_policy (LIKE bench.t_plain INCLUDING ALL) WITH (autovacuum_enabled = false);
+CREATE TABLE bench.c_exists (LIKE bench.t_plain INCLUDING ALL) WITH (autovacuum_enabled = false);
+CREATE TABLE bench.c_text (id bigint PRIMARY KEY, subject text NOT NULL, email text, phone text,
+                           notes text, created_at timestamptz) WITH (autovacuum_enabled = false);
+INSERT INTO bench.c_plain SELECT id, email, phone, notes, created_at FROM bench.src;
+INSERT INTO bench.c_policy SELECT id, email, phone, notes, created_at FROM bench.src;
+INSERT INTO bench.c_exists SELECT id, email, phone, notes, created_at FROM bench.src;
+INSERT INTO bench.c_text SELECT id, 'cust-' || id, email, phone, notes, created_at FROM bench.src;
+GRANT SELECT ON bench.c_plain, bench.c_policy, bench.c_exists, bench.c_text TO bench_marketer;
+
+SELECT customer_vault.enable_consent_policy('bench.c_policy', 'id', 'marketing');
+SELECT customer_vault.enable_consent_policy('bench.c_text', 'subject', 'newsletter');
+ALTER TABLE bench.c_exists ENABLE ROW LEVEL SECURITY;
+CREATE POLICY consent_exists ON bench.c_exists FOR SELECT
+    USING (EXISTS (SELECT 1 FROM customer_vault.consent_state c
+                    WHERE c.subject = c_exists.id::text AND c.purpose = 'marketing' AND c.granted));
+
+-- bulk: consents of everyone above gmax, 1 in 20 with an end date a year
+-- ahead; 1 in 10 of the others withdrew an earlier consent
+INSERT INTO customer_vault.consent_state (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)
+SELECT s.subject, s.purpose, true, CASE WHEN id % 20 = 0 THEN now() + interval '1 year' END,
+       now() - interval '90 days', NULL, 0
+  FROM bench.src, bench.subjects(id) s
+ WHERE id > :gmax AND bench.consents(id);
+INSERT INTO customer_vault.consent_state (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)
+SELECT s.subject, s.purpose, false, NULL, now() - interval '90 days', now() - interval '1 day', 0
+  FROM bench.src, bench.subjects(id) s
+ WHERE id > :gmax AND NOT bench.consents(id) AND id % 10 = 0;
+SQL
+    # the real path for id <= gmax: grant_consent for the consenting ones, and
+    # grant then withdraw_consent for 1 in 10 of the others
+    local sel="FROM bench.src, bench.subjects(id) s WHERE id <= $gmax"
+    local ngrant nwithdraw
+    ngrant=$(sql -c "SELECT count(*) $sel AND (bench.consents(id) OR id % 10 = 5)")
+    nwithdraw=$(sql -c "SELECT count(*) $sel AND NOT bench.consents(id) AND id % 10 = 5")
+    timed cs_grant "$ngrant" \
+        "SELECT count(customer_vault.grant_consent(s.subject, s.purpose,
+                        jsonb_build_object('form', 'signup-v3', 'channel', 'web', 'customer', id),
+                        CASE WHEN id % 20 = 0 THEN now() + interval '1 year' END))
+         $sel AND (bench.consents(id) OR id % 10 = 5)"
+    timed cs_withdraw "$nwithdraw" \
+        "SELECT count(customer_vault.withdraw_consent(s.subject, s.purpose, '{\"channel\": \"unsubscribe link\"}'))
+         $sel AND NOT bench.consents(id) AND id % 10 = 5"
+    sql -c "VACUUM (ANALYZE) customer_vault.consent_state, customer_vault.consent_ledger,
+                             bench.c_plain, bench.c_policy, bench.c_exists, bench.c_text"
+
+    # the set-up checks out: as many live consents per purpose as consenting
+    # customers, an intact ledger, the policies the bench means to measure
+    CONSENT[n]=$n
+    CONSENT[gmax]=$gmax
+    CONSENT[grants]=$ngrant
+    CONSENT[withdrawals]=$nwithdraw
+    CONSENT[consented]=$(sql -c "SELECT count(*) FROM bench.src WHERE bench.consents(id)")
+    CONSENT[state_rows]=$(sql -c "SELECT count(*) FROM customer_vault.consent_state")
+    CONSENT[bulk]=$(sql -c "SELECT count(*) FROM customer_vault.consent_state WHERE ledger_id = 0")
+    out=$(sql -F '|' -c "SELECT count(*) FILTER (WHERE purpose = 'marketing'), count(*) FILTER (WHERE purpose = 'newsletter')
+                           FROM customer_vault.consent_state
+                          WHERE granted AND (valid_until IS NULL OR valid_until > now())")
+    [ "$out" = "${CONSENT[consented]}|${CONSENT[consented]}" ] ||
+        die "consent set-up: live consents (marketing|newsletter) $out, expected ${CONSENT[consented]} each"
+    out=$(sql -c "SELECT customer_vault.verify_ledger()")
+    [ -z "$out" ] || die "consent set-up: verify_ledger() reports entry $out broken"
+    out=$(sql -c "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
+                   WHERE polrelid = 'bench.c_policy'::regclass AND polname = 'customer_vault_consent' AND NOT polpermissive")
+    [[ $out == *may_process*bigint*marketing* ]] || die "c_policy: unexpected consent policy '$out'"
+    out=$(sql -c "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
+                   WHERE polrelid = 'bench.c_text'::regclass AND polname = 'customer_vault_consent' AND NOT polpermissive")
+    [[ $out == *may_process*text*newsletter* ]] || die "c_text: unexpected consent policy '$out'"
+
+    # the per-backend cache must hold every live consent of a purpose, or it
+    # falls back to an index probe per row
+    local cache
+    cache=$(sql -c "SHOW customer_vault.consent_cache_size")
+    CONSENT[cache_set]=""
+    if [ "${CONSENT[consented]}" -gt "$cache" ]; then
+        CONSENT[cache_set]="SET customer_vault.consent_cache_size = $n;"
+        CONSENT[cache_note]="consent_cache_size set to $n (default $cache)"
+    else
+        CONSENT[cache_note]="consent_cache_size $cache"
+    fi
+
+    # plan shapes, for the notes
+    out=$(sql <<'SQL'
+SET ROLE bench_marketer;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM bench.c_exists;
+SQL
+)
+    if grep -q "hashed SubPlan" <<<"$out"; then
+        CONSENT[exists_plan]="planned as a hashed SubPlan over consent_state"
+    elif grep -q "SubPlan" <<<"$out"; then
+        CONSENT[exists_plan]="planned as a SubPlan per row (pkey probe)"
+    else
+        CONSENT[exists_plan]="plan: $(grep -v '^ *->' <<<"$out" | tr -s ' \n' ' ' | head -c 80)"
+    fi
+    out=$(sql <<'SQL'
+SET ROLE bench_marketer;
+EXPLAIN (COSTS OFF) SELECT count(*) FROM bench.c_policy;
+SQL
+)
+    grep -q "may_process" <<<"$out" || die "c_policy: may_process() is not in the plan as bench_marketer: $out"
+    # everything read once (OS cache, hint bits) before the first measurement
+    sql -c "SELECT count(*) FROM bench.c_plain" -c "SELECT count(*) FROM bench.c_policy" \
+        -c "SELECT count(*) FROM bench.c_exists" -c "SELECT count(*) FROM bench.c_text" >/dev/null
+}
+
+# consent_count KEY TABLE EXPECTED WHO: a new session counts TABLE twice, as
+# bench_marketer (WHO=role) or as the superuser owner (WHO=owner, RLS
+# bypassed): the first count is cold (it builds the consent cache), the
+# second warm; both must give EXPECTED
+consent_count() {
+    local key=$1 table=$2 expect=$3 who=$4 out secs res i=0 role_sql=""
+    [ "$who" = role ] && role_sql="SET ROLE bench_marketer;"
+    out=$(sql -F '|' <<SQL
+${CONSENT[cache_set]}
+$role_sql
+SELECT secs, result FROM bench.time_sql('SELECT count(*) FROM $table');
+SELECT secs, result FROM bench.time_sql('SELECT count(*) FROM $table');
+SQL
+)
+    while IFS='|' read -r secs res; do
+        [ -n "$secs" ] || continue
+        i=$((i + 1))
+        [ "$res" = "$expect" ] || die "$key: count(*) FROM $table as $who gave '$res', expected $expect"
+        if [ $i = 1 ]; then
+            S[${key}_cold]="${S[${key}_cold]:+${S[${key}_cold]} }$secs"
+        else
+            S[${key}_warm]="${S[${key}_warm]:+${S[${key}_warm]} }$secs"
+        fi
+    done <<<"$out"
+    [ $i = 2 ] || die "$key: expected two counts from the session, got: $out"
+}
+
+run_consent() {
+    local n=$1 rep=$2 k=${CONSENT[consented]}
+    log "consent, rep $rep/$REPS"
+    consent_count cs_plain bench.c_plain "$n" role
+    consent_count cs_pol bench.c_policy "$k" role
+    consent_count cs_ex bench.c_exists "$k" role
+    consent_count cs_txtbase bench.c_text "$n" owner
+    consent_count cs_txt bench.c_text "$k" role
+}
+
 # rotate_key, then reencrypt the three columns of the explicit and the protected table
 run_rotation() {
     local rep=$1 out t_enc t_prot bad
