@@ -693,8 +693,40 @@ report() {
             "$(fmt "${SIZE[$t]}" 0) bytes/row, heap + TOAST"
     done
 
-    # 4./5. not there yet
-    row "$n" consent "consent policy" "" "" "" "" "" "" "" "not built yet"
+    # 4. consent: count(*) as bench_marketer; warm = second count of a session
+    local k=${CONSENT[consented]} cp pw pc ew tb tw tc
+    cp=${M[cs_plain_warm]}; pw=${M[cs_pol_warm]}; pc=${M[cs_pol_cold]}; ew=${M[cs_ex_warm]}
+    tb=${M[cs_txtbase_warm]}; tw=${M[cs_txt_warm]}; tc=${M[cs_txt_cold]}
+    local cpr; cpr=$(us "$cp" "$n")
+    row "$n" consent "count(*), no RLS" "$cp" "${S[cs_plain_warm]}" "$cpr" "" 1 "" "" \
+        "baseline; $n rows = $n subjects, as bench_marketer; first count of a session $(fmt "${M[cs_plain_cold]}" 3) s"
+    per=$(us "$pw" "$n"); over=$(calc "$per - $cpr"); ratio=$(calc "$pw / $cp")
+    row "$n" consent "count(*), consent policy, warm" "$pw" "${S[cs_pol_warm]}" "$per" "$over" "$ratio" \
+        "<= 2x no RLS" "$(verdict "$ratio" 2)" \
+        "may_process(id::bigint, 'marketing'), integer bitmap; $k of $n rows visible; ${CONSENT[cache_note]}"
+    per=$(us "$pc" "$n"); over=$(calc "$per - $cpr"); ratio=$(calc "$pc / $cp")
+    row "$n" consent "count(*), consent policy, cold (new session)" "$pc" "${S[cs_pol_cold]}" "$per" "$over" "$ratio" \
+        "" "" "first count of a session: builds the cache from consent_state (${CONSENT[state_rows]} rows); ratio to warm no RLS"
+    per=$(us "$ew" "$n"); over=$(calc "$per - $cpr"); ratio=$(calc "$ew / $cp")
+    row "$n" consent "count(*), EXISTS subquery policy" "$ew" "${S[cs_ex_warm]}" "$per" "$over" "$ratio" "" "" \
+        "EXISTS (.. consent_state c WHERE c.subject = id::text ..), ${CONSENT[exists_plan]}; warm"
+    ratio=$(calc "$ew / $pw")
+    row "$n" consent "  consent policy speed-up over EXISTS policy" "" "" "" "" "$ratio" \
+        ">= 5x" "$(verdict 5 "$ratio")" "EXISTS time / consent policy time, both warm"
+    local tbr; tbr=$(us "$tb" "$n")
+    row "$n" consent "count(*), text subjects, no RLS" "$tb" "${S[cs_txtbase_warm]}" "$tbr" "" 1 "" "" \
+        "baseline of the next rows: the same table read by its owner (RLS bypassed); subjects 'cust-<id>'"
+    per=$(us "$tw" "$n"); over=$(calc "$per - $tbr"); ratio=$(calc "$tw / $tb")
+    row "$n" consent "count(*), text subjects, consent policy, warm" "$tw" "${S[cs_txt_warm]}" "$per" "$over" "$ratio" \
+        "<= 2x no RLS" "$(verdict "$ratio" 2)" "may_process(subject::text, 'newsletter'), hash table; $k of $n rows visible"
+    per=$(us "$tc" "$n"); over=$(calc "$per - $tbr"); ratio=$(calc "$tc / $tb")
+    row "$n" consent "count(*), text subjects, consent policy, cold" "$tc" "${S[cs_txt_cold]}" "$per" "$over" "$ratio" \
+        "" "" "first count of a session (builds the cache); ratio to warm no RLS"
+    per=$(us "${M[cs_grant]}" "${CONSENT[grants]}")
+    row "$n" consent "grant_consent(), per call" "${M[cs_grant]}" "${S[cs_grant]}" "$per" "" "" "" "" \
+        "${CONSENT[grants]} calls in one statement, once per run (+ ${CONSENT[withdrawals]} withdraw_consent()); the other ${CONSENT[bulk]} consent rows INSERTed directly as superuser (ledger_id 0)"
+
+    # 5. not there yet
     row "$n" purge "purge" "" "" "" "" "" "" "" "not built yet"
 
     # 6. rotation
@@ -717,6 +749,10 @@ report() {
     PERROW[$n:lk_plain]=$(us "${M[lk_plain]}" "$LOOKUPS")
     PERROW[$n:lk_bidx]=$(us "${M[lk_bidx]}" "$LOOKUPS")
     PERROW[$n:rot_enc]=$(us "${M[rot_enc]}" "$nv")
+    PERROW[$n:cs_plain]=$cpr
+    PERROW[$n:cs_pol]=$(us "$pw" "$n")
+    PERROW[$n:cs_pol_cold]=$(us "$pc" "$n")
+    PERROW[$n:cs_txt]=$(us "$tw" "$n")
 }
 
 print_table() {
@@ -743,6 +779,7 @@ run_suite() {
     local pgp_n=$(( n < PGP_MAX ? n : PGP_MAX ))
     local subj_n=$(( n < SUBJ_MAX ? n : SUBJ_MAX ))
     S=()
+    CONSENT=()
     EXPECT=()
     SIZE=()
     log "$n rows: generating data"
@@ -751,6 +788,8 @@ run_suite() {
     check_tables "$n" "$pgp_n" "$subj_n"
     for rep in $(seq 1 "$REPS"); do run_reads "$rep"; done
     for rep in $(seq 1 "$REPS"); do run_lookups "$n" "$rep"; done
+    setup_consent "$n"
+    for rep in $(seq 1 "$REPS"); do run_consent "$n" "$rep"; done
     for rep in $(seq 1 "$REPS"); do run_rotation "$rep"; done
     report "$n" "$pgp_n" "$subj_n"
 }
@@ -781,7 +820,9 @@ scaling_summary() {
     local labels=(ins_plain "insert plaintext" ins_enc "insert encrypt() x3" ins_prot "insert transparent"
                   rd_plain "read plaintext" rd_cv "read decrypt() x3" rd_raw "read pgcrypto decrypt x3"
                   rd_view "read _decrypted view" lk_plain "lookup plaintext btree" lk_bidx "lookup blind index"
-                  rot_enc "reencrypt (per value)")
+                  rot_enc "reencrypt (per value)" cs_plain "count(*) no RLS"
+                  cs_pol "count(*) consent policy, warm" cs_pol_cold "count(*) consent policy, cold"
+                  cs_txt "count(*) consent policy, text subj.")
     local i
     for ((i = 0; i < ${#labels[@]}; i += 2)); do
         k=${labels[i]}

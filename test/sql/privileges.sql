@@ -21,7 +21,8 @@ SELECT c.relname FROM pg_class c
    AND (c.relacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(c.relacl) a WHERE a.grantee = 0));
 -- SECURITY DEFINER only where needed, and then with a pinned search_path
 SELECT p.oid::regprocedure AS security_definer, p.proconfig
-  FROM pg_proc p WHERE p.pronamespace = 'customer_vault'::regnamespace AND p.prosecdef;
+  FROM pg_proc p WHERE p.pronamespace = 'customer_vault'::regnamespace AND p.prosecdef
+ ORDER BY 1::text;
 
 SELECT customer_vault.create_key('priv_key') > 0 AS created;
 CREATE TABLE priv_t (id int PRIMARY KEY, v customer_vault.encrypted_text);
