@@ -368,7 +368,7 @@ run_lookups() {
 declare -A CONSENT  # facts about the set-up, for the notes
 
 setup_consent() {
-    local n=$1 gmax out
+    local n=$1 gmax out purpose
     gmax=$(( n / 100 )); [ "$gmax" -lt 20 ] && gmax=20; [ "$gmax" -gt 20000 ] && gmax=20000
     [ "$gmax" -gt "$n" ] && gmax=$n
     log "consent: set-up"
@@ -462,12 +462,19 @@ SQL
         die "consent set-up: live consents (marketing|newsletter) $out, expected ${CONSENT[consented]} each"
     out=$(sql -c "SELECT customer_vault.verify_ledger()")
     [ -z "$out" ] || die "consent set-up: verify_ledger() reports entry $out broken"
-    out=$(sql -c "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
-                   WHERE polrelid = 'bench.c_policy'::regclass AND polname = 'customer_vault_consent' AND NOT polpermissive")
-    [[ $out == *may_process*bigint*marketing* ]] || die "c_policy: unexpected consent policy '$out'"
-    out=$(sql -c "SELECT pg_get_expr(polqual, polrelid) FROM pg_policy
-                   WHERE polrelid = 'bench.c_text'::regclass AND polname = 'customer_vault_consent' AND NOT polpermissive")
-    [[ $out == *may_process*text*newsletter* ]] || die "c_text: unexpected consent policy '$out'"
+    # the restrictive policy calls the bigint overload for c_policy, the text one for c_text
+    local t sig
+    for t in c_policy:bigint:marketing c_text:text:newsletter; do
+        IFS=: read -r t sig purpose <<<"$t"
+        out=$(sql -c "SELECT pg_get_expr(p.polqual, p.polrelid) FROM pg_policy p
+                       WHERE p.polrelid = 'bench.$t'::regclass AND p.polname = 'customer_vault_consent'
+                         AND NOT p.polpermissive AND p.polcmd = 'r'
+                         AND EXISTS (SELECT 1 FROM pg_depend d
+                                      WHERE d.classid = 'pg_policy'::regclass AND d.objid = p.oid
+                                        AND d.refobjid = 'customer_vault.may_process($sig, text)'::regprocedure)")
+        [[ $out == *may_process*"'$purpose'"* ]] ||
+            die "$t: no restrictive SELECT policy calling may_process($sig, '$purpose') (got '$out')"
+    done
 
     # the per-backend cache must hold every live consent of a purpose, or it
     # falls back to an index probe per row

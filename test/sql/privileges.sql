@@ -14,7 +14,7 @@ SELECT p.oid::regprocedure AS public_executable
   FROM pg_proc p
  WHERE p.pronamespace = 'customer_vault'::regnamespace
    AND (p.proacl IS NULL OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) a WHERE a.grantee = 0))
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 -- no table, view or sequence of the extension is open to PUBLIC
 SELECT c.relname FROM pg_class c
  WHERE c.relnamespace = 'customer_vault'::regnamespace AND c.relkind IN ('r', 'v', 'S', 'm')
@@ -22,7 +22,7 @@ SELECT c.relname FROM pg_class c
 -- SECURITY DEFINER only where needed, and then with a pinned search_path
 SELECT p.oid::regprocedure AS security_definer, p.proconfig
   FROM pg_proc p WHERE p.pronamespace = 'customer_vault'::regnamespace AND p.prosecdef
- ORDER BY 1::text;
+ ORDER BY p.oid::regprocedure::text;
 
 SELECT customer_vault.create_key('priv_key') > 0 AS created;
 CREATE TABLE priv_t (id int PRIMARY KEY, v customer_vault.encrypted_text);
