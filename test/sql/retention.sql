@@ -54,11 +54,11 @@ SELECT sqlstate_of($$SELECT customer_vault.release_legal_hold(999999)$$);
 
 -- the limit does not move with TimeZone
 SET TimeZone = 'UTC';
-SELECT * FROM customer_vault.purge_preview(:as_of) ORDER BY 1::text;
+SELECT * FROM customer_vault.purge_preview(:as_of) ORDER BY tbl::text;
 SET TimeZone = 'Pacific/Kiritimati';
-SELECT * FROM customer_vault.purge_preview(:as_of) ORDER BY 1::text;
+SELECT * FROM customer_vault.purge_preview(:as_of) ORDER BY tbl::text;
 SET TimeZone = 'America/Los_Angeles';
-SELECT * FROM customer_vault.purge_preview(:as_of) ORDER BY 1::text;
+SELECT * FROM customer_vault.purge_preview(:as_of) ORDER BY tbl::text;
 
 -- a dry run changes nothing but is logged
 CALL customer_vault.purge(dry_run => true, as_of => :as_of);
