@@ -57,4 +57,56 @@ SELECT customer_id, customer_vault.decrypt(note, '1') AS note FROM support_notes
 SELECT customer_vault.shred_subject('2') AS shredded_customer_2;
 SELECT customer_id, customer_vault.decrypt(note, '1') AS note FROM support_notes ORDER BY id;
 
-\echo '== Consent, retention and subject rights arrive in later versions.'
+\echo '== 11. Purposes with a lawful basis; explicit consent with evidence'
+SELECT customer_vault.define_purpose('newsletter', 'consent', 'monthly product news');
+SELECT customer_vault.define_purpose('billing', 'contract', 'invoices for orders');
+SELECT customer_vault.grant_consent('1', 'newsletter', '{"form": "signup-v3", "channel": "web"}') AS ledger_entry;
+SELECT customer_vault.grant_consent('3', 'newsletter', '{"form": "app settings", "channel": "ios"}') AS ledger_entry;
+SELECT subject, purpose, lawful_basis, status FROM customer_vault.current_consents ORDER BY 1;
+
+\echo '== 12. A consent policy in row-level security: the marketing role sees only who opted in'
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_marketing') THEN CREATE ROLE demo_marketing; END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_billing') THEN CREATE ROLE demo_billing; END IF;
+END $$;
+SELECT customer_vault.allow_purpose('demo_marketing', 'newsletter');
+SELECT customer_vault.allow_purpose('demo_billing', 'billing');
+SELECT customer_vault.enable_consent_policy('customers', 'id');
+GRANT SELECT ON customers TO demo_marketing, demo_billing;
+SET ROLE demo_marketing;
+SET customer_vault.purpose = 'newsletter';
+SELECT id, name FROM customers ORDER BY id;
+RESET ROLE;
+SET ROLE demo_billing;
+SET customer_vault.purpose = 'billing';
+\echo 'billing rests on the contract: every customer, no consent needed'
+SELECT id, name FROM customers ORDER BY id;
+SET customer_vault.purpose = 'newsletter';
+\echo 'billing staff may not act for the newsletter: nothing'
+SELECT count(*) AS rows_visible FROM customers;
+RESET ROLE;
+RESET customer_vault.purpose;
+
+\echo '== 13. Withdrawal: honoured by the next statement; the ledger is hash-chained'
+SELECT customer_vault.withdraw_consent('3', 'newsletter', '{"channel": "unsubscribe link"}') AS ledger_entry;
+SET ROLE demo_marketing;
+SET customer_vault.purpose = 'newsletter';
+SELECT id, name FROM customers ORDER BY id;
+RESET ROLE;
+RESET customer_vault.purpose;
+SELECT id, subject, purpose, action, evidence, encode(hash, 'hex') AS hash FROM customer_vault.consent_ledger ORDER BY id;
+SELECT customer_vault.verify_ledger() AS first_broken_entry_or_null;
+
+\echo '== 14. Retention with a legal hold: preview, then a batched purge'
+CREATE TABLE orders (id serial PRIMARY KEY, customer_id bigint, placed_at timestamptz, total numeric);
+INSERT INTO orders (customer_id, placed_at, total) VALUES
+  (1, now() - interval '8 years', 120.00), (2, now() - interval '9 years', 75.50),
+  (3, now() - interval '2 years', 42.00), (4, now() - interval '1 day', 99.90);
+SELECT customer_vault.set_retention('orders', 'placed_at', '7 years', 'delete', 'customer_id');
+SELECT customer_vault.place_legal_hold('2', 'tax audit 2026') AS hold_id;
+SELECT * FROM customer_vault.purge_preview();
+CALL customer_vault.purge();
+SELECT id, customer_id, placed_at::date, total FROM orders ORDER BY id;
+SELECT tbl, action, rows_purged, rows_held, dry_run FROM customer_vault.purge_log;
+
+\echo '== Subject rights, inventory and governance arrive in later versions.'
