@@ -150,9 +150,13 @@ is($jobid2, $jobid, 'schedule_purge again returns the same job id');
 is($node->safe_psql('postgres', "SELECT count(*), min(schedule) FROM cron.job WHERE jobname = 'customer_vault_purge'"),
 	'1|15 3 * * *', 'one job named customer_vault_purge, with the new schedule');
 my $jobid3 = $node->safe_psql('postgres', 'SELECT customer_vault.schedule_purge()');
+is($jobid3, $jobid, 'schedule_purge() with the default schedule: same job id');
 is($node->safe_psql('postgres', "SELECT count(*), min(schedule), min(jobid) FROM cron.job WHERE jobname = 'customer_vault_purge'"),
 	"1|15 3 * * *|$jobid", 'the default schedule is 15 3 * * *, still one job');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM cron.job'), '1', 'no other job created');
+
+# back to every minute, then unschedule: it must not run any more
+is($node->safe_psql('postgres', "SELECT customer_vault.schedule_purge('* * * * *')"), $jobid, 'every minute again');
 
 # ---------- unschedule ----------
 is($node->safe_psql('postgres', 'SELECT customer_vault.unschedule_purge()'), 't', 'unschedule_purge returns true');
@@ -161,8 +165,10 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM cron.job WHERE jobname = '
 is($node->safe_psql('postgres', 'SELECT customer_vault.unschedule_purge()'), 'f',
 	'unschedule_purge a second time returns false');
 
-# an unscheduled purge does not run again: no new log rows within the next minute boundary
+# a run that had just started finishes; after that, nothing more runs
+usleep(2_000_000);
 my $nlog = $node->safe_psql('postgres', 'SELECT count(*) FROM customer_vault.purge_log');
+my $nruns = $node->safe_psql('postgres', 'SELECT count(*) FROM cron.job_run_details');
 
 # ---------- a database without pg_cron ----------
 $node->safe_psql('postgres', 'CREATE DATABASE nocron');
@@ -190,12 +196,14 @@ $node->safe_psql('postgres', 'CREATE ROLE plain LOGIN');
 isnt($ret, 0, 'a role without customer_vault_admin cannot schedule the purge');
 like($err, qr/permission denied/, 'permission denied');
 
-# the unscheduled job did not run again
-my $wait_until = int(time / 60) * 60 + 65;    # past the next minute boundary
-note 'waiting for the next minute boundary to check nothing runs';
-usleep(1_000_000) while time < $wait_until && time - $t0 < 170;
+# the unscheduled job did not run again: wait past the next minute boundary
+my $wait_until = (int(time / 60) + 1) * 60 + 5;
+note sprintf('waiting %.0fs, past the next minute boundary, to check nothing runs', $wait_until - time);
+usleep(500_000) while time < $wait_until;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM customer_vault.purge_log'), $nlog,
 	'no purge ran after unschedule_purge');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM cron.job_run_details'), $nruns,
+	'pg_cron started no job after unschedule_purge');
 
 $node->stop;
 done_testing();
