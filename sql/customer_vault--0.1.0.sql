@@ -1420,12 +1420,11 @@ $$;
 COMMENT ON PROCEDURE customer_vault.purge(boolean, integer, timestamptz) IS
     'removes, anonymizes or shreds rows past retention in short committed batches, keeping held subjects; logs every table';
 
-CREATE FUNCTION customer_vault.schedule_purge(schedule text DEFAULT '15 3 * * *') RETURNS bigint
-    LANGUAGE plpgsql VOLATILE
+-- a clear error, with the way to install it, when pg_cron is not in this database
+CREATE FUNCTION customer_vault._require_pg_cron() RETURNS void
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    job bigint;
 BEGIN
     IF pg_catalog.to_regnamespace('cron') IS NULL
        OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
@@ -1433,6 +1432,18 @@ BEGIN
             MESSAGE = 'pg_cron is not installed in this database',
             HINT = 'Install postgresql-15-cron, add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart, and run CREATE EXTENSION pg_cron.';
     END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._require_pg_cron() IS 'internal: raises an error unless pg_cron is installed here';
+
+CREATE FUNCTION customer_vault.schedule_purge(schedule text DEFAULT '15 3 * * *') RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    job bigint;
+BEGIN
+    PERFORM customer_vault._require_pg_cron();
     IF schedule IS NULL OR pg_catalog.btrim(schedule) = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'schedule must not be empty';
     END IF;
@@ -1451,12 +1462,7 @@ AS $$
 DECLARE
     done boolean;
 BEGIN
-    IF pg_catalog.to_regnamespace('cron') IS NULL
-       OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
-        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-            MESSAGE = 'pg_cron is not installed in this database',
-            HINT = 'Install postgresql-15-cron, add pg_cron to shared_preload_libraries, set cron.database_name to this database, restart, and run CREATE EXTENSION pg_cron.';
-    END IF;
+    PERFORM customer_vault._require_pg_cron();
     IF NOT EXISTS (SELECT 1 FROM cron.job WHERE jobname = 'customer_vault_purge' AND username = current_user) THEN
         RETURN false;
     END IF;
@@ -1558,7 +1564,7 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.purge_preview(timestamptz), customer_vault._retention_sql(customer_vault.retention_policies, timestamptz),
     customer_vault._pii_columns(regclass), customer_vault._subject_has_key(text),
     customer_vault.shred_subject(text),
-    customer_vault.schedule_purge(text), customer_vault.unschedule_purge()
+    customer_vault.schedule_purge(text), customer_vault.unschedule_purge(), customer_vault._require_pg_cron()
     TO customer_vault_admin;
 GRANT EXECUTE ON PROCEDURE customer_vault.purge(boolean, integer, timestamptz) TO customer_vault_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON customer_vault.retention_policies TO customer_vault_admin;
