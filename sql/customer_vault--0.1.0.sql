@@ -1253,11 +1253,11 @@ BEGIN
      WHERE a.attrelid = pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass
        AND a.attname = r.time_column AND NOT a.attisdropped;
     IF ttype = 'timestamp with time zone'::regtype THEN
-        expired := pg_catalog.format('%I OPERATOR(pg_catalog.<) (%L::timestamp AT TIME ZONE ''UTC'')', r.time_column, cutoff);
+        expired := pg_catalog.format('t.%I OPERATOR(pg_catalog.<) (%L::timestamp AT TIME ZONE ''UTC'')', r.time_column, cutoff);
     ELSIF ttype = 'date'::regtype THEN
-        expired := pg_catalog.format('%I OPERATOR(pg_catalog.<) %L::date', r.time_column, cutoff::date);
+        expired := pg_catalog.format('t.%I OPERATOR(pg_catalog.<) %L::date', r.time_column, cutoff::date);
     ELSE
-        expired := pg_catalog.format('%I OPERATOR(pg_catalog.<) %L::timestamp', r.time_column, cutoff);
+        expired := pg_catalog.format('t.%I OPERATOR(pg_catalog.<) %L::timestamp', r.time_column, cutoff);
     END IF;
     IF r.subject_column IS NULL THEN
         held := 'false';
@@ -1265,7 +1265,7 @@ BEGIN
         held := pg_catalog.format(
             'EXISTS (SELECT 1 FROM customer_vault.legal_holds h WHERE h.released_at IS NULL'
             ' AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())'
-            ' AND h.subject OPERATOR(pg_catalog.=) (%I)::text)', r.subject_column);
+            ' AND h.subject OPERATOR(pg_catalog.=) (t.%I)::text)', r.subject_column);
     END IF;
     IF r.action = 'delete' THEN
         change := NULL;
@@ -1273,7 +1273,7 @@ BEGIN
     ELSIF r.action = 'anonymize' THEN
         pii := customer_vault._pii_columns(pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass);
         SELECT pg_catalog.string_agg(pg_catalog.format('%I = NULL', c), ', '),
-               '(' OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.format('%I IS NOT NULL', c), ' OR ') OPERATOR(pg_catalog.||) ')'
+               '(' OPERATOR(pg_catalog.||) pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' OR ') OPERATOR(pg_catalog.||) ')'
           INTO change, pending FROM pg_catalog.unnest(pii) c;
         IF change IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -1282,7 +1282,7 @@ BEGIN
     ELSE
         change := NULL;
         -- rows whose subject still has a live key
-        pending := pg_catalog.format('customer_vault._subject_has_key((%I)::text)', r.subject_column);
+        pending := pg_catalog.format('customer_vault._subject_has_key((t.%I)::text)', r.subject_column);
     END IF;
 END
 $$;
@@ -1304,7 +1304,7 @@ BEGIN
         EXECUTE pg_catalog.format(
             'SELECT count(*) FILTER (WHERE %3$s), count(*) FILTER (WHERE %3$s AND %4$s),'
             '       count(*) FILTER (WHERE %3$s AND NOT %4$s AND %5$s)'
-            '  FROM %1$I.%2$I', r.schema_name, r.table_name, q.expired, q.held, q.pending)
+            '  FROM %1$I.%2$I t', r.schema_name, r.table_name, q.expired, q.held, q.pending)
             INTO expired, held, to_purge;
         RETURN NEXT;
     END LOOP;
@@ -1353,14 +1353,14 @@ BEGIN
         COMMIT;
         total := 0;
         nbatches := 0;
-        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I WHERE %s AND %s', r.schema_name, r.table_name,
+        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND %s', r.schema_name, r.table_name,
                                   q.expired, q.held) INTO held_count;
         IF dry_run THEN
-            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I WHERE %s AND NOT %s AND %s', r.schema_name,
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND NOT %s AND %s', r.schema_name,
                                       r.table_name, q.expired, q.held, q.pending) INTO total;
         ELSIF r.action OPERATOR(pg_catalog.=) 'shred' THEN
             FOR subj IN EXECUTE pg_catalog.format(
-                    'SELECT DISTINCT (%I)::text FROM %I.%I WHERE %s AND NOT %s AND %s AND %I IS NOT NULL',
+                    'SELECT DISTINCT (t.%I)::text FROM %I.%I t WHERE %s AND NOT %s AND %s AND t.%I IS NOT NULL',
                     r.subject_column, r.schema_name, r.table_name, q.expired, q.held, q.pending, r.subject_column) LOOP
                 IF customer_vault.shred_subject(subj) THEN
                     total := total OPERATOR(pg_catalog.+) 1;
@@ -1388,17 +1388,17 @@ BEGIN
                 IF r.action OPERATOR(pg_catalog.=) 'delete' THEN
                     EXECUTE pg_catalog.format(
                         'DELETE FROM %1$I.%2$I WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
-                        'SELECT ctid FROM %1$I.%2$I WHERE ctid OPERATOR(pg_catalog.>=) %3$L::pg_catalog.tid'
-                        ' AND ctid OPERATOR(pg_catalog.<) %4$L::pg_catalog.tid AND %5$s AND NOT %6$s'
-                        ' FOR UPDATE SKIP LOCKED))',
+                        'SELECT t.ctid FROM %1$I.%2$I t WHERE t.ctid OPERATOR(pg_catalog.>=) %3$L::pg_catalog.tid'
+                        ' AND t.ctid OPERATOR(pg_catalog.<) %4$L::pg_catalog.tid AND %5$s AND NOT %6$s'
+                        ' FOR UPDATE OF t SKIP LOCKED))',
                         r.schema_name, r.table_name, pg_catalog.format('(%s,0)', blk),
                         pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), q.expired, q.held);
                 ELSE
                     EXECUTE pg_catalog.format(
                         'UPDATE %1$I.%2$I SET %7$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
-                        'SELECT ctid FROM %1$I.%2$I WHERE ctid OPERATOR(pg_catalog.>=) %3$L::pg_catalog.tid'
-                        ' AND ctid OPERATOR(pg_catalog.<) %4$L::pg_catalog.tid AND %5$s AND NOT %6$s AND %8$s'
-                        ' FOR UPDATE SKIP LOCKED))',
+                        'SELECT t.ctid FROM %1$I.%2$I t WHERE t.ctid OPERATOR(pg_catalog.>=) %3$L::pg_catalog.tid'
+                        ' AND t.ctid OPERATOR(pg_catalog.<) %4$L::pg_catalog.tid AND %5$s AND NOT %6$s AND %8$s'
+                        ' FOR UPDATE OF t SKIP LOCKED))',
                         r.schema_name, r.table_name, pg_catalog.format('(%s,0)', blk),
                         pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), q.expired, q.held,
                         q.change, q.pending);

@@ -107,6 +107,20 @@ CALL customer_vault.purge(as_of => :as_of);
 SELECT customer_id, customer_vault.decrypt(address) AS address FROM accounts ORDER BY 1;
 SELECT to_purge FROM customer_vault.purge_preview(:as_of) WHERE tbl = 'accounts'::regclass;
 
+-- subject columns named like columns of legal_holds are not confused with them
+CREATE TABLE held_by_id (id bigint, created_at timestamptz);
+CREATE TABLE held_by_subject (subject text, created_at timestamptz);
+INSERT INTO held_by_id VALUES (42, '2020-01-01+00'), (7, '2020-01-01+00');
+INSERT INTO held_by_subject VALUES ('42', '2020-01-01+00'), ('7', '2020-01-01+00');
+SELECT customer_vault.set_retention('held_by_id', 'created_at', '30 days', 'delete', 'id');
+SELECT customer_vault.set_retention('held_by_subject', 'created_at', '30 days', 'delete', 'subject');
+SELECT customer_vault.place_legal_hold('42', 'case 42') > 0 AS placed;
+SELECT * FROM customer_vault.purge_preview(:as_of) WHERE tbl::text LIKE 'held%' ORDER BY tbl::text;
+CALL customer_vault.purge(as_of => :as_of);
+SELECT id FROM held_by_id;
+SELECT subject FROM held_by_subject;
+DROP TABLE held_by_id, held_by_subject;
+
 -- a dropped table's policy is forgotten
 DROP TABLE events_ts;
 SELECT table_name FROM customer_vault.retention_policies ORDER BY 1;

@@ -30,7 +30,7 @@ SET client_min_messages = warning;
 CREATE EXTENSION pg_cron;
 CREATE EXTENSION customer_vault CASCADE;
 RESET client_min_messages;
-CREATE TABLE events (id int PRIMARY KEY, subject text, created_at timestamptz NOT NULL, note text);
+CREATE TABLE events (id int PRIMARY KEY, customer_id text, created_at timestamptz NOT NULL, note text);
 -- kind: what the purge must do with the row
 --   expired   : past 30 days, no hold              -> purged
 --   fresh     : inside 30 days                     -> kept
@@ -57,7 +57,7 @@ SELECT g, NULL, now() - interval '400 days', 'nosubject' FROM generate_series(18
 INSERT INTO events VALUES
     (191, 'cust-1', now() - interval '30 days' + interval '2 hours', 'edge_in'),
     (192, 'cust-1', now() - interval '30 days' - interval '2 hours', 'edge_out');
-SELECT customer_vault.set_retention('events', 'created_at', '30 days', 'delete', 'subject');
+SELECT customer_vault.set_retention('events', 'created_at', '30 days', 'delete', 'customer_id');
 SELECT customer_vault.place_legal_hold('held-1', 'litigation 2026-041');
 SELECT customer_vault.release_legal_hold(customer_vault.place_legal_hold('released-1', 'settled case'));
 SELECT customer_vault.place_legal_hold('lapsed-1', 'audit', now() + interval '1 day');
@@ -70,6 +70,31 @@ my %expect_gone = (expired => 100, released => 10, lapsed => 5, nosubject => 5, 
 
 is($node->safe_psql('postgres', 'SELECT expired, held, to_purge FROM customer_vault.purge_preview()'),
 	'141|20|121', 'purge_preview: 141 expired, 20 held, 121 to purge');
+
+# The held predicate must refer to the table's subject column even when it is
+# named like a column of customer_vault.legal_holds (subject, id, reason, ...).
+# Checked with purge_preview only: these policies are dropped before the purge.
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE by_subject (subject text, created_at timestamptz);
+INSERT INTO by_subject VALUES ('held-1', now() - interval '400 days'), ('cust-9', now() - interval '400 days');
+SELECT customer_vault.set_retention('by_subject', 'created_at', '30 days', 'delete', 'subject');
+CREATE TABLE by_id (id bigint, created_at timestamptz);
+INSERT INTO by_id VALUES (42, now() - interval '400 days'), (7, now() - interval '400 days');
+SELECT customer_vault.set_retention('by_id', 'created_at', '30 days', 'delete', 'id');
+SELECT customer_vault.place_legal_hold('42', 'litigation 2026-042');
+});
+my %pv = map { my ($t, @r) = split /\|/; ($t => join '|', @r) } split /\n/,
+  $node->safe_psql('postgres', 'SELECT tbl, expired, held, to_purge FROM customer_vault.purge_preview()');
+is($pv{by_subject}, '2|1|1', 'subject column named "subject": only the held subject\'s row is held');
+is($pv{by_id}, '2|1|1', 'subject column named "id": the row of held subject 42 is held');
+$node->safe_psql('postgres', q{
+DELETE FROM customer_vault.retention_policies WHERE table_name IN ('by_subject', 'by_id');
+DROP TABLE by_subject, by_id;
+UPDATE customer_vault.legal_holds SET released_at = now() WHERE subject = '42';
+});
+is($node->safe_psql('postgres', 'SELECT expired, held, to_purge FROM customer_vault.purge_preview()'),
+	'141|20|121', 'purge_preview unchanged after dropping the extra policies');
 
 # ---------- failure paths of schedule_purge ----------
 my ($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.schedule_purge('')");
