@@ -945,6 +945,12 @@ CREATE FUNCTION customer_vault.may_process(subject bigint, purpose text DEFAULT 
 COMMENT ON FUNCTION customer_vault.may_process(bigint, text) IS
     'may_process(subject::text, purpose) for integer subject keys';
 
+CREATE FUNCTION customer_vault._consent_cache_builds() RETURNS bigint
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_consent_cache_builds';
+COMMENT ON FUNCTION customer_vault._consent_cache_builds() IS
+    'internal: how often this backend has read its consent cache (for tests and tuning)';
+
 CREATE VIEW customer_vault.current_consents AS
     SELECT s.subject, s.purpose, p.lawful_basis,
            CASE WHEN NOT s.granted THEN 'withdrawn'
@@ -1028,9 +1034,14 @@ BEGIN
     END IF;
     EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %I.%I AS RESTRICTIVE FOR SELECT USING (%s)',
                               nsp, rel, check_expr);
-    -- with no permissive policy of the DBA's own, one that lets the table's grants decide
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polpermissive
-                      AND p.polname <> 'customer_vault_base') THEN
+    -- with no permissive policy of the DBA's own, one that lets the table's grants decide;
+    -- once the DBA has permissive policies, it goes (it would OR them with true)
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polpermissive
+                  AND p.polname <> 'customer_vault_base') THEN
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_base') THEN
+            EXECUTE pg_catalog.format('DROP POLICY customer_vault_base ON %I.%I', nsp, rel);
+        END IF;
+    ELSE
         IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_base') THEN
             EXECUTE pg_catalog.format('DROP POLICY customer_vault_base ON %I.%I', nsp, rel);
         END IF;
@@ -1541,7 +1552,8 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.grant_consent(text, text, jsonb, timestamptz),
     customer_vault.withdraw_consent(text, text, jsonb),
     customer_vault.has_consent(text, text),
-    customer_vault.verify_ledger()
+    customer_vault.verify_ledger(),
+    customer_vault._consent_cache_builds()
     TO customer_vault_admin;
 -- the application that collects consent records it
 GRANT EXECUTE ON FUNCTION

@@ -12,17 +12,18 @@
  *    (xmin, xmax, the in-progress xids, the command id); a query whose
  *    snapshot has the same visibility uses it as it is.  Within a
  *    REPEATABLE READ transaction that is every statement.
- *  - It may serve a later snapshot only when no change to the consent tables
- *    can have become visible since.  Writers bump a shared "started" counter
- *    before their commit becomes visible (XACT_EVENT_PRE_COMMIT) and a
- *    "finished" counter after it (XACT_EVENT_COMMIT/ABORT).  Right after the
- *    cache is read, a reader takes "finished", then the latest snapshot, then
- *    "started": when both counters agree and the latest snapshot sees exactly
- *    what the query's snapshot saw, every consent change that will ever be
- *    visible without moving "started" is in the cache, and later snapshots
- *    use it while "started" has not moved.  (A later snapshot of the same
- *    backend in READ COMMITTED; an older one, such as a cursor's, may then
- *    see a newer consent state, never an older one.)
+ *  - It may serve another snapshot when that snapshot sees exactly the same
+ *    consent changes.  Writers bump a shared "started" counter before their
+ *    commit becomes visible (XACT_EVENT_PRE_COMMIT); when they finish
+ *    (XACT_EVENT_COMMIT/ABORT) they record their xid in a small shared ring
+ *    under the next value of a "finished" counter.  A cache read under a
+ *    snapshot that sees every committed entry up to "finished" while
+ *    "started" equals "finished" holds exactly those changes; any later or
+ *    older snapshot that sees the same entries, with "started" unmoved,
+ *    uses it.  Transactions that change nothing about consent (any other
+ *    write on the server) do not disturb it.  On a hot standby the counters
+ *    do not move with replayed changes, so there the cache lives for one
+ *    snapshot.
  *  - A transaction that changed the consent tables itself uses a cache only
  *    for the exact snapshot (command id included) it was read under.
  *
@@ -51,6 +52,7 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "storage/spin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -75,10 +77,22 @@
 int			cv_consent_cache_size = 1000000;
 
 /* shared counters of consent-changing commits */
+/* one finished consent-changing transaction */
+#define CV_COMMIT_RING	128
+typedef struct CvConsentCommit
+{
+	uint64		seq;			/* its value of "finished"; 0 = empty slot */
+	TransactionId xid;
+	bool		committed;
+} CvConsentCommit;
+
 typedef struct CvConsentShared
 {
 	pg_atomic_uint64 started;
 	pg_atomic_uint64 finished;
+	slock_t		mutex;			/* protects the ring, and orders "finished" */
+	TransactionId evicted_xid;	/* newest committed xid pushed out of the ring */
+	CvConsentCommit ring[CV_COMMIT_RING];
 } CvConsentShared;
 
 static CvConsentShared *cv_shared = NULL;
@@ -90,6 +104,8 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 /* this transaction changed the consent tables / bumped "started" */
 static bool cv_consent_dirty = false;
 static bool cv_consent_bumped = false;
+static TransactionId cv_consent_xid = InvalidTransactionId;
+static uint64 cv_consent_builds = 0;	/* cache builds in this backend (tests) */
 
 /* one subject with a live opt-in, in an arena */
 typedef struct CvSubjectConsent
@@ -207,6 +223,9 @@ cv_consent_shmem_startup(void)
 	{
 		pg_atomic_init_u64(&cv_shared->started, 0);
 		pg_atomic_init_u64(&cv_shared->finished, 0);
+		SpinLockInit(&cv_shared->mutex);
+		cv_shared->evicted_xid = InvalidTransactionId;
+		memset(cv_shared->ring, 0, sizeof(cv_shared->ring));
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -229,6 +248,79 @@ cv_consent_reset(void)
 	cv_purposes_relid = InvalidOid;
 }
 
+/* record a finished consent-changing transaction in the ring, then bump "finished" */
+static void
+cv_consent_record_finish(bool committed)
+{
+	CvConsentCommit *slot;
+	uint64		seq;
+
+	SpinLockAcquire(&cv_shared->mutex);
+	seq = pg_atomic_read_u64(&cv_shared->finished) + 1;
+	slot = &cv_shared->ring[seq % CV_COMMIT_RING];
+	if (slot->seq != 0 && slot->committed && TransactionIdIsValid(slot->xid) &&
+		(!TransactionIdIsValid(cv_shared->evicted_xid) ||
+		 TransactionIdFollows(slot->xid, cv_shared->evicted_xid)))
+		cv_shared->evicted_xid = slot->xid;
+	slot->seq = seq;
+	slot->xid = cv_consent_xid;
+	slot->committed = committed && TransactionIdIsValid(cv_consent_xid);
+	pg_atomic_write_u64(&cv_shared->finished, seq);
+	SpinLockRelease(&cv_shared->mutex);
+}
+
+/* whether a committed transaction is visible in a (non-recovery) MVCC snapshot */
+static bool
+cv_xid_visible(Snapshot snap, TransactionId xid)
+{
+	uint32		i;
+
+	if (TransactionIdPrecedes(xid, snap->xmin))
+		return true;
+	if (TransactionIdFollowsOrEquals(xid, snap->xmax))
+		return false;
+	for (i = 0; i < snap->xcnt; i++)
+		if (TransactionIdEquals(snap->xip[i], xid))
+			return false;
+	return true;
+}
+
+/*
+ * Whether every consent-changing transaction that committed with a sequence
+ * number up to f is visible in snap (so snap sees exactly those, when none
+ * is in flight and none came later).
+ */
+static bool
+cv_consent_commits_visible(Snapshot snap, uint64 f)
+{
+	bool		ok = true;
+	int			i;
+
+	if (snap->takenDuringRecovery)
+		return false;
+	SpinLockAcquire(&cv_shared->mutex);
+	if (pg_atomic_read_u64(&cv_shared->finished) != f)
+		ok = false;				/* moved on meanwhile */
+	else if (TransactionIdIsValid(cv_shared->evicted_xid) &&
+			 !cv_xid_visible(snap, cv_shared->evicted_xid))
+		ok = false;
+	else
+	{
+		for (i = 0; i < CV_COMMIT_RING; i++)
+		{
+			CvConsentCommit *c = &cv_shared->ring[i];
+
+			if (c->seq != 0 && c->seq <= f && c->committed && !cv_xid_visible(snap, c->xid))
+			{
+				ok = false;
+				break;
+			}
+		}
+	}
+	SpinLockRelease(&cv_shared->mutex);
+	return ok;
+}
+
 /* writers: bump the counters around the commit; everyone: forget on abort */
 static void
 cv_consent_xact_callback(XactEvent event, void *arg)
@@ -238,6 +330,7 @@ cv_consent_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PRE_COMMIT:
 			if (cv_consent_dirty && cv_shared != NULL)
 			{
+				cv_consent_xid = GetTopTransactionIdIfAny();
 				pg_atomic_fetch_add_u64(&cv_shared->started, 1);
 				cv_consent_bumped = true;
 			}
@@ -254,7 +347,7 @@ cv_consent_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			if (cv_consent_bumped && cv_shared != NULL)
-				pg_atomic_fetch_add_u64(&cv_shared->finished, 1);
+				cv_consent_record_finish(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT);
 			if (event == XACT_EVENT_ABORT && cv_consent_dirty)
 				cv_consent_reset();
 			cv_consent_bumped = false;
@@ -554,6 +647,7 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 	HeapTuple	tup;
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	int			wantlen = strlen(p->name);
+	int			loaded = 0;
 	CvNumSubject *nums = NULL;
 	int			nnums = 0;
 	int			maxnums = 0;
@@ -597,6 +691,7 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 			cvsubj_destroy(p->subjects);
 			p->subjects = NULL;
 			p->state = CV_PURPOSE_PROBE;
+			cv_cache_subjects -= loaded;
 			break;
 		}
 		subject = DatumGetTextPP(heap_getattr(tup, Anum_cstate_subject, desc, &isnull));
@@ -618,6 +713,7 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 		if (num < 0 || has_until)
 			cv_consent_hash_insert(p, VARDATA_ANY(subject), len, has_until, until);
 		cv_cache_subjects++;
+		loaded++;
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -694,8 +790,8 @@ cv_consent_prepare(void)
 		return snap;
 	}
 	if (cv_cache_valid && cv_cache_reusable && !cv_consent_dirty && cv_shared != NULL &&
-		TransactionIdFollowsOrEquals(id.xmax, cv_cache_ident.xmax) &&
-		pg_atomic_read_u64(&cv_shared->started) == cv_cache_tag_finished)
+		pg_atomic_read_u64(&cv_shared->started) == cv_cache_tag_finished &&
+		cv_consent_commits_visible(snap, cv_cache_tag_finished))
 	{
 		cv_cache_ident = id;
 		cv_last_snap = snap;
@@ -703,23 +799,21 @@ cv_consent_prepare(void)
 	}
 
 	cv_consent_build(snap);
+	cv_consent_builds++;
 	cv_cache_valid = true;
 	cv_cache_ident = id;
 	cv_last_snap = snap;
 	cv_cache_reusable = false;
-	if (cv_shared != NULL && !cv_consent_dirty && !IsInParallelMode())
+	if (cv_shared != NULL && !cv_consent_dirty && !IsInParallelMode() && !RecoveryInProgress())
 	{
-		static CvSnapIdent latest;
 		uint64		finished;
 		uint64		started;
 
-		/* nothing in flight, and the latest snapshot sees what the query's saw */
+		/* nothing in flight, and the query's snapshot sees every finished change */
 		finished = pg_atomic_read_u64(&cv_shared->finished);
 		pg_memory_barrier();
-		cv_snap_ident(GetLatestSnapshot(), &latest);
-		pg_memory_barrier();
 		started = pg_atomic_read_u64(&cv_shared->started);
-		if (started == finished && cv_snap_same_view(&id, &latest))
+		if (started == finished && cv_consent_commits_visible(snap, finished))
 		{
 			cv_cache_reusable = true;
 			cv_cache_tag_finished = finished;
@@ -845,6 +939,14 @@ PG_FUNCTION_INFO_V1(cv_has_consent);
 PG_FUNCTION_INFO_V1(cv_may_process);
 PG_FUNCTION_INFO_V1(cv_may_process_int8);
 PG_FUNCTION_INFO_V1(cv_consent_changed);
+PG_FUNCTION_INFO_V1(cv_consent_cache_builds);
+
+/* _consent_cache_builds(): how often this backend has read its consent cache (tests) */
+Datum
+cv_consent_cache_builds(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT64((int64) cv_consent_builds);
+}
 
 /* has_consent(subject, purpose): an explicit, unexpired, unwithdrawn opt-in exists */
 Datum

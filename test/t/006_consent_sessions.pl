@@ -23,6 +23,7 @@ CREATE ROLE marketer;
 SELECT customer_vault.define_purpose('newsletter');
 SELECT customer_vault.allow_purpose('marketer', 'newsletter');
 CREATE TABLE customers (id bigint PRIMARY KEY, name text);
+CREATE TABLE noise (n int);
 INSERT INTO customers SELECT g, 'customer ' || g FROM generate_series(1, 1000) g;
 SELECT customer_vault.enable_consent_policy('customers', 'id', 'newsletter');
 GRANT SELECT ON customers TO marketer;
@@ -73,6 +74,18 @@ sub check_sessions
 	is($s1->query_safe(q{SELECT customer_vault.may_process(4::bigint, 'newsletter')}), 'f',
 		"$label: and may_process too");
 
+	# a REPEATABLE READ snapshot taken before a change, first used after it: the
+	# cache it reads must not serve later snapshots
+	$s2->query_safe('INSERT INTO noise VALUES (100)');	# the next snapshot differs from the cache's
+	$s1->query_safe('BEGIN ISOLATION LEVEL REPEATABLE READ');
+	$s1->query_safe('SELECT 1');	# takes the transaction snapshot
+	$s2->query_safe(q{SELECT customer_vault.withdraw_consent('7', 'newsletter')});
+	is($s1->query_safe($count), '498', "$label: old snapshot, first consent check after the change");
+	$s1->query_safe('COMMIT');
+	is($s1->query_safe($count), '497', "$label: the next snapshot sees the change");
+	$s2->query_safe(q{SELECT customer_vault.grant_consent('7', 'newsletter', '{"form": "tap"}')});
+	is($s1->query_safe($count), '498', "$label: and the grant back");
+
 	# the session's own uncommitted changes count, and vanish with a rollback
 	$s1->query_safe('RESET ROLE');
 	$s1->query_safe('BEGIN');
@@ -82,6 +95,27 @@ sub check_sessions
 	$s1->query_safe('ROLLBACK');
 	$s1->query_safe('SET ROLE marketer');
 	is($s1->query_safe($count), '498', "$label: own withdrawal rolled back");
+
+	# writes that change nothing about consent do not make the cache be read again
+	# (only with the shared counters of shared_preload_libraries)
+	if ($label eq 'preloaded')
+	{
+		$s1->query_safe($count);
+		my $before = $s1->query_safe('SELECT customer_vault._consent_cache_builds()');
+		for my $i (1 .. 5)
+		{
+			$s2->query_safe("INSERT INTO noise VALUES ($i)");
+			is($s1->query_safe($count), '498', "$label: count after unrelated commit $i");
+		}
+		is($s1->query_safe('SELECT customer_vault._consent_cache_builds()'), $before,
+			"$label: unrelated commits did not make the cache be read again");
+		$s2->query_safe(q{SELECT customer_vault.withdraw_consent('6', 'newsletter')});
+		is($s1->query_safe($count), '497', "$label: a consent change is seen at once");
+		cmp_ok($s1->query_safe('SELECT customer_vault._consent_cache_builds()'), '>', $before,
+			"$label: and made the cache be read again");
+		$s2->query_safe(q{SELECT customer_vault.grant_consent('6', 'newsletter', '{"form": "tap"}')});
+		is($s1->query_safe($count), '498', "$label: back to 498");
+	}
 
 	# a stream of changes: may_process always agrees with the table, read by the same statement
 	my $disagreements = 0;
@@ -112,7 +146,7 @@ SELECT count(*) FROM generate_series(1, 700) g
 my $node = new_vault_node('consent', key => random_root_key());
 setup($node);
 # the marketer needs to read current_consents for the agreement check
-$node->safe_psql('postgres', 'GRANT customer_vault_auditor TO marketer');
+$node->safe_psql('postgres', 'GRANT customer_vault_auditor, customer_vault_admin TO marketer');
 check_sessions($node, 'preloaded');
 
 # without shared_preload_libraries: no shared counters, a cache per snapshot
