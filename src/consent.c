@@ -35,6 +35,8 @@
  */
 #include "customer_vault.h"
 
+#include <sys/mman.h>
+
 #include "access/genam.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -117,11 +119,16 @@ typedef struct CvSubjectConsent
 } CvSubjectConsent;
 
 /* open-addressing table of subjects by 64-bit hash (simplehash) */
+#define CV_INLINE_SUBJECT	13
 typedef struct CvSubjectSlot
 {
 	uint64		hash;			/* key */
 	char		status;
-	CvSubjectConsent *chain;
+	uint8		inl_len;		/* length of the inline subject, or 0xFF for none */
+	bool		has_until;		/* of the inline subject */
+	char		inl[CV_INLINE_SUBJECT];	/* a short subject, kept in the slot itself */
+	TimestampTz valid_until;	/* of the inline subject */
+	CvSubjectConsent *chain;	/* long subjects and hash collisions */
 } CvSubjectSlot;
 
 #define SH_PREFIX		cvsubj
@@ -133,7 +140,50 @@ typedef struct CvSubjectSlot
 #define SH_SCOPE		static inline
 #define SH_DECLARE
 #define SH_DEFINE
+#define SH_USE_NONDEFAULT_ALLOCATOR
 #include "lib/simplehash.h"
+
+/*
+ * The slot array of a large table is probed at random, one row at a time:
+ * map it ourselves and ask for transparent huge pages, so that probes do not
+ * also miss the TLB.  (Where THP is off this is plain anonymous memory.)
+ */
+#define CV_MAP_HEADER	64
+#define CV_HUGE_PAGE	(2 * 1024 * 1024)
+
+static inline void *
+cvsubj_allocate(cvsubj_hash *type, Size size)
+{
+	Size		len = size + CV_MAP_HEADER;
+	char	   *base;
+
+	if (len < CV_HUGE_PAGE)
+	{
+		/* small: from the memory context; a zero header says so */
+		base = MemoryContextAllocExtended(type->ctx, len, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+		return base + CV_MAP_HEADER;
+	}
+	len = TYPEALIGN(CV_HUGE_PAGE, len);
+	base = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (base == MAP_FAILED)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
+#ifdef MADV_HUGEPAGE
+	(void) madvise(base, len, MADV_HUGEPAGE);
+#endif
+	*(Size *) base = len;		/* the header: the mapping's length */
+	return base + CV_MAP_HEADER;
+}
+
+static inline void
+cvsubj_free(cvsubj_hash *type, void *pointer)
+{
+	char	   *base = (char *) pointer - CV_MAP_HEADER;
+
+	if (*(Size *) base == 0)
+		pfree(base);
+	else
+		munmap(base, *(Size *) base);
+}
 
 #define CV_PURPOSE_UNLOADED	0
 #define CV_PURPOSE_LOADED	1
@@ -236,6 +286,20 @@ cv_consent_shmem_startup(void)
 static void
 cv_consent_reset(void)
 {
+	if (cv_purposes != NULL)
+	{
+		HASH_SEQ_STATUS status;
+		CvPurpose  *p;
+
+		/* the slot arrays may live outside the memory context */
+		hash_seq_init(&status, cv_purposes);
+		while ((p = hash_seq_search(&status)) != NULL)
+		{
+			if (p->subjects != NULL)
+				cvsubj_destroy(p->subjects);
+			p->subjects = NULL;
+		}
+	}
 	if (cv_consent_cxt != NULL)
 		MemoryContextReset(cv_consent_cxt);
 	cv_purposes = NULL;
@@ -565,21 +629,35 @@ cv_subject_number(const char *s, int len)
 	return v;
 }
 
-/* put a subject into the hash table */
+/* put a subject into the hash table: short ones into the slot itself */
 static void
 cv_consent_hash_insert(CvPurpose *p, const char *subject, int len, bool has_until, TimestampTz until)
 {
-	CvSubjectConsent *c = cv_arena_alloc(offsetof(CvSubjectConsent, subject) + len + 1);
+	CvSubjectConsent *c;
 	CvSubjectSlot *slot;
 	bool		found;
 
+	slot = cvsubj_insert(p->subjects, hash_bytes_extended((const unsigned char *) subject, len, 0),
+						 &found);
+	if (!found)
+	{
+		slot->chain = NULL;
+		slot->inl_len = 0xFF;
+		if (len <= CV_INLINE_SUBJECT)
+		{
+			memcpy(slot->inl, subject, len);
+			slot->inl_len = (uint8) len;
+			slot->has_until = has_until;
+			slot->valid_until = until;
+			return;
+		}
+	}
+	c = cv_arena_alloc(offsetof(CvSubjectConsent, subject) + len + 1);
 	memcpy(c->subject, subject, len);
 	c->subject[len] = '\0';
 	c->has_until = has_until;
 	c->valid_until = until;
-	slot = cvsubj_insert(p->subjects, hash_bytes_extended((const unsigned char *) subject, len, 0),
-						 &found);
-	c->next = found ? slot->chain : NULL;
+	c->next = slot->chain;
 	slot->chain = c;
 }
 
@@ -832,6 +910,8 @@ cv_consent_hash_lookup(CvPurpose *p, const char *s, int len)
 	slot = cvsubj_lookup(p->subjects, hash_bytes_extended((const unsigned char *) s, len, 0));
 	if (slot == NULL)
 		return false;
+	if (slot->inl_len == len && memcmp(slot->inl, s, len) == 0)
+		return !slot->has_until || slot->valid_until > GetCurrentTransactionStartTimestamp();
 	for (c = slot->chain; c != NULL; c = c->next)
 	{
 		if (strncmp(c->subject, s, len) == 0 && c->subject[len] == '\0')
