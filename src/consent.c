@@ -29,8 +29,10 @@
  *
  * Without shared_preload_libraries (no counters) the cache lives for one
  * snapshot.  Memory is bounded by customer_vault.consent_cache_size subjects
- * per backend (about 64 bytes plus the subject's length each); a purpose
- * with more live consents is answered by an index probe per call instead.
+ * per backend over all purposes (integer subjects: two bits per id of their
+ * range; text subjects: a 40-byte hash slot, plus an entry when longer than
+ * 13 bytes); a purpose that would go over it is answered by an index probe
+ * per call instead.
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
