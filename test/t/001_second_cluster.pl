@@ -75,5 +75,37 @@ my $log = slurp_file($node->logfile);
 unlike($log, qr/$key/i, 'server log does not contain the root key');
 unlike($log, qr/$other/i, 'server log does not contain the wrong key');
 
+# a root key command instead of the file: same key, same values
+$node->append_conf('postgresql.conf',
+	"customer_vault.root_key_file = ''\ncustomer_vault.root_key_command = 'cat $keyfile'\n");
+$node->reload;
+is($node->safe_psql('postgres', "SELECT count(*) FROM t WHERE customer_vault.decrypt(v, id::text) = 'secret-' || id"),
+	'100', 'values decrypt with the key from root_key_command');
+
+# a failing command, and one printing something else, give clear errors without the output
+my $garbage = 'not-a-key-sentinel-7f3a9c';
+$node->append_conf('postgresql.conf', "customer_vault.root_key_command = 'exit 3'\n");
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'failing key command refused');
+like($err, qr/root_key_command failed/, 'error says the command failed');
+$node->append_conf('postgresql.conf', "customer_vault.root_key_command = 'echo $garbage'\n");
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'key command printing garbage refused');
+like($err, qr/did not print a 256-bit key/, 'error says the output is not a key');
+unlike($err, qr/\Q$garbage\E/, 'error does not echo the output');
+
+# both sources set at once is refused rather than guessed
+$node->append_conf('postgresql.conf',
+	"customer_vault.root_key_file = '$keyfile'\ncustomer_vault.root_key_command = 'cat $keyfile'\n");
+$node->reload;
+($ret, $out, $err) = $node->psql('postgres', "SELECT customer_vault.decrypt(v, id::text) FROM t LIMIT 1");
+isnt($ret, 0, 'two key sources refused');
+like($err, qr/are both set/, 'error names the conflict');
+
+$log = slurp_file($node->logfile);
+unlike($log, qr/\Q$key\E/i, 'server log still does not contain the root key');
+
 $node->stop;
 done_testing();
