@@ -1364,8 +1364,14 @@ BEGIN
         COMMIT;
         total := 0;
         nbatches := 0;
-        EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND %s', r.schema_name, r.table_name,
-                                  q.expired, q.held) INTO held_count;
+        -- rows kept by a hold (a full scan, so only when some hold is active)
+        held_count := 0;
+        IF q.held OPERATOR(pg_catalog.<>) 'false' AND EXISTS (
+               SELECT 1 FROM customer_vault.legal_holds h WHERE h.released_at IS NULL
+                  AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
+            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND %s', r.schema_name, r.table_name,
+                                      q.expired, q.held) INTO held_count;
+        END IF;
         IF dry_run THEN
             EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND NOT %s AND %s', r.schema_name,
                                       r.table_name, q.expired, q.held, q.pending) INTO total;

@@ -22,15 +22,23 @@
 #                          counts (default: the server's, raised to BENCH_ROWS
 #                          when smaller; below the live consents of a purpose
 #                          it measures the index-probe fallback)
+#   BENCH_SECTIONS="insert read lookup consent purge rotation"
+#                          the sections to run (default all; read, lookup and
+#                          rotation need the tables insert fills and bring it in)
+#   BENCH_PURGE_RATE=100   single-row INSERTs per second of the concurrent
+#                          writer (pgbench -R) during the purge and the DELETE
 #   BENCH_SMOKE=1          `make test`: tiny run, CSV to a temporary directory
 #
 # It prints one table and writes it as CSV to test/bench/results/bench-<UTC
 # timestamp>.csv.  Any SQL error, and any result that does not check out
 # (row counts, sums of decrypted lengths, lookups, re-encrypted key versions,
-# the rows visible under the consent policies, the consent ledger), ends it with a non-zero status, so the smoke run in `make test` keeps it
-# working.  Times are taken inside the server with clock_timestamp() around
-# the statement (bench.time_sql), so connection set-up and result transfer are
-# not counted; inserts commit right after (fsync is off in the harness).
+# the rows visible under the consent policies, the consent ledger, the rows
+# left by the purge and the DELETE, purge_log), ends it with a non-zero status,
+# so the smoke run in `make test` keeps it working.  Times are taken inside the
+# server with clock_timestamp() around the statement (bench.time_sql; in the
+# session for CALLs, which cannot run inside a function), so connection set-up
+# and result transfer are not counted; inserts commit right after (fsync is off
+# in the harness).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -43,11 +51,25 @@ PGP_MAX=${BENCH_PGP_ROWS:-5000}
 SUBJ_MAX=${BENCH_SUBJECT_ROWS:-20000}
 LOOKUPS=${BENCH_LOOKUPS:-2000}
 CONSENT_CACHE=${BENCH_CONSENT_CACHE:-}
+PURGE_RATE=${BENCH_PURGE_RATE:-100}
 [ "$SMOKE" = 1 ] && LOOKUPS=${BENCH_LOOKUPS:-200}
+
+# the sections to run; read, lookup and rotation work on the insert tables
+ALL_SECTIONS="insert read lookup consent purge rotation"
+declare -A WANT
+sections=${BENCH_SECTIONS:-$ALL_SECTIONS}
+for sec in ${sections//,/ }; do
+    [[ " $ALL_SECTIONS " == *" $sec "* ]] ||
+        { echo "bench: unknown section '$sec' in BENCH_SECTIONS (sections: $ALL_SECTIONS)" >&2; exit 2; }
+    WANT[$sec]=1
+done
+[ ${#WANT[@]} -gt 0 ] || { echo "bench: BENCH_SECTIONS names no section" >&2; exit 2; }
+[ -n "${WANT[read]:-}${WANT[lookup]:-}${WANT[rotation]:-}" ] && WANT[insert]=1
+want() { [ -n "${WANT[$1]:-}" ]; }
 
 [ -n "$CONSENT_CACHE" ] && [[ ! $CONSENT_CACHE =~ ^[0-9]+$ ]] &&
     { echo "bench: BENCH_CONSENT_CACHE must be a non-negative integer (got '$CONSENT_CACHE')" >&2; exit 2; }
-for v in ROWS REPS PGP_MAX SUBJ_MAX LOOKUPS; do
+for v in ROWS REPS PGP_MAX SUBJ_MAX LOOKUPS PURGE_RATE; do
     if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
         echo "bench: $v must be a positive integer (got '${!v}')" >&2
         exit 2
@@ -58,7 +80,8 @@ done
 export PGOPTIONS="-c jit=off -c max_parallel_workers_per_gather=0 ${PGOPTIONS:-}"
 
 tmp=$(mktemp -d "${CV_WORK:-/tmp}/bench.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+WRITER_PID=""  # the concurrent writer of the purge section (pgbench), while it runs
+trap '[ -n "$WRITER_PID" ] && kill "$WRITER_PID" 2>/dev/null; rm -rf "$tmp"' EXIT
 
 if [ "$SMOKE" = 1 ]; then
     outdir=$tmp
@@ -85,6 +108,11 @@ median() {
     # shellcheck disable=SC2086  # the samples are split on purpose
     printf '%s\n' $1 | sort -g | awk '{ a[NR] = $1 }
         END { if (NR % 2) printf "%.6f", a[(NR + 1) / 2]; else printf "%.6f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
+
+largest() {
+    # shellcheck disable=SC2086  # the samples are split on purpose
+    printf '%s\n' $1 | sort -g | tail -n 1
 }
 
 # ---------------------------------------------------------------- floor
@@ -571,6 +599,199 @@ run_consent() {
     consent_count cs_txt bench.c_text "$k" role
 }
 
+# ---------------------------------------------------------------- 5. purge
+# N rows (customer_id bigint, created_at timestamptz, a 200-byte note), 10
+# consecutive rows per customer, 3 of every 10 rows (id % 10 < 3) older than
+# the retention of 365 days (366 days to ~4 years old): spread through every
+# page of the table.  The other rows are at most 330 days old, so the limit
+# falls in no one's way however long a run takes.  Two identical tables,
+# rebuilt every repetition:
+#   p_purge   set_retention(.., 'created_at', '365 days', 'delete', 'customer_id'),
+#             emptied by CALL customer_vault.purge(batch_size => 10000)
+#   p_delete  the same rows, emptied by one DELETE with the same predicate,
+#             DELETE FROM bench.p_delete WHERE created_at < now() - interval '365 days'
+# Customer PURGE_HOLD is under a legal hold: the purge keeps their 3 expired
+# rows, the plain DELETE (which does not look at holds) removes them.  While
+# each operation runs, pgbench inserts single rows (customer_id 0, created_at
+# now()) into the same table at PURGE_RATE a second, one session, and logs
+# every INSERT's latency: the longest INSERT overlapping the operation is its
+# "wait".  The order of the two operations alternates between repetitions.
+PURGE_HOLD=7
+WRITER_APP=bench_purge_writer
+declare -A PURGE  # facts for the notes
+
+setup_purge() {
+    PGBENCH=$(command -v pgbench || true)
+    [ -z "$PGBENCH" ] && [ -x /usr/lib/postgresql/15/bin/pgbench ] && PGBENCH=/usr/lib/postgresql/15/bin/pgbench
+    [ -n "$PGBENCH" ] || die "purge: pgbench not found (PATH or /usr/lib/postgresql/15/bin)"
+    # one live hold, kept across runs and sizes
+    sql -v hold="$PURGE_HOLD" >/dev/null <<'SQL'
+SELECT customer_vault.place_legal_hold(:'hold', 'bench: litigation hold on one customer')
+ WHERE NOT EXISTS (SELECT 1 FROM customer_vault.legal_holds h
+                    WHERE h.subject = :'hold' AND h.released_at IS NULL AND (h.until IS NULL OR h.until > now()));
+SQL
+    printf "INSERT INTO %%s (customer_id, created_at, note) VALUES (0, now(), '%s');\n" \
+        "$(printf 'w%.0s' $(seq 1 200))" > "$tmp/writer.fmt"
+    PURGE[rate]=$PURGE_RATE
+    PURGE[wait_n_purge]=0
+    PURGE[wait_n_delete]=0
+}
+
+make_purge_tables() {
+    sql >/dev/null <<'SQL'
+SET client_min_messages = warning;
+-- the same physical row order in both tables: no scan starting mid-table
+SET synchronize_seqscans = off;
+DROP TABLE IF EXISTS bench.p_purge, bench.p_delete;
+CREATE TABLE bench.p_purge (customer_id bigint NOT NULL, created_at timestamptz NOT NULL, note text)
+    WITH (autovacuum_enabled = false);
+CREATE TABLE bench.p_delete (LIKE bench.p_purge) WITH (autovacuum_enabled = false);
+INSERT INTO bench.p_purge
+SELECT 1 + (id - 1) / 10,
+       CASE WHEN id % 10 < 3
+            THEN now() - interval '366 days' - (id * 37 % 1000) * interval '1 day' - (id % 1440) * interval '1 minute'
+            ELSE now() - (id * 13 % 330) * interval '1 day' - (id % 1440) * interval '1 minute' END,
+       notes
+  FROM bench.src;
+INSERT INTO bench.p_delete SELECT * FROM bench.p_purge;
+SELECT customer_vault.set_retention('bench.p_purge', 'created_at', '365 days', 'delete', 'customer_id');
+VACUUM (ANALYZE) bench.p_purge, bench.p_delete;
+SQL
+}
+
+# purge_stats TABLE: rows|expired|expired held|checksum of the rows inside the retention|writer rows
+purge_stats() {
+    sql -F '|' -v hold="$PURGE_HOLD" <<SQL
+SELECT count(*) FILTER (WHERE customer_id <> 0),
+       count(*) FILTER (WHERE customer_id <> 0 AND created_at < now() - interval '365 days'),
+       count(*) FILTER (WHERE customer_id = :'hold'::bigint AND created_at < now() - interval '365 days'),
+       COALESCE(sum(hashtext(note)::bigint + customer_id)
+                FILTER (WHERE customer_id <> 0 AND created_at >= now() - interval '365 days'), 0),
+       count(*) FILTER (WHERE customer_id = 0)
+  FROM $1
+SQL
+}
+
+# start_writer TABLE: pgbench inserting into TABLE at PURGE_RATE/s, logging each INSERT
+start_writer() {
+    local table=$1 i
+    # shellcheck disable=SC2059  # the format names the table
+    printf "$(cat "$tmp/writer.fmt")\n" "$table" > "$tmp/writer.sql"
+    rm -f "$tmp"/writer_log.* "$tmp/writer.out"
+    PGAPPNAME=$WRITER_APP "$PGBENCH" -n -c 1 -j 1 -T 86400 -R "$PURGE_RATE" -l --log-prefix="$tmp/writer_log" \
+        -f "$tmp/writer.sql" "$DB" >"$tmp/writer.out" 2>&1 &
+    WRITER_PID=$!
+    for ((i = 0; i < 200; i++)); do
+        [ "$(sql -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = '$WRITER_APP'")" = 1 ] && break
+        kill -0 "$WRITER_PID" 2>/dev/null || die "purge: the pgbench writer ended: $(cat "$tmp/writer.out")"
+        sleep 0.05
+    done
+    [ "$i" -lt 200 ] || die "purge: the pgbench writer did not connect: $(cat "$tmp/writer.out")"
+    # a few INSERTs before the operation starts
+    sleep 0.3
+}
+
+# stop_writer: end the writer's session (pgbench then stops, its client
+# "aborted", and writes its log); prints the log's INSERTs as
+# "end_epoch_s exec_s" (latency less the schedule lag of -R)
+stop_writer() {
+    sql -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '$WRITER_APP'" >/dev/null
+    wait "$WRITER_PID" || true
+    WRITER_PID=""
+    grep -q "aborted" "$tmp/writer.out" || die "purge: unexpected end of the pgbench writer: $(cat "$tmp/writer.out")"
+    # the only errors: the ended session, and the "aborted" run it makes
+    grep -E "ERROR|error:" "$tmp/writer.out" |
+        grep -vqE "terminating connection due to administrator command|Run was aborted" &&
+        die "purge: the pgbench writer failed: $(cat "$tmp/writer.out")"
+    local f
+    for f in "$tmp"/writer_log.*; do
+        [ -e "$f" ] || die "purge: pgbench wrote no log: $(cat "$tmp/writer.out")"
+        awk 'NF >= 7 { printf "%s.%06d %.6f\n", $5, $6, ($3 - $7) / 1e6 }' "$f"
+    done
+}
+
+# writer_wait LOG T0 T1: "inserts overlapping [T0, T1], longest of them (s), all inserts"
+writer_wait() {
+    awk -v t0="$2" -v t1="$3" '{ n++; if ($1 >= t0 && $1 - $2 <= t1) { m++; if ($2 > max) max = $2 } }
+        END { printf "%d %.6f %d\n", m, max, n }' "$1"
+}
+
+# purge_op KIND: run the purge or the DELETE with the writer on the same table;
+# sets OP_SECS, OP_WAIT (longest overlapping INSERT, s), OP_NW (their number)
+purge_op() {
+    local kind=$1 table stmt out t0 t1 nlog nw_rows
+    case $kind in
+        purge)  table=bench.p_purge;  stmt="CALL customer_vault.purge(batch_size => 10000);" ;;
+        delete) table=bench.p_delete; stmt="DELETE FROM bench.p_delete WHERE created_at < now() - interval '365 days';" ;;
+    esac
+    sql -c "CHECKPOINT"
+    start_writer "$table"
+    out=$(sql -F '|' <<SQL
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+$stmt
+SELECT :t0, extract(epoch FROM clock_timestamp());
+SQL
+)
+    IFS='|' read -r t0 t1 <<<"$out"
+    stop_writer > "$tmp/writer.$kind"
+    OP_SECS=$(calc "$t1 - $t0")
+    read -r OP_NW OP_WAIT nlog < <(writer_wait "$tmp/writer.$kind" "$t0" "$t1")
+    # every logged INSERT is in the table (one more if the session ended between commit and reply)
+    nw_rows=$(sql -c "SELECT count(*) FROM $table WHERE customer_id = 0")
+    [ "$nlog" -gt 0 ] || die "purge: the writer logged no INSERT during the $kind"
+    if [ "$nw_rows" -lt "$nlog" ] || [ "$nw_rows" -gt $((nlog + 1)) ]; then
+        die "$kind: $nw_rows rows of the concurrent writer in $table, its log has $nlog INSERTs"
+    fi
+}
+
+run_purge() {
+    local n=$1 rep=$2 before after exp_purge exp_delete kind log
+    log "purge, rep $rep/$REPS"
+    make_purge_tables
+    before=$(purge_stats bench.p_purge)
+    [ "$(purge_stats bench.p_delete)" = "$before" ] || die "purge: the two tables differ before the run"
+    local rows expired held sum _w
+    IFS='|' read -r rows expired held sum _w <<<"$before"
+    if [ "$rows" != "$n" ] || [ "$held" -eq 0 ] || [ "$expired" -eq 0 ]; then
+        die "purge set-up: $rows rows, $expired expired, $held of them held (expected $n rows, some expired and held)"
+    fi
+    PURGE[expired]=$expired
+    PURGE[held]=$held
+    local kinds="purge delete"
+    [ $((rep % 2)) = 0 ] && kinds="delete purge"
+    for kind in $kinds; do
+        purge_op "$kind"
+        S[pg_$kind]="${S[pg_$kind]:+${S[pg_$kind]} }$OP_SECS"
+        S[pgw_$kind]="${S[pgw_$kind]:+${S[pgw_$kind]} }$OP_WAIT"
+        PURGE[wait_n_$kind]=$(( ${PURGE[wait_n_$kind]} + OP_NW ))
+    done
+
+    # what is left: the purge keeps the held rows, the DELETE does not; every
+    # row inside the retention is still there in both (count and checksum)
+    exp_purge="$((rows - expired + held))|$held|$held|$sum"
+    exp_delete="$((rows - expired))|0|0|$sum"
+    after=$(purge_stats bench.p_purge); after=${after%|*}
+    [ "$after" = "$exp_purge" ] ||
+        die "purge left rows|expired|held|checksum $after, expected $exp_purge"
+    after=$(purge_stats bench.p_delete); after=${after%|*}
+    [ "$after" = "$exp_delete" ] ||
+        die "DELETE left rows|expired|held|checksum $after, expected $exp_delete"
+    # purge_log: one finished row for the table, with the counts
+    log=$(sql -F '|' -c "SELECT rows_purged, rows_held, batches, finished_at IS NOT NULL AND NOT dry_run,
+                                extract(epoch FROM finished_at - started_at)
+                           FROM customer_vault.purge_log WHERE tbl = 'bench.p_purge' ORDER BY id DESC LIMIT 1")
+    local lp lh lb lok lsecs
+    IFS='|' read -r lp lh lb lok lsecs <<<"$log"
+    if [ "$lp" != "$((expired - held))" ] || [ "$lh" != "$held" ] || [ "$lok" != t ]; then
+        die "purge_log: rows_purged|rows_held|batches|finished $lp|$lh|$lb|$lok, expected $((expired - held))|$held|..|t"
+    fi
+    PURGE[log_purged]=$lp
+    PURGE[log_held]=$lh
+    S[pg_batches]="${S[pg_batches]:+${S[pg_batches]} }$lb"
+    S[pg_logsecs]="${S[pg_logsecs]:+${S[pg_logsecs]} }$lsecs"
+    sql -c "DROP TABLE bench.p_purge, bench.p_delete"
+}
+
 # rotate_key, then reencrypt the three columns of the explicit and the protected table
 run_rotation() {
     local rep=$1 out t_enc t_prot bad
@@ -627,12 +848,12 @@ report() {
     local nv=$((3 * n))
     us() { calc "$1 * 1000000 / $2"; }                 # seconds, count -> us each
 
-    local p_ins=${M[ins_plain]} p_rd=${M[rd_plain]}
-    local pr_ins; pr_ins=$(us "$p_ins" "$n")
-    local pr_rd; pr_rd=$(us "$p_rd" "$n")
+    local p_ins=${M[ins_plain]:-} p_rd=${M[rd_plain]:-} pr_ins pr_rd
     local t per over ratio scaled note
 
     # 1. inserts
+    if want insert; then
+    pr_ins=$(us "$p_ins" "$n")
     row "$n" insert "plaintext" "$p_ins" "${S[ins_plain]}" "$pr_ins" "" 1 "" "" "baseline"
     per=$(us "${M[ins_enc]}" "$n"); over=$(calc "$per - $pr_ins"); ratio=$(calc "${M[ins_enc]} / $p_ins")
     row "$n" insert "encrypt() x3, explicit encrypted_text" "${M[ins_enc]}" "${S[ins_enc]}" "$per" "$over" "$ratio" \
@@ -657,7 +878,14 @@ report() {
     row "$n" insert "transparent + blind index on email (btree)" "${M[ins_prot_bidx]}" "${S[ins_prot_bidx]}" "$per" "$over" "$ratio" \
         "" "" "over plaintext + btree(email)"
 
+    PERROW[$n:ins_plain]=$pr_ins
+    PERROW[$n:ins_enc]=$(us "${M[ins_enc]}" "$n")
+    PERROW[$n:ins_prot]=$(us "${M[ins_prot]}" "$n")
+    fi
+
     # 2. reads
+    if want read; then
+    pr_rd=$(us "$p_rd" "$n")
     row "$n" read "plaintext" "$p_rd" "${S[rd_plain]}" "$pr_rd" "" 1 "" "" "baseline; sum(length()) of 3 columns"
     local cv_rd=${M[rd_cv]}
     per=$(us "$cv_rd" "$n"); over=$(calc "$per - $pr_rd"); ratio=$(calc "$cv_rd / $p_rd")
@@ -697,7 +925,14 @@ report() {
     row "$n" read "  decrypt() per value, all three" "" "" "" "$(calc "$tot_over / 3")" "$ratio" \
         "<= 3x OpenSSL floor" "$(verdict "$ratio" 3)" "mean overhead vs mean floor $(fmt "$(calc "$tot_floor / 3")" 3) us"
 
+    PERROW[$n:rd_plain]=$pr_rd
+    PERROW[$n:rd_cv]=$(us "$cv_rd" "$n")
+    PERROW[$n:rd_raw]=$(us "$raw_rd" "$n")
+    PERROW[$n:rd_view]=$(us "${M[rd_view]}" "$n")
+    fi
+
     # 3. lookups
+    if want lookup; then
     local lp lb
     lp=$(us "${M[lk_plain]}" "$LOOKUPS"); lb=$(us "${M[lk_bidx]}" "$LOOKUPS")
     row "$n" lookup "plaintext btree(email) = \$1" "${M[lk_plain]}" "${S[lk_plain]}" "$lp" "" 1 "" "" "us per lookup; $LOOKUPS random customers, warm cache"
@@ -708,7 +943,12 @@ report() {
     row "$n" lookup "blind index via _decrypted view, whole row" "${M[lk_view_row]}" "${S[lk_view_row]}" "$lb" "$(calc "$lb - $lp")" \
         "$(calc "$lb / $lp")" "" "" "us per lookup, 3 values decrypted"
 
+    PERROW[$n:lk_plain]=$(us "${M[lk_plain]}" "$LOOKUPS")
+    PERROW[$n:lk_bidx]=$(us "${M[lk_bidx]}" "$LOOKUPS")
+    fi
+
     # storage
+    if want insert; then
     local t label
     for t in t_plain t_enc t_raw t_pgp t_prot; do
         case $t in
@@ -722,7 +962,10 @@ report() {
             "$(fmt "${SIZE[$t]}" 0) bytes/row, heap + TOAST"
     done
 
+    fi
+
     # 4. consent: count(*) as bench_marketer; cold = first count of a new session, warm = the ones after it
+    if want consent; then
     local k=${CONSENT[consented]} cp pw pc ew tb tw tc
     cp=${M[cs_plain_warm]}; pw=${M[cs_pol_warm]}; pc=${M[cs_pol_cold]}; ew=${M[cs_ex_warm]}
     tb=${M[cs_txtbase_warm]}; tw=${M[cs_txt_warm]}; tc=${M[cs_txt_cold]}
@@ -755,10 +998,40 @@ report() {
     row "$n" consent "grant_consent(), per call" "${M[cs_grant]}" "${S[cs_grant]}" "$per" "" "" "" "" \
         "${CONSENT[grants]} calls in one statement, once per run (+ ${CONSENT[withdrawals]} withdraw_consent()); the other ${CONSENT[bulk]} consent rows INSERTed directly as superuser (ledger_id 0)"
 
-    # 5. not there yet
-    row "$n" purge "purge" "" "" "" "" "" "" "" "not built yet"
+    PERROW[$n:cs_plain]=$cpr
+    PERROW[$n:cs_pol]=$(us "$pw" "$n")
+    PERROW[$n:cs_pol_cold]=$(us "$pc" "$n")
+    PERROW[$n:cs_txt]=$(us "$tw" "$n")
+    fi
+
+    # 5. purge: CALL purge() vs one DELETE, the concurrent writer's longest INSERT
+    if want purge; then
+    local pd=${M[pg_delete]} pp=${M[pg_purge]} ne=$((PURGE[expired] - PURGE[held]))
+    local wmax_p wmax_d prd
+    prd=$(us "$pd" "${PURGE[expired]}")
+    row "$n" purge "DELETE .. WHERE created_at < now() - '365 days'" "$pd" "${S[pg_delete]}" "$prd" "" 1 "" "" \
+        "baseline, one statement; us/unit per row removed (${PURGE[expired]} of $n = 30%, spread over every page; held rows removed too: no hold check); synchronous_commit on (one commit; fsync off in the harness)"
+    per=$(us "$pp" "$ne"); over=$(calc "$per - $prd"); ratio=$(calc "$pp / $pd")
+    row "$n" purge "CALL purge(batch_size => 10000)" "$pp" "${S[pg_purge]}" "$per" "$over" "$ratio" \
+        "<= 2x single DELETE" "$(verdict "$ratio" 2)" \
+        "purge_log: ${PURGE[log_purged]} purged, ${PURGE[log_held]} held (1 subject on hold), batches: $(fmt "${M[pg_batches]}" 0), $(fmt "${M[pg_logsecs]}" 3) s started..finished; synchronous_commit off per batch; us/unit per row removed"
+    wmax_p=$(largest "${S[pgw_purge]}")
+    wmax_d=$(largest "${S[pgw_delete]}")
+    # no verdict when no INSERT overlapped a purge (tiny runs)
+    local wv=""
+    [ "${PURGE[wait_n_purge]}" -gt 0 ] && wv=$(verdict "$wmax_p" 1)
+    row "$n" purge "  concurrent INSERT, longest wait during purge" "${M[pgw_purge]}" "${S[pgw_purge]}" "" "" "" \
+        "never > 1 s" "$wv" \
+        "longest of each rep (median shown); worst $(fmt "$(calc "$wmax_p * 1000")" 1) ms over ${PURGE[wait_n_purge]} single-row INSERTs at ${PURGE[rate]}/s (pgbench -R, one session) overlapping the purges"
+    row "$n" purge "  concurrent INSERT, longest wait during DELETE" "${M[pgw_delete]}" "${S[pgw_delete]}" "" "" "" \
+        "" "" \
+        "longest of each rep (median shown); worst $(fmt "$(calc "$wmax_d * 1000")" 1) ms over ${PURGE[wait_n_delete]} single-row INSERTs overlapping the DELETEs"
+    PERROW[$n:pg_delete]=$prd
+    PERROW[$n:pg_purge]=$per
+    fi
 
     # 6. rotation
+    if want rotation; then
     local fl; fl=$(calc "(${FLOOR_SEAL[25]} + ${FLOOR_OPEN[25]} + ${FLOOR_SEAL[12]} + ${FLOOR_OPEN[12]} + ${FLOOR_SEAL[200]} + ${FLOOR_OPEN[200]}) / 3")
     per=$(us "${M[rot_enc]}" "$nv")
     row "$n" rotation "rotate_key + reencrypt, explicit columns" "${M[rot_enc]}" "${S[rot_enc]}" "$per" "" "" "" "" \
@@ -767,21 +1040,8 @@ report() {
     row "$n" rotation "rotate_key + reencrypt, protected columns" "${M[rot_prot]}" "${S[rot_prot]}" "$per" "" "" "" "" \
         "$(fmt "$(calc "$nv / ${M[rot_prot]}")" 0) values/s (us/unit per value; one reencrypt per column)"
 
-    # for the scaling summary
-    PERROW[$n:ins_plain]=$pr_ins
-    PERROW[$n:ins_enc]=$(us "${M[ins_enc]}" "$n")
-    PERROW[$n:ins_prot]=$(us "${M[ins_prot]}" "$n")
-    PERROW[$n:rd_plain]=$pr_rd
-    PERROW[$n:rd_cv]=$(us "$cv_rd" "$n")
-    PERROW[$n:rd_raw]=$(us "$raw_rd" "$n")
-    PERROW[$n:rd_view]=$(us "${M[rd_view]}" "$n")
-    PERROW[$n:lk_plain]=$(us "${M[lk_plain]}" "$LOOKUPS")
-    PERROW[$n:lk_bidx]=$(us "${M[lk_bidx]}" "$LOOKUPS")
     PERROW[$n:rot_enc]=$(us "${M[rot_enc]}" "$nv")
-    PERROW[$n:cs_plain]=$cpr
-    PERROW[$n:cs_pol]=$(us "$pw" "$n")
-    PERROW[$n:cs_pol_cold]=$(us "$pc" "$n")
-    PERROW[$n:cs_txt]=$(us "$tw" "$n")
+    fi
 }
 
 print_table() {
@@ -809,17 +1069,26 @@ run_suite() {
     local subj_n=$(( n < SUBJ_MAX ? n : SUBJ_MAX ))
     S=()
     CONSENT=()
+    PURGE=()
     EXPECT=()
     SIZE=()
     log "$n rows: generating data"
     setup_schema "$n"
-    for rep in $(seq 1 "$REPS"); do run_inserts "$n" "$rep" "$pgp_n" "$subj_n"; done
-    check_tables "$n" "$pgp_n" "$subj_n"
-    for rep in $(seq 1 "$REPS"); do run_reads "$rep"; done
-    for rep in $(seq 1 "$REPS"); do run_lookups "$n" "$rep"; done
-    setup_consent "$n"
-    for rep in $(seq 1 "$REPS"); do run_consent "$n" "$rep"; done
-    for rep in $(seq 1 "$REPS"); do run_rotation "$rep"; done
+    if want insert; then
+        for rep in $(seq 1 "$REPS"); do run_inserts "$n" "$rep" "$pgp_n" "$subj_n"; done
+        check_tables "$n" "$pgp_n" "$subj_n"
+    fi
+    if want read; then for rep in $(seq 1 "$REPS"); do run_reads "$rep"; done; fi
+    if want lookup; then for rep in $(seq 1 "$REPS"); do run_lookups "$n" "$rep"; done; fi
+    if want consent; then
+        setup_consent "$n"
+        for rep in $(seq 1 "$REPS"); do run_consent "$n" "$rep"; done
+    fi
+    if want purge; then
+        setup_purge
+        for rep in $(seq 1 "$REPS"); do run_purge "$n" "$rep"; done
+    fi
+    if want rotation; then for rep in $(seq 1 "$REPS"); do run_rotation "$rep"; done; fi
     report "$n" "$pgp_n" "$subj_n"
 }
 
@@ -836,7 +1105,13 @@ header() {
          "25 B $(fmt "${FLOOR_SEAL[25]}" 3)/$(fmt "${FLOOR_OPEN[25]}" 3)," \
          "12 B $(fmt "${FLOOR_SEAL[12]}" 3)/$(fmt "${FLOOR_OPEN[12]}" 3)," \
          "200 B $(fmt "${FLOOR_SEAL[200]}" 3)/$(fmt "${FLOOR_OPEN[200]}" 3)"
-    echo "us/unit: per row (insert, read), per lookup, per value (rotation, 'per value' reads); +us/unit: over the baseline"
+    echo "us/unit: per row (insert, read), per lookup, per value (rotation, 'per value' reads), per row removed (purge); +us/unit: over the baseline"
+    if want purge; then
+        echo "purge: two identical tables of n rows (customer_id bigint, created_at timestamptz, note 200 B), 10 rows a customer," \
+             "30% past the 365-day retention on every page, customer $PURGE_HOLD under a legal hold; during each operation" \
+             "pgbench inserts single rows into the same table at $PURGE_RATE/s (one session); order alternates between repetitions"
+    fi
+    [ "${BENCH_SECTIONS:-$ALL_SECTIONS}" = "$ALL_SECTIONS" ] || echo "sections: ${!WANT[*]}"
 }
 
 scaling_summary() {
@@ -851,10 +1126,13 @@ scaling_summary() {
                   rd_view "read _decrypted view" lk_plain "lookup plaintext btree" lk_bidx "lookup blind index"
                   rot_enc "reencrypt (per value)" cs_plain "count(*) no RLS"
                   cs_pol "count(*) consent policy, warm" cs_pol_cold "count(*) consent policy, cold"
-                  cs_txt "count(*) consent policy, text subj.")
+                  cs_txt "count(*) consent policy, text subj."
+                  pg_delete "DELETE expired (per row removed)" pg_purge "purge() (per row removed)")
     local i
     for ((i = 0; i < ${#labels[@]}; i += 2)); do
         k=${labels[i]}
+        # only the sections that ran
+        [ -n "${PERROW[${sizes[0]}:$k]:-}" ] || continue
         printf '%-38s' "${labels[i+1]}"
         for n in "${sizes[@]}"; do printf ' %12s' "$(fmt "${PERROW[$n:$k]}" 2)"; done
         first=${PERROW[${sizes[0]}:$k]}; last=${PERROW[${sizes[${#sizes[@]}-1]}:$k]}
