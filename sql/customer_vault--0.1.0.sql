@@ -356,6 +356,46 @@ COMMENT ON FUNCTION customer_vault._needs_reseal(customer_vault.encrypted_bytea,
 COMMENT ON FUNCTION customer_vault._needs_reseal(text, boolean) IS
     'internal: whether a protected column''s value is under an older version of its key';
 
+-- The schema and name of a table, refusing anything that is not a table.
+CREATE FUNCTION customer_vault._table_names(tbl regclass, OUT nsp name, OUT rel name)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind "char";
+BEGIN
+    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = tbl;
+    IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type', MESSAGE = pg_catalog.format('%s is not a table', tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._table_names(regclass) IS
+    'internal: schema and name of an ordinary or partitioned table, or an error';
+
+-- The type of a column of a table; an error naming it ("<what> x of table t") when missing.
+CREATE FUNCTION customer_vault._column_type(tbl regclass, col name, what text DEFAULT 'column')
+    RETURNS regtype
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regtype;
+BEGIN
+    SELECT a.atttypid::regtype INTO t FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF t IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('%s %I of table %s does not exist', what, col, tbl);
+    END IF;
+    RETURN t;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._column_type(regclass, name, text) IS
+    'internal: the type of a table column, or an error naming what is missing';
+
 -- (Re)creates <table>_decrypted: every column, protected ones decrypted.
 CREATE FUNCTION customer_vault._refresh_decrypted_view(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -417,7 +457,6 @@ AS $$
 DECLARE
     nsp name;
     rel name;
-    kind "char";
     coltype regtype;
     colnum smallint;
     ctxtype regtype;
@@ -431,20 +470,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'table, column and key name must not be null';
     END IF;
-    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
-    IF kind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
-            MESSAGE = pg_catalog.format('%s is not a table', tbl);
-    END IF;
-    SELECT a.atttypid::regtype, a.attnum INTO coltype, colnum
-      FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-            MESSAGE = pg_catalog.format('column %I of table %s does not exist', col, tbl);
-    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    coltype := customer_vault._column_type(tbl, col);
+    SELECT a.attnum INTO colnum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col;
     IF coltype NOT IN ('text'::regtype, 'character varying'::regtype) THEN
         RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
             MESSAGE = pg_catalog.format('column %I of table %s is of type %s', col, tbl, coltype),
@@ -459,14 +488,7 @@ BEGIN
     END IF;
     PERFORM customer_vault._check_key(key_name);
     IF context_column IS NOT NULL THEN
-        SELECT a.atttypid::regtype INTO ctxtype
-          FROM pg_catalog.pg_attribute a
-         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) context_column
-           AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-                MESSAGE = pg_catalog.format('context column %I of table %s does not exist', context_column, tbl);
-        END IF;
+        ctxtype := customer_vault._column_type(tbl, context_column, 'context column');
         IF context_column OPERATOR(pg_catalog.=) col THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'the context column must differ from the protected column',
@@ -572,17 +594,8 @@ BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'batch_size must be at least 1';
     END IF;
-    SELECT n.nspname, c.relname INTO nsp, rel
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
-    SELECT a.atttypid::pg_catalog.regtype INTO coltype
-      FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
-       AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-            MESSAGE = pg_catalog.format('column %I of table %s does not exist', col, tbl);
-    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    coltype := customer_vault._column_type(tbl, col);
     SELECT * INTO p FROM customer_vault.protected_columns pc
      WHERE pc.schema_name OPERATOR(pg_catalog.=) nsp AND pc.table_name OPERATOR(pg_catalog.=) rel
        AND pc.column_name OPERATOR(pg_catalog.=) col;
@@ -991,24 +1004,14 @@ AS $$
 DECLARE
     nsp name;
     rel name;
-    kind "char";
     check_expr text;
     subject_type text;
 BEGIN
     IF tbl IS NULL OR subject_column IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject column must not be null';
     END IF;
-    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.oid = tbl;
-    IF kind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type', MESSAGE = pg_catalog.format('%s is not a table', tbl);
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = subject_column
-                      AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-            MESSAGE = pg_catalog.format('column %I of table %s does not exist', subject_column, tbl);
-    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    PERFORM customer_vault._column_type(tbl, subject_column);
     IF purpose IS NOT NULL AND NOT EXISTS (SELECT 1 FROM customer_vault.purposes p WHERE p.purpose = enable_consent_policy.purpose) THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = pg_catalog.format('purpose %L does not exist', purpose),
@@ -1133,7 +1136,6 @@ AS $$
 DECLARE
     nsp name;
     rel name;
-    kind "char";
     ttype regtype;
     pii name[];
     notnull name;
@@ -1142,17 +1144,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'table, time column, keep and action must not be null';
     END IF;
-    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = tbl;
-    IF kind NOT IN ('r', 'p') THEN
-        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type', MESSAGE = pg_catalog.format('%s is not a table', tbl);
-    END IF;
-    SELECT a.atttypid::regtype INTO ttype FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid = tbl AND a.attname = time_column AND a.attnum > 0 AND NOT a.attisdropped;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-            MESSAGE = pg_catalog.format('column %I of table %s does not exist', time_column, tbl);
-    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    ttype := customer_vault._column_type(tbl, time_column);
     IF ttype NOT IN ('date'::regtype, 'timestamp without time zone'::regtype, 'timestamp with time zone'::regtype) THEN
         RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
             MESSAGE = pg_catalog.format('time column %I of table %s is of type %s', time_column, tbl, ttype),
@@ -1166,10 +1159,8 @@ BEGIN
             MESSAGE = pg_catalog.format('invalid retention action %L', action),
             HINT = 'Use delete, anonymize or shred.';
     END IF;
-    IF subject_column IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
-          WHERE a.attrelid = tbl AND a.attname = subject_column AND a.attnum > 0 AND NOT a.attisdropped) THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-            MESSAGE = pg_catalog.format('column %I of table %s does not exist', subject_column, tbl);
+    IF subject_column IS NOT NULL THEN
+        PERFORM customer_vault._column_type(tbl, subject_column);
     END IF;
     IF action = 'shred' AND subject_column IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -1515,6 +1506,7 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.blind_index(text, text),
     customer_vault.protect_column(regclass, name, text, name, name),
     customer_vault._check_key(text), customer_vault._seal_column(text, text, text),
+    customer_vault._table_names(regclass), customer_vault._column_type(regclass, name, text),
     customer_vault._protect_trigger(), customer_vault._refresh_decrypted_view(regclass),
     customer_vault._reseal(customer_vault.encrypted_text, text),
     customer_vault._reseal(customer_vault.encrypted_bytea, text),
