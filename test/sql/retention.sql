@@ -141,3 +141,5 @@ DROP EXTENSION pg_cron;
 
 DROP TABLE events_tz, events_date, tickets, accounts;
 DROP FUNCTION sqlstate_of(text);
+SELECT count(customer_vault.release_legal_hold(id)) AS holds_released
+  FROM customer_vault.legal_holds WHERE released_at IS NULL AND (until IS NULL OR until > now());
