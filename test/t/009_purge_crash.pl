@@ -104,9 +104,10 @@ note sprintf('expired rows: %d before, %d gone when killed, %d left after recove
 	$expired_rows, $gone_before_kill, $expired_after, $expired_rows - $expired_after);
 cmp_ok($expired_after, '<', $expired_rows, 'committed batches survived the crash: fewer expired rows');
 cmp_ok($expired_after, '>', $held_rows, 'and the run was interrupted: some unheld expired rows remain');
-# batches commit with synchronous_commit off: the last few may be lost, never more than were gone
-cmp_ok($expired_rows - $expired_after, '<=', $gone_before_kill + 1000 * 20,
-	'no more rows gone than the purge had reached (give or take the batches after the poll)');
+# batches commit with synchronous_commit off: the last few may be lost, and the
+# purge may have gone on for a while between the poll and the kill, so how
+# many rows are gone is not bounded here; what matters is asserted above and
+# below (no fresh or held row lost, the next run finishes the job)
 
 # consistency: heap and primary key agree, no corruption
 is($node->safe_psql('postgres', 'SELECT count(*) FROM verify_heapam(\'ev\')'), '0', 'verify_heapam finds no corruption');
