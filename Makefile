@@ -7,7 +7,13 @@ MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
        src/types.o src/columns.o src/protect.o src/consent.o
 
-DATA = $(wildcard sql/$(EXTENSION)--*.sql)
+# The install script of the current version and the upgrade scripts into it
+# are assembled from sql/src (one file per concern) and sql/upgrade by
+# sql/assemble.sh; older versions' scripts are committed files, never edited.
+SQL_SRC     = $(sort $(wildcard sql/src/[0-9]*.sql))
+SQL_INSTALL = sql/$(EXTENSION)--$(EXTVERSION).sql
+SQL_UPGRADE = $(patsubst sql/upgrade/%,sql/$(EXTENSION)--%,$(wildcard sql/upgrade/*--$(EXTVERSION).sql))
+DATA = $(sort $(wildcard sql/$(EXTENSION)--*.sql) $(SQL_INSTALL) $(SQL_UPGRADE))
 
 PG_CPPFLAGS = -DCV_VERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter \
               -Wno-missing-field-initializers -Wno-sign-compare
@@ -22,6 +28,14 @@ EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+all: $(SQL_INSTALL) $(SQL_UPGRADE)
+
+$(SQL_INSTALL): $(SQL_SRC) sql/assemble.sh $(EXTENSION).control
+	bash sql/assemble.sh install $(EXTVERSION) > $@.tmp && mv $@.tmp $@
+
+sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/%--$(EXTVERSION).sql $(SQL_SRC) sql/assemble.sh
+	bash sql/assemble.sh upgrade $< > $@.tmp && mv $@.tmp $@
 
 .PHONY: test demo bench
 # set up a throwaway cluster as the postgres OS user, run every test, print "N passed, N failed"

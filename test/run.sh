@@ -7,12 +7,12 @@
 #   bash test/run.sh demo    the same set-up, then test/demo.sql
 #   bash test/run.sh bench   the same set-up, then test/bench/bench.sh
 #
-# As root: missing Debian packages are installed (apt-get update first), the
-# extension is installed into the system PostgreSQL, and the servers run as the
-# `postgres` OS user.  As another user with the packages present: no apt step;
-# `make install` must be able to write to PostgreSQL's directories (or run it
-# once with sudo beforehand).  The cluster lives in a temporary directory, listens
-# only on a Unix socket there, on a free port, and is stopped on every exit.
+# As root: missing Debian packages are installed (apt-get update first) and the
+# servers run as the `postgres` OS user.  As another user with the packages
+# present: no apt step.  The extension is installed into a private copy of
+# PostgreSQL in a temporary directory (never into the system's); the cluster
+# lives there too, listens only on a Unix socket there, on a free port, and is
+# stopped on every exit.
 set -euo pipefail
 
 mode=${1:-test}
@@ -43,25 +43,8 @@ ensure_packages() {
 }
 ensure_packages
 
-PGBIN=/usr/lib/postgresql/$PGV/bin
-PG_CONFIG=$PGBIN/pg_config
-export PATH="$PGBIN:$PATH"
-
-# ---------- build and install ----------
-# CV_SKIP_BUILD=1 reuses what is installed (for running one TAP test or the
-# bench while editing); `make test` always builds.
-if [ "${CV_SKIP_BUILD:-0}" != 1 ]; then
-log "building"
-make -s PG_CONFIG="$PG_CONFIG" clean >/dev/null
-build_log=$(mktemp)
-make PG_CONFIG="$PG_CONFIG" >"$build_log" 2>&1 || { cat "$build_log"; exit 1; }
-if grep -E "warning:" "$build_log"; then
-    log "the build printed compiler warnings"
-    exit 1
-fi
-rm -f "$build_log"
-make -s PG_CONFIG="$PG_CONFIG" install >/dev/null
-fi
+SYSBIN=/usr/lib/postgresql/$PGV/bin
+SYS_PG_CONFIG=$SYSBIN/pg_config
 
 # ---------- run as the postgres OS user when root ----------
 if [ "$(id -u)" -eq 0 ]; then
@@ -76,6 +59,35 @@ WORK=$(mktemp -d /tmp/customer_vault.XXXXXX)
 chmod 755 "$WORK"
 [ "$(id -u)" -eq 0 ] && chown "$PGOSUSER" "$WORK"
 export CV_WORK=$WORK
+trap 'rm -rf "$WORK"' EXIT INT TERM
+
+# ---------- build, and install into a private copy of PostgreSQL ----------
+# The system installation is never written: the server binaries and share
+# directory are copied into $WORK/inst (PostgreSQL finds its share and lib
+# directories relative to its binaries), and the extension is installed there
+# with DESTDIR.  Several runs (and other projects) can so test side by side.
+# CV_SKIP_BUILD=1 reuses the objects already built (for one TAP test or the
+# bench while editing); `make test` always builds from clean.
+if [ "${CV_SKIP_BUILD:-0}" != 1 ]; then
+    log "building"
+    make -s PG_CONFIG="$SYS_PG_CONFIG" clean >/dev/null
+    build_log=$(mktemp)
+    make PG_CONFIG="$SYS_PG_CONFIG" >"$build_log" 2>&1 || { cat "$build_log"; exit 1; }
+    if grep -E "warning:" "$build_log"; then
+        log "the build printed compiler warnings"
+        exit 1
+    fi
+    rm -f "$build_log"
+fi
+INST=$WORK/inst
+mkdir -p "$INST/usr/lib/postgresql" "$INST/usr/share/postgresql"
+cp -a "/usr/lib/postgresql/$PGV" "$INST/usr/lib/postgresql/"
+cp -a "/usr/share/postgresql/$PGV" "$INST/usr/share/postgresql/"
+make -s PG_CONFIG="$SYS_PG_CONFIG" DESTDIR="$INST" install >/dev/null
+
+PGBIN=$INST/usr/lib/postgresql/$PGV/bin
+PG_CONFIG=$PGBIN/pg_config
+export PATH="$PGBIN:$PATH"
 
 DATA=$WORK/data
 started=0
@@ -139,7 +151,7 @@ run_regress() {
     local pgxs_dir out
     pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
     local tests
-    tests=$(sed -n 's/^REGRESS *= *//p' Makefile)
+    tests=${CV_REGRESS_ONLY:-$(sed -n 's/^REGRESS *= *//p' Makefile)}
     log "pg_regress: $tests"
     set +e
     out=$("$pgxs_dir/test/regress/pg_regress" --inputdir=test --outputdir=. \
@@ -210,6 +222,12 @@ case "$mode" in
             tail -n 40 "$WORK/bench.out"
         fi
         [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        ;;
+    regress)
+        # bash test/run.sh regress [test ...]: the pg_regress tests only (or those named)
+        CV_REGRESS_ONLY="${*:2}" run_regress
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
         ;;

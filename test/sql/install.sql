@@ -4,8 +4,9 @@
 SET client_min_messages = warning;
 CREATE EXTENSION customer_vault CASCADE;
 RESET client_min_messages;
-SELECT extname, extversion, extrelocatable, n.nspname
+SELECT extname, extversion = a.default_version AS current_version, extrelocatable, n.nspname
   FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+  JOIN pg_available_extensions a ON a.name = e.extname
  WHERE extname IN ('customer_vault', 'pgcrypto') ORDER BY 1;
 SELECT customer_vault.version() = (SELECT extversion FROM pg_extension WHERE extname = 'customer_vault') AS library_matches_script;
 

@@ -1,0 +1,418 @@
+--@ schema
+
+---------------------------------------------------------------------------
+-- Protected columns (transparent path) and rotation
+---------------------------------------------------------------------------
+
+CREATE TABLE customer_vault.protected_columns (
+    schema_name        name NOT NULL,
+    table_name         name NOT NULL,
+    column_name        name NOT NULL,
+    key_name           text NOT NULL,
+    binding            text NOT NULL,
+    context_column     name,
+    blind_index_column name,
+    protected_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (schema_name, table_name, column_name)
+);
+--@ code
+COMMENT ON TABLE customer_vault.protected_columns IS
+    'columns converted by protect_column(), with the binding their values are sealed to';
+--@ schema
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.protected_columns', '');
+--@ code
+
+-- Forget the protection of tables and columns that are dropped, so a new table
+-- of the same name can be protected.  SECURITY DEFINER because whoever may drop
+-- a table must be able to remove its rows here; the search_path is pinned.
+CREATE OR REPLACE FUNCTION customer_vault._forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    -- DROP EXTENSION drops this table too
+    IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL THEN
+        RETURN;
+    END IF;
+    IF pg_catalog.to_regclass('customer_vault.retention_policies') IS NOT NULL THEN
+        DELETE FROM customer_vault.retention_policies p
+         USING pg_catalog.pg_event_trigger_dropped_objects() d
+         WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'
+                AND p.schema_name OPERATOR(pg_catalog.=) d.schema_name
+                AND p.table_name OPERATOR(pg_catalog.=) d.object_name)
+            OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
+                AND (d.address_names OPERATOR(pg_catalog.=) ARRAY[p.schema_name::text, p.table_name::text, p.time_column::text]
+                     OR d.address_names OPERATOR(pg_catalog.=) ARRAY[p.schema_name::text, p.table_name::text, p.subject_column::text]));
+    END IF;
+    DELETE FROM customer_vault.protected_columns p
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'
+            AND p.schema_name OPERATOR(pg_catalog.=) d.schema_name
+            AND p.table_name OPERATOR(pg_catalog.=) d.object_name)
+        OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
+            AND d.address_names OPERATOR(pg_catalog.=)
+                ARRAY[p.schema_name::text, p.table_name::text, p.column_name::text]);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._forget_dropped() IS
+    'internal: event trigger removing protected_columns rows of dropped tables and columns';
+--@ schema
+CREATE EVENT TRIGGER customer_vault_forget_dropped ON sql_drop
+    EXECUTE FUNCTION customer_vault._forget_dropped();
+--@ code
+
+CREATE OR REPLACE FUNCTION customer_vault._check_key(key_name text) RETURNS void
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_check_key';
+COMMENT ON FUNCTION customer_vault._check_key(text) IS
+    'internal: raises an error unless the named key exists';
+
+-- Not STRICT: a NULL context must be an error, never a NULL result (data loss).
+CREATE OR REPLACE FUNCTION customer_vault._seal_column(plaintext text, key_name text, context text)
+    RETURNS text
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_seal_column';
+COMMENT ON FUNCTION customer_vault._seal_column(text, text, text) IS
+    'internal: the envelope a protected column stores, used by the conversion rewrite';
+
+CREATE OR REPLACE FUNCTION customer_vault._open_column(value text, context text) RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_open_column';
+COMMENT ON FUNCTION customer_vault._open_column(text, text) IS
+    'decrypts a protected column''s value (what <table>_decrypted shows); NULL when its key was shredded';
+
+CREATE OR REPLACE FUNCTION customer_vault._protect_trigger() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'cv_protect_trigger';
+COMMENT ON FUNCTION customer_vault._protect_trigger() IS
+    'internal: BEFORE ROW trigger that seals plaintext written to a protected column';
+
+CREATE OR REPLACE FUNCTION customer_vault._reseal(value customer_vault.encrypted_text, context text)
+    RETURNS customer_vault.encrypted_text
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._reseal(value customer_vault.encrypted_bytea, context text)
+    RETURNS customer_vault.encrypted_bytea
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._reseal(value text, context text, text_form boolean)
+    RETURNS text
+    LANGUAGE C VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_reseal';
+COMMENT ON FUNCTION customer_vault._reseal(customer_vault.encrypted_text, text) IS
+    'internal: the value under the active version of its key (reencrypt)';
+COMMENT ON FUNCTION customer_vault._reseal(customer_vault.encrypted_bytea, text) IS
+    'internal: the value under the active version of its key (reencrypt)';
+COMMENT ON FUNCTION customer_vault._reseal(text, text, boolean) IS
+    'internal: a protected column''s value under the active version of its key (reencrypt)';
+
+CREATE OR REPLACE FUNCTION customer_vault._needs_reseal(value customer_vault.encrypted_text, text_form boolean DEFAULT false)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_needs_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._needs_reseal(value customer_vault.encrypted_bytea, text_form boolean DEFAULT false)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_needs_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._needs_reseal(value text, text_form boolean)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_needs_reseal';
+COMMENT ON FUNCTION customer_vault._needs_reseal(customer_vault.encrypted_text, boolean) IS
+    'internal: whether a value is under an older version of its key';
+COMMENT ON FUNCTION customer_vault._needs_reseal(customer_vault.encrypted_bytea, boolean) IS
+    'internal: whether a value is under an older version of its key';
+COMMENT ON FUNCTION customer_vault._needs_reseal(text, boolean) IS
+    'internal: whether a protected column''s value is under an older version of its key';
+
+-- The schema and name of a table, refusing anything that is not a table.
+CREATE OR REPLACE FUNCTION customer_vault._table_names(tbl regclass, OUT nsp name, OUT rel name)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    kind "char";
+BEGIN
+    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = tbl;
+    IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type', MESSAGE = pg_catalog.format('%s is not a table', tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._table_names(regclass) IS
+    'internal: schema and name of an ordinary or partitioned table, or an error';
+
+-- The type of a column of a table; an error naming it ("<what> x of table t") when missing.
+CREATE OR REPLACE FUNCTION customer_vault._column_type(tbl regclass, col name, what text DEFAULT 'column')
+    RETURNS regtype
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regtype;
+BEGIN
+    SELECT a.atttypid::regtype INTO t FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF t IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('%s %I of table %s does not exist', what, col, tbl);
+    END IF;
+    RETURN t;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._column_type(regclass, name, text) IS
+    'internal: the type of a table column, or an error naming what is missing';
+
+-- (Re)creates <table>_decrypted: every column, protected ones decrypted.
+CREATE OR REPLACE FUNCTION customer_vault._refresh_decrypted_view(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    vname text;
+    cols text;
+    opts text := '';
+BEGIN
+    SELECT n.nspname, c.relname INTO nsp, rel
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    vname := rel OPERATOR(pg_catalog.||) '_decrypted';
+    IF pg_catalog.octet_length(vname) OPERATOR(pg_catalog.>) 63 THEN
+        RAISE EXCEPTION USING ERRCODE = 'name_too_long',
+            MESSAGE = pg_catalog.format('view name %s is too long', pg_catalog.quote_ident(vname)),
+            HINT = 'Rename the table to a shorter name.';
+    END IF;
+    SELECT pg_catalog.string_agg(
+             CASE WHEN p.column_name IS NULL THEN pg_catalog.format('t.%I', a.attname)
+                  WHEN p.context_column IS NULL THEN
+                    pg_catalog.format('customer_vault._open_column(t.%I, %L) AS %I',
+                                      a.attname, p.binding, a.attname)
+                  ELSE
+                    pg_catalog.format('customer_vault._open_column(t.%I, %L OPERATOR(pg_catalog.||) t.%I::text) AS %I',
+                                      a.attname, p.binding, p.context_column, a.attname)
+             END, ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_catalog.pg_attribute a
+      LEFT JOIN customer_vault.protected_columns p
+        ON p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
+       AND p.column_name OPERATOR(pg_catalog.=) a.attname
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
+    IF pg_catalog.current_setting('server_version_num')::integer OPERATOR(pg_catalog.>=) 150000 THEN
+        -- the reader's own table privileges and row-level security apply
+        opts := ' WITH (security_invoker = true)';
+    END IF;
+    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', nsp, vname)) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, vname);
+    END IF;
+    EXECUTE pg_catalog.format('CREATE VIEW %I.%I%s AS SELECT %s FROM %I.%I t', nsp, vname, opts, cols, nsp, rel);
+    EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_reader', nsp, vname);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._refresh_decrypted_view(regclass) IS
+    'internal: (re)creates the <table>_decrypted view of a protected table';
+
+CREATE OR REPLACE FUNCTION customer_vault.protect_column(tbl regclass, col name, key_name text,
+                                              context_column name DEFAULT NULL,
+                                              blind_index_column name DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    coltype regtype;
+    colnum smallint;
+    ctxtype regtype;
+    bidxtype regtype;
+    qual text;
+    bind text;
+    ctx_expr text;
+    alter_sql text;
+BEGIN
+    IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'table, column and key name must not be null';
+    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    coltype := customer_vault._column_type(tbl, col);
+    SELECT a.attnum INTO colnum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col;
+    IF coltype NOT IN ('text'::regtype, 'character varying'::regtype) THEN
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = pg_catalog.format('column %I of table %s is of type %s', col, tbl, coltype),
+            HINT = 'protect_column() converts text and varchar columns; use encrypt() with an encrypted_text or encrypted_bytea column otherwise.';
+    END IF;
+    IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                WHERE p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
+                  AND p.column_name OPERATOR(pg_catalog.=) col) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = pg_catalog.format('column %I of table %s is already protected', col, tbl),
+            HINT = 'Use customer_vault.rotate_key() and customer_vault.reencrypt() to change its key version.';
+    END IF;
+    PERFORM customer_vault._check_key(key_name);
+    IF context_column IS NOT NULL THEN
+        ctxtype := customer_vault._column_type(tbl, context_column, 'context column');
+        IF context_column OPERATOR(pg_catalog.=) col THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'the context column must differ from the protected column',
+                HINT = 'Use a stable row identifier such as the customer id.';
+        END IF;
+    END IF;
+    IF blind_index_column IS NOT NULL THEN
+        IF blind_index_column OPERATOR(pg_catalog.=) col OR blind_index_column OPERATOR(pg_catalog.=) context_column THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = 'the blind index column must be a column of its own';
+        END IF;
+        SELECT a.atttypid::regtype INTO bidxtype
+          FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) blind_index_column
+           AND NOT a.attisdropped AND a.attnum OPERATOR(pg_catalog.>) 0;
+        IF FOUND AND bidxtype OPERATOR(pg_catalog.<>) 'bytea'::regtype THEN
+            RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                MESSAGE = pg_catalog.format('blind index column %I of table %s must be of type bytea', blind_index_column, tbl);
+        END IF;
+    END IF;
+
+    -- the binding: the column's qualified name now, length-prefixed
+    qual := pg_catalog.format('%I.%I.%I', nsp, rel, col);
+    bind := pg_catalog.length(qual)::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) qual;
+    IF context_column IS NULL THEN
+        ctx_expr := pg_catalog.quote_literal(bind);
+    ELSE
+        ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', bind, context_column);
+    END IF;
+
+    EXECUTE pg_catalog.format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', nsp, rel);
+    -- the <table>_decrypted view of an earlier protect_column() depends on the
+    -- columns being rewritten: drop it here, it is made again below
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                WHERE c.relnamespace OPERATOR(pg_catalog.=) (SELECT c2.relnamespace FROM pg_catalog.pg_class c2 WHERE c2.oid OPERATOR(pg_catalog.=) tbl)
+                  AND c.relname OPERATOR(pg_catalog.=) (rel OPERATOR(pg_catalog.||) '_decrypted')
+                  AND c.relkind OPERATOR(pg_catalog.=) 'v') THEN
+        EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, rel OPERATOR(pg_catalog.||) '_decrypted');
+    END IF;
+    IF blind_index_column IS NOT NULL AND bidxtype IS NULL THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
+    END IF;
+
+    -- one table rewrite: ciphertext replaces plaintext in new files, the old
+    -- files (plaintext) are removed at commit, no dead tuples are left behind
+    alter_sql := pg_catalog.format(
+        'ALTER TABLE %I.%I ALTER COLUMN %I TYPE text USING customer_vault._seal_column(%I::text, %L, %s)',
+        nsp, rel, col, col, key_name, ctx_expr);
+    IF blind_index_column IS NOT NULL THEN
+        alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
+            ', ALTER COLUMN %I TYPE bytea USING customer_vault.blind_index(%I::text, %L)',
+            blind_index_column, col, key_name);
+    END IF;
+    alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
+        ', ADD CONSTRAINT %I CHECK (customer_vault.is_sealed(%I))', 'cv_sealed_' OPERATOR(pg_catalog.||) colnum, col);
+    EXECUTE alter_sql;
+
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %s ON %I.%I FOR EACH ROW'
+        ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %L, %L, %L, %L)',
+        'cv_protect_' OPERATOR(pg_catalog.||) colnum,
+        pg_catalog.concat_ws(', ', pg_catalog.quote_ident(col), pg_catalog.quote_ident(context_column),
+                             pg_catalog.quote_ident(blind_index_column)),
+        nsp, rel, col, key_name, bind, COALESCE(context_column, ''), COALESCE(blind_index_column, ''));
+    IF blind_index_column IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %I.%I (%I)', nsp, rel, blind_index_column);
+    END IF;
+
+    INSERT INTO customer_vault.protected_columns
+        (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column)
+    VALUES (nsp, rel, col, key_name, bind, context_column, blind_index_column);
+
+    PERFORM customer_vault._refresh_decrypted_view(tbl);
+END
+$$;
+COMMENT ON FUNCTION customer_vault.protect_column(regclass, name, text, name, name) IS
+    'encrypts a text column in place (one table rewrite) and seals every later INSERT/UPDATE; creates <table>_decrypted';
+
+CREATE OR REPLACE PROCEDURE customer_vault.reencrypt(tbl regclass, col name, batch_size integer DEFAULT 10000,
+                                          context_column name DEFAULT NULL)
+    LANGUAGE plpgsql
+    -- no SET search_path here: a procedure with SET clauses cannot COMMIT;
+    -- every name below is schema-qualified instead
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    coltype regtype;
+    p customer_vault.protected_columns;
+    ctx_expr text := 'NULL';
+    new_expr text;
+    need_expr text;
+    nblocks bigint;
+    per_page double precision;
+    step bigint;
+    blk bigint := 0;
+    n bigint;
+    passes integer := 0;
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and column must not be null';
+    END IF;
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'batch_size must be at least 1';
+    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    coltype := customer_vault._column_type(tbl, col);
+    SELECT * INTO p FROM customer_vault.protected_columns pc
+     WHERE pc.schema_name OPERATOR(pg_catalog.=) nsp AND pc.table_name OPERATOR(pg_catalog.=) rel
+       AND pc.column_name OPERATOR(pg_catalog.=) col;
+    IF FOUND THEN
+        IF p.context_column IS NULL THEN
+            ctx_expr := pg_catalog.quote_literal(p.binding);
+        ELSE
+            ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', p.binding, p.context_column);
+        END IF;
+        new_expr := pg_catalog.format('customer_vault._reseal(%I, %s, true)', col, ctx_expr);
+        need_expr := pg_catalog.format('customer_vault._needs_reseal(%I, true)', col);
+    ELSIF coltype OPERATOR(pg_catalog.=) ANY (ARRAY['customer_vault.encrypted_text'::pg_catalog.regtype,
+                                                     'customer_vault.encrypted_bytea'::pg_catalog.regtype]) THEN
+        IF context_column IS NOT NULL THEN
+            ctx_expr := pg_catalog.format('%I::pg_catalog.text', context_column);
+        END IF;
+        new_expr := pg_catalog.format('customer_vault._reseal(%I, %s)', col, ctx_expr);
+        need_expr := pg_catalog.format('customer_vault._needs_reseal(%I)', col);
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = pg_catalog.format('column %I of table %s is neither encrypted nor protected', col, tbl);
+    END IF;
+
+    -- walk the table in block ranges of about batch_size rows, one commit each;
+    -- a rerun after an interruption only finds the values still to do
+    nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
+    SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
+                THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 50 END
+      INTO per_page FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    step := GREATEST(1, (batch_size OPERATOR(pg_catalog./) GREATEST(per_page, 1))::bigint);
+    WHILE blk OPERATOR(pg_catalog.<) nblocks LOOP
+        EXECUTE pg_catalog.format(
+            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.>=) %L::pg_catalog.tid AND ctid OPERATOR(pg_catalog.<) %L::pg_catalog.tid AND %s',
+            nsp, rel, col, new_expr,
+            pg_catalog.format('(%s,0)', blk), pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), need_expr);
+        blk := blk OPERATOR(pg_catalog.+) step;
+        COMMIT;
+    END LOOP;
+    -- rows that moved or arrived meanwhile
+    LOOP
+        EXECUTE pg_catalog.format(
+            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM %I.%I WHERE %s LIMIT %s))',
+            nsp, rel, col, new_expr, nsp, rel, need_expr, batch_size);
+        GET DIAGNOSTICS n = ROW_COUNT;
+        COMMIT;
+        passes := passes OPERATOR(pg_catalog.+) 1;
+        EXIT WHEN n OPERATOR(pg_catalog.=) 0 OR passes OPERATOR(pg_catalog.>) 1000;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE customer_vault.reencrypt(regclass, name, integer, name) IS
+    'moves every value of a column to the active version of its key in committed batches; resumable';
