@@ -80,34 +80,31 @@ cv_memo_key_by_name(FunctionCallInfo fcinfo, text *name, bool blind)
 	return m->key;
 }
 
-/* seal plaintext under a key; ctx NULL means no context */
+/* seal plaintext under a key (padded to the key's block); ctx NULL means no context */
 bytea *
 CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
 			const char *ctx, int ctxlen)
 {
 	bytea	   *res;
-	uint8	   *buf;
+	uint8		nonce[CV_NONCE_LEN];
+	size_t		len;
 
 	if (key->destroyed || key->aead == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("data key %u has been destroyed", key->id)));
-	if (ptlen > CV_MAX_PLAINTEXT)
+	if (cv_padded_len(ptlen, key->pad_to) > CV_MAX_PLAINTEXT)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("value is too long to encrypt"),
-				 errdetail("The largest value is %d bytes.", CV_MAX_PLAINTEXT)));
-	res = palloc(VARHDRSZ + CV_ENV_OVERHEAD + ptlen);
-	SET_VARSIZE(res, VARHDRSZ + CV_ENV_OVERHEAD + ptlen);
-	buf = (uint8 *) VARDATA(res);
-	cv_envelope_write_header(buf, type, ctx ? CV_ENV_FLAG_CONTEXT : 0, key->id);
-	CvRandomNonce(buf + CV_ENV_HEADER_LEN);
-	if (!cv_aead_seal(key->aead, buf + CV_ENV_HEADER_LEN,
-					  buf, CV_ENV_HEADER_LEN,
-					  (const uint8 *) ctx, ctx ? ctxlen : 0,
-					  (const uint8 *) pt, ptlen,
-					  buf + CV_ENV_HEADER_LEN + CV_NONCE_LEN,
-					  buf + CV_ENV_HEADER_LEN + CV_NONCE_LEN + ptlen))
+				 errdetail("The largest value is %d bytes, length padding included.", CV_MAX_PLAINTEXT)));
+	len = cv_envelope_sealed_len(ptlen, key->pad_to);
+	res = palloc(VARHDRSZ + len);
+	SET_VARSIZE(res, VARHDRSZ + len);
+	CvRandomNonce(nonce);
+	if (!cv_envelope_seal(key->aead, (uint8 *) VARDATA(res), type, key->id, nonce,
+						  (const uint8 *) ctx, ctx ? ctxlen : 0,
+						  (const uint8 *) pt, ptlen, key->pad_to))
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("AES-256-GCM encryption failed in the crypto library")));
@@ -129,23 +126,23 @@ CvParseOrError(const bytea *value, int type, CvEnvelope *env)
 }
 
 /*
- * Try to open an envelope into pt_out (ciphertext_len bytes): 1 when
- * authentic, 0 when not (or the presence of a context differs), -1 when its
- * key was destroyed.  Key lookup and library failures raise errors.
+ * Try to open an envelope into pt_out (ciphertext_len bytes) and set
+ * *ptlen to the plaintext's length (padding stripped): 1 when authentic, 0
+ * when not (or the presence of a context differs), -1 when its key was
+ * destroyed.  Key lookup and library failures raise errors.
  */
 int
-CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out)
+CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out,
+			   size_t *ptlen)
 {
 	CvKey	   *key = CvKeyById(env->key_id);
 	int			rc;
 
+	*ptlen = 0;
 	if (key->destroyed)
 		return -1;
-	if (((env->flags & CV_ENV_FLAG_CONTEXT) != 0) != (ctx != NULL))
-		return 0;
-	rc = cv_aead_open(key->aead, env->nonce, env->header, CV_ENV_HEADER_LEN,
-					  (const uint8 *) ctx, ctx ? ctxlen : 0,
-					  env->ciphertext, env->ciphertext_len, env->tag, (uint8 *) pt_out);
+	rc = cv_envelope_open(key->aead, env, (const uint8 *) ctx, ctx ? ctxlen : 0,
+						  (uint8 *) pt_out, ptlen);
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -155,9 +152,10 @@ CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out)
 
 /* open an envelope into pt_out; false when its key was destroyed, errors otherwise */
 bool
-CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out)
+CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out,
+			size_t *ptlen)
 {
-	int			rc = CvTryOpenValue(env, ctx, ctxlen, pt_out);
+	int			rc = CvTryOpenValue(env, ctx, ctxlen, pt_out, ptlen);
 
 	if (rc == 0)
 		ereport(ERROR,
@@ -222,6 +220,7 @@ cv_decrypt_common(FunctionCallInfo fcinfo, int type)
 	CvEnvelope	env;
 	CvKey	   *key;
 	bytea	   *res;
+	size_t		ptlen;
 	int			rc;
 
 	if (PG_ARGISNULL(0))
@@ -243,11 +242,10 @@ cv_decrypt_common(FunctionCallInfo fcinfo, int type)
 				 errmsg("value was encrypted without a context"),
 				 errhint("Call decrypt() without a context for this value.")));
 	res = palloc(VARHDRSZ + env.ciphertext_len);
-	SET_VARSIZE(res, VARHDRSZ + env.ciphertext_len);
-	rc = cv_aead_open(key->aead, env.nonce, env.header, CV_ENV_HEADER_LEN,
-					  ctx ? (const uint8 *) VARDATA_ANY(ctx) : NULL,
-					  ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
-					  env.ciphertext, env.ciphertext_len, env.tag, (uint8 *) VARDATA(res));
+	rc = cv_envelope_open(key->aead, &env,
+						  ctx ? (const uint8 *) VARDATA_ANY(ctx) : NULL,
+						  ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
+						  (uint8 *) VARDATA(res), &ptlen);
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -257,6 +255,7 @@ cv_decrypt_common(FunctionCallInfo fcinfo, int type)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("could not decrypt value: authentication failed"),
 				 errdetail("The value was altered, moved to another column or row, or the context does not match the one it was encrypted with.")));
+	SET_VARSIZE(res, VARHDRSZ + ptlen);
 	PG_FREE_IF_COPY(v, 0);
 	PG_RETURN_BYTEA_P(res);
 }
@@ -441,11 +440,11 @@ CvEnvelopeAsText(bytea *sealed)
 
 /* open a value for re-sealing; the plaintext is palloc'd, caller wipes it */
 static char *
-cv_open_for_reseal(const CvEnvelope *env, const char *ctx, int ctxlen)
+cv_open_for_reseal(const CvEnvelope *env, const char *ctx, int ctxlen, size_t *ptlen)
 {
 	char	   *pt = palloc(env->ciphertext_len + 1);
 
-	if (!CvOpenValue(env, ctx, ctxlen, pt))
+	if (!CvOpenValue(env, ctx, ctxlen, pt, ptlen))
 	{
 		pfree(pt);
 		return NULL;
@@ -471,6 +470,7 @@ cv_reseal(PG_FUNCTION_ARGS)
 	CvKey	   *key;
 	CvKey	   *active;
 	char	   *pt;
+	size_t		ptlen;
 	bytea	   *sealed;
 
 	if (is_text_form)
@@ -494,9 +494,10 @@ cv_reseal(PG_FUNCTION_ARGS)
 	active = CvActiveKeyByName(key->name);
 	if (active->id == env.key_id)
 		PG_RETURN_DATUM(arg);
-	pt = cv_open_for_reseal(&env, ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0);
+	pt = cv_open_for_reseal(&env, ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
+							&ptlen);
 	active = CvActiveKeyByName(key->name);
-	sealed = CvSealValue(active, env.type, pt, env.ciphertext_len,
+	sealed = CvSealValue(active, env.type, pt, ptlen,
 						 ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0);
 	cv_wipe(pt, env.ciphertext_len);
 	pfree(pt);

@@ -52,6 +52,7 @@ typedef struct CvKey
 	bool		destroyed;		/* shredded: values under it read as NULL */
 	bool		is_subject;		/* a per-subject key */
 	int32		version;
+	uint32		pad_to;			/* length padding block, 0 = none */
 	char		name[NAMEDATALEN];	/* empty for subject keys */
 	CvAead	   *aead;			/* key schedule, NULL when destroyed */
 	CvMac	   *bidx;			/* HMAC under the HKDF blind-index subkey;
@@ -73,9 +74,9 @@ extern void CvRandomNonce(uint8 *nonce);
 extern bytea *CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
 						  const char *ctx, int ctxlen);
 extern int	CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
-						   char *pt_out);
+						   char *pt_out, size_t *ptlen);
 extern bool CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
-						char *pt_out);
+						char *pt_out, size_t *ptlen);
 extern void CvParseOrError(const bytea *value, int type, CvEnvelope *env);
 extern bytea *CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env);
 extern text *CvEnvelopeAsText(bytea *sealed);

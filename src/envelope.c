@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * envelope.c
- *		Parse, format and validate the ciphertext envelope (see envelope.h).
- *		Pure C, no server calls.
+ *		Parse, format and validate the ciphertext envelope (see envelope.h),
+ *		and seal/open a whole envelope (header, nonce, length padding, AEAD)
+ *		with a key the caller has looked up.  Pure C, no server calls: the
+ *		standalone test program test/unit/test_core.c runs all of it.
  *-------------------------------------------------------------------------
  */
 #include "envelope.h"
@@ -287,4 +289,110 @@ cv_envelope_text_check(const char *src, size_t len, int expected_type)
 	memset(buf, 0, sizeof(buf));
 	memcpy(buf, head, CV_ENV_HEADER_LEN);
 	return cv_envelope_parse(buf, sizeof(buf), expected_type, &env);
+}
+
+/*
+ * The length of the plaintext as sealed: pt_len itself without padding,
+ * else the next multiple of pad_to that leaves room for the 0x80 marker.
+ */
+size_t
+cv_padded_len(size_t pt_len, unsigned pad_to)
+{
+	if (pad_to == 0)
+		return pt_len;
+	return (pt_len / pad_to + 1) * pad_to;
+}
+
+/* the binary length of the envelope sealing pt_len bytes */
+size_t
+cv_envelope_sealed_len(size_t pt_len, unsigned pad_to)
+{
+	return CV_ENV_OVERHEAD + cv_padded_len(pt_len, pad_to);
+}
+
+/*
+ * Seal pt into out (cv_envelope_sealed_len(pt_len, pad_to) bytes): header,
+ * the given nonce, ciphertext of the (padded) plaintext, tag.  The header
+ * and the context are the associated data.  Returns false on a library
+ * failure or an argument out of range (out then holds no plaintext).
+ */
+bool
+cv_envelope_seal(CvAead *aead, uint8_t *out, int type, uint32_t key_id,
+				 const uint8_t nonce[CV_NONCE_LEN],
+				 const uint8_t *ctx, size_t ctx_len,
+				 const uint8_t *pt, size_t pt_len, unsigned pad_to)
+{
+	size_t		sealed_len = cv_padded_len(pt_len, pad_to);
+	uint8_t    *ct = out + CV_ENV_HEADER_LEN + CV_NONCE_LEN;
+	const uint8_t *src = pt;
+	int			flags = 0;
+
+	if ((type != CV_ENV_TYPE_TEXT && type != CV_ENV_TYPE_BYTEA) ||
+		key_id == 0 || key_id > 0x7FFFFFFF || pad_to > CV_PAD_MAX ||
+		sealed_len > CV_MAX_PLAINTEXT || sealed_len < pt_len)
+		return false;
+	if (ctx != NULL)
+		flags |= CV_ENV_FLAG_CONTEXT;
+	if (pad_to > 0)
+	{
+		flags |= CV_ENV_FLAG_PADDED;
+		/* the padded plaintext is built in place and encrypted in place */
+		if (pt_len > 0)
+			memmove(ct, pt, pt_len);
+		ct[pt_len] = 0x80;
+		memset(ct + pt_len + 1, 0, sealed_len - pt_len - 1);
+		src = ct;
+	}
+	cv_envelope_write_header(out, type, flags, key_id);
+	memcpy(out + CV_ENV_HEADER_LEN, nonce, CV_NONCE_LEN);
+	if (!cv_aead_seal(aead, out + CV_ENV_HEADER_LEN,
+					  out, CV_ENV_HEADER_LEN,
+					  ctx, ctx != NULL ? ctx_len : 0,
+					  src, sealed_len,
+					  ct, ct + sealed_len))
+	{
+		cv_wipe(ct, sealed_len);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Open a parsed envelope with its key into pt (env->ciphertext_len bytes)
+ * and set *pt_len to the plaintext's length, padding stripped.  Returns 1
+ * when authentic, 0 when not (altered, another context, a context given for
+ * a value sealed without one or the reverse, malformed padding: pt is then
+ * wiped), -1 on a library failure.
+ */
+int
+cv_envelope_open(CvAead *aead, const CvEnvelope *env,
+				 const uint8_t *ctx, size_t ctx_len,
+				 uint8_t *pt, size_t *pt_len)
+{
+	size_t		n = env->ciphertext_len;
+	int			rc;
+
+	*pt_len = 0;
+	if (((env->flags & CV_ENV_FLAG_CONTEXT) != 0) != (ctx != NULL))
+		return 0;
+	rc = cv_aead_open(aead, env->nonce, env->header, CV_ENV_HEADER_LEN,
+					  ctx, ctx != NULL ? ctx_len : 0,
+					  env->ciphertext, env->ciphertext_len, env->tag, pt);
+	if (rc != 1)
+		return rc;
+	if (env->flags & CV_ENV_FLAG_PADDED)
+	{
+		/* strip the zeros, then exactly one 0x80 marker */
+		while (n > 0 && pt[n - 1] == 0)
+			n--;
+		if (n == 0 || pt[n - 1] != 0x80)
+		{
+			cv_wipe(pt, env->ciphertext_len);
+			return 0;
+		}
+		n--;
+		cv_wipe(pt + n, env->ciphertext_len - n);
+	}
+	*pt_len = n;
+	return 1;
 }

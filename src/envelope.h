@@ -9,7 +9,8 @@
  *	 offset  size  field
  *	 0       1     format version (CV_ENV_VERSION)
  *	 1       1     value type (CV_ENV_TYPE_TEXT or CV_ENV_TYPE_BYTEA)
- *	 2       1     flags (CV_ENV_FLAG_CONTEXT: a context is bound)
+ *	 2       1     flags (CV_ENV_FLAG_CONTEXT: a context is bound;
+ *	               CV_ENV_FLAG_PADDED: the plaintext is length-padded)
  *	 3       1     reserved, must be zero
  *	 4       4     data key id, big-endian, > 0
  *	 8       12    nonce
@@ -19,6 +20,14 @@
  * The first 8 bytes (the header) are part of the associated data, so no
  * field can be changed without the value failing to authenticate.
  *
+ * Length padding (CV_ENV_FLAG_PADDED): the sealed plaintext is the value
+ * followed by one 0x80 byte and as many zero bytes as bring its length to a
+ * multiple of the key's block (ISO/IEC 7816-4 padding), so values shorter
+ * than the block all have the same length.  The padding is inside the
+ * AEAD (authenticated) and the flag is in the header (authenticated);
+ * opening strips it and refuses a padded value whose padding is malformed.
+ * Values sealed without the flag (all values of 0.1.0) open as before.
+ *
  * Text form: CV_ENV_TEXT_PREFIX followed by the standard base64 encoding
  * (with padding, no line breaks) of the binary form.
  *-------------------------------------------------------------------------
@@ -26,14 +35,20 @@
 #ifndef CV_ENVELOPE_H
 #define CV_ENVELOPE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "crypto.h"
 
 #define CV_ENV_VERSION			1
 #define CV_ENV_TYPE_TEXT		1
 #define CV_ENV_TYPE_BYTEA		2
 #define CV_ENV_FLAG_CONTEXT		0x01
-#define CV_ENV_FLAGS_KNOWN		(CV_ENV_FLAG_CONTEXT)
+#define CV_ENV_FLAG_PADDED		0x02
+#define CV_ENV_FLAGS_KNOWN		(CV_ENV_FLAG_CONTEXT | CV_ENV_FLAG_PADDED)
+/* the largest padding block: 0 (no padding) or 1 .. CV_PAD_MAX bytes */
+#define CV_PAD_MAX				4096
 
 #define CV_ENV_HEADER_LEN		8
 #define CV_NONCE_LEN			12
@@ -88,5 +103,20 @@ extern size_t cv_envelope_to_text(const uint8_t *bin, size_t binlen, char *dst);
 extern CvEnvError cv_envelope_text_check(const char *src, size_t len, int expected_type);
 extern CvEnvError cv_envelope_from_text(const char *src, size_t len, uint8_t *dst,
 										size_t *dstlen);
+
+/*
+ * Sealing and opening whole envelopes with a given key (no key lookup, no
+ * server calls).  ctx NULL = no context (the context flag clear); pad_to 0 =
+ * no padding.
+ */
+extern size_t cv_padded_len(size_t pt_len, unsigned pad_to);
+extern size_t cv_envelope_sealed_len(size_t pt_len, unsigned pad_to);
+extern bool cv_envelope_seal(CvAead *aead, uint8_t *out, int type, uint32_t key_id,
+							 const uint8_t nonce[CV_NONCE_LEN],
+							 const uint8_t *ctx, size_t ctx_len,
+							 const uint8_t *pt, size_t pt_len, unsigned pad_to);
+extern int	cv_envelope_open(CvAead *aead, const CvEnvelope *env,
+							 const uint8_t *ctx, size_t ctx_len,
+							 uint8_t *pt, size_t *pt_len);
 
 #endif							/* CV_ENVELOPE_H */

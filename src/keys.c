@@ -61,6 +61,7 @@
 #define Anum_dk_state			5
 #define Anum_dk_wrapped			6
 #define Anum_dk_root_fp			7
+#define Anum_dk_pad_to			12	/* added in 0.2.0 */
 
 typedef struct CvRoot
 {
@@ -701,6 +702,12 @@ cv_load_key(uint32 id)
 			strlcpy(tmp.name, TextDatumGetCString(d), NAMEDATALEN);
 		d = heap_getattr(tup, Anum_dk_version, desc, &isnull);
 		tmp.version = isnull ? 0 : DatumGetInt32(d);
+		/* a 0.1.0 key table (before ALTER EXTENSION UPDATE) has no pad_to */
+		if (desc->natts >= Anum_dk_pad_to)
+		{
+			d = heap_getattr(tup, Anum_dk_pad_to, desc, &isnull);
+			tmp.pad_to = isnull ? 0 : (uint32) Max(DatumGetInt32(d), 0);
+		}
 		(void) heap_getattr(tup, Anum_dk_subject, desc, &isnull);
 		tmp.is_subject = tmp.name[0] == '\0';
 		d = heap_getattr(tup, Anum_dk_state, desc, &isnull);
@@ -940,7 +947,7 @@ cv_next_key_id(void)
  */
 static uint32
 cv_insert_key(const char *name, int32 version, const char *subject, const char *comment,
-			  bool keep_dk)
+			  int32 pad_to, bool keep_dk)
 {
 	static const char fp_label[] = "customer_vault data key fingerprint v1";
 	uint8	   *dk = cv_scratch;
@@ -996,9 +1003,9 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 	}
 	else
 	{
-		Oid			types8[8];
-		Datum		values8[8];
-		char		nulls8[8];
+		Oid			types8[9];
+		Datum		values8[9];
+		char		nulls8[9];
 
 		memcpy(types8, types, sizeof(types));
 		memcpy(values8, values, sizeof(values));
@@ -1011,10 +1018,18 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 		}
 		else
 			nulls8[7] = 'n';
-		rc = SPI_execute_with_args("INSERT INTO customer_vault.data_keys"
+		types8[8] = INT4OID;
+		values8[8] = Int32GetDatum(pad_to);
+		nulls8[8] = ' ';
+		/* pad_to only when set: a 0.1.0 key table (not yet updated) has no such column */
+		rc = SPI_execute_with_args(pad_to != 0 ?
+								   "INSERT INTO customer_vault.data_keys"
+								   " (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint, comment, pad_to)"
+								   " VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8, $9)" :
+								   "INSERT INTO customer_vault.data_keys"
 								   " (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint, comment)"
 								   " VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8)",
-								   8, types8, values8, nulls8, false, 0);
+								   pad_to != 0 ? 9 : 8, types8, values8, nulls8, false, 0);
 	}
 	if (rc != SPI_OK_INSERT)
 		elog(ERROR, "could not store data key: %s", SPI_result_code_string(rc));
@@ -1092,7 +1107,7 @@ CvSubjectKey(const char *subject, bool create)
 		CvOwnerSwitch sw;
 
 		cv_become_owner(&sw);
-		id = cv_insert_key(NULL, 1, subject, NULL, true);
+		id = cv_insert_key(NULL, 1, subject, NULL, 0, true);
 		cv_restore_user(&sw);
 		CommandCounterIncrement();
 		if (id != 0)
@@ -1145,12 +1160,35 @@ cv_subject_has_key(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(cv_subject_key_id(subject) != 0);
 }
 
-/* create_key(name, comment): a new random data key, version 1 */
+/* check a length padding block given by a user */
+static int32
+cv_check_pad_to(FunctionCallInfo fcinfo, int argno)
+{
+	int32		pad_to;
+
+	if (PG_NARGS() <= argno)
+		return 0;
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("padding block must not be null"),
+				 errhint("Pass 0 for no length padding.")));
+	pad_to = PG_GETARG_INT32(argno);
+	if (pad_to < 0 || pad_to > CV_PAD_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("padding block %d is out of range", pad_to),
+				 errdetail("The padding block is 0 (no padding) or 1 to %d bytes.", CV_PAD_MAX)));
+	return pad_to;
+}
+
+/* create_key(name, comment, pad_to): a new random data key, version 1 */
 Datum
 cv_create_key(PG_FUNCTION_ARGS)
 {
 	char	   *name;
 	char	   *comment = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int32		pad_to = cv_check_pad_to(fcinfo, 2);
 	CvOwnerSwitch sw;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -1174,7 +1212,7 @@ cv_create_key(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("key \"%s\" already exists", name),
 				 errhint("Use customer_vault.rotate_key() to give it a new version.")));
-	id = cv_insert_key(name, 1, NULL, comment, false);
+	id = cv_insert_key(name, 1, NULL, comment, pad_to, false);
 	cv_restore_user(&sw);
 	PG_RETURN_INT32((int32) id);
 }
@@ -1188,6 +1226,7 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	int32		maxver = 0;
+	int32		pad_to = 0;
 	uint64		i;
 
 	cv_check_key_name(name);
@@ -1195,7 +1234,10 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 
 	cv_become_owner(&sw);
 	values[0] = CStringGetTextDatum(name);
-	if (SPI_execute_with_args("SELECT version FROM customer_vault.data_keys WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+	cv_cache_prepare();
+	if (SPI_execute_with_args(get_attnum(cv_data_keys_relid, "pad_to") != InvalidAttrNumber ?
+							  "SELECT version, pad_to FROM customer_vault.data_keys WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE" :
+							  "SELECT version, 0 FROM customer_vault.data_keys WHERE name OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 							  1, types, values, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the key table");
 	if (SPI_processed == 0)
@@ -1208,14 +1250,20 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 		bool		isnull;
 		int32		v = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
 
+		/* the new version pads like the newest one */
 		if (v > maxver)
+		{
 			maxver = v;
+			pad_to = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+			if (isnull)
+				pad_to = 0;
+		}
 	}
 	if (SPI_execute_with_args("UPDATE customer_vault.data_keys SET state = 'decrypt_only'"
 							  " WHERE name OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active'",
 							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update the key table");
-	(void) cv_insert_key(name, maxver + 1, NULL, NULL, false);
+	(void) cv_insert_key(name, maxver + 1, NULL, NULL, pad_to, false);
 	cv_restore_user(&sw);
 	PG_RETURN_INT32(maxver + 1);
 }

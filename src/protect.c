@@ -229,9 +229,8 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 						 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
 								args[0])));
 			pt = palloc(env.ciphertext_len + 1);
-			if (!CvOpenValue(&env, oldctx, oldctxlen, pt))
+			if (!CvOpenValue(&env, oldctx, oldctxlen, pt, &ptlen))
 				return PointerGetDatum(newtup);	/* key destroyed: nothing to re-bind */
-			ptlen = env.ciphertext_len;
 			wipe_pt = true;
 			goto seal;
 		}
@@ -241,7 +240,8 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 	{
 		/* ciphertext arriving as it is: keep it if it belongs here */
 		char	   *check = palloc(env.ciphertext_len + 1);
-		int			rc = CvTryOpenValue(&env, ctx, ctxlen, check);
+		size_t		checklen;
+		int			rc = CvTryOpenValue(&env, ctx, ctxlen, check, &checklen);
 
 		if (rc == 0)
 			ereport(ERROR,
@@ -264,7 +264,7 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 		else
 		{
 			cv_protect_keys(st, args[1]);
-			repl_values[0] = PointerGetDatum(CvBlindMac(st->bkey, check, env.ciphertext_len));
+			repl_values[0] = PointerGetDatum(CvBlindMac(st->bkey, check, checklen));
 		}
 		cv_wipe(check, env.ciphertext_len);
 		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
@@ -349,6 +349,7 @@ cv_open_column(PG_FUNCTION_ARGS)
 	text	   *ctx;
 	CvEnvelope	env;
 	text	   *res;
+	size_t		ptlen;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -363,8 +364,8 @@ cv_open_column(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("protected column holds a value that is not a ciphertext envelope")));
 	res = palloc(VARHDRSZ + env.ciphertext_len);
-	SET_VARSIZE(res, VARHDRSZ + env.ciphertext_len);
-	if (!CvOpenValue(&env, VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx), VARDATA(res)))
+	if (!CvOpenValue(&env, VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx), VARDATA(res), &ptlen))
 		PG_RETURN_NULL();
+	SET_VARSIZE(res, VARHDRSZ + ptlen);
 	PG_RETURN_TEXT_P(res);
 }

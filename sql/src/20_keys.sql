@@ -19,11 +19,13 @@ CREATE TABLE customer_vault.data_keys (
     created_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     destroyed_at     timestamptz,
     comment          text,
+    pad_to           integer NOT NULL DEFAULT 0,
     CONSTRAINT data_keys_pkey PRIMARY KEY (id),
     CONSTRAINT data_keys_name_version_key UNIQUE (name, version),
     CONSTRAINT data_keys_state_check CHECK (state IN ('active', 'decrypt_only', 'destroyed')),
     CONSTRAINT data_keys_kind_check CHECK (name IS NULL OR subject IS NULL),
-    CONSTRAINT data_keys_wrapped_check CHECK ((state = 'destroyed') = (wrapped IS NULL))
+    CONSTRAINT data_keys_wrapped_check CHECK ((state = 'destroyed') = (wrapped IS NULL)),
+    CONSTRAINT data_keys_pad_to_check CHECK (pad_to >= 0 AND pad_to <= 4096)
 );
 ALTER SEQUENCE customer_vault.data_keys_id_seq OWNED BY customer_vault.data_keys.id;
 CREATE UNIQUE INDEX data_keys_subject_live_key ON customer_vault.data_keys (subject)
@@ -52,16 +54,40 @@ CREATE OR REPLACE VIEW customer_vault.keys AS
     SELECT k.id, k.name, k.version, k.state, k.created_at,
            pg_catalog.encode(k.fingerprint, 'hex') AS fingerprint,
            CASE WHEN k.name IS NULL THEN 'subject' ELSE 'named' END AS kind,
-           k.destroyed_at, k.comment
+           k.destroyed_at, k.comment, k.pad_to
       FROM customer_vault.data_keys k;
 COMMENT ON VIEW customer_vault.keys IS
-    'data keys without key material: id, name, version, state, created_at, fingerprint';
+    'data keys without key material: id, name, version, state, created_at, fingerprint, length padding block';
 
-CREATE OR REPLACE FUNCTION customer_vault.create_key(name text, comment text DEFAULT NULL) RETURNS integer
+-- Not STRICT: a NULL comment means none; a NULL name or pad_to is an error.
+CREATE OR REPLACE FUNCTION customer_vault.create_key(name text, comment text DEFAULT NULL,
+                                                     pad_to integer DEFAULT 0) RETURNS integer
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'cv_create_key';
-COMMENT ON FUNCTION customer_vault.create_key(text, text) IS
-    'creates a random data key (version 1) wrapped under the root key; returns its id';
+COMMENT ON FUNCTION customer_vault.create_key(text, text, integer) IS
+    'creates a random data key (version 1) wrapped under the root key; pad_to > 0 pads every value it seals to a multiple of pad_to bytes (hides short lengths); returns its id';
+
+CREATE OR REPLACE FUNCTION customer_vault.set_key_padding(name text, pad_to integer) RETURNS void
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS $$
+BEGIN
+    IF set_key_padding.pad_to < 0 OR set_key_padding.pad_to > 4096 THEN
+        RAISE EXCEPTION 'padding block % is out of range', set_key_padding.pad_to
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'The padding block is 0 (no padding) or 1 to 4096 bytes.';
+    END IF;
+    UPDATE customer_vault.data_keys k SET pad_to = set_key_padding.pad_to
+     WHERE k.name OPERATOR(pg_catalog.=) set_key_padding.name;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'key "%" does not exist', set_key_padding.name
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'Create it with customer_vault.create_key().';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.set_key_padding(text, integer) IS
+    'sets the length padding block of every version of a key (0 = none) for values sealed from now on; existing values keep their length until re-sealed';
 
 CREATE OR REPLACE FUNCTION customer_vault.rotate_key(name text) RETURNS integer
     LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE

@@ -19,7 +19,8 @@ GRANT EXECUTE ON FUNCTION
 
 GRANT EXECUTE ON FUNCTION
     customer_vault.version(),
-    customer_vault.create_key(text, text), customer_vault.rotate_key(text), customer_vault.rewrap_keys(),
+    customer_vault.create_key(text, text, integer), customer_vault.set_key_padding(text, integer),
+    customer_vault.rotate_key(text), customer_vault.rewrap_keys(),
     customer_vault.root_key_fingerprint(),
     customer_vault.shred_subject(text),
     customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea),
