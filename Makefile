@@ -23,7 +23,8 @@ SHLIB_LINK  = -lcrypto
 REGRESS = install types crypto keys columns subjects consent retention privileges labels padding upgrade
 REGRESS_OPTS = --inputdir=test
 
-EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp
+EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
+              test/unit/test_core test/unit/test_core_san
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -37,7 +38,25 @@ $(SQL_INSTALL): $(SQL_SRC) sql/assemble.sh $(EXTENSION).control
 sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/%--$(EXTVERSION).sql $(SQL_SRC) sql/assemble.sh
 	bash sql/assemble.sh upgrade $< > $@.tmp && mv $@.tmp $@
 
-.PHONY: test demo bench
+# the pure-C core (envelope + crypto) tested without a server: known-answer
+# vectors and a mutation loop, built plainly and under ASan/UBSan
+UNIT_SRC    = test/unit/test_core.c src/envelope.c src/crypto.c
+UNIT_DEPS   = $(UNIT_SRC) src/envelope.h src/crypto.h
+UNIT_CC     = gcc
+UNIT_CFLAGS = -std=gnu99 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
+
+test/unit/test_core: $(UNIT_DEPS)
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ $(UNIT_SRC) -lcrypto
+
+test/unit/test_core_san: $(UNIT_DEPS)
+	$(UNIT_CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
+
+.PHONY: test demo bench unit
+unit: test/unit/test_core test/unit/test_core_san
+	test/unit/test_core
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
+
 # set up a throwaway cluster as the postgres OS user, run every test, print "N passed, N failed"
 test:
 	bash test/run.sh test

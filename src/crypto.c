@@ -230,6 +230,17 @@ bool
 cv_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const char *info,
 			   uint8_t *out, size_t out_len)
 {
+	return cv_hkdf_sha256_ex(NULL, 0, ikm, ikm_len, (const uint8_t *) info, strlen(info),
+							 out, out_len);
+}
+
+/* HKDF-SHA-256 (RFC 5869), extract and expand; salt_len 0 = no salt */
+bool
+cv_hkdf_sha256_ex(const uint8_t *salt, size_t salt_len,
+				  const uint8_t *ikm, size_t ikm_len,
+				  const uint8_t *info, size_t info_len,
+				  uint8_t *out, size_t out_len)
+{
 	EVP_PKEY_CTX *pctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
 	size_t		len = out_len;
 	bool		ok;
@@ -238,8 +249,9 @@ cv_hkdf_sha256(const uint8_t *ikm, size_t ikm_len, const char *info,
 		return false;
 	ok = EVP_PKEY_derive_init(pctx) == 1 &&
 		EVP_PKEY_CTX_set_hkdf_md(pctx, EVP_sha256()) == 1 &&
+		(salt_len == 0 || EVP_PKEY_CTX_set1_hkdf_salt(pctx, salt, (int) salt_len) == 1) &&
 		EVP_PKEY_CTX_set1_hkdf_key(pctx, ikm, (int) ikm_len) == 1 &&
-		EVP_PKEY_CTX_add1_hkdf_info(pctx, (const unsigned char *) info, (int) strlen(info)) == 1 &&
+		(info_len == 0 || EVP_PKEY_CTX_add1_hkdf_info(pctx, info, (int) info_len) == 1) &&
 		EVP_PKEY_derive(pctx, out, &len) == 1 && len == out_len;
 	EVP_PKEY_CTX_free(pctx);
 	return ok;

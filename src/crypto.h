@@ -46,6 +46,10 @@ extern bool cv_hmac_sha256(const uint8_t *key, size_t key_len,
 						   const uint8_t *msg, size_t msg_len, uint8_t out[CV_MAC_LEN]);
 extern bool cv_hkdf_sha256(const uint8_t *ikm, size_t ikm_len,
 						   const char *info, uint8_t *out, size_t out_len);
+extern bool cv_hkdf_sha256_ex(const uint8_t *salt, size_t salt_len,
+							  const uint8_t *ikm, size_t ikm_len,
+							  const uint8_t *info, size_t info_len,
+							  uint8_t *out, size_t out_len);
 extern bool cv_sha256(const uint8_t *msg, size_t len, uint8_t out[32]);
 extern void cv_wipe(void *buf, size_t len);
 

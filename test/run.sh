@@ -209,6 +209,12 @@ run_tap() {
 
 case "$mode" in
     test)
+        log "unit: the pure-C core without a server (make unit)"
+        if make -s PG_CONFIG="$SYS_PG_CONFIG" unit >"$WORK/unit.out" 2>&1; then
+            passed=$((passed + 1)); tail -n 1 "$WORK/unit.out"
+        else
+            failed=$((failed + 1)); failures+=("unit (make unit)"); tail -n 40 "$WORK/unit.out"
+        fi
         run_regress
         run_tap
         log "bench smoke run (BENCH_ROWS=1000)"
