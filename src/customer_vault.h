@@ -82,4 +82,8 @@ extern bytea *CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env);
 extern text *CvEnvelopeAsText(bytea *sealed);
 extern bytea *CvBlindMac(CvKey *key, const char *pt, size_t ptlen);
 
+/* blind.c: blind indexes bound to a column and truncated */
+extern bytea *CvBlindIndex(CvKey *key, const char *binding, int bits,
+						   const char *pt, size_t ptlen);
+
 #endif							/* CUSTOMER_VAULT_H */

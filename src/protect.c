@@ -30,6 +30,8 @@ typedef struct CvProtectState
 	int			attnum;			/* the protected column */
 	int			bidx_attnum;	/* 0 when there is no blind index */
 	int			ctx_attnum;		/* 0 when there is no context column */
+	int			bidx_bits;		/* blind index length in bits */
+	const char *bidx_binding;	/* bound to the column; NULL: 0.1.0 trigger */
 	FmgrInfo	ctx_out;		/* output function of the context column */
 	uint64		generation;		/* keys below valid for this cache generation */
 	CvKey	   *key;			/* active version: seals */
@@ -81,6 +83,13 @@ cv_protect_state(FunctionCallInfo fcinfo, TriggerData *td)
 		}
 		if (args[4][0] != '\0')
 			st->bidx_attnum = cv_protect_attnum(rel, args[4], "blind index column");
+		/* a sixth argument (0.2.0): the index is bound to the column and truncated */
+		st->bidx_bits = CV_MAC_LEN * 8;
+		if (td->tg_trigger->tgnargs == 6)
+		{
+			st->bidx_bits = pg_strtoint32(args[5]);
+			st->bidx_binding = args[2];
+		}
 		fcinfo->flinfo->fn_extra = st;
 	}
 	return st;
@@ -138,7 +147,8 @@ cv_protect_context(CvProtectState *st, Relation rel, HeapTuple tup, const char *
 /*
  * BEFORE INSERT OR UPDATE ROW trigger of a protected column.  Arguments:
  * column, key name, binding, context column ('' for none), blind index
- * column ('' for none).  Plaintext is sealed before the row is written;
+ * column ('' for none), and from 0.2.0 the blind index bits (the index is
+ * then bound to the column's binding).  Plaintext is sealed before the row is written;
  * ciphertext arriving as it is (restore, COPY) is checked to belong to this
  * column and row and kept.
  */
@@ -169,10 +179,10 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)) ||
-		td->tg_trigger->tgnargs != 5)
+		(td->tg_trigger->tgnargs != 5 && td->tg_trigger->tgnargs != 6))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("customer_vault protection trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW with five arguments")));
+				 errmsg("customer_vault protection trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW with five or six arguments")));
 
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
@@ -264,7 +274,8 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 		else
 		{
 			cv_protect_keys(st, args[1]);
-			repl_values[0] = PointerGetDatum(CvBlindMac(st->bkey, check, checklen));
+			repl_values[0] = PointerGetDatum(CvBlindIndex(st->bkey, st->bidx_binding, st->bidx_bits,
+															   check, checklen));
 		}
 		cv_wipe(check, env.ciphertext_len);
 		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
@@ -284,7 +295,8 @@ seal:
 	if (st->bidx_attnum != 0)
 	{
 		repl_cols[nrepl] = st->bidx_attnum;
-		repl_values[nrepl] = PointerGetDatum(CvBlindMac(st->bkey, pt, ptlen));
+		repl_values[nrepl] = PointerGetDatum(CvBlindIndex(st->bkey, st->bidx_binding,
+														   st->bidx_bits, pt, ptlen));
 		nrepl++;
 	}
 	if (wipe_pt)

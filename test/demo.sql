@@ -34,7 +34,7 @@ SELECT id, customer_vault.is_sealed(email) AS email_sealed FROM customers WHERE 
 SELECT id, name, email, phone FROM customers_decrypted ORDER BY id;
 
 \echo '== 7. Equality search through the blind index (a btree, no decryption)'
-SELECT id, name FROM customers WHERE email_bidx = customer_vault.blind_index('grace@example.com', 'customer_pii');
+SELECT id, name FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'grace@example.com');
 
 \echo '== 8. A moved value does not decrypt: ciphertext is bound to its column and row'
 \set VERBOSITY terse

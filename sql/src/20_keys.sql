@@ -158,6 +158,12 @@ CREATE OR REPLACE FUNCTION customer_vault.blind_index(plaintext text, key_name t
 COMMENT ON FUNCTION customer_vault.blind_index(text, text) IS
     'HMAC-SHA-256 of the plaintext under a subkey (HKDF) of the key''s first version: deterministic, for equality search';
 
+CREATE OR REPLACE FUNCTION customer_vault.blind_index(plaintext text, key_name text, bits integer) RETURNS bytea
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_blind_index_bits';
+COMMENT ON FUNCTION customer_vault.blind_index(text, text, integer) IS
+    'blind_index(plaintext, key_name) truncated to its first bits (1-256): each value stands for many plaintexts';
+
 CREATE OR REPLACE FUNCTION customer_vault.is_sealed(value text) RETURNS boolean
     LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'cv_is_sealed';

@@ -13,7 +13,9 @@ CREATE TABLE customer_vault.protected_columns (
     context_column     name,
     blind_index_column name,
     protected_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (schema_name, table_name, column_name)
+    blind_index_bits   integer,
+    PRIMARY KEY (schema_name, table_name, column_name),
+    CONSTRAINT protected_columns_blind_index_bits_check CHECK (blind_index_bits BETWEEN 1 AND 256)
 );
 --@ code
 COMMENT ON TABLE customer_vault.protected_columns IS
@@ -164,8 +166,12 @@ $$;
 COMMENT ON FUNCTION customer_vault._column_type(regclass, name, text) IS
     'internal: the type of a table column, or an error naming what is missing';
 
--- (Re)creates <table>_decrypted: every column, protected ones decrypted.
-CREATE OR REPLACE FUNCTION customer_vault._refresh_decrypted_view(tbl regclass) RETURNS void
+-- (Re)creates <table>_decrypted: every column, protected ones decrypted.  Runs
+-- as the extension's owner (called by _refresh_decrypted_view, a C function
+-- that first checks that its caller owns the table), so the view belongs to a
+-- role no person logs in as; granted to nobody.  caller: the role that asked,
+-- whose own earlier view of that name may be replaced.
+CREATE OR REPLACE FUNCTION customer_vault._build_decrypted_view(tbl regclass, caller oid) RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -173,6 +179,7 @@ DECLARE
     nsp name;
     rel name;
     vname text;
+    vowner oid;
     cols text;
     opts text := '';
 BEGIN
@@ -204,20 +211,198 @@ BEGIN
         -- the reader's own table privileges and row-level security apply
         opts := ' WITH (security_invoker = true)';
     END IF;
-    IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', nsp, vname)) IS NOT NULL THEN
-        EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, vname);
-    END IF;
+    PERFORM customer_vault._drop_decrypted_view(nsp, vname, caller);
     EXECUTE pg_catalog.format('CREATE VIEW %I.%I%s AS SELECT %s FROM %I.%I t', nsp, vname, opts, cols, nsp, rel);
     EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
     EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_reader', nsp, vname);
 END
 $$;
+COMMENT ON FUNCTION customer_vault._build_decrypted_view(regclass, oid) IS
+    'internal, as the extension owner: (re)creates the <table>_decrypted view of a protected table';
+
+-- Drops an existing <table>_decrypted view made by the extension (or by the
+-- caller, e.g. under 0.1.0); refuses to touch anybody else's object.
+CREATE OR REPLACE FUNCTION customer_vault._drop_decrypted_view(nsp name, vname text, caller oid) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    vowner oid;
+    vkind "char";
+BEGIN
+    SELECT c.relowner, c.relkind INTO vowner, vkind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) nsp AND c.relname OPERATOR(pg_catalog.=) vname;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF vkind OPERATOR(pg_catalog.<>) 'v'
+       OR NOT (vowner OPERATOR(pg_catalog.=) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)
+               OR pg_catalog.pg_has_role(caller, vowner, 'USAGE')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = pg_catalog.format('relation %I.%I already exists', nsp, vname),
+            DETAIL = 'The decrypted view of a protected table takes that name.';
+    END IF;
+    EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, vname);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._drop_decrypted_view(name, text, oid) IS
+    'internal, as the extension owner: drops a decrypted view made by the extension or the caller';
+
+CREATE OR REPLACE FUNCTION customer_vault._refresh_decrypted_view(tbl regclass) RETURNS void
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_refresh_decrypted_view';
 COMMENT ON FUNCTION customer_vault._refresh_decrypted_view(regclass) IS
-    'internal: (re)creates the <table>_decrypted view of a protected table';
+    'internal: (re)creates the <table>_decrypted view of a protected table, owned by the extension owner; for the table''s owner';
+
+CREATE OR REPLACE FUNCTION customer_vault._view_refresh_active() RETURNS boolean
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'cv_view_refresh_is_active';
+COMMENT ON FUNCTION customer_vault._view_refresh_active() IS
+    'internal: whether the extension itself is defining a decrypted view (the guard event trigger lets it)';
+
+-- Refuses every DDL on a <table>_decrypted view of a protected table (CREATE
+-- OR REPLACE, ALTER, OWNER TO, rules, triggers) except the extension's own.
+-- SECURITY DEFINER: it reads protected_columns whoever runs the DDL.
+CREATE OR REPLACE FUNCTION customer_vault._guard_decrypted_views() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    relid oid;
+BEGIN
+    IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL
+       OR customer_vault._view_refresh_active() THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT d.classid, d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
+        relid := CASE r.classid
+                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN r.objid
+                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                     (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) r.objid)
+                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+                     (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) r.objid)
+                 END;
+        IF relid IS NOT NULL AND EXISTS (
+               SELECT 1 FROM pg_catalog.pg_class c
+                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+                 JOIN customer_vault.protected_columns p ON p.schema_name OPERATOR(pg_catalog.=) n.nspname
+                  AND (p.table_name::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted') OPERATOR(pg_catalog.=) c.relname::pg_catalog.text
+                WHERE c.oid OPERATOR(pg_catalog.=) relid) THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('%s is the decrypted view of a protected table and is managed by customer_vault', relid::pg_catalog.regclass),
+                HINT = 'customer_vault.protect_column() defines it; nobody else may redefine, alter or re-own it.';
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._guard_decrypted_views() IS
+    'internal: event trigger refusing DDL on decrypted views other than the extension''s own';
+--@ schema
+CREATE EVENT TRIGGER customer_vault_guard_decrypted_views ON ddl_command_end
+    EXECUTE FUNCTION customer_vault._guard_decrypted_views();
+--@ code
+
+-- Registers a column about to be protected and drops its table's earlier
+-- decrypted view; a C function that checks its caller owns the table, then
+-- calls _register_protection_as_owner as the extension's owner.
+CREATE OR REPLACE FUNCTION customer_vault._register_protection(tbl regclass, col name, key_name text,
+                                                               context_column name, blind_index_column name,
+                                                               blind_index_bits integer)
+    RETURNS void
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_register_protection';
+COMMENT ON FUNCTION customer_vault._register_protection(regclass, name, text, name, name, integer) IS
+    'internal: records a column protect_column is converting (the binding from the table''s current name); for the table''s owner';
+
+CREATE OR REPLACE FUNCTION customer_vault._register_protection_as_owner(tbl regclass, col name, key_name text,
+                                                                        context_column name, blind_index_column name,
+                                                                        blind_index_bits integer, caller oid)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    qual text;
+BEGIN
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    PERFORM customer_vault._column_type(tbl, col);
+    PERFORM customer_vault._check_key(key_name);
+    IF blind_index_column IS NOT NULL AND (blind_index_bits IS NULL
+            OR blind_index_bits OPERATOR(pg_catalog.<) 1 OR blind_index_bits OPERATOR(pg_catalog.>) 256) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'blind_index_bits must be between 1 and 256';
+    END IF;
+    qual := pg_catalog.format('%I.%I.%I', nsp, rel, col);
+    PERFORM customer_vault._drop_decrypted_view(nsp, rel OPERATOR(pg_catalog.||) '_decrypted', caller);
+    INSERT INTO customer_vault.protected_columns
+        (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column,
+         blind_index_bits)
+    VALUES (nsp, rel, col, key_name,
+            pg_catalog.length(qual)::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) qual,
+            context_column, blind_index_column,
+            CASE WHEN blind_index_column IS NOT NULL THEN blind_index_bits END);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._register_protection_as_owner(regclass, name, text, name, name, integer, oid) IS
+    'internal, as the extension owner: the protected_columns row of a column being protected';
+
+-- Creates the protect trigger (from the registry row, never from the caller's
+-- arguments), the blind index's btree index with planner statistics off, and
+-- the decrypted view: as the extension's owner, for the table's owner.
+CREATE OR REPLACE FUNCTION customer_vault._finish_protection(tbl regclass, col name) RETURNS void
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_finish_protection';
+COMMENT ON FUNCTION customer_vault._finish_protection(regclass, name) IS
+    'internal: trigger, blind index and decrypted view of a column protect_column converted; for the table''s owner';
+
+CREATE OR REPLACE FUNCTION customer_vault._finish_protection_as_owner(tbl regclass, col name, caller oid)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p customer_vault.protected_columns;
+    colnum smallint;
+BEGIN
+    SELECT pc.* INTO p
+      FROM customer_vault.protected_columns pc, customer_vault._table_names(tbl) t
+     WHERE pc.schema_name OPERATOR(pg_catalog.=) t.nsp AND pc.table_name OPERATOR(pg_catalog.=) t.rel
+       AND pc.column_name OPERATOR(pg_catalog.=) col;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = pg_catalog.format('column %I of table %s is not protected', col, tbl);
+    END IF;
+    SELECT a.attnum INTO colnum FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col;
+    EXECUTE pg_catalog.format(
+        'CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %s ON %I.%I FOR EACH ROW'
+        ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %L, %L, %L, %L, %L)',
+        'cv_protect_' OPERATOR(pg_catalog.||) colnum,
+        pg_catalog.concat_ws(', ', pg_catalog.quote_ident(col), pg_catalog.quote_ident(p.context_column),
+                             pg_catalog.quote_ident(p.blind_index_column)),
+        p.schema_name, p.table_name, col, p.key_name, p.binding, COALESCE(p.context_column, ''),
+        COALESCE(p.blind_index_column, ''), COALESCE(p.blind_index_bits, 256));
+    IF p.blind_index_column IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE INDEX ON %I.%I (%I)', p.schema_name, p.table_name, p.blind_index_column);
+        -- no planner statistics: their most common values and estimates would
+        -- tell how many rows (RLS-hidden ones too) share a guessed value
+        EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I SET STATISTICS 0',
+                                  p.schema_name, p.table_name, p.blind_index_column);
+    END IF;
+    PERFORM customer_vault._build_decrypted_view(tbl, caller);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._finish_protection_as_owner(regclass, name, oid) IS
+    'internal, as the extension owner: trigger, blind index and decrypted view of a protected column';
 
 CREATE OR REPLACE FUNCTION customer_vault.protect_column(tbl regclass, col name, key_name text,
                                               context_column name DEFAULT NULL,
-                                              blind_index_column name DEFAULT NULL)
+                                              blind_index_column name DEFAULT NULL,
+                                              blind_index_bits integer DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -229,7 +414,6 @@ DECLARE
     colnum smallint;
     ctxtype regtype;
     bidxtype regtype;
-    qual text;
     bind text;
     ctx_expr text;
     alter_sql text;
@@ -263,6 +447,15 @@ BEGIN
                 HINT = 'Use a stable row identifier such as the customer id.';
         END IF;
     END IF;
+    IF blind_index_bits IS NOT NULL AND blind_index_column IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'blind_index_bits needs a blind_index_column';
+    END IF;
+    IF blind_index_bits OPERATOR(pg_catalog.<) 1 OR blind_index_bits OPERATOR(pg_catalog.>) 256 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'blind_index_bits must be between 1 and 256',
+            HINT = 'Fewer bits make each index value stand for more plaintexts (16 to 32 for low-entropy columns).';
+    END IF;
     IF blind_index_column IS NOT NULL THEN
         IF blind_index_column OPERATOR(pg_catalog.=) col OR blind_index_column OPERATOR(pg_catalog.=) context_column THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -278,62 +471,87 @@ BEGIN
         END IF;
     END IF;
 
-    -- the binding: the column's qualified name now, length-prefixed
-    qual := pg_catalog.format('%I.%I.%I', nsp, rel, col);
-    bind := pg_catalog.length(qual)::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) qual;
+    EXECUTE pg_catalog.format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', nsp, rel);
+    -- the registry row (and the binding: the column's qualified name now,
+    -- length-prefixed) is written by the extension's owner; the earlier
+    -- <table>_decrypted view depends on the columns being rewritten and goes
+    PERFORM customer_vault._register_protection(tbl, col, key_name, context_column, blind_index_column,
+                                                COALESCE(blind_index_bits, 256));
+    SELECT p.binding INTO bind FROM customer_vault.protected_columns p
+     WHERE p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
+       AND p.column_name OPERATOR(pg_catalog.=) col;
     IF context_column IS NULL THEN
         ctx_expr := pg_catalog.quote_literal(bind);
     ELSE
         ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', bind, context_column);
-    END IF;
-
-    EXECUTE pg_catalog.format('LOCK TABLE %I.%I IN ACCESS EXCLUSIVE MODE', nsp, rel);
-    -- the <table>_decrypted view of an earlier protect_column() depends on the
-    -- columns being rewritten: drop it here, it is made again below
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                WHERE c.relnamespace OPERATOR(pg_catalog.=) (SELECT c2.relnamespace FROM pg_catalog.pg_class c2 WHERE c2.oid OPERATOR(pg_catalog.=) tbl)
-                  AND c.relname OPERATOR(pg_catalog.=) (rel OPERATOR(pg_catalog.||) '_decrypted')
-                  AND c.relkind OPERATOR(pg_catalog.=) 'v') THEN
-        EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, rel OPERATOR(pg_catalog.||) '_decrypted');
     END IF;
     IF blind_index_column IS NOT NULL AND bidxtype IS NULL THEN
         EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
     END IF;
 
     -- one table rewrite: ciphertext replaces plaintext in new files, the old
-    -- files (plaintext) are removed at commit, no dead tuples are left behind
+    -- files (plaintext) are removed at commit, no dead tuples are left behind;
+    -- changing the blind index column's type also drops its old statistics
     alter_sql := pg_catalog.format(
         'ALTER TABLE %I.%I ALTER COLUMN %I TYPE text USING customer_vault._seal_column(%I::text, %L, %s)',
         nsp, rel, col, col, key_name, ctx_expr);
     IF blind_index_column IS NOT NULL THEN
         alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
-            ', ALTER COLUMN %I TYPE bytea USING customer_vault.blind_index(%I::text, %L)',
-            blind_index_column, col, key_name);
+            ', ALTER COLUMN %I TYPE bytea USING customer_vault._blind_index_rewrite(%s::pg_catalog.oid::pg_catalog.regclass, %L::pg_catalog.name, %I::text)',
+            blind_index_column, tbl::oid, col, col);
     END IF;
     alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
         ', ADD CONSTRAINT %I CHECK (customer_vault.is_sealed(%I))', 'cv_sealed_' OPERATOR(pg_catalog.||) colnum, col);
     EXECUTE alter_sql;
 
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %s ON %I.%I FOR EACH ROW'
-        ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %L, %L, %L, %L)',
-        'cv_protect_' OPERATOR(pg_catalog.||) colnum,
-        pg_catalog.concat_ws(', ', pg_catalog.quote_ident(col), pg_catalog.quote_ident(context_column),
-                             pg_catalog.quote_ident(blind_index_column)),
-        nsp, rel, col, key_name, bind, COALESCE(context_column, ''), COALESCE(blind_index_column, ''));
-    IF blind_index_column IS NOT NULL THEN
-        EXECUTE pg_catalog.format('CREATE INDEX ON %I.%I (%I)', nsp, rel, blind_index_column);
-    END IF;
-
-    INSERT INTO customer_vault.protected_columns
-        (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column)
-    VALUES (nsp, rel, col, key_name, bind, context_column, blind_index_column);
-
-    PERFORM customer_vault._refresh_decrypted_view(tbl);
+    PERFORM customer_vault._finish_protection(tbl, col);
 END
 $$;
-COMMENT ON FUNCTION customer_vault.protect_column(regclass, name, text, name, name) IS
-    'encrypts a text column in place (one table rewrite) and seals every later INSERT/UPDATE; creates <table>_decrypted';
+COMMENT ON FUNCTION customer_vault.protect_column(regclass, name, text, name, name, integer) IS
+    'encrypts a text column in place (one table rewrite) and seals every later INSERT/UPDATE; creates <table>_decrypted; blind_index_bits truncates the blind index';
+
+-- The blind index of a guess for a protected column: a read right (readers).
+CREATE OR REPLACE FUNCTION customer_vault.column_blind_index(tbl regclass, col name, plaintext text) RETURNS bytea
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_column_blind_index';
+COMMENT ON FUNCTION customer_vault.column_blind_index(regclass, name, text) IS
+    'what the blind index column of a protected column holds for a plaintext (bound to the column, truncated to its bits)';
+
+-- The same for protect_column's rewrite: only for the table's owner.
+CREATE OR REPLACE FUNCTION customer_vault._blind_index_rewrite(tbl regclass, col name, plaintext text) RETURNS bytea
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_blind_index_rewrite';
+COMMENT ON FUNCTION customer_vault._blind_index_rewrite(regclass, name, text) IS
+    'internal: the blind index of a value of a column being protected; for the table''s owner only';
+
+-- Equality search for writers: row identifiers only, every call logged.
+-- Not STRICT: a NULL plaintext matches nothing but is logged like any call.
+CREATE OR REPLACE FUNCTION customer_vault.lookup(tbl regclass, col name, plaintext text) RETURNS SETOF text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10
+    AS 'MODULE_PATHNAME', 'cv_lookup';
+COMMENT ON FUNCTION customer_vault.lookup(regclass, name, text) IS
+    'context column values (as text) of the visible rows whose blind index matches a plaintext; logged in blind_index_lookups';
+--@ schema
+
+CREATE TABLE customer_vault.blind_index_lookups (
+    at          timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    role_id     oid NOT NULL,
+    schema_name name NOT NULL,
+    table_name  name NOT NULL,
+    column_name name NOT NULL,
+    found       bigint NOT NULL
+);
+--@ code
+COMMENT ON TABLE customer_vault.blind_index_lookups IS
+    'one row per lookup() call: who searched which protected column, and how many rows matched';
+
+CREATE OR REPLACE VIEW customer_vault.blind_index_lookup_counts AS
+    SELECT pg_catalog.pg_get_userbyid(l.role_id) AS role, l.schema_name, l.table_name, l.column_name,
+           pg_catalog.count(*) AS calls, pg_catalog.sum(l.found) AS found, pg_catalog.max(l.at) AS last_at
+      FROM customer_vault.blind_index_lookups l
+     GROUP BY l.role_id, l.schema_name, l.table_name, l.column_name;
+COMMENT ON VIEW customer_vault.blind_index_lookup_counts IS
+    'lookup() calls per role and protected column';
 
 CREATE OR REPLACE PROCEDURE customer_vault.reencrypt(tbl regclass, col name, batch_size integer DEFAULT 10000,
                                           context_column name DEFAULT NULL)

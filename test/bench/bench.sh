@@ -221,7 +221,7 @@ BEGIN
     ELSIF kind = 'bidx' THEN
         FOREACH e IN ARRAY emails LOOP
             SELECT t.id INTO r_id FROM bench.t_prot_bidx t
-             WHERE t.email_bidx = customer_vault.blind_index(e, 'bench');
+             WHERE t.email_bidx = customer_vault.column_blind_index('bench.t_prot_bidx', 'email', e);
             IF FOUND THEN f := f + 1; END IF;
         END LOOP;
     ELSIF kind = 'plain_row' THEN
@@ -234,7 +234,7 @@ BEGIN
         FOREACH e IN ARRAY emails LOOP
             SELECT t.id, t.email, t.phone, t.notes INTO r_id, r_email, r_phone, r_notes
               FROM bench.t_prot_bidx_decrypted t
-             WHERE t.email_bidx = customer_vault.blind_index(e, 'bench');
+             WHERE t.email_bidx = customer_vault.column_blind_index('bench.t_prot_bidx', 'email', e);
             IF FOUND AND r_email = e AND r_phone = bench.phone(r_id) THEN f := f + 1; END IF;
         END LOOP;
     ELSE
@@ -936,7 +936,7 @@ report() {
     local lp lb
     lp=$(us "${M[lk_plain]}" "$LOOKUPS"); lb=$(us "${M[lk_bidx]}" "$LOOKUPS")
     row "$n" lookup "plaintext btree(email) = \$1" "${M[lk_plain]}" "${S[lk_plain]}" "$lp" "" 1 "" "" "us per lookup; $LOOKUPS random customers, warm cache"
-    row "$n" lookup "blind index btree = blind_index(\$1)" "${M[lk_bidx]}" "${S[lk_bidx]}" "$lb" "$(calc "$lb - $lp")" \
+    row "$n" lookup "blind index btree = column_blind_index(\$1)" "${M[lk_bidx]}" "${S[lk_bidx]}" "$lb" "$(calc "$lb - $lp")" \
         "$(calc "$lb / $lp")" "" "" "us per lookup"
     lp=$(us "${M[lk_plain_row]}" "$LOOKUPS"); lb=$(us "${M[lk_view_row]}" "$LOOKUPS")
     row "$n" lookup "plaintext, whole row" "${M[lk_plain_row]}" "${S[lk_plain_row]}" "$lp" "" 1 "" "" "us per lookup"

@@ -35,17 +35,17 @@ EXECUTE upd(1002, 'bind-changed@example.com');
 SELECT id, email FROM customers_decrypted WHERE id IN (1001, 1002) ORDER BY id;
 
 -- blind index follows the value and is used by an index scan
-SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('changed@example.com', 'col_key');
-SELECT count(*) AS stale FROM customers WHERE email_bidx = customer_vault.blind_index('lit@example.com', 'col_key');
+SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'changed@example.com');
+SELECT count(*) AS stale FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'lit@example.com');
 SET enable_seqscan = off;
 SET enable_bitmapscan = off;
-EXPLAIN (COSTS OFF) SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('user7@example.com', 'col_key');
-SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('user7@example.com', 'col_key');
+EXPLAIN (COSTS OFF) SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'user7@example.com');
+SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'user7@example.com');
 RESET enable_seqscan;
 RESET enable_bitmapscan;
 -- an application cannot forge the blind index
 UPDATE customers SET email_bidx = '\x00' WHERE id = 5;
-SELECT email_bidx = customer_vault.blind_index('user5@example.com', 'col_key') AS restored FROM customers WHERE id = 5;
+SELECT email_bidx = customer_vault.column_blind_index('customers', 'email', 'user5@example.com') AS restored FROM customers WHERE id = 5;
 -- an unrelated update does not re-encrypt
 CREATE TEMP TABLE before AS SELECT id, email FROM customers WHERE id = 6;
 UPDATE customers SET created_at = created_at WHERE id = 6;
@@ -105,9 +105,9 @@ CALL customer_vault.reencrypt('customers', 'email', 50);
 SELECT customer_vault.key_of(email::customer_vault.encrypted_text) AS key, count(*) FROM customers WHERE email IS NOT NULL GROUP BY 1;
 SELECT count(*) AS readable FROM customers_decrypted WHERE email LIKE '%@example.com';
 -- blind indexes stay comparable across rotations
-SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('user9@example.com', 'col_key');
+SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'user9@example.com');
 INSERT INTO customers (id, email) VALUES (6000, 'after-rotation@example.com');
-SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('after-rotation@example.com', 'col_key');
+SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'after-rotation@example.com');
 
 SELECT schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column
   FROM customer_vault.protected_columns ORDER BY 1, 2, 3;

@@ -49,6 +49,7 @@ RESET ROLE;
 SET ROLE regress_cv_app;
 INSERT INTO priv_t VALUES (2, customer_vault.encrypt('written by app', 'priv_key', '2'));
 INSERT INTO priv_t VALUES (3, customer_vault.encrypt_for_subject('cust-3', 'subject data', '3'));
+-- computing a blind index for a guess is a read right: not the writer's
 SELECT length(customer_vault.blind_index('x', 'priv_key')) AS bidx_len;
 SELECT customer_vault.decrypt(v, '2') FROM priv_t WHERE id = 2;
 SELECT * FROM customer_vault.data_keys;

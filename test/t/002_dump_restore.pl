@@ -174,7 +174,7 @@ for my $db ('from_plain', 'from_custom')
 
 	# blind index lookup
 	is($b->safe_psql($db,
-			"SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('carol.sample\@example.com', 'k')"),
+			"SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'carol.sample\@example.com')"),
 		'3', "$db: blind index finds the row");
 	is($b->safe_psql($db,
 			"SELECT count(*) FROM pg_indexes WHERE tablename = 'customers' AND indexdef LIKE '%email_bidx%'"),
@@ -190,7 +190,7 @@ for my $db ('from_plain', 'from_custom')
 	is($b->safe_psql($db, "SELECT email FROM customers_decrypted WHERE id = $late_id"),
 		'restored.insert@example.net', "$db: the new row decrypts through the view");
 	is($b->safe_psql($db,
-			"SELECT id FROM customers WHERE email_bidx = customer_vault.blind_index('restored.insert\@example.net', 'k')"),
+			"SELECT id FROM customers WHERE email_bidx = customer_vault.column_blind_index('customers', 'email', 'restored.insert\@example.net')"),
 		$late_id, "$db: the new row's blind index was computed");
 	$b->safe_psql($db,
 		"UPDATE customers SET email = 'updated.in.b\@example.net' WHERE id = 1");

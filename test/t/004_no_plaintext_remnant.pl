@@ -128,7 +128,7 @@ is( $node->safe_psql('postgres',
 	$short_rows + $long_rows,
 	'every value decrypts to the original');
 is($node->safe_psql('postgres',
-		"SELECT id FROM r WHERE email_bidx = customer_vault.blind_index('remnant-check-4242\@example.org', 'k')"),
+		"SELECT id FROM r WHERE email_bidx = customer_vault.column_blind_index('r', 'email', 'remnant-check-4242\@example.org')"),
 	'4242', 'blind index lookup works after the conversion');
 
 ok(exists $after->{'index r_email_bidx_idx'} || grep({ /bidx/ } keys %$after), 'the blind index has an index');

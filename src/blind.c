@@ -1,0 +1,555 @@
+/*-------------------------------------------------------------------------
+ * blind.c
+ *		Blind indexes as a read right, and the objects of a protected column
+ *		that only the extension's owner may define.
+ *
+ * A blind index is a deterministic MAC: whoever can compute one for a
+ * guess and compare it with stored ones reads the column.  So:
+ *  - the blind index of a column protected by 0.2.0 is bound to the column
+ *    (HMAC over a NUL byte, the column's binding and the plaintext; text
+ *    never holds a NUL, so it cannot collide with the unbound form of
+ *    0.1.0 columns and of blind_index(plaintext, key_name)); a guess written
+ *    into one protected column says nothing about another one;
+ *  - it may be truncated to a number of bits, so that one index value
+ *    stands for many plaintexts of a low-entropy column;
+ *  - column_blind_index() (readers) computes it for a guess;
+ *    _blind_index_rewrite() does the same for protect_column's rewrite and
+ *    only for the table's owner (who is trusted like a reader anyway);
+ *  - lookup() gives writers an equality search that returns the context
+ *    column's values of matching rows only, never an index value, and logs
+ *    every call in blind_index_lookups.
+ *
+ * The registry row, the protect trigger and the <table>_decrypted view are
+ * made by the extension's owner (a role nobody logs in as), never by the
+ * admin who called protect_column: the caller must own the table, then the
+ * work runs as the extension's owner inside a security-restricted
+ * operation.  An event trigger refuses any other DDL on those views.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+/* a protected column's blind-index settings, read from protected_columns */
+typedef struct CvBlindColumn
+{
+	bool		valid;
+	Oid			relid;
+	NameData	column;
+	NameData	nsp;
+	NameData	rel;
+	NameData	key_name;
+	NameData	ctx_column;		/* empty when there is none */
+	NameData	bidx_column;
+	bool		bound;			/* false: a 0.1.0 column (unbound index) */
+	char		binding[4 * NAMEDATALEN + 16];
+	int			bits;
+} CvBlindColumn;
+
+/*
+ * Settings read in this transaction (a lookup loop reads the registry once);
+ * forgotten at its end, so a later transaction sees registry changes.
+ */
+#define CV_BLIND_CACHE_SIZE 8
+static CvBlindColumn cv_blind_cache[CV_BLIND_CACHE_SIZE];
+static int	cv_blind_cache_next = 0;
+static bool cv_blind_callback_registered = false;
+
+/* set while the extension's owner (re)defines a decrypted view */
+static bool cv_view_refresh_active = false;
+
+PG_FUNCTION_INFO_V1(cv_blind_index_bits);
+PG_FUNCTION_INFO_V1(cv_column_blind_index);
+PG_FUNCTION_INFO_V1(cv_blind_index_rewrite);
+PG_FUNCTION_INFO_V1(cv_lookup);
+PG_FUNCTION_INFO_V1(cv_register_protection);
+PG_FUNCTION_INFO_V1(cv_finish_protection);
+PG_FUNCTION_INFO_V1(cv_refresh_decrypted_view);
+PG_FUNCTION_INFO_V1(cv_view_refresh_is_active);
+
+/*
+ * The blind index of a plaintext: HMAC-SHA-256 under the key's blind-index
+ * subkey, over the plaintext (binding NULL) or over a NUL byte, the
+ * binding and the plaintext; truncated to its first bits (1-256).
+ */
+bytea *
+CvBlindIndex(CvKey *key, const char *binding, int bits, const char *pt, size_t ptlen)
+{
+	bytea	   *mac;
+	int			nbytes;
+
+	if (bits < 1 || bits > CV_MAC_LEN * 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("blind index bits must be between 1 and %d", CV_MAC_LEN * 8)));
+	if (binding == NULL)
+		mac = CvBlindMac(key, pt, ptlen);
+	else
+	{
+		size_t		blen = strlen(binding);
+		char	   *msg = palloc(1 + blen + ptlen);
+
+		msg[0] = '\0';
+		memcpy(msg + 1, binding, blen);
+		memcpy(msg + 1 + blen, pt, ptlen);
+		mac = CvBlindMac(key, msg, 1 + blen + ptlen);
+		cv_wipe(msg, 1 + blen + ptlen);
+		pfree(msg);
+	}
+	nbytes = (bits + 7) / 8;
+	if (bits % 8 != 0)
+		((uint8 *) VARDATA(mac))[nbytes - 1] &= (uint8) (0xFF << (8 - bits % 8));
+	SET_VARSIZE(mac, VARHDRSZ + nbytes);
+	return mac;
+}
+
+/* the extension's owner: the owner of its registry table */
+static Oid
+cv_extension_owner(void)
+{
+	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
+	Oid			relid = get_relname_relid("protected_columns", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "customer_vault.protected_columns is missing");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* the owner of a table, or an error when it does not exist */
+static Oid
+cv_table_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/* refuse unless the calling user owns the table (or is a member of its owner) */
+static void
+cv_require_table_owner(Oid relid)
+{
+	if (!has_privs_of_role(GetUserId(), cv_table_owner(relid)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of table %s", get_rel_name(relid))));
+}
+
+/* act as another role inside a security-restricted operation */
+static void
+cv_become(Oid role, Oid *save_uid, int *save_sec)
+{
+	GetUserIdAndSecContext(save_uid, save_sec);
+	SetUserIdAndSecContext(role, *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+}
+
+/* copy a name column of an SPI result row (empty when NULL) */
+static void
+cv_spi_name(HeapTuple row, TupleDesc desc, int col, NameData *out)
+{
+	char	   *v = SPI_getvalue(row, desc, col);
+
+	namestrcpy(out, v ? v : "");
+}
+
+/* forget the settings read by the transaction that ends */
+static void
+cv_blind_xact_callback(XactEvent event, void *arg)
+{
+	int			i;
+
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
+		for (i = 0; i < CV_BLIND_CACHE_SIZE; i++)
+			cv_blind_cache[i].valid = false;
+}
+
+/*
+ * The blind-index settings of a protected column, read as the extension's
+ * owner once per transaction.
+ */
+static CvBlindColumn *
+cv_blind_column(Oid relid, Name column)
+{
+	CvBlindColumn *bc;
+	Oid			save_uid;
+	int			save_sec;
+	Oid			argtypes[2] = {OIDOID, NAMEOID};
+	Datum		args[2];
+	HeapTuple	row;
+	TupleDesc	desc;
+	char	   *v;
+	int			i;
+
+	for (i = 0; i < CV_BLIND_CACHE_SIZE; i++)
+	{
+		bc = &cv_blind_cache[i];
+		if (bc->valid && bc->relid == relid && strcmp(NameStr(bc->column), NameStr(*column)) == 0)
+			return bc;
+	}
+	if (!cv_blind_callback_registered)
+	{
+		RegisterXactCallback(cv_blind_xact_callback, NULL);
+		cv_blind_callback_registered = true;
+	}
+	bc = &cv_blind_cache[cv_blind_cache_next];
+	cv_blind_cache_next = (cv_blind_cache_next + 1) % CV_BLIND_CACHE_SIZE;
+	memset(bc, 0, sizeof(CvBlindColumn));
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = NameGetDatum(column);
+	cv_become(cv_extension_owner(), &save_uid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args(
+							  "SELECT p.schema_name, p.table_name, p.key_name, p.context_column,"
+							  "       p.blind_index_column, p.binding, p.blind_index_bits"
+							  "  FROM customer_vault.protected_columns p"
+							  "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) $1"
+							  "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+							  " WHERE p.schema_name OPERATOR(pg_catalog.=) n.nspname"
+							  "   AND p.table_name OPERATOR(pg_catalog.=) c.relname"
+							  "   AND p.column_name OPERATOR(pg_catalog.=) $2"
+							  "   AND p.blind_index_column IS NOT NULL",
+							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read customer_vault.protected_columns");
+	if (SPI_processed != 1)
+	{
+		char	   *relname = get_rel_name(relid);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("column \"%s\" of table %s is not protected with a blind index",
+						NameStr(*column), relname ? relname : "?")));
+	}
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	bc->relid = relid;
+	namestrcpy(&bc->column, NameStr(*column));
+	cv_spi_name(row, desc, 1, &bc->nsp);
+	cv_spi_name(row, desc, 2, &bc->rel);
+	cv_spi_name(row, desc, 3, &bc->key_name);
+	cv_spi_name(row, desc, 4, &bc->ctx_column);
+	cv_spi_name(row, desc, 5, &bc->bidx_column);
+	v = SPI_getvalue(row, desc, 7);
+	if (v == NULL)
+	{
+		/* protected by 0.1.0: full-length, unbound */
+		bc->bound = false;
+		bc->bits = CV_MAC_LEN * 8;
+	}
+	else
+	{
+		bc->bound = true;
+		bc->bits = atoi(v);
+		strlcpy(bc->binding, SPI_getvalue(row, desc, 6), sizeof(bc->binding));
+	}
+	SPI_finish();
+	SetUserIdAndSecContext(save_uid, save_sec);
+	bc->valid = true;
+	return bc;
+}
+
+/* the blind index of a plaintext for a protected column */
+static bytea *
+cv_column_index(CvBlindColumn *bc, text *pt)
+{
+	CvKey	   *key = CvBlindIndexKeyByName(NameStr(bc->key_name));
+
+	return CvBlindIndex(key, bc->bound ? bc->binding : NULL, bc->bits,
+						VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt));
+}
+
+/* blind_index(plaintext, key_name, bits): the unbound index truncated to bits */
+Datum
+cv_blind_index_bits(PG_FUNCTION_ARGS)
+{
+	text	   *pt = PG_GETARG_TEXT_PP(0);
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	int32		bits = PG_GETARG_INT32(2);
+
+	if (bits < 1 || bits > CV_MAC_LEN * 8)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("blind index bits must be between 1 and %d", CV_MAC_LEN * 8)));
+	PG_RETURN_BYTEA_P(CvBlindIndex(CvBlindIndexKeyByName(name), NULL, bits,
+								   VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt)));
+}
+
+/* column_blind_index(tbl, col, plaintext): what the column's blind index holds for a value */
+Datum
+cv_column_blind_index(PG_FUNCTION_ARGS)
+{
+	CvBlindColumn *bc = cv_blind_column(PG_GETARG_OID(0), PG_GETARG_NAME(1));
+
+	PG_RETURN_BYTEA_P(cv_column_index(bc, PG_GETARG_TEXT_PP(2)));
+}
+
+/* _blind_index_rewrite(tbl, col, plaintext): the same, for the table's owner only */
+Datum
+cv_blind_index_rewrite(PG_FUNCTION_ARGS)
+{
+	CvBlindColumn *bc;
+
+	cv_require_table_owner(PG_GETARG_OID(0));
+	bc = cv_blind_column(PG_GETARG_OID(0), PG_GETARG_NAME(1));
+	PG_RETURN_BYTEA_P(cv_column_index(bc, PG_GETARG_TEXT_PP(2)));
+}
+
+/*
+ * lookup(tbl, col, plaintext): the context column values (as text) of the
+ * rows whose blind index matches, among the rows the caller may see.  The
+ * index is compared as the table's owner (the caller need not read the
+ * blind-index column, and must not: reading it while writing the column
+ * tests guesses); the candidates are then filtered by a query as the caller
+ * (its privileges on the context column and its row-level security).  Every
+ * call is logged in blind_index_lookups.  With a truncated index the result
+ * holds false positives: only a reader can filter them by decrypting.
+ */
+Datum
+cv_lookup(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	CvBlindColumn bcopy;
+	CvBlindColumn *bc;
+	bytea	   *bidx;
+	Oid			caller = GetUserId();
+	Oid			save_uid;
+	int			save_sec;
+	StringInfoData sql;
+	Datum		args[6];
+	Oid			types[6];
+	ArrayBuildState *astate = NULL;
+	uint64		i;
+	int64		found = 0;
+	Oid			ctxtype;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table and column must not be null")));
+	/* a copy: the queries below may evict the cache entry */
+	bcopy = *cv_blind_column(PG_GETARG_OID(0), PG_GETARG_NAME(1));
+	bc = &bcopy;
+	if (NameStr(bc->ctx_column)[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("lookup() needs a context column"),
+				 errdetail("It returns the values of the context column of the matching rows."),
+				 errhint("Protect the column with a context column (a row identifier such as the customer id).")));
+	InitMaterializedSRF(fcinfo, 0);
+	bidx = PG_ARGISNULL(2) ? NULL : cv_column_index(bc, PG_GETARG_TEXT_PP(2));
+	ctxtype = get_atttype(bc->relid, get_attnum(bc->relid, NameStr(bc->ctx_column)));
+	if (!OidIsValid(ctxtype))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("context column \"%s\" of table %s does not exist",
+						NameStr(bc->ctx_column), get_rel_name(bc->relid))));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	initStringInfo(&sql);
+
+	/* candidates, as the table's owner (its own code runs with its rights only) */
+	if (bidx != NULL)
+	{
+		appendStringInfo(&sql,
+						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
+						 " WHERE t.%s OPERATOR(pg_catalog.=) $1 AND t.%s IS NOT NULL",
+						 quote_identifier(NameStr(bc->ctx_column)),
+						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+						 quote_identifier(NameStr(bc->bidx_column)),
+						 quote_identifier(NameStr(bc->ctx_column)));
+		types[0] = BYTEAOID;
+		args[0] = PointerGetDatum(bidx);
+		cv_become(cv_table_owner(bc->relid), &save_uid, &save_sec);
+		if (SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "lookup query failed");
+		SetUserIdAndSecContext(save_uid, save_sec);
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				astate = accumArrayResult(astate, d, false, TEXTOID, CurrentMemoryContext);
+		}
+	}
+
+	/* of those, the rows the caller may see, as the caller */
+	if (astate != NULL)
+	{
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
+						 " WHERE t.%s = ANY ($1::pg_catalog.text[]::%s[])",
+						 quote_identifier(NameStr(bc->ctx_column)),
+						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+						 quote_identifier(NameStr(bc->ctx_column)),
+						 format_type_be_qualified(ctxtype));
+		types[0] = TEXTARRAYOID;
+		args[0] = makeArrayResult(astate, CurrentMemoryContext);
+		if (SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "lookup query failed");
+		for (i = 0; i < SPI_processed; i++)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (isnull)
+				continue;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &d, &isnull);
+			found++;
+		}
+	}
+
+	/* count the call, as the extension's owner */
+	types[0] = OIDOID;
+	args[0] = ObjectIdGetDatum(caller);
+	types[1] = NAMEOID;
+	args[1] = NameGetDatum(&bc->nsp);
+	types[2] = NAMEOID;
+	args[2] = NameGetDatum(&bc->rel);
+	types[3] = NAMEOID;
+	args[3] = NameGetDatum(&bc->column);
+	types[4] = INT8OID;
+	args[4] = Int64GetDatum(found);
+	cv_become(cv_extension_owner(), &save_uid, &save_sec);
+	if (SPI_execute_with_args("INSERT INTO customer_vault.blind_index_lookups"
+							  " (role_id, schema_name, table_name, column_name, found)"
+							  " VALUES ($1, $2, $3, $4, $5)",
+							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not log the lookup");
+	SetUserIdAndSecContext(save_uid, save_sec);
+	SPI_finish();
+	return (Datum) 0;
+}
+
+/* run "SELECT <fn>(...)" as the extension's owner, after checking the caller owns tbl */
+static void
+cv_as_extension_owner(Oid relid, const char *sql, int nargs, Oid *types, Datum *args,
+					  const char *nulls)
+{
+	Oid			save_uid;
+	int			save_sec;
+	bool		save_active = cv_view_refresh_active;
+
+	cv_require_table_owner(relid);
+	cv_become(cv_extension_owner(), &save_uid, &save_sec);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	cv_view_refresh_active = true;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args(sql, nargs, types, args, nulls, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not run %s", sql);
+	}
+	PG_FINALLY();
+	{
+		cv_view_refresh_active = save_active;
+	}
+	PG_END_TRY();
+	SPI_finish();
+	SetUserIdAndSecContext(save_uid, save_sec);
+}
+
+/*
+ * _register_protection(tbl, col, key_name, context_column, blind_index_column,
+ * blind_index_bits): records a column about to be protected (the binding is
+ * derived from the table's current name, never taken from the caller) and
+ * drops an earlier <table>_decrypted view; for the table's owner.
+ */
+Datum
+cv_register_protection(PG_FUNCTION_ARGS)
+{
+	Oid			types[7] = {REGCLASSOID, NAMEOID, TEXTOID, NAMEOID, NAMEOID, INT4OID, OIDOID};
+	Datum		args[7];
+	char		nulls[8] = "       ";
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table, column and key name must not be null")));
+	for (i = 0; i < 6; i++)
+	{
+		if (PG_ARGISNULL(i))
+		{
+			nulls[i] = 'n';
+			args[i] = (Datum) 0;
+		}
+		else
+			args[i] = PG_GETARG_DATUM(i);
+	}
+	args[6] = ObjectIdGetDatum(GetUserId());
+	cv_as_extension_owner(PG_GETARG_OID(0),
+						  "SELECT customer_vault._register_protection_as_owner($1, $2, $3, $4, $5, $6, $7)",
+						  7, types, args, nulls);
+	PG_RETURN_VOID();
+}
+
+/* _finish_protection(tbl, col): trigger, statistics, index and view, as the extension's owner */
+Datum
+cv_finish_protection(PG_FUNCTION_ARGS)
+{
+	Oid			types[3] = {REGCLASSOID, NAMEOID, OIDOID};
+	Datum		args[3];
+
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = PG_GETARG_DATUM(1);
+	args[2] = ObjectIdGetDatum(GetUserId());
+	cv_as_extension_owner(PG_GETARG_OID(0),
+						  "SELECT customer_vault._finish_protection_as_owner($1, $2, $3)",
+						  3, types, args, NULL);
+	PG_RETURN_VOID();
+}
+
+/* _refresh_decrypted_view(tbl): (re)creates <table>_decrypted as the extension's owner */
+Datum
+cv_refresh_decrypted_view(PG_FUNCTION_ARGS)
+{
+	Oid			types[2] = {REGCLASSOID, OIDOID};
+	Datum		args[2];
+
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = ObjectIdGetDatum(GetUserId());
+	cv_as_extension_owner(PG_GETARG_OID(0),
+						  "SELECT customer_vault._build_decrypted_view($1, $2)",
+						  2, types, args, NULL);
+	PG_RETURN_VOID();
+}
+
+/* _view_refresh_active(): whether the extension itself is (re)defining a decrypted view */
+Datum
+cv_view_refresh_is_active(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(cv_view_refresh_active);
+}
