@@ -365,7 +365,7 @@ cv_lookup(PG_FUNCTION_ARGS)
 				 errmsg("lookup() needs a context column"),
 				 errdetail("It returns the values of the context column of the matching rows."),
 				 errhint("Protect the column with a context column (a row identifier such as the customer id).")));
-	InitMaterializedSRF(fcinfo, 0);
+	InitMaterializedSRF(fcinfo, MAT_SRF_USE_EXPECTED_DESC);
 	bidx = PG_ARGISNULL(2) ? NULL : cv_column_index(bc, PG_GETARG_TEXT_PP(2));
 	ctxtype = get_atttype(bc->relid, get_attnum(bc->relid, NameStr(bc->ctx_column)));
 	if (!OidIsValid(ctxtype))
@@ -404,31 +404,33 @@ cv_lookup(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* of those, the rows the caller may see, as the caller */
-	if (astate != NULL)
+	/*
+	 * Of those, the rows the caller may see, as the caller.  Run even with
+	 * no candidates, so that a caller without the right to read the table
+	 * gets the same error whether or not a value matched.
+	 */
+	resetStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
+					 " WHERE t.%s = ANY ($1::pg_catalog.text[]::%s[])",
+					 quote_identifier(NameStr(bc->ctx_column)),
+					 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+					 quote_identifier(NameStr(bc->ctx_column)),
+					 format_type_be_qualified(ctxtype));
+	types[0] = TEXTARRAYOID;
+	args[0] = astate != NULL ? makeArrayResult(astate, CurrentMemoryContext)
+		: PointerGetDatum(construct_empty_array(TEXTOID));
+	if (SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "lookup query failed");
+	for (i = 0; i < SPI_processed; i++)
 	{
-		resetStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
-						 " WHERE t.%s = ANY ($1::pg_catalog.text[]::%s[])",
-						 quote_identifier(NameStr(bc->ctx_column)),
-						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
-						 quote_identifier(NameStr(bc->ctx_column)),
-						 format_type_be_qualified(ctxtype));
-		types[0] = TEXTARRAYOID;
-		args[0] = makeArrayResult(astate, CurrentMemoryContext);
-		if (SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
-			elog(ERROR, "lookup query failed");
-		for (i = 0; i < SPI_processed; i++)
-		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
 
-			if (isnull)
-				continue;
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &d, &isnull);
-			found++;
-		}
+		if (isnull)
+			continue;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &d, &isnull);
+		found++;
 	}
 
 	/* count the call, as the extension's owner */
