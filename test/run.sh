@@ -217,16 +217,6 @@ case "$mode" in
         fi
         run_regress
         run_tap
-        log "bench smoke run (BENCH_ROWS=1000)"
-        # in a database of its own: the regression tests leave legal holds and keys behind
-        "$PGBIN/psql" -X -q -d postgres -c "CREATE DATABASE bench_smoke" >/dev/null
-        if BENCH_ROWS=1000 BENCH_REPS=1 BENCH_SMOKE=1 DBNAME=bench_smoke bash test/bench/bench.sh >"$WORK/bench.out" 2>&1; then
-            passed=$((passed + 1))
-        else
-            failed=$((failed + 1))
-            failures+=("bench smoke")
-            tail -n 40 "$WORK/bench.out"
-        fi
         [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
