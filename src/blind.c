@@ -32,6 +32,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -278,6 +279,20 @@ cv_blind_column(Oid relid, Name column)
 	return bc;
 }
 
+/* whether a type is built in (its equality operator is then pg_catalog's) */
+static bool
+cv_type_in_catalog(Oid typid)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
+	bool		res;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typid);
+	res = ((Form_pg_type) GETSTRUCT(tup))->typnamespace == PG_CATALOG_NAMESPACE;
+	ReleaseSysCache(tup);
+	return res;
+}
+
 /* the blind index of a plaintext for a protected column */
 static bytea *
 cv_column_index(CvBlindColumn *bc, text *pt)
@@ -412,10 +427,11 @@ cv_lookup(PG_FUNCTION_ARGS)
 	resetStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
-					 " WHERE t.%s = ANY ($1::pg_catalog.text[]::%s[])",
+					 " WHERE t.%s %s ANY ($1::pg_catalog.text[]::%s[])",
 					 quote_identifier(NameStr(bc->ctx_column)),
 					 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
 					 quote_identifier(NameStr(bc->ctx_column)),
+					 cv_type_in_catalog(ctxtype) ? "OPERATOR(pg_catalog.=)" : "=",
 					 format_type_be_qualified(ctxtype));
 	types[0] = TEXTARRAYOID;
 	args[0] = astate != NULL ? makeArrayResult(astate, CurrentMemoryContext)

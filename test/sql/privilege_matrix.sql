@@ -1,0 +1,129 @@
+-- The privilege matrix: for each role (none, writer, reader, auditor, admin,
+-- and an ordinary table owner with no vault role), every way to obtain
+-- plaintext, compute a blind index for a guess, or change what readers run,
+-- and what it gives.  ok = it worked; denied = 42501; otherwise the SQLSTATE.
+-- Each probe runs in a subtransaction that is rolled back, so none changes
+-- the next one.  Only the reader may decrypt or index a guess; nobody but the
+-- extension's owner defines protect triggers, the registry or decrypted views.
+\set VERBOSITY terse
+SET client_min_messages = warning;
+CREATE ROLE regress_pm_none;
+CREATE ROLE regress_pm_writer IN ROLE customer_vault_writer;
+CREATE ROLE regress_pm_reader IN ROLE customer_vault_reader;
+CREATE ROLE regress_pm_auditor IN ROLE customer_vault_auditor;
+CREATE ROLE regress_pm_admin IN ROLE customer_vault_admin;
+CREATE ROLE regress_pm_owner;
+RESET client_min_messages;
+SELECT customer_vault.create_key('pm_key') > 0 AS created;
+
+-- a protected table owned by an ordinary role, and an explicit one
+CREATE TABLE pm_t (id int PRIMARY KEY, email text);
+ALTER TABLE pm_t OWNER TO regress_pm_owner;
+INSERT INTO pm_t VALUES (1, 'pm1@example.com'), (2, 'pm2@example.com');
+SELECT customer_vault.protect_column('pm_t', 'email', 'pm_key', 'id', 'email_bidx', 16);
+-- as README advises: everybody may read the table but not its blind index
+GRANT SELECT (id, email), INSERT, UPDATE ON pm_t TO PUBLIC;
+GRANT SELECT ON pm_t TO regress_pm_reader;
+CREATE TABLE pm_plain (id int PRIMARY KEY, note text);
+CREATE TABLE pm_x (id int PRIMARY KEY, v customer_vault.encrypted_text);
+INSERT INTO pm_x VALUES (1, customer_vault.encrypt('explicit secret', 'pm_key', '1'));
+GRANT SELECT ON pm_x TO PUBLIC;
+SELECT binding AS bind FROM customer_vault.protected_columns WHERE table_name = 'pm_t' \gset
+
+CREATE TABLE pm_probes (n int, probe text, sql text);
+INSERT INTO pm_probes VALUES
+ (1, 'decrypt()', 'SELECT customer_vault.decrypt(v, id::text) FROM pm_x'),
+ (2, 'decrypted view', 'SELECT email FROM pm_t_decrypted'),
+ (3, '_open_column()', format('SELECT customer_vault._open_column(email, %L || id) FROM pm_t', :'bind')),
+ (4, 'blind_index(guess, key)', 'SELECT customer_vault.blind_index(''pm1@example.com'', ''pm_key'')'),
+ (5, 'blind_index(guess, key, bits)', 'SELECT customer_vault.blind_index(''pm1@example.com'', ''pm_key'', 16)'),
+ (6, 'column_blind_index()', 'SELECT customer_vault.column_blind_index(''pm_t'', ''email'', ''pm1@example.com'')'),
+ (7, '_blind_index_rewrite()', 'SELECT customer_vault._blind_index_rewrite(''pm_t'', ''email'', ''pm1@example.com'')'),
+ (8, 'read blind index column', 'SELECT email_bidx FROM pm_t'),
+ (9, 'lookup()', 'SELECT customer_vault.lookup(''pm_t'', ''email'', ''pm1@example.com'')'),
+ (10, 'write registry', 'UPDATE customer_vault.protected_columns SET key_name = key_name'),
+ (11, 'read registry', 'SELECT * FROM customer_vault.protected_columns'),
+ (12, '_register_protection()', 'SELECT customer_vault._register_protection(''pm_t'', ''id'', ''pm_key'', NULL, NULL, NULL)'),
+ (13, '_finish_protection()', 'SELECT customer_vault._finish_protection(''pm_t'', ''email'')'),
+ (14, '_refresh_decrypted_view()', 'SELECT customer_vault._refresh_decrypted_view(''pm_t'')'),
+ (15, '_build_decrypted_view()', 'SELECT customer_vault._build_decrypted_view(''pm_t'', 10)'),
+ (16, '_finish_protection_as_owner()', 'SELECT customer_vault._finish_protection_as_owner(''pm_t'', ''email'', 10)'),
+ (17, '_drop_decrypted_view()', 'SELECT customer_vault._drop_decrypted_view(''public'', ''pm_t_decrypted'', 10)'),
+ (18, 'protect trigger of its own', 'CREATE TEMP TABLE s (v text, b bytea); CREATE TRIGGER f BEFORE INSERT ON s FOR EACH ROW EXECUTE FUNCTION customer_vault._protect_trigger(''v'', ''pm_key'', ''x'', '''', ''b'', ''16'')'),
+ (19, 'redefine decrypted view', 'CREATE OR REPLACE VIEW pm_t_decrypted AS SELECT * FROM pm_t'),
+ (20, 're-own decrypted view', 'ALTER VIEW pm_t_decrypted OWNER TO CURRENT_USER'),
+ (21, 'rule on decrypted view', 'CREATE RULE r AS ON INSERT TO pm_t_decrypted DO INSTEAD NOTHING'),
+ (22, 'wrapped keys', 'SELECT wrapped FROM customer_vault.data_keys'),
+ (23, 'lookup log', 'SELECT * FROM customer_vault.blind_index_lookups'),
+ (24, 'erase lookup log', 'DELETE FROM customer_vault.blind_index_lookups'),
+ (25, 'protect_column(), not owner', 'SELECT customer_vault.protect_column(''pm_plain'', ''note'', ''pm_key'')'),
+ (26, 'reseal (ciphertext out)', format('SELECT customer_vault._reseal(email, %L || id, true) FROM pm_t', :'bind'));
+
+CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    BEGIN
+        EXECUTE format('SET LOCAL ROLE %I', r);
+        EXECUTE q;
+        RAISE EXCEPTION 'cv_probe_ok';
+    EXCEPTION WHEN OTHERS THEN
+        IF SQLERRM = 'cv_probe_ok' THEN
+            RETURN 'ok';
+        ELSIF SQLSTATE = '42501' THEN
+            RETURN 'denied';
+        END IF;
+        RETURN SQLSTATE;
+    END;
+END
+$$;
+SELECT p.probe,
+       pg_temp.probe('regress_pm_none', p.sql) AS "none",
+       pg_temp.probe('regress_pm_writer', p.sql) AS writer,
+       pg_temp.probe('regress_pm_reader', p.sql) AS reader,
+       pg_temp.probe('regress_pm_auditor', p.sql) AS auditor,
+       pg_temp.probe('regress_pm_admin', p.sql) AS admin,
+       pg_temp.probe('regress_pm_owner', p.sql) AS tbl_owner
+  FROM pm_probes p ORDER BY p.n;
+-- nothing the probes did stayed
+SELECT count(*) AS lookups_logged FROM customer_vault.blind_index_lookups;
+SELECT c.relowner = e.extowner AS view_owned_by_extension_owner
+  FROM pg_class c, pg_extension e WHERE e.extname = 'customer_vault' AND c.relname = 'pm_t_decrypted';
+
+-- hostile identifiers reach the extension's owner only quoted: a protected
+-- column and a context column whose names are SQL
+CREATE TABLE pm_evil ("id'); DROP TABLE pm_x; --" int PRIMARY KEY, "e"";DROP TABLE pm_x;--" text);
+ALTER TABLE pm_evil OWNER TO regress_pm_admin;
+SET ROLE regress_pm_admin;
+INSERT INTO pm_evil VALUES (1, 'evil@example.com');
+SELECT customer_vault.protect_column('pm_evil', 'e";DROP TABLE pm_x;--', 'pm_key',
+                                     'id''); DROP TABLE pm_x; --', 'b"; DROP TABLE pm_x; --');
+INSERT INTO pm_evil VALUES (2, 'evil2@example.com');
+GRANT SELECT ("id'); DROP TABLE pm_x; --", "e"";DROP TABLE pm_x;--") ON pm_evil TO regress_pm_writer;
+GRANT SELECT ON pm_evil TO regress_pm_reader;
+RESET ROLE;
+-- and a hostile search_path: operators shadowing pg_catalog's are not used
+CREATE SCHEMA regress_pm_evil;
+CREATE TABLE regress_pm_evil.calls (what text);
+GRANT USAGE ON SCHEMA regress_pm_evil TO PUBLIC;
+GRANT INSERT ON regress_pm_evil.calls TO PUBLIC;
+CREATE FUNCTION regress_pm_evil.int4eq_evil(int, int) RETURNS boolean LANGUAGE sql
+    AS $$ INSERT INTO regress_pm_evil.calls VALUES ('int4 =') RETURNING true $$;
+CREATE FUNCTION regress_pm_evil.byteaeq_evil(bytea, bytea) RETURNS boolean LANGUAGE sql
+    AS $$ INSERT INTO regress_pm_evil.calls VALUES ('bytea =') RETURNING true $$;
+CREATE OPERATOR regress_pm_evil.= (LEFTARG = int, RIGHTARG = int, FUNCTION = regress_pm_evil.int4eq_evil);
+CREATE OPERATOR regress_pm_evil.= (LEFTARG = bytea, RIGHTARG = bytea, FUNCTION = regress_pm_evil.byteaeq_evil);
+SET ROLE regress_pm_writer;
+SET search_path = regress_pm_evil, public, pg_catalog;
+SELECT * FROM customer_vault.lookup('pm_evil', 'e";DROP TABLE pm_x;--', 'evil2@example.com');
+SELECT * FROM customer_vault.lookup('pm_t', 'email', 'pm2@example.com');
+RESET search_path;
+RESET ROLE;
+SELECT count(*) AS evil_calls FROM regress_pm_evil.calls;
+DROP SCHEMA regress_pm_evil CASCADE;
+SELECT to_regclass('pm_x') IS NOT NULL AS pm_x_still_there;
+SET ROLE regress_pm_reader;
+SELECT "id'); DROP TABLE pm_x; --", "e"";DROP TABLE pm_x;--" FROM pm_evil_decrypted ORDER BY 1;
+RESET ROLE;
+
+DROP TABLE pm_t, pm_x, pm_plain, pm_evil, pm_probes CASCADE;
+DROP ROLE regress_pm_none, regress_pm_writer, regress_pm_reader, regress_pm_auditor, regress_pm_admin,
+          regress_pm_owner;
