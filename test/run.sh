@@ -5,7 +5,7 @@
 #                            throwaway cluster, run every pg_regress and TAP test,
 #                            print "N passed, N failed"
 #   bash test/run.sh demo    the same set-up, then test/demo.sql
-#   bash test/run.sh bench   the same set-up, then test/bench/bench.sh
+#   bash test/run.sh bench   the same set-up, then test/bench/bench.pl
 #
 # As root: missing Debian packages are installed (apt-get update first) and the
 # servers run as the `postgres` OS user.  As another user with the packages
@@ -238,7 +238,7 @@ case "$mode" in
         "$PGBIN/psql" -X -d "$DBNAME" -v ON_ERROR_STOP=1 -f test/demo.sql
         ;;
     bench)
-        DBNAME="$DBNAME" bash test/bench/bench.sh
+        DBNAME="$DBNAME" perl test/bench/bench.pl
         ;;
     *)
         echo "usage: $0 test|tap [file]|demo|bench" >&2

@@ -1,0 +1,15 @@
+-- test/bench/consent_count.sql, included by consent.sql's rep phase: a new
+-- session counts :tbl 1 + :reps times, as bench_marketer (as_role true) or
+-- as the superuser owner (RLS bypassed); the first count is :key_cold, the
+-- others :key_warm; every count must give :expect.
+\c
+\if :set_cache
+SET customer_vault.consent_cache_size = :cache_to;
+\endif
+\if :as_role
+SET ROLE bench_marketer;
+\endif
+SELECT format('SELECT bench.timed(%L, %L, %L)', :'key' || CASE WHEN i = 0 THEN '_cold' ELSE '_warm' END, :'expect',
+              'SELECT count(*) FROM ' || :'tbl')
+  FROM generate_series(0, :reps) i ORDER BY i \gexec
+RESET ROLE;
