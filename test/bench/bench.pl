@@ -345,7 +345,7 @@ for my $n (@sizes)
 if (@sizes > 1)
 {
 	print "\ngrowth with table size (us per row, per lookup or per value; constant = linear growth)\n";
-	printf '%-52s' . (' %12s' x @sizes) . " %12s\n", 'operation', (map { "$_ rows" } @sizes), 'last/first';
+	printf '%-64s' . (' %12s' x @sizes) . " %12s\n", 'operation', (map { "$_ rows" } @sizes), 'last/first';
 	my %per;
 	$per{"$_->[1]: $_->[2]"}{ $_->[0] } = $_->[5] for grep { $_->[5] ne '' } @rows;
 	for my $r (grep { $_->[0] == $sizes[0] && $_->[5] ne '' } @rows)
@@ -353,7 +353,7 @@ if (@sizes > 1)
 		my $k = "$r->[1]: $r->[2]";
 		next if grep { !defined $per{$k}{$_} } @sizes;
 		my @v = map { $per{$k}{$_} } @sizes;
-		printf '%-52s' . (' %12s' x @sizes) . " %11sx\n", substr($k, 0, 52), (map { fmt($_) } @v),
+		printf '%-64s' . (' %12s' x @sizes) . " %11sx\n", substr($k, 0, 64), (map { fmt($_) } @v),
 		  fmt($v[0] > 0 ? $v[-1] / $v[0] : '');
 		csv($_, $opt{REPS}, 'scaling', $k, '', '', $per{$k}{$_}, '', '', '', '', 'us per unit') for @sizes;
 	}
