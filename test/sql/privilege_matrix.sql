@@ -20,7 +20,7 @@ SELECT customer_vault.create_key('pm_key') > 0 AS created;
 CREATE TABLE pm_t (id int PRIMARY KEY, email text);
 ALTER TABLE pm_t OWNER TO regress_pm_owner;
 INSERT INTO pm_t VALUES (1, 'pm1@example.com'), (2, 'pm2@example.com');
-SELECT customer_vault.protect_column('pm_t', 'email', 'pm_key', 'id', 'email_bidx', 16);
+SELECT customer_vault.protect_column('pm_t', 'email', 'pm_key', 'id', 'email_bidx');
 -- as README advises: everybody may read the table but not its blind index
 GRANT SELECT (id, email), INSERT, UPDATE ON pm_t TO PUBLIC;
 GRANT SELECT ON pm_t TO regress_pm_reader;
