@@ -5,7 +5,7 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENS
 
 MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
-       src/types.o src/columns.o src/protect.o src/consent.o src/blind.o
+       src/types.o src/columns.o src/protect.o src/consent.o src/blind.o src/maint.o
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by
@@ -20,7 +20,7 @@ PG_CPPFLAGS = -DCV_VERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK  = -lcrypto
 
 # regression inputs in test/sql, outputs in expected/ (pg_regress looks in ./expected first)
-REGRESS = install types crypto keys columns subjects consent retention privileges labels padding blind_index_oracle privilege_matrix upgrade bench_checks
+REGRESS = install types crypto keys columns subjects consent retention privileges labels padding blind_index_oracle privilege_matrix maintenance upgrade bench_checks
 REGRESS_OPTS = --inputdir=test
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \

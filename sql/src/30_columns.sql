@@ -415,14 +415,17 @@ DECLARE
     ctxtype regtype;
     bidxtype regtype;
     bind text;
-    ctx_expr text;
-    alter_sql text;
 BEGIN
     IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'table, column and key name must not be null';
     END IF;
     SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    -- the rewrite runs as the table's owner: only for the owner (or a member)
+    IF NOT pg_catalog.pg_has_role((SELECT c.relowner FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl), 'USAGE') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('must be owner of table %s', tbl);
+    END IF;
     coltype := customer_vault._column_type(tbl, col);
     SELECT a.attnum INTO colnum FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col;
@@ -480,29 +483,18 @@ BEGIN
     SELECT p.binding INTO bind FROM customer_vault.protected_columns p
      WHERE p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
        AND p.column_name OPERATOR(pg_catalog.=) col;
-    IF context_column IS NULL THEN
-        ctx_expr := pg_catalog.quote_literal(bind);
-    ELSE
-        ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', bind, context_column);
-    END IF;
     IF blind_index_column IS NOT NULL AND bidxtype IS NULL THEN
         EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
     END IF;
 
     -- one table rewrite: ciphertext replaces plaintext in new files, the old
     -- files (plaintext) are removed at commit, no dead tuples are left behind;
-    -- changing the blind index column's type also drops its old statistics
-    alter_sql := pg_catalog.format(
-        'ALTER TABLE %I.%I ALTER COLUMN %I TYPE text USING customer_vault._seal_column(%I::text, %L, %s)',
-        nsp, rel, col, col, key_name, ctx_expr);
-    IF blind_index_column IS NOT NULL THEN
-        alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
-            ', ALTER COLUMN %I TYPE bytea USING customer_vault._blind_index_rewrite(%s::pg_catalog.oid::pg_catalog.regclass, %L::pg_catalog.name, %I::text)',
-            blind_index_column, tbl::oid, col, col);
-    END IF;
-    alter_sql := alter_sql OPERATOR(pg_catalog.||) pg_catalog.format(
-        ', ADD CONSTRAINT %I CHECK (customer_vault.is_sealed(%I))', 'cv_sealed_' OPERATOR(pg_catalog.||) colnum, col);
-    EXECUTE alter_sql;
+    -- changing the blind index column's type also drops its old statistics.
+    -- It runs as the table's owner, security-restricted (_maint_run), so the
+    -- owner's CHECK constraints and index expressions evaluated by it run
+    -- with the owner's rights, not the caller's.
+    PERFORM customer_vault._maint_run('protect', tbl,
+        ARRAY[col::text, key_name, bind, context_column::text, blind_index_column::text, colnum::text]);
 
     PERFORM customer_vault._finish_protection(tbl, col);
 END
@@ -560,19 +552,10 @@ CREATE OR REPLACE PROCEDURE customer_vault.reencrypt(tbl regclass, col name, bat
     -- every name below is schema-qualified instead
 AS $$
 DECLARE
-    nsp name;
-    rel name;
-    coltype regtype;
-    p customer_vault.protected_columns;
-    ctx_expr text := 'NULL';
-    new_expr text;
-    need_expr text;
-    nblocks bigint;
-    per_page double precision;
-    step bigint;
-    blk bigint := 0;
-    n bigint;
-    passes integer := 0;
+    n bigint := 0;
+    b integer := 0;
+    st text;
+    msg text;
 BEGIN
     IF tbl IS NULL OR col IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and column must not be null';
@@ -580,56 +563,13 @@ BEGIN
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'batch_size must be at least 1';
     END IF;
-    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
-    coltype := customer_vault._column_type(tbl, col);
-    SELECT * INTO p FROM customer_vault.protected_columns pc
-     WHERE pc.schema_name OPERATOR(pg_catalog.=) nsp AND pc.table_name OPERATOR(pg_catalog.=) rel
-       AND pc.column_name OPERATOR(pg_catalog.=) col;
-    IF FOUND THEN
-        IF p.context_column IS NULL THEN
-            ctx_expr := pg_catalog.quote_literal(p.binding);
-        ELSE
-            ctx_expr := pg_catalog.format('%L OPERATOR(pg_catalog.||) %I::text', p.binding, p.context_column);
-        END IF;
-        new_expr := pg_catalog.format('customer_vault._reseal(%I, %s, true)', col, ctx_expr);
-        need_expr := pg_catalog.format('customer_vault._needs_reseal(%I, true)', col);
-    ELSIF coltype OPERATOR(pg_catalog.=) ANY (ARRAY['customer_vault.encrypted_text'::pg_catalog.regtype,
-                                                     'customer_vault.encrypted_bytea'::pg_catalog.regtype]) THEN
-        IF context_column IS NOT NULL THEN
-            ctx_expr := pg_catalog.format('%I::pg_catalog.text', context_column);
-        END IF;
-        new_expr := pg_catalog.format('customer_vault._reseal(%I, %s)', col, ctx_expr);
-        need_expr := pg_catalog.format('customer_vault._needs_reseal(%I)', col);
-    ELSE
-        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
-            MESSAGE = pg_catalog.format('column %I of table %s is neither encrypted nor protected', col, tbl);
-    END IF;
-
-    -- walk the table in block ranges of about batch_size rows, one commit each;
-    -- a rerun after an interruption only finds the values still to do
-    nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
-    SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
-                THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 50 END
-      INTO per_page FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
-    step := GREATEST(1, (batch_size OPERATOR(pg_catalog./) GREATEST(per_page, 1))::bigint);
-    WHILE blk OPERATOR(pg_catalog.<) nblocks LOOP
-        EXECUTE pg_catalog.format(
-            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.>=) %L::pg_catalog.tid AND ctid OPERATOR(pg_catalog.<) %L::pg_catalog.tid AND %s',
-            nsp, rel, col, new_expr,
-            pg_catalog.format('(%s,0)', blk), pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), need_expr);
-        blk := blk OPERATOR(pg_catalog.+) step;
-        COMMIT;
-    END LOOP;
-    -- rows that moved or arrived meanwhile
-    LOOP
-        EXECUTE pg_catalog.format(
-            'UPDATE %I.%I SET %I = %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT ctid FROM %I.%I WHERE %s LIMIT %s))',
-            nsp, rel, col, new_expr, nsp, rel, need_expr, batch_size);
-        GET DIAGNOSTICS n = ROW_COUNT;
-        COMMIT;
-        passes := passes OPERATOR(pg_catalog.+) 1;
-        EXIT WHEN n OPERATOR(pg_catalog.=) 0 OR passes OPERATOR(pg_catalog.>) 1000;
-    END LOOP;
+    -- the column must be encrypted or protected (an error now, even for an empty table)
+    PERFORM customer_vault._maint_sql('reencrypt', tbl, ARRAY[col::pg_catalog.text, context_column::pg_catalog.text]);
+    -- block ranges of about batch_size rows, one commit each, as the table's
+    -- owner; then the rows that moved or arrived meanwhile; a rerun after an
+    -- interruption only finds the values still to do
+    CALL customer_vault._walk('reencrypt', tbl, ARRAY[col::pg_catalog.text, context_column::pg_catalog.text], batch_size, false, false, true, false,
+                              n, b, st, msg);
 END
 $$;
 COMMENT ON PROCEDURE customer_vault.reencrypt(regclass, name, integer, name) IS

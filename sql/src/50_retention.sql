@@ -38,18 +38,22 @@ CREATE TABLE customer_vault.purge_log (
     run_started timestamptz NOT NULL,
     tbl         text NOT NULL,
     action      text NOT NULL,
-    cutoff      timestamp NOT NULL,
+    cutoff      timestamp,
     started_at  timestamptz NOT NULL,
     finished_at timestamptz,
     rows_purged bigint NOT NULL DEFAULT 0,
     rows_held   bigint NOT NULL DEFAULT 0,
     batches     integer NOT NULL DEFAULT 0,
     dry_run     boolean NOT NULL,
-    role        name NOT NULL DEFAULT session_user
+    role        name NOT NULL DEFAULT session_user,
+    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+    sqlstate    text,
+    message     text,
+    pid         integer
 );
 --@ code
 COMMENT ON TABLE customer_vault.purge_log IS
-    'one row per table and purge run: what was purged or anonymized or shredded, what was held';
+    'one row per table and purge run: what was purged or anonymized or shredded, what was held; running, done, failed (with SQLSTATE and message) or interrupted';
 --@ schema
 
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.retention_policies', '');
@@ -215,10 +219,11 @@ BEGIN
     IF r.subject_column IS NULL THEN
         held := 'false';
     ELSE
+        -- the statement runs as the table's owner, who cannot read legal_holds:
+        -- _maint_sql binds the subjects under an active hold as $1 (text[])
         held := pg_catalog.format(
-            'EXISTS (SELECT 1 FROM customer_vault.legal_holds h WHERE h.released_at IS NULL'
-            ' AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())'
-            ' AND h.subject OPERATOR(pg_catalog.=) (t.%I)::text)', r.subject_column);
+            'COALESCE((t.%I)::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]), false)',
+            r.subject_column);
     END IF;
     IF r.action = 'delete' THEN
         change := NULL;
@@ -235,7 +240,7 @@ BEGIN
     ELSE
         change := NULL;
         -- rows whose subject still has a live key
-        pending := pg_catalog.format('customer_vault._subject_has_key((t.%I)::text)', r.subject_column);
+        pending := pg_catalog.format('COALESCE(customer_vault._m_subject_has_key((t.%I)::pg_catalog.text), false)', r.subject_column);
     END IF;
 END
 $$;
@@ -249,16 +254,17 @@ CREATE OR REPLACE FUNCTION customer_vault.purge_preview(as_of timestamptz DEFAUL
 AS $$
 DECLARE
     r customer_vault.retention_policies;
-    q record;
+    c bigint[];
 BEGIN
     FOR r IN SELECT * FROM customer_vault.retention_policies ORDER BY schema_name, table_name LOOP
-        q := customer_vault._retention_sql(r, COALESCE(as_of, pg_catalog.now()));
         tbl := pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass;
-        EXECUTE pg_catalog.format(
-            'SELECT count(*) FILTER (WHERE %3$s), count(*) FILTER (WHERE %3$s AND %4$s),'
-            '       count(*) FILTER (WHERE %3$s AND NOT %4$s AND %5$s)'
-            '  FROM %1$I.%2$I t', r.schema_name, r.table_name, q.expired, q.held, q.pending)
-            INTO expired, held, to_purge;
+        -- counted as the table's owner (security-restricted, row security off):
+        -- rows a policy hides from the caller are counted too
+        c := customer_vault._maint_run('purge_counts', tbl,
+                                       ARRAY[customer_vault._maint_time(COALESCE(as_of, pg_catalog.now()))])::bigint[];
+        expired := c[1];
+        held := c[2];
+        to_purge := c[3];
         RETURN NEXT;
     END LOOP;
 END
@@ -266,118 +272,208 @@ $$;
 COMMENT ON FUNCTION customer_vault.purge_preview(timestamptz) IS
     'per table with a retention policy: rows past retention, rows kept by a legal hold, rows a purge would change';
 
+-- The writers of purge_log: every row the purge writes goes through these two
+-- (so the log's integrity rules have one place to hook into).
+-- _purge_log_write: with entry NULL a new row (status running, or failed when
+-- the table could not even be started), else the end of that row.
+CREATE OR REPLACE FUNCTION customer_vault._purge_log_write(entry bigint, run_started timestamptz, tbl text,
+                                                          action text, cutoff timestamp, dry_run boolean,
+                                                          status text, rows_purged bigint DEFAULT 0,
+                                                          rows_held bigint DEFAULT 0, batches integer DEFAULT 0,
+                                                          sqlstate text DEFAULT NULL, message text DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+BEGIN
+    IF status IS NULL OR status NOT IN ('running', 'done', 'failed') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = pg_catalog.format('invalid purge status %L', status);
+    END IF;
+    IF entry IS NULL THEN
+        INSERT INTO customer_vault.purge_log AS l (run_started, tbl, action, cutoff, started_at, finished_at,
+                                                  rows_purged, rows_held, batches, dry_run, status, sqlstate,
+                                                  message, pid)
+        VALUES (run_started, tbl, action, cutoff, pg_catalog.clock_timestamp(),
+                CASE WHEN status <> 'running' THEN pg_catalog.clock_timestamp() END,
+                COALESCE(rows_purged, 0), COALESCE(rows_held, 0), COALESCE(batches, 0), dry_run, status, sqlstate,
+                message, pg_catalog.pg_backend_pid())
+        RETURNING l.id INTO id;
+        RETURN id;
+    END IF;
+    UPDATE customer_vault.purge_log l
+       SET finished_at = pg_catalog.clock_timestamp(), rows_purged = COALESCE(_purge_log_write.rows_purged, 0),
+           rows_held = COALESCE(_purge_log_write.rows_held, 0), batches = COALESCE(_purge_log_write.batches, 0),
+           status = _purge_log_write.status, sqlstate = _purge_log_write.sqlstate,
+           message = _purge_log_write.message
+     WHERE l.id = entry AND l.status = 'running';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = pg_catalog.format('no running purge_log entry %s', entry);
+    END IF;
+    RETURN entry;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._purge_log_write(bigint, timestamptz, text, text, timestamp, boolean, text,
+                                                    bigint, bigint, integer, text, text) IS
+    'internal: writes purge_log: a new entry (running, or failed) or the end of a running one (done, failed)';
+
+-- Entries still running whose purge is gone (its backend died, was killed or
+-- the server restarted since) are marked interrupted; their finished_at stays
+-- NULL (nobody knows when the work stopped).  The number marked.
+CREATE OR REPLACE FUNCTION customer_vault._purge_log_interrupted() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    UPDATE customer_vault.purge_log l SET status = 'interrupted'
+     WHERE l.status = 'running'
+       AND (l.started_at < pg_catalog.pg_postmaster_start_time()
+            OR l.pid IS NULL
+            OR l.pid = pg_catalog.pg_backend_pid()
+            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(l.pid) a WHERE a.pid IS NOT NULL));
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._purge_log_interrupted() IS
+    'internal: marks purge_log entries of purges that died (killed backend, crash, restart) interrupted';
+
 -- Not SET search_path: a procedure with SET clauses cannot COMMIT; every
--- name is schema-qualified instead.  Runs as the caller, who needs DELETE
--- (or UPDATE) on the tables.
+-- name is schema-qualified instead.  Each table is purged as its owner
+-- (security-restricted, row security off: see _maint_run), for callers with
+-- the DELETE (anonymize: UPDATE) privilege on it.  Each table succeeds or
+-- fails on its own: a failure is logged with its SQLSTATE and message, the
+-- other tables are still purged, and the run then ends with an error naming
+-- the failed tables (so pg_cron records a failure).
 CREATE OR REPLACE PROCEDURE customer_vault.purge(dry_run boolean DEFAULT false, batch_size integer DEFAULT 10000,
                                       as_of timestamptz DEFAULT NULL)
     LANGUAGE plpgsql
 AS $$
 DECLARE
     r customer_vault.retention_policies;
-    q record;
+    pol record;
     run_started timestamptz := pg_catalog.clock_timestamp();
-    asof timestamptz := COALESCE(as_of, pg_catalog.now());
+    asof timestamptz;
+    asof_text text;
+    tname text;
+    rel regclass;
+    cut timestamp;
     log_id bigint;
-    nblocks bigint;
-    per_page double precision;
-    step bigint;
-    blk bigint;
-    n bigint;
+    counts bigint[];
+    subjects text[];
+    subj text;
     total bigint;
     nbatches integer;
     held_count bigint;
-    subj text;
-    pol record;
+    st text;
+    msg text;
+    failed text[] := '{}';
+    first_state text;
 BEGIN
+    IF dry_run IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'dry_run must not be null';
+    END IF;
     IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'batch_size must be at least 1';
     END IF;
+    IF as_of IS NOT NULL AND (NOT pg_catalog.isfinite(as_of) OR as_of OPERATOR(pg_catalog.>) pg_catalog.now()) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'as_of must be a finite time not in the future',
+            HINT = 'Leave it NULL to purge as of now.';
+    END IF;
+    asof := COALESCE(as_of, pg_catalog.now());
+    asof_text := customer_vault._maint_time(asof);
+    PERFORM customer_vault._purge_log_interrupted();
+    COMMIT;
     FOR pol IN SELECT p.schema_name, p.table_name FROM customer_vault.retention_policies p
                 ORDER BY p.schema_name, p.table_name LOOP
+        tname := pg_catalog.format('%I.%I', pol.schema_name, pol.table_name);
+        st := NULL;
+        msg := NULL;
+        log_id := NULL;
+        cut := NULL;
+        total := 0;
+        nbatches := 0;
+        held_count := 0;
+        counts := NULL;
+        subjects := NULL;
         SELECT * INTO r FROM customer_vault.retention_policies p
          WHERE p.schema_name OPERATOR(pg_catalog.=) pol.schema_name AND p.table_name OPERATOR(pg_catalog.=) pol.table_name;
         CONTINUE WHEN NOT FOUND;
-        q := customer_vault._retention_sql(r, asof);
-        INSERT INTO customer_vault.purge_log (run_started, tbl, action, cutoff, started_at, dry_run)
-        VALUES (run_started, pg_catalog.format('%I.%I', r.schema_name, r.table_name), r.action, q.cutoff,
-                pg_catalog.clock_timestamp(), dry_run)
-        RETURNING id INTO log_id;
+        -- start: the table, its limit, the rows kept by a hold (a full scan, so
+        -- only when some hold is active), the dry run's count, shred's subjects
+        BEGIN
+            rel := pg_catalog.to_regclass(tname);
+            IF rel IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+                    MESSAGE = pg_catalog.format('table %s of a retention policy does not exist', tname),
+                    HINT = 'It was renamed or moved: call set_retention() for its new name.';
+            END IF;
+            cut := (customer_vault._retention_sql(r, asof)).cutoff;
+            IF dry_run OR (r.subject_column IS NOT NULL AND EXISTS (
+                   SELECT 1 FROM customer_vault.legal_holds h WHERE h.released_at IS NULL
+                      AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()))) THEN
+                counts := customer_vault._maint_run('purge_counts', rel, ARRAY[asof_text])::pg_catalog.int8[];
+                held_count := counts[2];
+            END IF;
+            IF NOT dry_run AND r.action OPERATOR(pg_catalog.=) 'shred' THEN
+                subjects := customer_vault._maint_run('purge_subjects', rel, ARRAY[asof_text]);
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+        END;
+        log_id := customer_vault._purge_log_write(NULL, run_started, tname, r.action, cut, dry_run,
+                                                  CASE WHEN st IS NULL THEN 'running' ELSE 'failed' END,
+                                                  0, held_count, 0, st, msg);
         COMMIT;
-        total := 0;
-        nbatches := 0;
-        -- rows kept by a hold (a full scan, so only when some hold is active)
-        held_count := 0;
-        IF q.held OPERATOR(pg_catalog.<>) 'false' AND EXISTS (
-               SELECT 1 FROM customer_vault.legal_holds h WHERE h.released_at IS NULL
-                  AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now())) THEN
-            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND %s', r.schema_name, r.table_name,
-                                      q.expired, q.held) INTO held_count;
-        END IF;
-        IF dry_run THEN
-            EXECUTE pg_catalog.format('SELECT count(*) FROM %I.%I t WHERE %s AND NOT %s AND %s', r.schema_name,
-                                      r.table_name, q.expired, q.held, q.pending) INTO total;
-        ELSIF r.action OPERATOR(pg_catalog.=) 'shred' THEN
-            FOR subj IN EXECUTE pg_catalog.format(
-                    'SELECT DISTINCT (t.%I)::text FROM %I.%I t WHERE %s AND NOT %s AND %s AND t.%I IS NOT NULL',
-                    r.subject_column, r.schema_name, r.table_name, q.expired, q.held, q.pending, r.subject_column) LOOP
-                IF customer_vault.shred_subject(subj) THEN
-                    total := total OPERATOR(pg_catalog.+) 1;
+        IF st IS NULL THEN
+            IF dry_run THEN
+                total := counts[3];
+            ELSIF r.action OPERATOR(pg_catalog.=) 'shred' THEN
+                FOREACH subj IN ARRAY subjects LOOP
+                    BEGIN
+                        IF customer_vault.shred_subject(subj) THEN
+                            total := total OPERATOR(pg_catalog.+) 1;
+                        END IF;
+                    EXCEPTION WHEN OTHERS THEN
+                        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                    END;
+                    EXIT WHEN st IS NOT NULL;
                     IF total OPERATOR(pg_catalog.%) batch_size OPERATOR(pg_catalog.=) 0 THEN
                         nbatches := nbatches OPERATOR(pg_catalog.+) 1;
                         COMMIT;
                     END IF;
-                END IF;
-            END LOOP;
-            nbatches := nbatches OPERATOR(pg_catalog.+) 1;
-        ELSE
-            -- walk the table in block ranges of about batch_size rows, one short
-            -- transaction each; rows locked by others are skipped (next run)
-            nblocks := pg_catalog.pg_relation_size(pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass)
-                       OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
-            SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
-                        THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 100 END
-              INTO per_page FROM pg_catalog.pg_class c
-             WHERE c.oid OPERATOR(pg_catalog.=) pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass;
-            step := GREATEST(1, (batch_size OPERATOR(pg_catalog./) GREATEST(per_page, 1))::bigint);
-            blk := 0;
-            WHILE blk OPERATOR(pg_catalog.<) nblocks LOOP
-                -- a lost batch after a crash is simply done again by the next run
-                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
-                IF r.action OPERATOR(pg_catalog.=) 'delete' THEN
-                    EXECUTE pg_catalog.format(
-                        'DELETE FROM %1$I.%2$I WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
-                        'SELECT t.ctid FROM %1$I.%2$I t WHERE t.ctid OPERATOR(pg_catalog.>=) %3$L::pg_catalog.tid'
-                        ' AND t.ctid OPERATOR(pg_catalog.<) %4$L::pg_catalog.tid AND %5$s AND NOT %6$s'
-                        ' FOR UPDATE OF t SKIP LOCKED))',
-                        r.schema_name, r.table_name, pg_catalog.format('(%s,0)', blk),
-                        pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), q.expired, q.held);
-                ELSE
-                    EXECUTE pg_catalog.format(
-                        'UPDATE %1$I.%2$I SET %7$s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY('
-                        'SELECT t.ctid FROM %1$I.%2$I t WHERE t.ctid OPERATOR(pg_catalog.>=) %3$L::pg_catalog.tid'
-                        ' AND t.ctid OPERATOR(pg_catalog.<) %4$L::pg_catalog.tid AND %5$s AND NOT %6$s AND %8$s'
-                        ' FOR UPDATE OF t SKIP LOCKED))',
-                        r.schema_name, r.table_name, pg_catalog.format('(%s,0)', blk),
-                        pg_catalog.format('(%s,0)', blk OPERATOR(pg_catalog.+) step), q.expired, q.held,
-                        q.change, q.pending);
-                END IF;
-                GET DIAGNOSTICS n = ROW_COUNT;
-                total := total OPERATOR(pg_catalog.+) n;
+                END LOOP;
                 nbatches := nbatches OPERATOR(pg_catalog.+) 1;
-                blk := blk OPERATOR(pg_catalog.+) step;
-                COMMIT;
-            END LOOP;
+            ELSE
+                -- block ranges of about batch_size rows, one short transaction
+                -- each; rows locked by others are skipped (next run)
+                CALL customer_vault._walk('purge', rel, ARRAY[asof_text], batch_size, true, true, false, true,
+                                          total, nbatches, st, msg);
+            END IF;
+            PERFORM customer_vault._purge_log_write(log_id, run_started, tname, r.action, cut, dry_run,
+                                                    CASE WHEN st IS NULL THEN 'done' ELSE 'failed' END,
+                                                    total, held_count, nbatches, st, msg);
+            COMMIT;
         END IF;
-        UPDATE customer_vault.purge_log l SET finished_at = pg_catalog.clock_timestamp(), rows_purged = total,
-               rows_held = held_count, batches = nbatches
-         WHERE l.id OPERATOR(pg_catalog.=) log_id;
-        COMMIT;
+        IF st IS NOT NULL THEN
+            failed := failed OPERATOR(pg_catalog.||) tname;
+            first_state := COALESCE(first_state, st);
+        END IF;
     END LOOP;
+    IF pg_catalog.cardinality(failed) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION USING ERRCODE = first_state,
+            MESSAGE = pg_catalog.format('purge failed for %s table(s): %s', pg_catalog.cardinality(failed),
+                                        pg_catalog.array_to_string(failed, ', ')),
+            DETAIL = 'The other tables were purged; customer_vault.purge_log holds the SQLSTATE and message of each failure.';
+    END IF;
 END
 $$;
 COMMENT ON PROCEDURE customer_vault.purge(boolean, integer, timestamptz) IS
-    'removes, anonymizes or shreds rows past retention in short committed batches, keeping held subjects; logs every table';
+    'removes, anonymizes or shreds rows past retention in short committed batches as each table''s owner, keeping held subjects; logs every table, a failing table stops no other';
 
 -- a clear error, with the way to install it, when pg_cron is not in this database
 CREATE OR REPLACE FUNCTION customer_vault._require_pg_cron() RETURNS void

@@ -17,6 +17,22 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.is_sealed(text)
     TO PUBLIC;
 
+-- maintenance statements run as the table's owner call these: every owner
+-- must be able to execute them; they work only inside such a statement
+-- (src/maint.c), sealing only under the key being protected, blind indexes
+-- only for the table being rewritten
+GRANT EXECUTE ON FUNCTION
+    customer_vault._m_reseal(text, text, boolean),
+    customer_vault._m_reseal(customer_vault.encrypted_text, text),
+    customer_vault._m_reseal(customer_vault.encrypted_bytea, text),
+    customer_vault._m_needs_reseal(text, boolean),
+    customer_vault._m_needs_reseal(customer_vault.encrypted_text, boolean),
+    customer_vault._m_needs_reseal(customer_vault.encrypted_bytea, boolean),
+    customer_vault._m_seal_column(text, text, text),
+    customer_vault._m_blind_index_rewrite(regclass, name, text),
+    customer_vault._m_subject_has_key(text)
+    TO PUBLIC;
+
 GRANT EXECUTE ON FUNCTION
     customer_vault.version(),
     customer_vault.create_key(text, text, integer), customer_vault.set_key_padding(text, integer),
@@ -110,7 +126,10 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.purge_preview(timestamptz), customer_vault._retention_sql(customer_vault.retention_policies, timestamptz),
     customer_vault._pii_columns(regclass), customer_vault._subject_has_key(text),
     customer_vault.shred_subject(text),
-    customer_vault.schedule_purge(text), customer_vault.unschedule_purge(), customer_vault._require_pg_cron()
+    customer_vault.schedule_purge(text), customer_vault.unschedule_purge(), customer_vault._require_pg_cron(),
+    customer_vault._purge_log_write(bigint, timestamptz, text, text, timestamp, boolean, text, bigint, bigint,
+                                    integer, text, text),
+    customer_vault._purge_log_interrupted()
     TO customer_vault_admin;
 GRANT EXECUTE ON PROCEDURE customer_vault.purge(boolean, integer, timestamptz) TO customer_vault_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON customer_vault.retention_policies TO customer_vault_admin;

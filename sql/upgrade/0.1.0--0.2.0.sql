@@ -25,6 +25,17 @@ CREATE TABLE customer_vault.blind_index_lookups (
 -- protect_column gained blind_index_bits
 DROP FUNCTION customer_vault.protect_column(regclass, name, text, name, name);
 
+-- purge_log: each table's run is running, done, failed (with SQLSTATE and
+-- message) or interrupted; a failure before the limit is known has no cutoff
+ALTER TABLE customer_vault.purge_log
+    ALTER COLUMN cutoff DROP NOT NULL,
+    ADD COLUMN status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
+    ADD COLUMN sqlstate text,
+    ADD COLUMN message text,
+    ADD COLUMN pid integer;
+UPDATE customer_vault.purge_log
+   SET status = CASE WHEN finished_at IS NULL THEN 'interrupted' ELSE 'done' END;
+
 --@ replay
 
 -- decrypted views made by 0.1.0 belong to the admin who protected the table:

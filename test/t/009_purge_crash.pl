@@ -121,6 +121,8 @@ my @interrupted = split /\n/, $node->safe_psql('postgres',
 my ($int_id, $int_null, $int_dry) = split /\|/, $interrupted[0] // '';
 is(scalar(@interrupted), 1, 'purge_log has one row: the interrupted run');
 is("$int_null|$int_dry", 't|f', 'purge_log: the interrupted run has finished_at NULL');
+is($node->safe_psql('postgres', "SELECT status FROM customer_vault.purge_log WHERE id = $int_id"), 'running',
+	'purge_log: the killed run still says running until the next run looks');
 
 # ---------- resume: a second CALL finishes the job ----------
 $t0 = time;
@@ -137,6 +139,10 @@ my @runs = split /\n/, $node->safe_psql('postgres',
 is(scalar(@runs), 2, 'purge_log: two runs');
 my ($r1_id, $r1_null) = split /\|/, $runs[0];
 is("$r1_id|$r1_null", "$int_id|t", 'purge_log: the interrupted run is still unfinished');
+is($node->safe_psql('postgres', "SELECT status FROM customer_vault.purge_log WHERE id = $int_id"), 'interrupted',
+	'purge_log: the next run marked the killed run interrupted');
+is($node->safe_psql('postgres', "SELECT status, sqlstate IS NULL FROM customer_vault.purge_log WHERE id > $int_id"), 'done|t',
+	'purge_log: the second run is done');
 my (undef, $r2_null, $r2_purged, $r2_held, $r2_batches, $r2_dry) = split /\|/, $runs[1] // '';
 is($r2_null, 'f', 'purge_log: the second run finished');
 is($r2_purged, $expired_after - $held_rows, 'purge_log: the second run purged what the crash left');

@@ -1,0 +1,307 @@
+--@ code
+
+---------------------------------------------------------------------------
+-- Maintenance as the table owner (src/maint.c): the purge, reencrypt and
+-- protect_column's rewrite change a table as its owner inside a
+-- security-restricted operation, with row security off, one batch of rows at
+-- a time (block ranges, one short transaction each).
+---------------------------------------------------------------------------
+
+-- Not STRICT: a NULL kind or table is an error raised by the function.
+CREATE OR REPLACE FUNCTION customer_vault._maint_run(kind text, tbl regclass, params text[],
+                                                    blk_from bigint DEFAULT NULL, blk_to bigint DEFAULT NULL,
+                                                    max_rows integer DEFAULT NULL, skip_locked boolean DEFAULT false)
+    RETURNS text[]
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_maint_run';
+COMMENT ON FUNCTION customer_vault._maint_run(text, regclass, text[], bigint, bigint, integer, boolean) IS
+    'internal: one batch of a kind of maintenance (statement from _maint_sql) run on the table as its owner, security-restricted, row security off; rows changed, or the values a query returned';
+
+-- The functions maintenance statements call, run as the table owner: every
+-- role may execute them, they work only while _maint_run runs a statement
+-- (sealing only under the key of the column being protected, blind indexes
+-- only for the table being rewritten).
+CREATE OR REPLACE FUNCTION customer_vault._m_reseal(value text, context text, text_form boolean)
+    RETURNS text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._m_reseal(value customer_vault.encrypted_text, context text)
+    RETURNS customer_vault.encrypted_text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._m_reseal(value customer_vault.encrypted_bytea, context text)
+    RETURNS customer_vault.encrypted_bytea
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_reseal';
+COMMENT ON FUNCTION customer_vault._m_reseal(text, text, boolean) IS
+    'internal: _reseal inside maintenance only (reencrypt as the table owner)';
+COMMENT ON FUNCTION customer_vault._m_reseal(customer_vault.encrypted_text, text) IS
+    'internal: _reseal inside maintenance only (reencrypt as the table owner)';
+COMMENT ON FUNCTION customer_vault._m_reseal(customer_vault.encrypted_bytea, text) IS
+    'internal: _reseal inside maintenance only (reencrypt as the table owner)';
+
+CREATE OR REPLACE FUNCTION customer_vault._m_needs_reseal(value text, text_form boolean)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_needs_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._m_needs_reseal(value customer_vault.encrypted_text, text_form boolean)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_needs_reseal';
+CREATE OR REPLACE FUNCTION customer_vault._m_needs_reseal(value customer_vault.encrypted_bytea, text_form boolean)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_needs_reseal';
+COMMENT ON FUNCTION customer_vault._m_needs_reseal(text, boolean) IS
+    'internal: _needs_reseal inside maintenance only';
+COMMENT ON FUNCTION customer_vault._m_needs_reseal(customer_vault.encrypted_text, boolean) IS
+    'internal: _needs_reseal inside maintenance only';
+COMMENT ON FUNCTION customer_vault._m_needs_reseal(customer_vault.encrypted_bytea, boolean) IS
+    'internal: _needs_reseal inside maintenance only';
+
+-- Not STRICT: a NULL context must be an error (as _seal_column), never a NULL result.
+CREATE OR REPLACE FUNCTION customer_vault._m_seal_column(plaintext text, key_name text, context text)
+    RETURNS text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_seal_column';
+COMMENT ON FUNCTION customer_vault._m_seal_column(text, text, text) IS
+    'internal: _seal_column inside protect_column''s rewrite only, under its key only';
+
+CREATE OR REPLACE FUNCTION customer_vault._m_blind_index_rewrite(tbl regclass, col name, plaintext text)
+    RETURNS bytea
+    LANGUAGE C STABLE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_blind_index_rewrite';
+COMMENT ON FUNCTION customer_vault._m_blind_index_rewrite(regclass, name, text) IS
+    'internal: _blind_index_rewrite inside protect_column''s rewrite of that table only';
+
+CREATE OR REPLACE FUNCTION customer_vault._m_subject_has_key(subject text)
+    RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_m_subject_has_key';
+COMMENT ON FUNCTION customer_vault._m_subject_has_key(text) IS
+    'internal: _subject_has_key inside maintenance only (the shred action''s pending rows)';
+
+-- a timestamptz carried in a text[] parameter, exactly and whatever DateStyle says
+CREATE OR REPLACE FUNCTION customer_vault._maint_time(t timestamptz) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$ SELECT pg_catalog.to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US') $$;
+COMMENT ON FUNCTION customer_vault._maint_time(timestamptz) IS
+    'internal: a timestamptz as UTC ISO text, for the parameters of _maint_run';
+
+-- The pieces of each kind of maintenance statement; _maint_run (C) puts the
+-- statement together and checks the caller's privilege.  The caller cannot
+-- pass SQL: every identifier is quoted here, every value a literal or $1.
+--   kind 'reencrypt'      params {column, context_column}: values under an older key version
+--   kind 'protect'        params {column, key, binding, context_column, blind_index_column, attnum}
+--   kind 'purge'          params {as_of}: rows past retention, not held (delete or anonymize)
+--   kind 'purge_counts'   params {as_of}: expired, held, to_purge
+--   kind 'purge_subjects' params {as_of}: the subjects a shred would take
+-- op: delete | update | select | alter; list: SET list, select list or ALTER
+-- actions; filter: the rows (alias t); bind: the text[] given as $1.
+CREATE OR REPLACE FUNCTION customer_vault._maint_sql(kind text, tbl regclass, params text[],
+                                                    OUT op text, OUT list text, OUT filter text,
+                                                    OUT privilege text, OUT key_name text, OUT bind text[])
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    col name;
+    coltype regtype;
+    p customer_vault.protected_columns;
+    ctx_expr text := 'NULL';
+    r customer_vault.retention_policies;
+    q record;
+    asof timestamptz;
+BEGIN
+    IF kind IS NULL OR tbl IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'maintenance kind and table must not be null';
+    END IF;
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    IF kind = 'reencrypt' THEN
+        col := params[1];
+        IF col IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and column must not be null';
+        END IF;
+        coltype := customer_vault._column_type(tbl, col);
+        SELECT * INTO p FROM customer_vault.protected_columns pc
+         WHERE pc.schema_name = nsp AND pc.table_name = rel AND pc.column_name = col;
+        IF FOUND THEN
+            IF p.context_column IS NOT NULL THEN
+                ctx_expr := format('%L OPERATOR(pg_catalog.||) %I::pg_catalog.text', p.binding, p.context_column);
+            ELSE
+                ctx_expr := quote_literal(p.binding);
+            END IF;
+            list := format('%I = customer_vault._m_reseal(%I, %s, true)', col, col, ctx_expr);
+            filter := format('customer_vault._m_needs_reseal(t.%I, true)', col);
+        ELSIF coltype = ANY (ARRAY['customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype]) THEN
+            IF params[2] IS NOT NULL THEN
+                PERFORM customer_vault._column_type(tbl, params[2], 'context column');
+                ctx_expr := format('%I::pg_catalog.text', params[2]);
+            END IF;
+            list := format('%I = customer_vault._m_reseal(%I, %s)', col, col, ctx_expr);
+            filter := format('customer_vault._m_needs_reseal(t.%I, false)', col);
+        ELSE
+            RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                MESSAGE = format('column %I of table %s is neither encrypted nor protected', col, tbl);
+        END IF;
+        op := 'update';
+        privilege := 'UPDATE';
+    ELSIF kind = 'protect' THEN
+        -- params: column, key, binding, context column, blind index column, attnum
+        IF params[1] IS NULL OR params[2] IS NULL OR params[3] IS NULL OR params[6] IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'column, key and binding must not be null';
+        END IF;
+        IF params[4] IS NULL THEN
+            ctx_expr := quote_literal(params[3]);
+        ELSE
+            ctx_expr := format('%L OPERATOR(pg_catalog.||) %I::pg_catalog.text', params[3], params[4]);
+        END IF;
+        list := format('ALTER COLUMN %I TYPE pg_catalog.text USING customer_vault._m_seal_column(%I::pg_catalog.text, %L, %s)',
+                       params[1], params[1], params[2], ctx_expr);
+        IF params[5] IS NOT NULL THEN
+            list := list || format(', ALTER COLUMN %I TYPE pg_catalog.bytea USING customer_vault._m_blind_index_rewrite(%s::pg_catalog.oid::pg_catalog.regclass, %L::pg_catalog.name, %I::pg_catalog.text)',
+                                   params[5], tbl::oid, params[1], params[1]);
+        END IF;
+        list := list || format(', ADD CONSTRAINT %I CHECK (customer_vault.is_sealed(%I))',
+                               'cv_sealed_' || params[6]::smallint, params[1]);
+        op := 'alter';
+        privilege := 'OWNER';
+        key_name := params[2];
+    ELSIF kind IN ('purge', 'purge_counts', 'purge_subjects') THEN
+        IF params[1] IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'as_of must not be null';
+        END IF;
+        asof := params[1]::timestamp AT TIME ZONE 'UTC';
+        SELECT * INTO r FROM customer_vault.retention_policies rp WHERE rp.schema_name = nsp AND rp.table_name = rel;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+                MESSAGE = format('table %s has no retention policy', tbl);
+        END IF;
+        q := customer_vault._retention_sql(r, asof);
+        -- the subjects under an active legal hold, as $1 (the owner cannot read legal_holds)
+        bind := ARRAY(SELECT h.subject FROM customer_vault.legal_holds h
+                       WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > now()));
+        IF kind = 'purge_counts' THEN
+            op := 'select';
+            list := format('pg_catalog.count(*) FILTER (WHERE %1$s), pg_catalog.count(*) FILTER (WHERE %1$s AND %2$s),'
+                           ' pg_catalog.count(*) FILTER (WHERE %1$s AND NOT %2$s AND %3$s)', q.expired, q.held, q.pending);
+            filter := 'true';
+            privilege := 'SELECT';
+        ELSIF kind = 'purge_subjects' THEN
+            IF r.subject_column IS NULL THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                    MESSAGE = format('the retention policy of table %s has no subject column', tbl);
+            END IF;
+            op := 'select';
+            list := format('DISTINCT (t.%I)::pg_catalog.text', r.subject_column);
+            filter := format('%s AND NOT %s AND %s AND t.%I IS NOT NULL', q.expired, q.held, q.pending, r.subject_column);
+            privilege := 'SELECT';
+        ELSIF r.action = 'delete' THEN
+            op := 'delete';
+            filter := format('%s AND NOT %s', q.expired, q.held);
+            privilege := 'DELETE';
+        ELSIF r.action = 'anonymize' THEN
+            op := 'update';
+            list := q.change;
+            filter := format('%s AND NOT %s AND %s', q.expired, q.held, q.pending);
+            privilege := 'UPDATE';
+        ELSE
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = format('the %s action is not walked in batches', r.action);
+        END IF;
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = format('unknown maintenance kind %L', kind);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._maint_sql(text, regclass, text[]) IS
+    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, purge, purge_counts, purge_subjects)';
+
+-- The one block-range batch walker: walks tbl in block ranges of about
+-- batch_size rows, each batch one _maint_run (as the owner) and one COMMIT; a
+-- rerun after an interruption finds only what is left.  sweep: then redo the
+-- rows still matching (moved or new meanwhile), batch_size at a time.
+-- catch_errors: stop at the first failing batch and return its SQLSTATE and
+-- message instead of raising (the batches before it stay committed).
+-- Not SET search_path (a procedure with SET clauses cannot COMMIT): every
+-- name is schema-qualified instead.
+CREATE OR REPLACE PROCEDURE customer_vault._walk(kind text, tbl regclass, params text[], batch_size integer,
+                                                skip_locked boolean DEFAULT false, async_commit boolean DEFAULT false,
+                                                sweep boolean DEFAULT false, catch_errors boolean DEFAULT false,
+                                                INOUT processed bigint DEFAULT 0, INOUT batches integer DEFAULT 0,
+                                                INOUT err_sqlstate text DEFAULT NULL, INOUT err_message text DEFAULT NULL)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    nblocks bigint;
+    per_page double precision;
+    step bigint;
+    blk bigint := 0;
+    n bigint;
+    passes integer := 0;
+BEGIN
+    IF kind IS NULL OR tbl IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'maintenance kind and table must not be null';
+    END IF;
+    IF batch_size IS NULL OR batch_size OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'batch_size must be at least 1';
+    END IF;
+    processed := COALESCE(processed, 0);
+    batches := COALESCE(batches, 0);
+    nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
+    SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
+                THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 50 END
+      INTO per_page FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    step := GREATEST(1, (batch_size OPERATOR(pg_catalog./) GREATEST(per_page, 1))::pg_catalog.int8);
+    LOOP
+        IF blk OPERATOR(pg_catalog.>=) nblocks THEN
+            EXIT WHEN NOT sweep OR passes OPERATOR(pg_catalog.>) 1000;
+            passes := passes OPERATOR(pg_catalog.+) 1;
+        END IF;
+        IF async_commit THEN
+            -- a batch lost to a crash is simply done again by the next run
+            PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+        END IF;
+        IF catch_errors THEN
+            BEGIN
+                IF blk OPERATOR(pg_catalog.<) nblocks THEN
+                    n := (customer_vault._maint_run(kind, tbl, params, blk, blk OPERATOR(pg_catalog.+) step,
+                                                    NULL, skip_locked))[1]::pg_catalog.int8;
+                ELSE
+                    n := (customer_vault._maint_run(kind, tbl, params, NULL, NULL, batch_size, skip_locked))[1]::pg_catalog.int8;
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                GET STACKED DIAGNOSTICS err_sqlstate = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                RETURN;
+            END;
+        ELSIF blk OPERATOR(pg_catalog.<) nblocks THEN
+            n := (customer_vault._maint_run(kind, tbl, params, blk, blk OPERATOR(pg_catalog.+) step,
+                                            NULL, skip_locked))[1]::pg_catalog.int8;
+        ELSE
+            n := (customer_vault._maint_run(kind, tbl, params, NULL, NULL, batch_size, skip_locked))[1]::pg_catalog.int8;
+        END IF;
+        processed := processed OPERATOR(pg_catalog.+) n;
+        batches := batches OPERATOR(pg_catalog.+) 1;
+        IF blk OPERATOR(pg_catalog.<) nblocks THEN
+            blk := blk OPERATOR(pg_catalog.+) step;
+        ELSIF n OPERATOR(pg_catalog.=) 0 THEN
+            COMMIT;
+            EXIT;
+        END IF;
+        COMMIT;
+    END LOOP;
+END
+$$;
+COMMENT ON PROCEDURE customer_vault._walk(text, regclass, text[], integer, boolean, boolean, boolean, boolean,
+                                          bigint, integer, text, text) IS
+    'internal: the block-range batch walker of purge, reencrypt (and forget_subject): one committed batch per range, each as the table owner';
+
+GRANT EXECUTE ON FUNCTION customer_vault._maint_run(text, regclass, text[], bigint, bigint, integer, boolean),
+    customer_vault._maint_sql(text, regclass, text[]), customer_vault._maint_time(timestamptz)
+    TO customer_vault_admin;
+GRANT EXECUTE ON PROCEDURE customer_vault._walk(text, regclass, text[], integer, boolean, boolean, boolean, boolean,
+                                                bigint, integer, text, text)
+    TO customer_vault_admin;

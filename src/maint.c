@@ -1,0 +1,395 @@
+/*-------------------------------------------------------------------------
+ * maint.c
+ *		Maintenance as the table owner.  The purge, reencrypt and
+ *		protect_column's rewrite change tables the caller does not own; the
+ *		owner's triggers, rules, defaults, index expressions and policy
+ *		functions fire on those changes.  As PostgreSQL does for VACUUM,
+ *		ANALYZE and REFRESH MATERIALIZED VIEW, each statement runs as the
+ *		table's owner inside a security-restricted operation, in a GUC nest
+ *		level of its own (the owner's code cannot change settings for the
+ *		caller) with row security off (maintenance sees every row, or fails
+ *		with an error when a policy still applies, as under FORCE ROW LEVEL
+ *		SECURITY).
+ *
+ *		The statement is never taken from the caller: cv_maint_run asks the
+ *		SQL function customer_vault._maint_sql (extension code) for the pieces
+ *		of one kind of maintenance and puts the statement together itself.
+ *		The caller must hold the table privilege that kind needs (DELETE for
+ *		a purge, UPDATE for reencrypt, ownership for protect_column), so
+ *		acting as the owner gives the caller nothing the caller could not do.
+ *
+ *		The internal functions those statements call (_m_reseal and friends)
+ *		are executable by every table owner but work only while such a
+ *		statement runs; sealing only under the key of the protect_column in
+ *		progress, blind indexes only for the table being rewritten.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+
+/* the table whose maintenance statement is running, if any */
+static Oid	maint_relid = InvalidOid;
+
+/* the key protect_column's rewrite seals under (NUL: none) */
+static char maint_key[NAMEDATALEN * 4];
+
+/* the implementations the gated functions hand over to */
+extern PGDLLEXPORT Datum cv_reseal(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum cv_needs_reseal(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum cv_seal_column(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum cv_blind_index_rewrite(PG_FUNCTION_ARGS);
+extern PGDLLEXPORT Datum cv_subject_has_key(PG_FUNCTION_ARGS);
+
+PG_FUNCTION_INFO_V1(cv_maint_run);
+PG_FUNCTION_INFO_V1(cv_m_reseal);
+PG_FUNCTION_INFO_V1(cv_m_needs_reseal);
+PG_FUNCTION_INFO_V1(cv_m_seal_column);
+PG_FUNCTION_INFO_V1(cv_m_blind_index_rewrite);
+PG_FUNCTION_INFO_V1(cv_m_subject_has_key);
+
+/* a text column of the builder's answer, or NULL */
+static char *
+maint_field(HeapTuple tup, TupleDesc desc, int col)
+{
+	return SPI_getvalue(tup, desc, col);
+}
+
+/* the caller may do this kind of maintenance on the table itself */
+static void
+maint_check_privilege(Oid relid, Oid owner, const char *priv)
+{
+	AclMode		mode;
+
+	if (strcmp(priv, "OWNER") == 0)
+	{
+		if (!has_privs_of_role(GetUserId(), owner))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("must be owner of table %s", get_rel_name(relid))));
+		return;
+	}
+	if (strcmp(priv, "DELETE") == 0)
+		mode = ACL_DELETE;
+	else if (strcmp(priv, "UPDATE") == 0)
+		mode = ACL_UPDATE;
+	else if (strcmp(priv, "SELECT") == 0)
+		mode = ACL_SELECT;
+	else
+		elog(ERROR, "unknown maintenance privilege \"%s\"", priv);
+	if (pg_class_aclcheck(relid, GetUserId(), mode) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid)),
+				 errdetail("Maintenance acts on a table as its owner, for roles with the %s privilege on it.", priv)));
+}
+
+/*
+ * customer_vault._maint_run(kind, tbl, params, blk_from, blk_to, max_rows, skip_locked)
+ * runs one maintenance statement on tbl as its owner; the rows it changed, or
+ * for a query every value of every row as text, row by row.
+ */
+Datum
+cv_maint_run(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	HeapTuple	ctup;
+	Form_pg_class cform;
+	Oid			owner;
+	char	   *qualname;
+	MemoryContext outer = CurrentMemoryContext;
+	Oid			argtypes[3] = {TEXTOID, REGCLASSOID, TEXTARRAYOID};
+	Datum		args[3];
+	char		argnulls[3] = {' ', ' ', ' '};
+	HeapTuple	btup;
+	TupleDesc	bdesc;
+	char	   *op;
+	char	   *list;
+	char	   *filter;
+	char	   *priv;
+	char	   *key;
+	bool		isnull;
+	Datum		bind;
+	bool		has_bind;
+	StringInfoData sql;
+	StringInfoData sub;
+	Oid			save_userid;
+	int			save_sec;
+	int			save_nestlevel;
+	int			rc;
+	uint64		processed;
+	Datum	   *elems = NULL;
+	bool	   *enulls = NULL;
+	int			nelems = 0;
+	ArrayType  *result;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("maintenance kind and table must not be null")));
+	relid = PG_GETARG_OID(1);
+	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(ctup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	cform = (Form_pg_class) GETSTRUCT(ctup);
+	owner = cform->relowner;
+	qualname = quote_qualified_identifier(get_namespace_name(cform->relnamespace),
+										  NameStr(cform->relname));
+	ReleaseSysCache(ctup);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	/* the pieces of the statement, from extension code, as the caller */
+	args[0] = PG_GETARG_DATUM(0);
+	args[1] = ObjectIdGetDatum(relid);
+	if (PG_ARGISNULL(2))
+	{
+		args[2] = (Datum) 0;
+		argnulls[2] = 'n';
+	}
+	else
+		args[2] = PG_GETARG_DATUM(2);
+	rc = SPI_execute_with_args("SELECT op, list, filter, privilege, key_name, bind"
+							   " FROM customer_vault._maint_sql($1, $2, $3)",
+							   3, argtypes, args, argnulls, true, 0);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "customer_vault._maint_sql did not answer");
+	btup = SPI_tuptable->vals[0];
+	bdesc = SPI_tuptable->tupdesc;
+	op = maint_field(btup, bdesc, 1);
+	list = maint_field(btup, bdesc, 2);
+	filter = maint_field(btup, bdesc, 3);
+	priv = maint_field(btup, bdesc, 4);
+	key = maint_field(btup, bdesc, 5);
+	bind = SPI_getbinval(btup, bdesc, 6, &isnull);
+	has_bind = !isnull;
+	if (op == NULL || priv == NULL)
+		elog(ERROR, "customer_vault._maint_sql gave no operation");
+	if (filter == NULL)
+		filter = "true";
+	if (key != NULL && strlen(key) >= sizeof(maint_key))
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("key name is too long")));
+
+	maint_check_privilege(relid, owner, priv);
+
+	/* the rows of this batch: a block range, or the first max_rows */
+	initStringInfo(&sub);
+	appendStringInfo(&sub, "SELECT t.ctid FROM %s t WHERE ", qualname);
+	if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
+		appendStringInfo(&sub,
+						 "t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
+						 " AND t.ctid OPERATOR(pg_catalog.<) '(" INT64_FORMAT ",0)'::pg_catalog.tid AND ",
+						 PG_GETARG_INT64(3), PG_GETARG_INT64(4));
+	appendStringInfo(&sub, "(%s)", filter);
+	if (!PG_ARGISNULL(5))
+		appendStringInfo(&sub, " LIMIT %d", PG_GETARG_INT32(5));
+
+	initStringInfo(&sql);
+	if (strcmp(op, "delete") == 0)
+		appendStringInfo(&sql,
+						 "DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
+						 qualname, sub.data,
+						 (!PG_ARGISNULL(6) && PG_GETARG_BOOL(6)) ? " SKIP LOCKED" : "");
+	else if (strcmp(op, "update") == 0 && list != NULL)
+		appendStringInfo(&sql,
+						 "UPDATE %s SET %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
+						 qualname, list, sub.data,
+						 (!PG_ARGISNULL(6) && PG_GETARG_BOOL(6)) ? " SKIP LOCKED" : "");
+	else if (strcmp(op, "select") == 0 && list != NULL)
+	{
+		appendStringInfo(&sql, "SELECT %s FROM %s t WHERE ", list, qualname);
+		if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
+			appendStringInfo(&sql,
+							 "t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
+							 " AND t.ctid OPERATOR(pg_catalog.<) '(" INT64_FORMAT ",0)'::pg_catalog.tid AND ",
+							 PG_GETARG_INT64(3), PG_GETARG_INT64(4));
+		appendStringInfo(&sql, "(%s)", filter);
+	}
+	else if (strcmp(op, "alter") == 0 && list != NULL)
+		appendStringInfo(&sql, "ALTER TABLE %s %s", qualname, list);
+	else
+		elog(ERROR, "unknown maintenance operation \"%s\"", op);
+
+	/* as the owner, security-restricted, settings confined, every row seen */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	maint_relid = relid;
+	strlcpy(maint_key, key ? key : "", sizeof(maint_key));
+	PG_TRY();
+	{
+		if (has_bind)
+		{
+			Oid			btype = TEXTARRAYOID;
+
+			rc = SPI_execute_with_args(sql.data, 1, &btype, &bind, NULL, false, 0);
+		}
+		else
+			rc = SPI_execute(sql.data, false, 0);
+	}
+	PG_CATCH();
+	{
+		maint_relid = InvalidOid;
+		maint_key[0] = '\0';
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	maint_relid = InvalidOid;
+	maint_key[0] = '\0';
+	AtEOXact_GUC(false, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec);
+	if (rc < 0)
+		elog(ERROR, "maintenance statement failed: %s", SPI_result_code_string(rc));
+
+	processed = SPI_processed;
+	if (strcmp(op, "select") == 0 && SPI_tuptable != NULL)
+	{
+		SPITupleTable *tt = SPI_tuptable;
+		int			ncols = tt->tupdesc->natts;
+		uint64		i;
+		int			j;
+
+		if (processed * ncols > (uint64) MaxAllocSize / sizeof(Datum))
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("maintenance query returned too many values")));
+		nelems = (int) (processed * ncols);
+		elems = MemoryContextAlloc(outer, sizeof(Datum) * Max(nelems, 1));
+		enulls = MemoryContextAlloc(outer, sizeof(bool) * Max(nelems, 1));
+		for (i = 0; i < processed; i++)
+			for (j = 0; j < ncols; j++)
+			{
+				char	   *v = SPI_getvalue(tt->vals[i], tt->tupdesc, j + 1);
+				int			k = (int) (i * ncols + j);
+				MemoryContext old = MemoryContextSwitchTo(outer);
+
+				enulls[k] = (v == NULL);
+				elems[k] = v ? PointerGetDatum(cstring_to_text(v)) : (Datum) 0;
+				MemoryContextSwitchTo(old);
+			}
+	}
+	else
+	{
+		char		buf[32];
+
+		snprintf(buf, sizeof(buf), UINT64_FORMAT, processed);
+		nelems = 1;
+		elems = MemoryContextAlloc(outer, sizeof(Datum));
+		enulls = MemoryContextAlloc(outer, sizeof(bool));
+		{
+			MemoryContext old = MemoryContextSwitchTo(outer);
+
+			elems[0] = PointerGetDatum(cstring_to_text(buf));
+			enulls[0] = false;
+			MemoryContextSwitchTo(old);
+		}
+	}
+	SPI_finish();
+
+	{
+		int			dims[1] = {nelems};
+		int			lbs[1] = {1};
+
+		result = construct_md_array(elems, enulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT);
+	}
+	PG_RETURN_ARRAYTYPE_P(result);
+}
+
+/* an error unless a maintenance statement runs (and, with a key, seals under it) */
+static void
+maint_gate(FunctionCallInfo fcinfo, int key_argno)
+{
+	if (!OidIsValid(maint_relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s works only inside customer_vault maintenance",
+						get_func_name(fcinfo->flinfo->fn_oid))));
+	if (key_argno >= 0)
+	{
+		char	   *k;
+
+		if (PG_ARGISNULL(key_argno))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("key name must not be null")));
+		k = text_to_cstring(PG_GETARG_TEXT_PP(key_argno));
+		if (maint_key[0] == '\0' || strcmp(k, maint_key) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("%s works only under the key of the column being protected",
+							get_func_name(fcinfo->flinfo->fn_oid))));
+	}
+}
+
+/* _m_reseal: _reseal, inside maintenance only */
+Datum
+cv_m_reseal(PG_FUNCTION_ARGS)
+{
+	maint_gate(fcinfo, -1);
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	if (PG_NARGS() > 2 && PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("text_form must not be null")));
+	return cv_reseal(fcinfo);
+}
+
+/* _m_needs_reseal: _needs_reseal, inside maintenance only (STRICT) */
+Datum
+cv_m_needs_reseal(PG_FUNCTION_ARGS)
+{
+	maint_gate(fcinfo, -1);
+	return cv_needs_reseal(fcinfo);
+}
+
+/* _m_seal_column: _seal_column, inside protect_column's rewrite, its key only */
+Datum
+cv_m_seal_column(PG_FUNCTION_ARGS)
+{
+	maint_gate(fcinfo, 1);
+	return cv_seal_column(fcinfo);
+}
+
+/* _m_blind_index_rewrite: _blind_index_rewrite, inside that table's rewrite only (STRICT) */
+Datum
+cv_m_blind_index_rewrite(PG_FUNCTION_ARGS)
+{
+	maint_gate(fcinfo, -1);
+	if (PG_GETARG_OID(0) != maint_relid)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s works only for the table being rewritten",
+						get_func_name(fcinfo->flinfo->fn_oid))));
+	return cv_blind_index_rewrite(fcinfo);
+}
+
+/* _m_subject_has_key: _subject_has_key, inside maintenance only (STRICT) */
+Datum
+cv_m_subject_has_key(PG_FUNCTION_ARGS)
+{
+	maint_gate(fcinfo, -1);
+	return cv_subject_has_key(fcinfo);
+}
