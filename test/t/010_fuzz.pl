@@ -5,6 +5,7 @@
 #   C  COPY ... FROM STDIN (FORMAT binary), then decrypt() of what loaded
 #   D  decrypt() of authentic values with random (wrong) contexts
 #   E  the protect trigger: INSERT ... RETURNING into a protected column
+#   F  is_sealed() and key_of(): is_sealed agrees with the input function
 # and the test asserts that no backend crashes (the same session survives,
 # the postmaster start time is unchanged, no "terminated by signal" in the
 # log), that no error is XX000 (internal), and that no mutated value is ever
@@ -357,6 +358,8 @@ prepare('dt', 'SELECT customer_vault.decrypt($1, $2)', $oid_t, 25);
 prepare('db', 'SELECT customer_vault.decrypt($1, $2)', $oid_b, 25);
 prepare('ins', 'INSERT INTO fz_people (id, tag, note) VALUES ($1, $2, $3) RETURNING note', 23, 23, 25);
 prepare('view', 'SELECT note FROM fz_people_decrypted WHERE tag = $1', 23);
+prepare('sealed', 'SELECT customer_vault.is_sealed($1)', 25);
+prepare('keyof', 'SELECT customer_vault.key_of($1::customer_vault.encrypted_text)', 25);
 
 my %total;          # outcome => count over all channels
 my $mutants = 0;
@@ -552,6 +555,33 @@ is($ctl_ok, scalar @controls, 'control: every original bytea envelope opens thro
 	my $same = grep { $back[$_][0] eq 'ROW' && $back[$_][1] eq $sealed[$_]{text} } 0 .. $#sealed;
 	is($same, scalar @sealed, 'values stored as plaintext read back unchanged through the decrypted view');
 	note scalar(@sealed) . ' trigger inputs were not envelopes and were sealed as plaintext';
+}
+
+# ---------- F: is_sealed (the CHECK of protected columns) agrees with the input function ----------
+
+{
+	my @texts;
+	for (1 .. 6000)
+	{
+		my $b = pick(@base);
+		push @texts, mutate_text($b->{text}, $b->{bin}, pick(@base)->{bin});
+	}
+	push @texts, map { $_->{text} } grep { $_->{typ} eq 't' } @base;
+	my @sealed = run_many('sealed', map { [ [ 0, $_ ] ] } @texts);
+	my @keyof = run_many('keyof', map { [ [ 0, $_ ] ] } @texts);
+	my ($agree, $ok_envelopes) = (0, 0);
+	for my $i (0 .. $#texts)
+	{
+		my $parsed = $keyof[$i][0] ne '22P02';
+		$ok_envelopes++ if $parsed;
+		$agree++ if $sealed[$i][0] eq 'ROW' && ($sealed[$i][1] eq 't') == $parsed;
+		$total{ 'F:' . $keyof[$i][0] }++;
+		push @problems, 'F key_of/is_sealed: internal error (XX000)'
+		  if $keyof[$i][0] eq 'XX000' || $sealed[$i][0] eq 'XX000';
+	}
+	$mutants += 6000;
+	is($agree, scalar @texts, 'is_sealed() is true exactly for the texts the input function accepts');
+	cmp_ok($ok_envelopes, '>', 100, "some mutated texts still parse as envelopes ($ok_envelopes)");
 }
 
 # ---------- verdict ----------
