@@ -56,6 +56,7 @@ VALUES ('t', 'c', customer_vault.encrypt_for_subject('subj-live', 'alive', 'c'):
 SELECT customer_vault.shred_subject('subj-dead');
 CREATE TABLE fz_bin (id int, ctx text, v customer_vault.encrypted_text);
 CREATE TABLE fz_people (id int, tag int, note text);
+CREATE INDEX ON fz_people (tag);
 INSERT INTO fz_people (id, tag, note) SELECT g, 0, 'person ' || g FROM generate_series(1, 20) g;
 SELECT customer_vault.protect_column('fz_people', 'note', 'fz', 'id');
 CREATE FUNCTION fz_try_bin(v customer_vault.encrypted_text, ctx text) RETURNS text
