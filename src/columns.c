@@ -10,6 +10,11 @@
  * column's binding string (its qualified name at protection time, length
  * prefixed) followed by the row's context column as text, so a value
  * moved to another column or row fails to authenticate.
+ *
+ * Every opening of a value (decrypt(), the decrypted view's _open_column,
+ * re-sealing by reencrypt and by the protect trigger, the trigger's check of
+ * ciphertext written as it is) goes through CvOpenEnvelope(), the one place
+ * where the decrypt audit and decrypt limits hook in.
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
@@ -23,10 +28,10 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-/* per call site memo of the last key used */
+/* per call site memo of the last key used, valid for one statement (epoch) */
 typedef struct CvKeyMemo
 {
-	uint64		generation;
+	uint64		epoch;
 	uint32		id;
 	CvKey	   *key;
 	char		name[NAMEDATALEN];
@@ -47,13 +52,14 @@ static CvKey *
 cv_memo_key_by_id(FunctionCallInfo fcinfo, uint32 id)
 {
 	CvKeyMemo  *m = cv_memo(fcinfo);
+	uint64		epoch = CvKeyEpoch();
 
-	if (cv_keys_stale || m->generation != cv_key_generation || m->id != id || m->key == NULL)
+	if (m->epoch != epoch || m->id != id || m->key == NULL)
 	{
 		m->key = CvKeyById(id);
 		m->id = id;
 		m->name[0] = '\0';
-		m->generation = cv_key_generation;
+		m->epoch = epoch;
 	}
 	return m->key;
 }
@@ -64,8 +70,9 @@ cv_memo_key_by_name(FunctionCallInfo fcinfo, text *name, bool blind)
 {
 	CvKeyMemo  *m = cv_memo(fcinfo);
 	int			len = VARSIZE_ANY_EXHDR(name);
+	uint64		epoch = CvKeyEpoch();
 
-	if (cv_keys_stale || m->generation != cv_key_generation || m->key == NULL ||
+	if (m->epoch != epoch || m->key == NULL ||
 		len >= NAMEDATALEN || strncmp(m->name, VARDATA_ANY(name), len) != 0 ||
 		m->name[len] != '\0')
 	{
@@ -74,7 +81,7 @@ cv_memo_key_by_name(FunctionCallInfo fcinfo, text *name, bool blind)
 		m->key = blind ? CvBlindIndexKeyByName(cname) : CvActiveKeyByName(cname);
 		strlcpy(m->name, cname, NAMEDATALEN);
 		m->id = m->key->id;
-		m->generation = cv_key_generation;
+		m->epoch = epoch;
 		pfree(cname);
 	}
 	return m->key;
@@ -126,43 +133,50 @@ CvParseOrError(const bytea *value, int type, CvEnvelope *env)
 }
 
 /*
- * Try to open an envelope into pt_out (ciphertext_len bytes) and set
- * *ptlen to the plaintext's length (padding stripped): 1 when authentic, 0
- * when not (or the presence of a context differs), -1 when its key was
- * destroyed.  Key lookup and library failures raise errors.
+ * Open an envelope into pt_out (room for ciphertext_len bytes; the
+ * plaintext length goes to *ptlen): the one decryption entry point of the
+ * extension.  Returns CV_OPEN_OK when authentic, CV_OPEN_FAILED when not
+ * (or when the presence of a context differs), CV_OPEN_DESTROYED when its key
+ * was shredded, CV_OPEN_NO_KEY when the key does not exist and missing_ok
+ * (else that is an error).  Library failures raise errors.  pt_out holds
+ * nothing readable unless CV_OPEN_OK.
  */
 int
-CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out,
-			   size_t *ptlen)
+CvOpenEnvelope(const CvEnvelope *env, const char *ctx, int ctxlen, CvOpenUse use,
+			   bool missing_ok, char *pt_out, size_t *ptlen)
 {
-	CvKey	   *key = CvKeyById(env->key_id);
+	CvKey	   *key = missing_ok ? CvKeyByIdOrNull(env->key_id) : CvKeyById(env->key_id);
 	int			rc;
 
 	*ptlen = 0;
-	if (key->destroyed)
-		return -1;
+	if (key == NULL)
+		return CV_OPEN_NO_KEY;
+	if (key->destroyed || key->aead == NULL)
+		return CV_OPEN_DESTROYED;
 	rc = cv_envelope_open(key->aead, env, (const uint8 *) ctx, ctx ? ctxlen : 0,
 						  (uint8 *) pt_out, ptlen);
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("AES-256-GCM decryption failed in the crypto library")));
-	return rc;
+	if (rc == 0)
+		return CV_OPEN_FAILED;
+	return CV_OPEN_OK;
 }
 
 /* open an envelope into pt_out; false when its key was destroyed, errors otherwise */
 bool
-CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, char *pt_out,
-			size_t *ptlen)
+CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen, CvOpenUse use,
+			char *pt_out, size_t *ptlen)
 {
-	int			rc = CvTryOpenValue(env, ctx, ctxlen, pt_out, ptlen);
+	int			rc = CvOpenEnvelope(env, ctx, ctxlen, use, false, pt_out, ptlen);
 
-	if (rc == 0)
+	if (rc == CV_OPEN_FAILED)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("could not decrypt value: authentication failed"),
 				 errdetail("The value was altered, moved to another column or row, or the context does not match the one it was encrypted with.")));
-	return rc > 0;
+	return rc == CV_OPEN_OK;
 }
 
 /* blind index of a plaintext under a named key's derived subkey */
@@ -218,18 +232,15 @@ cv_decrypt_common(FunctionCallInfo fcinfo, int type)
 	bytea	   *v;
 	text	   *ctx;
 	CvEnvelope	env;
-	CvKey	   *key;
 	bytea	   *res;
 	size_t		ptlen;
-	int			rc;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
 	v = PG_GETARG_BYTEA_PP(0);
 	ctx = cv_context_arg(fcinfo, 1);
 	CvParseOrError(v, type, &env);
-	key = cv_memo_key_by_id(fcinfo, env.key_id);
-	if (key->destroyed)
+	if (CvKeyById(env.key_id)->destroyed)
 		PG_RETURN_NULL();		/* crypto-shredded: reads as NULL */
 	if ((env.flags & CV_ENV_FLAG_CONTEXT) && ctx == NULL)
 		ereport(ERROR,
@@ -242,19 +253,9 @@ cv_decrypt_common(FunctionCallInfo fcinfo, int type)
 				 errmsg("value was encrypted without a context"),
 				 errhint("Call decrypt() without a context for this value.")));
 	res = palloc(VARHDRSZ + env.ciphertext_len);
-	rc = cv_envelope_open(key->aead, &env,
-						  ctx ? (const uint8 *) VARDATA_ANY(ctx) : NULL,
-						  ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
-						  (uint8 *) VARDATA(res), &ptlen);
-	if (rc < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
-				 errmsg("AES-256-GCM decryption failed in the crypto library")));
-	if (rc == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("could not decrypt value: authentication failed"),
-				 errdetail("The value was altered, moved to another column or row, or the context does not match the one it was encrypted with.")));
+	if (!CvOpenValue(&env, ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
+					 CV_OPEN_READ, VARDATA(res), &ptlen))
+		PG_RETURN_NULL();
 	SET_VARSIZE(res, VARHDRSZ + ptlen);
 	PG_FREE_IF_COPY(v, 0);
 	PG_RETURN_BYTEA_P(res);
@@ -438,32 +439,20 @@ CvEnvelopeAsText(bytea *sealed)
 	return res;
 }
 
-/* open a value for re-sealing; the plaintext is palloc'd, caller wipes it */
-static char *
-cv_open_for_reseal(const CvEnvelope *env, const char *ctx, int ctxlen, size_t *ptlen)
-{
-	char	   *pt = palloc(env->ciphertext_len + 1);
-
-	if (!CvOpenValue(env, ctx, ctxlen, pt, ptlen))
-	{
-		pfree(pt);
-		return NULL;
-	}
-	return pt;
-}
-
 /*
- * _reseal(value, context): the value re-encrypted under the active version
- * of its key's name (rotation); values under subject or destroyed keys and
- * values already under the active version come back unchanged.  Accepts
- * encrypted_text/encrypted_bytea (as bytea) or a text envelope (protected
- * columns).  The plaintext never leaves this function and is wiped.
+ * _reseal(value, context [, text_form]): the value re-encrypted under the
+ * active version of its key's name (rotation); values under subject or
+ * destroyed keys and values already under the active version come back
+ * unchanged.  Accepts encrypted_text/encrypted_bytea (as bytea) or a text
+ * envelope (protected columns).  The plaintext never leaves this function
+ * and is wiped.  Not STRICT (a NULL context means none): a NULL value gives
+ * NULL, a NULL text_form is an error.
  */
 Datum
 cv_reseal(PG_FUNCTION_ARGS)
 {
-	Datum		arg = PG_GETARG_DATUM(0);
-	bool		is_text_form = PG_NARGS() > 2 && PG_GETARG_BOOL(2);
+	Datum		arg;
+	bool		is_text_form = false;
 	text	   *ctx = cv_context_arg(fcinfo, 1);
 	CvEnvelope	env;
 	bytea	   *bin;
@@ -473,6 +462,17 @@ cv_reseal(PG_FUNCTION_ARGS)
 	size_t		ptlen;
 	bytea	   *sealed;
 
+	if (PG_NARGS() > 2)
+	{
+		if (PG_ARGISNULL(2))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("text_form must not be null")));
+		is_text_form = PG_GETARG_BOOL(2);
+	}
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	arg = PG_GETARG_DATUM(0);
 	if (is_text_form)
 	{
 		text	   *t = DatumGetTextPP(arg);
@@ -488,15 +488,17 @@ cv_reseal(PG_FUNCTION_ARGS)
 		bin = DatumGetByteaPP(arg);
 		CvParseOrError(bin, 0, &env);
 	}
+	/* key references stay valid for the whole statement */
 	key = CvKeyById(env.key_id);
 	if (key->is_subject || key->destroyed)
 		PG_RETURN_DATUM(arg);
 	active = CvActiveKeyByName(key->name);
 	if (active->id == env.key_id)
 		PG_RETURN_DATUM(arg);
-	pt = cv_open_for_reseal(&env, ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
-							&ptlen);
-	active = CvActiveKeyByName(key->name);
+	pt = palloc(env.ciphertext_len + 1);
+	if (!CvOpenValue(&env, ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0,
+					 CV_OPEN_RESEAL, pt, &ptlen))
+		PG_RETURN_DATUM(arg);
 	sealed = CvSealValue(active, env.type, pt, ptlen,
 						 ctx ? VARDATA_ANY(ctx) : NULL, ctx ? VARSIZE_ANY_EXHDR(ctx) : 0);
 	cv_wipe(pt, env.ciphertext_len);
@@ -505,4 +507,3 @@ cv_reseal(PG_FUNCTION_ARGS)
 		PG_RETURN_TEXT_P(CvEnvelopeAsText(sealed));
 	PG_RETURN_BYTEA_P(sealed);
 }
-

@@ -9,6 +9,7 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 
 #include "crypto.h"
 #include "envelope.h"
@@ -59,12 +60,16 @@ typedef struct CvKey
 								 * named keys only */
 } CvKey;
 
-extern uint64 cv_key_generation;	/* bumped whenever the cache is flushed */
-extern bool cv_keys_stale;		/* a flush is pending: look keys up again */
-
+/*
+ * A CvKey * (and everything it points to) stays valid and unchanged for the
+ * whole statement that obtained it; memos kept across calls (fn_extra) are
+ * valid while CvKeyEpoch() returns the value they were made under.
+ */
 extern void KeysInit(void);
 extern void CvRootKeyMarkStale(void);
+extern uint64 CvKeyEpoch(void);
 extern CvKey *CvKeyById(uint32 id);
+extern CvKey *CvKeyByIdOrNull(uint32 id);
 extern CvKey *CvActiveKeyByName(const char *name);
 extern CvKey *CvBlindIndexKeyByName(const char *name);
 extern CvKey *CvSubjectKey(const char *subject, bool create);
@@ -73,10 +78,32 @@ extern void CvRandomNonce(uint8 *nonce);
 /* columns.c: sealing and opening values (protect.c: protected columns) */
 extern bytea *CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
 						  const char *ctx, int ctxlen);
-extern int	CvTryOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
-						   char *pt_out, size_t *ptlen);
+
+/* why a value is opened: the decrypt audit and limits tell these apart */
+typedef enum CvOpenUse
+{
+	CV_OPEN_READ,				/* plaintext handed to the caller: decrypt(),
+								 * <table>_decrypted */
+	CV_OPEN_RESEAL,				/* re-sealed at once, never shown: rotation,
+								 * a protected row's context change */
+	CV_OPEN_VERIFY				/* authenticity check of ciphertext written
+								 * to a protected column (restore, COPY) */
+} CvOpenUse;
+
+/* results of CvOpenEnvelope */
+#define CV_OPEN_OK			1	/* authentic: plaintext in pt_out */
+#define CV_OPEN_FAILED		0	/* not authentic (or context presence differs) */
+#define CV_OPEN_DESTROYED	(-1)	/* its key was shredded */
+#define CV_OPEN_NO_KEY		(-2)	/* no such key (only when missing_ok) */
+
+extern int	CvOpenEnvelope(const CvEnvelope *env, const char *ctx, int ctxlen,
+						   CvOpenUse use, bool missing_ok, char *pt_out, size_t *ptlen);
 extern bool CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
-						char *pt_out, size_t *ptlen);
+						CvOpenUse use, char *pt_out, size_t *ptlen);
+
+/* protect.c: the row context of protected columns */
+extern bool CvContextTypeSupported(Oid typid);
+extern void CvAppendRowContext(StringInfo buf, Oid typid, Datum value);
 extern void CvParseOrError(const bytea *value, int type, CvEnvelope *env);
 extern bytea *CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env);
 extern text *CvEnvelopeAsText(bytea *sealed);

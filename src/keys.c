@@ -4,18 +4,28 @@
  *		ring stored wrapped in customer_vault.data_keys, wrap/unwrap, the
  *		per-backend cache of unwrapped keys, and wiping.
  *
- * The root key lives in malloc'd, mlock'd memory outside every memory
- * context, is never written to a table, a setting or a message, and is
- * wiped when released.  Data keys are stored only wrapped under it
- * (AES-256-GCM, associated data binding the key id), together with the
- * root key's fingerprint so that a wrong root key gives a clear error.
+ * Raw key bytes (the root keys, a data key in transit, a derived subkey,
+ * the text a root key is read from) live only in one page per backend that
+ * is mmap'd outside every memory context, mlock'd, excluded from core dumps
+ * (MADV_DONTDUMP) and from forked children (MADV_DONTFORK), and wiped when
+ * released.  The root key is never written to a table, a setting or a
+ * message; its AES key schedule exists only for the duration of one wrap
+ * or unwrap.  Data keys are stored only wrapped under it (AES-256-GCM,
+ * associated data binding the key id), together with the root key's
+ * fingerprint so that a wrong root key gives a clear error.
  *
- * Unwrapped data keys are cached per backend as OpenSSL key schedules.
- * The cache is flushed (and wiped) when the key table's relcache entry is
- * invalidated: a statement trigger on data_keys sends that invalidation
- * on every UPDATE, DELETE or TRUNCATE, so a rotation or a shred committed
- * in one session is seen by the next transaction of every other session.
- * The cache holds at most CV_KEY_CACHE_MAX keys; beyond that it is flushed.
+ * Unwrapped data keys are cached per backend as OpenSSL key schedules
+ * (allocated by OpenSSL on its heap, cleansed by OpenSSL when freed).  A key
+ * reference (CvKey *) stays valid, unchanged, for the whole statement that
+ * obtained it: invalidations (a statement trigger on data_keys sends one on
+ * every UPDATE, DELETE or TRUNCATE) and the size limit (CV_KEY_CACHE_MAX)
+ * are applied only at the next statement or transaction boundary, when the
+ * whole cache generation is dropped: its memory context is deleted and
+ * reset callbacks free (and cleanse) the OpenSSL objects.  So a rotation or
+ * a shred committed in one session is seen by the next statement of every
+ * other session, and no caller ever holds a dangling key pointer.  The
+ * session's own shred and rotation take effect at once (the cached entry is
+ * marked destroyed, the name's active version forgotten).
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
@@ -38,6 +48,7 @@
 #include "port.h"
 #include "storage/fd.h"
 #include "storage/ipc.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -66,10 +77,32 @@
 typedef struct CvRoot
 {
 	bool		loaded;
-	uint8	   *key;			/* CV_KEY_LEN bytes, malloc'd and mlock'd */
-	CvAead	   *aead;			/* its key schedule, for wrapping */
+	uint8	   *key;			/* CV_KEY_LEN bytes in the locked page */
 	uint8		fp[CV_FP_LEN];
 } CvRoot;
+
+/*
+ * The locked page: every raw copy of root and data-key material.  Made on
+ * first use in each backend (never in the postmaster, whose children would
+ * inherit it).
+ */
+typedef struct CvSecrets
+{
+	uint8		root[CV_KEY_LEN];
+	uint8		prev_root[CV_KEY_LEN];
+	uint8		scratch[CV_KEY_LEN];	/* a key being read, made or unwrapped */
+	uint8		sub[CV_KEY_LEN];	/* a subkey being derived */
+	char		text[160];		/* a root key's hex text being parsed */
+	char		sink[256];		/* excess output of the key command */
+} CvSecrets;
+
+/* OpenSSL objects of one cached key, freed by a memory-context reset callback */
+typedef struct CvKeyHolder
+{
+	MemoryContextCallback cb;
+	CvAead	   *aead;
+	CvMac	   *bidx;
+} CvKeyHolder;
 
 typedef struct CvNameEntry
 {
@@ -86,8 +119,13 @@ typedef struct CvSubjectEntry
 
 static CvRoot cv_root;
 static CvRoot cv_prev_root;
-bool		cv_keys_stale = true;
+static CvSecrets *cv_secrets = NULL;
+static size_t cv_secrets_len = 0;
 
+/* a flush is pending (invalidation, root key setting): applied at the next boundary */
+static bool cv_keys_stale = true;
+
+/* the cache generation: hash tables and key holders; deleted by a flush */
 static MemoryContext cv_key_cxt = NULL;
 static HTAB *cv_key_cache = NULL;
 static HTAB *cv_name_cache = NULL;
@@ -98,7 +136,14 @@ static Oid	cv_data_keys_pkey = InvalidOid;
 static Oid	cv_data_keys_name_idx = InvalidOid;
 static Oid	cv_data_keys_subject_idx = InvalidOid;
 
-uint64		cv_key_generation = 1;
+/* statement epoch: bumped at every statement or transaction boundary and flush */
+static uint64 cv_epoch = 1;
+static LocalTransactionId cv_epoch_lxid = InvalidLocalTransactionId;
+static TimestampTz cv_epoch_ts = 0;
+
+/* the key found last, valid while cv_last_epoch is the current epoch */
+static CvKey *cv_last_key = NULL;
+static uint64 cv_last_epoch = 0;
 
 static uint8 cv_nonce_pool[CV_NONCE_LEN * 340];
 static int	cv_nonce_pos = sizeof(cv_nonce_pool);
@@ -107,16 +152,73 @@ static const char cv_wrap_label[] = "cv-dk-v1";
 
 /*
  * Scratch space for a key in transit (a root key being read, a data key
- * being made or unwrapped).  Wiped on the normal path and, should an error
- * interrupt, at the end of the (sub)transaction.
+ * being made or unwrapped) is cv_secrets->scratch: wiped on the normal path
+ * and, should an error interrupt, at the end of the (sub)transaction.
  */
-static uint8 cv_scratch[CV_KEY_LEN];
+#define cv_scratch (cv_secrets_get()->scratch)
 
 /*
  * Keys inserted by the current transaction may be in the cache; should it
  * abort, they never existed, so the cache is flushed.
  */
 static bool cv_keys_created_in_xact = false;
+
+/* ---------- locked memory ---------- */
+
+/*
+ * The backend's locked page for raw key bytes, mapped on first use:
+ * mlock'd (a failure is reported as a WARNING once: keys may then reach
+ * swap), never in a core dump, not inherited by forked children.
+ */
+static CvSecrets *
+cv_secrets_get(void)
+{
+	void	   *p;
+	long		page;
+
+	if (cv_secrets != NULL)
+		return cv_secrets;
+	page = sysconf(_SC_PAGESIZE);
+	if (page <= 0)
+		page = 4096;
+	cv_secrets_len = TYPEALIGN(page, sizeof(CvSecrets));
+	p = mmap(NULL, cv_secrets_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not map memory for keys: %m")));
+#ifdef MADV_DONTDUMP
+	if (madvise(p, cv_secrets_len, MADV_DONTDUMP) != 0)
+	{
+		int			save_errno = errno;
+
+		munmap(p, cv_secrets_len);
+		errno = save_errno;
+		ereport(ERROR,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not exclude key memory from core dumps: %m")));
+	}
+#endif
+#ifdef MADV_DONTFORK
+	(void) madvise(p, cv_secrets_len, MADV_DONTFORK);
+#endif
+	if (mlock(p, cv_secrets_len) != 0)
+		ereport(WARNING,
+				(errcode(ERRCODE_SYSTEM_ERROR),
+				 errmsg("could not lock key memory: %m"),
+				 errdetail("Key material of this session may be written to swap."),
+				 errhint("Raise the locked-memory limit (RLIMIT_MEMLOCK) of the database server.")));
+	cv_secrets = (CvSecrets *) p;
+	return cv_secrets;
+}
+
+/* wipe the locked page (backend exit) */
+static void
+cv_secrets_wipe(void)
+{
+	if (cv_secrets != NULL)
+		cv_wipe(cv_secrets, sizeof(CvSecrets));
+}
 
 /* ---------- root key ---------- */
 
@@ -125,13 +227,21 @@ static void
 cv_root_release(CvRoot *r)
 {
 	if (r->key != NULL)
-	{
 		cv_wipe(r->key, CV_KEY_LEN);
-		munlock(r->key, CV_KEY_LEN);
-		free(r->key);
-	}
-	cv_aead_free(r->aead);
 	memset(r, 0, sizeof(CvRoot));
+}
+
+/* an AES-256-GCM key schedule of a root key, for one wrap or unwrap; caller frees */
+static CvAead *
+cv_root_aead(const CvRoot *r)
+{
+	CvAead	   *a = cv_aead_new(r->key);
+
+	if (a == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not initialize AES-256-GCM")));
+	return a;
 }
 
 /* value of one hexadecimal digit, -1 if it is none */
@@ -174,7 +284,7 @@ cv_parse_hex_key(const char *buf, size_t len, uint8 *out)
 static void
 cv_read_key_file(const char *path, const char *setting, uint8 *out)
 {
-	char		buf[160];
+	char	   *buf = cv_secrets_get()->text;
 	struct stat st;
 	int			fd;
 	ssize_t		n;
@@ -220,10 +330,10 @@ cv_read_key_file(const char *path, const char *setting, uint8 *out)
 				 errmsg("root key file \"%s\" named by %s must be owned by the database user or root",
 						path, setting)));
 	}
-	n = read(fd, buf, sizeof(buf));
+	n = read(fd, buf, sizeof(cv_secrets->text));
 	close(fd);
 	ok = n > 0 && cv_parse_hex_key(buf, (size_t) n, out);
-	cv_wipe(buf, sizeof(buf));
+	cv_wipe(buf, sizeof(cv_secrets->text));
 	if (n < 0)
 		ereport(ERROR,
 				(errcode_for_file_access(),
@@ -243,8 +353,8 @@ cv_read_key_file(const char *path, const char *setting, uint8 *out)
 static void
 cv_read_key_command(const char *command, uint8 *out)
 {
-	char		buf[160];
-	char		sink[256];
+	char	   *buf = cv_secrets_get()->text;
+	char	   *sink = cv_secrets->sink;
 	size_t		n = 0;
 	bool		overflow = false;
 	bool		ok;
@@ -257,16 +367,16 @@ cv_read_key_command(const char *command, uint8 *out)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not run the command named by customer_vault.root_key_command: %m")));
-	n = fread(buf, 1, sizeof(buf), fh);
+	n = fread(buf, 1, sizeof(cv_secrets->text), fh);
 	while (!feof(fh) && !ferror(fh))
 	{
-		if (fread(sink, 1, sizeof(sink), fh) > 0)
+		if (fread(sink, 1, sizeof(cv_secrets->sink), fh) > 0)
 			overflow = true;
 	}
-	cv_wipe(sink, sizeof(sink));
+	cv_wipe(sink, sizeof(cv_secrets->sink));
 	rc = ClosePipeStream(fh);
 	ok = !overflow && rc == 0 && n > 0 && cv_parse_hex_key(buf, n, out);
-	cv_wipe(buf, sizeof(buf));
+	cv_wipe(buf, sizeof(cv_secrets->text));
 	if (rc != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
@@ -295,18 +405,6 @@ cv_root_fingerprint(const uint8 *key, uint8 *fp)
 				 errmsg("could not compute HMAC-SHA-256")));
 	memcpy(fp, mac, CV_FP_LEN);
 	cv_wipe(mac, sizeof(mac));
-}
-
-/* allocate a locked buffer for a root key */
-static uint8 *
-cv_secure_alloc(void)
-{
-	uint8	   *p = malloc(CV_KEY_LEN);
-
-	if (p == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY), errmsg("out of memory")));
-	(void) mlock(p, CV_KEY_LEN);	/* best effort: keep it out of swap */
-	return p;
 }
 
 /*
@@ -348,18 +446,10 @@ cv_root_get(bool previous)
 	else
 		cv_read_key_command(cv_root_key_command, cv_scratch);
 	cv_root_fingerprint(cv_scratch, r->fp);
-	buf = cv_secure_alloc();
+	buf = previous ? cv_secrets->prev_root : cv_secrets->root;
 	memcpy(buf, cv_scratch, CV_KEY_LEN);
 	cv_wipe(cv_scratch, CV_KEY_LEN);
 	r->key = buf;
-	r->aead = cv_aead_new(buf);
-	if (r->aead == NULL)
-	{
-		cv_root_release(r);
-		ereport(ERROR,
-				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
-				 errmsg("could not initialize AES-256-GCM")));
-	}
 	r->loaded = true;
 	return r;
 }
@@ -373,26 +463,30 @@ CvRootKeyMarkStale(void)
 
 /* ---------- data-key cache ---------- */
 
-/* wipe and drop every cached key; the root keys too when asked */
+/* reset callback of a cache generation: free (and so cleanse) one key's OpenSSL objects */
+static void
+cv_key_holder_free(void *arg)
+{
+	CvKeyHolder *h = (CvKeyHolder *) arg;
+
+	cv_aead_free(h->aead);
+	h->aead = NULL;
+	cv_mac_free(h->bidx);
+	h->bidx = NULL;
+}
+
+/*
+ * Drop the cache generation (every cached key, wiped by the reset callbacks);
+ * the root keys too when asked.  Only at a statement or transaction boundary
+ * (or at exit): key references handed out earlier die here.
+ */
 static void
 cv_cache_flush(bool roots)
 {
-	if (cv_key_cache != NULL)
-	{
-		HASH_SEQ_STATUS status;
-		CvKey	   *k;
-
-		hash_seq_init(&status, cv_key_cache);
-		while ((k = hash_seq_search(&status)) != NULL)
-		{
-			cv_aead_free(k->aead);
-			k->aead = NULL;
-			cv_mac_free(k->bidx);
-			k->bidx = NULL;
-		}
-	}
 	if (cv_key_cxt != NULL)
-		MemoryContextReset(cv_key_cxt);
+		MemoryContextDelete(cv_key_cxt);
+	cv_key_cxt = NULL;
+	cv_last_key = NULL;
 	cv_key_cache = NULL;
 	cv_name_cache = NULL;
 	cv_subject_cache = NULL;
@@ -405,7 +499,43 @@ cv_cache_flush(bool roots)
 		cv_root_release(&cv_root);
 		cv_root_release(&cv_prev_root);
 	}
-	cv_key_generation++;
+	cv_epoch++;
+}
+
+/*
+ * The key epoch, which changes at every statement and transaction boundary
+ * (a new statement start time or a new local transaction): key references
+ * and memos of key references are valid while it stays the same.  A pending
+ * flush (an invalidation, a changed root key setting, a cache over its size
+ * limit) is applied here, at the first key access of a new statement, when no
+ * reference from an earlier statement can still be in use.
+ */
+uint64
+CvKeyEpoch(void)
+{
+#if PG_VERSION_NUM >= 170000
+	LocalTransactionId lxid = MyProc != NULL ? MyProc->vxid.lxid : InvalidLocalTransactionId;
+#else
+	LocalTransactionId lxid = MyProc != NULL ? MyProc->lxid : InvalidLocalTransactionId;
+#endif
+	TimestampTz ts = GetCurrentStatementStartTimestamp();
+
+	if (lxid != cv_epoch_lxid || ts != cv_epoch_ts)
+	{
+		cv_epoch_lxid = lxid;
+		cv_epoch_ts = ts;
+		cv_epoch++;
+		if (cv_keys_stale)
+		{
+			cv_cache_flush(true);
+			cv_keys_stale = false;
+		}
+		else if (cv_key_cache != NULL &&
+				 (hash_get_num_entries(cv_key_cache) > CV_KEY_CACHE_MAX ||
+				  hash_get_num_entries(cv_subject_cache) > CV_KEY_CACHE_MAX))
+			cv_cache_flush(false);
+	}
+	return cv_epoch;
 }
 
 /* relcache callback: a change to data_keys (or a full reset) flushes lazily */
@@ -421,13 +551,15 @@ static void
 cv_keys_atexit(int code, Datum arg)
 {
 	cv_cache_flush(true);
+	cv_secrets_wipe();
 }
 
 /* wipe the scratch key when a transaction ends, also on error */
 static void
 cv_xact_callback(XactEvent event, void *arg)
 {
-	cv_wipe(cv_scratch, CV_KEY_LEN);
+	if (cv_secrets != NULL)
+		cv_wipe(cv_secrets->scratch, CV_KEY_LEN);
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
 	{
 		if (cv_keys_created_in_xact)
@@ -444,7 +576,8 @@ static void
 cv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					SubTransactionId parentSubid, void *arg)
 {
-	cv_wipe(cv_scratch, CV_KEY_LEN);
+	if (cv_secrets != NULL)
+		cv_wipe(cv_secrets->scratch, CV_KEY_LEN);
 	if (event == SUBXACT_EVENT_ABORT_SUB && cv_keys_created_in_xact)
 		cv_keys_stale = true;
 }
@@ -459,17 +592,16 @@ KeysInit(void)
 	on_proc_exit(cv_keys_atexit, (Datum) 0);
 }
 
-/* apply a pending flush, then make sure the hash tables and OIDs exist */
+/*
+ * Apply a pending flush if this is a new statement, then make sure the hash
+ * tables and OIDs exist.  Never drops a key inside a statement.
+ */
 static void
 cv_cache_prepare(void)
 {
 	HASHCTL		ctl;
 
-	if (cv_keys_stale)
-	{
-		cv_cache_flush(true);
-		cv_keys_stale = false;
-	}
+	(void) CvKeyEpoch();
 	if (cv_key_cxt == NULL)
 		cv_key_cxt = AllocSetContextCreate(TopMemoryContext, "customer_vault keys",
 										   ALLOCSET_SMALL_SIZES);
@@ -489,13 +621,6 @@ cv_cache_prepare(void)
 		ctl.entrysize = sizeof(CvSubjectEntry);
 		cv_subject_cache = hash_create("customer_vault subject keys", 64, &ctl,
 									   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
-	}
-	else if (hash_get_num_entries(cv_key_cache) >= CV_KEY_CACHE_MAX ||
-			 hash_get_num_entries(cv_subject_cache) >= CV_KEY_CACHE_MAX)
-	{
-		cv_cache_flush(false);
-		cv_cache_prepare();
-		return;
 	}
 	if (!OidIsValid(cv_data_keys_relid))
 	{
@@ -528,6 +653,7 @@ cv_unwrap(uint32 id, const bytea *wrapped, const bytea *root_fp, uint8 *out)
 	CvRoot	   *use = NULL;
 	uint8		aad[sizeof(cv_wrap_label) - 1 + 4];
 	const uint8 *w;
+	CvAead	   *aead;
 	int			rc;
 
 	if (VARSIZE_ANY_EXHDR(root_fp) == CV_FP_LEN &&
@@ -564,8 +690,10 @@ cv_unwrap(uint32 id, const bytea *wrapped, const bytea *root_fp, uint8 *out)
 	aad[10] = (uint8) (id >> 8);
 	aad[11] = (uint8) id;
 	w = (const uint8 *) VARDATA_ANY(wrapped);
-	rc = cv_aead_open(use->aead, w, aad, sizeof(aad), NULL, 0,
+	aead = cv_root_aead(use);
+	rc = cv_aead_open(aead, w, aad, sizeof(aad), NULL, 0,
 					  w + CV_NONCE_LEN, CV_KEY_LEN, w + CV_NONCE_LEN + CV_KEY_LEN, out);
+	cv_aead_free(aead);
 	if (rc < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -585,6 +713,7 @@ cv_wrap(uint32 id, const uint8 *dk, bytea **root_fp_out)
 	bytea	   *res = palloc(VARHDRSZ + CV_WRAPPED_LEN);
 	uint8	   *w = (uint8 *) VARDATA(res);
 	uint8		aad[sizeof(cv_wrap_label) - 1 + 4];
+	CvAead	   *aead;
 	bool		ok;
 
 	SET_VARSIZE(res, VARHDRSZ + CV_WRAPPED_LEN);
@@ -597,8 +726,10 @@ cv_wrap(uint32 id, const uint8 *dk, bytea **root_fp_out)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("could not generate random bytes")));
-	ok = cv_aead_seal(cur->aead, w, aad, sizeof(aad), NULL, 0, dk, CV_KEY_LEN,
+	aead = cv_root_aead(cur);
+	ok = cv_aead_seal(aead, w, aad, sizeof(aad), NULL, 0, dk, CV_KEY_LEN,
 					  w + CV_NONCE_LEN, w + CV_NONCE_LEN + CV_KEY_LEN);
+	cv_aead_free(aead);
 	if (!ok)
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -636,36 +767,35 @@ static CvKey *
 cv_cache_insert(const CvKey *meta, uint8 *dk)
 {
 	CvKey	   *k;
-	CvAead	   *aead = NULL;
-	CvMac	   *bidx = NULL;
+	CvKeyHolder *h;
 	bool		ok = true;
 
+	h = MemoryContextAllocZero(cv_key_cxt, sizeof(CvKeyHolder));
+	h->cb.func = cv_key_holder_free;
+	h->cb.arg = h;
+	MemoryContextRegisterResetCallback(cv_key_cxt, &h->cb);
 	if (dk != NULL)
 	{
-		uint8		sub[CV_KEY_LEN];
+		uint8	   *sub = cv_secrets_get()->sub;
 
-		aead = cv_aead_new(dk);
-		ok = aead != NULL;
+		h->aead = cv_aead_new(dk);
+		ok = h->aead != NULL;
 		if (ok && !meta->is_subject)
 		{
 			ok = cv_hkdf_sha256(dk, CV_KEY_LEN, "customer_vault blind index v1", sub, CV_KEY_LEN) &&
-				(bidx = cv_mac_new(sub, CV_KEY_LEN)) != NULL;
-			cv_wipe(sub, sizeof(sub));
+				(h->bidx = cv_mac_new(sub, CV_KEY_LEN)) != NULL;
+			cv_wipe(sub, CV_KEY_LEN);
 		}
 		cv_wipe(dk, CV_KEY_LEN);
 		if (!ok)
-		{
-			cv_aead_free(aead);
-			cv_mac_free(bidx);
 			ereport(ERROR,
 					(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 					 errmsg("could not set up data key %u in the crypto library", meta->id)));
-		}
 	}
 	k = hash_search(cv_key_cache, &meta->id, HASH_ENTER, NULL);
 	memcpy(k, meta, sizeof(CvKey));
-	k->aead = aead;
-	k->bidx = bidx;
+	k->aead = h->aead;
+	k->bidx = h->bidx;
 	k->destroyed = (dk == NULL);
 	return k;
 }
@@ -737,17 +867,37 @@ cv_load_key(uint32 id)
 CvKey *
 CvKeyById(uint32 id)
 {
-	CvKey	   *k;
+	CvKey	   *k = CvKeyByIdOrNull(id);
 
-	cv_cache_prepare();
-	k = hash_search(cv_key_cache, &id, HASH_FIND, NULL);
-	if (k == NULL)
-		k = cv_load_key(id);
 	if (k == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("data key %u does not exist", id),
 				 errdetail("The value was encrypted in another database, or its key table was not restored.")));
+	return k;
+}
+
+/*
+ * The data key with this id, NULL when there is none; valid, unchanged,
+ * until the end of the statement.
+ */
+CvKey *
+CvKeyByIdOrNull(uint32 id)
+{
+	uint64		epoch = CvKeyEpoch();
+	CvKey	   *k;
+
+	if (cv_last_key != NULL && cv_last_epoch == epoch && cv_last_key->id == id)
+		return cv_last_key;
+	cv_cache_prepare();
+	k = hash_search(cv_key_cache, &id, HASH_FIND, NULL);
+	if (k == NULL)
+		k = cv_load_key(id);
+	if (k != NULL)
+	{
+		cv_last_key = k;
+		cv_last_epoch = epoch;
+	}
 	return k;
 }
 
@@ -1265,6 +1415,9 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not update the key table");
 	(void) cv_insert_key(name, maxver + 1, NULL, NULL, pad_to, false);
 	cv_restore_user(&sw);
+	/* this session encrypts under the new version from now on */
+	if (cv_name_cache != NULL)
+		(void) hash_search(cv_name_cache, name, HASH_REMOVE, NULL);
 	PG_RETURN_INT32(maxver + 1);
 }
 
@@ -1330,6 +1483,7 @@ cv_shred_subject(PG_FUNCTION_ARGS)
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
 	bool		found;
+	uint64		i;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1343,12 +1497,29 @@ cv_shred_subject(PG_FUNCTION_ARGS)
 	if (SPI_execute_with_args("UPDATE customer_vault.data_keys"
 							  " SET state = 'destroyed', wrapped = NULL, subject = NULL,"
 							  "     destroyed_at = pg_catalog.now()"
-							  " WHERE subject OPERATOR(pg_catalog.=) $1",
-							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE)
+							  " WHERE subject OPERATOR(pg_catalog.=) $1 RETURNING id",
+							  1, types, values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not update the key table");
 	found = SPI_processed > 0;
+
+	/*
+	 * Our own cache: the key reads as destroyed at once (its entry stays
+	 * allocated, so references in use remain valid; it is wiped with the
+	 * generation at the next statement); other backends get the invalidation.
+	 */
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		uint32		id = (uint32) DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															  SPI_tuptable->tupdesc, 1, &isnull));
+		CvKey	   *k = cv_key_cache ? hash_search(cv_key_cache, &id, HASH_FIND, NULL) : NULL;
+
+		if (k != NULL)
+			k->destroyed = true;
+	}
+	if (cv_subject_cache != NULL)
+		(void) hash_search(cv_subject_cache, subject, HASH_REMOVE, NULL);
 	cv_restore_user(&sw);
-	/* our own cache: drop it now, other backends get the invalidation */
 	cv_keys_stale = true;
 	PG_RETURN_BOOL(found);
 }

@@ -1,39 +1,59 @@
 /*-------------------------------------------------------------------------
  * protect.c
- *		The transparent path: protected columns (protect_column).
+ *		The transparent path: protected columns (protect_column), and the
+ *		row context their values are bound to.
  *
  * A protected column keeps its text type and stores the text form of a
  * text envelope.  Its BEFORE INSERT OR UPDATE trigger seals plaintext before
  * the row is written, keeps the blind index current, and re-binds a value
- * whose row context changed.  The associated data of a value is the
- * column's binding (its qualified name at protection time, length
- * prefixed) followed by the row's context column as text, so a value moved
- * to another column or row fails to authenticate.  Column numbers, the
- * context column's output function and the keys are resolved once per
- * statement and kept in the trigger's fn_extra.
+ * whose row context changed.  The associated data of a value is its row
+ * context: the column's binding (its qualified name at protection time,
+ * length prefixed) followed by the row's context column in a canonical text
+ * form, so a value moved to another column or row fails to authenticate.
+ *
+ * The row context is built in one place, CvAppendRowContext(), used by the
+ * trigger and, through _row_context(binding, value), by the protect_column
+ * rewrite, reencrypt and the decrypted view.  Its text form of a value
+ * depends on nothing but the value (never on DateStyle, TimeZone or the
+ * like), and only the types listed in CvContextTypeSupported() are accepted.
+ *
+ * Column numbers, types, the keys and the statement's key epoch are resolved
+ * on the trigger's first row in a statement and kept in its fn_extra.  The
+ * trigger checks the identity and types of the columns it works on: the
+ * column numbers PostgreSQL keeps in the trigger's own column list (UPDATE
+ * OF protected, context, blind index column: they follow renames and dumps)
+ * must be those the argument names resolve to now, and each column must still
+ * have a type the trigger can work on; otherwise it fails with an error
+ * instead of misreading a column.
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
 
 #include "access/htup_details.h"
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/timestamp.h"
+
 
 /* what one trigger needs, resolved on its first row in a statement */
 typedef struct CvProtectState
 {
 	Oid			tgoid;
+	uint64		epoch;			/* key epoch the keys below belong to */
 	int			attnum;			/* the protected column */
 	int			bidx_attnum;	/* 0 when there is no blind index */
 	int			ctx_attnum;		/* 0 when there is no context column */
 	int			bidx_bits;		/* blind index length in bits */
 	const char *bidx_binding;	/* bound to the column; NULL: 0.1.0 trigger */
-	FmgrInfo	ctx_out;		/* output function of the context column */
-	uint64		generation;		/* keys below valid for this cache generation */
+	Oid			ctx_type;		/* base type of the context column */
 	CvKey	   *key;			/* active version: seals */
 	CvKey	   *bkey;			/* first version: blind index */
 } CvProtectState;
@@ -42,6 +62,164 @@ PG_FUNCTION_INFO_V1(cv_protect_trigger);
 PG_FUNCTION_INFO_V1(cv_is_sealed);
 PG_FUNCTION_INFO_V1(cv_seal_column);
 PG_FUNCTION_INFO_V1(cv_open_column);
+PG_FUNCTION_INFO_V1(cv_row_context);
+PG_FUNCTION_INFO_V1(cv_context_type_supported);
+
+/* ---------- the row context ---------- */
+
+/* whether values of this type (or a domain over it) can be a row context */
+bool
+CvContextTypeSupported(Oid typid)
+{
+	switch (getBaseType(typid))
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+		case NUMERICOID:
+		case UUIDOID:
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+		case INETOID:
+		case DATEOID:
+		case TIMESTAMPTZOID:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * Append the canonical text form of a context value: what ::text gives
+ * under DateStyle ISO and TimeZone UTC (char(n) without trailing spaces,
+ * inet with its netmask length), whatever the session's settings.
+ */
+void
+CvAppendRowContext(StringInfo buf, Oid typid, Datum value)
+{
+	Oid			base = getBaseType(typid);
+	char		tmp[MAXDATELEN + 1];
+
+	switch (base)
+	{
+		case INT2OID:
+			appendStringInfo(buf, "%d", (int) DatumGetInt16(value));
+			break;
+		case INT4OID:
+			appendStringInfo(buf, "%d", DatumGetInt32(value));
+			break;
+		case INT8OID:
+			appendStringInfo(buf, INT64_FORMAT, DatumGetInt64(value));
+			break;
+		case NUMERICOID:
+			appendStringInfoString(buf, DatumGetCString(DirectFunctionCall1(numeric_out, value)));
+			break;
+		case UUIDOID:
+			appendStringInfoString(buf, DatumGetCString(DirectFunctionCall1(uuid_out, value)));
+			break;
+		case TEXTOID:
+		case VARCHAROID:
+			{
+				text	   *t = DatumGetTextPP(value);
+
+				appendBinaryStringInfo(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				break;
+			}
+		case BPCHAROID:
+			{
+				/* char(n) compares without its trailing spaces: so does the context */
+				text	   *t = DatumGetTextPP(value);
+				const char *p = VARDATA_ANY(t);
+				int			len = VARSIZE_ANY_EXHDR(t);
+
+				while (len > 0 && p[len - 1] == ' ')
+					len--;
+				appendBinaryStringInfo(buf, p, len);
+				break;
+			}
+		case INETOID:
+			{
+				text	   *t = DatumGetTextPP(DirectFunctionCall1(network_show, value));
+
+				appendBinaryStringInfo(buf, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+				break;
+			}
+		case DATEOID:
+			{
+				DateADT		d = DatumGetDateADT(value);
+				struct pg_tm tm;
+
+				if (DATE_NOT_FINITE(d))
+					EncodeSpecialDate(d, tmp);
+				else
+				{
+					j2date(d + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
+					EncodeDateOnly(&tm, USE_ISO_DATES, tmp);
+				}
+				appendStringInfoString(buf, tmp);
+				break;
+			}
+		case TIMESTAMPTZOID:
+			{
+				TimestampTz ts = DatumGetTimestampTz(value);
+				struct pg_tm tm;
+				fsec_t		fsec;
+
+				if (TIMESTAMP_NOT_FINITE(ts))
+					EncodeSpecialTimestamp(ts, tmp);
+				else if (timestamp2tm(ts, NULL, &tm, &fsec, NULL, NULL) == 0)
+				{
+					/* in UTC, printed with its offset (+00) */
+					tm.tm_isdst = 0;
+					EncodeDateTime(&tm, fsec, true, 0, NULL, USE_ISO_DATES, tmp);
+				}
+				else
+					ereport(ERROR,
+							(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+							 errmsg("timestamp out of range")));
+				appendStringInfoString(buf, tmp);
+				break;
+			}
+		default:
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("a context column of type %s is not supported", format_type_be(typid)),
+					 errhint("Use an integer, numeric, uuid, text, varchar, char(n), inet, date or timestamptz column.")));
+	}
+}
+
+/*
+ * _row_context(binding, value): the row context of a protected value, the
+ * binding followed by the canonical text of the context column's value.
+ * STRICT: a NULL context value gives NULL (refused by _seal_column and
+ * _open_column when there is a value to protect).
+ */
+Datum
+cv_row_context(PG_FUNCTION_ARGS)
+{
+	text	   *binding = PG_GETARG_TEXT_PP(0);
+	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	StringInfoData buf;
+
+	if (!OidIsValid(typid))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not determine the type of the context value")));
+	initStringInfo(&buf);
+	appendBinaryStringInfo(&buf, VARDATA_ANY(binding), VARSIZE_ANY_EXHDR(binding));
+	CvAppendRowContext(&buf, typid, PG_GETARG_DATUM(1));
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
+}
+
+/* _context_type_supported(type): whether protect_column accepts it as a context column */
+Datum
+cv_context_type_supported(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(CvContextTypeSupported(PG_GETARG_OID(0)));
+}
+
+/* ---------- the trigger ---------- */
 
 /* look a column of the trigger's table up by name, or raise an error */
 static int
@@ -58,63 +236,88 @@ cv_protect_attnum(Relation rel, const char *name, const char *what)
 	return attnum;
 }
 
+/* a column no longer is what protect_column found: refuse to touch the row */
+static void
+cv_protect_changed(Relation rel, const char *what, const char *name, const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATATYPE_MISMATCH),
+			 errmsg("%s \"%s\" of protected table \"%s\" was changed after customer_vault.protect_column()",
+					what, name, RelationGetRelationName(rel)),
+			 errdetail("%s", detail),
+			 errhint("Restore the column as it was, or drop the protection trigger and protect the column again.")));
+}
+
+/*
+ * Resolve one of the trigger's columns by name and check that it is the
+ * column the trigger was created on (the next entry of its column list, which
+ * PostgreSQL keeps through renames and dumps) and that its type is one the
+ * trigger can work on.
+ */
+static int
+cv_protect_column(Relation rel, Trigger *tg, int *pos, const char *name, const char *what,
+				  int kind)
+{
+	int			attnum = cv_protect_attnum(rel, name, what);
+	Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid);
+
+	if (*pos >= tg->tgnattr || tg->tgattr[*pos] != attnum)
+		cv_protect_changed(rel, what, name,
+						   "A column of this name is not the column the protection was set up on (it was renamed, or dropped and added again).");
+	(*pos)++;
+	if (kind == 0 && typid != TEXTOID && typid != VARCHAROID)
+		cv_protect_changed(rel, what, name, "A protected column must be of type text.");
+	if (kind == 1 && !CvContextTypeSupported(typid))
+		cv_protect_changed(rel, what, name, "Its type cannot serve as a row context.");
+	if (kind == 2 && typid != BYTEAOID)
+		cv_protect_changed(rel, what, name, "A blind index column must be of type bytea.");
+	return attnum;
+}
+
 /* the trigger's state for this statement, set up on its first row */
 static CvProtectState *
 cv_protect_state(FunctionCallInfo fcinfo, TriggerData *td)
 {
 	CvProtectState *st = (CvProtectState *) fcinfo->flinfo->fn_extra;
-	char	  **args = td->tg_trigger->tgargs;
+	Trigger    *tg = td->tg_trigger;
+	char	  **args = tg->tgargs;
 	Relation	rel = td->tg_relation;
+	uint64		epoch = CvKeyEpoch();
 
-	if (st == NULL || st->tgoid != td->tg_trigger->tgoid)
+	if (st == NULL || st->tgoid != tg->tgoid)
 	{
+		int			pos = 0;
+
 		st = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CvProtectState));
-		st->tgoid = td->tg_trigger->tgoid;
-		st->attnum = cv_protect_attnum(rel, args[0], "protected column");
+		st->attnum = cv_protect_column(rel, tg, &pos, args[0], "protected column", 0);
 		if (args[3][0] != '\0')
 		{
-			Oid			typoutput;
-			bool		typisvarlena;
-
-			st->ctx_attnum = cv_protect_attnum(rel, args[3], "context column");
-			getTypeOutputInfo(TupleDescAttr(RelationGetDescr(rel), st->ctx_attnum - 1)->atttypid,
-							  &typoutput, &typisvarlena);
-			fmgr_info_cxt(typoutput, &st->ctx_out, fcinfo->flinfo->fn_mcxt);
+			st->ctx_attnum = cv_protect_column(rel, tg, &pos, args[3], "context column", 1);
+			st->ctx_type = TupleDescAttr(RelationGetDescr(rel), st->ctx_attnum - 1)->atttypid;
 		}
 		if (args[4][0] != '\0')
-			st->bidx_attnum = cv_protect_attnum(rel, args[4], "blind index column");
+			st->bidx_attnum = cv_protect_column(rel, tg, &pos, args[4], "blind index column", 2);
+		if (pos != tg->tgnattr)
+			cv_protect_changed(rel, "protection trigger", tg->tgname,
+							   "Its column list does not match its arguments.");
 		/* a sixth argument (0.2.0): the index is bound to the column and truncated */
 		st->bidx_bits = CV_MAC_LEN * 8;
-		if (td->tg_trigger->tgnargs == 6)
+		if (tg->tgnargs == 6)
 		{
 			st->bidx_bits = pg_strtoint32(args[5]);
 			st->bidx_binding = args[2];
 		}
+		st->tgoid = tg->tgoid;
 		fcinfo->flinfo->fn_extra = st;
 	}
-	return st;
-}
-
-/* make sure the state's key pointers belong to the current cache generation */
-static void
-cv_protect_keys(CvProtectState *st, const char *key_name)
-{
-	int			tries;
-
-	if (!cv_keys_stale && st->generation == cv_key_generation)
-		return;
-	/* loading the second key may flush the cache: repeat until both stand */
-	for (tries = 0; tries < 4; tries++)
+	/* keys: looked up once per statement, valid for all of it */
+	if (st->epoch != epoch || st->key == NULL)
 	{
-		uint64		gen;
-
-		st->key = CvActiveKeyByName(key_name);
-		gen = cv_key_generation;
-		st->bkey = st->bidx_attnum ? CvBlindIndexKeyByName(key_name) : NULL;
-		if (gen == cv_key_generation && !cv_keys_stale)
-			break;
+		st->key = CvActiveKeyByName(args[1]);
+		st->bkey = st->bidx_attnum ? CvBlindIndexKeyByName(args[1]) : NULL;
+		st->epoch = epoch;
 	}
-	st->generation = cv_key_generation;
+	return st;
 }
 
 /* the row context string of a protected value: binding || context column text */
@@ -138,19 +341,26 @@ cv_protect_context(CvProtectState *st, Relation rel, HeapTuple tup, const char *
 							NameStr(TupleDescAttr(RelationGetDescr(rel), st->ctx_attnum - 1)->attname),
 							RelationGetRelationName(rel)),
 					 errhint("Give the context column a value (for example the customer id) before the protected column.")));
-		appendStringInfoString(&buf, OutputFunctionCall(&st->ctx_out, d));
+		CvAppendRowContext(&buf, st->ctx_type, d);
 	}
 	*len = buf.len;
 	return buf.data;
+}
+
+/* the blind index of a plaintext for this column */
+static Datum
+cv_protect_blind_index(CvProtectState *st, const char *pt, size_t ptlen)
+{
+	return PointerGetDatum(CvBlindIndex(st->bkey, st->bidx_binding, st->bidx_bits, pt, ptlen));
 }
 
 /*
  * BEFORE INSERT OR UPDATE ROW trigger of a protected column.  Arguments:
  * column, key name, binding, context column ('' for none), blind index
  * column ('' for none), and from 0.2.0 the blind index bits (the index is
- * then bound to the column's binding).  Plaintext is sealed before the row is written;
- * ciphertext arriving as it is (restore, COPY) is checked to belong to this
- * column and row and kept.
+ * then bound to the column's binding).  Plaintext is sealed before the row
+ * is written; ciphertext arriving as it is (restore, COPY) is kept only when
+ * it authenticates for this column and row (or its key was shredded).
  */
 Datum
 cv_protect_trigger(PG_FUNCTION_ARGS)
@@ -239,7 +449,7 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 						 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
 								args[0])));
 			pt = palloc(env.ciphertext_len + 1);
-			if (!CvOpenValue(&env, oldctx, oldctxlen, pt, &ptlen))
+			if (!CvOpenValue(&env, oldctx, oldctxlen, CV_OPEN_RESEAL, pt, &ptlen))
 				return PointerGetDatum(newtup);	/* key destroyed: nothing to re-bind */
 			wipe_pt = true;
 			goto seal;
@@ -248,16 +458,19 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 
 	if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) != NULL)
 	{
-		/* ciphertext arriving as it is: keep it if it belongs here */
+		/* ciphertext arriving as it is: keep it only if it belongs here */
 		char	   *check = palloc(env.ciphertext_len + 1);
 		size_t		checklen;
-		int			rc = CvTryOpenValue(&env, ctx, ctxlen, check, &checklen);
+		int			rc = CvOpenEnvelope(&env, ctx, ctxlen, CV_OPEN_VERIFY, true, check, &checklen);
 
-		if (rc == 0)
+		if (rc == CV_OPEN_FAILED || rc == CV_OPEN_NO_KEY)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("ciphertext stored into protected column \"%s\" belongs to another column or row",
+					 errmsg("ciphertext stored into protected column \"%s\" does not authenticate for this column and row",
 							args[0]),
+					 errdetail(rc == CV_OPEN_NO_KEY
+							   ? "The data key it names does not exist."
+							   : "It was altered, forged, or belongs to another column or row."),
 					 errhint("Store plaintext; the column encrypts it.")));
 		if (st->bidx_attnum == 0)
 		{
@@ -265,18 +478,14 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 			return PointerGetDatum(newtup);
 		}
 		repl_cols[0] = st->bidx_attnum;
-		if (rc < 0)
+		if (rc == CV_OPEN_DESTROYED)
 		{
 			/* under a destroyed key: kept as it is, it reads as NULL */
 			repl_values[0] = (Datum) 0;
 			repl_nulls[0] = true;
 		}
 		else
-		{
-			cv_protect_keys(st, args[1]);
-			repl_values[0] = PointerGetDatum(CvBlindIndex(st->bkey, st->bidx_binding, st->bidx_bits,
-															   check, checklen));
-		}
+			repl_values[0] = cv_protect_blind_index(st, check, checklen);
 		cv_wipe(check, env.ciphertext_len);
 		return PointerGetDatum(heap_modify_tuple_by_cols(newtup, desc, 1, repl_cols,
 														 repl_values, repl_nulls));
@@ -287,7 +496,6 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 	ptlen = VARSIZE_ANY_EXHDR(t);
 
 seal:
-	cv_protect_keys(st, args[1]);
 	repl_cols[nrepl] = st->attnum;
 	repl_values[nrepl] = PointerGetDatum(CvEnvelopeAsText(CvSealValue(st->key, CV_ENV_TYPE_TEXT,
 																	   pt, ptlen, ctx, ctxlen)));
@@ -295,8 +503,7 @@ seal:
 	if (st->bidx_attnum != 0)
 	{
 		repl_cols[nrepl] = st->bidx_attnum;
-		repl_values[nrepl] = PointerGetDatum(CvBlindIndex(st->bkey, st->bidx_binding,
-														   st->bidx_bits, pt, ptlen));
+		repl_values[nrepl] = cv_protect_blind_index(st, pt, ptlen);
 		nrepl++;
 	}
 	if (wipe_pt)
@@ -318,7 +525,9 @@ cv_is_sealed(PG_FUNCTION_ARGS)
 /*
  * _seal_column(plaintext, key_name, context): the text envelope stored by a
  * protected column, used by protect_column's one-time table rewrite.  A
- * value that already is an envelope is kept.
+ * value that already is an envelope is kept only when it authenticates for
+ * this column and row (or its key was shredded); anything else, a forged
+ * envelope included, is plaintext and sealed.
  */
 Datum
 cv_seal_column(PG_FUNCTION_ARGS)
@@ -326,6 +535,7 @@ cv_seal_column(PG_FUNCTION_ARGS)
 	text	   *pt;
 	text	   *ctx;
 	char	   *name;
+	CvEnvelope	env;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -340,8 +550,17 @@ cv_seal_column(PG_FUNCTION_ARGS)
 				 errhint("Give every such row a context value (for example the customer id) first.")));
 	pt = PG_GETARG_TEXT_PP(0);
 	ctx = PG_GETARG_TEXT_PP(2);
-	if (cv_envelope_text_check(VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt), CV_ENV_TYPE_TEXT) == CV_ENV_OK)
-		PG_RETURN_TEXT_P(pt);
+	if (CvTextToEnvelope(VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt), &env) != NULL)
+	{
+		char	   *check = palloc(env.ciphertext_len + 1);
+		size_t		checklen;
+		int			rc = CvOpenEnvelope(&env, VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx),
+										CV_OPEN_VERIFY, true, check, &checklen);
+
+		cv_wipe(check, env.ciphertext_len);
+		if (rc == CV_OPEN_OK || rc == CV_OPEN_DESTROYED)
+			PG_RETURN_TEXT_P(pt);
+	}
 	name = text_to_cstring(PG_GETARG_TEXT_PP(1));
 	PG_RETURN_TEXT_P(CvEnvelopeAsText(CvSealValue(CvActiveKeyByName(name), CV_ENV_TYPE_TEXT,
 												  VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt),
@@ -376,7 +595,8 @@ cv_open_column(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("protected column holds a value that is not a ciphertext envelope")));
 	res = palloc(VARHDRSZ + env.ciphertext_len);
-	if (!CvOpenValue(&env, VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx), VARDATA(res), &ptlen))
+	if (!CvOpenValue(&env, VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx), CV_OPEN_READ,
+					 VARDATA(res), &ptlen))
 		PG_RETURN_NULL();
 	SET_VARSIZE(res, VARHDRSZ + ptlen);
 	PG_RETURN_TEXT_P(res);

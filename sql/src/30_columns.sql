@@ -63,6 +63,27 @@ CREATE EVENT TRIGGER customer_vault_forget_dropped ON sql_drop
     EXECUTE FUNCTION customer_vault._forget_dropped();
 --@ code
 
+-- The row context of a protected value: the column's binding followed by the
+-- canonical text of the row's context column (independent of DateStyle,
+-- TimeZone and every other setting).  The one builder: the protect trigger
+-- uses the same C code; the rewrite, reencrypt and the decrypted view call
+-- this.  STRICT: a NULL context value gives NULL, which _seal_column and
+-- _open_column refuse for a non-NULL value.
+CREATE OR REPLACE FUNCTION customer_vault._row_context(binding text, value anyelement) RETURNS text
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_row_context';
+COMMENT ON FUNCTION customer_vault._row_context(text, anyelement) IS
+    'internal: the row context a protected value is bound to (binding || canonical text of the context value)';
+
+CREATE OR REPLACE FUNCTION customer_vault._context_type_supported(typ regtype) RETURNS boolean
+    LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_context_type_supported';
+COMMENT ON FUNCTION customer_vault._context_type_supported(regtype) IS
+    'internal: whether a column of this type can be the context column of a protected column';
+GRANT EXECUTE ON FUNCTION customer_vault._row_context(text, anyelement),
+    customer_vault._context_type_supported(regtype)
+    TO customer_vault_admin, customer_vault_reader;
+
 CREATE OR REPLACE FUNCTION customer_vault._check_key(key_name text) RETURNS void
     LANGUAGE C STABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'cv_check_key';
@@ -198,7 +219,7 @@ BEGIN
                     pg_catalog.format('customer_vault._open_column(t.%I, %L) AS %I',
                                       a.attname, p.binding, a.attname)
                   ELSE
-                    pg_catalog.format('customer_vault._open_column(t.%I, %L OPERATOR(pg_catalog.||) t.%I::text) AS %I',
+                    pg_catalog.format('customer_vault._open_column(t.%I, customer_vault._row_context(%L, t.%I)) AS %I',
                                       a.attname, p.binding, p.context_column, a.attname)
              END, ', ' ORDER BY a.attnum)
       INTO cols
@@ -448,6 +469,11 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = 'the context column must differ from the protected column',
                 HINT = 'Use a stable row identifier such as the customer id.';
+        END IF;
+        IF NOT customer_vault._context_type_supported(ctxtype) THEN
+            RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+                MESSAGE = pg_catalog.format('context column %I of table %s is of type %s', context_column, tbl, ctxtype),
+                HINT = 'A context column is of type smallint, integer, bigint, numeric, uuid, text, varchar, char(n), inet, date or timestamptz.';
         END IF;
     END IF;
     IF blind_index_bits IS NOT NULL AND blind_index_column IS NULL THEN

@@ -130,7 +130,7 @@ BEGIN
          WHERE pc.schema_name = nsp AND pc.table_name = rel AND pc.column_name = col;
         IF FOUND THEN
             IF p.context_column IS NOT NULL THEN
-                ctx_expr := format('%L OPERATOR(pg_catalog.||) %I::pg_catalog.text', p.binding, p.context_column);
+                ctx_expr := format('customer_vault._row_context(%L, %I)', p.binding, p.context_column);
             ELSE
                 ctx_expr := quote_literal(p.binding);
             END IF;
@@ -157,7 +157,7 @@ BEGIN
         IF params[4] IS NULL THEN
             ctx_expr := quote_literal(params[3]);
         ELSE
-            ctx_expr := format('%L OPERATOR(pg_catalog.||) %I::pg_catalog.text', params[3], params[4]);
+            ctx_expr := format('customer_vault._row_context(%L, %I)', params[3], params[4]);
         END IF;
         list := format('ALTER COLUMN %I TYPE pg_catalog.text USING customer_vault._m_seal_column(%I::pg_catalog.text, %L, %s)',
                        params[1], params[1], params[2], ctx_expr);

@@ -32,6 +32,9 @@ GRANT EXECUTE ON FUNCTION
     customer_vault._m_blind_index_rewrite(regclass, name, text),
     customer_vault._m_subject_has_key(text)
     TO PUBLIC;
+-- ... and the row context builder, a pure function of its arguments (it
+-- reveals nothing: the binding and the context value are the caller's own)
+GRANT EXECUTE ON FUNCTION customer_vault._row_context(text, anyelement) TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
     customer_vault.version(),
