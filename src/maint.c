@@ -27,6 +27,7 @@
 #include "customer_vault.h"
 
 #include "access/htup_details.h"
+#include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -187,7 +188,19 @@ cv_maint_run(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("key name is too long")));
 
-	maint_check_privilege(relid, owner, priv);
+	/*
+	 * A leaf partition is walked for its partitioned table: the privilege
+	 * the caller needs is the one on the table the work was asked for (the
+	 * root), as PostgreSQL checks when the partition is reached through it.
+	 */
+	if (get_rel_relispartition(relid))
+	{
+		List	   *ancestors = get_partition_ancestors(relid);
+
+		maint_check_privilege(llast_oid(ancestors), owner, priv);
+	}
+	else
+		maint_check_privilege(relid, owner, priv);
 
 	/* the rows of this batch: a block range, or the first max_rows */
 	initStringInfo(&sub);

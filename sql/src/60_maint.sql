@@ -126,8 +126,14 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and column must not be null';
         END IF;
         coltype := customer_vault._column_type(tbl, col);
-        SELECT * INTO p FROM customer_vault.protected_columns pc
-         WHERE pc.schema_name = nsp AND pc.table_name = rel AND pc.column_name = col;
+        -- the protection of the column in the table, or in the nearest partitioned table above it
+        SELECT pc.* INTO p
+          FROM (SELECT tbl AS relid, 0::bigint AS n
+                UNION ALL SELECT pa.relid, pa.n FROM pg_partition_ancestors(tbl) WITH ORDINALITY pa(relid, n)) a
+          JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace ns ON ns.oid = c.relnamespace
+          JOIN customer_vault.protected_columns pc ON pc.schema_name = ns.nspname AND pc.table_name = c.relname
+         WHERE pc.column_name = col
+         ORDER BY a.n LIMIT 1;
         IF FOUND THEN
             IF p.context_column IS NOT NULL THEN
                 ctx_expr := format('customer_vault._row_context(%L, %I)', p.binding, p.context_column);
@@ -175,7 +181,13 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'as_of must not be null';
         END IF;
         asof := params[1]::timestamp AT TIME ZONE 'UTC';
-        SELECT * INTO r FROM customer_vault.retention_policies rp WHERE rp.schema_name = nsp AND rp.table_name = rel;
+        -- the policy of the table, or of the nearest partitioned table it is a partition of
+        SELECT rp.* INTO r
+          FROM (SELECT tbl AS relid, 0::bigint AS n
+                UNION ALL SELECT pa.relid, pa.n FROM pg_partition_ancestors(tbl) WITH ORDINALITY pa(relid, n)) a
+          JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace ns ON ns.oid = c.relnamespace
+          JOIN customer_vault.retention_policies rp ON rp.schema_name = ns.nspname AND rp.table_name = c.relname
+         ORDER BY a.n LIMIT 1;
         IF NOT FOUND THEN
             RAISE EXCEPTION USING ERRCODE = 'undefined_object',
                 MESSAGE = format('table %s has no retention policy', tbl);
@@ -222,7 +234,8 @@ COMMENT ON FUNCTION customer_vault._maint_sql(text, regclass, text[]) IS
 
 -- The one block-range batch walker: walks tbl in block ranges of about
 -- batch_size rows, each batch one _maint_run (as the owner) and one COMMIT; a
--- rerun after an interruption finds only what is left.  sweep: then redo the
+-- rerun after an interruption finds only what is left; a partitioned table
+-- is walked leaf partition by leaf partition.  sweep: then redo the
 -- rows still matching (moved or new meanwhile), batch_size at a time.
 -- catch_errors: stop at the first failing batch and return its SQLSTATE and
 -- message instead of raising (the batches before it stay committed).
@@ -242,6 +255,7 @@ DECLARE
     blk bigint := 0;
     n bigint;
     passes integer := 0;
+    leaf pg_catalog.regclass;
 BEGIN
     IF kind IS NULL OR tbl IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'maintenance kind and table must not be null';
@@ -251,6 +265,16 @@ BEGIN
     END IF;
     processed := COALESCE(processed, 0);
     batches := COALESCE(batches, 0);
+    -- a partitioned table holds no rows itself: walk each of its leaf
+    -- partitions, each as its own owner
+    IF (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl) OPERATOR(pg_catalog.=) 'p' THEN
+        FOR leaf IN SELECT t.relid FROM pg_catalog.pg_partition_tree(tbl) t WHERE t.isleaf ORDER BY t.relid::pg_catalog.oid LOOP
+            CALL customer_vault._walk(kind, leaf, params, batch_size, skip_locked, async_commit, sweep, catch_errors,
+                                      processed, batches, err_sqlstate, err_message);
+            EXIT WHEN err_sqlstate IS NOT NULL;
+        END LOOP;
+        RETURN;
+    END IF;
     nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
     SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
                 THEN c.reltuples OPERATOR(pg_catalog./) c.relpages ELSE 50 END

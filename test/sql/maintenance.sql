@@ -203,6 +203,36 @@ SELECT (SELECT count(*) FROM regress_mt.fine) AS fine_left, (SELECT count(*) FRO
 DROP TABLE regress_mt.forced, regress_mt.gone_renamed, regress_mt.norights;
 DELETE FROM customer_vault.retention_policies WHERE table_name = 'gone';
 
+-- ---------- a partitioned table is purged partition by partition ----------
+SET ROLE regress_mt_owner;
+CREATE TABLE regress_mt.parted (id int, created_at timestamptz) PARTITION BY RANGE (id);
+CREATE TABLE regress_mt.parted_1 PARTITION OF regress_mt.parted FOR VALUES FROM (0) TO (100);
+CREATE TABLE regress_mt.parted_2 PARTITION OF regress_mt.parted FOR VALUES FROM (100) TO (200);
+INSERT INTO regress_mt.parted
+SELECT g, CASE WHEN g % 2 = 0 THEN '2020-01-01+00' ELSE '2026-06-10+00' END::timestamptz FROM generate_series(0, 199) g;
+GRANT SELECT, DELETE ON regress_mt.parted TO regress_mt_admin;
+RESET ROLE;
+SELECT customer_vault.set_retention('regress_mt.parted', 'created_at', '30 days');
+SET ROLE regress_mt_admin;
+SELECT * FROM customer_vault.purge_preview(:as_of) WHERE tbl = 'regress_mt.parted'::regclass;
+CALL customer_vault.purge(batch_size => 30, as_of => :as_of);
+RESET ROLE;
+SELECT tableoid::regclass AS part, count(*), min(created_at) > '2026-01-01' AS only_fresh
+  FROM regress_mt.parted GROUP BY 1 ORDER BY 1;
+SELECT tbl, status, rows_purged, batches >= 2 AS batched FROM customer_vault.purge_log WHERE tbl = 'regress_mt.parted';
+-- and re-encrypted partition by partition
+SET ROLE regress_mt_owner;
+CREATE TABLE regress_mt.parted_enc (id int, v customer_vault.encrypted_text) PARTITION BY LIST (id);
+CREATE TABLE regress_mt.parted_enc_a PARTITION OF regress_mt.parted_enc FOR VALUES IN (1, 2, 3);
+CREATE TABLE regress_mt.parted_enc_b PARTITION OF regress_mt.parted_enc FOR VALUES IN (4, 5, 6);
+RESET ROLE;
+INSERT INTO regress_mt.parted_enc SELECT g, customer_vault.encrypt('v' || g, 'regress_mt_other', g::text) FROM generate_series(1, 6) g;
+SELECT customer_vault.rotate_key('regress_mt_other') AS version;
+CALL customer_vault.reencrypt('regress_mt.parted_enc', 'v', 2, 'id');
+SELECT tableoid::regclass AS part, customer_vault.key_of(v) AS key, count(*) AS n,
+       bool_and(customer_vault.decrypt(v, id::text) = 'v' || id) AS readable
+  FROM regress_mt.parted_enc GROUP BY 1, 2 ORDER BY 1, 2;
+
 -- ---------- bad arguments: clear errors, nothing logged ----------
 SELECT count(*) AS log_rows FROM customer_vault.purge_log \gset
 CALL customer_vault.purge(NULL);
