@@ -18,50 +18,307 @@ CREATE TABLE customer_vault.retention_policies (
 COMMENT ON TABLE customer_vault.retention_policies IS 'how long rows of each table are kept, and what happens to them then';
 --@ schema
 
-CREATE TABLE customer_vault.legal_holds (
-    id          bigserial PRIMARY KEY,
-    subject     text NOT NULL,
-    reason      text NOT NULL CHECK (reason <> ''),
-    placed_at   timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    placed_by   name NOT NULL DEFAULT session_user,
-    until       timestamptz,
-    released_at timestamptz,
-    released_by name
+-- Evidence chains (legal holds, purge log): the last entry of each, updated
+-- under its row lock by the append functions only.  Nobody else has any
+-- privilege on it, so nobody else can take that lock (a public advisory lock
+-- could be taken by any role and block every append), and an append reads
+-- one row instead of searching the chain (O(1)).
+CREATE TABLE customer_vault.evidence_heads (
+    chain     text PRIMARY KEY CHECK (chain IN ('legal_hold_events', 'purge_log_entries')),
+    last_id   bigint NOT NULL,
+    last_hash bytea
 );
-CREATE INDEX legal_holds_subject_idx ON customer_vault.legal_holds (subject) WHERE released_at IS NULL;
 --@ code
-COMMENT ON TABLE customer_vault.legal_holds IS 'legal holds: a held subject''s rows are never purged';
+COMMENT ON TABLE customer_vault.evidence_heads IS
+    'internal: the last id and hash of each append-only evidence chain (legal_hold_events, purge_log_entries)';
 --@ schema
 
-CREATE TABLE customer_vault.purge_log (
-    id          bigserial PRIMARY KEY,
-    run_started timestamptz NOT NULL,
-    tbl         text NOT NULL,
-    action      text NOT NULL,
-    cutoff      timestamp,
-    started_at  timestamptz NOT NULL,
-    finished_at timestamptz,
-    rows_purged bigint NOT NULL DEFAULT 0,
-    rows_held   bigint NOT NULL DEFAULT 0,
-    batches     integer NOT NULL DEFAULT 0,
-    dry_run     boolean NOT NULL,
-    role        name NOT NULL DEFAULT session_user,
-    status      text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
-    sqlstate    text,
-    message     text,
-    pid         integer
+-- append-only, hash-chained: a hold is placed by one entry and released by another
+CREATE TABLE customer_vault.legal_hold_events (
+    id           bigint PRIMARY KEY,
+    hold_id      bigint NOT NULL,
+    action       text NOT NULL CHECK (action IN ('place', 'release')),
+    subject      text NOT NULL CHECK (subject <> ''),
+    reason       text CHECK (reason <> ''),
+    until        timestamptz,
+    recorded_at  timestamptz NOT NULL,
+    session_role name NOT NULL,
+    acting_role  name NOT NULL,
+    prev_hash    bytea,
+    hash         bytea NOT NULL,
+    CONSTRAINT legal_hold_events_place_check CHECK (action <> 'place' OR (hold_id = id AND reason IS NOT NULL)),
+    CONSTRAINT legal_hold_events_release_check CHECK (action <> 'release' OR (hold_id < id AND until IS NULL))
 );
+CREATE UNIQUE INDEX legal_hold_events_release_key ON customer_vault.legal_hold_events (hold_id)
+    WHERE action = 'release';
+CREATE INDEX legal_hold_events_subject_idx ON customer_vault.legal_hold_events (subject);
 --@ code
-COMMENT ON TABLE customer_vault.purge_log IS
-    'one row per table and purge run: what was purged or anonymized or shredded, what was held; running, done, failed (with SQLSTATE and message) or interrupted';
+COMMENT ON TABLE customer_vault.legal_hold_events IS
+    'append-only, hash-chained record of every legal hold placed and released (who, when, why)';
+--@ schema
+
+-- append-only, hash-chained: one 'start' entry per table and purge run, closed
+-- by at most one 'done', 'failed' or 'interrupted' entry referring to it (the
+-- view purge_log shows one row per run)
+CREATE TABLE customer_vault.purge_log_entries (
+    id           bigint PRIMARY KEY,
+    event        text NOT NULL CHECK (event IN ('start', 'done', 'failed', 'interrupted')),
+    ref          bigint,
+    run_started  timestamptz NOT NULL,
+    tbl          text NOT NULL,
+    action       text NOT NULL,
+    cutoff       timestamp,
+    dry_run      boolean NOT NULL,
+    rows_purged  bigint NOT NULL DEFAULT 0,
+    rows_held    bigint NOT NULL DEFAULT 0,
+    batches      integer NOT NULL DEFAULT 0,
+    sqlstate     text,
+    message      text,
+    pid          integer,
+    recorded_at  timestamptz NOT NULL,
+    session_role name NOT NULL,
+    acting_role  name NOT NULL,
+    prev_hash    bytea,
+    hash         bytea NOT NULL,
+    CONSTRAINT purge_log_entries_ref_check CHECK ((event = 'start') = (ref IS NULL) AND (ref IS NULL OR ref < id))
+);
+CREATE UNIQUE INDEX purge_log_entries_ref_key ON customer_vault.purge_log_entries (ref);
+--@ code
+COMMENT ON TABLE customer_vault.purge_log_entries IS
+    'append-only, hash-chained: per table and purge run a start entry and the entry that ends it (done, failed or interrupted)';
 --@ schema
 
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.retention_policies', '');
-SELECT pg_catalog.pg_extension_config_dump('customer_vault.legal_holds', '');
-SELECT pg_catalog.pg_extension_config_dump('customer_vault.legal_holds_id_seq', '');
-SELECT pg_catalog.pg_extension_config_dump('customer_vault.purge_log', '');
-SELECT pg_catalog.pg_extension_config_dump('customer_vault.purge_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.evidence_heads', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.legal_hold_events', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.purge_log_entries', '');
 --@ code
+
+-- Evidence: append-only tables (UPDATE, DELETE, TRUNCATE refused by triggers
+-- that fire ALWAYS, also under session_replication_role = replica), written
+-- only through the SECURITY DEFINER functions below, each entry chained to the
+-- previous one by a SHA-256 hash over a canonical encoding (a JSON array, times
+-- as integer microseconds since the epoch).
+CREATE OR REPLACE FUNCTION customer_vault._evidence_append_only() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+        MESSAGE = pg_catalog.format('%s is append-only: %s is not allowed', TG_TABLE_NAME, TG_OP),
+        HINT = CASE TG_TABLE_NAME WHEN 'legal_hold_events'
+                    THEN 'Release a hold with customer_vault.release_legal_hold().'
+                    ELSE 'Purge runs are recorded by customer_vault.purge().' END;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._evidence_append_only() IS
+    'internal: refuses UPDATE, DELETE and TRUNCATE of legal_hold_events and purge_log';
+CREATE OR REPLACE TRIGGER legal_hold_events_no_update_delete BEFORE UPDATE OR DELETE ON customer_vault.legal_hold_events
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._evidence_append_only();
+CREATE OR REPLACE TRIGGER legal_hold_events_no_truncate BEFORE TRUNCATE ON customer_vault.legal_hold_events
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._evidence_append_only();
+CREATE OR REPLACE TRIGGER purge_log_entries_no_update_delete BEFORE UPDATE OR DELETE ON customer_vault.purge_log_entries
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._evidence_append_only();
+CREATE OR REPLACE TRIGGER purge_log_entries_no_truncate BEFORE TRUNCATE ON customer_vault.purge_log_entries
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._evidence_append_only();
+ALTER TABLE customer_vault.legal_hold_events ENABLE ALWAYS TRIGGER legal_hold_events_no_update_delete;
+ALTER TABLE customer_vault.legal_hold_events ENABLE ALWAYS TRIGGER legal_hold_events_no_truncate;
+ALTER TABLE customer_vault.purge_log_entries ENABLE ALWAYS TRIGGER purge_log_entries_no_update_delete;
+ALTER TABLE customer_vault.purge_log_entries ENABLE ALWAYS TRIGGER purge_log_entries_no_truncate;
+
+-- the chained hash of a legal hold entry (over every column but hash)
+CREATE OR REPLACE FUNCTION customer_vault._evidence_hash(e customer_vault.legal_hold_events) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.sha256(COALESCE(e.prev_hash, '\x'::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
+        pg_catalog.jsonb_build_array('legal_hold_events', e.id, e.hold_id, e.action, e.subject, e.reason,
+            (EXTRACT(epoch FROM e.until) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            (EXTRACT(epoch FROM e.recorded_at) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            e.session_role, e.acting_role)::text, 'UTF8'))
+$$;
+COMMENT ON FUNCTION customer_vault._evidence_hash(customer_vault.legal_hold_events) IS
+    'internal: the chained hash of one legal_hold_events entry';
+
+-- the chained hash of a purge log entry (over every column but hash)
+CREATE OR REPLACE FUNCTION customer_vault._evidence_hash(e customer_vault.purge_log_entries) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.sha256(COALESCE(e.prev_hash, '\x'::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
+        pg_catalog.jsonb_build_array('purge_log_entries', e.id, e.event, e.ref,
+            (EXTRACT(epoch FROM e.run_started) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            e.tbl, e.action,
+            (EXTRACT(epoch FROM e.cutoff) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            e.dry_run, e.rows_purged, e.rows_held, e.batches, e.sqlstate, e.message, e.pid,
+            (EXTRACT(epoch FROM e.recorded_at) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            e.session_role, e.acting_role)::text, 'UTF8'))
+$$;
+COMMENT ON FUNCTION customer_vault._evidence_hash(customer_vault.purge_log_entries) IS
+    'internal: the chained hash of one purge_log_entries entry';
+
+-- Locks the head of a chain (only the extension's owner can: nobody else has
+-- any privilege on evidence_heads) and returns the next id and the previous
+-- hash.  The lock is held to the end of the transaction, so appends to one
+-- chain are serialized; called only by the SECURITY DEFINER writers below.
+CREATE OR REPLACE FUNCTION customer_vault._evidence_next(chain text, OUT next_id bigint, OUT prev_hash bytea)
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    SELECT h.last_id + 1, h.last_hash INTO next_id, prev_hash
+      FROM customer_vault.evidence_heads h WHERE h.chain = _evidence_next.chain FOR UPDATE;
+    IF NOT FOUND THEN
+        INSERT INTO customer_vault.evidence_heads AS h (chain, last_id, last_hash)
+        VALUES (_evidence_next.chain, 0, NULL) ON CONFLICT ON CONSTRAINT evidence_heads_pkey DO NOTHING;
+        SELECT h.last_id + 1, h.last_hash INTO STRICT next_id, prev_hash
+          FROM customer_vault.evidence_heads h WHERE h.chain = _evidence_next.chain FOR UPDATE;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._evidence_next(text) IS
+    'internal: locks the head of an evidence chain; returns the next entry id and the previous hash';
+
+-- the role a SECURITY DEFINER function was called as (current_user outside it)
+CREATE OR REPLACE FUNCTION customer_vault._calling_role() RETURNS name
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.current_setting('role') = 'none' THEN session_user
+                ELSE pg_catalog.current_setting('role')::name END
+$$;
+COMMENT ON FUNCTION customer_vault._calling_role() IS
+    'internal: the current role of the caller of a SECURITY DEFINER function (SET ROLE, else the session user)';
+
+-- one legal hold entry, chained; returns its id
+CREATE OR REPLACE FUNCTION customer_vault._legal_hold_append(action text, hold_id bigint, subject text, reason text,
+                                                  until timestamptz)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    e customer_vault.legal_hold_events;
+BEGIN
+    SELECT n.next_id, n.prev_hash INTO e.id, e.prev_hash FROM customer_vault._evidence_next('legal_hold_events') n;
+    e.hold_id := COALESCE(hold_id, e.id);
+    e.action := action;
+    e.subject := subject;
+    e.reason := reason;
+    e.until := until;
+    e.recorded_at := pg_catalog.clock_timestamp();
+    e.session_role := session_user;
+    e.acting_role := customer_vault._calling_role();
+    e.hash := customer_vault._evidence_hash(e);
+    INSERT INTO customer_vault.legal_hold_events SELECT e.*;
+    UPDATE customer_vault.evidence_heads h SET last_id = e.id, last_hash = e.hash WHERE h.chain = 'legal_hold_events';
+    RETURN e.id;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._legal_hold_append(text, bigint, text, text, timestamptz) IS
+    'internal: appends one hash-chained entry to legal_hold_events';
+
+-- The first broken entry of a chain: a hash that does not match its entry, a
+-- link to anything but the previous entry, or a chain whose last entry is not
+-- the head recorded at the last append (entries removed or added behind the
+-- functions' backs).  NULL when intact.
+CREATE OR REPLACE FUNCTION customer_vault._evidence_verify(chain text) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    broken bigint;
+    last_id bigint;
+    last_hash bytea;
+    first_id bigint;
+    h customer_vault.evidence_heads;
+BEGIN
+    IF chain IS NULL OR chain NOT IN ('legal_hold_events', 'purge_log_entries') THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = pg_catalog.format('no evidence chain %L', chain);
+    END IF;
+    EXECUTE pg_catalog.format(
+        'SELECT e.id FROM (SELECT l.id, l.hash, l.prev_hash, pg_catalog.lag(l.hash) OVER w AS expected_prev,'
+        '                         customer_vault._evidence_hash(l) AS recomputed'
+        '                    FROM customer_vault.%I l WINDOW w AS (ORDER BY l.id)) e'
+        ' WHERE e.hash IS DISTINCT FROM e.recomputed OR e.prev_hash IS DISTINCT FROM e.expected_prev'
+        ' ORDER BY e.id LIMIT 1', chain) INTO broken;
+    IF broken IS NOT NULL THEN
+        RETURN broken;
+    END IF;
+    EXECUTE pg_catalog.format('SELECT l.id, l.hash FROM customer_vault.%I l ORDER BY l.id DESC LIMIT 1', chain)
+       INTO last_id, last_hash;
+    SELECT * INTO h FROM customer_vault.evidence_heads eh WHERE eh.chain = _evidence_verify.chain;
+    IF h.chain IS NULL THEN
+        IF last_id IS NULL THEN
+            RETURN NULL;                -- nothing was ever appended
+        END IF;
+        EXECUTE pg_catalog.format('SELECT min(l.id) FROM customer_vault.%I l', chain) INTO first_id;
+        RETURN first_id;                -- entries without a head: none came through the functions
+    END IF;
+    IF last_id IS NULL OR last_id < h.last_id THEN
+        RETURN COALESCE(last_id, 0) + 1;    -- entries removed at the end
+    ELSIF last_id > h.last_id THEN
+        RETURN h.last_id + 1;               -- entries added behind the functions' backs
+    ELSIF last_hash IS DISTINCT FROM h.last_hash THEN
+        RETURN last_id;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._evidence_verify(text) IS
+    'internal: NULL when an evidence chain is intact, else the id of its first broken or missing entry';
+
+CREATE OR REPLACE FUNCTION customer_vault.verify_legal_holds() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT customer_vault._evidence_verify('legal_hold_events')
+$$;
+COMMENT ON FUNCTION customer_vault.verify_legal_holds() IS
+    'NULL when the hash chain of legal_hold_events is intact, else the id of the first broken (or missing) entry';
+
+CREATE OR REPLACE FUNCTION customer_vault.verify_purge_log() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT customer_vault._evidence_verify('purge_log_entries')
+$$;
+COMMENT ON FUNCTION customer_vault.verify_purge_log() IS
+    'NULL when the hash chain of purge_log_entries is intact, else the id of the first broken (or missing) entry';
+
+-- every hold, placed and (maybe) released, one row each
+CREATE OR REPLACE VIEW customer_vault.legal_holds AS
+    SELECT p.id, p.subject, p.reason, p.recorded_at AS placed_at, p.session_role AS placed_by,
+           p.acting_role AS placed_as, p.until,
+           r.recorded_at AS released_at, r.session_role AS released_by, r.acting_role AS released_as,
+           r.reason AS release_reason,
+           (r.id IS NULL AND (p.until IS NULL OR p.until > pg_catalog.now())) AS active
+      FROM customer_vault.legal_hold_events p
+      LEFT JOIN customer_vault.legal_hold_events r ON r.hold_id = p.id AND r.action = 'release'
+     WHERE p.action = 'place';
+COMMENT ON VIEW customer_vault.legal_holds IS
+    'every legal hold (from legal_hold_events): placed, released, active (placed, not released, not expired)';
+
+CREATE OR REPLACE VIEW customer_vault.current_legal_holds AS
+    SELECT h.id, h.subject, h.reason, h.placed_at, h.placed_by, h.placed_as, h.until
+      FROM customer_vault.legal_holds h
+     WHERE h.active;
+COMMENT ON VIEW customer_vault.current_legal_holds IS
+    'the legal holds in force: placed, not released, not expired';
+
+-- one row per table and purge run: its start entry and the entry that ended it
+CREATE OR REPLACE VIEW customer_vault.purge_log AS
+    SELECT s.id, s.run_started, s.tbl, s.action, s.cutoff, s.recorded_at AS started_at,
+           CASE WHEN c.event IN ('done', 'failed') THEN c.recorded_at END AS finished_at,
+           COALESCE(c.rows_purged, s.rows_purged) AS rows_purged, COALESCE(c.rows_held, s.rows_held) AS rows_held,
+           COALESCE(c.batches, s.batches) AS batches, s.dry_run, s.session_role AS role,
+           COALESCE(c.event, 'running') AS status, COALESCE(c.sqlstate, s.sqlstate) AS sqlstate,
+           COALESCE(c.message, s.message) AS message, s.pid, s.acting_role
+      FROM customer_vault.purge_log_entries s
+      LEFT JOIN customer_vault.purge_log_entries c ON c.ref = s.id
+     WHERE s.event = 'start';
+COMMENT ON VIEW customer_vault.purge_log IS
+    'one row per table and purge run (from purge_log_entries): what was purged or anonymized or shredded, what was held; running, done, failed (with SQLSTATE and message) or interrupted';
 
 CREATE OR REPLACE FUNCTION customer_vault._subject_has_key(subject text) RETURNS boolean
     LANGUAGE C STABLE STRICT PARALLEL SAFE
@@ -151,13 +408,63 @@ $$;
 COMMENT ON FUNCTION customer_vault.set_retention(regclass, name, interval, text, name) IS
     'sets (or replaces) the retention period of a table: delete, anonymize (PII-labelled columns set NULL) or shred';
 
-CREATE OR REPLACE FUNCTION customer_vault.place_legal_hold(subject text, reason text, until timestamptz DEFAULT NULL)
-    RETURNS bigint
-    LANGUAGE plpgsql VOLATILE
+-- whether a text converts to a type (a hold subject to a subject column's type)
+CREATE OR REPLACE FUNCTION customer_vault._casts_to(val text, typ regtype) RETURNS boolean
+    LANGUAGE plpgsql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    EXECUTE pg_catalog.format('SELECT %L::%s', val, typ);
+    RETURN true;
+EXCEPTION WHEN data_exception THEN
+    RETURN false;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._casts_to(text, regtype) IS
+    'internal: whether a text converts to a value of the type without error';
+
+-- the equality operator to compare values of a subject column, schema-qualified
+CREATE OR REPLACE FUNCTION customer_vault._eq_operator(typ regtype) RETURNS text
+    LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    hold bigint;
+    base oid := typ;
+    nsp name;
+BEGIN
+    WHILE (SELECT t.typtype FROM pg_catalog.pg_type t WHERE t.oid = base) = 'd' LOOP
+        SELECT t.typbasetype INTO base FROM pg_catalog.pg_type t WHERE t.oid = base;
+    END LOOP;
+    SELECT n.nspname INTO nsp FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
+     WHERE o.oprname = '=' AND o.oprleft = base AND o.oprright = base AND o.oprresult = 'boolean'::regtype
+     ORDER BY n.nspname = 'pg_catalog' DESC LIMIT 1;
+    RETURN pg_catalog.format('OPERATOR(%I.=)', COALESCE(nsp, 'pg_catalog'));
+END
+$$;
+COMMENT ON FUNCTION customer_vault._eq_operator(regtype) IS
+    'internal: OPERATOR(schema.=) comparing two values of a type';
+
+-- the subjects of the holds in force that convert to a type: what the purge
+-- compares a subject column with, in that column's own type (42 = '00042')
+-- (typ NULL: every subject under a hold in force)
+CREATE OR REPLACE FUNCTION customer_vault._held_subjects(typ regtype) RETURNS text[]
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT h.subject), '{}')
+      FROM customer_vault.current_legal_holds h
+     WHERE typ IS NULL OR customer_vault._casts_to(h.subject, typ)
+$$;
+COMMENT ON FUNCTION customer_vault._held_subjects(regtype) IS
+    'internal: the subjects under a legal hold in force that convert to a type';
+
+CREATE OR REPLACE FUNCTION customer_vault.place_legal_hold(subject text, reason text, until timestamptz DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    types text;
 BEGIN
     IF subject IS NULL OR subject = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null or empty';
@@ -166,31 +473,90 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'a legal hold needs a reason',
             HINT = 'Name the case or the obligation, e.g. ''litigation 2026-041''.';
     END IF;
+    IF until IS NOT NULL AND NOT pg_catalog.isfinite(until) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'until must be a finite time',
+            HINT = 'Leave until NULL for a hold without an end date.';
+    END IF;
     IF until IS NOT NULL AND until <= pg_catalog.now() THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'until must be in the future';
     END IF;
-    INSERT INTO customer_vault.legal_holds (subject, reason, until)
-    VALUES (subject, reason, until) RETURNING id INTO hold;
-    RETURN hold;
+    -- the hold must mean a subject of some table the purge compares it with
+    -- (a typo such as '42x' where every subject column is an integer is refused)
+    SELECT pg_catalog.string_agg(DISTINCT a.atttypid::regtype::text, ', ') INTO types
+      FROM customer_vault.retention_policies r
+      JOIN pg_catalog.pg_attribute a
+        ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.schema_name, r.table_name))
+       AND a.attname = r.subject_column AND NOT a.attisdropped;
+    IF types IS NOT NULL AND NOT EXISTS (
+           SELECT 1 FROM customer_vault.retention_policies r
+             JOIN pg_catalog.pg_attribute a
+               ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.schema_name, r.table_name))
+              AND a.attname = r.subject_column AND NOT a.attisdropped
+            WHERE customer_vault._casts_to(place_legal_hold.subject, a.atttypid::regtype)) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_text_representation',
+            MESSAGE = 'subject is not a valid value of any subject column with a retention policy',
+            DETAIL = pg_catalog.format('The subject columns are of type %s.', types),
+            HINT = 'A hold names a subject as the retention policies'' subject columns store it.';
+    END IF;
+    RETURN customer_vault._legal_hold_append('place', NULL, subject, reason, until);
 END
 $$;
 COMMENT ON FUNCTION customer_vault.place_legal_hold(text, text, timestamptz) IS
     'places a legal hold on a subject: the purge keeps their rows; returns the hold id';
 
-CREATE OR REPLACE FUNCTION customer_vault.release_legal_hold(hold_id bigint) RETURNS void
-    LANGUAGE plpgsql VOLATILE
+CREATE OR REPLACE FUNCTION customer_vault.release_legal_hold(hold_id bigint, reason text DEFAULT NULL) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    p customer_vault.legal_hold_events;
 BEGIN
-    UPDATE customer_vault.legal_holds h SET released_at = pg_catalog.now(), released_by = session_user
-     WHERE h.id = hold_id AND h.released_at IS NULL;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = pg_catalog.format('no active legal hold with id %s', hold_id);
+    IF hold_id IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'hold id must not be null';
     END IF;
+    IF reason IS NOT NULL AND pg_catalog.btrim(reason) = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'the reason must not be empty',
+            HINT = 'Leave it NULL, or say why the hold ends.';
+    END IF;
+    -- serialized with every other hold entry: two releases cannot both pass
+    PERFORM customer_vault._evidence_next('legal_hold_events');
+    SELECT * INTO p FROM customer_vault.legal_hold_events e
+     WHERE e.id = release_legal_hold.hold_id AND e.action = 'place';
+    IF NOT FOUND OR EXISTS (SELECT 1 FROM customer_vault.legal_hold_events e
+                             WHERE e.hold_id = release_legal_hold.hold_id AND e.action = 'release') THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = pg_catalog.format('no unreleased legal hold with id %s', hold_id);
+    END IF;
+    PERFORM customer_vault._legal_hold_append('release', p.id, p.subject, reason, NULL);
 END
 $$;
-COMMENT ON FUNCTION customer_vault.release_legal_hold(bigint) IS 'releases a legal hold';
+COMMENT ON FUNCTION customer_vault.release_legal_hold(bigint, text) IS
+    'releases a legal hold (a new entry recording who, when and why); an expired hold can be released too';
+
+-- the type of a policy's subject column (NULL without one)
+CREATE OR REPLACE FUNCTION customer_vault._subject_type(r customer_vault.retention_policies) RETURNS regtype
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regtype;
+BEGIN
+    IF r.subject_column IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT a.atttypid::regtype INTO t FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.schema_name, r.table_name))
+       AND a.attname = r.subject_column AND a.attnum > 0 AND NOT a.attisdropped;
+    IF t IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_column',
+            MESSAGE = pg_catalog.format('subject column %I of table %I.%I does not exist',
+                                        r.subject_column, r.schema_name, r.table_name);
+    END IF;
+    RETURN t;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._subject_type(customer_vault.retention_policies) IS
+    'internal: the type of a retention policy''s subject column, NULL without one';
 
 -- the SQL pieces of one policy: its cutoff (UTC wall clock), expired and held predicates
 CREATE OR REPLACE FUNCTION customer_vault._retention_sql(r customer_vault.retention_policies, as_of timestamptz,
@@ -201,6 +567,7 @@ CREATE OR REPLACE FUNCTION customer_vault._retention_sql(r customer_vault.retent
 AS $$
 DECLARE
     ttype regtype;
+    stype regtype;
     pii name[];
 BEGIN
     -- retention is computed in UTC, so TimeZone settings do not move the limit;
@@ -219,11 +586,14 @@ BEGIN
     IF r.subject_column IS NULL THEN
         held := 'false';
     ELSE
-        -- the statement runs as the table's owner, who cannot read legal_holds:
-        -- _maint_sql binds the subjects under an active hold as $1 (text[])
+        -- the statement runs as the table's owner, who cannot read the holds:
+        -- _maint_sql binds the subjects under a hold in force as $1 (text[],
+        -- only those that convert to the column's type), compared in that
+        -- type: 42 = '00042' for integer keys, UUIDs in any case
+        stype := customer_vault._subject_type(r);
         held := pg_catalog.format(
-            'COALESCE((t.%I)::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.text[]), false)',
-            r.subject_column);
+            'COALESCE(t.%I %s ANY ($1::pg_catalog.text[]::%s[]), false)',
+            r.subject_column, customer_vault._eq_operator(stype), stype);
     END IF;
     IF r.action = 'delete' THEN
         change := NULL;
@@ -282,60 +652,135 @@ CREATE OR REPLACE FUNCTION customer_vault._purge_log_write(entry bigint, run_sta
                                                           rows_held bigint DEFAULT 0, batches integer DEFAULT 0,
                                                           sqlstate text DEFAULT NULL, message text DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql VOLATILE
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    id bigint;
+    start_id bigint;
 BEGIN
     IF status IS NULL OR status NOT IN ('running', 'done', 'failed') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = pg_catalog.format('invalid purge status %L', status);
     END IF;
     IF entry IS NULL THEN
-        INSERT INTO customer_vault.purge_log AS l (run_started, tbl, action, cutoff, started_at, finished_at,
-                                                  rows_purged, rows_held, batches, dry_run, status, sqlstate,
-                                                  message, pid)
-        VALUES (run_started, tbl, action, cutoff, pg_catalog.clock_timestamp(),
-                CASE WHEN status <> 'running' THEN pg_catalog.clock_timestamp() END,
-                COALESCE(rows_purged, 0), COALESCE(rows_held, 0), COALESCE(batches, 0), dry_run, status, sqlstate,
-                message, pg_catalog.pg_backend_pid())
-        RETURNING l.id INTO id;
-        RETURN id;
+        IF run_started IS NULL OR tbl IS NULL OR action IS NULL OR dry_run IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+                MESSAGE = 'a new purge_log entry needs run_started, tbl, action and dry_run';
+        END IF;
+        start_id := customer_vault._purge_log_append('start', NULL, run_started, tbl, action, cutoff, dry_run,
+                                                     CASE WHEN status = 'running' THEN rows_purged ELSE 0 END,
+                                                     CASE WHEN status = 'running' THEN rows_held ELSE 0 END,
+                                                     CASE WHEN status = 'running' THEN batches ELSE 0 END,
+                                                     NULL, NULL);
+        IF status <> 'running' THEN
+            PERFORM customer_vault._purge_log_append(status, start_id, run_started, tbl, action, cutoff, dry_run,
+                                                     rows_purged, rows_held, batches, sqlstate, message);
+        END IF;
+        RETURN start_id;
     END IF;
-    UPDATE customer_vault.purge_log l
-       SET finished_at = pg_catalog.clock_timestamp(), rows_purged = COALESCE(_purge_log_write.rows_purged, 0),
-           rows_held = COALESCE(_purge_log_write.rows_held, 0), batches = COALESCE(_purge_log_write.batches, 0),
-           status = _purge_log_write.status, sqlstate = _purge_log_write.sqlstate,
-           message = _purge_log_write.message
-     WHERE l.id = entry AND l.status = 'running';
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = pg_catalog.format('no running purge_log entry %s', entry);
+    IF status = 'running' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'a purge_log entry is ended with status done or failed';
     END IF;
+    PERFORM customer_vault._purge_log_append(status, entry, NULL, NULL, NULL, NULL, NULL,
+                                             rows_purged, rows_held, batches, sqlstate, message);
     RETURN entry;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._purge_log_write(bigint, timestamptz, text, text, timestamp, boolean, text,
                                                     bigint, bigint, integer, text, text) IS
-    'internal: writes purge_log: a new entry (running, or failed) or the end of a running one (done, failed)';
+    'internal: writes purge_log: a new entry (running, or failed) or the end of a running one (done, failed), as hash-chained purge_log_entries';
 
--- Entries still running whose purge is gone (its backend died, was killed or
--- the server restarted since) are marked interrupted; their finished_at stays
--- NULL (nobody knows when the work stopped).  The number marked.
-CREATE OR REPLACE FUNCTION customer_vault._purge_log_interrupted() RETURNS bigint
+-- One purge_log_entries entry, chained: a start, or the end (done, failed,
+-- interrupted) of a start that has none yet, whose table, action, limit, run
+-- and dry_run it repeats.  Serialized by the chain's head.
+CREATE OR REPLACE FUNCTION customer_vault._purge_log_append(event text, ref bigint, run_started timestamptz, tbl text,
+                                                 action text, cutoff timestamp, dry_run boolean,
+                                                 rows_purged bigint, rows_held bigint, batches integer,
+                                                 sqlstate text, message text)
+    RETURNS bigint
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    n bigint;
+    e customer_vault.purge_log_entries;
+    s customer_vault.purge_log_entries;
 BEGIN
-    UPDATE customer_vault.purge_log l SET status = 'interrupted'
-     WHERE l.status = 'running'
-       AND (l.started_at < pg_catalog.pg_postmaster_start_time()
-            OR l.pid IS NULL
-            OR l.pid = pg_catalog.pg_backend_pid()
-            OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(l.pid) a WHERE a.pid IS NOT NULL));
-    GET DIAGNOSTICS n = ROW_COUNT;
+    IF COALESCE(rows_purged, 0) < 0 OR COALESCE(rows_held, 0) < 0 OR COALESCE(batches, 0) < 0 THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'rows_purged, rows_held and batches must not be negative';
+    END IF;
+    SELECT n.next_id, n.prev_hash INTO e.id, e.prev_hash FROM customer_vault._evidence_next('purge_log_entries') n;
+    e.event := event;
+    IF event = 'start' THEN
+        e.run_started := run_started;
+        e.tbl := tbl;
+        e.action := action;
+        e.cutoff := cutoff;
+        e.dry_run := dry_run;
+        e.pid := pg_catalog.pg_backend_pid();
+    ELSE
+        SELECT * INTO s FROM customer_vault.purge_log_entries l WHERE l.id = _purge_log_append.ref AND l.event = 'start';
+        IF NOT FOUND OR EXISTS (SELECT 1 FROM customer_vault.purge_log_entries l WHERE l.ref = _purge_log_append.ref) THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+                MESSAGE = pg_catalog.format('no running purge_log entry %s', ref);
+        END IF;
+        e.ref := ref;
+        e.run_started := s.run_started;
+        e.tbl := s.tbl;
+        e.action := s.action;
+        e.cutoff := s.cutoff;
+        e.dry_run := s.dry_run;
+        e.pid := s.pid;
+    END IF;
+    IF event = 'interrupted' THEN
+        -- what the start knew: nobody knows how far the work got
+        e.rows_purged := s.rows_purged;
+        e.rows_held := s.rows_held;
+        e.batches := s.batches;
+    ELSE
+        e.rows_purged := COALESCE(rows_purged, 0);
+        e.rows_held := COALESCE(rows_held, 0);
+        e.batches := COALESCE(batches, 0);
+    END IF;
+    e.sqlstate := sqlstate;
+    e.message := message;
+    e.recorded_at := pg_catalog.clock_timestamp();
+    e.session_role := session_user;
+    e.acting_role := customer_vault._calling_role();
+    e.hash := customer_vault._evidence_hash(e);
+    INSERT INTO customer_vault.purge_log_entries SELECT e.*;
+    UPDATE customer_vault.evidence_heads h SET last_id = e.id, last_hash = e.hash WHERE h.chain = 'purge_log_entries';
+    RETURN e.id;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._purge_log_append(text, bigint, timestamptz, text, text, timestamp, boolean,
+                                                     bigint, bigint, integer, text, text) IS
+    'internal: appends one hash-chained entry to purge_log_entries';
+
+-- Entries still running whose purge is gone (its backend died, was killed or
+-- the server restarted since) are marked interrupted (a new entry each); their
+-- finished_at stays NULL (nobody knows when the work stopped).  The number marked.
+CREATE OR REPLACE FUNCTION customer_vault._purge_log_interrupted() RETURNS bigint
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    n bigint := 0;
+BEGIN
+    -- under the chain's lock, so two purges starting together mark each once
+    PERFORM customer_vault._evidence_next('purge_log_entries');
+    FOR s IN SELECT l.id FROM customer_vault.purge_log_entries l
+              WHERE l.event = 'start'
+                AND NOT EXISTS (SELECT 1 FROM customer_vault.purge_log_entries c WHERE c.ref = l.id)
+                AND (l.recorded_at < pg_catalog.pg_postmaster_start_time()
+                     OR l.pid IS NULL
+                     OR l.pid = pg_catalog.pg_backend_pid()
+                     OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_get_activity(l.pid) a WHERE a.pid IS NOT NULL))
+              ORDER BY l.id LOOP
+        PERFORM customer_vault._purge_log_append('interrupted', s.id, NULL, NULL, NULL, NULL, NULL, 0, 0, 0, NULL, NULL);
+        n := n + 1;
+    END LOOP;
     RETURN n;
 END
 $$;

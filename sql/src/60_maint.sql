@@ -193,9 +193,9 @@ BEGIN
                 MESSAGE = format('table %s has no retention policy', tbl);
         END IF;
         q := customer_vault._retention_sql(r, asof);
-        -- the subjects under an active legal hold, as $1 (the owner cannot read legal_holds)
-        bind := ARRAY(SELECT h.subject FROM customer_vault.legal_holds h
-                       WHERE h.released_at IS NULL AND (h.until IS NULL OR h.until > now()));
+        -- the subjects under a hold in force that are values of the subject
+        -- column's type, as $1 (the owner cannot read the holds)
+        bind := customer_vault._held_subjects(customer_vault._subject_type(r));
         IF kind = 'purge_counts' THEN
             op := 'select';
             list := format('pg_catalog.count(*) FILTER (WHERE %1$s), pg_catalog.count(*) FILTER (WHERE %1$s AND %2$s),'

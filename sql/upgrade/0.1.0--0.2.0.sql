@@ -25,16 +25,65 @@ CREATE TABLE customer_vault.blind_index_lookups (
 -- protect_column gained blind_index_bits
 DROP FUNCTION customer_vault.protect_column(regclass, name, text, name, name);
 
--- purge_log: each table's run is running, done, failed (with SQLSTATE and
--- message) or interrupted; a failure before the limit is known has no cutoff
-ALTER TABLE customer_vault.purge_log
-    ALTER COLUMN cutoff DROP NOT NULL,
-    ADD COLUMN status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'done', 'failed', 'interrupted')),
-    ADD COLUMN sqlstate text,
-    ADD COLUMN message text,
-    ADD COLUMN pid integer;
-UPDATE customer_vault.purge_log
-   SET status = CASE WHEN finished_at IS NULL THEN 'interrupted' ELSE 'done' END;
+-- Retention (issue 9): legal holds and the purge log become append-only,
+-- hash-chained evidence (legal_holds and purge_log become views over
+-- legal_hold_events and purge_log_entries).  The 0.1.0 tables are renamed, the new ones created
+-- as a fresh install does, the rows carried over after the replay (holds keep
+-- their ids), and the old tables dropped.
+ALTER TABLE customer_vault.legal_holds RENAME TO legal_holds_0_1_0;
+ALTER INDEX customer_vault.legal_holds_pkey RENAME TO legal_holds_0_1_0_pkey;
+ALTER TABLE customer_vault.purge_log RENAME TO purge_log_0_1_0;
+ALTER INDEX customer_vault.purge_log_pkey RENAME TO purge_log_0_1_0_pkey;
+DROP FUNCTION customer_vault.release_legal_hold(bigint);
+CREATE TABLE customer_vault.evidence_heads (
+    chain     text PRIMARY KEY CHECK (chain IN ('legal_hold_events', 'purge_log_entries')),
+    last_id   bigint NOT NULL,
+    last_hash bytea
+);
+CREATE TABLE customer_vault.legal_hold_events (
+    id           bigint PRIMARY KEY,
+    hold_id      bigint NOT NULL,
+    action       text NOT NULL CHECK (action IN ('place', 'release')),
+    subject      text NOT NULL CHECK (subject <> ''),
+    reason       text CHECK (reason <> ''),
+    until        timestamptz,
+    recorded_at  timestamptz NOT NULL,
+    session_role name NOT NULL,
+    acting_role  name NOT NULL,
+    prev_hash    bytea,
+    hash         bytea NOT NULL,
+    CONSTRAINT legal_hold_events_place_check CHECK (action <> 'place' OR (hold_id = id AND reason IS NOT NULL)),
+    CONSTRAINT legal_hold_events_release_check CHECK (action <> 'release' OR (hold_id < id AND until IS NULL))
+);
+CREATE UNIQUE INDEX legal_hold_events_release_key ON customer_vault.legal_hold_events (hold_id)
+    WHERE action = 'release';
+CREATE INDEX legal_hold_events_subject_idx ON customer_vault.legal_hold_events (subject);
+CREATE TABLE customer_vault.purge_log_entries (
+    id           bigint PRIMARY KEY,
+    event        text NOT NULL CHECK (event IN ('start', 'done', 'failed', 'interrupted')),
+    ref          bigint,
+    run_started  timestamptz NOT NULL,
+    tbl          text NOT NULL,
+    action       text NOT NULL,
+    cutoff       timestamp,
+    dry_run      boolean NOT NULL,
+    rows_purged  bigint NOT NULL DEFAULT 0,
+    rows_held    bigint NOT NULL DEFAULT 0,
+    batches      integer NOT NULL DEFAULT 0,
+    sqlstate     text,
+    message      text,
+    pid          integer,
+    recorded_at  timestamptz NOT NULL,
+    session_role name NOT NULL,
+    acting_role  name NOT NULL,
+    prev_hash    bytea,
+    hash         bytea NOT NULL,
+    CONSTRAINT purge_log_entries_ref_check CHECK ((event = 'start') = (ref IS NULL) AND (ref IS NULL OR ref < id))
+);
+CREATE UNIQUE INDEX purge_log_entries_ref_key ON customer_vault.purge_log_entries (ref);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.evidence_heads', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.legal_hold_events', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.purge_log_entries', '');
 
 --@ replay
 
@@ -57,3 +106,63 @@ END
 $$;
 CREATE EVENT TRIGGER customer_vault_guard_decrypted_views ON ddl_command_end
     EXECUTE FUNCTION customer_vault._guard_decrypted_views();
+
+-- Retention: the 0.1.0 holds and purge log rows, chained in their order.
+DO $$
+DECLARE
+    o record;
+    e customer_vault.legal_hold_events;
+    l customer_vault.purge_log_entries;
+    prev bytea;
+    next_id bigint;
+BEGIN
+    -- holds keep their ids; releases follow, in the order they happened
+    FOR o IN SELECT * FROM customer_vault.legal_holds_0_1_0 ORDER BY id LOOP
+        e := ROW(o.id, o.id, 'place', o.subject, o.reason, o.until, o.placed_at, o.placed_by, o.placed_by,
+                 prev, NULL);
+        e.hash := customer_vault._evidence_hash(e);
+        INSERT INTO customer_vault.legal_hold_events SELECT e.*;
+        prev := e.hash;
+        next_id := o.id;
+    END LOOP;
+    FOR o IN SELECT * FROM customer_vault.legal_holds_0_1_0 WHERE released_at IS NOT NULL ORDER BY released_at, id LOOP
+        next_id := next_id + 1;
+        e := ROW(next_id, o.id, 'release', o.subject, NULL, NULL, o.released_at, COALESCE(o.released_by, o.placed_by),
+                 COALESCE(o.released_by, o.placed_by), prev, NULL);
+        e.hash := customer_vault._evidence_hash(e);
+        INSERT INTO customer_vault.legal_hold_events SELECT e.*;
+        prev := e.hash;
+    END LOOP;
+    IF next_id IS NOT NULL THEN
+        INSERT INTO customer_vault.evidence_heads VALUES ('legal_hold_events', next_id, prev);
+    END IF;
+    -- each 0.1.0 purge log row: a start entry, and a done entry when it
+    -- finished, else an interrupted one
+    prev := NULL;
+    next_id := 0;
+    FOR o IN SELECT * FROM customer_vault.purge_log_0_1_0 ORDER BY id LOOP
+        next_id := next_id + 1;
+        l := ROW(next_id, 'start', NULL, o.run_started, o.tbl, o.action, o.cutoff, o.dry_run, 0, 0, 0, NULL, NULL,
+                 NULL, o.started_at, o.role, o.role, prev, NULL);
+        l.hash := customer_vault._evidence_hash(l);
+        INSERT INTO customer_vault.purge_log_entries SELECT l.*;
+        prev := l.hash;
+        next_id := next_id + 1;
+        l := ROW(next_id, CASE WHEN o.finished_at IS NULL THEN 'interrupted' ELSE 'done' END, next_id - 1,
+                 o.run_started, o.tbl, o.action, o.cutoff, o.dry_run, o.rows_purged, o.rows_held, o.batches, NULL, NULL,
+                 NULL, COALESCE(o.finished_at, o.started_at), o.role, o.role, prev, NULL);
+        l.hash := customer_vault._evidence_hash(l);
+        INSERT INTO customer_vault.purge_log_entries SELECT l.*;
+        prev := l.hash;
+    END LOOP;
+    IF next_id > 0 THEN
+        INSERT INTO customer_vault.evidence_heads VALUES ('purge_log_entries', next_id, prev);
+    END IF;
+END
+$$;
+-- out of the extension first: that also takes them out of its pg_dump configuration
+ALTER EXTENSION customer_vault DROP TABLE customer_vault.legal_holds_0_1_0;
+ALTER EXTENSION customer_vault DROP SEQUENCE customer_vault.legal_holds_id_seq;
+ALTER EXTENSION customer_vault DROP TABLE customer_vault.purge_log_0_1_0;
+ALTER EXTENSION customer_vault DROP SEQUENCE customer_vault.purge_log_id_seq;
+DROP TABLE customer_vault.legal_holds_0_1_0, customer_vault.purge_log_0_1_0;

@@ -60,9 +60,10 @@ INSERT INTO events VALUES
 SELECT customer_vault.set_retention('events', 'created_at', '30 days', 'delete', 'customer_id');
 SELECT customer_vault.place_legal_hold('held-1', 'litigation 2026-041');
 SELECT customer_vault.release_legal_hold(customer_vault.place_legal_hold('released-1', 'settled case'));
-SELECT customer_vault.place_legal_hold('lapsed-1', 'audit', now() + interval '1 day');
--- a hold whose end date has passed no longer holds (place_legal_hold refuses a past until)
-UPDATE customer_vault.legal_holds SET until = now() - interval '1 hour' WHERE subject = 'lapsed-1';
+-- a hold whose end date has passed no longer holds (place_legal_hold refuses
+-- a past until, and holds cannot be edited: this one ends in a second)
+SELECT customer_vault.place_legal_hold('lapsed-1', 'audit', clock_timestamp() + interval '1 second');
+SELECT pg_sleep(1.5);
 });
 
 my %expect_kept = (fresh => 50, held => 20, edge_in => 1);
@@ -91,7 +92,7 @@ is($pv{by_id}, '2|1|1', 'subject column named "id": the row of held subject 42 i
 $node->safe_psql('postgres', q{
 DELETE FROM customer_vault.retention_policies WHERE table_name IN ('by_subject', 'by_id');
 DROP TABLE by_subject, by_id;
-UPDATE customer_vault.legal_holds SET released_at = now() WHERE subject = '42';
+SELECT customer_vault.release_legal_hold(id, 'case 42 closed') FROM customer_vault.current_legal_holds WHERE subject = '42';
 });
 is($node->safe_psql('postgres', 'SELECT expired, held, to_purge FROM customer_vault.purge_preview()'),
 	'141|20|121', 'purge_preview unchanged after dropping the extra policies');
