@@ -137,7 +137,8 @@ fsync = off
 max_connections = 40
 log_min_messages = warning
 EOF
-"${RUNAS[@]}" "$PGBIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start >/dev/null
+# glibc fills freed memory (MALLOC_PERTURB_): a use-after-free reads garbage, not stale data
+"${RUNAS[@]}" env MALLOC_PERTURB_=165 "$PGBIN/pg_ctl" -D "$DATA" -l "$WORK/server.log" -w start >/dev/null
 started=1
 
 export PGHOST=$WORK PGPORT=$PORT PGUSER=postgres
