@@ -1371,7 +1371,7 @@ cv_create_key(PG_FUNCTION_ARGS)
 Datum
 cv_rotate_key(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *name;
 	CvOwnerSwitch sw;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
@@ -1379,6 +1379,11 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 	int32		pad_to = 0;
 	uint64		i;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("key name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	cv_check_key_name(name);
 	(void) cv_root_get(false);
 

@@ -89,8 +89,9 @@ $$;
 COMMENT ON FUNCTION customer_vault.set_key_padding(text, integer) IS
     'sets the length padding block of every version of a key (0 = none) for values sealed from now on; existing values keep their length until re-sealed';
 
+-- Not STRICT: a NULL name is an error (as for create_key), not a NULL result.
 CREATE OR REPLACE FUNCTION customer_vault.rotate_key(name text) RETURNS integer
-    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'cv_rotate_key';
 COMMENT ON FUNCTION customer_vault.rotate_key(text) IS
     'adds a new active version of a key; older versions stay decrypt-only; returns the new version';

@@ -161,6 +161,14 @@ BEGIN
     IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
         RAISE EXCEPTION USING ERRCODE = 'wrong_object_type', MESSAGE = pg_catalog.format('%s is not a table', tbl);
     END IF;
+    -- the extension's own tables (the ledger, the key ring, the evidence) and
+    -- the system catalogs are never protected, purged or put under a policy
+    IF nsp IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('table %s belongs to %s and cannot be a target', tbl,
+                                        CASE WHEN nsp = 'customer_vault' THEN 'customer_vault' ELSE 'the system catalogs' END),
+            HINT = 'customer_vault protects, purges and polices application tables only.';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._table_names(regclass) IS

@@ -140,9 +140,12 @@ BEGIN
             MESSAGE = pg_catalog.format('invalid lawful basis %L', lawful_basis),
             HINT = 'Use consent, contract, legal_obligation, vital_interests, public_task or legitimate_interests.';
     END IF;
-    IF consent_valid_for IS NOT NULL AND (lawful_basis <> 'consent' OR consent_valid_for <= '0'::interval) THEN
+    IF consent_valid_for IS NOT NULL AND lawful_basis <> 'consent' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'consent_valid_for must be a positive interval, and only for the consent basis';
+    END IF;
+    IF consent_valid_for IS NOT NULL THEN
+        PERFORM customer_vault._check_period(consent_valid_for, 'consent_valid_for');
     END IF;
     INSERT INTO customer_vault.purposes AS p (purpose, lawful_basis, description, consent_valid_for)
     VALUES (define_purpose.purpose, define_purpose.lawful_basis, define_purpose.description, define_purpose.consent_valid_for)
@@ -179,6 +182,19 @@ CREATE OR REPLACE FUNCTION customer_vault.disallow_purpose(role regrole, purpose
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = pg_catalog.format('role with OID %s does not exist', role::oid);
+    END IF;
+    IF purpose IS NULL OR purpose = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'purpose must not be null or empty';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM customer_vault.purposes p WHERE p.purpose = disallow_purpose.purpose) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = pg_catalog.format('purpose %L does not exist', purpose);
+    END IF;
     DELETE FROM customer_vault.purpose_roles r
      WHERE r.role_name = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = role)
        AND r.purpose = disallow_purpose.purpose;
@@ -257,6 +273,10 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'evidence must be a non-empty JSON object',
             HINT = 'Record what was shown, when and through which channel, e.g. {"form": "signup-v3", "channel": "web"}.';
+    END IF;
+    IF until IS NOT NULL AND NOT pg_catalog.isfinite(until) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'valid_until must be a finite time',
+            HINT = 'Leave it NULL for consent without an end date (the purpose''s consent lifetime still applies).';
     END IF;
     IF until IS NOT NULL AND until <= pg_catalog.now() THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'valid_until must be in the future';

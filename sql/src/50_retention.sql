@@ -339,6 +339,57 @@ AS $$
 $$;
 COMMENT ON FUNCTION customer_vault._pii_columns(regclass) IS 'internal: the PII-labelled columns of a table';
 
+-- A period (retention, consent lifetime) must be positive in every reading:
+-- an interval has three fields (months, days, microseconds) and no total
+-- order, so '-1 year 360 days' is "positive" to one test and negative to
+-- another.  Each field must be >= 0, the whole > 0, and at most 200 years
+-- (beyond that the limit overflows timestamp arithmetic later, 22008).
+CREATE OR REPLACE FUNCTION customer_vault._check_period(period interval, what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    months bigint;
+    days bigint;
+    rest interval;
+BEGIN
+    IF period IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = pg_catalog.format('%s must not be null', what);
+    END IF;
+    months := (EXTRACT(year FROM period) * 12 + EXTRACT(month FROM period))::bigint;
+    days := EXTRACT(day FROM period)::bigint;
+    IF months < 0 OR days < 0 OR period > interval '200 years' THEN
+        rest := NULL;
+    ELSE
+        rest := period - pg_catalog.make_interval(months => months::integer, days => days::integer);
+    END IF;
+    IF rest IS NULL OR rest < interval '0' OR period <= interval '0' OR period > interval '200 years' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = pg_catalog.format('%s must be a positive interval of at most 200 years', what),
+            DETAIL = pg_catalog.format('Its months (%s), days (%s) and time must each be zero or positive, and not all zero.',
+                                       months, days),
+            HINT = 'For example ''7 years'' or ''90 days''.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._check_period(interval, text) IS
+    'internal: refuses a period that is not positive in every field, or longer than 200 years';
+
+-- the time a purge or a preview looks from: finite, not in the future
+CREATE OR REPLACE FUNCTION customer_vault._check_as_of(as_of timestamptz) RETURNS void
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF as_of IS NOT NULL AND (NOT pg_catalog.isfinite(as_of) OR as_of > pg_catalog.clock_timestamp()) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'as_of must be a finite time not in the future',
+            HINT = 'Leave it NULL to purge as of now.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._check_as_of(timestamptz) IS
+    'internal: refuses an infinite or future as_of';
+
 CREATE OR REPLACE FUNCTION customer_vault.set_retention(tbl regclass, time_column name, keep interval,
                                              action text DEFAULT 'delete', subject_column name DEFAULT NULL)
     RETURNS void
@@ -363,9 +414,7 @@ BEGIN
             MESSAGE = pg_catalog.format('time column %I of table %s is of type %s', time_column, tbl, ttype),
             HINT = 'The time column must be of type date, timestamp or timestamptz.';
     END IF;
-    IF keep <= '0'::interval THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'keep must be a positive interval';
-    END IF;
+    PERFORM customer_vault._check_period(keep, 'keep');
     IF action NOT IN ('delete', 'anonymize', 'shred') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = pg_catalog.format('invalid retention action %L', action),
@@ -570,6 +619,9 @@ DECLARE
     stype regtype;
     pii name[];
 BEGIN
+    -- a policy stored before keep was checked (0.1.0) fails on its own table
+    PERFORM customer_vault._check_period(r.keep, pg_catalog.format('keep of the retention policy of %I.%I',
+                                                                   r.schema_name, r.table_name));
     -- retention is computed in UTC, so TimeZone settings do not move the limit;
     -- a row exactly at the limit is kept
     cutoff := (as_of AT TIME ZONE 'UTC') - r.keep;
@@ -626,6 +678,7 @@ DECLARE
     r customer_vault.retention_policies;
     c bigint[];
 BEGIN
+    PERFORM customer_vault._check_as_of(as_of);
     FOR r IN SELECT * FROM customer_vault.retention_policies ORDER BY schema_name, table_name LOOP
         tbl := pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass;
         -- counted as the table's owner (security-restricted, row security off):
@@ -936,6 +989,86 @@ END
 $$;
 COMMENT ON FUNCTION customer_vault._require_pg_cron() IS 'internal: raises an error unless pg_cron is installed here';
 
+-- A schedule the installed pg_cron accepts, checked before the job is made
+-- (pg_cron 1.4 stored '* * * * * * *' and never ran it): five fields (minute
+-- 0-59, hour 0-23, day 1-31, month 1-12 or jan-dec, weekday 0-7 or sun-sat),
+-- each *, a value or a range, optionally /step, comma-separated; an @-name
+-- (@hourly, @daily, @midnight, @weekly, @monthly, @yearly, @annually); and
+-- from pg_cron 1.5 on also '<1-59> seconds'.
+CREATE OR REPLACE FUNCTION customer_vault._check_cron_schedule(schedule text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v text;
+    fields text[];
+    lo integer[] := ARRAY[0, 0, 1, 1, 0];
+    hi integer[] := ARRAY[59, 23, 31, 12, 7];
+    names text[] := ARRAY['minute', 'hour', 'day of month', 'month', 'day of week'];
+    part text;
+    m text[];
+    i integer;
+    j integer;
+    n integer;
+    bad text;
+BEGIN
+    v := pg_catalog.lower(pg_catalog.btrim(schedule));
+    IF v IN ('@hourly', '@daily', '@midnight', '@weekly', '@monthly', '@yearly', '@annually') THEN
+        RETURN;
+    END IF;
+    IF v ~ '^[0-9]+ *seconds?$' THEN
+        n := pg_catalog.substring(v, '^[0-9]+')::integer;
+        IF COALESCE((SELECT pg_catalog.string_to_array(e.extversion, '.')::integer[] >= ARRAY[1, 5]
+                       FROM pg_catalog.pg_extension e WHERE e.extname = 'pg_cron'), false)
+           AND n BETWEEN 1 AND 59 THEN
+            RETURN;
+        END IF;
+        bad := 'Schedules in seconds need pg_cron 1.5 or later and between 1 and 59 seconds.';
+    ELSE
+        fields := pg_catalog.regexp_split_to_array(v, '\s+');
+        IF pg_catalog.cardinality(fields) <> 5 THEN
+            bad := pg_catalog.format('A schedule has 5 fields (minute hour day month weekday), not %s.',
+                                     pg_catalog.cardinality(fields));
+        ELSE
+            FOR i IN 1..5 LOOP
+                v := fields[i];
+                IF i = 4 THEN
+                    FOR j IN 1..12 LOOP
+                        v := pg_catalog.replace(v, (ARRAY['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug',
+                                                          'sep', 'oct', 'nov', 'dec'])[j], j::text);
+                    END LOOP;
+                ELSIF i = 5 THEN
+                    FOR j IN 1..7 LOOP
+                        v := pg_catalog.replace(v, (ARRAY['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'])[j],
+                                                (j - 1)::text);
+                    END LOOP;
+                END IF;
+                FOREACH part IN ARRAY pg_catalog.string_to_array(v, ',') LOOP
+                    m := pg_catalog.regexp_match(part, '^(\*|([0-9]{1,2})(-([0-9]{1,2}))?)(/([0-9]{1,2}))?$');
+                    IF m IS NULL
+                       OR (m[2] IS NOT NULL AND (m[2]::integer < lo[i] OR m[2]::integer > hi[i]))
+                       OR (m[4] IS NOT NULL AND (m[4]::integer < m[2]::integer OR m[4]::integer > hi[i]))
+                       OR (m[6] IS NOT NULL AND m[6]::integer < 1) THEN
+                        bad := pg_catalog.format('The %s field %L is not *, a value from %s to %s, a range or a step.',
+                                                 names[i], fields[i], lo[i], hi[i]);
+                        EXIT;
+                    END IF;
+                END LOOP;
+                EXIT WHEN bad IS NOT NULL;
+            END LOOP;
+        END IF;
+    END IF;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = pg_catalog.format('invalid schedule %L', schedule),
+            DETAIL = bad,
+            HINT = 'Use cron syntax, e.g. ''15 3 * * *'' (daily at 03:15).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._check_cron_schedule(text) IS
+    'internal: refuses a schedule the installed pg_cron would not run';
+
 CREATE OR REPLACE FUNCTION customer_vault.schedule_purge(schedule text DEFAULT '15 3 * * *') RETURNS bigint
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -947,6 +1080,7 @@ BEGIN
     IF schedule IS NULL OR pg_catalog.btrim(schedule) = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'schedule must not be empty';
     END IF;
+    PERFORM customer_vault._check_cron_schedule(schedule);
     EXECUTE 'SELECT cron.schedule($1, $2, $3)'
        INTO job USING 'customer_vault_purge', schedule, 'CALL customer_vault.purge()';
     RETURN job;

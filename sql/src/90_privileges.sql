@@ -133,6 +133,8 @@ GRANT EXECUTE ON FUNCTION
     customer_vault._pii_columns(regclass), customer_vault._subject_has_key(text),
     customer_vault._casts_to(text, regtype), customer_vault._eq_operator(regtype), customer_vault._held_subjects(regtype),
     customer_vault._subject_type(customer_vault.retention_policies),
+    customer_vault._check_period(interval, text), customer_vault._check_as_of(timestamptz),
+    customer_vault._check_cron_schedule(text),
     customer_vault.shred_subject(text),
     customer_vault.schedule_purge(text), customer_vault.unschedule_purge(), customer_vault._require_pg_cron(),
     customer_vault._purge_log_write(bigint, timestamptz, text, text, timestamp, boolean, text, bigint, bigint,
