@@ -99,15 +99,19 @@ SELECT bench.check(a.n = :n - e.expired + e.held AND a.expired = e.held AND a.he
   FROM bench.purge_stats('bench.p_purge') a, bench.purge_stats('bench.p_delete') d,
        (SELECT bench.ifact('expired') AS expired, bench.ifact('held') AS held, bench.ifact('inside_sum') AS inside_sum) e;
 -- purge_log: the newest row of the table is finished, not a dry run, with the counts
-SELECT bench.check(l.rows_purged = e.expired - e.held AND l.rows_held = e.held AND l.finished_at IS NOT NULL AND NOT l.dry_run,
-                   format('purge_log: rows_purged|rows_held|finished|dry_run %s|%s|%s|%s, expected %s|%s|t|f',
-                          l.rows_purged, l.rows_held, l.finished_at IS NOT NULL, l.dry_run, e.expired - e.held, e.held)),
+SELECT bench.check(l.rows_purged = e.expired - e.held AND l.rows_held = e.held AND l.finished_at IS NOT NULL AND NOT l.dry_run AND l.status = 'done',
+                   format('purge_log: rows_purged|rows_held|finished|dry_run|status %s|%s|%s|%s|%s, expected %s|%s|t|f|done',
+                          l.rows_purged, l.rows_held, l.finished_at IS NOT NULL, l.dry_run, l.status, e.expired - e.held, e.held)),
        bench.set_fact('log_purged', l.rows_purged::text), bench.set_fact('log_held', l.rows_held::text),
        bench.sample('pg_batches', l.batches), bench.sample('pg_logsecs', extract(epoch FROM l.finished_at - l.started_at))
   FROM (SELECT * FROM customer_vault.purge_log WHERE tbl = 'bench.p_purge' ORDER BY id DESC LIMIT 1) l,
        (SELECT bench.ifact('expired') AS expired, bench.ifact('held') AS held) e;
 SELECT bench.check(count(*) = 1, 'purge_log has no row for bench.p_purge')
   FROM (SELECT 1 FROM customer_vault.purge_log WHERE tbl = 'bench.p_purge' LIMIT 1) x;
+-- the purge log's and the legal holds' hash chains are intact
+SELECT bench.check(customer_vault.verify_purge_log() IS NULL AND customer_vault.verify_legal_holds() IS NULL,
+                   format('verify_purge_log() %s, verify_legal_holds() %s: a chain is broken',
+                          customer_vault.verify_purge_log(), customer_vault.verify_legal_holds()));
 DROP TABLE bench.p_purge, bench.p_delete;
 \endif
 
