@@ -48,15 +48,18 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "nodes/parsenodes.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/itemptr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
+#include "tcop/deparse_utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -65,13 +68,14 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 
 /* columns of the consent tables, in table order */
 #define Anum_purpose_name			1
 #define Anum_purpose_basis			2
-#define Anum_prole_role				1
+#define Anum_prole_role				1	/* regrole */
 #define Anum_prole_purpose			2
 #define Anum_cstate_subject			1
 #define Anum_cstate_purpose			2
@@ -110,6 +114,11 @@ static bool cv_consent_dirty = false;
 static bool cv_consent_bumped = false;
 static TransactionId cv_consent_xid = InvalidTransactionId;
 static uint64 cv_consent_builds = 0;	/* cache builds in this backend (tests) */
+
+/* the ledger's chain head row as this transaction wrote it (see below) */
+static bool cv_head_valid = false;
+static LocalTransactionId cv_head_lxid = InvalidLocalTransactionId;
+static ItemPointerData cv_head_tid;
 
 /* one subject with a live opt-in, in an arena */
 typedef struct CvSubjectConsent
@@ -210,15 +219,23 @@ typedef struct CvPurpose
 	uint64	   *until_bits;		/* ... with an end date (kept in subjects) */
 } CvPurpose;
 
-/* identity of a snapshot, as far as visibility goes */
-#define CV_IDENT_MAX_XIP 256
+/*
+ * Identity of a snapshot, as far as visibility goes: xmin, xmax and the
+ * in-progress xids.  Outside recovery those are snap->xip (top-level xids;
+ * subtransactions resolve to them); a snapshot taken during recovery keeps
+ * every known-assigned xid in snap->subxip and none in xip, so there the
+ * identity is subxip (and whether it overflowed).
+ */
 typedef struct CvSnapIdent
 {
+	bool		recovery;
+	bool		suboverflowed;	/* recovery only */
 	TransactionId xmin;
 	TransactionId xmax;
-	uint32		xcnt;			/* > CV_IDENT_MAX_XIP: never equal */
 	CommandId	curcid;
-	TransactionId xip[CV_IDENT_MAX_XIP];	/* sorted */
+	uint32		n;				/* in-progress xids */
+	uint32		cap;
+	TransactionId *xids;		/* sorted; TopMemoryContext */
 } CvSnapIdent;
 
 static MemoryContext cv_consent_cxt = NULL;
@@ -418,6 +435,7 @@ cv_consent_xact_callback(XactEvent event, void *arg)
 				cv_consent_reset();
 			cv_consent_bumped = false;
 			cv_consent_dirty = false;
+			cv_head_valid = false;
 			break;
 		default:
 			break;
@@ -431,6 +449,8 @@ cv_consent_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB && cv_consent_dirty)
 		cv_consent_reset();
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		cv_head_valid = false;	/* the head row may be back at an older version */
 }
 
 /* register hooks and callbacks; called from _PG_init */
@@ -462,30 +482,118 @@ cv_xid_cmp(const void *a, const void *b)
 	return x < y ? -1 : (x > y ? 1 : 0);
 }
 
+/* the in-progress xids of a snapshot that decide its visibility */
+static inline void
+cv_snap_xids(Snapshot snap, const TransactionId **xids, uint32 *n)
+{
+	if (snap->takenDuringRecovery)
+	{
+		*xids = snap->subxip;
+		*n = (uint32) snap->subxcnt;
+	}
+	else
+	{
+		*xids = snap->xip;
+		*n = snap->xcnt;
+	}
+}
+
 /* the visibility identity of a snapshot */
 static void
 cv_snap_ident(Snapshot snap, CvSnapIdent *id)
 {
+	const TransactionId *xids;
+	uint32		n;
+
+	cv_snap_xids(snap, &xids, &n);
+	id->recovery = snap->takenDuringRecovery;
+	id->suboverflowed = snap->takenDuringRecovery && snap->suboverflowed;
 	id->xmin = snap->xmin;
 	id->xmax = snap->xmax;
-	id->xcnt = snap->xcnt;
 	id->curcid = snap->curcid;
-	if (snap->xcnt <= CV_IDENT_MAX_XIP && !snap->suboverflowed)
+	if (n > id->cap)
 	{
-		memcpy(id->xip, snap->xip, sizeof(TransactionId) * snap->xcnt);
-		qsort(id->xip, snap->xcnt, sizeof(TransactionId), cv_xid_cmp);
+		uint32		cap = Max(n, 64);
+
+		id->xids = id->xids ? repalloc(id->xids, sizeof(TransactionId) * cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(TransactionId) * cap);
+		id->cap = cap;
 	}
-	else
-		id->xcnt = CV_IDENT_MAX_XIP + 1;
+	id->n = n;
+	if (n > 0)
+	{
+		memcpy(id->xids, xids, sizeof(TransactionId) * n);
+		qsort(id->xids, n, sizeof(TransactionId), cv_xid_cmp);
+	}
 }
 
 /* whether two identities see the same transactions as committed */
 static bool
 cv_snap_same_view(const CvSnapIdent *a, const CvSnapIdent *b)
 {
-	return a->xmin == b->xmin && a->xmax == b->xmax && a->xcnt == b->xcnt &&
-		a->xcnt <= CV_IDENT_MAX_XIP &&
-		memcmp(a->xip, b->xip, sizeof(TransactionId) * a->xcnt) == 0;
+	return a->recovery == b->recovery && a->suboverflowed == b->suboverflowed &&
+		a->xmin == b->xmin && a->xmax == b->xmax && a->n == b->n &&
+		(a->n == 0 || memcmp(a->xids, b->xids, sizeof(TransactionId) * a->n) == 0);
+}
+
+/* the raw in-progress xids of the last snapshot served (unsorted, as given) */
+static TransactionId *cv_last_raw = NULL;
+static uint32 cv_last_raw_n = 0;
+static uint32 cv_last_raw_cap = 0;
+
+/* remember the snapshot just served, for the per-call fast path */
+static void
+cv_remember_snap(Snapshot snap)
+{
+	const TransactionId *xids;
+	uint32		n;
+
+	cv_snap_xids(snap, &xids, &n);
+	if (n > cv_last_raw_cap)
+	{
+		uint32		cap = Max(n, 64);
+
+		cv_last_raw = cv_last_raw ? repalloc(cv_last_raw, sizeof(TransactionId) * cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(TransactionId) * cap);
+		cv_last_raw_cap = cap;
+	}
+	if (n > 0)
+		memcpy(cv_last_raw, xids, sizeof(TransactionId) * n);
+	cv_last_raw_n = n;
+	cv_last_snap = snap;
+}
+
+/*
+ * Whether snap is the snapshot served last, unchanged: the same pointer is
+ * not enough (a later statement's snapshot may be allocated at the same
+ * address), so the visibility fields are compared too, in their given order.
+ */
+static inline bool
+cv_same_as_last_snap(Snapshot snap)
+{
+	const TransactionId *xids;
+	uint32		n;
+
+	if (snap != cv_last_snap || snap->curcid != cv_cache_ident.curcid ||
+		snap->xmin != cv_cache_ident.xmin || snap->xmax != cv_cache_ident.xmax ||
+		snap->takenDuringRecovery != cv_cache_ident.recovery)
+		return false;
+	cv_snap_xids(snap, &xids, &n);
+	if (n != cv_last_raw_n)
+		return false;
+	if (snap->takenDuringRecovery && snap->suboverflowed != cv_cache_ident.suboverflowed)
+		return false;
+	return n == 0 || memcmp(xids, cv_last_raw, sizeof(TransactionId) * n) == 0;
+}
+
+/* make the identity of the cache that of the scratch one (by swapping) */
+static void
+cv_take_ident(CvSnapIdent *scratch)
+{
+	CvSnapIdent tmp = cv_cache_ident;
+
+	cv_cache_ident = *scratch;
+	*scratch = tmp;
 }
 
 /* the OIDs of the consent tables */
@@ -582,16 +690,16 @@ cv_consent_build(Snapshot snap)
 	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
 		bool		isnull;
-		Name		role = DatumGetName(heap_getattr(tup, Anum_prole_role, RelationGetDescr(rel), &isnull));
+		Oid			roleid = DatumGetObjectId(heap_getattr(tup, Anum_prole_role, RelationGetDescr(rel), &isnull));
 		char	   *purpose = TextDatumGetCString(heap_getattr(tup, Anum_prole_purpose, RelationGetDescr(rel), &isnull));
 		CvPurpose  *p;
-		Oid			roleid;
 
 		if (strlen(purpose) >= NAMEDATALEN)
 			continue;
 		p = hash_search(cv_purposes, purpose, HASH_FIND, NULL);
-		roleid = get_role_oid(NameStr(*role), true);
-		if (p == NULL || !OidIsValid(roleid))
+		/* the OID of a dropped role is ignored (allow_purpose removes it) */
+		if (p == NULL || !OidIsValid(roleid) ||
+			!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roleid)))
 			continue;
 		if (p->roles == NULL)
 			p->roles = MemoryContextAlloc(cv_consent_cxt, sizeof(Oid) * 64);
@@ -718,9 +826,9 @@ cv_consent_build_bitmap(CvPurpose *p, CvNumSubject *nums, int n)
 	pfree(nums);
 }
 
-/* load the live consents of one purpose under snap (or switch it to probing) */
-static void
-cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
+/* read the live consents of one purpose under snap; the state it ends in */
+static int
+cv_consent_load_scan(CvPurpose *p, Snapshot snap)
 {
 	Relation	rel;
 	TableScanDesc scan;
@@ -732,8 +840,9 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 	int			nnums = 0;
 	int			maxnums = 0;
 
+	int			state = CV_PURPOSE_LOADED;
+
 	p->subjects = cvsubj_create(cv_consent_cxt, 1024, NULL);
-	p->state = CV_PURPOSE_LOADED;
 
 	rel = table_open(cv_cstate_relid, AccessShareLock);
 	scan = table_beginscan(rel, snap, 0, NULL);
@@ -770,7 +879,7 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 			/* over the bound: forget what this purpose loaded, probe instead */
 			cvsubj_destroy(p->subjects);
 			p->subjects = NULL;
-			p->state = CV_PURPOSE_PROBE;
+			state = CV_PURPOSE_PROBE;
 			cv_cache_subjects -= loaded;
 			break;
 		}
@@ -797,10 +906,34 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (p->state == CV_PURPOSE_LOADED)
+	if (state == CV_PURPOSE_LOADED)
 		cv_consent_build_bitmap(p, nums, nnums);
 	else if (nums != NULL)
 		pfree(nums);
+	return state;
+}
+
+/*
+ * Load one purpose.  It is marked loaded only once its load is complete: an
+ * error or a cancel in the middle (statement_timeout, pg_cancel_backend)
+ * drops the whole cache, so no later call answers from a partial load.
+ */
+static void
+cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
+{
+	volatile int state = CV_PURPOSE_UNLOADED;
+
+	PG_TRY();
+	{
+		state = cv_consent_load_scan(p, snap);
+	}
+	PG_CATCH();
+	{
+		cv_consent_reset();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	p->state = state;
 }
 
 /* one index probe of consent_state under snap (purposes too large to cache) */
@@ -855,9 +988,7 @@ cv_consent_prepare(void)
 	static CvSnapIdent id;
 
 	/* fast path: the very snapshot of the last call */
-	if (cv_cache_valid && snap == cv_last_snap && snap->curcid == cv_cache_ident.curcid &&
-		snap->xmin == cv_cache_ident.xmin && snap->xmax == cv_cache_ident.xmax &&
-		snap->xcnt == cv_cache_ident.xcnt)
+	if (cv_cache_valid && cv_same_as_last_snap(snap))
 		return snap;
 	cv_last_snap = NULL;
 	cv_snap_generation++;		/* role memberships may have changed too */
@@ -865,26 +996,27 @@ cv_consent_prepare(void)
 	if (cv_cache_valid && cv_snap_same_view(&id, &cv_cache_ident) &&
 		(id.curcid == cv_cache_ident.curcid || !cv_consent_dirty))
 	{
-		cv_cache_ident = id;
-		cv_last_snap = snap;
+		cv_take_ident(&id);
+		cv_remember_snap(snap);
 		return snap;
 	}
 	if (cv_cache_valid && cv_cache_reusable && !cv_consent_dirty && cv_shared != NULL &&
 		pg_atomic_read_u64(&cv_shared->started) == cv_cache_tag_finished &&
 		cv_consent_commits_visible(snap, cv_cache_tag_finished))
 	{
-		cv_cache_ident = id;
-		cv_last_snap = snap;
+		cv_take_ident(&id);
+		cv_remember_snap(snap);
 		return snap;
 	}
 
 	cv_consent_build(snap);
 	cv_consent_builds++;
 	cv_cache_valid = true;
-	cv_cache_ident = id;
-	cv_last_snap = snap;
+	cv_take_ident(&id);
+	cv_remember_snap(snap);
 	cv_cache_reusable = false;
-	if (cv_shared != NULL && !cv_consent_dirty && !IsInParallelMode() && !RecoveryInProgress())
+	if (cv_shared != NULL && !cv_consent_dirty && !IsInParallelMode() && !RecoveryInProgress() &&
+		!snap->takenDuringRecovery)
 	{
 		uint64		finished;
 		uint64		started;
@@ -1017,6 +1149,42 @@ cv_purpose_allowed(CvPurpose *p)
 	return p->user_allowed;
 }
 
+/*
+ * The consent ledger's chain head row, as this transaction last wrote it:
+ * appends after the first one of a transaction go to it by its ctid instead
+ * of looking for the newest of the versions the transaction left behind
+ * (which made a bulk grant quadratic).  Valid for the transaction that set
+ * it, forgotten at its end and on any subtransaction abort.
+ */
+
+PG_FUNCTION_INFO_V1(cv_ledger_head_tid);
+PG_FUNCTION_INFO_V1(cv_ledger_head_remember);
+
+/* _ledger_head_tid(): the chain head's ctid written by this transaction, or NULL */
+Datum
+cv_ledger_head_tid(PG_FUNCTION_ARGS)
+{
+	ItemPointer tid;
+
+	if (!cv_head_valid || cv_head_lxid != MyProc->lxid)
+		PG_RETURN_NULL();
+	tid = (ItemPointer) palloc(sizeof(ItemPointerData));
+	ItemPointerCopy(&cv_head_tid, tid);
+	PG_RETURN_POINTER(tid);
+}
+
+/* _ledger_head_remember(tid): the chain head's ctid just written by this transaction */
+Datum
+cv_ledger_head_remember(PG_FUNCTION_ARGS)
+{
+	ItemPointer tid = (ItemPointer) PG_GETARG_POINTER(0);
+
+	ItemPointerCopy(tid, &cv_head_tid);
+	cv_head_lxid = MyProc->lxid;
+	cv_head_valid = true;
+	PG_RETURN_VOID();
+}
+
 PG_FUNCTION_INFO_V1(cv_has_consent);
 PG_FUNCTION_INFO_V1(cv_may_process);
 PG_FUNCTION_INFO_V1(cv_may_process_int8);
@@ -1111,15 +1279,76 @@ cv_may_process_int8(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(cv_may_process_common(fcinfo, buf, len, -1));
 }
 
-/* statement trigger on the consent tables: this transaction changed them */
+/*
+ * Trigger on the consent tables: this transaction changed them.  Statement
+ * triggers serve ordinary sessions; BEFORE ROW triggers enabled for replica
+ * sessions serve the logical replication apply worker, which fires row
+ * triggers only.
+ */
 Datum
 cv_consent_changed(PG_FUNCTION_ARGS)
 {
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("function must be called as a trigger")));
 	cv_consent_dirty = true;
 	cv_cache_valid = false;
+	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) && TRIGGER_FIRED_BEFORE(trigdata->tg_event))
+	{
+		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+			return PointerGetDatum(trigdata->tg_newtuple);
+		return PointerGetDatum(trigdata->tg_trigtuple);
+	}
 	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(cv_ddl_links_tables);
+
+/*
+ * _ddl_links_tables(pg_ddl_command): whether a command made a table a
+ * partition or an inheritance child (CREATE TABLE ... PARTITION OF or
+ * INHERITS, ALTER TABLE ... ATTACH PARTITION or INHERIT).  The consent
+ * policy event trigger copies policies only then: other ALTER TABLEs (such as
+ * the ENABLE ROW LEVEL SECURITY of a restore) must not add policies that the
+ * restore is about to create itself.
+ */
+Datum
+cv_ddl_links_tables(PG_FUNCTION_ARGS)
+{
+	CollectedCommand *cmd = (CollectedCommand *) PG_GETARG_POINTER(0);
+	ListCell   *lc;
+
+	if (cmd == NULL)
+		PG_RETURN_BOOL(false);
+	switch (cmd->type)
+	{
+		case SCT_Simple:
+			if (cmd->parsetree != NULL && IsA(cmd->parsetree, CreateStmt))
+			{
+				CreateStmt *cs = (CreateStmt *) cmd->parsetree;
+
+				PG_RETURN_BOOL(cs->inhRelations != NIL || cs->partbound != NULL);
+			}
+			break;
+		case SCT_AlterTable:
+			foreach(lc, cmd->d.alterTable.subcmds)
+			{
+				CollectedATSubcmd *sub = (CollectedATSubcmd *) lfirst(lc);
+
+				if (sub->parsetree != NULL && IsA(sub->parsetree, AlterTableCmd))
+				{
+					AlterTableType t = ((AlterTableCmd *) sub->parsetree)->subtype;
+
+					if (t == AT_AttachPartition || t == AT_AddInherit)
+						PG_RETURN_BOOL(true);
+				}
+			}
+			break;
+		default:
+			break;
+	}
+	PG_RETURN_BOOL(false);
 }

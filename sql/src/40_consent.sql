@@ -19,13 +19,16 @@ CREATE TABLE customer_vault.purposes (
 COMMENT ON TABLE customer_vault.purposes IS 'processing purposes and their GDPR lawful basis';
 --@ schema
 
+-- keyed on role OIDs (regrole): a role created later under a dropped role's
+-- name does not inherit its purposes; rows of dropped roles are ignored by
+-- consent checks and removed by allow_purpose/disallow_purpose
 CREATE TABLE customer_vault.purpose_roles (
-    role_name name NOT NULL,
-    purpose   text COLLATE "C" NOT NULL REFERENCES customer_vault.purposes ON DELETE CASCADE,
-    PRIMARY KEY (role_name, purpose)
+    role    regrole NOT NULL,
+    purpose text COLLATE "C" NOT NULL REFERENCES customer_vault.purposes ON DELETE CASCADE,
+    PRIMARY KEY (role, purpose)
 );
 --@ code
-COMMENT ON TABLE customer_vault.purpose_roles IS 'the purposes each role may act under';
+COMMENT ON TABLE customer_vault.purpose_roles IS 'the purposes each role (by OID) may act under';
 --@ schema
 
 -- the live state per subject and purpose; the ledger is the evidence
@@ -61,10 +64,31 @@ COMMENT ON TABLE customer_vault.consent_ledger IS
     'append-only, hash-chained record of every grant and withdrawal of consent';
 --@ schema
 
+-- The chain head: the last entry's id and hash, in one row updated in place
+-- by every append.  Appends serialize on its row lock, which only the
+-- extension's owner can take (no role is granted UPDATE on it).  No index:
+-- a bulk load leaves one row version per append in its transaction, and a
+-- unique index would check them all again on every non-HOT update; the row
+-- is reached by its ctid instead.  A restore adds the dumped row next to the
+-- one CREATE EXTENSION made: the append keeps the one with the higher id.
+CREATE TABLE customer_vault.consent_ledger_head (
+    last_id   bigint NOT NULL,
+    last_hash bytea
+);
+ALTER TABLE customer_vault.consent_ledger_head REPLICA IDENTITY FULL;
+INSERT INTO customer_vault.consent_ledger_head (last_id, last_hash) VALUES (0, NULL);
+--@ code
+COMMENT ON TABLE customer_vault.consent_ledger_head IS
+    'the consent ledger''s chain head (last id and hash); its row lock serializes appends';
+--@ schema
+
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.purposes', '');
-SELECT pg_catalog.pg_extension_config_dump('customer_vault.purpose_roles', '');
+-- rows of dropped roles are not dumped (their OIDs mean nothing elsewhere)
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.purpose_roles',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_state', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger_head', '');
 --@ code
 
 CREATE OR REPLACE FUNCTION customer_vault._ledger_append_only() RETURNS trigger
@@ -118,6 +142,19 @@ CREATE OR REPLACE TRIGGER purpose_roles_changed AFTER INSERT OR UPDATE OR DELETE
 ALTER TABLE customer_vault.consent_state ENABLE ALWAYS TRIGGER consent_state_changed;
 ALTER TABLE customer_vault.purposes ENABLE ALWAYS TRIGGER purposes_changed;
 ALTER TABLE customer_vault.purpose_roles ENABLE ALWAYS TRIGGER purpose_roles_changed;
+-- The logical replication apply worker fires row triggers only (and runs as
+-- session_replication_role = replica): these tell the subscriber's sessions
+-- about replicated changes.  Ordinary sessions skip them (the statement
+-- triggers above serve them at no per-row cost).
+CREATE OR REPLACE TRIGGER consent_state_changed_row BEFORE INSERT OR UPDATE OR DELETE ON customer_vault.consent_state
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._consent_changed();
+CREATE OR REPLACE TRIGGER purposes_changed_row BEFORE INSERT OR UPDATE OR DELETE ON customer_vault.purposes
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._consent_changed();
+CREATE OR REPLACE TRIGGER purpose_roles_changed_row BEFORE INSERT OR UPDATE OR DELETE ON customer_vault.purpose_roles
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._consent_changed();
+ALTER TABLE customer_vault.consent_state ENABLE REPLICA TRIGGER consent_state_changed_row;
+ALTER TABLE customer_vault.purposes ENABLE REPLICA TRIGGER purposes_changed_row;
+ALTER TABLE customer_vault.purpose_roles ENABLE REPLICA TRIGGER purpose_roles_changed_row;
 
 CREATE OR REPLACE FUNCTION customer_vault.define_purpose(purpose text, lawful_basis text DEFAULT 'consent',
                                               description text DEFAULT NULL,
@@ -157,21 +194,52 @@ $$;
 COMMENT ON FUNCTION customer_vault.define_purpose(text, text, text, interval) IS
     'creates or redefines a processing purpose with its lawful basis and optional consent lifetime';
 
-CREATE OR REPLACE FUNCTION customer_vault.allow_purpose(role regrole, purpose text) RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+-- forget the purposes of roles that no longer exist
+CREATE OR REPLACE FUNCTION customer_vault._forget_dropped_roles() RETURNS void
+    LANGUAGE sql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    DELETE FROM customer_vault.purpose_roles r
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles a WHERE a.oid = r.role)
+$$;
+COMMENT ON FUNCTION customer_vault._forget_dropped_roles() IS
+    'internal: removes purpose_roles rows of dropped roles';
+
+-- the arguments of allow_purpose/disallow_purpose: a role and an existing purpose
+CREATE OR REPLACE FUNCTION customer_vault._check_role_purpose(role regrole, purpose text) RETURNS void
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM customer_vault.purposes p WHERE p.purpose = allow_purpose.purpose) THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles a WHERE a.oid = role) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = pg_catalog.format('role with OID %s does not exist', role::oid);
+    END IF;
+    IF purpose IS NULL OR purpose = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'purpose must not be null or empty';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM customer_vault.purposes p WHERE p.purpose = _check_role_purpose.purpose) THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = pg_catalog.format('purpose %L does not exist', purpose),
             HINT = 'Define it with customer_vault.define_purpose().';
     END IF;
-    INSERT INTO customer_vault.purpose_roles (role_name, purpose)
-    VALUES ((SELECT rolname FROM pg_catalog.pg_roles WHERE oid = role), purpose)
+END
+$$;
+COMMENT ON FUNCTION customer_vault._check_role_purpose(regrole, text) IS
+    'internal: validates the role and purpose of allow_purpose/disallow_purpose';
+
+CREATE OR REPLACE FUNCTION customer_vault.allow_purpose(role regrole, purpose text) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM customer_vault._check_role_purpose(role, purpose);
+    PERFORM customer_vault._forget_dropped_roles();
+    INSERT INTO customer_vault.purpose_roles AS r (role, purpose)
+    VALUES (allow_purpose.role, allow_purpose.purpose)
     ON CONFLICT DO NOTHING;
 END
 $$;
@@ -182,47 +250,79 @@ CREATE OR REPLACE FUNCTION customer_vault.disallow_purpose(role regrole, purpose
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid = role) THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = pg_catalog.format('role with OID %s does not exist', role::oid);
-    END IF;
-    IF purpose IS NULL OR purpose = '' THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'purpose must not be null or empty';
-    END IF;
-    IF NOT EXISTS (SELECT 1 FROM customer_vault.purposes p WHERE p.purpose = disallow_purpose.purpose) THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = pg_catalog.format('purpose %L does not exist', purpose);
-    END IF;
+    PERFORM customer_vault._check_role_purpose(role, purpose);
+    PERFORM customer_vault._forget_dropped_roles();
     DELETE FROM customer_vault.purpose_roles r
-     WHERE r.role_name = (SELECT rolname FROM pg_catalog.pg_roles WHERE oid = role)
-       AND r.purpose = disallow_purpose.purpose;
+     WHERE r.role OPERATOR(pg_catalog.=) disallow_purpose.role AND r.purpose = disallow_purpose.purpose;
 END
 $$;
 COMMENT ON FUNCTION customer_vault.disallow_purpose(regrole, text) IS 'withdraws a role''s right to act under a purpose';
 
--- one ledger entry, chained to the previous one (serialized by an advisory lock)
+-- the ctid of the chain head row as this transaction last wrote it (C: valid
+-- for this transaction, forgotten on a subtransaction abort)
+CREATE OR REPLACE FUNCTION customer_vault._ledger_head_tid() RETURNS tid
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_ledger_head_tid';
+COMMENT ON FUNCTION customer_vault._ledger_head_tid() IS
+    'internal: where this transaction last wrote the ledger''s chain head, or NULL';
+CREATE OR REPLACE FUNCTION customer_vault._ledger_head_remember(tid) RETURNS void
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_ledger_head_remember';
+COMMENT ON FUNCTION customer_vault._ledger_head_remember(tid) IS
+    'internal: records where this transaction wrote the ledger''s chain head';
+
+-- One ledger entry, chained to the previous one.  Appends serialize on the
+-- row lock of the chain head, which no other role can take; the head row is
+-- updated in place, found by its ctid after a transaction's first append, so
+-- every append costs the same however many came before (O(1)).
 CREATE OR REPLACE FUNCTION customer_vault._ledger_append(subject text, purpose text, action text, evidence jsonb,
                                               valid_until timestamptz)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    -- the chain head is reached by its ctid: a plan cached while the table
+    -- was one page would otherwise scan every version a bulk load leaves
+    SET enable_seqscan = off
 AS $$
 DECLARE
-    last record;
+    head_tid tid := customer_vault._ledger_head_tid();
+    last_id bigint;
+    last_hash bytea;
     new_id bigint;
+    new_hash bytea;
     ts timestamptz;
     who name := session_user;
 BEGIN
-    PERFORM pg_catalog.pg_advisory_xact_lock('customer_vault.consent_ledger'::regclass::oid::integer, 1);
-    SELECT l.id, l.hash INTO last FROM customer_vault.consent_ledger l ORDER BY l.id DESC LIMIT 1;
-    new_id := COALESCE(last.id, 0) + 1;
+    IF head_tid IS NOT NULL THEN
+        SELECT h.last_id, h.last_hash INTO last_id, last_hash
+          FROM customer_vault.consent_ledger_head h WHERE h.ctid = head_tid;
+    END IF;
+    IF last_id IS NULL THEN
+        -- the first append of this transaction: lock the chain head
+        SELECT h.ctid, h.last_id, h.last_hash INTO head_tid, last_id, last_hash
+          FROM customer_vault.consent_ledger_head h ORDER BY h.last_id DESC LIMIT 1 FOR UPDATE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = 'the consent ledger has no chain head',
+                HINT = 'Insert the last entry''s id and hash into customer_vault.consent_ledger_head.';
+        END IF;
+        -- a restore leaves the head CREATE EXTENSION made next to the dumped one
+        DELETE FROM customer_vault.consent_ledger_head h WHERE h.ctid <> head_tid;
+    END IF;
+    new_id := last_id + 1;
     ts := pg_catalog.clock_timestamp();
+    new_hash := customer_vault._ledger_hash(last_hash, new_id, subject, purpose, action,
+                                            evidence, valid_until, ts, who);
     INSERT INTO customer_vault.consent_ledger
         (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)
-    VALUES (new_id, subject, purpose, action, evidence, valid_until, ts, who, last.hash,
-            customer_vault._ledger_hash(last.hash, new_id, subject, purpose, action, evidence, valid_until, ts, who));
+    VALUES (new_id, subject, purpose, action, evidence, valid_until, ts, who, last_hash, new_hash);
+    UPDATE customer_vault.consent_ledger_head h SET last_id = new_id, last_hash = new_hash
+     WHERE h.ctid = head_tid
+    RETURNING h.ctid INTO head_tid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'internal_error', MESSAGE = 'consent ledger chain head not found';
+    END IF;
+    PERFORM customer_vault._ledger_head_remember(head_tid);
     RETURN new_id;
 END
 $$;
@@ -354,27 +454,247 @@ CREATE OR REPLACE VIEW customer_vault.current_consents AS
       JOIN customer_vault.purposes p ON p.purpose = s.purpose;
 COMMENT ON VIEW customer_vault.current_consents IS 'the consent state per subject and purpose';
 
+-- the first broken entry: a hash or link that does not match, a gap in the
+-- ids, or a chain head that does not point at the last entry (entries cut
+-- off the end, or added past the head)
 CREATE OR REPLACE FUNCTION customer_vault.verify_ledger() RETURNS bigint
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT id FROM (
-        SELECT l.id, l.hash, l.prev_hash,
-               pg_catalog.lag(l.hash) OVER w AS expected_prev,
-               COALESCE(pg_catalog.lag(l.id) OVER w, 0) AS previous_id,
-               customer_vault._ledger_hash(l.prev_hash, l.id, l.subject, l.purpose, l.action, l.evidence,
-                                           l.valid_until, l.recorded_at, l.recorded_by) AS recomputed
-          FROM customer_vault.consent_ledger l
-        WINDOW w AS (ORDER BY l.id)) e
-     WHERE e.hash IS DISTINCT FROM e.recomputed
-        OR e.prev_hash IS DISTINCT FROM e.expected_prev
-        OR e.id <> e.previous_id + 1
-     ORDER BY id
-     LIMIT 1
+    SELECT min(broken) FROM (
+        (SELECT id AS broken FROM (
+            SELECT l.id, l.hash, l.prev_hash,
+                   pg_catalog.lag(l.hash) OVER w AS expected_prev,
+                   COALESCE(pg_catalog.lag(l.id) OVER w, 0) AS previous_id,
+                   customer_vault._ledger_hash(l.prev_hash, l.id, l.subject, l.purpose, l.action, l.evidence,
+                                               l.valid_until, l.recorded_at, l.recorded_by) AS recomputed
+              FROM customer_vault.consent_ledger l
+            WINDOW w AS (ORDER BY l.id)) e
+         WHERE e.hash IS DISTINCT FROM e.recomputed
+            OR e.prev_hash IS DISTINCT FROM e.expected_prev
+            OR e.id <> e.previous_id + 1
+         ORDER BY id
+         LIMIT 1)
+        UNION ALL
+        (SELECT CASE WHEN t.id = COALESCE(h.last_id, 0) THEN t.id
+                     ELSE LEAST(t.id, COALESCE(h.last_id, 0)) + 1 END
+           FROM (SELECT COALESCE(max(l.id), 0) AS id FROM customer_vault.consent_ledger l) t
+           LEFT JOIN (SELECT hh.last_id, hh.last_hash FROM customer_vault.consent_ledger_head hh
+                       ORDER BY hh.last_id DESC LIMIT 1) h ON true
+          WHERE t.id IS DISTINCT FROM COALESCE(h.last_id, 0)
+             OR h.last_hash IS DISTINCT FROM (SELECT l.hash FROM customer_vault.consent_ledger l WHERE l.id = t.id))
+    ) b
 $$;
 COMMENT ON FUNCTION customer_vault.verify_ledger() IS
     'NULL when the consent ledger''s hash chain is intact, else the id of the first broken entry';
 
+-- The permissive base policy of a table under the consent policy: it lets
+-- the table's grants decide while the table has no permissive policy of the
+-- DBA's own, and goes as soon as it has one (permissive policies OR
+-- together: USING (true) would void the DBA's).  may_create = false only
+-- drops (CREATE/ALTER POLICY: a restore creates the base policy itself).
+CREATE OR REPLACE FUNCTION customer_vault._sync_base_policy(tbl regclass, may_create boolean DEFAULT true)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    has_base boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                    WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
+        RETURN;
+    END IF;
+    SELECT n.nspname, c.relname INTO nsp, rel
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = tbl;
+    has_base := EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                         WHERE p.polrelid = tbl AND p.polname = 'customer_vault_base');
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                WHERE p.polrelid = tbl AND p.polpermissive AND p.polname <> 'customer_vault_base') THEN
+        IF has_base THEN
+            EXECUTE pg_catalog.format('DROP POLICY customer_vault_base ON %I.%I', nsp, rel);
+        END IF;
+    ELSIF NOT has_base AND may_create THEN
+        EXECUTE pg_catalog.format(
+            'CREATE POLICY customer_vault_base ON %I.%I AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)',
+            nsp, rel);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._sync_base_policy(regclass, boolean) IS
+    'internal: keeps customer_vault_base only while a table under the consent policy has no permissive policy of its own';
+
+-- Puts one table under the consent policy check_expr (every step guarded:
+-- the event triggers may have done part of it already).
+CREATE OR REPLACE FUNCTION customer_vault._apply_consent_policy(tbl regclass, check_expr text, force boolean,
+                                                     replace boolean)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    kind "char";
+BEGIN
+    SELECT n.nspname, c.relname, c.relkind INTO nsp, rel, kind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.oid = tbl;
+    IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('%s cannot be put under a consent policy', tbl),
+            DETAIL = 'Only ordinary and partitioned tables have row-level security; a partition or child of a table under a consent policy must be one.';
+    END IF;
+    EXECUTE pg_catalog.format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', nsp, rel);
+    IF force THEN
+        EXECUTE pg_catalog.format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY', nsp, rel);
+    END IF;
+    -- rows are visible only where may_process() holds (restrictive: it narrows any other policy)
+    IF replace AND EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                            WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
+        EXECUTE pg_catalog.format('DROP POLICY customer_vault_consent ON %I.%I', nsp, rel);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                    WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
+        EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %I.%I AS RESTRICTIVE FOR SELECT USING (%s)',
+                                  nsp, rel, check_expr);
+    END IF;
+    PERFORM customer_vault._sync_base_policy(tbl, true);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._apply_consent_policy(regclass, text, boolean, boolean) IS
+    'internal: enables row-level security on one table with the consent policy and, when it needs one, the base policy';
+
+-- every partition and inheritance child of a table, at any depth
+CREATE OR REPLACE FUNCTION customer_vault._descendants(tbl regclass) RETURNS SETOF regclass
+    LANGUAGE sql STABLE STRICT
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH RECURSIVE d(rel) AS (
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl
+        UNION
+        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent = d.rel)
+    SELECT d.rel::regclass FROM d
+$$;
+COMMENT ON FUNCTION customer_vault._descendants(regclass) IS
+    'internal: the partitions and inheritance children of a table, at any depth';
+
+-- A table that became a partition or a child (and its own partitions and
+-- children) gets the consent policy of its nearest ancestor that has one.
+CREATE OR REPLACE FUNCTION customer_vault._inherit_consent_policy(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t regclass;
+    src record;
+BEGIN
+    FOR t IN SELECT tbl UNION SELECT d FROM customer_vault._descendants(tbl) d LOOP
+        CONTINUE WHEN EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                               WHERE p.polrelid = t AND p.polname = 'customer_vault_consent');
+        WITH RECURSIVE a(rel, depth) AS (
+            SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = t
+            UNION ALL
+            SELECT i.inhparent, a.depth + 1 FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.rel)
+        SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS expr, c.relforcerowsecurity AS force
+          INTO src
+          FROM a
+          JOIN pg_catalog.pg_policy p ON p.polrelid = a.rel AND p.polname = 'customer_vault_consent'
+          JOIN pg_catalog.pg_class c ON c.oid = a.rel
+         ORDER BY a.depth
+         LIMIT 1;
+        IF FOUND THEN
+            PERFORM customer_vault._apply_consent_policy(t, src.expr, src.force, false);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._inherit_consent_policy(regclass) IS
+    'internal: copies the consent policy of the nearest ancestor to a new partition or child and its descendants';
+
+-- Event trigger (ddl_command_end): partitions and children created or
+-- attached under a table with a consent policy get it too; a permissive
+-- policy added by the DBA removes customer_vault_base.  SECURITY DEFINER:
+-- it runs for any table owner; search_path pinned, names quoted.
+CREATE OR REPLACE FUNCTION customer_vault._consent_policy_ddl() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cmd record;
+    parent record;
+BEGIN
+    FOR cmd IN SELECT * FROM pg_catalog.pg_event_trigger_ddl_commands() LOOP
+        IF cmd.classid = 'pg_catalog.pg_class'::regclass AND cmd.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
+           AND customer_vault._ddl_links_tables(cmd.command) THEN
+            PERFORM customer_vault._inherit_consent_policy(cmd.objid::regclass);
+            -- a table under a retention policy must not get children (set_retention refuses parents)
+            CONTINUE WHEN pg_catalog.to_regclass('customer_vault.retention_policies') IS NULL;
+            SELECT r.schema_name, r.table_name INTO parent
+              FROM customer_vault.retention_policies r
+              JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema_name
+              JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name
+             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                    MESSAGE = pg_catalog.format('table %I.%I has a retention policy and cannot have partitions or child tables',
+                                                parent.schema_name, parent.table_name),
+                    HINT = 'Set the retention of each child table instead.';
+            END IF;
+        ELSIF cmd.classid = 'pg_catalog.pg_policy'::regclass THEN
+            PERFORM customer_vault._sync_base_policy(p.polrelid::regclass, false)
+               FROM pg_catalog.pg_policy p WHERE p.oid = cmd.objid;
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._consent_policy_ddl() IS
+    'internal: event trigger extending consent policies to new partitions and children, and keeping DBA policies in force';
+
+-- Event trigger (sql_drop): when the DBA drops the last permissive policy of
+-- a table under the consent policy, customer_vault_base comes back.
+CREATE OR REPLACE FUNCTION customer_vault._consent_policy_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d record;
+    t regclass;
+BEGIN
+    FOR d IN SELECT * FROM pg_catalog.pg_event_trigger_dropped_objects() o
+              WHERE o.object_type = 'policy' AND pg_catalog.cardinality(o.address_names) = 3 LOOP
+        t := pg_catalog.to_regclass(pg_catalog.format('%I.%I', d.address_names[1], d.address_names[2]));
+        IF t IS NOT NULL THEN
+            PERFORM customer_vault._sync_base_policy(t, true);
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._consent_policy_dropped() IS
+    'internal: event trigger restoring customer_vault_base when a table''s last permissive policy is dropped';
+
+CREATE OR REPLACE FUNCTION customer_vault._ddl_links_tables(pg_ddl_command) RETURNS boolean
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_ddl_links_tables';
+COMMENT ON FUNCTION customer_vault._ddl_links_tables(pg_ddl_command) IS
+    'internal: whether a DDL command made a table a partition or an inheritance child';
+--@ schema
+CREATE EVENT TRIGGER customer_vault_consent_policy_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY')
+    EXECUTE FUNCTION customer_vault._consent_policy_ddl();
+CREATE EVENT TRIGGER customer_vault_consent_policy_dropped ON sql_drop
+    WHEN TAG IN ('DROP POLICY')
+    EXECUTE FUNCTION customer_vault._consent_policy_dropped();
+--@ code
+
+-- Enables row-level security on the table and on every partition and
+-- inheritance child (and, through the event trigger, on those created or
+-- attached later), with the restrictive consent policy and, where the table
+-- has no permissive policy of its own, the base policy.
 CREATE OR REPLACE FUNCTION customer_vault.enable_consent_policy(tbl regclass, subject_column name, purpose text DEFAULT NULL,
                                                      force boolean DEFAULT false)
     RETURNS void
@@ -386,6 +706,7 @@ DECLARE
     rel name;
     check_expr text;
     subject_type text;
+    child regclass;
 BEGIN
     IF tbl IS NULL OR subject_column IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject column must not be null';
@@ -407,31 +728,20 @@ BEGIN
     ELSE
         check_expr := pg_catalog.format('customer_vault.may_process((%I)::%s, %L)', subject_column, subject_type, purpose);
     END IF;
-    EXECUTE pg_catalog.format('ALTER TABLE %I.%I ENABLE ROW LEVEL SECURITY', nsp, rel);
-    IF force THEN
-        EXECUTE pg_catalog.format('ALTER TABLE %I.%I FORCE ROW LEVEL SECURITY', nsp, rel);
-    END IF;
-    -- rows are visible only where may_process() holds (restrictive: it narrows any other policy)
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
-        EXECUTE pg_catalog.format('DROP POLICY customer_vault_consent ON %I.%I', nsp, rel);
-    END IF;
-    EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %I.%I AS RESTRICTIVE FOR SELECT USING (%s)',
-                              nsp, rel, check_expr);
-    -- with no permissive policy of the DBA's own, one that lets the table's grants decide;
-    -- once the DBA has permissive policies, it goes (it would OR them with true)
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polpermissive
-                  AND p.polname <> 'customer_vault_base') THEN
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_base') THEN
-            EXECUTE pg_catalog.format('DROP POLICY customer_vault_base ON %I.%I', nsp, rel);
-        END IF;
-    ELSE
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = tbl AND p.polname = 'customer_vault_base') THEN
-            EXECUTE pg_catalog.format('DROP POLICY customer_vault_base ON %I.%I', nsp, rel);
-        END IF;
-        EXECUTE pg_catalog.format('CREATE POLICY customer_vault_base ON %I.%I AS PERMISSIVE FOR ALL USING (true) WITH CHECK (true)',
-                                  nsp, rel);
-    END IF;
+    -- the table first, then its partitions and children (read directly, they
+    -- are not covered by the parent's policies)
+    PERFORM customer_vault._apply_consent_policy(tbl, check_expr, force, true);
+    FOR child IN SELECT d FROM customer_vault._descendants(tbl) d LOOP
+        PERFORM customer_vault._apply_consent_policy(child, check_expr, force, true);
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION customer_vault.enable_consent_policy(regclass, name, text, boolean) IS
-    'enables row-level security with a policy that shows a row only where may_process() holds; idempotent';
+    'enables row-level security on a table and all its partitions and children with a policy that shows a row only where may_process() holds; idempotent';
+
+GRANT EXECUTE ON FUNCTION
+    customer_vault._sync_base_policy(regclass, boolean),
+    customer_vault._apply_consent_policy(regclass, text, boolean, boolean),
+    customer_vault._descendants(regclass)
+    TO customer_vault_admin;
+GRANT SELECT ON customer_vault.consent_ledger_head TO customer_vault_admin, customer_vault_auditor;

@@ -408,6 +408,15 @@ BEGIN
             MESSAGE = 'table, time column, keep and action must not be null';
     END IF;
     SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    -- the purge walks the blocks of the table itself: a partitioned table has
+    -- none, and a parent's blocks do not hold its children's rows
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl AND c.relkind = 'p')
+       OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl) THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('table %s has partitions or child tables', tbl),
+            DETAIL = 'A retention policy applies to the rows of one table, which the purge walks block by block.',
+            HINT = 'Set the retention of each partition or child table.';
+    END IF;
     ttype := customer_vault._column_type(tbl, time_column);
     IF ttype NOT IN ('date'::regtype, 'timestamp without time zone'::regtype, 'timestamp with time zone'::regtype) THEN
         RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',

@@ -85,6 +85,28 @@ SELECT pg_catalog.pg_extension_config_dump('customer_vault.evidence_heads', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.legal_hold_events', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.purge_log_entries', '');
 
+-- consent (40_consent.sql) -------------------------------------------------
+-- purpose_roles keyed on role OIDs: names of roles that no longer exist are
+-- dropped (they could only ever pass to a new role of the same name)
+DELETE FROM customer_vault.purpose_roles r
+ WHERE pg_catalog.to_regrole(pg_catalog.quote_ident(r.role_name)) IS NULL;
+ALTER TABLE customer_vault.purpose_roles RENAME COLUMN role_name TO role;
+ALTER TABLE customer_vault.purpose_roles
+    ALTER COLUMN role TYPE regrole USING pg_catalog.to_regrole(pg_catalog.quote_ident(role::text));
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.purpose_roles',
+    'WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role)');
+
+-- the ledger's chain head, built from the existing ledger
+CREATE TABLE customer_vault.consent_ledger_head (
+    last_id   bigint NOT NULL,
+    last_hash bytea
+);
+ALTER TABLE customer_vault.consent_ledger_head REPLICA IDENTITY FULL;
+INSERT INTO customer_vault.consent_ledger_head (last_id, last_hash)
+SELECT COALESCE((SELECT l.id FROM customer_vault.consent_ledger l ORDER BY l.id DESC LIMIT 1), 0),
+       (SELECT l.hash FROM customer_vault.consent_ledger l ORDER BY l.id DESC LIMIT 1);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger_head', '');
+
 --@ replay
 
 -- decrypted views made by 0.1.0 belong to the admin who protected the table:
@@ -166,3 +188,11 @@ ALTER EXTENSION customer_vault DROP SEQUENCE customer_vault.legal_holds_id_seq;
 ALTER EXTENSION customer_vault DROP TABLE customer_vault.purge_log_0_1_0;
 ALTER EXTENSION customer_vault DROP SEQUENCE customer_vault.purge_log_id_seq;
 DROP TABLE customer_vault.legal_holds_0_1_0, customer_vault.purge_log_0_1_0;
+
+-- consent (40_consent.sql): event triggers need their functions (replayed above)
+CREATE EVENT TRIGGER customer_vault_consent_policy_ddl ON ddl_command_end
+    WHEN TAG IN ('CREATE TABLE', 'ALTER TABLE', 'CREATE POLICY', 'ALTER POLICY')
+    EXECUTE FUNCTION customer_vault._consent_policy_ddl();
+CREATE EVENT TRIGGER customer_vault_consent_policy_dropped ON sql_drop
+    WHEN TAG IN ('DROP POLICY')
+    EXECUTE FUNCTION customer_vault._consent_policy_dropped();
