@@ -282,7 +282,9 @@ CREATE OR REPLACE FUNCTION customer_vault._ledger_append(subject text, purpose t
     SET search_path = pg_catalog, pg_temp
     -- the chain head is reached by its ctid: a plan cached while the table
     -- was one page would otherwise scan every version a bulk load leaves
+    -- (and the disabled scans' costs must not trigger JIT compilation)
     SET enable_seqscan = off
+    SET jit = off
 AS $$
 DECLARE
     head_tid tid := customer_vault._ledger_head_tid();
