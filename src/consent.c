@@ -22,10 +22,16 @@
  *    older snapshot that sees the same entries, with "started" unmoved,
  *    uses it.  Transactions that change nothing about consent (any other
  *    write on the server) do not disturb it.  On a hot standby the counters
- *    do not move with replayed changes, so there the cache lives for one
- *    snapshot.
+ *    do not move with replayed changes, so there the cache serves only
+ *    snapshots of the same visibility (same xmin, xmax and known-assigned
+ *    xids, which a standby snapshot keeps in subxip).  A logical
+ *    replication subscriber's apply worker fires row triggers only: row
+ *    triggers enabled for replica sessions mark its transactions.
  *  - A transaction that changed the consent tables itself uses a cache only
  *    for the exact snapshot (command id included) it was read under.
+ *
+ * A purpose is marked loaded only when its load completed; an error or a
+ * cancel during the load drops the whole cache.
  *
  * Without shared_preload_libraries (no counters) the cache lives for one
  * snapshot.  Memory is bounded by customer_vault.consent_cache_size subjects
@@ -33,6 +39,10 @@
  * range; text subjects: a 40-byte hash slot, plus an entry when longer than
  * 13 bytes); a purpose that would go over it is answered by an index probe
  * per call instead.
+ *
+ * Also here: where this transaction last wrote the consent ledger's chain
+ * head (so that appends stay O(1)), and the test behind the consent policy
+ * event trigger (whether a DDL command made a table a partition or child).
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
@@ -48,10 +58,10 @@
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
-#include "nodes/parsenodes.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/itemptr.h"
