@@ -633,17 +633,18 @@ BEGIN
         IF cmd.classid = 'pg_catalog.pg_class'::regclass AND cmd.command_tag IN ('CREATE TABLE', 'ALTER TABLE')
            AND customer_vault._ddl_links_tables(cmd.command) THEN
             PERFORM customer_vault._inherit_consent_policy(cmd.objid::regclass);
-            -- a table under a retention policy must not get children (set_retention refuses parents)
+            -- an ordinary table under a retention policy must not get children
+            -- (set_retention refuses inheritance parents; partitioned tables are fine)
             CONTINUE WHEN pg_catalog.to_regclass('customer_vault.retention_policies') IS NULL;
             SELECT r.schema_name, r.table_name INTO parent
               FROM customer_vault.retention_policies r
               JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema_name
               JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name
-             WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
+             WHERE c.relkind <> 'p' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
              LIMIT 1;
             IF FOUND THEN
                 RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-                    MESSAGE = pg_catalog.format('table %I.%I has a retention policy and cannot have partitions or child tables',
+                    MESSAGE = pg_catalog.format('table %I.%I has a retention policy and cannot have child tables',
                                                 parent.schema_name, parent.table_name),
                     HINT = 'Set the retention of each child table instead.';
             END IF;

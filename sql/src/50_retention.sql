@@ -408,14 +408,14 @@ BEGIN
             MESSAGE = 'table, time column, keep and action must not be null';
     END IF;
     SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
-    -- the purge walks the blocks of the table itself: a partitioned table has
-    -- none, and a parent's blocks do not hold its children's rows
-    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl AND c.relkind = 'p')
-       OR EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl) THEN
+    -- the purge walks a partitioned table partition by partition, but an
+    -- inheritance parent block by block: its blocks do not hold its children's rows
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.oid = tbl AND c.relkind <> 'p')
+       AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = tbl) THEN
         RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = pg_catalog.format('table %s has partitions or child tables', tbl),
-            DETAIL = 'A retention policy applies to the rows of one table, which the purge walks block by block.',
-            HINT = 'Set the retention of each partition or child table.';
+            MESSAGE = pg_catalog.format('table %s has child tables', tbl),
+            DETAIL = 'The purge walks the blocks of an inheritance parent, which do not hold its children''s rows.',
+            HINT = 'Set the retention of each child table.';
     END IF;
     ttype := customer_vault._column_type(tbl, time_column);
     IF ttype NOT IN ('date'::regtype, 'timestamp without time zone'::regtype, 'timestamp with time zone'::regtype) THEN
