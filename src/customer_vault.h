@@ -103,7 +103,7 @@ extern bool CvOpenValue(const CvEnvelope *env, const char *ctx, int ctxlen,
 
 /* protect.c: the row context of protected columns */
 extern bool CvContextTypeSupported(Oid typid);
-extern void CvAppendRowContext(StringInfo buf, Oid typid, Datum value);
+extern void CvAppendRowContext(StringInfo buf, Oid base, Datum value);
 extern void CvParseOrError(const bytea *value, int type, CvEnvelope *env);
 extern bytea *CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env);
 extern text *CvEnvelopeAsText(bytea *sealed);

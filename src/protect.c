@@ -93,24 +93,24 @@ CvContextTypeSupported(Oid typid)
 /*
  * Append the canonical text form of a context value: what ::text gives
  * under DateStyle ISO and TimeZone UTC (char(n) without trailing spaces,
- * inet with its netmask length), whatever the session's settings.
+ * inet with its netmask length), whatever the session's settings.  base is
+ * the value's base type (getBaseType(), resolved once by the caller).
  */
 void
-CvAppendRowContext(StringInfo buf, Oid typid, Datum value)
+CvAppendRowContext(StringInfo buf, Oid base, Datum value)
 {
-	Oid			base = getBaseType(typid);
 	char		tmp[MAXDATELEN + 1];
 
 	switch (base)
 	{
 		case INT2OID:
-			appendStringInfo(buf, "%d", (int) DatumGetInt16(value));
+			appendBinaryStringInfo(buf, tmp, pg_itoa(DatumGetInt16(value), tmp));
 			break;
 		case INT4OID:
-			appendStringInfo(buf, "%d", DatumGetInt32(value));
+			appendBinaryStringInfo(buf, tmp, pg_ltoa(DatumGetInt32(value), tmp));
 			break;
 		case INT8OID:
-			appendStringInfo(buf, INT64_FORMAT, DatumGetInt64(value));
+			appendBinaryStringInfo(buf, tmp, pg_lltoa(DatumGetInt64(value), tmp));
 			break;
 		case NUMERICOID:
 			appendStringInfoString(buf, DatumGetCString(DirectFunctionCall1(numeric_out, value)));
@@ -184,7 +184,7 @@ CvAppendRowContext(StringInfo buf, Oid typid, Datum value)
 		default:
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("a context column of type %s is not supported", format_type_be(typid)),
+					 errmsg("a context column of type %s is not supported", format_type_be(base)),
 					 errhint("Use an integer, numeric, uuid, text, varchar, char(n), inet, date or timestamptz column.")));
 	}
 }
@@ -199,17 +199,29 @@ Datum
 cv_row_context(PG_FUNCTION_ARGS)
 {
 	text	   *binding = PG_GETARG_TEXT_PP(0);
-	Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+	Oid		   *base = (Oid *) fcinfo->flinfo->fn_extra;
 	StringInfoData buf;
 
-	if (!OidIsValid(typid))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("could not determine the type of the context value")));
+	/* the argument's base type, resolved once per call site */
+	if (base == NULL)
+	{
+		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+
+		if (!OidIsValid(typid))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("could not determine the type of the context value")));
+		base = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
+		*base = getBaseType(typid);
+		fcinfo->flinfo->fn_extra = base;
+	}
+	/* build the text datum in place: header, binding, context value */
 	initStringInfo(&buf);
+	appendStringInfoSpaces(&buf, VARHDRSZ);
 	appendBinaryStringInfo(&buf, VARDATA_ANY(binding), VARSIZE_ANY_EXHDR(binding));
-	CvAppendRowContext(&buf, typid, PG_GETARG_DATUM(1));
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf.data, buf.len));
+	CvAppendRowContext(&buf, *base, PG_GETARG_DATUM(1));
+	SET_VARSIZE(buf.data, buf.len);
+	PG_RETURN_TEXT_P((text *) buf.data);
 }
 
 /* _context_type_supported(type): whether protect_column accepts it as a context column */
@@ -293,7 +305,7 @@ cv_protect_state(FunctionCallInfo fcinfo, TriggerData *td)
 		if (args[3][0] != '\0')
 		{
 			st->ctx_attnum = cv_protect_column(rel, tg, &pos, args[3], "context column", 1);
-			st->ctx_type = TupleDescAttr(RelationGetDescr(rel), st->ctx_attnum - 1)->atttypid;
+			st->ctx_type = getBaseType(TupleDescAttr(RelationGetDescr(rel), st->ctx_attnum - 1)->atttypid);
 		}
 		if (args[4][0] != '\0')
 			st->bidx_attnum = cv_protect_column(rel, tg, &pos, args[4], "blind index column", 2);
