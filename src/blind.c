@@ -72,6 +72,15 @@ static bool cv_blind_callback_registered = false;
 /* set while the extension's owner (re)defines a decrypted view */
 static bool cv_view_refresh_active = false;
 
+/*
+ * The column _register_protection registered in this transaction, which
+ * _finish_protection (and only it, once) may complete: the protect trigger
+ * is made for a row this backend has just written, never for a registry row
+ * found lying around (e.g. one forged under 0.1.0).
+ */
+static Oid	cv_pending_relid = InvalidOid;
+static NameData cv_pending_column;
+
 PG_FUNCTION_INFO_V1(cv_blind_index_bits);
 PG_FUNCTION_INFO_V1(cv_column_blind_index);
 PG_FUNCTION_INFO_V1(cv_blind_index_rewrite);
@@ -189,13 +198,28 @@ cv_blind_xact_callback(XactEvent event, void *arg)
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
 		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
 		event == XACT_EVENT_PREPARE)
+	{
 		for (i = 0; i < CV_BLIND_CACHE_SIZE; i++)
 			cv_blind_cache[i].valid = false;
+		cv_pending_relid = InvalidOid;
+	}
+}
+
+/* make sure the end of the transaction resets the settings read and the pending protection */
+static void
+cv_blind_register_callback(void)
+{
+	if (!cv_blind_callback_registered)
+	{
+		RegisterXactCallback(cv_blind_xact_callback, NULL);
+		cv_blind_callback_registered = true;
+	}
 }
 
 /*
  * The blind-index settings of a protected column, read as the extension's
- * owner once per transaction.
+ * owner once per transaction: the registry row of that table (by OID, never
+ * by name), and the table's current names.
  */
 static CvBlindColumn *
 cv_blind_column(Oid relid, Name column)
@@ -216,11 +240,7 @@ cv_blind_column(Oid relid, Name column)
 		if (bc->valid && bc->relid == relid && strcmp(NameStr(bc->column), NameStr(*column)) == 0)
 			return bc;
 	}
-	if (!cv_blind_callback_registered)
-	{
-		RegisterXactCallback(cv_blind_xact_callback, NULL);
-		cv_blind_callback_registered = true;
-	}
+	cv_blind_register_callback();
 	bc = &cv_blind_cache[cv_blind_cache_next];
 	cv_blind_cache_next = (cv_blind_cache_next + 1) % CV_BLIND_CACHE_SIZE;
 	memset(bc, 0, sizeof(CvBlindColumn));
@@ -231,13 +251,12 @@ cv_blind_column(Oid relid, Name column)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(
-							  "SELECT p.schema_name, p.table_name, p.key_name, p.context_column,"
+							  "SELECT n.nspname, c.relname, p.key_name, p.context_column,"
 							  "       p.blind_index_column, p.binding, p.blind_index_bits"
 							  "  FROM customer_vault.protected_columns p"
 							  "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) $1"
 							  "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
-							  " WHERE p.schema_name OPERATOR(pg_catalog.=) n.nspname"
-							  "   AND p.table_name OPERATOR(pg_catalog.=) c.relname"
+							  " WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid"
 							  "   AND p.column_name OPERATOR(pg_catalog.=) $2"
 							  "   AND p.blind_index_column IS NOT NULL",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
@@ -344,10 +363,18 @@ cv_blind_index_rewrite(PG_FUNCTION_ARGS)
  * rows whose blind index matches, among the rows the caller may see.  The
  * index is compared as the table's owner (the caller need not read the
  * blind-index column, and must not: reading it while writing the column
- * tests guesses); the candidates are then filtered by a query as the caller
- * (its privileges on the context column and its row-level security).  Every
- * call is logged in blind_index_lookups.  With a truncated index the result
- * holds false positives: only a reader can filter them by decrypting.
+ * tests guesses), which gives the matching rows (by tableoid and ctid, or by
+ * primary key when the caller may not read the whole table); those very
+ * rows are then read as the caller (its privileges on the context
+ * column and its row-level security), under the same snapshot, so a row the
+ * caller cannot see never counts, even when a visible row shares its context
+ * value.  Every call is logged in blind_index_lookups and, since that log
+ * is rolled back with the caller's transaction, in the server log
+ * (LOG_SERVER_ONLY):
+ *   customer_vault lookup: role=<role> table=<schema>.<table> column=<column> matches=<n>
+ * with identifiers quoted as in SQL; never the plaintext.  With a truncated
+ * index the result holds false positives: only a reader can filter them by
+ * decrypting.
  */
 Datum
 cv_lookup(PG_FUNCTION_ARGS)
@@ -362,7 +389,10 @@ cv_lookup(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	Datum		args[6];
 	Oid			types[6];
-	ArrayBuildState *astate = NULL;
+	ArrayBuildState *first = NULL;
+	ArrayBuildState *second = NULL;
+	bool		by_ctid;
+	char	   *pkcols = NULL;
 	uint64		i;
 	int64		found = 0;
 	Oid			ctxtype;
@@ -393,50 +423,100 @@ cv_lookup(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	initStringInfo(&sql);
 
-	/* candidates, as the table's owner (its own code runs with its rights only) */
+	/*
+	 * How the caller's query names the rows the owner's query found: by
+	 * (tableoid, ctid) when the caller may read the whole table (system
+	 * columns need the table-wide privilege), else by the primary key (the
+	 * caller then needs SELECT on its columns).  Either is exact under one
+	 * snapshot: both queries are read-only SPI calls, which run under the
+	 * calling statement's snapshot.  Without either the caller's query
+	 * fails with the same error whether or not a value matched.
+	 */
+	by_ctid = pg_class_aclcheck(bc->relid, caller, ACL_SELECT) == ACLCHECK_OK;
+	if (!by_ctid)
+	{
+		types[0] = OIDOID;
+		args[0] = ObjectIdGetDatum(bc->relid);
+		if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n)"
+								  "  FROM pg_catalog.pg_index i,"
+								  "       pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k(att, n),"
+								  "       pg_catalog.pg_attribute a"
+								  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary"
+								  "   AND a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.att",
+								  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "could not read the primary key of table %u", bc->relid);
+		pkcols = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (pkcols == NULL)
+			by_ctid = true;
+	}
+
+	/* the matching rows, as the table's owner (its own code runs with its rights only) */
 	if (bidx != NULL)
 	{
-		appendStringInfo(&sql,
-						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
-						 " WHERE t.%s OPERATOR(pg_catalog.=) $1 AND t.%s IS NOT NULL",
-						 quote_identifier(NameStr(bc->ctx_column)),
-						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
-						 quote_identifier(NameStr(bc->bidx_column)),
-						 quote_identifier(NameStr(bc->ctx_column)));
+		if (by_ctid)
+			appendStringInfo(&sql,
+							 "SELECT t.tableoid, t.ctid FROM %s.%s t"
+							 " WHERE t.%s OPERATOR(pg_catalog.=) $1",
+							 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+							 quote_identifier(NameStr(bc->bidx_column)));
+		else
+			appendStringInfo(&sql,
+							 "SELECT t.%s::pg_catalog.text, ROW(%s)::pg_catalog.text FROM %s.%s t"
+							 " WHERE t.%s OPERATOR(pg_catalog.=) $1 AND t.%s IS NOT NULL",
+							 quote_identifier(NameStr(bc->ctx_column)), pkcols,
+							 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+							 quote_identifier(NameStr(bc->bidx_column)),
+							 quote_identifier(NameStr(bc->ctx_column)));
 		types[0] = BYTEAOID;
 		args[0] = PointerGetDatum(bidx);
 		cv_become(cv_table_owner(bc->relid), &save_uid, &save_sec);
-		if (SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(sql.data, 1, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "lookup query failed");
 		SetUserIdAndSecContext(save_uid, save_sec);
 		for (i = 0; i < SPI_processed; i++)
 		{
-			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+			bool		isnull1,
+						isnull2;
+			Datum		a = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull1);
+			Datum		b = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull2);
 
-			if (!isnull)
-				astate = accumArrayResult(astate, d, false, TEXTOID, CurrentMemoryContext);
+			if (isnull1 || isnull2)
+				continue;
+			first = accumArrayResult(first, a, false, by_ctid ? OIDOID : TEXTOID, CurrentMemoryContext);
+			second = accumArrayResult(second, b, false, by_ctid ? TIDOID : TEXTOID, CurrentMemoryContext);
 		}
 	}
 
-	/*
-	 * Of those, the rows the caller may see, as the caller.  Run even with
-	 * no candidates, so that a caller without the right to read the table
-	 * gets the same error whether or not a value matched.
-	 */
+	/* of those very rows, the ones the caller may see, as the caller */
 	resetStringInfo(&sql);
-	appendStringInfo(&sql,
-					 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
-					 " WHERE t.%s %s ANY ($1::pg_catalog.text[]::%s[])",
-					 quote_identifier(NameStr(bc->ctx_column)),
-					 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
-					 quote_identifier(NameStr(bc->ctx_column)),
-					 cv_type_in_catalog(ctxtype) ? "OPERATOR(pg_catalog.=)" : "=",
-					 format_type_be_qualified(ctxtype));
-	types[0] = TEXTARRAYOID;
-	args[0] = astate != NULL ? makeArrayResult(astate, CurrentMemoryContext)
-		: PointerGetDatum(construct_empty_array(TEXTOID));
-	if (SPI_execute_with_args(sql.data, 1, types, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (by_ctid)
+		appendStringInfo(&sql,
+						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
+						 " WHERE t.ctid OPERATOR(pg_catalog.=) ANY ($2)"
+						 "   AND EXISTS (SELECT 1 FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) u(o, c)"
+						 "                WHERE u.o OPERATOR(pg_catalog.=) t.tableoid"
+						 "                  AND u.c OPERATOR(pg_catalog.=) t.ctid)"
+						 "   AND t.%s IS NOT NULL",
+						 quote_identifier(NameStr(bc->ctx_column)),
+						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+						 quote_identifier(NameStr(bc->ctx_column)));
+	else
+		appendStringInfo(&sql,
+						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
+						 " WHERE t.%s %s ANY ($1::%s[])"
+						 "   AND ROW(%s)::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2)",
+						 quote_identifier(NameStr(bc->ctx_column)),
+						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+						 quote_identifier(NameStr(bc->ctx_column)),
+						 cv_type_in_catalog(ctxtype) ? "OPERATOR(pg_catalog.=)" : "=",
+						 format_type_be_qualified(ctxtype), pkcols);
+	types[0] = by_ctid ? OIDARRAYOID : TEXTARRAYOID;
+	args[0] = first != NULL ? makeArrayResult(first, CurrentMemoryContext)
+		: PointerGetDatum(construct_empty_array(by_ctid ? OIDOID : TEXTOID));
+	types[1] = by_ctid ? TIDARRAYOID : TEXTARRAYOID;
+	args[1] = second != NULL ? makeArrayResult(second, CurrentMemoryContext)
+		: PointerGetDatum(construct_empty_array(by_ctid ? TIDOID : TEXTOID));
+	if (SPI_execute_with_args(sql.data, 2, types, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "lookup query failed");
 	for (i = 0; i < SPI_processed; i++)
 	{
@@ -468,6 +548,23 @@ cv_lookup(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not log the lookup");
 	SetUserIdAndSecContext(save_uid, save_sec);
 	SPI_finish();
+
+	/*
+	 * The same to the server log, which a ROLLBACK does not undo (until the
+	 * decrypt audit takes over); identifiers quoted as in SQL, so the line
+	 * parses even for names with spaces; no plaintext, no index value.
+	 */
+	{
+		char	   *rolname = GetUserNameFromId(caller, true);
+
+		ereport(LOG_SERVER_ONLY,
+				(errmsg("customer_vault lookup: role=%s table=%s.%s column=%s matches=" INT64_FORMAT,
+						quote_identifier(rolname ? rolname : "?"),
+						quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
+						quote_identifier(NameStr(bc->column)), found),
+				 errhidestmt(true),
+				 errhidecontext(true)));
+	}
 	return (Datum) 0;
 }
 
@@ -528,19 +625,36 @@ cv_register_protection(PG_FUNCTION_ARGS)
 			args[i] = PG_GETARG_DATUM(i);
 	}
 	args[6] = ObjectIdGetDatum(GetUserId());
+	cv_pending_relid = InvalidOid;
 	cv_as_extension_owner(PG_GETARG_OID(0),
 						  "SELECT customer_vault._register_protection_as_owner($1, $2, $3, $4, $5, $6, $7)",
 						  7, types, args, nulls);
+	cv_blind_register_callback();
+	cv_pending_relid = PG_GETARG_OID(0);
+	namestrcpy(&cv_pending_column, NameStr(*PG_GETARG_NAME(1)));
 	PG_RETURN_VOID();
 }
 
-/* _finish_protection(tbl, col): trigger, statistics, index and view, as the extension's owner */
+/*
+ * _finish_protection(tbl, col): trigger, statistics, index and view, as the
+ * extension's owner; only for the column _register_protection registered
+ * in this transaction (protect_column calls both), and only once.
+ */
 Datum
 cv_finish_protection(PG_FUNCTION_ARGS)
 {
 	Oid			types[3] = {REGCLASSOID, NAMEOID, OIDOID};
 	Datum		args[3];
 
+	cv_require_table_owner(PG_GETARG_OID(0));
+	if (!OidIsValid(cv_pending_relid) || cv_pending_relid != PG_GETARG_OID(0) ||
+		strcmp(NameStr(cv_pending_column), NameStr(*PG_GETARG_NAME(1))) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("column \"%s\" of table %s is not being protected",
+						NameStr(*PG_GETARG_NAME(1)), get_rel_name(PG_GETARG_OID(0))),
+				 errhint("Use customer_vault.protect_column().")));
+	cv_pending_relid = InvalidOid;
 	args[0] = PG_GETARG_DATUM(0);
 	args[1] = PG_GETARG_DATUM(1);
 	args[2] = ObjectIdGetDatum(GetUserId());

@@ -14,12 +14,13 @@ CREATE TABLE customer_vault.protected_columns (
     blind_index_column name,
     protected_at       timestamptz NOT NULL DEFAULT pg_catalog.now(),
     blind_index_bits   integer,
+    relid              regclass NOT NULL,
     PRIMARY KEY (schema_name, table_name, column_name),
     CONSTRAINT protected_columns_blind_index_bits_check CHECK (blind_index_bits BETWEEN 1 AND 256)
 );
 --@ code
 COMMENT ON TABLE customer_vault.protected_columns IS
-    'columns converted by protect_column(), with the binding their values are sealed to';
+    'columns converted by protect_column(), with the binding their values are sealed to; relid is the table (its names cannot change while it is protected)';
 --@ schema
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.protected_columns', '');
 --@ code
@@ -46,14 +47,15 @@ BEGIN
                 AND (d.address_names OPERATOR(pg_catalog.=) ARRAY[p.schema_name::text, p.table_name::text, p.time_column::text]
                      OR d.address_names OPERATOR(pg_catalog.=) ARRAY[p.schema_name::text, p.table_name::text, p.subject_column::text]));
     END IF;
+    -- by the table's OID: a table that merely has a protected table's old
+    -- name (or a column of it) leaves the protected table's rows alone
     DELETE FROM customer_vault.protected_columns p
      USING pg_catalog.pg_event_trigger_dropped_objects() d
-     WHERE (d.object_type OPERATOR(pg_catalog.=) 'table'
-            AND p.schema_name OPERATOR(pg_catalog.=) d.schema_name
-            AND p.table_name OPERATOR(pg_catalog.=) d.object_name)
-        OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
-            AND d.address_names OPERATOR(pg_catalog.=)
-                ARRAY[p.schema_name::text, p.table_name::text, p.column_name::text]);
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+       AND (d.object_type OPERATOR(pg_catalog.=) 'table'
+            OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
+                AND d.address_names[3] OPERATOR(pg_catalog.=) p.column_name::pg_catalog.text));
 END
 $$;
 COMMENT ON FUNCTION customer_vault._forget_dropped() IS
@@ -195,6 +197,75 @@ $$;
 COMMENT ON FUNCTION customer_vault._column_type(regclass, name, text) IS
     'internal: the type of a table column, or an error naming what is missing';
 
+-- The binding of a column: its qualified name as the table is named now,
+-- length-prefixed (what protect_column seals its values to).
+CREATE OR REPLACE FUNCTION customer_vault._binding_of(tbl regclass, col name) RETURNS text
+    LANGUAGE sql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.length(q)::pg_catalog.text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) q
+      FROM (SELECT pg_catalog.format('%I.%I.%I', n.nspname, c.relname, col) AS q
+              FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+             WHERE c.oid OPERATOR(pg_catalog.=) tbl) x
+$$;
+COMMENT ON FUNCTION customer_vault._binding_of(regclass, name) IS
+    'internal: the binding of a table column under its current qualified name';
+
+-- The arguments of a trigger (pg_trigger.tgargs: each one NUL-terminated).
+CREATE OR REPLACE FUNCTION customer_vault._trigger_args(args bytea) RETURNS text[]
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    res text[] := '{}';
+    s integer := 0;
+    i integer;
+BEGIN
+    FOR i IN 0 .. pg_catalog.length(args) OPERATOR(pg_catalog.-) 1 LOOP
+        IF pg_catalog.get_byte(args, i) OPERATOR(pg_catalog.=) 0 THEN
+            res := res OPERATOR(pg_catalog.||) pg_catalog.convert_from(
+                       pg_catalog.substring(args, s OPERATOR(pg_catalog.+) 1, i OPERATOR(pg_catalog.-) s),
+                       pg_catalog.current_setting('server_encoding'));
+            s := i OPERATOR(pg_catalog.+) 1;
+        END IF;
+    END LOOP;
+    RETURN res;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._trigger_args(bytea) IS
+    'internal: the arguments of a trigger as text';
+
+-- Every trigger calling _protect_trigger (but the clones a trigger on a
+-- partitioned table has on its partitions), its arguments, and whether it is
+-- what protect_column makes: on an ordinary or partitioned table, named
+-- cv_protect_<attnum> of a text column, with the binding of that column
+-- under the table's current name (a trigger with any other binding computes
+-- another column's blind index for whatever is written to it).
+CREATE OR REPLACE FUNCTION customer_vault._protect_triggers()
+    RETURNS TABLE (trigger_oid oid, relid oid, trigger_name name, column_name text, key_name text,
+                   binding text, context_column text, blind_index_column text, blind_index_bits text,
+                   checks_out boolean)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.oid, t.tgrelid, t.tgname, g.a[1], g.a[2], g.a[3], NULLIF(g.a[4], ''), NULLIF(g.a[5], ''), g.a[6],
+           COALESCE(c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                    AND t.tgnargs OPERATOR(pg_catalog.>=) 5
+                    AND att.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype
+                    AND t.tgname::pg_catalog.text OPERATOR(pg_catalog.=) ('cv_protect_' OPERATOR(pg_catalog.||) att.attnum)
+                    AND g.a[3] OPERATOR(pg_catalog.=) customer_vault._binding_of(c.oid, g.a[1]::name), false)
+      FROM pg_catalog.pg_trigger t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
+     CROSS JOIN LATERAL (SELECT customer_vault._trigger_args(t.tgargs) AS a) g
+      LEFT JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) t.tgrelid
+       AND att.attname OPERATOR(pg_catalog.=) g.a[1] AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
+     WHERE t.tgfoid OPERATOR(pg_catalog.=) 'customer_vault._protect_trigger()'::pg_catalog.regprocedure
+       AND NOT t.tgisinternal
+       AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid  -- not the clones on partitions
+$$;
+COMMENT ON FUNCTION customer_vault._protect_triggers() IS
+    'internal: every trigger calling _protect_trigger, its arguments and whether it is one protect_column makes for its table';
+
 -- (Re)creates <table>_decrypted: every column, protected ones decrypted.  Runs
 -- as the extension's owner (called by _refresh_decrypted_view, a C function
 -- that first checks that its caller owns the table), so the view belongs to a
@@ -233,8 +304,7 @@ BEGIN
       INTO cols
       FROM pg_catalog.pg_attribute a
       LEFT JOIN customer_vault.protected_columns p
-        ON p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
-       AND p.column_name OPERATOR(pg_catalog.=) a.attname
+        ON p.relid OPERATOR(pg_catalog.=) tbl AND p.column_name OPERATOR(pg_catalog.=) a.attname
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped;
     IF pg_catalog.current_setting('server_version_num')::integer OPERATOR(pg_catalog.>=) 150000 THEN
         -- the reader's own table privileges and row-level security apply
@@ -290,9 +360,18 @@ CREATE OR REPLACE FUNCTION customer_vault._view_refresh_active() RETURNS boolean
 COMMENT ON FUNCTION customer_vault._view_refresh_active() IS
     'internal: whether the extension itself is defining a decrypted view (the guard event trigger lets it)';
 
--- Refuses every DDL on a <table>_decrypted view of a protected table (CREATE
--- OR REPLACE, ALTER, OWNER TO, rules, triggers) except the extension's own.
--- SECURITY DEFINER: it reads protected_columns whoever runs the DDL.
+-- Two guards at the end of every DDL command (SECURITY DEFINER: it reads
+-- protected_columns whoever runs the DDL):
+--  * a protected table, its protected, context and blind index columns and
+--    its schema keep their names: the registry, the protect trigger's
+--    arguments and the binding the values are sealed to name them, so
+--    renames and SET SCHEMA are refused (unprotect, i.e. drop the column or
+--    table, to rename);
+--  * nobody but the extension defines, alters or re-owns the
+--    <table>_decrypted view of a protected table (CREATE OR REPLACE, ALTER,
+--    OWNER TO, rules, triggers), nor takes its name with another relation or
+--    a type (a composite, enum or domain type of that name blocks the view's
+--    row type).
 CREATE OR REPLACE FUNCTION customer_vault._guard_decrypted_views() RETURNS event_trigger
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -300,12 +379,43 @@ AS $$
 DECLARE
     r record;
     relid oid;
+    onsp oid;
+    oname name;
+    bad record;
 BEGIN
-    IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL
-       OR customer_vault._view_refresh_active() THEN
+    IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL THEN
         RETURN;
     END IF;
     FOR r IN SELECT d.classid, d.objid FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
+        -- renames and moves of protected tables, their columns and schemas
+        IF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           OR r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass THEN
+            SELECT p.schema_name, p.table_name, p.column_name, p.relid INTO bad
+              FROM customer_vault.protected_columns p
+              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+             WHERE (c.oid OPERATOR(pg_catalog.=) r.objid OR c.relnamespace OPERATOR(pg_catalog.=) r.objid)
+               AND (n.nspname OPERATOR(pg_catalog.<>) p.schema_name
+                    OR c.relname OPERATOR(pg_catalog.<>) p.table_name
+                    OR EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY[p.column_name, p.context_column, p.blind_index_column]) u(col)
+                                WHERE u.col IS NOT NULL
+                                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                                   WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid
+                                                     AND a.attname OPERATOR(pg_catalog.=) u.col
+                                                     AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)))
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+                    MESSAGE = pg_catalog.format('column %I of table %I.%I is protected by customer_vault',
+                                                bad.column_name, bad.schema_name, bad.table_name),
+                    DETAIL = 'A protected table, its schema, its protected column and that column''s context and blind index columns cannot be renamed or moved to another schema.',
+                    HINT = 'Copy the data to a new table and protect the column there.';
+            END IF;
+        END IF;
+        IF customer_vault._view_refresh_active() THEN
+            CONTINUE;
+        END IF;
+        -- the schema and name of the object (of the relation of a rule or trigger)
         relid := CASE r.classid
                    WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN r.objid
                    WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
@@ -313,21 +423,27 @@ BEGIN
                    WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
                      (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) r.objid)
                  END;
-        IF relid IS NOT NULL AND EXISTS (
-               SELECT 1 FROM pg_catalog.pg_class c
-                 JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-                 JOIN customer_vault.protected_columns p ON p.schema_name OPERATOR(pg_catalog.=) n.nspname
-                  AND (p.table_name::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted') OPERATOR(pg_catalog.=) c.relname::pg_catalog.text
-                WHERE c.oid OPERATOR(pg_catalog.=) relid) THEN
+        IF relid IS NOT NULL THEN
+            SELECT c.relnamespace, c.relname INTO onsp, oname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid;
+        ELSIF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+            SELECT t.typnamespace, t.typname INTO onsp, oname FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) r.objid;
+        ELSE
+            CONTINUE;
+        END IF;
+        IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+                    WHERE c.relnamespace OPERATOR(pg_catalog.=) onsp
+                      AND (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted') OPERATOR(pg_catalog.=) oname::pg_catalog.text) THEN
             RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = pg_catalog.format('%s is the decrypted view of a protected table and is managed by customer_vault', relid::pg_catalog.regclass),
-                HINT = 'customer_vault.protect_column() defines it; nobody else may redefine, alter or re-own it.';
+                MESSAGE = pg_catalog.format('%I.%I is the decrypted view of a protected table and is managed by customer_vault',
+                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) onsp), oname),
+                HINT = 'customer_vault.protect_column() defines it; nobody else may redefine, alter or re-own it, or give its name to another object.';
         END IF;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._guard_decrypted_views() IS
-    'internal: event trigger refusing DDL on decrypted views other than the extension''s own';
+    'internal: event trigger refusing renames of protected tables and columns, and DDL on decrypted views (or their names) other than the extension''s own';
 --@ schema
 CREATE EVENT TRIGGER customer_vault_guard_decrypted_views ON ddl_command_end
     EXECUTE FUNCTION customer_vault._guard_decrypted_views();
@@ -355,7 +471,6 @@ AS $$
 DECLARE
     nsp name;
     rel name;
-    qual text;
 BEGIN
     SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
     PERFORM customer_vault._column_type(tbl, col);
@@ -365,15 +480,18 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = 'blind_index_bits must be between 1 and 256';
     END IF;
-    qual := pg_catalog.format('%I.%I.%I', nsp, rel, col);
+    IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                WHERE p.relid OPERATOR(pg_catalog.=) tbl AND p.column_name OPERATOR(pg_catalog.=) col) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = pg_catalog.format('column %I of table %s is already protected', col, tbl);
+    END IF;
     PERFORM customer_vault._drop_decrypted_view(nsp, rel OPERATOR(pg_catalog.||) '_decrypted', caller);
     INSERT INTO customer_vault.protected_columns
         (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column,
-         blind_index_bits)
-    VALUES (nsp, rel, col, key_name,
-            pg_catalog.length(qual)::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) qual,
+         blind_index_bits, relid)
+    VALUES (nsp, rel, col, key_name, customer_vault._binding_of(tbl, col),
             context_column, blind_index_column,
-            CASE WHEN blind_index_column IS NOT NULL THEN blind_index_bits END);
+            CASE WHEN blind_index_column IS NOT NULL THEN blind_index_bits END, tbl);
 END
 $$;
 COMMENT ON FUNCTION customer_vault._register_protection_as_owner(regclass, name, text, name, name, integer, oid) IS
@@ -396,14 +514,21 @@ AS $$
 DECLARE
     p customer_vault.protected_columns;
     colnum smallint;
+    bind text;
 BEGIN
+    PERFORM customer_vault._table_names(tbl);
     SELECT pc.* INTO p
-      FROM customer_vault.protected_columns pc, customer_vault._table_names(tbl) t
-     WHERE pc.schema_name OPERATOR(pg_catalog.=) t.nsp AND pc.table_name OPERATOR(pg_catalog.=) t.rel
-       AND pc.column_name OPERATOR(pg_catalog.=) col;
+      FROM customer_vault.protected_columns pc
+     WHERE pc.relid OPERATOR(pg_catalog.=) tbl AND pc.column_name OPERATOR(pg_catalog.=) col;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = pg_catalog.format('column %I of table %s is not protected', col, tbl);
+    END IF;
+    -- the binding of the table as it is named now, never the row's
+    bind := customer_vault._binding_of(tbl, col);
+    IF bind OPERATOR(pg_catalog.<>) p.binding THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = pg_catalog.format('the registry row of column %I of table %s does not match the table', col, tbl);
     END IF;
     SELECT a.attnum INTO colnum FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col;
@@ -413,14 +538,14 @@ BEGIN
         'cv_protect_' OPERATOR(pg_catalog.||) colnum,
         pg_catalog.concat_ws(', ', pg_catalog.quote_ident(col), pg_catalog.quote_ident(p.context_column),
                              pg_catalog.quote_ident(p.blind_index_column)),
-        p.schema_name, p.table_name, col, p.key_name, p.binding, COALESCE(p.context_column, ''),
+        p.schema_name, p.table_name, col, p.key_name, bind, COALESCE(p.context_column, ''),
         COALESCE(p.blind_index_column, ''), COALESCE(p.blind_index_bits, 256));
     IF p.blind_index_column IS NOT NULL THEN
-        EXECUTE pg_catalog.format('CREATE INDEX ON %I.%I (%I)', p.schema_name, p.table_name, p.blind_index_column);
+        EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', tbl, p.blind_index_column);
         -- no planner statistics: their most common values and estimates would
         -- tell how many rows (RLS-hidden ones too) share a guessed value
-        EXECUTE pg_catalog.format('ALTER TABLE %I.%I ALTER COLUMN %I SET STATISTICS 0',
-                                  p.schema_name, p.table_name, p.blind_index_column);
+        EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0',
+                                  tbl, p.blind_index_column);
     END IF;
     PERFORM customer_vault._build_decrypted_view(tbl, caller);
 END
@@ -464,8 +589,7 @@ BEGIN
             HINT = 'protect_column() converts text and varchar columns; use encrypt() with an encrypted_text or encrypted_bytea column otherwise.';
     END IF;
     IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
-                WHERE p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
-                  AND p.column_name OPERATOR(pg_catalog.=) col) THEN
+                WHERE p.relid OPERATOR(pg_catalog.=) tbl AND p.column_name OPERATOR(pg_catalog.=) col) THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
             MESSAGE = pg_catalog.format('column %I of table %s is already protected', col, tbl),
             HINT = 'Use customer_vault.rotate_key() and customer_vault.reencrypt() to change its key version.';
@@ -515,8 +639,7 @@ BEGIN
     PERFORM customer_vault._register_protection(tbl, col, key_name, context_column, blind_index_column,
                                                 COALESCE(blind_index_bits, 256));
     SELECT p.binding INTO bind FROM customer_vault.protected_columns p
-     WHERE p.schema_name OPERATOR(pg_catalog.=) nsp AND p.table_name OPERATOR(pg_catalog.=) rel
-       AND p.column_name OPERATOR(pg_catalog.=) col;
+     WHERE p.relid OPERATOR(pg_catalog.=) tbl AND p.column_name OPERATOR(pg_catalog.=) col;
     IF blind_index_column IS NOT NULL AND bidxtype IS NULL THEN
         EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
     END IF;

@@ -130,8 +130,7 @@ BEGIN
         SELECT pc.* INTO p
           FROM (SELECT tbl AS relid, 0::bigint AS n
                 UNION ALL SELECT pa.relid, pa.n FROM pg_partition_ancestors(tbl) WITH ORDINALITY pa(relid, n)) a
-          JOIN pg_class c ON c.oid = a.relid JOIN pg_namespace ns ON ns.oid = c.relnamespace
-          JOIN customer_vault.protected_columns pc ON pc.schema_name = ns.nspname AND pc.table_name = c.relname
+          JOIN customer_vault.protected_columns pc ON pc.relid::oid = a.relid::oid
          WHERE pc.column_name = col
          ORDER BY a.n LIMIT 1;
         IF FOUND THEN

@@ -22,6 +22,9 @@ CREATE TABLE customer_vault.blind_index_lookups (
     column_name name NOT NULL,
     found       bigint NOT NULL
 );
+-- the registry names the table by OID too (filled below, from the rows that
+-- check out; NOT NULL once the others are gone)
+ALTER TABLE customer_vault.protected_columns ADD COLUMN relid regclass;
 -- protect_column gained blind_index_bits
 DROP FUNCTION customer_vault.protect_column(regclass, name, text, name, name);
 
@@ -109,23 +112,86 @@ SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger_head',
 
 --@ replay
 
--- decrypted views made by 0.1.0 belong to the admin who protected the table:
--- give them to the extension's owner, then guard them
+-- Under 0.1.0 the admin could write protected_columns, define views and
+-- create triggers calling _protect_trigger with any arguments.  Nothing it
+-- left is trusted:
+--  * a registry row stands only if it checks out: its table exists (an
+--    ordinary or partitioned table), the column is text, and a trigger
+--    cv_protect_<attnum> on it calls _protect_trigger with exactly the row's
+--    key, binding, context and blind index columns, the binding being the
+--    column's qualified name as the table is named now; it then gets the
+--    table's OID; every other row is deleted;
+--  * every trigger calling _protect_trigger without such a row is dropped
+--    (a trigger with a victim's binding on a table of the admin computes the
+--    victim's blind index for whatever is written to it);
+--  * every view named <table>_decrypted of a registry row is dropped (never
+--    re-owned: its definition, ACL, rules and triggers are the admin's) and
+--    the views of the rows that stand are made again by the extension's
+--    owner.  A view of the user's that depends on one makes the update fail
+--    ("cannot drop view ... because other objects depend on it"): drop it
+--    first, make it again after the update.
 DO $$
 DECLARE
-    v regclass;
+    r record;
 BEGIN
-    FOR v IN SELECT DISTINCT c.oid::pg_catalog.regclass
+    UPDATE customer_vault.protected_columns p
+       SET relid = t.relid
+      FROM customer_vault._protect_triggers() t
+      JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE t.checks_out
+       AND n.nspname OPERATOR(pg_catalog.=) p.schema_name AND c.relname OPERATOR(pg_catalog.=) p.table_name
+       AND t.column_name OPERATOR(pg_catalog.=) p.column_name::pg_catalog.text
+       AND t.key_name OPERATOR(pg_catalog.=) p.key_name
+       AND t.binding OPERATOR(pg_catalog.=) p.binding
+       AND t.context_column IS NOT DISTINCT FROM p.context_column::pg_catalog.text
+       AND t.blind_index_column IS NOT DISTINCT FROM p.blind_index_column::pg_catalog.text
+       AND t.blind_index_bits IS NULL AND p.blind_index_bits IS NULL;
+    FOR r IN SELECT DISTINCT c.oid::pg_catalog.regclass AS v
                FROM customer_vault.protected_columns p
                JOIN pg_catalog.pg_namespace n ON n.nspname OPERATOR(pg_catalog.=) p.schema_name
                JOIN pg_catalog.pg_class c ON c.relnamespace OPERATOR(pg_catalog.=) n.oid
                 AND c.relname::pg_catalog.text OPERATOR(pg_catalog.=) (p.table_name::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted')
                 AND c.relkind OPERATOR(pg_catalog.=) 'v'
     LOOP
-        EXECUTE pg_catalog.format('ALTER VIEW %s OWNER TO %I', v, current_user);
+        EXECUTE pg_catalog.format('DROP VIEW %s', r.v);
+    END LOOP;
+    FOR r IN SELECT p.schema_name, p.table_name, p.column_name
+               FROM customer_vault.protected_columns p WHERE p.relid IS NULL
+    LOOP
+        RAISE WARNING 'customer_vault: registry row of column %.%.% removed: it does not match a protected column',
+            pg_catalog.quote_ident(r.schema_name), pg_catalog.quote_ident(r.table_name), pg_catalog.quote_ident(r.column_name);
+    END LOOP;
+    DELETE FROM customer_vault.protected_columns p WHERE p.relid IS NULL;
+    FOR r IN SELECT t.trigger_name, t.relid::pg_catalog.regclass AS tbl
+               FROM customer_vault._protect_triggers() t
+              WHERE NOT EXISTS (
+                    SELECT 1 FROM customer_vault.protected_columns p
+                     WHERE t.checks_out
+                       AND p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) t.relid
+                       AND p.column_name::pg_catalog.text OPERATOR(pg_catalog.=) t.column_name
+                       AND p.key_name OPERATOR(pg_catalog.=) t.key_name
+                       AND p.binding OPERATOR(pg_catalog.=) t.binding
+                       AND p.context_column::pg_catalog.text IS NOT DISTINCT FROM t.context_column
+                       AND p.blind_index_column::pg_catalog.text IS NOT DISTINCT FROM t.blind_index_column)
+    LOOP
+        RAISE WARNING 'customer_vault: trigger % on % dropped: it calls customer_vault._protect_trigger for no protected column of that table',
+            pg_catalog.quote_ident(r.trigger_name), r.tbl;
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', r.trigger_name, r.tbl);
+    END LOOP;
+    FOR r IN SELECT DISTINCT p.relid, c.relowner, n.nspname, c.relname
+               FROM customer_vault.protected_columns p
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+    LOOP
+        PERFORM customer_vault._build_decrypted_view(r.relid, r.relowner);
+        -- made inside the update script: not a member of the extension
+        EXECUTE pg_catalog.format('ALTER EXTENSION customer_vault DROP VIEW %I.%I',
+                                  r.nspname, r.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted');
     END LOOP;
 END
 $$;
+ALTER TABLE customer_vault.protected_columns ALTER COLUMN relid SET NOT NULL;
 CREATE EVENT TRIGGER customer_vault_guard_decrypted_views ON ddl_command_end
     EXECUTE FUNCTION customer_vault._guard_decrypted_views();
 
