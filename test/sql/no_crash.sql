@@ -75,6 +75,10 @@ END $$;
 CREATE TABLE nc_prot (id bigint PRIMARY KEY, email text, note text);
 INSERT INTO nc_prot VALUES (1, 'one@example.com', 'n1');
 SELECT customer_vault.protect_column('nc_prot', 'email', 'nc_key', 'id', 'email_bidx');
+-- (the guard event trigger refuses such renames, see blind_index_review; a
+-- superuser can switch it off, and the trigger must hold without it)
+ALTER TABLE nc_prot RENAME COLUMN email TO email_old;
+ALTER EVENT TRIGGER customer_vault_guard_decrypted_views DISABLE;
 ALTER TABLE nc_prot RENAME COLUMN email TO email_old;
 ALTER TABLE nc_prot ADD COLUMN email integer;
 INSERT INTO nc_prot (id, email) VALUES (2, 42);
@@ -90,6 +94,7 @@ ALTER TABLE nc_prot ADD COLUMN email_bidx text;
 INSERT INTO nc_prot (id, email) VALUES (5, 'five@example.com');
 ALTER TABLE nc_prot DROP COLUMN email_bidx;
 ALTER TABLE nc_prot RENAME COLUMN email_bidx_old TO email_bidx;
+ALTER EVENT TRIGGER customer_vault_guard_decrypted_views ENABLE;
 -- (a column named in the trigger cannot change its type: PostgreSQL refuses)
 ALTER TABLE nc_prot ALTER COLUMN id TYPE text;
 -- as it was: works again
