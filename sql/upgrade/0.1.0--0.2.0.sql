@@ -121,6 +121,8 @@ SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger_head',
 --    key, binding, context and blind index columns, the binding being the
 --    column's qualified name as the table is named now; it then gets the
 --    table's OID; every other row is deleted;
+--  * a trigger of 0.1.0's form that checks out but whose row does not (the
+--    row was edited) gives the row back (from its own arguments);
 --  * every trigger calling _protect_trigger without such a row is dropped
 --    (a trigger with a victim's binding on a table of the admin computes the
 --    victim's blind index for whatever is written to it);
@@ -163,6 +165,28 @@ BEGIN
             pg_catalog.quote_ident(r.schema_name), pg_catalog.quote_ident(r.table_name), pg_catalog.quote_ident(r.column_name);
     END LOOP;
     DELETE FROM customer_vault.protected_columns p WHERE p.relid IS NULL;
+    -- a trigger of 0.1.0's form that checks out on its own table but has no
+    -- row (its row was edited, hence deleted above) gets its row back from
+    -- the trigger's arguments, which only the table's owner could set
+    FOR r IN SELECT t.*, n.nspname, c.relname
+               FROM customer_vault._protect_triggers() t
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid
+               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+              WHERE t.checks_out AND t.blind_index_bits IS NULL
+                AND NOT EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                                 WHERE (p.schema_name OPERATOR(pg_catalog.=) n.nspname
+                                        AND p.table_name OPERATOR(pg_catalog.=) c.relname
+                                        AND p.column_name::pg_catalog.text OPERATOR(pg_catalog.=) t.column_name)
+                                    OR (p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) t.relid
+                                        AND p.column_name::pg_catalog.text OPERATOR(pg_catalog.=) t.column_name))
+    LOOP
+        RAISE WARNING 'customer_vault: registry row of column %.%.% restored from its protect trigger',
+            pg_catalog.quote_ident(r.nspname), pg_catalog.quote_ident(r.relname), pg_catalog.quote_ident(r.column_name);
+        INSERT INTO customer_vault.protected_columns
+            (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column, relid)
+        VALUES (r.nspname, r.relname, r.column_name, r.key_name, r.binding, r.context_column, r.blind_index_column,
+                r.relid);
+    END LOOP;
     FOR r IN SELECT t.trigger_name, t.relid::pg_catalog.regclass AS tbl
                FROM customer_vault._protect_triggers() t
               WHERE NOT EXISTS (

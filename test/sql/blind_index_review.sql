@@ -132,6 +132,10 @@ INSERT INTO victim VALUES (1, 'rare'), (2, 'common');
 SELECT customer_vault.protect_column('victim', 'diag', 'uk', 'id', 'diag_bidx');
 GRANT SELECT ON victim TO regress_br_reader;
 SELECT binding AS victim_binding FROM customer_vault.protected_columns WHERE table_name = 'victim' \gset
+CREATE TABLE victim2 (id int PRIMARY KEY, note text);
+INSERT INTO victim2 VALUES (1, 'two');
+SELECT customer_vault.protect_column('victim2', 'note', 'uk', 'id');
+GRANT SELECT ON victim2 TO regress_br_reader;
 CREATE SCHEMA adm AUTHORIZATION regress_br_admin;
 SET ROLE regress_br_admin;
 -- 1. a view of pg_authid named like a decrypted view, and a registry row for it
@@ -147,12 +151,15 @@ CREATE TRIGGER cv_protect_2 BEFORE INSERT ON adm.g FOR EACH ROW
     EXECUTE FUNCTION customer_vault._protect_trigger('v', 'uk', :'victim_binding', '', 'v_bidx');
 INSERT INTO customer_vault.protected_columns (schema_name, table_name, column_name, key_name, binding, blind_index_column)
 VALUES ('adm', 'g', 'v', 'uk', :'victim_binding', 'v_bidx');
+-- 3. the row of another victim edited: it is restored from the victim's trigger
+UPDATE customer_vault.protected_columns SET key_name = 'other', context_column = NULL WHERE table_name = 'victim2';
 RESET ROLE;
 ALTER EXTENSION customer_vault UPDATE;
 SELECT extversion FROM pg_extension WHERE extname = 'customer_vault';
 -- the planted view is gone (never re-owned), and so are the rows and the trigger
 SELECT to_regclass('adm.x_decrypted') AS planted_view;
-SELECT schema_name, table_name, column_name, relid::regclass FROM customer_vault.protected_columns ORDER BY 1, 2;
+SELECT schema_name, table_name, column_name, key_name, context_column, relid::regclass
+  FROM customer_vault.protected_columns ORDER BY 1, 2;
 SELECT tgrelid::regclass, tgname FROM pg_trigger WHERE tgname LIKE 'cv_protect_%' ORDER BY 1;
 SET ROLE regress_br_admin;
 UPDATE adm.x_decrypted SET rolsuper = true WHERE rolname = 'regress_br_admin';
@@ -166,7 +173,10 @@ SELECT c.relowner = e.extowner AS owned_by_extension_owner
   FROM pg_class c, pg_extension e WHERE e.extname = 'customer_vault' AND c.oid = 'victim_decrypted'::regclass;
 SET ROLE regress_br_reader;
 SELECT id, diag FROM victim_decrypted ORDER BY id;
+SELECT id, note FROM victim2_decrypted;
 RESET ROLE;
+INSERT INTO victim2 VALUES (2, 'plain');
+SELECT id, customer_vault.is_sealed(note) AS sealed FROM victim2 ORDER BY id;
 INSERT INTO victim VALUES (3, 'rare');
 SELECT count(DISTINCT diag_bidx) AS distinct_indexes FROM victim;
 \c :orig_db
