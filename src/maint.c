@@ -215,7 +215,15 @@ cv_maint_run(PG_FUNCTION_ARGS)
 		appendStringInfo(&sub, " LIMIT %d", PG_GETARG_INT32(5));
 
 	initStringInfo(&sql);
-	if (strcmp(op, "delete") == 0)
+	if (strcmp(op, "update") == 0 && list != NULL && !PG_ARGISNULL(3) && !PG_ARGISNULL(4) &&
+		PG_ARGISNULL(5) && (PG_ARGISNULL(6) || !PG_GETARG_BOOL(6)))
+		/* a block range waiting for locked rows: one plain UPDATE */
+		appendStringInfo(&sql,
+						 "UPDATE %s t SET %s WHERE"
+						 " t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
+						 " AND t.ctid OPERATOR(pg_catalog.<) '(" INT64_FORMAT ",0)'::pg_catalog.tid AND (%s)",
+						 qualname, list, PG_GETARG_INT64(3), PG_GETARG_INT64(4), filter);
+	else if (strcmp(op, "delete") == 0)
 		appendStringInfo(&sql,
 						 "DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
 						 qualname, sub.data,
