@@ -112,6 +112,8 @@ for my $col ('v', 'p')
 	note sprintf('killed after %.2fs', time - $t0);
 
 	# the postmaster notices, kills everybody, runs crash recovery, restarts
+	# wait until the postmaster has noticed (until then the old server still answers)
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 	ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
 		"$col: server accepts connections again after crash recovery");
 	my $log = slurp_file($node->logfile, $log_offset);

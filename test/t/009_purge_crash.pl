@@ -86,6 +86,8 @@ is(kill('KILL', $pid_seen), 1, "SIGKILL sent to backend $pid_seen");
 note sprintf('killed after %.2fs, %d rows gone', time - $t0, $gone_before_kill);
 
 # the postmaster notices, kills everybody, runs crash recovery, restarts
+# wait until the postmaster has noticed (until then the old server still answers)
+$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
 ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
 	'server accepts connections again after crash recovery');
 my $log = slurp_file($node->logfile, $log_offset);
