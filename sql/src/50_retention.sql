@@ -616,17 +616,14 @@ $$;
 COMMENT ON FUNCTION customer_vault._subject_type(customer_vault.retention_policies) IS
     'internal: the type of a retention policy''s subject column, NULL without one';
 
--- the SQL pieces of one policy: its cutoff (UTC wall clock), expired and held predicates
-CREATE OR REPLACE FUNCTION customer_vault._retention_sql(r customer_vault.retention_policies, as_of timestamptz,
-                                              OUT cutoff timestamp, OUT expired text, OUT held text,
-                                              OUT change text, OUT pending text)
+-- the limit of one policy (UTC wall clock) and its expired predicate (alias t)
+CREATE OR REPLACE FUNCTION customer_vault._retention_expired(r customer_vault.retention_policies, as_of timestamptz,
+                                                  OUT cutoff timestamp, OUT expired text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ttype regtype;
-    stype regtype;
-    pii name[];
 BEGIN
     -- a policy stored before keep was checked (0.1.0) fails on its own table
     PERFORM customer_vault._check_period(r.keep, pg_catalog.format('keep of the retention policy of %I.%I',
@@ -644,6 +641,111 @@ BEGIN
     ELSE
         expired := pg_catalog.format('t.%I OPERATOR(pg_catalog.<) %L::timestamp', r.time_column, cutoff);
     END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._retention_expired(customer_vault.retention_policies, timestamptz) IS
+    'internal: the limit and the expired predicate of one retention policy';
+
+-- Crypto-shredding is per subject, retention per row: a subject's key is
+-- destroyed only when none of their rows, in any table with a retention
+-- policy naming a subject column, is still inside its retention (or has no
+-- time), and no hold stands.  Otherwise their expired rows in a shred table
+-- stay, readable, until their last data expires (the shred is deferred, never
+-- partial).  One row per subject with expired rows in the table: how many,
+-- and why it is kept (NULL: it would be shredded).  Runs as the caller with
+-- row security off, so rows a policy would hide give an error, never a
+-- wrong "no data left".
+CREATE OR REPLACE FUNCTION customer_vault._shred_plan(r customer_vault.retention_policies, as_of timestamptz)
+    RETURNS TABLE(subject text, expired_rows bigint, kept_because text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+    SET row_security = off
+AS $$
+DECLARE
+    p customer_vault.retention_policies;
+    ptype regtype;
+    e text;
+    subs text[];
+    counts bigint[];
+    why text[];
+    open_subs text[];
+    found_subs text[];
+    i integer;
+BEGIN
+    e := (customer_vault._retention_expired(r, as_of)).expired;
+    EXECUTE pg_catalog.format(
+        'SELECT pg_catalog.array_agg(x.s ORDER BY x.s), pg_catalog.array_agg(x.n ORDER BY x.s)'
+        '  FROM (SELECT (t.%1$I)::pg_catalog.text AS s, pg_catalog.count(*) AS n FROM %2$I.%3$I t'
+        '         WHERE %4$s AND t.%1$I IS NOT NULL GROUP BY 1) x',
+        r.subject_column, r.schema_name, r.table_name, e) INTO subs, counts;
+    IF subs IS NULL THEN
+        RETURN;
+    END IF;
+    why := pg_catalog.array_fill(NULL::text, ARRAY[pg_catalog.cardinality(subs)]);
+    -- held subjects: a hold matches in any subject column's type ('00004'
+    -- holds 4 of a bigint column, and the text '4' of this one with it)
+    FOR ptype IN SELECT DISTINCT customer_vault._subject_type(rp) FROM customer_vault.retention_policies rp
+                  WHERE rp.subject_column IS NOT NULL
+                    AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', rp.schema_name, rp.table_name)) IS NOT NULL LOOP
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.array_agg(u.s) FROM pg_catalog.unnest($1::pg_catalog.text[]) u(s)'
+            ' WHERE customer_vault._casts_to(u.s, %1$L::pg_catalog.regtype)'
+            '   AND u.s::%1$s %2$s ANY ($2::pg_catalog.text[]::%1$s[])',
+            ptype, customer_vault._eq_operator(ptype))
+            INTO found_subs USING subs, customer_vault._held_subjects(ptype);
+        FOR i IN 1..pg_catalog.cardinality(subs) LOOP
+            IF why[i] IS NULL AND subs[i] OPERATOR(pg_catalog.=) ANY (found_subs) THEN
+                why[i] := 'legal hold';
+            END IF;
+        END LOOP;
+    END LOOP;
+    -- data still kept (inside retention, or without a time) in any table
+    FOR p IN SELECT * FROM customer_vault.retention_policies rp WHERE rp.subject_column IS NOT NULL
+              ORDER BY rp.schema_name, rp.table_name LOOP
+        IF pg_catalog.to_regclass(pg_catalog.format('%I.%I', p.schema_name, p.table_name)) IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'undefined_table',
+                MESSAGE = pg_catalog.format('table %I.%I of a retention policy does not exist', p.schema_name, p.table_name),
+                DETAIL = 'A subject is shredded only when none of their data in any table with a retention policy is still kept.';
+        END IF;
+        SELECT pg_catalog.array_agg(x.s) INTO open_subs
+          FROM ROWS FROM (pg_catalog.unnest(subs), pg_catalog.unnest(why)) x(s, w) WHERE x.w IS NULL;
+        EXIT WHEN open_subs IS NULL;
+        ptype := customer_vault._subject_type(p);
+        e := (customer_vault._retention_expired(p, as_of)).expired;
+        EXECUTE pg_catalog.format(
+            'SELECT pg_catalog.array_agg(DISTINCT c.s)'
+            '  FROM (SELECT u.s, u.s::%1$s AS k FROM pg_catalog.unnest($1::pg_catalog.text[]) u(s)'
+            '         WHERE customer_vault._casts_to(u.s, %2$L::pg_catalog.regtype)) c'
+            '  JOIN %3$I.%4$I t ON t.%5$I %6$s c.k'
+            ' WHERE NOT COALESCE(%7$s, false)',
+            ptype, ptype, p.schema_name, p.table_name, p.subject_column, customer_vault._eq_operator(ptype), e)
+            INTO found_subs USING open_subs;
+        FOR i IN 1..pg_catalog.cardinality(subs) LOOP
+            IF why[i] IS NULL AND subs[i] OPERATOR(pg_catalog.=) ANY (found_subs) THEN
+                why[i] := pg_catalog.format('data inside retention in %I.%I', p.schema_name, p.table_name);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN QUERY SELECT x.s, x.n, x.w
+                   FROM ROWS FROM (pg_catalog.unnest(subs), pg_catalog.unnest(counts), pg_catalog.unnest(why)) x(s, n, w);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._shred_plan(customer_vault.retention_policies, timestamptz) IS
+    'internal: per subject with expired rows in a shred table: whether the shred takes them, or what keeps them';
+
+-- the SQL pieces of one policy: its cutoff (UTC wall clock), expired and held predicates
+CREATE OR REPLACE FUNCTION customer_vault._retention_sql(r customer_vault.retention_policies, as_of timestamptz,
+                                              OUT cutoff timestamp, OUT expired text, OUT held text,
+                                              OUT change text, OUT pending text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stype regtype;
+    pii name[];
+    shreddable text[];
+BEGIN
+    SELECT x.cutoff, x.expired INTO cutoff, expired FROM customer_vault._retention_expired(r, as_of) x;
     IF r.subject_column IS NULL THEN
         held := 'false';
     ELSE
@@ -670,8 +772,13 @@ BEGIN
         END IF;
     ELSE
         change := NULL;
-        -- rows whose subject still has a live key
-        pending := pg_catalog.format('COALESCE(customer_vault._m_subject_has_key((t.%I)::pg_catalog.text), false)', r.subject_column);
+        -- rows whose subject still has a live key and none of whose data is
+        -- still kept anywhere (_shred_plan, computed here as the caller)
+        SELECT COALESCE(pg_catalog.array_agg(p.subject), '{}') INTO shreddable
+          FROM customer_vault._shred_plan(r, as_of) p WHERE p.kept_because IS NULL;
+        pending := pg_catalog.format('COALESCE(customer_vault._m_subject_has_key((t.%I)::pg_catalog.text), false)'
+                                     ' AND (t.%I)::pg_catalog.text OPERATOR(pg_catalog.=) ANY (%L::pg_catalog.text[])',
+                                     r.subject_column, r.subject_column, shreddable);
     END IF;
 END
 $$;
@@ -703,6 +810,30 @@ END
 $$;
 COMMENT ON FUNCTION customer_vault.purge_preview(timestamptz) IS
     'per table with a retention policy: rows past retention, rows kept by a legal hold, rows a purge would change';
+
+-- what a shred would take: per shred table and subject with expired rows
+CREATE OR REPLACE FUNCTION customer_vault.purge_preview_subjects(as_of timestamptz DEFAULT NULL)
+    RETURNS TABLE(tbl regclass, subject text, expired_rows bigint, shred boolean, kept_because text)
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r customer_vault.retention_policies;
+BEGIN
+    PERFORM customer_vault._check_as_of(as_of);
+    FOR r IN SELECT * FROM customer_vault.retention_policies p WHERE p.action = 'shred'
+              ORDER BY p.schema_name, p.table_name LOOP
+        tbl := pg_catalog.format('%I.%I', r.schema_name, r.table_name)::regclass;
+        RETURN QUERY SELECT tbl, s.subject, s.expired_rows,
+                            s.kept_because IS NULL AND customer_vault._subject_has_key(s.subject),
+                            COALESCE(s.kept_because, CASE WHEN NOT customer_vault._subject_has_key(s.subject)
+                                                          THEN 'already shredded' END)
+                       FROM customer_vault._shred_plan(r, COALESCE(as_of, pg_catalog.now())) s;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.purge_preview_subjects(timestamptz) IS
+    'per shred table and subject with expired rows: whether a purge would shred the subject''s key, or what keeps it';
 
 -- The writers of purge_log: every row the purge writes goes through these two
 -- (so the log's integrity rules have one place to hook into).
