@@ -689,8 +689,8 @@ BEGIN
                     AND pg_catalog.to_regclass(pg_catalog.format('%I.%I', rp.schema_name, rp.table_name)) IS NOT NULL LOOP
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(u.s) FROM pg_catalog.unnest($1::pg_catalog.text[]) u(s)'
-            ' WHERE customer_vault._casts_to(u.s, %1$L::pg_catalog.regtype)'
-            '   AND u.s::%1$s %2$s ANY ($2::pg_catalog.text[]::%1$s[])',
+            ' WHERE CASE WHEN customer_vault._casts_to(u.s, %1$L::pg_catalog.regtype)'
+            '            THEN u.s::%1$s %2$s ANY ($2::pg_catalog.text[]::%1$s[]) ELSE false END',
             ptype, customer_vault._eq_operator(ptype))
             INTO found_subs USING subs, customer_vault._held_subjects(ptype);
         FOR i IN 1..pg_catalog.cardinality(subs) LOOP
@@ -714,8 +714,9 @@ BEGIN
         e := (customer_vault._retention_expired(p, as_of)).expired;
         EXECUTE pg_catalog.format(
             'SELECT pg_catalog.array_agg(DISTINCT c.s)'
-            '  FROM (SELECT u.s, u.s::%1$s AS k FROM pg_catalog.unnest($1::pg_catalog.text[]) u(s)'
-            '         WHERE customer_vault._casts_to(u.s, %2$L::pg_catalog.regtype)) c'
+            '  FROM (SELECT u.s, CASE WHEN customer_vault._casts_to(u.s, %2$L::pg_catalog.regtype)'
+            '                         THEN u.s::%1$s END AS k'
+            '          FROM pg_catalog.unnest($1::pg_catalog.text[]) u(s)) c'
             '  JOIN %3$I.%4$I t ON t.%5$I %6$s c.k'
             ' WHERE NOT COALESCE(%7$s, false)',
             ptype, ptype, p.schema_name, p.table_name, p.subject_column, customer_vault._eq_operator(ptype), e)
