@@ -33,10 +33,12 @@ include $(PGXS)
 all: $(SQL_INSTALL) $(SQL_UPGRADE)
 
 $(SQL_INSTALL): $(SQL_SRC) sql/assemble.sh $(EXTENSION).control
-	bash sql/assemble.sh install $(EXTVERSION) > $@.tmp && mv $@.tmp $@
+	bash sql/assemble.sh install $(EXTVERSION) > $@.tmp
+	@bash sql/assemble.sh released $@ $@.tmp
 
 sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/%--$(EXTVERSION).sql $(SQL_SRC) sql/assemble.sh
-	bash sql/assemble.sh upgrade $< > $@.tmp && mv $@.tmp $@
+	bash sql/assemble.sh upgrade $< > $@.tmp
+	@bash sql/assemble.sh released $@ $@.tmp
 
 # the pure-C core (envelope + crypto) tested without a server: known-answer
 # vectors and a mutation loop, built plainly and under ASan/UBSan

@@ -4,6 +4,8 @@
 #
 #   bash sql/assemble.sh install VERSION               > sql/customer_vault--VERSION.sql
 #   bash sql/assemble.sh upgrade sql/upgrade/A--B.sql  > sql/customer_vault--A--B.sql
+#   bash sql/assemble.sh released TARGET NEW     moves NEW to TARGET, unless TARGET
+#                         is a committed (released) script that NEW would change
 #
 # sql/src/NN_<concern>.sql hold one concern each (keys, columns, consent, ...),
 # in install order.  Marker lines split them:
@@ -14,8 +16,10 @@
 # sql/upgrade/A--B.sql is the hand-written part of an upgrade (new tables,
 # ALTERs, DROPs of functions whose signature changed); its line
 # "--@ replay" is replaced by every code section of sql/src.
-# A released script is never edited: change sql/src only after bumping the
-# version in customer_vault.control.
+# A released script is never edited: once a version's scripts are committed,
+# the build refuses to assemble them differently; change sql/src only after
+# bumping the version in customer_vault.control (and add the upgrade source
+# sql/upgrade/OLD--NEW.sql).
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -52,6 +56,18 @@ case "${1:-}" in
                 printf '%s\n' "$line"
             fi
         done < "${src#sql/}"
+        ;;
+    released)
+        target=${2#sql/}
+        new=${3#sql/}
+        if [ -f "$target" ] && ! cmp -s "$target" "$new" &&
+           git ls-files --error-unmatch "$target" >/dev/null 2>&1; then
+            rm -f "$new"
+            echo "error: sql/$target is a released script and the SQL sources would change it" >&2
+            echo "hint: bump default_version in customer_vault.control and add sql/upgrade/OLD--NEW.sql" >&2
+            exit 1
+        fi
+        mv "$new" "$target"
         ;;
     *)
         echo "usage: $0 install VERSION | upgrade sql/upgrade/A--B.sql" >&2
