@@ -394,7 +394,9 @@ BEGIN
               FROM customer_vault.protected_columns p
               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
               JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
-             WHERE (c.oid OPERATOR(pg_catalog.=) r.objid OR c.relnamespace OPERATOR(pg_catalog.=) r.objid)
+             WHERE CASE WHEN r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                        THEN c.oid OPERATOR(pg_catalog.=) r.objid
+                        ELSE c.relnamespace OPERATOR(pg_catalog.=) r.objid END
                AND (n.nspname OPERATOR(pg_catalog.<>) p.schema_name
                     OR c.relname OPERATOR(pg_catalog.<>) p.table_name
                     OR EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY[p.column_name, p.context_column, p.blind_index_column]) u(col)
