@@ -225,7 +225,11 @@ my %weight = (insert => 3, read => 3, consent => 2, rls => 2, events => 2);
 my @order = qw(insert read consent rls events);
 
 my @conn = ('-h', $node->host, '-p', $node->port);
-my @common = ('--no-vacuum', '--max-tries=10', '--failures-detailed', "--random-seed=$seed");
+# --max-tries (retries of serialization failures and deadlocks) and the
+# failure counts exist from pgbench 15; older ones abort the client instead
+my ($pgbench_major) = `pgbench --version` =~ /(\d+)/;
+my $retries = defined $pgbench_major && $pgbench_major >= 15;
+my @common = ('--no-vacuum', "--random-seed=$seed", $retries ? ('--max-tries=10', '--failures-detailed') : ());
 note "pgbench: $clients clients for ${seconds}s, random seed $seed";
 my %run;
 for my $r (
@@ -253,7 +257,7 @@ for my $name (qw(main rotate purge))
 	my ($retried) = $out =~ /number of transactions retried: (\d+)/;
 	ok(defined $done && $done > 0, "pgbench $name processed transactions (" . ($done // 'none') . ')')
 	  or diag $out;
-	is($failed, '0', "pgbench $name: no failed transaction (serialization/deadlock after 10 tries)");
+	is($failed // '0', '0', "pgbench $name: no failed transaction (serialization/deadlock after 10 tries)");
 	note "pgbench $name: " . ($done // '?') . ' transactions, ' . ($retried // 0) . ' retried';
 	$run{$name}{done} = $done // 0;
 	# per script transaction counts (main: one section per script, in -f order)
@@ -261,6 +265,20 @@ for my $name (qw(main rotate purge))
 	$run{$name}{per} = \@per;
 }
 note sprintf('soak took %.1fs', time - $t0);
+# When its time is up pgbench closes its connections without waiting: a
+# statement under way (a COMMIT, a reencrypt, a purge) still runs to its end
+# in the server, and its transaction may commit without pgbench counting it.
+# So wait for those backends to finish, and allow one uncounted transaction
+# per client in the counts below.
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 0 FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"),
+	'the statements pgbench left running have finished');
+# a count of committed work, given what pgbench counted and its clients
+my $within = sub {
+	my ($got, $counted, $nclients, $what) = @_;
+	ok($got >= $counted && $got <= $counted + $nclients,
+		"$what: $got, between the $counted counted and $nclients uncounted more");
+};
 my %per;
 @per{@order} = @{ $run{main}{per} };
 is(scalar(@{ $run{main}{per} }), scalar(@order), 'pgbench reported each script of the main run')
@@ -291,8 +309,9 @@ is(scalar(@unexpected), 0, 'no unexpected error in the server log')
 
 # ---------- the protected table: every committed row there, every row decrypts ----------
 my $items = $count_q->('SELECT count(*) FROM soak_items');
-is($items, $items_prefill + 3 * ($per{insert} // 0),
-	"every committed insert is there: $items_prefill + 3 x $per{insert} rows");
+is(($items - $items_prefill) % 3, 0, 'the protected table holds whole insert transactions (3 rows each)');
+$within->(($items - $items_prefill) / 3, $per{insert} // 0, $clients,
+	'every committed insert is there: insert transactions in the protected table');
 is($count_q->('SELECT count(*), sum(hashtextextended(secret, 0)) FROM soak_items_decrypted'),
 	$count_q->('SELECT count(*), sum(hashtextextended(soak_value(id), 0)) FROM soak_items'),
 	'count and checksum through the decrypted view equal those recomputed from the table');
@@ -304,15 +323,15 @@ is($count_q->("SET ROLE regress_soak_reader; SELECT count(*) FROM soak_items"
 		  . " WHERE secret_bidx IS DISTINCT FROM customer_vault.column_blind_index('soak_items', 'secret', soak_value(id))"),
 	'0', 'every blind index is the one of its value');
 my $versions = $count_q->("SELECT count(*) FROM customer_vault.keys WHERE name = 'soak_k'");
-is($versions, 1 + $run{rotate}{done}, "one key version per rotation ($versions)");
+$within->($versions - 1, $run{rotate}{done}, 1, 'one key version per rotation');
 note 'values per key version: '
   . join(', ', split /\n/, $count_q->(
 	"SELECT k || ' x' || count(*) FROM (SELECT customer_vault.key_of(secret::customer_vault.encrypted_text) AS k FROM soak_items) s GROUP BY k ORDER BY k"));
 
 # ---------- consent ----------
 is($count_q->('SELECT customer_vault.verify_ledger() IS NULL'), 't', 'verify_ledger() IS NULL: the chain is intact');
-is($count_q->('SELECT count(*) FROM customer_vault.consent_ledger'), $ledger_before + ($per{consent} // 0),
-	"one ledger entry per committed grant or withdrawal ($per{consent})");
+$within->($count_q->('SELECT count(*) FROM customer_vault.consent_ledger') - $ledger_before, $per{consent} // 0,
+	$clients, 'one ledger entry per committed grant or withdrawal');
 my $last_q = q{
 WITH last AS (
     SELECT DISTINCT ON (subject, purpose) subject, purpose, action, id
@@ -343,7 +362,9 @@ for my $p (1, 2)
 my $statuses = $count_q->(
 	"SELECT string_agg(status || ' x' || n, ', ' ORDER BY status) FROM "
 	  . "(SELECT status, count(*) AS n FROM customer_vault.purge_log GROUP BY status) s");
-is($statuses, "done x$run{purge}{done}", "purge_log: every purge run done ($statuses)");
+like($statuses, qr/^done x\d+$/, "purge_log: every purge run done ($statuses)");
+$within->($count_q->('SELECT count(*) FROM customer_vault.purge_log'), $run{purge}{done}, 1,
+	'one purge_log row per purge');
 is($count_q->(q{
 SELECT count(*) FROM soak_events_shadow s
  WHERE NOT EXISTS (SELECT 1 FROM soak_events e WHERE e.id = s.id)
@@ -351,8 +372,8 @@ SELECT count(*) FROM soak_events_shadow s
 	'the purge removed only expired rows of subjects without a legal hold');
 is($count_q->(q{SELECT count(*) FROM soak_events e WHERE NOT EXISTS (SELECT 1 FROM soak_events_shadow s WHERE s.id = e.id)}),
 	'0', 'no row the soak did not insert');
-is($count_q->('SELECT count(*) FROM soak_events_shadow WHERE NOT prefill'), $per{events} // 0,
-	"every committed event insert recorded ($per{events})");
+$within->($count_q->('SELECT count(*) FROM soak_events_shadow WHERE NOT prefill'), $per{events} // 0, $clients,
+	'every committed event insert recorded');
 is($count_q->($expired_unheld_q . ' AND id IN (SELECT id FROM soak_events_shadow WHERE prefill)'), '0',
 	"every expired unheld row of the start was purged ($expired_unheld_before)");
 is($count_q->($expired_held_q . ' AND id IN (SELECT id FROM soak_events_shadow WHERE prefill)'), $expired_held_before,
