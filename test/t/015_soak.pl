@@ -365,6 +365,8 @@ my $statuses = $count_q->(
 like($statuses, qr/^done x\d+$/, "purge_log: every purge run done ($statuses)");
 $within->($count_q->('SELECT count(*) FROM customer_vault.purge_log'), $run{purge}{done}, 1,
 	'one purge_log row per purge');
+is($count_q->('SELECT customer_vault.verify_purge_log() IS NULL AND customer_vault.verify_legal_holds() IS NULL'), 't',
+	'the hash chains of the purge log and the legal holds verify');
 is($count_q->(q{
 SELECT count(*) FROM soak_events_shadow s
  WHERE NOT EXISTS (SELECT 1 FROM soak_events e WHERE e.id = s.id)
