@@ -20,7 +20,7 @@ PG_CPPFLAGS = -DCV_VERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK  = -lcrypto
 
 # regression inputs in test/sql, outputs in expected/ (pg_regress looks in ./expected first)
-REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks
+REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks review2
 REGRESS_OPTS = --inputdir=test
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \

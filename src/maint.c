@@ -110,6 +110,9 @@ cv_maint_run(PG_FUNCTION_ARGS)
 	Form_pg_class cform;
 	Oid			owner;
 	char	   *qualname;
+	const char *only;
+	char		relkind;
+	bool		shred;
 	MemoryContext outer = CurrentMemoryContext;
 	Oid			argtypes[3] = {TEXTOID, REGCLASSOID, TEXTARRAYOID};
 	Datum		args[3];
@@ -148,6 +151,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 				 errmsg("relation with OID %u does not exist", relid)));
 	cform = (Form_pg_class) GETSTRUCT(ctup);
 	owner = cform->relowner;
+	relkind = cform->relkind;
 	qualname = quote_qualified_identifier(get_namespace_name(cform->relnamespace),
 										  NameStr(cform->relname));
 	ReleaseSysCache(ctup);
@@ -202,9 +206,17 @@ cv_maint_run(PG_FUNCTION_ARGS)
 	else
 		maint_check_privilege(relid, owner, priv);
 
+	/*
+	 * ONLY: an inheritance child's rows are not the parent's (a child's ctid
+	 * names another row of the parent); a partitioned table has no rows of
+	 * its own, so it is read whole (its leaves are changed one by one).
+	 */
+	only = (relkind == RELKIND_PARTITIONED_TABLE) ? "" : "ONLY ";
+	shred = (strcmp(op, "shred") == 0);
+
 	/* the rows of this batch: a block range, or the first max_rows */
 	initStringInfo(&sub);
-	appendStringInfo(&sub, "SELECT t.ctid FROM %s t WHERE ", qualname);
+	appendStringInfo(&sub, "SELECT t.ctid FROM %s%s t WHERE ", only, qualname);
 	if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
 		appendStringInfo(&sub,
 						 "t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
@@ -219,23 +231,23 @@ cv_maint_run(PG_FUNCTION_ARGS)
 		PG_ARGISNULL(5) && (PG_ARGISNULL(6) || !PG_GETARG_BOOL(6)))
 		/* a block range waiting for locked rows: one plain UPDATE */
 		appendStringInfo(&sql,
-						 "UPDATE %s t SET %s WHERE"
+						 "UPDATE %s%s t SET %s WHERE"
 						 " t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
 						 " AND t.ctid OPERATOR(pg_catalog.<) '(" INT64_FORMAT ",0)'::pg_catalog.tid AND (%s)",
-						 qualname, list, PG_GETARG_INT64(3), PG_GETARG_INT64(4), filter);
+						 only, qualname, list, PG_GETARG_INT64(3), PG_GETARG_INT64(4), filter);
 	else if (strcmp(op, "delete") == 0)
 		appendStringInfo(&sql,
-						 "DELETE FROM %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
-						 qualname, sub.data,
+						 "DELETE FROM %s%s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
+						 only, qualname, sub.data,
 						 (!PG_ARGISNULL(6) && PG_GETARG_BOOL(6)) ? " SKIP LOCKED" : "");
 	else if (strcmp(op, "update") == 0 && list != NULL)
 		appendStringInfo(&sql,
-						 "UPDATE %s SET %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
-						 qualname, list, sub.data,
+						 "UPDATE %s%s SET %s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",
+						 only, qualname, list, sub.data,
 						 (!PG_ARGISNULL(6) && PG_GETARG_BOOL(6)) ? " SKIP LOCKED" : "");
-	else if (strcmp(op, "select") == 0 && list != NULL)
+	else if ((strcmp(op, "select") == 0 || shred) && list != NULL)
 	{
-		appendStringInfo(&sql, "SELECT %s FROM %s t WHERE ", list, qualname);
+		appendStringInfo(&sql, "SELECT %s FROM %s%s t WHERE ", list, only, qualname);
 		if (!PG_ARGISNULL(3) && !PG_ARGISNULL(4))
 			appendStringInfo(&sql,
 							 "t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
@@ -285,6 +297,41 @@ cv_maint_run(PG_FUNCTION_ARGS)
 		elog(ERROR, "maintenance statement failed: %s", SPI_result_code_string(rc));
 
 	processed = SPI_processed;
+	if (shred)
+	{
+		/*
+		 * The subjects found as the owner are shredded here, as the caller
+		 * (who must be allowed shred_subject): they never leave this
+		 * function, only how many keys were destroyed.
+		 */
+		SPITupleTable *tt = SPI_tuptable;
+		char	  **subjects = palloc(sizeof(char *) * Max(processed, 1));
+		uint64		nsubjects = processed;
+		uint64		i;
+		uint64		shredded = 0;
+		Oid			stype = TEXTOID;
+
+		for (i = 0; i < nsubjects; i++)
+			subjects[i] = SPI_getvalue(tt->vals[i], tt->tupdesc, 1);
+		for (i = 0; i < nsubjects; i++)
+		{
+			Datum		sarg;
+			bool		snull;
+			Datum		sres;
+
+			if (subjects[i] == NULL)
+				continue;
+			sarg = CStringGetTextDatum(subjects[i]);
+			rc = SPI_execute_with_args("SELECT customer_vault.shred_subject($1)",
+									   1, &stype, &sarg, NULL, false, 1);
+			if (rc != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "customer_vault.shred_subject did not answer");
+			sres = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &snull);
+			if (!snull && DatumGetBool(sres))
+				shredded++;
+		}
+		processed = shredded;
+	}
 	if (strcmp(op, "select") == 0 && SPI_tuptable != NULL)
 	{
 		SPITupleTable *tt = SPI_tuptable;

@@ -390,10 +390,13 @@ $$;
 COMMENT ON FUNCTION customer_vault._check_as_of(timestamptz) IS
     'internal: refuses an infinite or future as_of';
 
+-- SECURITY DEFINER: retention_policies is written only here and by
+-- drop_retention (the admin has no INSERT, UPDATE or DELETE on it, so every
+-- policy passes these checks).
 CREATE OR REPLACE FUNCTION customer_vault.set_retention(tbl regclass, time_column name, keep interval,
                                              action text DEFAULT 'delete', subject_column name DEFAULT NULL)
     RETURNS void
-    LANGUAGE plpgsql VOLATILE
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -430,7 +433,8 @@ BEGIN
             HINT = 'Use delete, anonymize or shred.';
     END IF;
     IF subject_column IS NOT NULL THEN
-        PERFORM customer_vault._column_type(tbl, subject_column);
+        PERFORM customer_vault._check_subject_type(customer_vault._column_type(tbl, subject_column),
+                                                   pg_catalog.format('subject column %I of table %s', subject_column, tbl));
     END IF;
     IF action = 'shred' AND subject_column IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -466,12 +470,71 @@ $$;
 COMMENT ON FUNCTION customer_vault.set_retention(regclass, name, interval, text, name) IS
     'sets (or replaces) the retention period of a table: delete, anonymize (PII-labelled columns set NULL) or shred';
 
--- whether a text converts to a type (a hold subject to a subject column's type)
+-- removes the retention policy of a table; false if it had none
+CREATE OR REPLACE FUNCTION customer_vault.drop_retention(tbl regclass) RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table must not be null';
+    END IF;
+    SELECT c.relnamespace::regnamespace::name, c.relname INTO nsp, rel FROM pg_catalog.pg_class c WHERE c.oid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_table', MESSAGE = pg_catalog.format('relation with OID %s does not exist', tbl::oid);
+    END IF;
+    DELETE FROM customer_vault.retention_policies p WHERE p.schema_name = nsp AND p.table_name = rel;
+    RETURN FOUND;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.drop_retention(regclass) IS
+    'removes the retention policy of a table; false if it had none';
+
+-- The types a subject column may have: built-in base types of pg_catalog
+-- only.  Holds are converted to the column's type and compared with its
+-- equality operator inside SECURITY DEFINER code and as the purging role; a
+-- domain's CHECK, a user type's input function or an implicit cast of the
+-- table owner's making would run the owner's code there with those rights.
+CREATE OR REPLACE FUNCTION customer_vault._subject_type_ok(typ regtype) RETURNS boolean
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT typ IS NOT NULL AND typ::oid IN ('pg_catalog.text'::regtype::oid, 'pg_catalog.varchar'::regtype::oid,
+                                            'pg_catalog.bpchar'::regtype::oid, 'pg_catalog.int2'::regtype::oid,
+                                            'pg_catalog.int4'::regtype::oid, 'pg_catalog.int8'::regtype::oid,
+                                            'pg_catalog.numeric'::regtype::oid, 'pg_catalog.uuid'::regtype::oid)
+$$;
+COMMENT ON FUNCTION customer_vault._subject_type_ok(regtype) IS
+    'internal: whether a subject column type is allowed (text, varchar, char, smallint, integer, bigint, numeric, uuid)';
+
+-- an error unless a subject column type is allowed
+CREATE OR REPLACE FUNCTION customer_vault._check_subject_type(typ regtype, what text) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT customer_vault._subject_type_ok(typ) THEN
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = pg_catalog.format('%s is of type %s, which is not allowed for a subject column', what, typ),
+            DETAIL = 'Subjects are compared in the column''s type inside the extension''s own code: domains and user-defined types could run their owner''s code there.',
+            HINT = 'Use a column of type text, varchar, char, smallint, integer, bigint, numeric or uuid.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._check_subject_type(regtype, text) IS
+    'internal: refuses a subject column type that is not a built-in base type of pg_catalog';
+
+-- whether a text converts to a type (a hold subject to a subject column's
+-- type); only for the allowed subject types: nothing of a user's runs here
 CREATE OR REPLACE FUNCTION customer_vault._casts_to(val text, typ regtype) RETURNS boolean
     LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM customer_vault._check_subject_type(typ, 'the subject column');
     EXECUTE pg_catalog.format('SELECT %L::%s', val, typ);
     RETURN true;
 EXCEPTION WHEN data_exception THEN
@@ -479,28 +542,27 @@ EXCEPTION WHEN data_exception THEN
 END
 $$;
 COMMENT ON FUNCTION customer_vault._casts_to(text, regtype) IS
-    'internal: whether a text converts to a value of the type without error';
+    'internal: whether a text converts to a value of an allowed subject type without error';
 
--- the equality operator to compare values of a subject column, schema-qualified
+-- the equality operator to compare values of a subject column: pg_catalog's only
 CREATE OR REPLACE FUNCTION customer_vault._eq_operator(typ regtype) RETURNS text
     LANGUAGE plpgsql STABLE STRICT
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    base oid := typ;
-    nsp name;
 BEGIN
-    WHILE (SELECT t.typtype FROM pg_catalog.pg_type t WHERE t.oid = base) = 'd' LOOP
-        SELECT t.typbasetype INTO base FROM pg_catalog.pg_type t WHERE t.oid = base;
-    END LOOP;
-    SELECT n.nspname INTO nsp FROM pg_catalog.pg_operator o JOIN pg_catalog.pg_namespace n ON n.oid = o.oprnamespace
-     WHERE o.oprname = '=' AND o.oprleft = base AND o.oprright = base AND o.oprresult = 'boolean'::regtype
-     ORDER BY n.nspname = 'pg_catalog' DESC LIMIT 1;
-    RETURN pg_catalog.format('OPERATOR(%I.=)', COALESCE(nsp, 'pg_catalog'));
+    PERFORM customer_vault._check_subject_type(typ, 'the subject column');
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_operator o
+                    WHERE o.oprname = '=' AND o.oprleft = typ AND o.oprright = typ
+                      AND o.oprresult = 'pg_catalog.bool'::regtype
+                      AND o.oprnamespace = 'pg_catalog'::regnamespace) THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_function',
+            MESSAGE = pg_catalog.format('no equality operator of pg_catalog for type %s', typ);
+    END IF;
+    RETURN 'OPERATOR(pg_catalog.=)';
 END
 $$;
 COMMENT ON FUNCTION customer_vault._eq_operator(regtype) IS
-    'internal: OPERATOR(schema.=) comparing two values of a type';
+    'internal: OPERATOR(pg_catalog.=) comparing two values of an allowed subject type';
 
 -- the subjects of the holds in force that convert to a type: what the purge
 -- compares a subject column with, in that column's own type (42 = '00042')
@@ -544,13 +606,16 @@ BEGIN
       FROM customer_vault.retention_policies r
       JOIN pg_catalog.pg_attribute a
         ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.schema_name, r.table_name))
-       AND a.attname = r.subject_column AND NOT a.attisdropped;
+       AND a.attname = r.subject_column AND NOT a.attisdropped
+       AND customer_vault._subject_type_ok(a.atttypid::regtype);
     IF types IS NOT NULL AND NOT EXISTS (
            SELECT 1 FROM customer_vault.retention_policies r
              JOIN pg_catalog.pg_attribute a
                ON a.attrelid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', r.schema_name, r.table_name))
               AND a.attname = r.subject_column AND NOT a.attisdropped
-            WHERE customer_vault._casts_to(place_legal_hold.subject, a.atttypid::regtype)) THEN
+            WHERE CASE WHEN customer_vault._subject_type_ok(a.atttypid::regtype)
+                       THEN customer_vault._casts_to(place_legal_hold.subject, a.atttypid::regtype)
+                       ELSE false END) THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_text_representation',
             MESSAGE = 'subject is not a valid value of any subject column with a retention policy',
             DETAIL = pg_catalog.format('The subject columns are of type %s.', types),
@@ -610,6 +675,9 @@ BEGIN
             MESSAGE = pg_catalog.format('subject column %I of table %I.%I does not exist',
                                         r.subject_column, r.schema_name, r.table_name);
     END IF;
+    -- re-checked at every use: ALTER TABLE ... TYPE may have changed it since
+    PERFORM customer_vault._check_subject_type(t, pg_catalog.format('subject column %I of table %I.%I',
+                                                                    r.subject_column, r.schema_name, r.table_name));
     RETURN t;
 END
 $$;
@@ -636,6 +704,13 @@ BEGIN
        AND a.attname = r.time_column AND NOT a.attisdropped;
     IF ttype = 'timestamp with time zone'::regtype THEN
         expired := pg_catalog.format('t.%I OPERATOR(pg_catalog.<) (%L::timestamp AT TIME ZONE ''UTC'')', r.time_column, cutoff);
+    ELSIF ttype IS NULL OR ttype NOT IN ('date'::regtype, 'timestamp without time zone'::regtype) THEN
+        -- changed since set_retention (ALTER TABLE ... TYPE): a domain or a
+        -- user type could run its owner's code in the comparison
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = pg_catalog.format('time column %I of table %I.%I is of type %s', r.time_column,
+                                        r.schema_name, r.table_name, ttype),
+            HINT = 'The time column must be of type date, timestamp or timestamptz.';
     ELSIF ttype = 'date'::regtype THEN
         expired := pg_catalog.format('t.%I OPERATOR(pg_catalog.<) %L::date', r.time_column, cutoff::date);
     ELSE
@@ -672,6 +747,8 @@ DECLARE
     found_subs text[];
     i integer;
 BEGIN
+    -- an allowed subject type only: the casts below run as the caller
+    PERFORM customer_vault._subject_type(r);
     e := (customer_vault._retention_expired(r, as_of)).expired;
     EXECUTE pg_catalog.format(
         'SELECT pg_catalog.array_agg(x.s ORDER BY x.s), pg_catalog.array_agg(x.n ORDER BY x.s)'
@@ -1003,8 +1080,6 @@ DECLARE
     cut timestamp;
     log_id bigint;
     counts bigint[];
-    subjects text[];
-    subj text;
     total bigint;
     nbatches integer;
     held_count bigint;
@@ -1038,12 +1113,11 @@ BEGIN
         nbatches := 0;
         held_count := 0;
         counts := NULL;
-        subjects := NULL;
         SELECT * INTO r FROM customer_vault.retention_policies p
          WHERE p.schema_name OPERATOR(pg_catalog.=) pol.schema_name AND p.table_name OPERATOR(pg_catalog.=) pol.table_name;
         CONTINUE WHEN NOT FOUND;
         -- start: the table, its limit, the rows kept by a hold (a full scan, so
-        -- only when some hold is active), the dry run's count, shred's subjects
+        -- only when some hold is active), the dry run's count
         BEGIN
             rel := pg_catalog.to_regclass(tname);
             IF rel IS NULL THEN
@@ -1058,9 +1132,6 @@ BEGIN
                 counts := customer_vault._maint_run('purge_counts', rel, ARRAY[asof_text])::pg_catalog.int8[];
                 held_count := counts[2];
             END IF;
-            IF NOT dry_run AND r.action OPERATOR(pg_catalog.=) 'shred' THEN
-                subjects := customer_vault._maint_run('purge_subjects', rel, ARRAY[asof_text]);
-            END IF;
         EXCEPTION WHEN OTHERS THEN
             GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
         END;
@@ -1072,20 +1143,13 @@ BEGIN
             IF dry_run THEN
                 total := counts[3];
             ELSIF r.action OPERATOR(pg_catalog.=) 'shred' THEN
-                FOREACH subj IN ARRAY subjects LOOP
-                    BEGIN
-                        IF customer_vault.shred_subject(subj) THEN
-                            total := total OPERATOR(pg_catalog.+) 1;
-                        END IF;
-                    EXCEPTION WHEN OTHERS THEN
-                        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
-                    END;
-                    EXIT WHEN st IS NOT NULL;
-                    IF total OPERATOR(pg_catalog.%) batch_size OPERATOR(pg_catalog.=) 0 THEN
-                        nbatches := nbatches OPERATOR(pg_catalog.+) 1;
-                        COMMIT;
-                    END IF;
-                END LOOP;
+                -- the subjects are found as the owner and shredded as the
+                -- caller inside _maint_run: only their number comes back
+                BEGIN
+                    total := (customer_vault._maint_run('purge_shred', rel, ARRAY[asof_text]))[1]::pg_catalog.int8;
+                EXCEPTION WHEN OTHERS THEN
+                    GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, msg = MESSAGE_TEXT;
+                END;
                 nbatches := nbatches OPERATOR(pg_catalog.+) 1;
             ELSE
                 -- block ranges of about batch_size rows, one short transaction

@@ -96,7 +96,8 @@ COMMENT ON FUNCTION customer_vault._maint_time(timestamptz) IS
 --   kind 'protect'        params {column, key, binding, context_column, blind_index_column, attnum}
 --   kind 'purge'          params {as_of}: rows past retention, not held (delete or anonymize)
 --   kind 'purge_counts'   params {as_of}: expired, held, to_purge
---   kind 'purge_subjects' params {as_of}: the subjects a shred would take
+--   kind 'purge_shred'    params {as_of}: shreds the subjects a shred takes (as
+--                         the caller, after the query); only their number comes back
 -- op: delete | update | select | alter; list: SET list, select list or ALTER
 -- actions; filter: the rows (alias t); bind: the text[] given as $1.
 CREATE OR REPLACE FUNCTION customer_vault._maint_sql(kind text, tbl regclass, params text[],
@@ -175,7 +176,7 @@ BEGIN
         op := 'alter';
         privilege := 'OWNER';
         key_name := params[2];
-    ELSIF kind IN ('purge', 'purge_counts', 'purge_subjects') THEN
+    ELSIF kind IN ('purge', 'purge_counts', 'purge_shred') THEN
         IF params[1] IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'as_of must not be null';
         END IF;
@@ -191,6 +192,14 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'undefined_object',
                 MESSAGE = format('table %s has no retention policy', tbl);
         END IF;
+        -- an inheritance parent (a policy of 0.1.0, or one written before
+        -- set_retention refused them): its blocks do not hold its children's rows
+        IF EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = tbl AND c.relkind <> 'p')
+           AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhparent = tbl) THEN
+            RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                MESSAGE = format('table %s has child tables and is not purged', tbl),
+                HINT = 'Set the retention of each child table, and drop this one with drop_retention().';
+        END IF;
         q := customer_vault._retention_sql(r, asof);
         -- the subjects under a hold in force that are values of the subject
         -- column's type, as $1 (the owner cannot read the holds)
@@ -201,12 +210,12 @@ BEGIN
                            ' pg_catalog.count(*) FILTER (WHERE %1$s AND NOT %2$s AND %3$s)', q.expired, q.held, q.pending);
             filter := 'true';
             privilege := 'SELECT';
-        ELSIF kind = 'purge_subjects' THEN
+        ELSIF kind = 'purge_shred' THEN
             IF r.subject_column IS NULL THEN
                 RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
                     MESSAGE = format('the retention policy of table %s has no subject column', tbl);
             END IF;
-            op := 'select';
+            op := 'shred';
             list := format('DISTINCT (t.%I)::pg_catalog.text', r.subject_column);
             filter := format('%s AND NOT %s AND %s AND t.%I IS NOT NULL', q.expired, q.held, q.pending, r.subject_column);
             privilege := 'SELECT';
@@ -229,7 +238,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault._maint_sql(text, regclass, text[]) IS
-    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, purge, purge_counts, purge_subjects)';
+    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, purge, purge_counts, purge_shred)';
 
 -- The one block-range batch walker: walks tbl in block ranges of about
 -- batch_size rows, each batch one _maint_run (as the owner) and one COMMIT; a

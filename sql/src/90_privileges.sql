@@ -128,6 +128,8 @@ GRANT SELECT ON customer_vault.purposes, customer_vault.purpose_roles, customer_
 -- but the extension touches evidence_heads
 GRANT EXECUTE ON FUNCTION
     customer_vault.set_retention(regclass, name, interval, text, name),
+    customer_vault.drop_retention(regclass),
+    customer_vault._subject_type_ok(regtype), customer_vault._check_subject_type(regtype, text),
     customer_vault.place_legal_hold(text, text, timestamptz), customer_vault.release_legal_hold(bigint, text),
     customer_vault.purge_preview(timestamptz), customer_vault._retention_sql(customer_vault.retention_policies, timestamptz),
     customer_vault._pii_columns(regclass), customer_vault._subject_has_key(text),
@@ -146,7 +148,11 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.verify_legal_holds(), customer_vault.verify_purge_log()
     TO customer_vault_admin;
 GRANT EXECUTE ON PROCEDURE customer_vault.purge(boolean, integer, timestamptz) TO customer_vault_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON customer_vault.retention_policies TO customer_vault_admin;
+GRANT SELECT ON customer_vault.retention_policies TO customer_vault_admin;
+-- policies change only through set_retention and drop_retention (0.1.0
+-- granted direct writes: an inheritance parent could be registered past
+-- set_retention's checks)
+REVOKE INSERT, UPDATE, DELETE ON customer_vault.retention_policies FROM customer_vault_admin;
 GRANT SELECT ON customer_vault.legal_hold_events, customer_vault.legal_holds, customer_vault.current_legal_holds,
     customer_vault.purge_log_entries, customer_vault.purge_log
     TO customer_vault_admin;
