@@ -414,6 +414,34 @@ BEGIN
                     HINT = 'Copy the data to a new table and protect the column there.';
             END IF;
         END IF;
+        -- renames and moves of tables under a retention policy (the purge
+        -- and the holds name them), and of their time and subject columns
+        IF (r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+            OR r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_namespace'::pg_catalog.regclass)
+           AND pg_catalog.to_regclass('customer_vault.retention_policies') IS NOT NULL THEN
+            SELECT p.schema_name, p.table_name INTO bad
+              FROM customer_vault.retention_policies p
+              JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+              JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+             WHERE CASE WHEN r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                        THEN c.oid OPERATOR(pg_catalog.=) r.objid
+                        ELSE c.relnamespace OPERATOR(pg_catalog.=) r.objid END
+               AND (n.nspname OPERATOR(pg_catalog.<>) p.schema_name
+                    OR c.relname OPERATOR(pg_catalog.<>) p.table_name
+                    OR EXISTS (SELECT 1 FROM pg_catalog.unnest(ARRAY[p.time_column, p.subject_column]) u(col)
+                                WHERE u.col IS NOT NULL
+                                  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                                   WHERE a.attrelid OPERATOR(pg_catalog.=) c.oid
+                                                     AND a.attname OPERATOR(pg_catalog.=) u.col
+                                                     AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)))
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+                    MESSAGE = pg_catalog.format('table %I.%I has a retention policy', bad.schema_name, bad.table_name),
+                    DETAIL = 'A table under a retention policy, its schema, and its time and subject columns cannot be renamed or moved to another schema.',
+                    HINT = 'Drop its policy with customer_vault.drop_retention(), rename, then call set_retention() again.';
+            END IF;
+        END IF;
         IF customer_vault._view_refresh_active() THEN
             CONTINUE;
         END IF;

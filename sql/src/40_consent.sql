@@ -636,11 +636,14 @@ BEGIN
             -- an ordinary table under a retention policy must not get children
             -- (set_retention refuses inheritance parents; partitioned tables are fine)
             CONTINUE WHEN pg_catalog.to_regclass('customer_vault.retention_policies') IS NULL;
+            -- only the tables of this command: the table itself and its parents
             SELECT r.schema_name, r.table_name INTO parent
               FROM customer_vault.retention_policies r
-              JOIN pg_catalog.pg_namespace n ON n.nspname = r.schema_name
-              JOIN pg_catalog.pg_class c ON c.relnamespace = n.oid AND c.relname = r.table_name
-             WHERE c.relkind <> 'p' AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
+              JOIN pg_catalog.pg_class c ON c.oid = r.relid::oid
+             WHERE c.relkind <> 'p'
+               AND (c.oid = cmd.objid
+                    OR c.oid IN (SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = cmd.objid))
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent = c.oid)
              LIMIT 1;
             IF FOUND THEN
                 RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',

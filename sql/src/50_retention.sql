@@ -12,10 +12,13 @@ CREATE TABLE customer_vault.retention_policies (
     action         text NOT NULL CHECK (action IN ('delete', 'anonymize', 'shred')),
     subject_column name,
     updated_at     timestamptz NOT NULL DEFAULT pg_catalog.now(),
-    PRIMARY KEY (schema_name, table_name)
+    relid          regclass NOT NULL,
+    PRIMARY KEY (schema_name, table_name),
+    CONSTRAINT retention_policies_relid_key UNIQUE (relid)
 );
 --@ code
-COMMENT ON TABLE customer_vault.retention_policies IS 'how long rows of each table are kept, and what happens to them then';
+COMMENT ON TABLE customer_vault.retention_policies IS
+    'how long rows of each table are kept, and what happens to them then; relid is the table (its names cannot change while it has a policy)';
 --@ schema
 
 -- Evidence chains (legal holds, purge log): the last entry of each, updated
@@ -459,9 +462,12 @@ BEGIN
                 MESSAGE = 'the time and subject columns must not be PII-labelled columns that anonymize clears';
         END IF;
     END IF;
+    -- a policy left under this name by a dropped table is replaced
+    DELETE FROM customer_vault.retention_policies r
+     WHERE r.schema_name = nsp AND r.table_name = rel AND r.relid::oid <> tbl::oid;
     INSERT INTO customer_vault.retention_policies AS r
-        (schema_name, table_name, time_column, keep, action, subject_column)
-    VALUES (nsp, rel, time_column, keep, action, subject_column)
+        (schema_name, table_name, time_column, keep, action, subject_column, relid)
+    VALUES (nsp, rel, time_column, keep, action, subject_column, tbl)
     ON CONFLICT (schema_name, table_name) DO UPDATE
        SET time_column = EXCLUDED.time_column, keep = EXCLUDED.keep, action = EXCLUDED.action,
            subject_column = EXCLUDED.subject_column, updated_at = pg_catalog.now();
@@ -475,18 +481,11 @@ CREATE OR REPLACE FUNCTION customer_vault.drop_retention(tbl regclass) RETURNS b
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    nsp name;
-    rel name;
 BEGIN
     IF tbl IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table must not be null';
     END IF;
-    SELECT c.relnamespace::regnamespace::name, c.relname INTO nsp, rel FROM pg_catalog.pg_class c WHERE c.oid = tbl;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_table', MESSAGE = pg_catalog.format('relation with OID %s does not exist', tbl::oid);
-    END IF;
-    DELETE FROM customer_vault.retention_policies p WHERE p.schema_name = nsp AND p.table_name = rel;
+    DELETE FROM customer_vault.retention_policies p WHERE p.relid::oid = tbl::oid;
     RETURN FOUND;
 END
 $$;

@@ -110,6 +110,17 @@ SELECT COALESCE((SELECT l.id FROM customer_vault.consent_ledger l ORDER BY l.id 
        (SELECT l.hash FROM customer_vault.consent_ledger l ORDER BY l.id DESC LIMIT 1);
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger_head', '');
 
+-- retention policies name their table by OID too (issue review 2): renames
+-- of such tables are refused, and the DDL guard looks at the command's own
+-- tables.  A policy whose table no longer exists under its names (renamed or
+-- dropped under 0.1.0) cannot be resolved and would only fail every purge: dropped.
+ALTER TABLE customer_vault.retention_policies ADD COLUMN relid regclass;
+UPDATE customer_vault.retention_policies
+   SET relid = pg_catalog.to_regclass(pg_catalog.format('%I.%I', schema_name, table_name));
+DELETE FROM customer_vault.retention_policies WHERE relid IS NULL;
+ALTER TABLE customer_vault.retention_policies ALTER COLUMN relid SET NOT NULL,
+    ADD CONSTRAINT retention_policies_relid_key UNIQUE (relid);
+
 --@ replay
 
 -- Under 0.1.0 the admin could write protected_columns, define views and

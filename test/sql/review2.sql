@@ -84,8 +84,14 @@ INSERT INTO rv2.parent VALUES (1, now());
 INSERT INTO rv2.child VALUES (2, '2020-01-01');
 RESET ROLE;
 SELECT (SELECT ctid FROM ONLY rv2.parent) = (SELECT ctid FROM rv2.child) AS same_ctid;
-INSERT INTO customer_vault.retention_policies (schema_name, table_name, time_column, keep, action)
-VALUES ('rv2', 'parent', 'ts', '30 days', 'delete');
+INSERT INTO customer_vault.retention_policies (schema_name, table_name, time_column, keep, action, relid)
+VALUES ('rv2', 'parent', 'ts', '30 days', 'delete', 'rv2.parent');
+-- its children do not block partitions of other tables (the DDL check looks
+-- only at the command's own tables)
+CREATE TABLE rv2.q (ts timestamptz) PARTITION BY RANGE (ts);
+CREATE TABLE rv2.q1 PARTITION OF rv2.q FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');
+CREATE TABLE rv2.other_parent (id int);
+CREATE TABLE rv2.other_child () INHERITS (rv2.other_parent);
 CALL customer_vault.purge();
 SELECT status, sqlstate FROM customer_vault.purge_log WHERE tbl = 'rv2.parent' ORDER BY id;
 SELECT id FROM ONLY rv2.parent;
@@ -99,4 +105,27 @@ DROP SCHEMA rv2 CASCADE;
 DROP ROLE rv2_admin;
 DROP OWNED BY rv2_owner;
 DROP ROLE rv2_owner;
+
+-- 3b. renames: a table under a retention policy keeps its names (the purge
+-- would silently stop); a parent created under the old name cannot block
+-- every other table's partitions
+CREATE SCHEMA rv2b;
+CREATE TABLE rv2b.events (id int, ts timestamptz, s text);
+SELECT customer_vault.set_retention('rv2b.events', 'ts', '30 days', 'delete', 's');
+SELECT relid FROM customer_vault.retention_policies WHERE schema_name = 'rv2b';
+SELECT rv2_state($$ALTER TABLE rv2b.events RENAME TO events_old$$) AS rename_table;
+SELECT rv2_state($$ALTER TABLE rv2b.events RENAME COLUMN ts TO ts2$$) AS rename_time_column;
+SELECT rv2_state($$ALTER TABLE rv2b.events RENAME COLUMN s TO s2$$) AS rename_subject_column;
+SELECT rv2_state($$ALTER TABLE rv2b.events SET SCHEMA public$$) AS set_schema;
+SELECT rv2_state($$ALTER SCHEMA rv2b RENAME TO rv2c$$) AS rename_schema;
+ALTER TABLE rv2b.events RENAME COLUMN id TO event_id;
+-- an unrelated inheritance parent and partitioned table elsewhere still work
+CREATE TABLE rv2b.p (ts timestamptz) PARTITION BY RANGE (ts);
+CREATE TABLE rv2b.p1 PARTITION OF rv2b.p FOR VALUES FROM ('2020-01-01') TO ('2030-01-01');
+-- but the policy's own table cannot get children
+SELECT rv2_state($$CREATE TABLE rv2b.events_child () INHERITS (rv2b.events)$$) AS child_of_policy_table;
+-- drop_retention, then the rename is allowed
+SELECT customer_vault.drop_retention('rv2b.events') AS dropped;
+ALTER TABLE rv2b.events RENAME TO events_old;
+DROP SCHEMA rv2b CASCADE;
 DROP FUNCTION rv2_state(text);
