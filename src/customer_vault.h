@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * customer_vault.h
  *		Declarations shared by the modules of customer_vault, and the
- *		compatibility macros that keep the code building on PostgreSQL 13-17.
+ *		compatibility macros that keep one source tree building on
+ *		PostgreSQL 15 to 18 (every version check of the C code lives here).
  *-------------------------------------------------------------------------
  */
 #ifndef CUSTOMER_VAULT_H
@@ -10,6 +11,11 @@
 #include "postgres.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+
+/* the varlena macros moved out of postgres.h into varatt.h in 16 */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 
 #include "crypto.h"
 #include "envelope.h"
@@ -29,7 +35,7 @@
 #endif
 
 #if PG_VERSION_NUM < 150000
-#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#error "customer_vault requires PostgreSQL 15 or later"
 #endif
 
 /* guc.c */

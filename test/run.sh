@@ -6,6 +6,13 @@
 #                            print "N passed, N failed"
 #   bash test/run.sh demo    the same set-up, then test/demo.sql
 #   bash test/run.sh bench   the same set-up, then test/bench/bench.pl
+#   bash test/run.sh test-all   `test` on PostgreSQL 15, 17 and 18 in turn, one
+#                            final "N passed, N failed" line over all of them
+#
+# PG_MAJOR=17 (or 18, ...) chooses the PostgreSQL major (default: the host's
+# pg_config, else 15).  A major installed on the host runs on the host; 17 and
+# 18, when the host lacks them, run inside a Debian root file system made and
+# cached by test/rootfs.sh (debootstrap; root only), with a copy of this tree.
 #
 # As root: missing Debian packages are installed (apt-get update first) and the
 # servers run as the `postgres` OS user.  As another user with the packages
@@ -16,11 +23,52 @@
 set -euo pipefail
 
 mode=${1:-test}
-PGV=${PGV:-15}
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 
 log() { printf '== %s\n' "$*" >&2; }
+
+host_major() {
+    local v
+    v=$(pg_config --version 2>/dev/null | sed -n 's/^PostgreSQL \([0-9]*\).*/\1/p') || true
+    echo "${v:-15}"
+}
+PGV=${PG_MAJOR:-${PGV:-$(host_major)}}
+export PG_MAJOR=$PGV
+
+# ---------- every major, one final count ----------
+if [ "$mode" = test-all ]; then
+    total_ok=0; total_bad=0; summary=()
+    for m in ${CV_MAJORS:-15 17 18}; do
+        log "PostgreSQL $m"
+        set +e
+        # the per-major count lines are renamed so that only the last line counts
+        PG_MAJOR=$m bash "$0" test 2>&1 | sed -u 's/^\([0-9]* passed, [0-9]* failed\)$/== PostgreSQL '"$m"': \1/' \
+            | tee "/tmp/customer_vault-test-all-$$-$m.out"
+        set -e
+        line=$(sed -n 's/^== PostgreSQL [0-9]*: \([0-9]* passed, [0-9]* failed\)$/\1/p' "/tmp/customer_vault-test-all-$$-$m.out" | tail -n 1)
+        rm -f "/tmp/customer_vault-test-all-$$-$m.out"
+        if [ -z "$line" ]; then
+            # the run broke before it could count (build, packages): one failure
+            line="0 passed, 1 failed"
+        fi
+        ok=${line%% passed*}; bad=${line#*, }; bad=${bad%% failed*}
+        total_ok=$((total_ok + ok)); total_bad=$((total_bad + bad))
+        summary+=("PostgreSQL $m: $line")
+    done
+    printf '== %s\n' "${summary[@]}"
+    echo "$total_ok passed, $total_bad failed"
+    [ "$total_bad" -eq 0 ]
+    exit
+fi
+
+# ---------- a major the host lacks: inside a root file system ----------
+if [ -z "${CV_IN_ROOTFS:-}" ] && [ ! -x "/usr/lib/postgresql/$PGV/bin/postgres" ] \
+   && bash test/rootfs.sh release "$PGV" >/dev/null 2>&1; then
+    log "PostgreSQL $PGV is not on this host: running inside a root file system"
+    exec bash test/rootfs.sh run "$PGV" env CV_IN_ROOTFS=1 PG_MAJOR="$PGV" \
+        ${CV_SKIP_BUILD:+CV_SKIP_BUILD="$CV_SKIP_BUILD"} bash /cv/test/run.sh "$@"
+fi
 
 # ---------- packages ----------
 need_pkgs=(postgresql-$PGV postgresql-server-dev-$PGV postgresql-$PGV-cron
@@ -168,43 +216,57 @@ run_regress() {
     if [ "$bad" -gt 0 ]; then
         failures+=("pg_regress (see regression.diffs)")
         [ -f regression.diffs ] && head -c 20000 regression.diffs
+        echo "---- $WORK/server.log (last 60 lines)"; tail -n 60 "$WORK/server.log" || true
     fi
 }
 
+# The TAP tests run from a copy the server user can read, all in one prove -j2
+# (two at a time), with absolute TESTDATADIR/TESTLOGDIR (what PostgreSQL 16+
+# reads) and TESTDIR (what 15 reads), as prove_installcheck sets them.  On a
+# failure, the failing test's regress_log_* and its nodes' server logs are
+# printed before the work directory goes.
 run_tap() {
-    local t
-    local pgxs_dir perl_dir
+    local pgxs_dir perl_dir tapdir files=() t out rc
     pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
     perl_dir=$pgxs_dir/test/perl
-    # the TAP scripts run as the server user from a copy it can read
-    mkdir -p "$WORK/tap"
-    cp -r test/t "$WORK/tap/"
-    [ "$(id -u)" -eq 0 ] && chown -R "$PGOSUSER" "$WORK/tap"
-    for t in "$WORK"/tap/t/*.pl; do
+    tapdir=$WORK/tap
+    mkdir -p "$tapdir"
+    cp -r test/t "$tapdir/"
+    [ "$(id -u)" -eq 0 ] && chown -R "$PGOSUSER" "$tapdir"
+    for t in "$tapdir"/t/*.pl; do
         [ -e "$t" ] || continue
         if [ -n "${CV_TAP_ONLY:-}" ] && [ "$(basename "$t")" != "$(basename "$CV_TAP_ONLY")" ]; then
             continue
         fi
-        local name rc
-        name=$(basename "$t")
-        log "TAP $name"
-        mkdir -p "$WORK/tap/$name.d"
-        [ "$(id -u)" -eq 0 ] && chown "$PGOSUSER" "$WORK/tap/$name.d"
-        set +e
-        (cd "$WORK/tap" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$WORK/tap/$name.d" \
-            PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
-            prove -I "$perl_dir" -I "$WORK/tap/t" "t/$name")
-        rc=$?
-        set -e
-        if [ $rc -eq 0 ]; then
-            passed=$((passed + 1))
-        else
-            failed=$((failed + 1))
-            failures+=("TAP $name")
-            find "$WORK/tap/$name.d" -name '*.log' -newer "$t" 2>/dev/null | while read -r f; do
-                echo "---- $f (tail)"; tail -n 40 "$f"
-            done
+        files+=("t/$(basename "$t")")
+    done
+    [ ${#files[@]} -gt 0 ] || return 0
+    log "TAP (prove -j${CV_PROVE_JOBS:-2}): ${files[*]}"
+    set +e
+    out=$(cd "$tapdir" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$tapdir" \
+        TESTDATADIR="$tapdir/tmp_check" TESTLOGDIR="$tapdir/tmp_check/log" \
+        PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
+        prove -j"${CV_PROVE_JOBS:-2}" -I "$perl_dir" -I "$tapdir/t" "${files[@]}" 2>&1)
+    rc=$?
+    set -e
+    echo "$out"
+    # the files prove's summary lists as failed; everything else passed
+    local bad=() f
+    for f in "${files[@]}"; do
+        if grep -qE "^$f +\(Wstat" <<<"$out" || ! grep -qE "^$f \.+ ok" <<<"$out"; then
+            bad+=("$f")
         fi
+    done
+    [ $rc -ne 0 ] && [ ${#bad[@]} -eq 0 ] && bad=("prove")
+    passed=$((passed + ${#files[@]} - ${#bad[@]}))
+    failed=$((failed + ${#bad[@]}))
+    for f in "${bad[@]}"; do
+        local name=${f#t/}; name=${name%.pl}
+        failures+=("TAP $f")
+        for l in "$tapdir/tmp_check/log/regress_log_$name" "$tapdir/tmp_check/log/${name}"_*.log; do
+            [ -f "$l" ] || continue
+            echo "---- $l (last 60 lines)"; tail -n 60 "$l"
+        done
     done
 }
 

@@ -71,13 +71,16 @@ SELECT customer_vault.blind_index('a@b.c', 'crypto_key') = customer_vault.blind_
 -- parallel query: key lookups work in parallel workers
 CREATE TABLE par_t AS SELECT g AS id, customer_vault.encrypt('p' || g, 'crypto_key', g::text) AS v
   FROM generate_series(1, 2000) g;
-SET force_parallel_mode = on;
+-- (force_parallel_mode was renamed debug_parallel_query in PostgreSQL 16)
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS force_parallel \gset
+SET :force_parallel = on;
 SET parallel_setup_cost = 0;
 SET parallel_tuple_cost = 0;
 SET min_parallel_table_scan_size = 0;
 SELECT count(*) AS decrypted_in_parallel FROM par_t WHERE customer_vault.decrypt(v, id::text) = 'p' || id;
 SELECT customer_vault.key_of(v) AS key, count(*) FROM par_t GROUP BY 1;
-RESET force_parallel_mode;
+RESET :force_parallel;
 RESET parallel_setup_cost;
 RESET parallel_tuple_cost;
 RESET min_parallel_table_scan_size;

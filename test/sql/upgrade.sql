@@ -68,7 +68,8 @@ SET client_min_messages = warning;
 CREATE EXTENSION customer_vault;
 RESET client_min_messages;
 INSERT INTO fresh_catalog SELECT * FROM public.cv_catalog();
-SELECT count(*) > 100 AS fresh_has_members FROM fresh_catalog;
+-- (types left out: from PostgreSQL 17 on, rowtypes and array types are members too)
+SELECT count(*) > 50 AS fresh_has_members FROM fresh_catalog WHERE ident NOT LIKE 'type %';
 DROP EXTENSION customer_vault;
 DROP SCHEMA customer_vault;
 DO $$

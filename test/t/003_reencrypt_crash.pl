@@ -117,7 +117,8 @@ for my $col ('v', 'p')
 	ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
 		"$col: server accepts connections again after crash recovery");
 	my $log = slurp_file($node->logfile, $log_offset);
-	like($log, qr/server process \(PID $pid\) was terminated by signal 9/,
+	# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
+	like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/,
 		"$col: postmaster saw the backend die of SIGKILL");
 	like($log, qr/all server processes terminated; reinitializing/, "$col: postmaster reinitialized");
 	like($log, qr/database system was not properly shut down; automatic recovery in progress/,
