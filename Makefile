@@ -24,6 +24,9 @@ REGRESS = install types crypto keys columns subjects consent retention evidence 
 # types' soft input errors (expected/soft_errors_1.out: PostgreSQL 15, which has none)
 REGRESS += soft_errors
 REGRESS_OPTS = --inputdir=test
+# isolation specs in test/specs (races between sessions), outputs in expected/
+ISOLATION = consent_withdrawal subject_keys purge_writers
+ISOLATION_OPTS = --inputdir=test --outputdir=.
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
               test/unit/test_core test/unit/test_core_san

@@ -4,6 +4,8 @@
 #   bash test/run.sh test    install what is missing, build, install, start a
 #                            throwaway cluster, run every pg_regress and TAP test,
 #                            print "N passed, N failed"
+#   bash test/run.sh regress [names] / isolation [specs] / tap [t/file.pl]
+#                            the same set-up, then only those tests
 #   bash test/run.sh demo    the same set-up, then test/demo.sql
 #   bash test/run.sh bench   the same set-up, then test/bench/bench.pl
 #   bash test/run.sh test-all   `test` on PostgreSQL 15, 17 and 18 in turn, one
@@ -228,6 +230,33 @@ run_regress() {
     fi
 }
 
+# The isolation specs (test/specs) run in a database of their own (the purge
+# acts on every table with a retention policy in its database).
+run_isolation() {
+    local pgxs_dir out tests ok bad
+    pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
+    tests=${CV_ISOLATION_ONLY:-$(sed -n 's/^ISOLATION *= *//p' Makefile)}
+    [ -n "$tests" ] || return 0
+    log "isolation: $tests"
+    "$PGBIN/psql" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS isolation_regression" \
+        -c "CREATE DATABASE isolation_regression" >/dev/null
+    set +e
+    out=$("$pgxs_dir/test/isolation/pg_isolation_regress" --inputdir=test --outputdir=. \
+          --bindir="$PGBIN" --host="$WORK" --port="$PORT" --user=postgres \
+          --use-existing --dbname=isolation_regression $tests 2>&1)
+    set -e
+    echo "$out"
+    ok=$(grep -cE '\.\.\. ok|^ok ' <<<"$out" || true)
+    bad=$(( $(wc -w <<<"$tests") - ok ))
+    passed=$((passed + ok))
+    failed=$((failed + bad))
+    if [ "$bad" -gt 0 ]; then
+        failures+=("isolation (see regression.diffs)")
+        [ -f regression.diffs ] && head -c 20000 regression.diffs
+        echo "---- $WORK/server.log (last 60 lines)"; tail -n 60 "$WORK/server.log" || true
+    fi
+}
+
 # The TAP tests run from a copy the server user can read, all in one prove -j2
 # (two at a time), with absolute TESTDATADIR/TESTLOGDIR (what PostgreSQL 16+
 # reads) and TESTDIR (what 15 reads), as prove_installcheck sets them.  On a
@@ -287,6 +316,7 @@ case "$mode" in
             failed=$((failed + 1)); failures+=("unit (make unit)"); tail -n 40 "$WORK/unit.out"
         fi
         run_regress
+        run_isolation
         run_tap
         [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
         echo "$passed passed, $failed failed"
@@ -295,6 +325,12 @@ case "$mode" in
     regress)
         # bash test/run.sh regress [test ...]: the pg_regress tests only (or those named)
         CV_REGRESS_ONLY="${*:2}" run_regress
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        ;;
+    isolation)
+        # bash test/run.sh isolation [spec ...]: the isolation specs only (or those named)
+        CV_ISOLATION_ONLY="${*:2}" run_isolation
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
         ;;
@@ -312,7 +348,7 @@ case "$mode" in
         DBNAME="$DBNAME" perl test/bench/bench.pl
         ;;
     *)
-        echo "usage: $0 test|tap [file]|demo|bench" >&2
+        echo "usage: $0 test|test-all|regress [names]|isolation [specs]|tap [file]|demo|bench" >&2
         exit 2
         ;;
 esac
