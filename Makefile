@@ -27,6 +27,11 @@ REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers
 ISOLATION_OPTS = --inputdir=test --outputdir=.
+# TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
+# TESTDATADIR/TESTLOGDIR from 16), two at a time
+TAP_TESTS   = 1
+PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
+PROVE_FLAGS = -I test/t -j2
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
               test/unit/test_core test/unit/test_core_san
