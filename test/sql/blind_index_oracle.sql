@@ -121,7 +121,8 @@ INSERT INTO bi_visits SELECT g, CASE WHEN g % 10 = 0 THEN 'hiv' ELSE 'checkup' E
 ANALYZE bi_visits;
 SELECT customer_vault.protect_column('bi_visits', 'reason', 'bi_key', 'id', 'reason_bidx');
 ANALYZE bi_visits;
-SELECT attname, attstattarget FROM pg_attribute
+-- (the default statistics target is -1 up to 16, NULL from 17 on)
+SELECT attname, coalesce(attstattarget, -1) AS attstattarget FROM pg_attribute
  WHERE attrelid = 'bi_visits'::regclass AND attname IN ('reason', 'reason_bidx') ORDER BY 1;
 SELECT count(*) AS bidx_statistics FROM pg_stats WHERE tablename = 'bi_visits' AND attname = 'reason_bidx';
 CREATE FUNCTION pg_temp.estimate(guess text) RETURNS numeric LANGUAGE plpgsql AS $$
