@@ -283,14 +283,14 @@ run_tap() {
     out=$(cd "$tapdir" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$tapdir" \
         TESTDATADIR="$tapdir/tmp_check" TESTLOGDIR="$tapdir/tmp_check/log" \
         PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
-        prove -j"${CV_PROVE_JOBS:-2}" -I "$perl_dir" -I "$tapdir/t" "${files[@]}" 2>&1)
+        prove --timer -j"${CV_PROVE_JOBS:-2}" -I "$perl_dir" -I "$tapdir/t" "${files[@]}" 2>&1)
     rc=$?
     set -e
     echo "$out"
     # the files prove's summary lists as failed; everything else passed
     local bad=() f
     for f in "${files[@]}"; do
-        if grep -qE "^$f +\(Wstat" <<<"$out" || ! grep -qE "^$f \.+ ok" <<<"$out"; then
+        if grep -qE "^$f +\(Wstat" <<<"$out" || ! grep -qE "^(\[[0-9:]+\] )?$f \.+ ok" <<<"$out"; then
             bad+=("$f")
         fi
     done
