@@ -204,11 +204,16 @@ passed=0
 failed=0
 failures=()
 
+# makefile_list VAR: the words of VAR in the Makefile (its "=" and "+=" lines)
+makefile_list() {
+    sed -n "s/^$1 *+\{0,1\}= *//p" Makefile | tr '\n' ' ' | sed 's/ *$//'
+}
+
 run_regress() {
     local pgxs_dir out
     pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
     local tests
-    tests=${CV_REGRESS_ONLY:-$(sed -n 's/^REGRESS *= *//p' Makefile)}
+    tests=${CV_REGRESS_ONLY:-$(makefile_list REGRESS)}
     log "pg_regress: $tests"
     set +e
     out=$("$pgxs_dir/test/regress/pg_regress" --inputdir=test --outputdir=. \
@@ -235,7 +240,7 @@ run_regress() {
 run_isolation() {
     local pgxs_dir out tests ok bad
     pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
-    tests=${CV_ISOLATION_ONLY:-$(sed -n 's/^ISOLATION *= *//p' Makefile)}
+    tests=${CV_ISOLATION_ONLY:-$(makefile_list ISOLATION)}
     [ -n "$tests" ] || return 0
     log "isolation: $tests"
     "$PGBIN/psql" -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS isolation_regression" \
