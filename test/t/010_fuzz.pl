@@ -600,7 +600,7 @@ close $sock;
 is($node->safe_psql('postgres', 'SELECT pg_postmaster_start_time()'), $start_time,
 	'postmaster start time unchanged');
 my $log = slurp_file($node->logfile);
-unlike($log, qr/terminated by signal|was terminated|server process .* exited with exit code [^0]/,
+unlike($log, qr/terminated by signal|was terminated|(?:server process|client backend) .* exited with exit code [^0]/,
 	'no backend terminated abnormally');
 unlike($log, qr/PANIC|TRAP:/, 'no PANIC or assertion failure');
 

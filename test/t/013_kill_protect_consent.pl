@@ -100,7 +100,8 @@ $node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_of
 ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
 	'server accepts connections again after crash recovery');
 my $log = slurp_file($node->logfile, $log_offset);
-like($log, qr/server process \(PID $pid\) was terminated by signal 9/, 'postmaster saw the backend die of SIGKILL');
+# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
+like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/, 'postmaster saw the backend die of SIGKILL');
 like($log, qr/all server processes terminated; reinitializing/, 'postmaster reinitialized');
 $bg->{run}->finish;
 unlike($bg->{stdout}, qr/protect finished/, 'protect_column did not complete');
