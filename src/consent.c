@@ -1176,7 +1176,7 @@ cv_ledger_head_tid(PG_FUNCTION_ARGS)
 {
 	ItemPointer tid;
 
-	if (!cv_head_valid || cv_head_lxid != MyProc->lxid)
+	if (!cv_head_valid || cv_head_lxid != CV_PROC_LXID(MyProc))
 		PG_RETURN_NULL();
 	tid = (ItemPointer) palloc(sizeof(ItemPointerData));
 	ItemPointerCopy(&cv_head_tid, tid);
@@ -1190,7 +1190,7 @@ cv_ledger_head_remember(PG_FUNCTION_ARGS)
 	ItemPointer tid = (ItemPointer) PG_GETARG_POINTER(0);
 
 	ItemPointerCopy(tid, &cv_head_tid);
-	cv_head_lxid = MyProc->lxid;
+	cv_head_lxid = CV_PROC_LXID(MyProc);
 	cv_head_valid = true;
 	PG_RETURN_VOID();
 }

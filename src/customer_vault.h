@@ -38,6 +38,13 @@
 #error "customer_vault requires PostgreSQL 15 or later"
 #endif
 
+/* a PGPROC's local transaction id moved into its vxid in 17 (needs storage/proc.h) */
+#if PG_VERSION_NUM >= 170000
+#define CV_PROC_LXID(proc) ((proc)->vxid.lxid)
+#else
+#define CV_PROC_LXID(proc) ((proc)->lxid)
+#endif
+
 /* guc.c */
 extern char *cv_root_key_file;
 extern char *cv_root_key_command;

@@ -513,11 +513,7 @@ cv_cache_flush(bool roots)
 uint64
 CvKeyEpoch(void)
 {
-#if PG_VERSION_NUM >= 170000
-	LocalTransactionId lxid = MyProc != NULL ? MyProc->vxid.lxid : InvalidLocalTransactionId;
-#else
-	LocalTransactionId lxid = MyProc != NULL ? MyProc->lxid : InvalidLocalTransactionId;
-#endif
+	LocalTransactionId lxid = MyProc != NULL ? CV_PROC_LXID(MyProc) : InvalidLocalTransactionId;
 	TimestampTz ts = GetCurrentStatementStartTimestamp();
 
 	if (lxid != cv_epoch_lxid || ts != cv_epoch_ts)
