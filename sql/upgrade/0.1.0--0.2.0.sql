@@ -94,6 +94,18 @@ SELECT pg_catalog.pg_extension_config_dump('customer_vault.purge_log_entries', '
 DELETE FROM customer_vault.purpose_roles r
  WHERE pg_catalog.to_regrole(pg_catalog.quote_ident(r.role_name)) IS NULL;
 ALTER TABLE customer_vault.purpose_roles RENAME COLUMN role_name TO role;
+-- PostgreSQL 18 records NOT NULL as a constraint named after its column, and a
+-- column rename keeps the old name: give it the name a fresh install has
+DO $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_catalog.pg_constraint
+                WHERE conrelid OPERATOR(pg_catalog.=) 'customer_vault.purpose_roles'::pg_catalog.regclass
+                  AND conname OPERATOR(pg_catalog.=) 'purpose_roles_role_name_not_null') THEN
+        ALTER TABLE customer_vault.purpose_roles
+            RENAME CONSTRAINT purpose_roles_role_name_not_null TO purpose_roles_role_not_null;
+    END IF;
+END
+$$;
 ALTER TABLE customer_vault.purpose_roles
     ALTER COLUMN role TYPE regrole USING pg_catalog.to_regrole(pg_catalog.quote_ident(role::text));
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.purpose_roles',
