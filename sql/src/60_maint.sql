@@ -181,6 +181,10 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'as_of must not be null';
         END IF;
         asof := params[1]::timestamp AT TIME ZONE 'UTC';
+        -- as purge and purge_preview: never a future limit (the statement
+        -- sees rows the caller may not: a later limit would purge or count
+        -- rows still inside retention)
+        PERFORM customer_vault._check_as_of(asof);
         -- the policy of the table, or of the nearest partitioned table it is a partition of
         SELECT rp.* INTO r
           FROM (SELECT tbl AS relid, 0::bigint AS n

@@ -35,6 +35,9 @@ CREATE TABLE rv2.events (id int, ts timestamptz, s rv2.subj);
 CREATE TABLE rv2.later (id int, ts timestamptz, s text);
 INSERT INTO rv2.later VALUES (1, '2020-01-01', 'a'), (2, now(), 'b');
 GRANT SELECT, DELETE ON rv2.later TO rv2_admin;
+CREATE TABLE rv2.fresh (id int, ts timestamptz);
+INSERT INTO rv2.fresh VALUES (1, now());
+GRANT SELECT, DELETE ON rv2.fresh TO rv2_admin;
 RESET ROLE;
 -- refused: a domain as subject column
 SELECT rv2_state($$SELECT customer_vault.set_retention('rv2.events', 'ts', '30 days', 'delete', 's')$$) AS domain_subject;
@@ -65,6 +68,14 @@ SELECT customer_vault.release_legal_hold(id, 'test over') FROM customer_vault.cu
 SET ROLE rv2_admin;
 SELECT rv2_state($$SELECT customer_vault._maint_run('purge_subjects', 'rv2.later', ARRAY[customer_vault._maint_time(now())])$$)
     AS purge_subjects;
+-- nor counts or purges with a limit in the future (purge and purge_preview refuse one)
+SELECT customer_vault.set_retention('rv2.fresh', 'ts', '30 days');
+SELECT rv2_state($$SELECT customer_vault._maint_run('purge_counts', 'rv2.fresh', ARRAY['2100-01-01T00:00:00'])$$)
+    AS future_counts;
+SELECT rv2_state($$SELECT customer_vault._maint_run('purge', 'rv2.fresh', ARRAY['2100-01-01T00:00:00'])$$)
+    AS future_purge;
+SELECT count(*) AS fresh_rows FROM rv2.fresh;
+SELECT customer_vault.drop_retention('rv2.fresh') AS dropped;
 RESET ROLE;
 
 -- 3. direct writes to retention_policies are refused to the admin
