@@ -9,7 +9,8 @@ OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o 
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by
-# sql/assemble.sh; older versions' scripts are committed files, never edited.
+# sql/assemble.sh; every released version's scripts are committed, and the build
+# refuses to assemble a committed script differently (bump the version first).
 SQL_SRC     = $(sort $(wildcard sql/src/[0-9]*.sql))
 SQL_INSTALL = sql/$(EXTENSION)--$(EXTVERSION).sql
 SQL_UPGRADE = $(patsubst sql/upgrade/%,sql/$(EXTENSION)--%,$(wildcard sql/upgrade/*--$(EXTVERSION).sql))
