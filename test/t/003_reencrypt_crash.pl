@@ -108,21 +108,9 @@ for my $col ('v', 'p')
 	my $still_running = $node->safe_psql('postgres',
 		"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND query LIKE 'CALL customer_vault.reencrypt%'");
 	is($still_running, '1', "$col: reencrypt still running when killed");
-	is(kill('KILL', $pid), 1, "$col: SIGKILL sent to backend $pid");
-	note sprintf('killed after %.2fs', time - $t0);
-
-	# the postmaster notices, kills everybody, runs crash recovery, restarts
-	# wait until the postmaster has noticed (until then the old server still answers)
-	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-	ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
-		"$col: server accepts connections again after crash recovery");
-	my $log = slurp_file($node->logfile, $log_offset);
-	# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
-	like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/,
-		"$col: postmaster saw the backend die of SIGKILL");
-	like($log, qr/all server processes terminated; reinitializing/, "$col: postmaster reinitialized");
-	like($log, qr/database system was not properly shut down; automatic recovery in progress/,
-		"$col: crash recovery ran");
+	my $t_kill = time;
+	kill_and_recover($node, $pid, $log_offset, $col);
+	note sprintf('killed after %.2fs', $t_kill - $t0);
 	# psql lost its connection: it exits, the CALL never reported success
 	$bg->{run}->finish;
 	unlike($bg->{stdout}, qr/reencrypt finished/, "$col: the CALL did not complete");

@@ -82,19 +82,9 @@ cmp_ok($gone_before_kill, '>=', 30000, "rows are going while the purge runs ($go
 my $pid_seen = $mon->query_safe(
 	"SELECT pid FROM pg_stat_activity WHERE query LIKE 'CALL customer_vault.purge%' AND state = 'active'");
 is($pid_seen, $pid, 'pg_stat_activity shows the purge still running in that backend');
-is(kill('KILL', $pid_seen), 1, "SIGKILL sent to backend $pid_seen");
 note sprintf('killed after %.2fs, %d rows gone', time - $t0, $gone_before_kill);
-
 # the postmaster notices, kills everybody, runs crash recovery, restarts
-# wait until the postmaster has noticed (until then the old server still answers)
-$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
-	'server accepts connections again after crash recovery');
-my $log = slurp_file($node->logfile, $log_offset);
-# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
-like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/, 'postmaster saw the backend die of SIGKILL');
-like($log, qr/all server processes terminated; reinitializing/, 'postmaster reinitialized');
-like($log, qr/database system was not properly shut down; automatic recovery in progress/, 'crash recovery ran');
+kill_and_recover($node, $pid_seen, $log_offset);
 $bg->{run}->finish;
 unlike($bg->{stdout}, qr/purge finished/, 'the CALL did not complete');
 $mon->{run}->finish;

@@ -91,18 +91,9 @@ my $grants_before_kill = $mon->query_safe('SELECT count(*) FROM customer_vault.c
 my $running = $mon->query_safe(
 	"SELECT count(*) FROM pg_stat_activity WHERE pid = $pid AND query LIKE 'SELECT customer_vault.protect_column%' AND state = 'active'");
 is($running, '1', 'protect_column still running when killed');
-is(kill('KILL', $pid), 1, "SIGKILL sent to backend $pid");
 note sprintf('killed %.2fs after the start, %d grants committed', time - $t0, $grants_before_kill);
-
 # the postmaster notices, kills everybody, runs crash recovery, restarts
-# wait until the postmaster has noticed (until then the old server still answers)
-$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
-	'server accepts connections again after crash recovery');
-my $log = slurp_file($node->logfile, $log_offset);
-# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
-like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/, 'postmaster saw the backend die of SIGKILL');
-like($log, qr/all server processes terminated; reinitializing/, 'postmaster reinitialized');
+kill_and_recover($node, $pid, $log_offset, undef, recovery => 0);
 $bg->{run}->finish;
 unlike($bg->{stdout}, qr/protect finished/, 'protect_column did not complete');
 $mon->{run}->finish;

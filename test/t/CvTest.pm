@@ -5,8 +5,10 @@ use strict;
 use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
 
-our @EXPORT = qw(random_root_key write_root_key root_key_file new_vault_node);
+our @EXPORT = qw(random_root_key write_root_key root_key_file new_vault_node kill_and_recover);
 
 # 64 hexadecimal characters: a fresh 256-bit root key
 sub random_root_key
@@ -51,6 +53,30 @@ sub new_vault_node
 	$node->append_conf('postgresql.conf', $conf);
 	$node->start unless defined $opt{start} && !$opt{start};
 	return $node;
+}
+
+# SIGKILL a backend, wait for the postmaster's crash recovery and restart, and
+# check the server log from $log_offset: the backend died of signal 9 and the
+# postmaster reinitialized (and, unless recovery => 0, ran crash recovery).
+# Returns that part of the log.  $label prefixes the test names.
+sub kill_and_recover
+{
+	my ($node, $pid, $log_offset, $label, %opt) = @_;
+	my $p = defined $label ? "$label: " : '';
+	is(kill('KILL', $pid), 1, "${p}SIGKILL sent to backend $pid");
+	# wait until the postmaster has noticed (until then the old server still answers)
+	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
+	ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
+		"${p}server accepts connections again after crash recovery");
+	my $log = slurp_file($node->logfile, $log_offset);
+	# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
+	like($log, qr/(?:server process|client backend) \(PID $pid\) was terminated by signal 9/,
+		"${p}postmaster saw the backend die of SIGKILL");
+	like($log, qr/all server processes terminated; reinitializing/, "${p}postmaster reinitialized");
+	like($log, qr/database system was not properly shut down; automatic recovery in progress/,
+		"${p}crash recovery ran")
+	  unless defined $opt{recovery} && !$opt{recovery};
+	return $log;
 }
 
 1;
