@@ -187,3 +187,30 @@ CREATE OR REPLACE FUNCTION customer_vault.shred_subject(subject text) RETURNS bo
     AS 'MODULE_PATHNAME', 'cv_shred_subject';
 COMMENT ON FUNCTION customer_vault.shred_subject(text) IS
     'destroys the subject''s key: every value under it reads as NULL; true if a key existed';
+
+--@ code
+-- Privileges of this concern (PUBLIC's few are all in 90_privileges.sql).
+GRANT EXECUTE ON FUNCTION
+    customer_vault.version(),
+    customer_vault.create_key(text, text, integer), customer_vault.set_key_padding(text, integer),
+    customer_vault.rotate_key(text), customer_vault.rewrap_keys(),
+    customer_vault.root_key_fingerprint(),
+    customer_vault.shred_subject(text),
+    customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea)
+    TO customer_vault_admin;
+GRANT SELECT ON customer_vault.keys TO customer_vault_admin, customer_vault_auditor;
+-- the writer stores data and never reads it back
+GRANT EXECUTE ON FUNCTION
+    customer_vault.encrypt(text, text, text), customer_vault.encrypt(bytea, text, text),
+    customer_vault.encrypt_for_subject(text, text, text)
+    TO customer_vault_writer;
+-- the reader decrypts
+GRANT EXECUTE ON FUNCTION
+    customer_vault.decrypt(customer_vault.encrypted_text, text),
+    customer_vault.decrypt(customer_vault.encrypted_bytea, text),
+    customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea),
+    customer_vault.blind_index(text, text), customer_vault.blind_index(text, text, integer)
+    TO customer_vault_reader;
+GRANT EXECUTE ON FUNCTION customer_vault.version(),
+    customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea)
+    TO customer_vault_auditor;

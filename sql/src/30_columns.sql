@@ -761,3 +761,45 @@ END
 $$;
 COMMENT ON PROCEDURE customer_vault.reencrypt(regclass, name, integer, name) IS
     'moves every value of a column to the active version of its key in committed batches; resumable';
+
+--@ code
+-- Privileges of this concern (PUBLIC's few are all in 90_privileges.sql).
+GRANT EXECUTE ON FUNCTION
+    customer_vault.protect_column(regclass, name, text, name, name, integer),
+    customer_vault._check_key(text), customer_vault._seal_column(text, text, text),
+    customer_vault._table_names(regclass), customer_vault._column_type(regclass, name, text),
+    customer_vault._refresh_decrypted_view(regclass),
+    customer_vault._register_protection(regclass, name, text, name, name, integer),
+    customer_vault._finish_protection(regclass, name),
+    customer_vault._blind_index_rewrite(regclass, name, text),
+    customer_vault._reseal(customer_vault.encrypted_text, text),
+    customer_vault._reseal(customer_vault.encrypted_bytea, text),
+    customer_vault._reseal(text, text, boolean),
+    customer_vault._needs_reseal(customer_vault.encrypted_text, boolean),
+    customer_vault._needs_reseal(customer_vault.encrypted_bytea, boolean),
+    customer_vault._needs_reseal(text, boolean)
+    TO customer_vault_admin;
+GRANT EXECUTE ON PROCEDURE customer_vault.reencrypt(regclass, name, integer, name) TO customer_vault_admin;
+GRANT SELECT ON customer_vault.keys TO customer_vault_admin, customer_vault_auditor;
+-- the registry is written by protect_column as the extension's owner only
+GRANT SELECT ON customer_vault.protected_columns TO customer_vault_admin, customer_vault_auditor;
+GRANT SELECT ON customer_vault.blind_index_lookups, customer_vault.blind_index_lookup_counts
+    TO customer_vault_admin, customer_vault_auditor;
+
+-- Computing a blind index for a guess is a read right (it tests guesses
+-- against stored values): readers only.  0.1.0 granted it to the writer and
+-- the admin, and the admin could write the registry and create protect
+-- triggers of its own choosing; taken back here so that updates match.
+REVOKE EXECUTE ON FUNCTION customer_vault.blind_index(text, text)
+    FROM customer_vault_writer, customer_vault_admin;
+REVOKE EXECUTE ON FUNCTION customer_vault._protect_trigger() FROM customer_vault_admin;
+REVOKE INSERT, UPDATE, DELETE ON customer_vault.protected_columns FROM customer_vault_admin;
+
+-- the writer stores data and never reads it back; it finds rows by lookup()
+GRANT EXECUTE ON FUNCTION customer_vault.lookup(regclass, name, text) TO customer_vault_writer;
+-- the reader decrypts, through the decrypted view too
+GRANT EXECUTE ON FUNCTION
+    customer_vault._open_column(text, text),
+    customer_vault.column_blind_index(regclass, name, text),
+    customer_vault.lookup(regclass, name, text)
+    TO customer_vault_reader;

@@ -751,3 +751,29 @@ GRANT EXECUTE ON FUNCTION
     customer_vault._descendants(regclass)
     TO customer_vault_admin;
 GRANT SELECT ON customer_vault.consent_ledger_head TO customer_vault_admin, customer_vault_auditor;
+
+--@ code
+-- Privileges of this concern (may_process, for PUBLIC, is in 90_privileges.sql).
+GRANT EXECUTE ON FUNCTION
+    customer_vault.define_purpose(text, text, text, interval),
+    customer_vault.allow_purpose(regrole, text), customer_vault.disallow_purpose(regrole, text),
+    customer_vault.enable_consent_policy(regclass, name, text, boolean),
+    customer_vault.grant_consent(text, text, jsonb, timestamptz),
+    customer_vault.withdraw_consent(text, text, jsonb),
+    customer_vault.has_consent(text, text),
+    customer_vault.verify_ledger(),
+    customer_vault._consent_cache_builds()
+    TO customer_vault_admin;
+-- the application that collects consent records it
+GRANT EXECUTE ON FUNCTION
+    customer_vault.grant_consent(text, text, jsonb, timestamptz),
+    customer_vault.withdraw_consent(text, text, jsonb)
+    TO customer_vault_writer;
+GRANT EXECUTE ON FUNCTION customer_vault.has_consent(text, text), customer_vault.verify_ledger()
+    TO customer_vault_auditor;
+GRANT EXECUTE ON FUNCTION
+    customer_vault._ledger_hash(bytea, bigint, text, text, text, jsonb, timestamptz, timestamptz, name)
+    TO customer_vault_admin, customer_vault_auditor;
+GRANT SELECT ON customer_vault.purposes, customer_vault.purpose_roles, customer_vault.consent_ledger,
+    customer_vault.current_consents
+    TO customer_vault_admin, customer_vault_auditor;

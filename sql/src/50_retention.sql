@@ -1309,3 +1309,45 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault.unschedule_purge() IS 'removes the pg_cron job customer_vault_purge; false if there was none';
+
+--@ code
+-- Privileges of this concern.
+-- retention: the admin sets policies and holds and runs (or schedules) the
+-- purge, but changes holds and the purge log only through the functions (no
+-- INSERT, UPDATE or DELETE on them); the auditor reads and verifies; nobody
+-- but the extension touches evidence_heads
+GRANT EXECUTE ON FUNCTION
+    customer_vault.set_retention(regclass, name, interval, text, name),
+    customer_vault.drop_retention(regclass),
+    customer_vault._subject_type_ok(regtype), customer_vault._check_subject_type(regtype, text),
+    customer_vault.place_legal_hold(text, text, timestamptz), customer_vault.release_legal_hold(bigint, text),
+    customer_vault.purge_preview(timestamptz), customer_vault._retention_sql(customer_vault.retention_policies, timestamptz),
+    customer_vault._pii_columns(regclass), customer_vault._subject_has_key(text),
+    customer_vault._casts_to(text, regtype), customer_vault._eq_operator(regtype), customer_vault._held_subjects(regtype),
+    customer_vault._subject_type(customer_vault.retention_policies),
+    customer_vault._check_period(interval, text), customer_vault._check_as_of(timestamptz),
+    customer_vault._check_cron_schedule(text),
+    customer_vault._retention_expired(customer_vault.retention_policies, timestamptz),
+    customer_vault._shred_plan(customer_vault.retention_policies, timestamptz),
+    customer_vault.purge_preview_subjects(timestamptz),
+    customer_vault.shred_subject(text),
+    customer_vault.schedule_purge(text), customer_vault.unschedule_purge(), customer_vault._require_pg_cron(),
+    customer_vault._purge_log_write(bigint, timestamptz, text, text, timestamp, boolean, text, bigint, bigint,
+                                    integer, text, text),
+    customer_vault._purge_log_interrupted(),
+    customer_vault.verify_legal_holds(), customer_vault.verify_purge_log()
+    TO customer_vault_admin;
+GRANT EXECUTE ON PROCEDURE customer_vault.purge(boolean, integer, timestamptz) TO customer_vault_admin;
+GRANT SELECT ON customer_vault.retention_policies TO customer_vault_admin;
+-- policies change only through set_retention and drop_retention (0.1.0
+-- granted direct writes: an inheritance parent could be registered past
+-- set_retention's checks)
+REVOKE INSERT, UPDATE, DELETE ON customer_vault.retention_policies FROM customer_vault_admin;
+GRANT SELECT ON customer_vault.legal_hold_events, customer_vault.legal_holds, customer_vault.current_legal_holds,
+    customer_vault.purge_log_entries, customer_vault.purge_log
+    TO customer_vault_admin;
+GRANT EXECUTE ON FUNCTION customer_vault.verify_legal_holds(), customer_vault.verify_purge_log()
+    TO customer_vault_auditor;
+GRANT SELECT ON customer_vault.retention_policies, customer_vault.legal_hold_events, customer_vault.legal_holds,
+    customer_vault.current_legal_holds, customer_vault.purge_log_entries, customer_vault.purge_log
+    TO customer_vault_auditor;
