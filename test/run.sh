@@ -283,6 +283,12 @@ run_tap() {
         files+=("t/$(basename "$t")")
     done
     [ ${#files[@]} -gt 0 ] || return 0
+    # the longest file (the 60 s soak) first, so the other prove job works
+    # through the rest beside it instead of after it
+    local ordered=() f
+    for f in "${files[@]}"; do [[ $f == *soak* ]] && ordered+=("$f"); done
+    for f in "${files[@]}"; do [[ $f == *soak* ]] || ordered+=("$f"); done
+    files=("${ordered[@]}")
     log "TAP (prove -j${CV_PROVE_JOBS:-2}): ${files[*]}"
     set +e
     out=$(cd "$tapdir" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$tapdir" \
