@@ -598,6 +598,16 @@ cv_cache_prepare(void)
 	HASHCTL		ctl;
 
 	(void) CvKeyEpoch();
+
+	/*
+	 * data_keys itself was dropped within this statement (DROP EXTENSION and
+	 * CREATE EXTENSION in one DO block, say): nothing cached can be used, not
+	 * even within the statement, since a new key table reuses the key ids.
+	 * Bumping the epoch invalidates every memo of a key reference.
+	 */
+	if (cv_keys_stale && OidIsValid(cv_data_keys_relid) &&
+		!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(cv_data_keys_relid)))
+		cv_cache_flush(false);
 	if (cv_key_cxt == NULL)
 		cv_key_cxt = AllocSetContextCreate(TopMemoryContext, "customer_vault keys",
 										   ALLOCSET_SMALL_SIZES);
