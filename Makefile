@@ -24,6 +24,8 @@ SHLIB_LINK  = -lcrypto
 REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks review2
 # types' soft input errors (expected/soft_errors_1.out: PostgreSQL 15, which has none)
 REGRESS += soft_errors
+# data-subject rights: the keyed subject hash, erasure with receipts
+REGRESS += subject_hash
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers

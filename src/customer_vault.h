@@ -86,6 +86,7 @@ extern CvKey *CvKeyByIdOrNull(uint32 id);
 extern CvKey *CvActiveKeyByName(const char *name);
 extern CvKey *CvBlindIndexKeyByName(const char *name);
 extern CvKey *CvSubjectKey(const char *subject, bool create);
+extern bool CvSubjectHash(const char *subject, int len, bool create, uint8 out[32]);
 extern void CvRandomNonce(uint8 *nonce);
 
 /* columns.c: sealing and opening values (protect.c: protected columns) */

@@ -40,6 +40,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "commands/trigger.h"
@@ -145,10 +146,22 @@ static TimestampTz cv_epoch_ts = 0;
 static CvKey *cv_last_key = NULL;
 static uint64 cv_last_epoch = 0;
 
+/* the id of the subject-hash key, once looked up in this cache generation */
+static uint32 cv_hash_key_id = 0;
+
 static uint8 cv_nonce_pool[CV_NONCE_LEN * 340];
 static int	cv_nonce_pos = sizeof(cv_nonce_pool);
 
 static const char cv_wrap_label[] = "cv-dk-v1";
+
+/*
+ * The name of the dedicated key behind CvSubjectHash.  Its first character
+ * is a control character, which every function taking a key name refuses
+ * (cv_check_key_name: create_key, rotate_key, encrypt, blind_index,
+ * protect_column), so no user key can be it, be mistaken for it, or compute
+ * with it; shred_subject destroys subject keys only, never a named one.
+ */
+static const char cv_subject_hash_key_name[] = "\001subject_hash";
 
 /*
  * Scratch space for a key in transit (a root key being read, a data key
@@ -487,6 +500,7 @@ cv_cache_flush(bool roots)
 		MemoryContextDelete(cv_key_cxt);
 	cv_key_cxt = NULL;
 	cv_last_key = NULL;
+	cv_hash_key_id = 0;
 	cv_key_cache = NULL;
 	cv_name_cache = NULL;
 	cv_subject_cache = NULL;
@@ -561,6 +575,7 @@ cv_xact_callback(XactEvent event, void *arg)
 		if (cv_keys_created_in_xact)
 			cv_keys_stale = true;
 		cv_keys_created_in_xact = false;
+		cv_hash_key_id = 0;
 	}
 	else if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
 			 event == XACT_EVENT_PREPARE)
@@ -575,7 +590,10 @@ cv_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 	if (cv_secrets != NULL)
 		cv_wipe(cv_secrets->scratch, CV_KEY_LEN);
 	if (event == SUBXACT_EVENT_ABORT_SUB && cv_keys_created_in_xact)
+	{
 		cv_keys_stale = true;
+		cv_hash_key_id = 0;		/* it may have been made in the aborted part */
+	}
 }
 
 /* register the callbacks; called from _PG_init */
@@ -1145,7 +1163,19 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 	values[5] = PointerGetDatum(root_fp);
 	values[6] = PointerGetDatum(fp);
 
-	if (subject != NULL)
+	if (name != NULL && strcmp(name, cv_subject_hash_key_name) == 0)
+	{
+		/* the subject-hash key: a concurrent creator may win, keep its key */
+		rc = SPI_execute_with_args("INSERT INTO customer_vault.data_keys"
+								   " (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint, comment)"
+								   " VALUES ($1, $2, $3, $4, 'active', $5, $6, $7, $8)"
+								   " ON CONFLICT DO NOTHING",
+								   8, (Oid[]) {INT4OID, TEXTOID, INT4OID, TEXTOID, BYTEAOID, BYTEAOID, BYTEAOID, TEXTOID},
+								   (Datum[]) {values[0], values[1], values[2], values[3], values[4], values[5], values[6],
+									   CStringGetTextDatum(comment)},
+								   "   n    ", false, 0);
+	}
+	else if (subject != NULL)
 	{
 		static SPIPlanPtr plan = NULL;
 
@@ -1560,4 +1590,108 @@ cv_keys_invalidate(PG_FUNCTION_ARGS)
 	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
 	cv_keys_stale = true;
 	return PointerGetDatum(NULL);
+}
+
+/* ---------- the subject hash (erasure receipts, export records, access log) ---------- */
+
+/* the id of the active subject-hash key in the table; 0 when there is none */
+static uint32
+cv_hash_key_lookup(void)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	Snapshot	snap;
+	uint32		id = 0;
+
+	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	snap = cv_fresh_snapshot();
+	ScanKeyInit(&skey, Anum_dk_name, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(cv_subject_hash_key_name));
+	scan = systable_beginscan(rel, cv_data_keys_name_idx, true, snap, 1, &skey);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		st = heap_getattr(tup, Anum_dk_state, desc, &isnull);
+
+		if (!isnull && strcmp(TextDatumGetCString(st), "active") == 0)
+			id = (uint32) DatumGetInt32(heap_getattr(tup, Anum_dk_id, desc, &isnull));
+	}
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+	return id;
+}
+
+/*
+ * CvSubjectHash: HMAC-SHA-256 of a subject identifier under the dedicated
+ * subject-hash key (through its HKDF subkey, as blind indexes are made), so
+ * logs and receipts can say "which subject" without keeping the subject.
+ * The key is a random data key of its own, wrapped under the root key like
+ * every other (rewrap_keys carries it to a new root key), never rotated and
+ * never shredded: hashes stay comparable for the life of the database.  It
+ * is created on first need when create is true and this transaction can
+ * write; false (out untouched) when it does not exist and cannot be made
+ * (a standby or a read-only transaction before any was made).
+ */
+bool
+CvSubjectHash(const char *subject, int len, bool create, uint8 out[32])
+{
+	CvKey	   *k;
+	bytea	   *mac;
+	uint32		id;
+
+	cv_cache_prepare();
+	id = cv_hash_key_id;
+	if (id == 0)
+		id = cv_hash_key_lookup();
+	if (id == 0)
+	{
+		CvOwnerSwitch sw;
+
+		if (!create || RecoveryInProgress() || XactReadOnly || IsInParallelMode())
+			return false;
+		(void) cv_root_get(false);	/* refuse early without a root key */
+		cv_become_owner(&sw);
+		(void) cv_insert_key(cv_subject_hash_key_name, 1, NULL,
+							 "keyed hash of subject identifiers (erasure receipts, export records, access log); never rotated or shredded",
+							 0, false);
+		cv_restore_user(&sw);
+		CommandCounterIncrement();
+		/* ours, or the one a concurrent creator committed first */
+		id = cv_hash_key_lookup();
+		if (id == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not create the subject hash key because of a concurrent change"),
+					 errhint("Retry the transaction.")));
+	}
+	k = CvKeyById(id);
+	if (k->destroyed || k->bidx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the subject hash key %u is destroyed", id),
+				 errdetail("Its key was removed from customer_vault.data_keys behind the extension's back.")));
+	cv_hash_key_id = id;
+	mac = CvBlindMac(k, subject, (size_t) len);
+	memcpy(out, VARDATA(mac), CV_MAC_LEN);
+	pfree(mac);
+	return true;
+}
+
+PG_FUNCTION_INFO_V1(cv_subject_hash);
+
+/* _subject_hash(subject): the keyed hash of a subject; NULL when no key exists and none can be made */
+Datum
+cv_subject_hash(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	bytea	   *res = palloc(VARHDRSZ + CV_MAC_LEN);
+
+	if (!CvSubjectHash(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), true, (uint8 *) VARDATA(res)))
+		PG_RETURN_NULL();
+	SET_VARSIZE(res, VARHDRSZ + CV_MAC_LEN);
+	PG_RETURN_BYTEA_P(res);
 }

@@ -51,9 +51,15 @@ CREATE OR REPLACE TRIGGER data_keys_invalidate
     FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._keys_invalidate();
 
 CREATE OR REPLACE VIEW customer_vault.keys AS
-    SELECT k.id, k.name, k.version, k.state, k.created_at,
+    SELECT k.id,
+           -- the subject-hash key's name starts with a control character (so
+           -- no key name given to a function can be it): shown without it
+           CASE WHEN k.name OPERATOR(pg_catalog.=) E'\001subject_hash' THEN 'subject_hash' ELSE k.name END AS name,
+           k.version, k.state, k.created_at,
            pg_catalog.encode(k.fingerprint, 'hex') AS fingerprint,
-           CASE WHEN k.name IS NULL THEN 'subject' ELSE 'named' END AS kind,
+           CASE WHEN k.name IS NULL THEN 'subject'
+                WHEN k.name OPERATOR(pg_catalog.=) E'\001subject_hash' THEN 'subject_hash'
+                ELSE 'named' END AS kind,
            k.destroyed_at, k.comment, k.pad_to
       FROM customer_vault.data_keys k;
 COMMENT ON VIEW customer_vault.keys IS
@@ -187,6 +193,13 @@ CREATE OR REPLACE FUNCTION customer_vault.shred_subject(subject text) RETURNS bo
     AS 'MODULE_PATHNAME', 'cv_shred_subject';
 COMMENT ON FUNCTION customer_vault.shred_subject(text) IS
     'destroys the subject''s key: every value under it reads as NULL; true if a key existed';
+
+-- VOLATILE: the first call creates the dedicated key.  STRICT: no subject, no hash.
+CREATE OR REPLACE FUNCTION customer_vault._subject_hash(subject text) RETURNS bytea
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_subject_hash';
+COMMENT ON FUNCTION customer_vault._subject_hash(text) IS
+    'internal: HMAC-SHA-256 of a subject under the dedicated subject-hash key (made on first use; never rotated or shredded); NULL when none exists and none can be made (standby, read-only transaction)';
 
 --@ code
 -- Privileges of this concern (PUBLIC's few are all in 90_privileges.sql).

@@ -59,6 +59,9 @@ INSERT INTO pm_probes VALUES
  (25, 'protect_column(), not owner', 'SELECT customer_vault.protect_column(''pm_plain'', ''note'', ''pm_key'')'),
  (26, 'reseal (ciphertext out)', format('SELECT customer_vault._reseal(email, %L || id, true) FROM pm_t', :'bind'));
 
+-- part FORGET (erasure): the keyed subject hash is internal
+INSERT INTO pm_probes VALUES
+ (60, '_subject_hash()', 'SELECT customer_vault._subject_hash(''42'')');
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
