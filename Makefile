@@ -26,6 +26,8 @@ REGRESS = install types crypto keys columns subjects consent retention evidence 
 REGRESS += soft_errors
 # data-subject rights: the keyed subject hash, erasure with receipts
 REGRESS += subject_hash
+# the map of personal data (part MAP)
+REGRESS += subject_map
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers

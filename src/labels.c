@@ -6,13 +6,45 @@
  */
 #include "customer_vault.h"
 
+#include "access/htup_details.h"
 #include "catalog/pg_class.h"
 #include "commands/seclabel.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 
 static const char *const cv_labels[] = {
 	"pii", "pii:contact", "pii:special", "pii:financial", NULL
 };
+
+/* the current role may label the columns of relation relid */
+static void
+cv_label_check_rights(Oid relid)
+{
+	HeapTuple	tup;
+	Oid			owner;
+	Oid			admin;
+
+	if (superuser())
+		return;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (has_privs_of_role(GetUserId(), owner))
+		return;
+	admin = get_role_oid("customer_vault_admin", true);
+	if (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied to label columns of table %s", get_rel_name(relid)),
+			 errdetail("Only the table's owner, customer_vault_admin or a superuser may set customer_vault labels.")));
+}
 
 /* accept only the known PII labels, and only on table columns */
 static void
@@ -25,6 +57,14 @@ cv_label_check(const ObjectAddress *object, const char *seclabel)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("customer_vault labels apply only to table columns"),
 				 errhint("Use SECURITY LABEL FOR customer_vault ON COLUMN table.column IS 'pii'.")));
+
+	/*
+	 * Only the table's owner (a member of the owning role), the admin role or
+	 * a superuser classifies its columns, removals included.  PostgreSQL
+	 * checks ownership before calling the provider too; this holds whatever
+	 * path reaches the provider.
+	 */
+	cv_label_check_rights(object->objectId);
 
 	if (seclabel == NULL)
 		return;					/* removing a label is always allowed */

@@ -740,6 +740,8 @@ BEGIN
     FOR child IN SELECT d FROM customer_vault._descendants(tbl) d LOOP
         PERFORM customer_vault._apply_consent_policy(child, check_expr, force, true);
     END LOOP;
+    -- the table joins the map of personal data (unless registered already)
+    PERFORM customer_vault._register_subject_table(tbl, subject_column, true);
 END
 $$;
 COMMENT ON FUNCTION customer_vault.enable_consent_policy(regclass, name, text, boolean) IS

@@ -330,17 +330,19 @@ COMMENT ON FUNCTION customer_vault._subject_has_key(text) IS
     'internal: whether a subject still has a live key (the shred retention action''s pending rows)';
 
 -- the PII-labelled columns of a table (SECURITY LABEL FOR customer_vault)
+-- (plpgsql: _column_label is defined later, in 70_subjects.sql)
 CREATE OR REPLACE FUNCTION customer_vault._pii_columns(tbl regclass) RETURNS name[]
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(pg_catalog.array_agg(a.attname ORDER BY a.attnum), '{}')
-      FROM pg_catalog.pg_seclabel l
-      JOIN pg_catalog.pg_attribute a ON a.attrelid = l.objoid AND a.attnum = l.objsubid
-     WHERE l.classoid = 'pg_catalog.pg_class'::regclass AND l.objoid = tbl AND l.objsubid > 0
-       AND l.provider = 'customer_vault' AND NOT a.attisdropped
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.array_agg(a.attname ORDER BY a.attnum), '{}')
+              FROM pg_catalog.pg_attribute a
+             WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+               AND customer_vault._column_label(tbl, a.attnum) IS NOT NULL);
+END
 $$;
-COMMENT ON FUNCTION customer_vault._pii_columns(regclass) IS 'internal: the PII-labelled columns of a table';
+COMMENT ON FUNCTION customer_vault._pii_columns(regclass) IS 'internal: the PII-labelled columns of a table (labels of a partitioned table apply to its partitions)';
 
 -- A period (retention, consent lifetime) must be positive in every reading:
 -- an interval has three fields (months, days, microseconds) and no total
@@ -471,6 +473,10 @@ BEGIN
     ON CONFLICT (schema_name, table_name) DO UPDATE
        SET time_column = EXCLUDED.time_column, keep = EXCLUDED.keep, action = EXCLUDED.action,
            subject_column = EXCLUDED.subject_column, updated_at = pg_catalog.now();
+    -- the table joins the map of personal data (unless registered already)
+    IF subject_column IS NOT NULL THEN
+        PERFORM customer_vault._register_subject_table(tbl, subject_column, true);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION customer_vault.set_retention(regclass, name, interval, text, name) IS

@@ -3,4 +3,56 @@
 -- changed, go before the replay; data migrations that need the new
 -- functions go after it.
 
+-- part MAP (70_subjects.sql): the subject registry and the export records
+CREATE TABLE customer_vault.subject_tables (
+    relid          regclass PRIMARY KEY,
+    subject_column name NOT NULL,
+    registered_by  oid NOT NULL,
+    registered_at  timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_tables', '');
+CREATE TABLE customer_vault.subject_exports (
+    id           bigserial PRIMARY KEY,
+    at           timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    role_id      oid NOT NULL,
+    subject_hash bytea NOT NULL,
+    tables       integer NOT NULL,
+    rows         bigint NOT NULL,
+    withheld     bigint NOT NULL
+);
+CREATE INDEX subject_exports_subject_hash_idx ON customer_vault.subject_exports (subject_hash);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_exports', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_exports_id_seq', '');
+
 --@ replay
+
+-- part MAP: event triggers need their functions (replayed above)
+CREATE EVENT TRIGGER customer_vault_subject_tables_dropped ON sql_drop
+    EXECUTE FUNCTION customer_vault._subject_tables_dropped();
+CREATE EVENT TRIGGER customer_vault_subject_tables_guard ON ddl_command_end
+    WHEN TAG IN ('ALTER TABLE')
+    EXECUTE FUNCTION customer_vault._subject_tables_guard();
+-- part MAP: tables with a retention subject column or a consent policy are
+-- registered, as set_retention and enable_consent_policy now do
+INSERT INTO customer_vault.subject_tables (relid, subject_column, registered_by)
+SELECT DISTINCT ON (t.relid) t.relid, t.col, (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = current_user)
+  FROM (SELECT rp.relid, rp.subject_column AS col, 0 AS pref
+          FROM customer_vault.retention_policies rp
+         WHERE rp.subject_column IS NOT NULL
+        UNION ALL
+        SELECT pol.polrelid::pg_catalog.regclass, a.attname, 1
+          FROM pg_catalog.pg_policy pol
+          JOIN pg_catalog.pg_class c ON c.oid = pol.polrelid AND NOT c.relispartition
+          JOIN pg_catalog.pg_depend d ON d.classid = 'pg_catalog.pg_policy'::pg_catalog.regclass AND d.objid = pol.oid
+                                     AND d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                     AND d.refobjid = pol.polrelid AND d.refobjsubid > 0
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = pol.polrelid AND a.attnum = d.refobjsubid
+         WHERE pol.polname = 'customer_vault_consent') t
+  JOIN pg_catalog.pg_class c ON c.oid = t.relid::pg_catalog.oid
+  JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attname = t.col AND NOT a.attisdropped
+ WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't' AND NOT c.relispartition
+   AND n.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
+   AND customer_vault._subject_type_ok(a.atttypid::pg_catalog.regtype)
+ ORDER BY t.relid, t.pref
+ON CONFLICT (relid) DO NOTHING;

@@ -58,6 +58,18 @@ INSERT INTO pm_probes VALUES
  (24, 'erase lookup log', 'DELETE FROM customer_vault.blind_index_lookups'),
  (25, 'protect_column(), not owner', 'SELECT customer_vault.protect_column(''pm_plain'', ''note'', ''pm_key'')'),
  (26, 'reseal (ciphertext out)', format('SELECT customer_vault._reseal(email, %L || id, true) FROM pm_t', :'bind'));
+-- the map of personal data (part MAP)
+INSERT INTO pm_probes VALUES
+ (200, 'register_subject_table()', 'SELECT customer_vault.register_subject_table(''pm_t'', ''id'')'),
+ (201, 'unregister_subject_table()', 'SELECT customer_vault.unregister_subject_table(''pm_t'')'),
+ (202, '_register_subject_table()', 'SELECT customer_vault._register_subject_table(''pm_t'', ''id'', false)'),
+ (203, '_subject_table_check()', 'SELECT customer_vault._subject_table_check(''pm_t'', ''id'')'),
+ (204, '_subject_reach()', 'SELECT * FROM customer_vault._subject_reach()'),
+ (205, '_column_label()', 'SELECT customer_vault._column_label(''pm_t'', 1::smallint)'),
+ (206, 'read subject_tables', 'SELECT * FROM customer_vault.subject_tables'),
+ (207, 'write subject_tables', 'INSERT INTO customer_vault.subject_tables VALUES (''pm_plain'', ''id'', 10)'),
+ (208, 'read subject_exports', 'SELECT * FROM customer_vault.subject_exports'),
+ (209, 'erase subject_exports', 'DELETE FROM customer_vault.subject_exports');
 
 -- part FORGET (erasure): the keyed subject hash is internal
 INSERT INTO pm_probes VALUES
