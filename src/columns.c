@@ -161,6 +161,8 @@ CvOpenEnvelope(const CvEnvelope *env, const char *ctx, int ctxlen, CvOpenUse use
 				 errmsg("AES-256-GCM decryption failed in the crypto library")));
 	if (rc == 0)
 		return CV_OPEN_FAILED;
+	if (use == CV_OPEN_READ)
+		CvBrakeNoteDecrypt(env->key_id);
 	return CV_OPEN_OK;
 }
 

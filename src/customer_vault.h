@@ -52,6 +52,13 @@ extern char *cv_previous_root_key_file;
 extern char *cv_purpose;
 extern void GucInit(void);
 
+/* brake.c: decrypt limits per statement and per role, role activity */
+extern int	cv_decrypt_limit;
+extern int	cv_decrypt_rate_limit;
+extern char *cv_lock_exempt_roles;
+extern void BrakeInit(void);
+extern void CvBrakeNoteDecrypt(uint32 key_id);
+
 /* consent.c */
 extern int	cv_consent_cache_size;
 extern void ConsentInit(void);

@@ -11,6 +11,7 @@
 #include <limits.h>
 
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 char	   *cv_root_key_file = NULL;
 char	   *cv_root_key_command = NULL;
@@ -46,6 +47,25 @@ cv_purpose_check(char **newval, void **extra, GucSource source)
 		}
 	}
 	return true;
+}
+
+/* lock_exempt_roles: a comma-separated list of role names */
+static bool
+cv_role_list_check(char **newval, void **extra, GucSource source)
+{
+	char	   *raw;
+	List	   *names;
+	bool		ok;
+
+	if (*newval == NULL)
+		return true;
+	raw = pstrdup(*newval);
+	ok = SplitIdentifierString(raw, ',', &names);
+	list_free(names);
+	pfree(raw);
+	if (!ok)
+		GUC_check_errdetail("List role names separated by commas; quote a name with double quotes.");
+	return ok;
 }
 
 /* define the settings and reserve the prefix */
@@ -95,6 +115,36 @@ GucInit(void)
 							1000000, 0, INT_MAX / 2,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+
+	/*
+	 * The brake: PGC_SUSET, so only a superuser (or set_decrypt_limit(), which
+	 * runs ALTER ROLE ... SET as the extension's owner) sets them, per role;
+	 * the capped role cannot SET, RESET or ALTER ROLE them itself.
+	 */
+	DefineCustomIntVariable("customer_vault.decrypt_limit",
+							"Most values one statement may decrypt (0 = no limit).",
+							"Set it per role with customer_vault.set_decrypt_limit() or ALTER ROLE ... SET; it applies to the login role.",
+							&cv_decrypt_limit,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("customer_vault.decrypt_rate_limit",
+							"Most values a role may decrypt per minute over all its sessions (0 = no limit).",
+							"Needs customer_vault in shared_preload_libraries; it applies to the login role.",
+							&cv_decrypt_rate_limit,
+							0, 0, INT_MAX,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("customer_vault.lock_exempt_roles",
+							   "Roles that lock_stale_roles() never locks (break-glass accounts), separated by commas.",
+							   NULL,
+							   &cv_lock_exempt_roles,
+							   "",
+							   PGC_SUSET,
+							   0,
+							   cv_role_list_check, NULL, NULL);
 
 	MarkGUCPrefixReserved(CV_GUC_PREFIX);
 }

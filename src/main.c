@@ -29,6 +29,7 @@ _PG_init(void)
 		return;
 	KeysInit();
 	ConsentInit();
+	BrakeInit();
 }
 
 PG_FUNCTION_INFO_V1(cv_version);

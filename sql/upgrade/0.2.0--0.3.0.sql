@@ -24,6 +24,23 @@ CREATE INDEX subject_exports_subject_hash_idx ON customer_vault.subject_exports 
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_exports', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_exports_id_seq', '');
 
+-- BRAKE (issue 13): the append-only log of roles locked by lock_stale_roles()
+CREATE TABLE customer_vault.role_lock_events (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT pg_catalog.statement_timestamp(),
+    role_id oid NOT NULL,
+    role_name name NOT NULL,
+    last_seen timestamptz,
+    idle interval NOT NULL,
+    reason text NOT NULL,
+    locked_by oid NOT NULL,
+    locked_by_name name NOT NULL
+);
+COMMENT ON TABLE customer_vault.role_lock_events IS
+    'append-only: every role set NOLOGIN by lock_stale_roles(), when, why and by whom (the session user)';
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.role_lock_events', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.role_lock_events_id_seq', '');
+
 --@ replay
 
 -- part MAP: event triggers need their functions (replayed above)

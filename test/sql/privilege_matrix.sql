@@ -71,6 +71,28 @@ INSERT INTO pm_probes VALUES
  (208, 'read subject_exports', 'SELECT * FROM customer_vault.subject_exports'),
  (209, 'erase subject_exports', 'DELETE FROM customer_vault.subject_exports');
 
+-- part BRAKE (issue 13): the exfiltration brake and stale accounts
+INSERT INTO pm_probes VALUES
+ (120, 'set_decrypt_limit()', 'SELECT customer_vault.set_decrypt_limit(''regress_pm_none'', 10)'),
+ (121, 'raise own decrypt_limit', 'SET customer_vault.decrypt_limit = 0'),
+ (122, 'raise own decrypt_rate_limit', 'SELECT set_config(''customer_vault.decrypt_rate_limit'', ''0'', true)'),
+ (123, 'decrypt_limits', 'SELECT * FROM customer_vault.decrypt_limits'),
+ (124, 'role_activity', 'SELECT * FROM customer_vault.role_activity'),
+ (125, '_role_activity()', 'SELECT * FROM customer_vault._role_activity()'),
+ (126, 'stale_roles()', 'SELECT * FROM customer_vault.stale_roles()'),
+ (127, 'lock_stale_roles() dry run', 'SELECT * FROM customer_vault.lock_stale_roles()'),
+ (128, '_lock_stale_roles()', 'SELECT * FROM customer_vault._lock_stale_roles(''90 days'', true, 0)'),
+ (129, 'schedule_lock_stale_roles()', 'SELECT customer_vault.schedule_lock_stale_roles()'),
+ (130, 'unschedule_lock_stale_roles()', 'SELECT customer_vault.unschedule_lock_stale_roles()'),
+ (131, 'role_lock_events', 'SELECT * FROM customer_vault.role_lock_events'),
+ (132, 'write role_lock_events', 'INSERT INTO customer_vault.role_lock_events (role_id, role_name, idle, reason, locked_by, locked_by_name) VALUES (1, ''x'', ''1 day'', ''x'', 1, ''x'')'),
+ (133, '_activity_shift()', 'SELECT customer_vault._activity_shift(''1 day'')'),
+ (134, '_activity_save()', 'SELECT customer_vault._activity_save()'),
+ (135, '_activity_notice()', 'SELECT customer_vault._activity_notice(ARRAY[0]::oid[])'),
+ (136, '_activity_tracking_since()', 'SELECT customer_vault._activity_tracking_since()'),
+ (137, '_lock_exempt_roles()', 'SELECT customer_vault._lock_exempt_roles()'),
+ (138, '_check_idle()', 'SELECT customer_vault._check_idle(''90 days'')');
+
 -- part FORGET (erasure): the keyed subject hash is internal
 INSERT INTO pm_probes VALUES
  (60, '_subject_hash()', 'SELECT customer_vault._subject_hash(''42'')');
