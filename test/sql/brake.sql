@@ -1,7 +1,7 @@
 -- The exfiltration brake (issue 13): customer_vault.decrypt_limit stops a
 -- statement that decrypts more values than the login role may; the admin sets
 -- it per role; the capped role cannot raise, reset or sidestep it.  The rate
--- (values per minute, per role) is tested across sessions in TAP 030.
+-- (values per minute, per role) is tested across sessions in TAP 031.
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE regress_brake_agent LOGIN IN ROLE customer_vault_reader;

@@ -3,7 +3,7 @@
 -- stale_roles() and set NOLOGIN by lock_stale_roles() (never superusers, the
 -- caller, exempt roles or the extension's roles; a dry run changes nothing).
 -- Time is faked with _activity_shift() (superuser only), which moves every
--- tracked time back.  Login tracking across a restart: TAP 030.
+-- tracked time back.  Login tracking across a restart: TAP 031.
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE regress_stale_reader LOGIN IN ROLE customer_vault_reader;    -- never seen
