@@ -30,6 +30,8 @@ REGRESS += subject_hash
 REGRESS += subject_map
 # the exfiltration brake and stale accounts (issue 13)
 REGRESS += brake stale_roles
+# erasure with receipts (part FORGET)
+REGRESS += forget_subject
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers

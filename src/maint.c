@@ -235,6 +235,11 @@ cv_maint_run(PG_FUNCTION_ARGS)
 						 " t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
 						 " AND t.ctid OPERATOR(pg_catalog.<) '(" INT64_FORMAT ",0)'::pg_catalog.tid AND (%s)",
 						 only, qualname, list, PG_GETARG_INT64(3), PG_GETARG_INT64(4), filter);
+	else if (strcmp(op, "delete_where") == 0)
+		/* every row the filter selects, at once (forget_subject: an indexed filter, any table kind) */
+		appendStringInfo(&sql, "DELETE FROM %s%s t WHERE (%s)", only, qualname, filter);
+	else if (strcmp(op, "update_where") == 0 && list != NULL)
+		appendStringInfo(&sql, "UPDATE %s%s t SET %s WHERE (%s)", only, qualname, list, filter);
 	else if (strcmp(op, "delete") == 0)
 		appendStringInfo(&sql,
 						 "DELETE FROM %s%s WHERE ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s FOR UPDATE OF t%s))",

@@ -258,7 +258,9 @@ BEGIN
         EXECUTE pg_catalog.format('SELECT min(l.id) FROM customer_vault.%I l', chain) INTO first_id;
         RETURN first_id;                -- entries without a head: none came through the functions
     END IF;
-    IF last_id IS NULL OR last_id < h.last_id THEN
+    IF last_id IS NULL AND h.last_id = 0 THEN
+        RETURN NULL;                        -- a head locked (forget_subject) before any entry
+    ELSIF last_id IS NULL OR last_id < h.last_id THEN
         RETURN COALESCE(last_id, 0) + 1;    -- entries removed at the end
     ELSIF last_id > h.last_id THEN
         RETURN h.last_id + 1;               -- entries added behind the functions' backs

@@ -98,7 +98,10 @@ COMMENT ON FUNCTION customer_vault._maint_time(timestamptz) IS
 --   kind 'purge_counts'   params {as_of}: expired, held, to_purge
 --   kind 'purge_shred'    params {as_of}: shreds the subjects a shred takes (as
 --                         the caller, after the query); only their number comes back
--- op: delete | update | select | alter; list: SET list, select list or ALTER
+--   kind 'forget_keys', 'forget_delete', 'forget_anonymize', 'forget_keep'  params {subject[, fk]}:
+--                         forget_subject's statements (_erasure_sql, 75_erasure.sql)
+-- op: delete | update | select | alter | delete_where | update_where (the
+-- filter applied directly, not batched by ctid: any table kind); list: SET list, select list or ALTER
 -- actions; filter: the rows (alias t); bind: the text[] given as $1.
 CREATE OR REPLACE FUNCTION customer_vault._maint_sql(kind text, tbl regclass, params text[],
                                                     OUT op text, OUT list text, OUT filter text,
@@ -236,6 +239,11 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('the %s action is not walked in batches', r.action);
         END IF;
+    ELSIF kind IN ('forget_keys', 'forget_delete', 'forget_anonymize', 'forget_keep') THEN
+        -- erasure: a subject's rows deleted, anonymized or counted (75_erasure.sql)
+        SELECT x.op, x.list, x.filter, x.privilege, x.key_name, x.bind
+          INTO op, list, filter, privilege, key_name, bind
+          FROM customer_vault._erasure_sql(kind, tbl, params) x;
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = format('unknown maintenance kind %L', kind);
     END IF;

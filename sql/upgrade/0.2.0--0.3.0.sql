@@ -23,6 +23,27 @@ CREATE TABLE customer_vault.subject_exports (
 CREATE INDEX subject_exports_subject_hash_idx ON customer_vault.subject_exports (subject_hash);
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_exports', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.subject_exports_id_seq', '');
+-- part FORGET (75_erasure.sql): erasure receipts, append-only and hash-chained
+CREATE TABLE customer_vault.erasure_receipts (
+    id           bigint PRIMARY KEY,
+    at           timestamptz NOT NULL,
+    role_id      oid NOT NULL,
+    session_role name NOT NULL,
+    acting_role  name NOT NULL,
+    subject_hash bytea NOT NULL CHECK (pg_catalog.length(subject_hash) = 32),
+    reason       text NOT NULL CHECK (pg_catalog.btrim(reason) <> ''),
+    counts       jsonb NOT NULL,
+    prev_hash    bytea,
+    hash         bytea NOT NULL
+);
+CREATE INDEX erasure_receipts_subject_hash_idx ON customer_vault.erasure_receipts (subject_hash);
+CREATE TABLE customer_vault.erasure_receipts_head (
+    chain     text PRIMARY KEY CHECK (chain = 'erasure_receipts'),
+    last_id   bigint NOT NULL,
+    last_hash bytea
+);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.erasure_receipts', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.erasure_receipts_head', '');
 
 -- BRAKE (issue 13): the append-only log of roles locked by lock_stale_roles()
 CREATE TABLE customer_vault.role_lock_events (

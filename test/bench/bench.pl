@@ -26,7 +26,7 @@
 #                          counts (default: the server's, raised to BENCH_ROWS
 #                          when smaller; below the live consents of a purpose
 #                          it measures the index-probe fallback)
-#   BENCH_SECTIONS="insert read lookup consent purge rotation"
+#   BENCH_SECTIONS="insert read lookup consent purge rotation forget"
 #                          the sections to run (default all; read, lookup and
 #                          rotation need the tables insert fills and bring it in)
 #   BENCH_PURGE_RATE=100   single-row INSERTs per second of the concurrent
@@ -68,7 +68,7 @@ my $PURGE_HOLD = 7;
 my $WRITER_APP = 'bench_purge_writer';
 
 # the sections to run, in this order; read, lookup and rotation work on the insert tables
-my @ALL = qw(insert read lookup consent purge rotation);
+my @ALL = qw(insert read lookup consent purge rotation forget);
 my %want;
 for my $s (split /[\s,]+/, $ENV{BENCH_SECTIONS} // "@ALL")
 {

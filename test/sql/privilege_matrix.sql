@@ -93,9 +93,24 @@ INSERT INTO pm_probes VALUES
  (137, '_lock_exempt_roles()', 'SELECT customer_vault._lock_exempt_roles()'),
  (138, '_check_idle()', 'SELECT customer_vault._check_idle(''90 days'')');
 
--- part FORGET (erasure): the keyed subject hash is internal
+-- part FORGET (erasure): the keyed subject hash and the erasure helpers are
+-- internal; the admin erases, admin and auditor verify and ask
 INSERT INTO pm_probes VALUES
- (60, '_subject_hash()', 'SELECT customer_vault._subject_hash(''42'')');
+ (60, '_subject_hash()', 'SELECT customer_vault._subject_hash(''42'')'),
+ (61, 'forget_subject()', 'SELECT customer_vault.forget_subject(''pm-nobody'', ''probe'')'),
+ (62, 'verify_receipts()', 'SELECT customer_vault.verify_receipts()'),
+ (63, 'was_forgotten()', 'SELECT customer_vault.was_forgotten(''pm-nobody'')'),
+ (64, 'read erasure_receipts', 'SELECT * FROM customer_vault.erasure_receipts'),
+ (65, 'write erasure_receipts', 'INSERT INTO customer_vault.erasure_receipts SELECT * FROM customer_vault.erasure_receipts LIMIT 1'),
+ (66, 'erasure_receipts_head', 'UPDATE customer_vault.erasure_receipts_head SET last_id = 0'),
+ (67, '_receipt_next()', 'SELECT customer_vault._receipt_next()'),
+ (68, '_receipt_hash()', 'SELECT customer_vault._receipt_hash(r) FROM customer_vault.erasure_receipts r'),
+ (69, '_receipt_json()', 'SELECT customer_vault._receipt_json(NULL::customer_vault.erasure_receipts)'),
+ (70, '_erasure_filter()', 'SELECT customer_vault._erasure_filter(''pm_t'', ''1'')'),
+ (71, '_erasure_sql()', 'SELECT customer_vault._erasure_sql(''forget_delete'', ''pm_t'', ARRAY[''1''])'),
+ (72, '_erasure_treatment()', 'SELECT customer_vault._erasure_treatment(''pm_t'')'),
+ (73, '_same_subject()', 'SELECT customer_vault._same_subject(''1'', ''01'')'),
+ (74, '_maint_run(forget_delete)', 'SELECT customer_vault._maint_run(''forget_delete'', ''pm_t'', ARRAY[''1''])');
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
