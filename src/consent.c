@@ -50,6 +50,7 @@
 #include <sys/mman.h>
 
 #include "access/genam.h"
+#include "access/parallel.h"
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
@@ -209,6 +210,7 @@ cvsubj_free(cvsubj_hash *type, void *pointer)
 #define CV_PURPOSE_UNLOADED	0
 #define CV_PURPOSE_LOADED	1
 #define CV_PURPOSE_PROBE	2	/* too many consents to cache: probe the index */
+#define CV_PURPOSE_SHARED	3	/* answered by a version of the shared cache */
 
 typedef struct CvPurpose
 {
@@ -227,6 +229,7 @@ typedef struct CvPurpose
 	int64		num_max;
 	uint64	   *granted_bits;	/* a live opt-in */
 	uint64	   *until_bits;		/* ... with an end date (kept in subjects) */
+	const CvScache *shared;		/* CV_PURPOSE_SHARED: the version (scache.c) */
 } CvPurpose;
 
 /*
@@ -285,6 +288,7 @@ cv_consent_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(cv_consent_shmem_size());
+	RequestAddinShmemSpace(ScacheShmemSize());
 }
 #endif
 
@@ -306,6 +310,7 @@ cv_consent_shmem_startup(void)
 		cv_shared->evicted_xid = InvalidTransactionId;
 		memset(cv_shared->ring, 0, sizeof(cv_shared->ring));
 	}
+	ScacheShmemInit();
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -414,6 +419,50 @@ cv_consent_commits_visible(Snapshot snap, uint64 f)
 	return ok;
 }
 
+/* the shared "started" counter (0 without shared_preload_libraries) */
+uint64
+CvConsentStarted(void)
+{
+	return cv_shared != NULL ? pg_atomic_read_u64(&cv_shared->started) : 0;
+}
+
+/*
+ * Whether snap sees exactly the consent changes finished so far, none being
+ * in flight: then *tag is the "finished" value that state is known by (the
+ * rule by which a cache read under snap may serve other snapshots).
+ */
+bool
+CvConsentSnapshotTag(Snapshot snap, uint64 *tag)
+{
+	uint64		finished;
+	uint64		started;
+
+	if (cv_shared == NULL || snap->takenDuringRecovery || RecoveryInProgress())
+		return false;
+	finished = pg_atomic_read_u64(&cv_shared->finished);
+	pg_memory_barrier();
+	started = pg_atomic_read_u64(&cv_shared->started);
+	if (started != finished || !cv_consent_commits_visible(snap, finished))
+		return false;
+	*tag = finished;
+	return true;
+}
+
+/*
+ * Whether a cache read at tag answers for snap: no consent change has
+ * started since, and snap sees every one up to tag.
+ */
+bool
+CvConsentTagValid(Snapshot snap, uint64 tag)
+{
+	if (cv_shared == NULL || snap->takenDuringRecovery || RecoveryInProgress())
+		return false;
+	if (!cv_consent_commits_visible(snap, tag))
+		return false;			/* also: "finished" moved past tag */
+	pg_memory_barrier();
+	return pg_atomic_read_u64(&cv_shared->started) == tag;
+}
+
 /* writers: bump the counters around the commit; everyone: forget on abort */
 static void
 cv_consent_xact_callback(XactEvent event, void *arg)
@@ -442,6 +491,9 @@ cv_consent_xact_callback(XactEvent event, void *arg)
 			if (cv_consent_bumped && cv_shared != NULL)
 				cv_consent_record_finish(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT);
 			if (event == XACT_EVENT_ABORT && cv_consent_dirty)
+				cv_consent_reset();
+			/* shared versions replaced meanwhile are unmapped: forget pointers into them */
+			if (cv_shared != NULL && CvScacheAtXactEnd())
 				cv_consent_reset();
 			cv_consent_bumped = false;
 			cv_consent_dirty = false;
@@ -474,6 +526,7 @@ ConsentInit(void)
 		shmem_request_hook = cv_consent_shmem_request;
 #else
 		RequestAddinShmemSpace(cv_consent_shmem_size());
+		RequestAddinShmemSpace(ScacheShmemSize());
 #endif
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = cv_consent_shmem_startup;
@@ -933,6 +986,32 @@ cv_consent_load_purpose(CvPurpose *p, Snapshot snap)
 {
 	volatile int state = CV_PURPOSE_UNLOADED;
 
+	/*
+	 * The shared cache, unless this transaction changed consent data itself
+	 * (its snapshot sees its own changes), or this is a parallel worker whose
+	 * leader has written (it might have, and the worker cannot tell), or a
+	 * hot standby (no counters move with replayed changes).
+	 */
+	if (cv_shared != NULL && !cv_consent_dirty && !snap->takenDuringRecovery &&
+		!RecoveryInProgress() &&
+		!(IsParallelWorker() && TransactionIdIsValid(GetTopTransactionIdIfAny())))
+	{
+		PG_TRY();
+		{
+			p->shared = CvScacheGet(p->name, cv_cstate_relid, snap);
+		}
+		PG_CATCH();
+		{
+			cv_consent_reset();
+			PG_RE_THROW();
+		}
+		PG_END_TRY();
+		if (p->shared != NULL)
+		{
+			p->state = CV_PURPOSE_SHARED;
+			return;
+		}
+	}
 	PG_TRY();
 	{
 		state = cv_consent_load_scan(p, snap);
@@ -1072,6 +1151,8 @@ cv_consent_lookup(CvPurpose *p, const char *s, int len, int64 num, Snapshot snap
 
 	if (p->state == CV_PURPOSE_UNLOADED)
 		cv_consent_load_purpose(p, snap);
+	if (p->state == CV_PURPOSE_SHARED)
+		return CvScacheLookup(p->shared, s, len, num, GetCurrentTransactionStartTimestamp());
 	if (p->state == CV_PURPOSE_PROBE)
 	{
 		if (s == NULL)
@@ -1200,6 +1281,39 @@ PG_FUNCTION_INFO_V1(cv_may_process);
 PG_FUNCTION_INFO_V1(cv_may_process_int8);
 PG_FUNCTION_INFO_V1(cv_consent_changed);
 PG_FUNCTION_INFO_V1(cv_consent_cache_builds);
+
+PG_FUNCTION_INFO_V1(cv_consent_cache_source);
+
+/*
+ * _consent_cache_source(purpose): what answers this backend's consent checks
+ * of a purpose for the current snapshot: 'shared <version>', 'local' (its own
+ * cache), 'probe' (an index probe per call), or 'unloaded'; NULL for an
+ * unknown purpose.  Prepares the cache for the snapshot like a check does
+ * (tests).
+ */
+Datum
+cv_consent_cache_source(PG_FUNCTION_ARGS)
+{
+	text	   *purpose = PG_GETARG_TEXT_PP(0);
+	CvPurpose  *p;
+
+	(void) cv_consent_prepare();
+	p = cv_purpose_find(fcinfo, VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose));
+	if (p == NULL)
+		PG_RETURN_NULL();
+	switch (p->state)
+	{
+		case CV_PURPOSE_SHARED:
+			PG_RETURN_TEXT_P(cstring_to_text(psprintf("shared " UINT64_FORMAT,
+													  CvScacheVersion(p->shared))));
+		case CV_PURPOSE_LOADED:
+			PG_RETURN_TEXT_P(cstring_to_text("local"));
+		case CV_PURPOSE_PROBE:
+			PG_RETURN_TEXT_P(cstring_to_text("probe"));
+		default:
+			PG_RETURN_TEXT_P(cstring_to_text("unloaded"));
+	}
+}
 
 /* _consent_cache_builds(): how often this backend has read its consent cache (tests) */
 Datum

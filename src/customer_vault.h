@@ -11,6 +11,7 @@
 #include "postgres.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/snapshot.h"
 
 /* the varlena macros moved out of postgres.h into varatt.h in 16 */
 #if PG_VERSION_NUM >= 160000
@@ -62,6 +63,20 @@ extern void CvBrakeNoteDecrypt(uint32 key_id);
 /* consent.c */
 extern int	cv_consent_cache_size;
 extern void ConsentInit(void);
+extern uint64 CvConsentStarted(void);
+extern bool CvConsentSnapshotTag(Snapshot snap, uint64 *tag);
+extern bool CvConsentTagValid(Snapshot snap, uint64 tag);
+
+/* scache.c: the shared consent cache */
+typedef struct CvScache CvScache;
+extern int	cv_shared_consent_cache_kb;
+extern int	cv_consent_build_delay_ms;
+extern Size ScacheShmemSize(void);
+extern void ScacheShmemInit(void);
+extern const CvScache *CvScacheGet(const char *purpose, Oid cstate_relid, Snapshot snap);
+extern bool CvScacheLookup(const CvScache *sc, const char *s, int len, int64 num, int64 now);
+extern bool CvScacheAtXactEnd(void);
+extern uint64 CvScacheVersion(const CvScache *sc);
 
 /* labels.c */
 extern void LabelsInit(void);

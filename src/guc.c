@@ -146,5 +146,21 @@ GucInit(void)
 							   0,
 							   cv_role_list_check, NULL, NULL);
 
+	DefineCustomIntVariable("customer_vault.shared_consent_cache_size",
+							"Most shared memory the shared consent cache takes, over all databases and purposes.",
+							"0 turns the shared cache off. A purpose whose version would not fit is answered by each backend's own cache.",
+							&cv_shared_consent_cache_kb,
+							262144, 0, INT_MAX / 2,
+							PGC_SIGHUP, GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("customer_vault.consent_build_delay",
+							"Test only: sleep this long inside each build of a shared consent cache version.",
+							"For tests of changes committed while a version is built; never set it in production.",
+							&cv_consent_build_delay_ms,
+							0, 0, 600000,
+							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved(CV_GUC_PREFIX);
 }

@@ -446,6 +446,21 @@ CREATE OR REPLACE FUNCTION customer_vault._consent_cache_builds() RETURNS bigint
 COMMENT ON FUNCTION customer_vault._consent_cache_builds() IS
     'internal: how often this backend has read its consent cache (for tests and tuning)';
 
+-- the shared consent cache (src/scache.c): what it holds, and what answers a session's checks
+CREATE OR REPLACE FUNCTION customer_vault._consent_shared_cache(
+        OUT purpose text, OUT state text, OUT version bigint, OUT subjects bigint, OUT bytes bigint,
+        OUT current boolean)
+    RETURNS SETOF record
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE ROWS 10
+    AS 'MODULE_PATHNAME', 'cv_consent_shared_cache';
+COMMENT ON FUNCTION customer_vault._consent_shared_cache() IS
+    'internal: the versions of this database''s shared consent cache (for tests and tuning)';
+CREATE OR REPLACE FUNCTION customer_vault._consent_cache_source(purpose text) RETURNS text
+    LANGUAGE C VOLATILE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_consent_cache_source';
+COMMENT ON FUNCTION customer_vault._consent_cache_source(text) IS
+    'internal: what answers this session''s consent checks of a purpose now: shared <version>, local, probe or unloaded (for tests)';
+
 CREATE OR REPLACE VIEW customer_vault.current_consents AS
     SELECT s.subject, s.purpose, p.lawful_basis,
            CASE WHEN NOT s.granted THEN 'withdrawn'

@@ -136,6 +136,19 @@ SELECT bench.set_fact('int_path', CASE WHEN small THEN 'index probe per row (cac
                                                       ELSE '' END END)
   FROM (SELECT bench.fact('cache_set_to') <> '' AND bench.fact('cache_set_to')::bigint < bench.ifact('consented') AS small) x;
 
+-- serial, or parallel with n workers planned: the plan of a count, for the notes
+CREATE FUNCTION bench.plan_shape(q text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    line text;
+    workers text;
+BEGIN
+    FOR line IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP
+        IF line ~ 'Workers Planned: [0-9]+' THEN
+            workers := substring(line FROM 'Workers Planned: ([0-9]+)');
+        END IF;
+    END LOOP;
+    RETURN CASE WHEN workers IS NULL THEN 'serial plan' ELSE 'parallel plan, ' || workers || ' workers' END;
+END $$;
 -- plan shapes, for the notes; may_process must be in the plan as the role
 DO $$
 DECLARE
@@ -165,18 +178,25 @@ SELECT count(*) FROM bench.c_text;
 \endif
 
 \if :p_rep
--- one new session per table: the first count cold, the reps counts after it
--- warm (consent_count.sql)
+-- one new session per table and kind: the first count cold, the reps counts
+-- after it warm (consent_count.sql).  A consent change first (define_purpose
+-- rewrites the purpose: the shared cache's versions are no longer current),
+-- so the first session of each purpose builds the shared version (_cold) and
+-- the next new session finds it (_new); then the same with parallel query.
 SELECT bench.fact('cache_set_to') <> '' AS set_cache, bench.fact('cache_set_to') AS cache_to,
        bench.fact('consented') AS consented \gset
+\set par false
 \set key cs_plain
 \set tbl bench.c_plain
 \set expect :n
 \set as_role true
 \ir consent_count.sql
+SELECT customer_vault.define_purpose('marketing', 'consent', 'benchmark: integer subjects');
 \set key cs_pol
 \set tbl bench.c_policy
 \set expect :consented
+\ir consent_count.sql
+\set key cs_polnew
 \ir consent_count.sql
 \set key cs_ex
 \set tbl bench.c_exists
@@ -190,6 +210,43 @@ SELECT bench.fact('cache_set_to') <> '' AS set_cache, bench.fact('cache_set_to')
 \set expect :consented
 \set as_role true
 \ir consent_count.sql
+\set key cs_txtnew
+\ir consent_count.sql
+-- parallel query allowed (the server's default of 2 workers per gather)
+\set par true
+\set key cs_plainpar
+\set tbl bench.c_plain
+\set expect :n
+\ir consent_count.sql
+\set key cs_txtbasepar
+\set tbl bench.c_text
+\set as_role false
+\ir consent_count.sql
+SELECT customer_vault.define_purpose('marketing', 'consent', 'benchmark: integer subjects');
+\set as_role true
+\set expect :consented
+\set key cs_polpar
+\set tbl bench.c_policy
+\ir consent_count.sql
+\set key cs_polparnew
+\ir consent_count.sql
+\set key cs_txtpar
+\set tbl bench.c_text
+\ir consent_count.sql
+\set key cs_txtparnew
+\ir consent_count.sql
+\set par false
+-- the plans of the parallel counts, for the notes
+\c
+SET max_parallel_workers_per_gather = 2;
+SET ROLE bench_marketer;
+SELECT bench.plan_shape('SELECT count(*) FROM bench.c_plain') AS shape_plain,
+       bench.plan_shape('SELECT count(*) FROM bench.c_policy') AS shape_pol,
+       bench.plan_shape('SELECT count(*) FROM bench.c_text') AS shape_txt \gset
+RESET ROLE;
+SELECT bench.plan_shape('SELECT count(*) FROM bench.c_text') AS shape_txtbase \gset
+SELECT bench.set_fact('shape_plain', :'shape_plain'), bench.set_fact('shape_pol', :'shape_pol'),
+       bench.set_fact('shape_txt', :'shape_txt'), bench.set_fact('shape_txtbase', :'shape_txtbase');
 \endif
 
 \if :p_report
@@ -202,6 +259,8 @@ DECLARE
     tb float8 := bench.m('cs_txtbase_warm');
     tbr float8 := bench.us(tb, n);
     m float8;
+    pb float8;
+    pt float8;
     grants bigint := bench.ifact('grants');
 BEGIN
     PERFORM bench.row('consent', 'count(*), no RLS', cp, bench.s('cs_plain_warm'), cpr, NULL, 1,
@@ -212,11 +271,15 @@ BEGIN
         bench.us(m, n) - cpr, m / cp,
         'may_process(id::bigint, ''marketing''), ' || bench.fact('int_path') || '; ' || k || ' of ' || n
         || ' rows visible; ' || bench.fact('cache_note'));
-    m := bench.m('cs_pol_cold');
-    PERFORM bench.row('consent', 'count(*), consent policy, cold (new session)', m, bench.s('cs_pol_cold'), bench.us(m, n),
+    m := bench.m('cs_polnew_cold');
+    PERFORM bench.row('consent', 'count(*), consent policy, cold (new session)', m, bench.s('cs_polnew_cold'), bench.us(m, n),
         bench.us(m, n) - cpr, m / cp,
-        'first count of a session: builds the cache from consent_state (' || bench.fact('state_rows')
-        || ' rows); ratio to warm no RLS');
+        'first count of a new session while the shared cache holds the purpose (the usual case); ratio to warm no RLS');
+    m := bench.m('cs_pol_cold');
+    PERFORM bench.row('consent', 'count(*), consent policy, first session after a consent change', m, bench.s('cs_pol_cold'), bench.us(m, n),
+        bench.us(m, n) - cpr, m / cp,
+        'builds the shared version from consent_state (' || bench.fact('state_rows')
+        || ' rows), once per change and purpose for all sessions; ratio to warm no RLS');
     m := bench.m('cs_ex_warm');
     PERFORM bench.row('consent', 'count(*), EXISTS subquery policy', m, bench.s('cs_ex_warm'), bench.us(m, n),
         bench.us(m, n) - cpr, m / cp,
@@ -229,9 +292,36 @@ BEGIN
     PERFORM bench.row('consent', 'count(*), text subjects, consent policy, warm', m, bench.s('cs_txt_warm'), bench.us(m, n),
         bench.us(m, n) - tbr, m / tb,
         'may_process(subject::text, ''newsletter''), ' || bench.fact('txt_path') || '; ' || k || ' of ' || n || ' rows visible');
+    m := bench.m('cs_txtnew_cold');
+    PERFORM bench.row('consent', 'count(*), text subjects, consent policy, cold (new session)', m, bench.s('cs_txtnew_cold'), bench.us(m, n),
+        bench.us(m, n) - tbr, m / tb, 'first count of a new session, the shared version built; ratio to warm no RLS');
     m := bench.m('cs_txt_cold');
-    PERFORM bench.row('consent', 'count(*), text subjects, consent policy, cold', m, bench.s('cs_txt_cold'), bench.us(m, n),
-        bench.us(m, n) - tbr, m / tb, 'first count of a session (builds the cache); ratio to warm no RLS');
+    PERFORM bench.row('consent', 'count(*), text subjects, first session after a consent change', m, bench.s('cs_txt_cold'), bench.us(m, n),
+        bench.us(m, n) - tbr, m / tb, 'builds the shared version; ratio to warm no RLS');
+    -- parallel query allowed: each ratio to the plain count at its best plan (serial or parallel)
+    pb := least(cp, bench.m('cs_plainpar_warm'));
+    PERFORM bench.row('consent', 'count(*), no RLS, parallel allowed', bench.m('cs_plainpar_warm'), bench.s('cs_plainpar_warm'),
+        bench.us(bench.m('cs_plainpar_warm'), n), NULL, bench.m('cs_plainpar_warm') / cp,
+        'max_parallel_workers_per_gather = 2, ' || bench.fact('shape_plain') || '; ratio to serial');
+    m := bench.m('cs_polpar_warm');
+    PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, warm', m, bench.s('cs_polpar_warm'), bench.us(m, n),
+        NULL, m / pb, bench.fact('shape_pol') || '; workers answer from the shared version; ratio to the best plain count ('
+        || bench.f(pb, 4) || ' s)');
+    m := bench.m('cs_polparnew_cold');
+    PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, cold (new session)', m, bench.s('cs_polparnew_cold'),
+        bench.us(m, n), NULL, m / pb, 'first count of a new session; ratio to the best plain count');
+    m := bench.m('cs_polpar_cold');
+    PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, first session after a consent change', m,
+        bench.s('cs_polpar_cold'), bench.us(m, n), NULL, m / pb,
+        'leader and workers: one builds the shared version, the others wait for it; ratio to the best plain count');
+    pt := least(tb, bench.m('cs_txtbasepar_warm'));
+    m := bench.m('cs_txtpar_warm');
+    PERFORM bench.row('consent', 'count(*), text subjects, consent policy, parallel allowed, warm', m, bench.s('cs_txtpar_warm'),
+        bench.us(m, n), NULL, m / pt, bench.fact('shape_txt') || '; ratio to the best no-RLS count of the table ('
+        || bench.f(pt, 4) || ' s, ' || bench.fact('shape_txtbase') || ')');
+    m := bench.m('cs_txtparnew_cold');
+    PERFORM bench.row('consent', 'count(*), text subjects, consent policy, parallel allowed, cold (new session)', m,
+        bench.s('cs_txtparnew_cold'), bench.us(m, n), NULL, m / pt, 'first count of a new session; ratio to the best no-RLS count');
     m := bench.m('cs_grant');
     PERFORM bench.row('consent', 'grant_consent(), per call', m, bench.s('cs_grant'),
         CASE WHEN grants > 0 THEN bench.us(m, grants) END, NULL, NULL,

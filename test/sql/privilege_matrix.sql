@@ -111,6 +111,10 @@ INSERT INTO pm_probes VALUES
  (72, '_erasure_treatment()', 'SELECT customer_vault._erasure_treatment(''pm_t'')'),
  (73, '_same_subject()', 'SELECT customer_vault._same_subject(''1'', ''01'')'),
  (74, '_maint_run(forget_delete)', 'SELECT customer_vault._maint_run(''forget_delete'', ''pm_t'', ARRAY[''1''])');
+-- part SCACHE (issue 15): the shared consent cache's helpers are internal
+INSERT INTO pm_probes VALUES
+ (150, '_consent_shared_cache()', 'SELECT * FROM customer_vault._consent_shared_cache()'),
+ (151, '_consent_cache_source()', 'SELECT customer_vault._consent_cache_source(''pm'')');
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
