@@ -161,6 +161,7 @@ typedef struct CvScAttached
 	Oid			relid;
 	uint64		version;
 	uint64		tag;
+	bool		published;		/* false: built for one snapshot, never shared */
 	char		purpose[NAMEDATALEN];
 	dsm_segment *seg;
 	const CvScache *sc;
@@ -331,11 +332,15 @@ CvScacheLookup(const CvScache *sc, const char *s, int len, int64 num, int64 now)
 	{
 		const CvScFamily *f = &sc->fam[1];
 
+		/*
+		 * The prefix ends in a non-digit, so <prefix><canonical integer> is
+		 * exactly what sc_split gave the build this prefix for.
+		 */
 		if (len > f->plen && memcmp(s, f->prefix, f->plen) == 0)
 		{
-			int64		n = -1;
+			int64		n = sc_number(s + f->plen, len - f->plen);
 
-			if (sc_split(s, len, &n) == f->plen)
+			if (n >= 0)
 			{
 				int			b = sc_bit(sc, f, n);
 
@@ -642,7 +647,7 @@ sc_detach(int i)
 
 /* remember a mapping (the caller checked there is room) */
 static const CvScache *
-sc_remember(dsm_segment *seg, uint64 tag)
+sc_remember(dsm_segment *seg, uint64 tag, bool published)
 {
 	const CvScache *sc = dsm_segment_address(seg);
 	int			i;
@@ -661,6 +666,7 @@ sc_remember(dsm_segment *seg, uint64 tag)
 	sc_attached[sc_nattached].relid = sc->relid;
 	sc_attached[sc_nattached].version = sc->version;
 	sc_attached[sc_nattached].tag = tag;
+	sc_attached[sc_nattached].published = published;
 	strlcpy(sc_attached[sc_nattached].purpose, sc->purpose, NAMEDATALEN);
 	sc_attached[sc_nattached].seg = seg;
 	sc_attached[sc_nattached].sc = sc;
@@ -729,7 +735,7 @@ sc_try_attach(const char *purpose, Oid relid, Snapshot snap, bool *building)
 		dsm_detach(seg);		/* a handle reused by another segment */
 		return NULL;
 	}
-	return sc_remember(seg, tag);
+	return sc_remember(seg, tag, true);
 }
 
 /* claim the slot of (this database, purpose) for a build: the slot, or -1 */
@@ -929,10 +935,10 @@ CvScacheGet(const char *purpose, Oid cstate_relid, Snapshot snap)
 	}
 	/* the tag it answers for: the snapshot must still see exactly the finished changes */
 	if (CvConsentSnapshotTag(snap, &tag) && sc_publish(seg, tag, limit))
-		return sc_remember(seg, tag);
+		return sc_remember(seg, tag, true);
 	sc_release_claim();
 	/* not published: still right for this snapshot, kept for this transaction only */
-	return sc_remember(seg, UINT64CONST(0));
+	return sc_remember(seg, 0, false);
 }
 
 /*
@@ -944,23 +950,21 @@ bool
 CvScacheAtXactEnd(void)
 {
 	bool		any = false;
+	uint64		started;
 	int			i;
 
 	if (sc_building >= 0)
 		sc_release_claim();
+	if (sc_nattached == 0)
+		return false;
+	/*
+	 * A version stays of use while no consent change has started since its
+	 * tag (lock-free: no spinlock on every commit of every backend).
+	 */
+	started = CvConsentStarted();
 	for (i = sc_nattached - 1; i >= 0; i--)
 	{
-		bool		current = false;
-		int			j;
-
-		SpinLockAcquire(&sc_shared->mutex);
-		j = sc_find(sc_attached[i].purpose, sc_attached[i].relid);
-		if (j >= 0 && sc_shared->e[j].state == CV_SC_READY &&
-			sc_shared->e[j].version == sc_attached[i].version &&
-			sc_shared->e[j].tag == CvConsentStarted())
-			current = true;
-		SpinLockRelease(&sc_shared->mutex);
-		if (!current)
+		if (!sc_attached[i].published || sc_attached[i].tag != started)
 		{
 			sc_detach(i);
 			any = true;
