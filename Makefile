@@ -32,6 +32,7 @@ REGRESS += subject_map
 REGRESS += brake stale_roles
 # erasure with receipts (part FORGET)
 REGRESS += forget_subject
+REGRESS += compliance_report privilege_drift
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers

@@ -51,6 +51,7 @@ extern char *cv_root_key_file;
 extern char *cv_root_key_command;
 extern char *cv_previous_root_key_file;
 extern char *cv_purpose;
+extern int	cv_key_max_age;
 extern void GucInit(void);
 
 /* brake.c: decrypt limits per statement and per role, role activity */

@@ -17,6 +17,7 @@ char	   *cv_root_key_file = NULL;
 char	   *cv_root_key_command = NULL;
 char	   *cv_previous_root_key_file = NULL;
 char	   *cv_purpose = NULL;
+int			cv_key_max_age = 365 * 24 * 3600;
 
 /* a changed key source invalidates the root key and every unwrapped data key */
 static void
@@ -160,6 +161,14 @@ GucInit(void)
 							&cv_consent_build_delay_ms,
 							0, 0, 600000,
 							PGC_SUSET, GUC_UNIT_MS | GUC_NOT_IN_SAMPLE | GUC_NO_SHOW_ALL,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("customer_vault.key_max_age",
+							"Named data keys whose active version is older than this are reported by compliance_report().",
+							"A duration such as 365d or 2160h; 0 turns the finding off.",
+							&cv_key_max_age,
+							365 * 24 * 3600, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved(CV_GUC_PREFIX);

@@ -224,6 +224,10 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea),
     customer_vault.blind_index(text, text), customer_vault.blind_index(text, text, integer)
     TO customer_vault_reader;
-GRANT EXECUTE ON FUNCTION customer_vault.version(),
+-- the auditor reads logs, reports and verify functions only: key_of (which
+-- key sealed a value it was given) is none of those; 0.1.0 and 0.2.0 granted
+-- it, taken back here so that updates match
+GRANT EXECUTE ON FUNCTION customer_vault.version() TO customer_vault_auditor;
+REVOKE EXECUTE ON FUNCTION
     customer_vault.key_of(customer_vault.encrypted_text), customer_vault.key_of(customer_vault.encrypted_bytea)
-    TO customer_vault_auditor;
+    FROM customer_vault_auditor;

@@ -62,6 +62,20 @@ COMMENT ON TABLE customer_vault.role_lock_events IS
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.role_lock_events', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.role_lock_events_id_seq', '');
 
+-- part REPORT: the declared privilege matrix and the scratch table of the
+-- scripts (sql/src/00_declared_privileges.sql; filled by the replay)
+CREATE TABLE customer_vault.privilege_matrix (
+    object    text NOT NULL,
+    role      name NOT NULL,
+    privilege text NOT NULL,
+    CONSTRAINT privilege_matrix_pkey PRIMARY KEY (object, role, privilege)
+);
+CREATE TABLE customer_vault._privilege_carry (
+    object    text NOT NULL,
+    role      name NOT NULL,
+    privilege text NOT NULL
+);
+
 --@ replay
 
 -- part MAP: event triggers need their functions (replayed above)

@@ -115,6 +115,15 @@ INSERT INTO pm_probes VALUES
 INSERT INTO pm_probes VALUES
  (150, '_consent_shared_cache()', 'SELECT * FROM customer_vault._consent_shared_cache()'),
  (151, '_consent_cache_source()', 'SELECT customer_vault._consent_cache_source(''pm'')');
+-- part REPORT: the reports are for the admin and the auditor; their helpers
+-- and the declared matrix's writes for nobody
+INSERT INTO pm_probes VALUES
+ (80, 'compliance_report()', 'SELECT customer_vault.compliance_report()'),
+ (81, '_report_findings()', 'SELECT customer_vault._report_findings()'),
+ (82, 'privilege_drift()', 'SELECT customer_vault.privilege_drift()'),
+ (83, 'read privilege matrix', 'SELECT * FROM customer_vault.privilege_matrix'),
+ (84, 'write privilege matrix', 'DELETE FROM customer_vault.privilege_matrix'),
+ (85, '_granted_privileges()', 'SELECT customer_vault._granted_privileges(true)');
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
