@@ -47,6 +47,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/varlena.h"
 
@@ -660,12 +661,51 @@ cv_activity_tracking_since(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(since);
 }
 
+/*
+ * Forget the entries of dropped roles, so that a role created later with a
+ * reused OID does not inherit their history (checked without the lock held).
+ */
+static void
+cv_activity_forget_dropped(void)
+{
+	HASH_SEQ_STATUS status;
+	CvRoleActivity *e;
+	Oid		   *roles;
+	int			n = 0;
+	int			i;
+
+	roles = palloc(sizeof(Oid) * CV_ACTIVITY_MAX);
+	LWLockAcquire(cv_brake->lock, LW_SHARED);
+	hash_seq_init(&status, cv_activity);
+	while ((e = hash_seq_search(&status)) != NULL)
+	{
+		if (n >= CV_ACTIVITY_MAX)
+		{
+			hash_seq_term(&status);
+			break;
+		}
+		roles[n++] = e->role;
+	}
+	LWLockRelease(cv_brake->lock);
+	for (i = 0; i < n; i++)
+	{
+		if (SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(roles[i])))
+			continue;
+		LWLockAcquire(cv_brake->lock, LW_EXCLUSIVE);
+		(void) hash_search(cv_activity, &roles[i], HASH_REMOVE, NULL);
+		cv_brake->dirty = true;
+		LWLockRelease(cv_brake->lock);
+	}
+	pfree(roles);
+}
+
 PG_FUNCTION_INFO_V1(cv_activity_notice);
 
 /*
  * _activity_notice(roles oid[]): start tracking these roles (their "noticed"
  * time is now) unless already tracked; a role never seen counts as idle
- * only from the time it was noticed.  Returns how many were new.
+ * only from the time it was noticed.  Entries of dropped roles are removed.
+ * Returns how many were new.
  */
 Datum
 cv_activity_notice(PG_FUNCTION_ARGS)
@@ -701,6 +741,7 @@ cv_activity_notice(PG_FUNCTION_ARGS)
 		}
 	}
 	LWLockRelease(cv_brake->lock);
+	cv_activity_forget_dropped();
 	cv_activity_maybe_save(now);
 	PG_RETURN_INT32(added);
 }

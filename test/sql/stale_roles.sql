@@ -129,6 +129,17 @@ SELECT customer_vault.unschedule_lock_stale_roles() AS again;
 RESET ROLE;
 DROP EXTENSION pg_cron;
 
+-- a dropped role's history is forgotten (a role that gets its OID later starts clean)
+CREATE ROLE regress_stale_dropped LOGIN;
+\c - regress_stale_dropped
+\c - postgres
+\set VERBOSITY terse
+SELECT oid AS dropped_oid FROM pg_roles WHERE rolname = 'regress_stale_dropped' \gset
+SELECT count(*) AS tracked_before FROM customer_vault._role_activity() WHERE role_id = :dropped_oid;
+DROP ROLE regress_stale_dropped;
+SELECT count(*) >= 0 AS checked FROM customer_vault.stale_roles();
+SELECT count(*) AS tracked_after FROM customer_vault._role_activity() WHERE role_id = :dropped_oid;
+
 DROP TABLE stale_labelled, stale_protected CASCADE;
 DROP ROLE regress_stale_reader, regress_stale_exempt, regress_stale_seller, regress_stale_clerk,
           regress_stale_plain, regress_stale_fresh, regress_stale_user, regress_stale_nologin,
