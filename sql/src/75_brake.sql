@@ -205,6 +205,10 @@ BEGIN
       FROM logins l
       LEFT JOIN customer_vault._role_activity() a ON a.role_id OPERATOR(pg_catalog.=) l.oid
      WHERE (l.decrypts OR l.reads)
+       -- a role with a session open now is not idle (a pooled connection
+       -- logged in long ago must not be locked out at its next reconnect)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity s
+                        WHERE s.usesysid OPERATOR(pg_catalog.=) l.oid)
        AND (a.last_login IS NULL OR a.last_login OPERATOR(pg_catalog.<) cutoff)
        AND (a.last_decrypt IS NULL OR a.last_decrypt OPERATOR(pg_catalog.<) cutoff)
        -- never seen: idle since it was first noticed
@@ -214,7 +218,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault.stale_roles(interval) IS
-    'login roles that can reach protected data (superuser, reader or masked reader membership, SELECT on a protected or PII-labelled table) and have neither logged in nor decrypted within idle (a role never seen: idle since it was first noticed)';
+    'login roles that can reach protected data (superuser, reader or masked reader membership, SELECT on a protected or PII-labelled table), have no session open, and have neither logged in nor decrypted within idle (a role never seen: idle since it was first noticed)';
 
 -- SECURITY DEFINER (the extension's owner): sets NOLOGIN, which the admin
 -- cannot do otherwise, but only on roles stale_roles() returns, never on a

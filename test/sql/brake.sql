@@ -95,6 +95,19 @@ CREATE FUNCTION pg_temp.chunk(lo int) RETURNS bigint LANGUAGE sql
     AS 'SELECT count(email) FROM brake_t_decrypted WHERE id > lo AND id <= lo + 30';
 SELECT pg_temp.chunk(0) + pg_temp.chunk(30);
 SELECT pg_temp.chunk(0) AS thirty_by_function;
+-- a procedure that commits between its reads
+CREATE PROCEDURE pg_temp.read_and_commit() LANGUAGE plpgsql AS $$
+DECLARE n bigint;
+BEGIN
+    FOR i IN 0..3 LOOP
+        SELECT count(email) INTO n FROM brake_t_decrypted WHERE id > i * 30 AND id <= (i + 1) * 30;
+        COMMIT;
+    END LOOP;
+END
+$$;
+CALL pg_temp.read_and_commit();
+-- a multi-statement query string is one statement
+SELECT count(email) AS thirty FROM brake_t_decrypted WHERE id <= 30 \; SELECT count(email) AS thirty FROM brake_t_decrypted WHERE id > 30 AND id <= 60;
 -- a cursor: its FETCHes count together, also with other statements in between
 BEGIN;
 DECLARE c CURSOR FOR SELECT email FROM brake_t_decrypted ORDER BY id;

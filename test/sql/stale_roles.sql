@@ -129,6 +129,27 @@ SELECT customer_vault.unschedule_lock_stale_roles() AS again;
 RESET ROLE;
 DROP EXTENSION pg_cron;
 
+-- a role with a session open is not stale, however long ago it logged in
+\c - regress_stale_super
+\set VERBOSITY terse
+SELECT customer_vault._activity_shift('100 days');
+SELECT role_activity.role, last_login < now() - interval '99 days' AS login_long_ago
+  FROM customer_vault.role_activity WHERE role = 'regress_stale_super';
+SELECT count(*) AS super_stale_while_connected FROM customer_vault.stale_roles('90 days') WHERE role = 'regress_stale_super';
+\c - postgres
+\set VERBOSITY terse
+-- (the backend of the closed session may take a moment to exit)
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE usename = 'regress_stale_super');
+        PERFORM pg_sleep(0.05);
+        PERFORM pg_stat_clear_snapshot();
+    END LOOP;
+END
+$$;
+SELECT count(*) AS super_stale_once_gone FROM customer_vault.stale_roles('90 days') WHERE role = 'regress_stale_super';
+
 -- a dropped role's history is forgotten (a role that gets its OID later starts clean)
 CREATE ROLE regress_stale_dropped LOGIN;
 \c - regress_stale_dropped
