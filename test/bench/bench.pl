@@ -322,7 +322,7 @@ print "sections: @sections\n" if @sections != @ALL;
 print "targets: test/bench/targets.tsv\n";
 
 # the table: sections in this order (the size rows come from insert.sql)
-my @order = qw(insert read lookup size consent purge rotation brake);
+my @order = qw(insert read lookup size consent purge rotation forget brake);
 my %rank = map { $order[$_] => $_ } 0 .. $#order;
 my $line = "%-9s %-52s %10s %10s %10s %8s  %-24s %-6s %s\n";
 for my $n (@sizes)
