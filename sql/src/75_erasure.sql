@@ -190,6 +190,59 @@ $$;
 COMMENT ON FUNCTION customer_vault._same_subject(text, text) IS
     'internal: whether two subject texts are equal as text or as values of a registered subject column''s type';
 
+-- The tables forget_subject visits: _subject_reach() without its readable
+-- paths and cycle flags (which make it slow: tens of ms), the same rows
+-- otherwise (every registered table at depth 0 with its subject column; for
+-- every other table reaching one through foreign keys, its shortest depth
+-- and one row per key towards a table of lower depth).  The test
+-- forget_subject checks that both agree.
+CREATE OR REPLACE FUNCTION customer_vault._erasure_reach()
+    RETURNS TABLE(relid oid, depth integer, parent oid, fk oid, subject_column name)
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+WITH RECURSIVE
+nodes AS (
+    SELECT c.oid
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND n.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
+),
+fks AS (
+    SELECT k.oid AS fk, k.conrelid AS child, k.confrelid AS parent
+      FROM pg_catalog.pg_constraint k
+     WHERE k.contype = 'f' AND k.conparentid = 0
+       AND k.conrelid IN (SELECT oid FROM nodes) AND k.confrelid IN (SELECT oid FROM nodes)
+),
+reg AS (
+    SELECT s.relid::pg_catalog.oid AS rel, s.subject_column
+      FROM customer_vault.subject_tables s
+     WHERE s.relid::pg_catalog.oid IN (SELECT oid FROM nodes)
+),
+walk(rel, depth, visited) AS (
+    SELECT r.rel, 0, ARRAY[r.rel] FROM reg r
+    UNION ALL
+    SELECT f.child, w.depth + 1, w.visited || f.child
+      FROM walk w JOIN fks f ON f.parent = w.rel
+     WHERE f.child <> ALL (w.visited) AND f.child NOT IN (SELECT r.rel FROM reg r)
+       AND w.depth < 64
+),
+best AS (
+    SELECT w.rel, min(w.depth) AS depth FROM walk w GROUP BY w.rel
+)
+SELECT b.rel, 0, NULL::pg_catalog.oid, NULL::pg_catalog.oid, r.subject_column
+  FROM best b JOIN reg r ON r.rel = b.rel
+ WHERE b.depth = 0
+UNION ALL
+SELECT b.rel, b.depth, f.parent, f.fk, NULL::name
+  FROM best b
+  JOIN fks f ON f.child = b.rel
+  JOIN best p ON p.rel = f.parent AND p.depth < b.depth
+ WHERE b.depth > 0
+$$;
+COMMENT ON FUNCTION customer_vault._erasure_reach() IS
+    'internal: the rows of _subject_reach() forget_subject needs (table, depth, parent, key, subject column), without paths and cycle flags';
+
 -- The condition selecting one subject's rows of a table (alias t) and the
 -- text[] bound as $1: the subject column compared with the subject in the
 -- column's own type (a registered table), or, for a table reached through
@@ -198,7 +251,8 @@ COMMENT ON FUNCTION customer_vault._same_subject(text, text) IS
 -- one level at a time, so no owner reads another owner's table.  Parameters,
 -- never a function call per row: the planner sees the values and uses the
 -- indexes.  'false' when nothing can match.
-CREATE OR REPLACE FUNCTION customer_vault._erasure_filter(tbl regclass, subject text, OUT filter text, OUT bind text[])
+CREATE OR REPLACE FUNCTION customer_vault._erasure_filter(tbl regclass, subject text, reach jsonb,
+                                                         OUT filter text, OUT bind text[])
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -219,7 +273,16 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject must not be null';
     END IF;
     bind := '{}';
-    FOR r IN SELECT * FROM customer_vault._subject_reach() x WHERE x.relid::oid = tbl::oid ORDER BY x.depth, x.fk LOOP
+    -- the reach forget_subject computed once (passed on through _maint_run's
+    -- parameters); the rows of this table are checked against the catalog
+    -- below, so a reach made up by a direct caller selects nothing the
+    -- caller's own privileges on the tables would not
+    IF reach IS NULL THEN
+        reach := (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)) FROM customer_vault._erasure_reach() x);
+    END IF;
+    FOR r IN SELECT * FROM pg_catalog.jsonb_to_recordset(COALESCE(reach, '[]'))
+                           AS x(relid oid, depth integer, parent oid, fk oid, subject_column name)
+              WHERE x.relid = tbl::oid ORDER BY x.depth, x.fk LOOP
         reached := true;
         IF r.depth = 0 THEN
             -- the type by its qualified name (never 'character', i.e. char(1))
@@ -241,8 +304,14 @@ BEGIN
             END IF;
             RETURN;
         END IF;
+        IF r.depth IS NULL OR r.depth < 1 OR NOT EXISTS (
+               SELECT 1 FROM pg_catalog.pg_constraint k
+                WHERE k.oid = r.fk AND k.contype = 'f' AND k.conrelid = tbl AND k.confrelid = r.parent) THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = pg_catalog.format('no foreign key %s from table %s to table %s', r.fk, tbl, r.parent::regclass);
+        END IF;
         -- the keys the foreign key references in the subject's rows of the parent
-        keys := customer_vault._maint_run('forget_keys', r.parent, ARRAY[subject, r.fk::text]);
+        keys := customer_vault._maint_run('forget_keys', r.parent::regclass, ARRAY[subject, reach::text, r.fk::text]);
         m := (SELECT pg_catalog.cardinality(k.conkey) FROM pg_catalog.pg_constraint k WHERE k.oid = r.fk);
         n := COALESCE(pg_catalog.cardinality(keys), 0) / m;
         CONTINUE WHEN n = 0;
@@ -290,14 +359,15 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION customer_vault._erasure_filter(regclass, text) IS
+COMMENT ON FUNCTION customer_vault._erasure_filter(regclass, text, jsonb) IS
     'internal: the condition (alias t) and the bound values selecting one subject''s rows of a registered or reached table';
 
 -- The pieces of forget_subject's statements (called by _maint_sql, run by
 -- _maint_run as the table's owner): params {subject}; the subject's rows are
 -- those _erasure_filter selects (own subject column, or foreign keys read
 -- one level at a time as each parent's owner).
---   forget_keys       {subject, fk}: the keys foreign key fk references in the
+-- params {subject, reach (jsonb of _erasure_reach(); NULL: computed)[, fk]}
+--   forget_keys       {subject, reach, fk}: the keys foreign key fk references in the
 --                     subject's rows (privilege SELECT)
 --   forget_delete     DELETE of the subject's rows (privilege DELETE)
 --   forget_anonymize  PII-labelled columns set NULL in the subject's rows
@@ -315,7 +385,7 @@ BEGIN
     IF kind IS NULL OR tbl IS NULL OR params[1] IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'kind, table and subject must not be null';
     END IF;
-    SELECT f.filter, f.bind INTO filter, bind FROM customer_vault._erasure_filter(tbl, params[1]) f;
+    SELECT f.filter, f.bind INTO filter, bind FROM customer_vault._erasure_filter(tbl, params[1], params[2]::jsonb) f;
     IF kind = 'forget_keys' THEN
         -- the distinct values of the columns foreign key params[2] references in tbl
         SELECT 'DISTINCT ' || pg_catalog.string_agg(pg_catalog.format('(t.%I)::pg_catalog.text', a.attname), ', ' ORDER BY u.i)
@@ -323,10 +393,10 @@ BEGIN
           FROM pg_catalog.pg_constraint k
          CROSS JOIN LATERAL pg_catalog.unnest(k.confkey) WITH ORDINALITY u(attnum, i)
           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum
-         WHERE k.oid = params[2]::oid AND k.contype = 'f' AND k.confrelid = tbl;
+         WHERE k.oid = params[3]::oid AND k.contype = 'f' AND k.confrelid = tbl;
         IF list IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = pg_catalog.format('constraint %s is no foreign key referencing table %s', params[2], tbl);
+                MESSAGE = pg_catalog.format('constraint %s is no foreign key referencing table %s', params[3], tbl);
         END IF;
         op := 'select';
         privilege := 'SELECT';
@@ -390,6 +460,7 @@ DECLARE
     hold record;
     e customer_vault.erasure_receipts;
     fkrow record;
+    reach jsonb;
     rels oid[];
     depths integer[];
     treats text[];
@@ -435,12 +506,14 @@ BEGIN
     -- every table holding the subject's rows and what happens to them (no
     -- temporary table: one of the caller's own could carry triggers that
     -- would run with the extension owner's rights)
+    reach := (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)) FROM customer_vault._erasure_reach() x);
     SELECT COALESCE(pg_catalog.array_agg(x.relid ORDER BY x.relid), '{}'),
            COALESCE(pg_catalog.array_agg(x.depth ORDER BY x.relid), '{}'),
            COALESCE(pg_catalog.array_agg(x.treat ORDER BY x.relid), '{}')
       INTO rels, depths, treats
-      FROM (SELECT r.relid::oid AS relid, max(r.depth) AS depth, customer_vault._erasure_treatment(r.relid) AS treat
-              FROM customer_vault._subject_reach() r GROUP BY r.relid) x;
+      FROM (SELECT r.relid, max(r.depth) AS depth, customer_vault._erasure_treatment(r.relid::regclass) AS treat
+              FROM pg_catalog.jsonb_to_recordset(COALESCE(reach, '[]')) AS r(relid oid, depth integer)
+             GROUP BY r.relid) x;
 
     -- a kept table must not lose the subject's rows to a cascade, nor stop
     -- the deletion of their parent: refused before anything changes
@@ -450,7 +523,7 @@ BEGIN
                    JOIN ROWS FROM (pg_catalog.unnest(rels), pg_catalog.unnest(treats)) p2(relid, treat) ON p2.relid = k.conrelid AND p2.treat <> 'delete'
                   WHERE k.contype = 'f' AND k.confdeltype IN ('c', 'r', 'a') AND k.conparentid = 0
                   ORDER BY k.conrelid, k.conname LOOP
-        n := (customer_vault._maint_run('forget_keep', fkrow.child, ARRAY[subject]))[1]::bigint;
+        n := (customer_vault._maint_run('forget_keep', fkrow.child, ARRAY[subject, reach::text]))[1]::bigint;
         IF n > 0 THEN
             RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
                 MESSAGE = pg_catalog.format('table %s keeps the subject''s rows, but its foreign key %I ties them to rows of %s that are deleted',
@@ -481,7 +554,7 @@ BEGIN
                 DETAIL = pg_catalog.format('forget_subject changes a table as its owner, for roles with the %s privilege on it.', priv),
                 HINT = 'Nothing was erased.';
         END IF;
-        n := (customer_vault._maint_run('forget_' || treat, pick::regclass, ARRAY[subject]))[1]::bigint;
+        n := (customer_vault._maint_run('forget_' || treat, pick::regclass, ARRAY[subject, reach::text]))[1]::bigint;
         tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(pg_catalog.format('%s', pick::regclass),
             pg_catalog.jsonb_build_object('deleted', CASE WHEN treat = 'delete' THEN n ELSE 0 END,
                                           'anonymized', CASE WHEN treat = 'anonymize' THEN n ELSE 0 END,

@@ -106,7 +106,7 @@ INSERT INTO pm_probes VALUES
  (67, '_receipt_next()', 'SELECT customer_vault._receipt_next()'),
  (68, '_receipt_hash()', 'SELECT customer_vault._receipt_hash(r) FROM customer_vault.erasure_receipts r'),
  (69, '_receipt_json()', 'SELECT customer_vault._receipt_json(NULL::customer_vault.erasure_receipts)'),
- (70, '_erasure_filter()', 'SELECT customer_vault._erasure_filter(''pm_t'', ''1'')'),
+ (70, '_erasure_filter()', 'SELECT customer_vault._erasure_filter(''pm_t'', ''1'', NULL)'),
  (71, '_erasure_sql()', 'SELECT customer_vault._erasure_sql(''forget_delete'', ''pm_t'', ARRAY[''1''])'),
  (72, '_erasure_treatment()', 'SELECT customer_vault._erasure_treatment(''pm_t'')'),
  (73, '_same_subject()', 'SELECT customer_vault._same_subject(''1'', ''01'')'),
