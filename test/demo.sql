@@ -109,4 +109,12 @@ CALL customer_vault.purge();
 SELECT id, customer_id, placed_at::date, total FROM orders ORDER BY id;
 SELECT tbl, action, rows_purged, rows_held, dry_run FROM customer_vault.purge_log;
 
-\echo '== Subject rights, inventory and governance arrive in later versions.'
+\echo '== 16. Erasure request (GDPR art. 17): refused while a legal hold stands, then done, with a receipt'
+\set ON_ERROR_STOP 0
+SELECT customer_vault.forget_subject('2', 'erasure request of 2026-03-01');
+\set ON_ERROR_STOP 1
+SELECT jsonb_pretty(customer_vault.forget_subject('4', 'erasure request of 2026-03-01, ticket 4711')) AS receipt;
+SELECT id, name FROM customers ORDER BY id;
+SELECT id, customer_id, placed_at::date FROM orders ORDER BY id;
+SELECT customer_vault.was_forgotten('4') AS customer_4_erased, customer_vault.was_forgotten('1') AS customer_1_erased,
+       customer_vault.verify_receipts() AS first_broken_receipt_or_null;
