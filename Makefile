@@ -5,7 +5,8 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENS
 
 MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
-       src/types.o src/columns.o src/protect.o src/consent.o src/scache.o src/blind.o src/maint.o src/brake.o
+       src/types.o src/columns.o src/protect.o src/consent.o src/scache.o src/blind.o src/maint.o src/brake.o \
+       src/import.o
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by

@@ -111,20 +111,18 @@ ALTER TABLE customer_vault.consent_ledger ENABLE ALWAYS TRIGGER consent_ledger_n
 ALTER TABLE customer_vault.consent_ledger ENABLE ALWAYS TRIGGER consent_ledger_no_truncate;
 
 -- SHA-256 over the previous hash and a canonical encoding of the entry
--- (a JSON array; times as integer microseconds since the epoch)
+-- (the text of a jsonb array; times as integer microseconds since the epoch):
+--   sha256(COALESCE(prev, '') || convert_to(jsonb_build_array(id, subject,
+--     purpose, action, evidence, (EXTRACT(epoch FROM valid_until) * 1000000)::bigint,
+--     (EXTRACT(epoch FROM recorded_at) * 1000000)::bigint, recorded_by)::text, 'UTF8'))
+-- which was its SQL body up to 0.2.0; in C since 0.3.0 (src/import.c), the
+-- same bytes (test/sql/import_consents.sql compares both).
 CREATE OR REPLACE FUNCTION customer_vault._ledger_hash(prev bytea, id bigint, subject text, purpose text, action text,
                                             evidence jsonb, valid_until timestamptz,
                                             recorded_at timestamptz, recorded_by name)
     RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT pg_catalog.sha256(COALESCE(prev, '\x'::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
-        pg_catalog.jsonb_build_array(id, subject, purpose, action, evidence,
-            (EXTRACT(epoch FROM valid_until) OPERATOR(pg_catalog.*) 1000000)::bigint,
-            (EXTRACT(epoch FROM recorded_at) OPERATOR(pg_catalog.*) 1000000)::bigint,
-            recorded_by)::text, 'UTF8'))
-$$;
+    LANGUAGE C IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_ledger_hash';
 COMMENT ON FUNCTION customer_vault._ledger_hash(bytea, bigint, text, text, text, jsonb, timestamptz, timestamptz, name) IS
     'internal: the chained hash of one ledger entry';
 
@@ -355,46 +353,16 @@ END
 $$;
 COMMENT ON FUNCTION customer_vault._check_subject_purpose(text, text) IS 'internal: validates a subject and a purpose';
 
+-- In C (src/import.c): the checks and messages of the plpgsql version it
+-- replaced, the entry hashed and chained exactly as _ledger_append() does,
+-- with kept plans.  Not SECURITY DEFINER: the C code writes the ledger and
+-- the state as the ledger's owner, security-restricted, with a pinned
+-- search_path.  Not STRICT: NULL arguments get the errors below.
 CREATE OR REPLACE FUNCTION customer_vault.grant_consent(subject text, purpose text, evidence jsonb,
                                              valid_until timestamptz DEFAULT NULL)
     RETURNS bigint
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    p customer_vault.purposes := customer_vault._check_subject_purpose(subject, purpose);
-    until timestamptz := valid_until;
-    entry bigint;
-BEGIN
-    IF p.lawful_basis <> 'consent' THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = pg_catalog.format('purpose %L rests on %s, not on consent', purpose, p.lawful_basis),
-            HINT = 'Processing under that basis needs no consent; record consent only for consent-based purposes.';
-    END IF;
-    IF evidence IS NULL OR pg_catalog.jsonb_typeof(evidence) <> 'object' OR evidence = '{}'::jsonb THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-            MESSAGE = 'evidence must be a non-empty JSON object',
-            HINT = 'Record what was shown, when and through which channel, e.g. {"form": "signup-v3", "channel": "web"}.';
-    END IF;
-    IF until IS NOT NULL AND NOT pg_catalog.isfinite(until) THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'valid_until must be a finite time',
-            HINT = 'Leave it NULL for consent without an end date (the purpose''s consent lifetime still applies).';
-    END IF;
-    IF until IS NOT NULL AND until <= pg_catalog.now() THEN
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'valid_until must be in the future';
-    END IF;
-    IF p.consent_valid_for IS NOT NULL THEN
-        until := LEAST(COALESCE(until, 'infinity'::timestamptz), pg_catalog.now() + p.consent_valid_for);
-    END IF;
-    entry := customer_vault._ledger_append(subject, purpose, 'grant', evidence, until);
-    INSERT INTO customer_vault.consent_state AS s (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)
-    VALUES (subject, purpose, true, until, pg_catalog.now(), NULL, entry)
-    ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE
-       SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,
-           withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id;
-    RETURN entry;
-END
-$$;
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_grant_consent';
 COMMENT ON FUNCTION customer_vault.grant_consent(text, text, jsonb, timestamptz) IS
     'records an explicit opt-in with its evidence; returns the ledger entry id';
 

@@ -76,6 +76,9 @@ CREATE TABLE customer_vault._privilege_carry (
     privilege text NOT NULL
 );
 
+-- IMPORT (issue 15): the index import_consents finds earlier grants with
+CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger (subject, purpose);
+
 --@ replay
 
 -- part MAP: event triggers need their functions (replayed above)

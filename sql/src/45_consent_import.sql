@@ -1,0 +1,27 @@
+--@ schema
+
+---------------------------------------------------------------------------
+-- Bulk consent import (import_consents) and the index it finds earlier
+-- grants with
+---------------------------------------------------------------------------
+
+-- a subject's ledger entries per purpose: the duplicate check of
+-- import_consents (and anyone looking for one subject's entries)
+CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger (subject, purpose);
+
+--@ code
+
+-- Not SECURITY DEFINER, on purpose: the caller's query runs with the
+-- caller's rights and settings; only the writes (src/import.c) run as the
+-- ledger's owner, security-restricted, after the rows are read and checked.
+-- Not STRICT: NULL arguments get errors.
+CREATE OR REPLACE FUNCTION customer_vault.import_consents(query text, allow_duplicates boolean DEFAULT false)
+    RETURNS bigint
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_import_consents';
+COMMENT ON FUNCTION customer_vault.import_consents(text, boolean) IS
+    'records the opt-ins a query returns (subject, purpose, evidence[, granted_at][, valid_until]) in one pass, all or nothing; rows already in the ledger are skipped unless allow_duplicates; returns the entries written';
+
+-- the same roles as grant_consent
+GRANT EXECUTE ON FUNCTION customer_vault.import_consents(text, boolean)
+    TO customer_vault_admin, customer_vault_writer;

@@ -1,0 +1,1204 @@
+/*-------------------------------------------------------------------------
+ * import.c
+ *		Recording consent fast: grant_consent() and the bulk
+ *		import_consents(query) in C.  Both append hash-chained entries to
+ *		consent_ledger in exactly the format (and with exactly the hash) of
+ *		the SQL _ledger_hash(), so verify_ledger() checks their entries like
+ *		any other, and both serialize on the row lock of the chain head
+ *		(consent_ledger_head) like _ledger_append().  The writes run as the
+ *		ledger's owner inside a security-restricted operation; the user's
+ *		import query runs before that, with the caller's own rights.  The
+ *		consent cache learns of the changes through the statement triggers on
+ *		consent_state, which these writes fire like any other.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/itemptr.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+/* consent.c: where this transaction last wrote the chain head */
+extern Datum cv_ledger_head_tid(PG_FUNCTION_ARGS);
+extern Datum cv_ledger_head_remember(PG_FUNCTION_ARGS);
+
+#define IMPORT_BATCH	10000	/* rows fetched, checked and written at a time */
+
+/* plans prepared once per backend and kept (the plan cache revalidates them) */
+static SPIPlanPtr plan_purpose = NULL;
+static SPIPlanPtr plan_head_lock = NULL;
+static SPIPlanPtr plan_head_clean = NULL;
+static SPIPlanPtr plan_head_read = NULL;
+static SPIPlanPtr plan_head_write = NULL;
+static SPIPlanPtr plan_grant = NULL;
+static SPIPlanPtr plan_ledger_many = NULL;
+static SPIPlanPtr plan_state_many = NULL;
+static SPIPlanPtr plan_dups = NULL;
+
+/* the chain head as this append found it */
+typedef struct CvHead
+{
+	ItemPointerData tid;
+	int64		last_id;
+	bool		has_hash;
+	uint8		last_hash[32];
+} CvHead;
+
+/*
+ * The chain head as this backend's last append left it: valid while the
+ * chain head's ctid that consent.c remembers for this transaction is still
+ * the one written then (any other append moves it), forgotten on any
+ * subtransaction abort.  Saves reading the head row on every append.
+ */
+static CvHead imp_cached;
+static LocalTransactionId imp_cached_lxid = InvalidLocalTransactionId;
+static bool imp_cached_valid = false;
+static bool imp_callback_registered = false;
+
+/* a purpose as recording consent needs it */
+typedef struct CvImpPurpose
+{
+	char		name[64];		/* hash key (purpose names are < 64 bytes) */
+	bool		exists;
+	bool		consent;		/* lawful basis is consent */
+	bool		has_valid_for;
+	Interval	valid_for;
+} CvImpPurpose;
+
+/* the calling user, and the ledger owner's switch */
+typedef struct CvAsOwner
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+} CvAsOwner;
+
+/* a prepared plan kept for the backend's life */
+static SPIPlanPtr
+imp_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(p) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		*slot = p;
+	}
+	return *slot;
+}
+
+/*
+ * Act as the owner of consent_ledger (the extension's owner), security-
+ * restricted, with the settings of the SQL functions this replaces: a pinned
+ * search_path, and no sequential scan for the chain head reached by ctid (a
+ * plan made while the head table was one page would otherwise scan every
+ * version a bulk load leaves).
+ */
+static void
+imp_become_owner(CvAsOwner *sw)
+{
+	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
+	Oid			relid = get_relname_relid("consent_ledger", nsp);
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the consent ledger does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
+	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	sw->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/* back to the calling user and its settings */
+static void
+imp_restore_user(CvAsOwner *sw)
+{
+	AtEOXact_GUC(false, sw->nestlevel);
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
+}
+
+/* SPI execution of a kept plan that must succeed */
+static int
+imp_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
+{
+	int			rc = SPI_execute_plan(plan, values, nulls, false, count);
+
+	if (rc < 0)
+		elog(ERROR, "consent ledger statement failed: %s", SPI_result_code_string(rc));
+	return rc;
+}
+
+/* a purpose's lawful basis and consent lifetime (as the owner) */
+static void
+imp_lookup_purpose(const char *name, CvImpPurpose *p)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		v[1];
+	bool		isnull;
+
+	v[0] = CStringGetTextDatum(name);
+	imp_exec(imp_plan(&plan_purpose,
+					  "SELECT p.lawful_basis OPERATOR(pg_catalog.=) 'consent', p.consent_valid_for"
+					  "  FROM customer_vault.purposes p WHERE p.purpose OPERATOR(pg_catalog.=) $1",
+					  1, types), v, NULL, 1);
+	p->exists = SPI_processed == 1;
+	p->consent = false;
+	p->has_valid_for = false;
+	if (!p->exists)
+		return;
+	p->consent = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	{
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull)
+		{
+			p->has_valid_for = true;
+			memcpy(&p->valid_for, DatumGetIntervalP(d), sizeof(Interval));
+		}
+	}
+}
+
+/* the chain head's ctid this transaction last wrote, if any */
+static bool
+imp_known_head(ItemPointer out)
+{
+	LOCAL_FCINFO(fcinfo, 0);
+	Datum		d;
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+	d = cv_ledger_head_tid(fcinfo);
+	if (fcinfo->isnull)
+		return false;
+	ItemPointerCopy((ItemPointer) DatumGetPointer(d), out);
+	return true;
+}
+
+/* remember where this transaction wrote the chain head */
+static void
+imp_remember_head(ItemPointer tid)
+{
+	LOCAL_FCINFO(fcinfo, 1);
+
+	InitFunctionCallInfoData(*fcinfo, NULL, 1, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = PointerGetDatum(tid);
+	fcinfo->args[0].isnull = false;
+	(void) cv_ledger_head_remember(fcinfo);
+}
+
+/* copy a bytea hash out of an SPI result column */
+static bool
+imp_get_hash(HeapTuple tup, TupleDesc desc, int col, uint8 out[32])
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	bytea	   *b;
+
+	if (isnull)
+		return false;
+	b = DatumGetByteaPP(d);
+	if (VARSIZE_ANY_EXHDR(b) != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the consent ledger's chain head holds a malformed hash")));
+	memcpy(out, VARDATA_ANY(b), 32);
+	return true;
+}
+
+/* a subtransaction abort may leave the head row at an older version */
+static void
+imp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		imp_cached_valid = false;
+}
+
+/*
+ * The chain head, locked: by its ctid after this transaction's first append
+ * (the row is ours then), else the newest head row FOR UPDATE (and any other
+ * head row deleted: a restore leaves the one CREATE EXTENSION made).
+ */
+static void
+imp_head(CvHead *h)
+{
+	bool		isnull;
+	Oid			types[1] = {TIDOID};
+	Datum		v[1];
+
+	if (!imp_callback_registered)
+	{
+		RegisterSubXactCallback(imp_subxact_callback, NULL);
+		imp_callback_registered = true;
+	}
+	if (imp_known_head(&h->tid))
+	{
+		if (imp_cached_valid && imp_cached_lxid == CV_PROC_LXID(MyProc) &&
+			ItemPointerEquals(&h->tid, &imp_cached.tid))
+		{
+			*h = imp_cached;
+			return;
+		}
+		v[0] = PointerGetDatum(&h->tid);
+		imp_exec(imp_plan(&plan_head_read,
+						  "SELECT h.last_id, h.last_hash FROM customer_vault.consent_ledger_head h"
+						  " WHERE h.ctid OPERATOR(pg_catalog.=) $1",
+						  1, types), v, NULL, 1);
+		if (SPI_processed == 1)
+		{
+			h->last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			h->has_hash = imp_get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, h->last_hash);
+			return;
+		}
+	}
+	imp_exec(imp_plan(&plan_head_lock,
+					  "SELECT h.ctid, h.last_id, h.last_hash FROM customer_vault.consent_ledger_head h"
+					  " ORDER BY h.last_id DESC LIMIT 1 FOR UPDATE",
+					  0, NULL), NULL, NULL, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the consent ledger has no chain head"),
+				 errhint("Insert the last entry's id and hash into customer_vault.consent_ledger_head.")));
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull)),
+					&h->tid);
+	h->last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("the consent ledger's chain head has no last id")));
+	h->has_hash = imp_get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, h->last_hash);
+	v[0] = PointerGetDatum(&h->tid);
+	imp_exec(imp_plan(&plan_head_clean,
+					  "DELETE FROM customer_vault.consent_ledger_head h WHERE h.ctid OPERATOR(pg_catalog.<>) $1",
+					  1, types), v, NULL, 0);
+}
+
+/* the head as this backend just wrote it */
+static void
+imp_cache_head(const CvHead *h)
+{
+	imp_cached = *h;
+	imp_cached_lxid = CV_PROC_LXID(MyProc);
+	imp_cached_valid = true;
+}
+
+/* move the chain head to the last entry written, and remember where it is now */
+static void
+imp_head_write(CvHead *h)
+{
+	Oid			types[3] = {TIDOID, INT8OID, BYTEAOID};
+	Datum		v[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	bool		isnull;
+	ItemPointerData tid;
+
+	v[0] = PointerGetDatum(&h->tid);
+	v[1] = Int64GetDatum(h->last_id);
+	if (h->has_hash)
+	{
+		bytea	   *b = palloc(VARHDRSZ + 32);
+
+		SET_VARSIZE(b, VARHDRSZ + 32);
+		memcpy(VARDATA(b), h->last_hash, 32);
+		v[2] = PointerGetDatum(b);
+	}
+	else
+		nulls[2] = 'n';
+	imp_exec(imp_plan(&plan_head_write,
+					  "UPDATE customer_vault.consent_ledger_head h SET last_id = $2, last_hash = $3"
+					  " WHERE h.ctid OPERATOR(pg_catalog.=) $1 RETURNING h.ctid",
+					  3, types), v, nulls, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("consent ledger chain head not found")));
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull)),
+					&tid);
+	ItemPointerCopy(&tid, &h->tid);
+	imp_remember_head(&tid);
+	imp_cache_head(h);
+}
+
+/* a time as _ledger_hash encodes it: integer microseconds since the Unix epoch */
+static int64
+imp_unix_us(TimestampTz t)
+{
+	return (int64) t + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC);
+}
+
+/* a JSON string, or null */
+static void
+imp_json_string(StringInfo buf, const char *s)
+{
+	if (s)
+		escape_json(buf, s);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+static void imp_sha256_utf8(StringInfo buf, int off, uint8 out[32]);
+
+/*
+ * The chained hash of one entry, byte for byte as the SQL _ledger_hash():
+ * SHA-256 over the previous hash and the UTF-8 text of
+ * jsonb_build_array(id, subject, purpose, action, evidence, valid_until_us,
+ * recorded_at_us, recorded_by).  buf is scratch space, reset here.
+ */
+static void
+imp_entry_hash(StringInfo buf, const CvHead *h, int64 id, const char *subject, const char *purpose,
+			   const char *action, Jsonb *evidence, bool has_until, TimestampTz until,
+			   TimestampTz recorded_at, const char *recorded_by, uint8 out[32])
+{
+	resetStringInfo(buf);
+	if (h->has_hash)
+		appendBinaryStringInfo(buf, (const char *) h->last_hash, 32);
+	appendStringInfo(buf, "[" INT64_FORMAT ", ", id);
+	imp_json_string(buf, subject);
+	appendStringInfoString(buf, ", ");
+	imp_json_string(buf, purpose);
+	appendStringInfoString(buf, ", ");
+	imp_json_string(buf, action);
+	appendStringInfoString(buf, ", ");
+	if (evidence)
+		(void) JsonbToCString(buf, &evidence->root, VARSIZE(evidence));
+	else
+		appendStringInfoString(buf, "null");
+	if (has_until)
+		appendStringInfo(buf, ", " INT64_FORMAT ", ", imp_unix_us(until));
+	else
+		appendStringInfoString(buf, ", null, ");
+	appendStringInfo(buf, INT64_FORMAT ", ", imp_unix_us(recorded_at));
+	imp_json_string(buf, recorded_by);
+	appendStringInfoChar(buf, ']');
+	imp_sha256_utf8(buf, h->has_hash ? 32 : 0, out);
+}
+
+/* SHA-256 of buf, its part after the first 'off' bytes converted to UTF-8 (as convert_to) */
+static void
+imp_sha256_utf8(StringInfo buf, int off, uint8 out[32])
+{
+	char	   *text;
+	int			len;
+
+	text = buf->data;
+	len = buf->len;
+	if (GetDatabaseEncoding() != PG_UTF8)
+	{
+		char	   *conv = pg_server_to_any(buf->data + off, buf->len - off, PG_UTF8);
+
+		if (conv != buf->data + off)
+		{
+			int			clen = strlen(conv);
+
+			text = palloc(off + clen);
+			memcpy(text, buf->data, off);
+			memcpy(text + off, conv, clen);
+			len = off + clen;
+		}
+	}
+	if (!cv_sha256((const uint8 *) text, len, out))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not compute SHA-256")));
+}
+
+/* a 32-byte hash as a bytea datum */
+static Datum
+imp_hash_datum(const uint8 hash[32])
+{
+	bytea	   *b = palloc(VARHDRSZ + 32);
+
+	SET_VARSIZE(b, VARHDRSZ + 32);
+	memcpy(VARDATA(b), hash, 32);
+	return PointerGetDatum(b);
+}
+
+/* the session user's name, recorded_by of every entry (as _ledger_append) */
+static char *
+imp_recorded_by(void)
+{
+	return GetUserNameFromId(GetSessionUserId(), false);
+}
+
+/* the evidence rules of grant_consent: a non-empty JSON object */
+static bool
+imp_evidence_ok(Jsonb *ev)
+{
+	return ev != NULL && JB_ROOT_IS_OBJECT(ev) && !JB_ROOT_IS_SCALAR(ev) && JB_ROOT_COUNT(ev) > 0;
+}
+
+/* valid_until capped by the purpose's consent lifetime counted from 'from' */
+static void
+imp_cap_until(const CvImpPurpose *p, TimestampTz from, bool *has_until, TimestampTz *until)
+{
+	TimestampTz cap;
+
+	if (!p->has_valid_for)
+		return;
+	cap = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+												  TimestampTzGetDatum(from),
+												  IntervalPGetDatum(&p->valid_for)));
+	if (!*has_until || cap < *until)
+	{
+		*has_until = true;
+		*until = cap;
+	}
+}
+
+PG_FUNCTION_INFO_V1(cv_ledger_hash);
+
+/*
+ * _ledger_hash(prev, id, subject, purpose, action, evidence, valid_until,
+ * recorded_at, recorded_by): the chained hash of one ledger entry, the same
+ * bytes as the SQL definition of 0.1.0 and 0.2.0 computed (SHA-256 over prev
+ * and the UTF-8 text of jsonb_build_array(id, subject, purpose, action,
+ * evidence, epoch microseconds of valid_until and recorded_at, recorded_by)),
+ * any argument NULL included.
+ */
+Datum
+cv_ledger_hash(PG_FUNCTION_ARGS)
+{
+	StringInfoData buf;
+	int			off = 0;
+	uint8		out[32];
+	int			i;
+
+	initStringInfo(&buf);
+	if (!PG_ARGISNULL(0))
+	{
+		bytea	   *prev = PG_GETARG_BYTEA_PP(0);
+
+		appendBinaryStringInfo(&buf, VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
+		off = buf.len;
+	}
+	appendStringInfoChar(&buf, '[');
+	for (i = 1; i <= 8; i++)
+	{
+		if (i > 1)
+			appendStringInfoString(&buf, ", ");
+		if (PG_ARGISNULL(i))
+		{
+			appendStringInfoString(&buf, "null");
+			continue;
+		}
+		switch (i)
+		{
+			case 1:
+				appendStringInfo(&buf, INT64_FORMAT, PG_GETARG_INT64(1));
+				break;
+			case 2:
+			case 3:
+			case 4:
+				escape_json(&buf, text_to_cstring(PG_GETARG_TEXT_PP(i)));
+				break;
+			case 5:
+				{
+					Jsonb	   *ev = PG_GETARG_JSONB_P(5);
+
+					(void) JsonbToCString(&buf, &ev->root, VARSIZE(ev));
+				}
+				break;
+			case 6:
+			case 7:
+				{
+					TimestampTz t = PG_GETARG_TIMESTAMPTZ(i);
+
+					if (TIMESTAMP_NOT_FINITE(t))
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("cannot convert infinity to bigint")));
+					appendStringInfo(&buf, INT64_FORMAT, imp_unix_us(t));
+				}
+				break;
+			case 8:
+				escape_json(&buf, NameStr(*PG_GETARG_NAME(8)));
+				break;
+		}
+	}
+	appendStringInfoChar(&buf, ']');
+	imp_sha256_utf8(&buf, off, out);
+	PG_RETURN_DATUM(imp_hash_datum(out));
+}
+
+PG_FUNCTION_INFO_V1(cv_grant_consent);
+
+/*
+ * grant_consent(subject, purpose, evidence, valid_until): records an explicit
+ * opt-in; the checks, messages, ledger entry and state of the plpgsql
+ * version it replaces, in one C call.
+ */
+Datum
+cv_grant_consent(PG_FUNCTION_ARGS)
+{
+	text	   *subject_t = PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0);
+	text	   *purpose_t = PG_ARGISNULL(1) ? NULL : PG_GETARG_TEXT_PP(1);
+	Jsonb	   *evidence = PG_ARGISNULL(2) ? NULL : PG_GETARG_JSONB_P(2);
+	bool		has_until = !PG_ARGISNULL(3);
+	TimestampTz until = has_until ? PG_GETARG_TIMESTAMPTZ(3) : 0;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	char	   *subject;
+	char	   *purpose;
+	CvImpPurpose p;
+	CvAsOwner	sw;
+	CvHead		h;
+	int64		id;
+	TimestampTz ts;
+	char	   *who;
+	uint8		hash[32];
+	StringInfoData buf;
+
+	if (subject_t == NULL || VARSIZE_ANY_EXHDR(subject_t) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subject must not be null or empty")));
+	if (purpose_t == NULL || VARSIZE_ANY_EXHDR(purpose_t) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("purpose must not be null or empty")));
+	subject = text_to_cstring(subject_t);
+	purpose = text_to_cstring(purpose_t);
+
+	imp_become_owner(&sw);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	imp_lookup_purpose(purpose, &p);
+	if (!p.exists)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("purpose %s does not exist", quote_literal_cstr(purpose)),
+				 errhint("Define it with customer_vault.define_purpose().")));
+	if (!p.consent)
+	{
+		bool		isnull;
+		char	   *basis;
+
+		/* the basis, for the message (rare path) */
+		SPI_execute_with_args("SELECT p.lawful_basis FROM customer_vault.purposes p"
+							  " WHERE p.purpose OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {TEXTOID}, (Datum[]) {CStringGetTextDatum(purpose)},
+							  NULL, true, 1);
+		basis = SPI_processed == 1 ?
+			TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) :
+			pstrdup("?");
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("purpose %s rests on %s, not on consent", quote_literal_cstr(purpose), basis),
+				 errhint("Processing under that basis needs no consent; record consent only for consent-based purposes.")));
+	}
+	if (!imp_evidence_ok(evidence))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("evidence must be a non-empty JSON object"),
+				 errhint("Record what was shown, when and through which channel, e.g. {\"form\": \"signup-v3\", \"channel\": \"web\"}.")));
+	if (has_until && TIMESTAMP_NOT_FINITE(until))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("valid_until must be a finite time"),
+				 errhint("Leave it NULL for consent without an end date (the purpose's consent lifetime still applies).")));
+	if (has_until && until <= now)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("valid_until must be in the future")));
+	imp_cap_until(&p, now, &has_until, &until);
+
+	/* the entry, chained to the head */
+	imp_head(&h);
+	id = h.last_id + 1;
+	ts = GetCurrentTimestamp();
+	who = imp_recorded_by();
+	initStringInfo(&buf);
+	imp_entry_hash(&buf, &h, id, subject, purpose, "grant", evidence, has_until, until, ts, who, hash);
+	{
+		/* the entry, the head and the state in one statement */
+		Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID,
+			TIMESTAMPTZOID, NAMEOID, BYTEAOID, BYTEAOID, TIDOID, TIMESTAMPTZOID};
+		Datum		v[11];
+		char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		NameData	nd;
+		bool		isnull;
+		Datum		tid;
+
+		v[0] = Int64GetDatum(id);
+		v[1] = PointerGetDatum(subject_t);
+		v[2] = PointerGetDatum(purpose_t);
+		v[3] = JsonbPGetDatum(evidence);
+		v[4] = TimestampTzGetDatum(until);
+		if (!has_until)
+			nulls[4] = 'n';
+		v[5] = TimestampTzGetDatum(ts);
+		namestrcpy(&nd, who);
+		v[6] = NameGetDatum(&nd);
+		if (h.has_hash)
+			v[7] = imp_hash_datum(h.last_hash);
+		else
+			nulls[7] = 'n';
+		v[8] = imp_hash_datum(hash);
+		v[9] = PointerGetDatum(&h.tid);
+		v[10] = TimestampTzGetDatum(now);
+		imp_exec(imp_plan(&plan_grant,
+						  "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+						  "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+						  "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
+						  " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
+						  "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
+						  " INSERT INTO customer_vault.consent_state AS s"
+						  " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
+						  " VALUES ($2, $3, true, $5, $11, NULL, $1)"
+						  " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
+						  "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+						  "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id"
+						  " RETURNING (SELECT h.ctid FROM h)",
+						  11, types), v, nulls, 0);
+		tid = SPI_processed == 1 ?
+			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
+		if (SPI_processed != 1 || isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("consent ledger chain head not found")));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(tid), &h.tid);
+		h.last_id = id;
+		h.has_hash = true;
+		memcpy(h.last_hash, hash, 32);
+		imp_remember_head(&h.tid);
+		imp_cache_head(&h);
+	}
+	SPI_finish();
+	imp_restore_user(&sw);
+	PG_RETURN_INT64(id);
+}
+
+/* ---------- import_consents ---------- */
+
+/* one row of an import, checked */
+typedef struct CvImpRow
+{
+	char	   *subject;
+	char	   *purpose;
+	Jsonb	   *evidence;
+	TimestampTz granted_at;
+	bool		has_until;
+	TimestampTz until;
+	bool		skip;			/* a duplicate */
+} CvImpRow;
+
+/* a row already in this batch: subject, purpose and evidence */
+typedef struct CvImpSeen
+{
+	uint8		key[32];		/* SHA-256 of the three */
+} CvImpSeen;
+
+/* the columns of the import query, by name */
+typedef struct CvImpCols
+{
+	int			subject;
+	int			purpose;
+	int			evidence;
+	int			granted_at;
+	int			valid_until;
+} CvImpCols;
+
+/* map the query's columns by name; refuse missing, unknown, doubled or mistyped ones */
+static void
+imp_map_columns(TupleDesc desc, CvImpCols *c)
+{
+	static const char *const names[5] = {"subject", "purpose", "evidence", "granted_at", "valid_until"};
+	int		   *slots[5];
+	int			i;
+
+	slots[0] = &c->subject;
+	slots[1] = &c->purpose;
+	slots[2] = &c->evidence;
+	slots[3] = &c->granted_at;
+	slots[4] = &c->valid_until;
+	for (i = 0; i < 5; i++)
+		*slots[i] = 0;
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+		int			k;
+
+		for (k = 0; k < 5; k++)
+			if (strcmp(name, names[k]) == 0)
+				break;
+		if (k == 5)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("import query returns an unexpected column \"%s\"", name),
+					 errdetail("The query must return the columns subject, purpose and evidence, and may return granted_at and valid_until.")));
+		if (*slots[k] != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("import query returns column \"%s\" more than once", name)));
+		*slots[k] = i + 1;
+		if ((k <= 1 && att->atttypid != TEXTOID && att->atttypid != VARCHAROID) ||
+			(k == 2 && att->atttypid != JSONBOID) ||
+			(k >= 3 && att->atttypid != TIMESTAMPTZOID))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("import query column \"%s\" has type %s, expected %s", name,
+							format_type_be(att->atttypid),
+							k <= 1 ? "text" : k == 2 ? "jsonb" : "timestamp with time zone"),
+					 errhint("Cast it in the query, e.g. %s::%s.", name,
+							 k <= 1 ? "text" : k == 2 ? "jsonb" : "timestamptz")));
+	}
+	for (i = 0; i < 3; i++)
+		if (*slots[i] == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("import query returns no column \"%s\"", names[i]),
+					 errdetail("The query must return the columns subject, purpose and evidence, and may return granted_at and valid_until.")));
+}
+
+/* the key of a (subject, purpose, evidence) triple for duplicate detection in a batch */
+static void
+imp_row_key(StringInfo buf, const CvImpRow *r, uint8 out[32])
+{
+	resetStringInfo(buf);
+	appendStringInfoString(buf, r->subject);
+	appendStringInfoChar(buf, '\0');
+	appendStringInfoString(buf, r->purpose);
+	appendStringInfoChar(buf, '\0');
+	(void) JsonbToCString(buf, &r->evidence->root, VARSIZE(r->evidence));
+	if (!cv_sha256((const uint8 *) buf->data, buf->len, out))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not compute SHA-256")));
+}
+
+/* a text[] (or other) array of n datums */
+static Datum
+imp_array(Datum *elems, bool *nulls, int n, Oid type)
+{
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	get_typlenbyvalalign(type, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, type, typlen, typbyval, typalign));
+}
+
+/* the purpose of an import row, looked up once per import (as the owner) */
+static CvImpPurpose *
+imp_purpose(HTAB *purposes, const char *name)
+{
+	CvImpPurpose *p;
+	bool		found;
+	char		key[64];
+
+	if (strlen(name) >= sizeof(key))
+		return NULL;
+	memset(key, 0, sizeof(key));
+	strlcpy(key, name, sizeof(key));
+	p = hash_search(purposes, key, HASH_ENTER, &found);
+	if (!found)
+		imp_lookup_purpose(name, p);
+	return p;
+}
+
+/*
+ * Writes one batch of checked rows as the owner: marks rows whose (subject,
+ * purpose, evidence) is already a grant in the ledger (or earlier in the
+ * batch), then appends the rest, chained, and updates consent_state where
+ * the imported grant is not older than what the state already holds.
+ * Returns the rows written.
+ */
+static int64
+imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const char *who,
+				MemoryContext scratch)
+{
+	MemoryContext old = MemoryContextSwitchTo(scratch);
+	StringInfoData buf;
+	Datum	   *d_subj = palloc(n * sizeof(Datum));
+	Datum	   *d_purp = palloc(n * sizeof(Datum));
+	Datum	   *d_ev = palloc(n * sizeof(Datum));
+	Datum	   *d_until = palloc(n * sizeof(Datum));
+	bool	   *n_until = palloc(n * sizeof(bool));
+	Datum	   *d_granted = palloc(n * sizeof(Datum));
+	Datum	   *d_id = palloc(n * sizeof(Datum));
+	Datum	   *d_prev = palloc(n * sizeof(Datum));
+	bool	   *n_prev = palloc(n * sizeof(bool));
+	Datum	   *d_hash = palloc(n * sizeof(Datum));
+	int			m = 0;
+	int			i;
+	CvHead		h;
+
+	initStringInfo(&buf);
+	if (!allow_dups)
+	{
+		HASHCTL		ctl;
+		HTAB	   *seen;
+
+		/* earlier in this batch */
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = 32;
+		ctl.entrysize = sizeof(CvImpSeen);
+		ctl.hcxt = scratch;
+		seen = hash_create("customer_vault import batch", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+		for (i = 0; i < n; i++)
+		{
+			uint8		key[32];
+			bool		found;
+
+			imp_row_key(&buf, &rows[i], key);
+			(void) hash_search(seen, key, HASH_ENTER, &found);
+			rows[i].skip = found;
+		}
+		/* already in the ledger (earlier imports, grant_consent, earlier batches) */
+		for (i = 0; i < n; i++)
+		{
+			d_subj[i] = CStringGetTextDatum(rows[i].subject);
+			d_purp[i] = CStringGetTextDatum(rows[i].purpose);
+			d_ev[i] = JsonbPGetDatum(rows[i].evidence);
+		}
+		{
+			Oid			types[3] = {TEXTARRAYOID, TEXTARRAYOID, InvalidOid};
+			Datum		v[3];
+			uint64		k;
+
+			types[2] = get_array_type(JSONBOID);
+			v[0] = imp_array(d_subj, NULL, n, TEXTOID);
+			v[1] = imp_array(d_purp, NULL, n, TEXTOID);
+			v[2] = imp_array(d_ev, NULL, n, JSONBOID);
+			imp_exec(imp_plan(&plan_dups,
+							  "SELECT u.i::pg_catalog.int4"
+							  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+							  "       WITH ORDINALITY AS u(s, p, e, i)"
+							  " WHERE EXISTS (SELECT FROM customer_vault.consent_ledger l"
+							  "                WHERE l.subject OPERATOR(pg_catalog.=) u.s"
+							  "                  AND l.purpose OPERATOR(pg_catalog.=) u.p"
+							  "                  AND l.action OPERATOR(pg_catalog.=) 'grant'"
+							  "                  AND l.evidence OPERATOR(pg_catalog.=) u.e)",
+							  3, types), v, NULL, 0);
+			for (k = 0; k < SPI_processed; k++)
+			{
+				bool		isnull;
+				int32		idx = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull));
+
+				rows[idx - 1].skip = true;
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+	}
+
+	/* the entries, chained */
+	imp_head(&h);
+	for (i = 0; i < n; i++)
+	{
+		uint8		hash[32];
+		int64		id;
+
+		if (rows[i].skip)
+			continue;
+		id = h.last_id + 1;
+		imp_entry_hash(&buf, &h, id, rows[i].subject, rows[i].purpose, "grant", rows[i].evidence,
+					   rows[i].has_until, rows[i].until, ts, who, hash);
+		d_id[m] = Int64GetDatum(id);
+		d_subj[m] = CStringGetTextDatum(rows[i].subject);
+		d_purp[m] = CStringGetTextDatum(rows[i].purpose);
+		d_ev[m] = JsonbPGetDatum(rows[i].evidence);
+		d_until[m] = TimestampTzGetDatum(rows[i].until);
+		n_until[m] = !rows[i].has_until;
+		d_granted[m] = TimestampTzGetDatum(rows[i].granted_at);
+		if (h.has_hash)
+		{
+			d_prev[m] = imp_hash_datum(h.last_hash);
+			n_prev[m] = false;
+		}
+		else
+		{
+			d_prev[m] = (Datum) 0;
+			n_prev[m] = true;
+		}
+		d_hash[m] = imp_hash_datum(hash);
+		h.last_id = id;
+		h.has_hash = true;
+		memcpy(h.last_hash, hash, 32);
+		m++;
+	}
+	if (m > 0)
+	{
+		Oid			types[9];
+		Datum		v[9];
+		NameData	nd;
+
+		types[0] = INT8ARRAYOID;
+		types[1] = TEXTARRAYOID;
+		types[2] = TEXTARRAYOID;
+		types[3] = get_array_type(JSONBOID);
+		types[4] = get_array_type(TIMESTAMPTZOID);
+		types[5] = BYTEAARRAYOID;
+		types[6] = BYTEAARRAYOID;
+		types[7] = TIMESTAMPTZOID;
+		types[8] = NAMEOID;
+		v[0] = imp_array(d_id, NULL, m, INT8OID);
+		v[1] = imp_array(d_subj, NULL, m, TEXTOID);
+		v[2] = imp_array(d_purp, NULL, m, TEXTOID);
+		v[3] = imp_array(d_ev, NULL, m, JSONBOID);
+		v[4] = imp_array(d_until, n_until, m, TIMESTAMPTZOID);
+		v[5] = imp_array(d_prev, n_prev, m, BYTEAOID);
+		v[6] = imp_array(d_hash, NULL, m, BYTEAOID);
+		v[7] = TimestampTzGetDatum(ts);
+		namestrcpy(&nd, who);
+		v[8] = NameGetDatum(&nd);
+		imp_exec(imp_plan(&plan_ledger_many,
+						  "INSERT INTO customer_vault.consent_ledger"
+						  " (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+						  " SELECT u.id, u.s, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
+						  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						  "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+						  "                   pg_catalog.unnest($7)) AS u(id, s, p, e, v, ph, h)",
+						  9, types), v, NULL, 0);
+		imp_head_write(&h);
+
+		/* the state: the newest imported grant per subject and purpose, unless the state is newer */
+		types[0] = TEXTARRAYOID;
+		types[1] = TEXTARRAYOID;
+		types[2] = get_array_type(TIMESTAMPTZOID);
+		types[3] = get_array_type(TIMESTAMPTZOID);
+		types[4] = INT8ARRAYOID;
+		v[0] = v[1];
+		v[1] = v[2];
+		v[2] = v[4];
+		v[3] = imp_array(d_granted, NULL, m, TIMESTAMPTZOID);
+		v[4] = imp_array(d_id, NULL, m, INT8OID);
+		imp_exec(imp_plan(&plan_state_many,
+						  "INSERT INTO customer_vault.consent_state AS s"
+						  " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
+						  " SELECT DISTINCT ON (u.s, u.p) u.s, u.p, true, u.v, u.g, NULL::pg_catalog.timestamptz, u.id"
+						  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+						  "                   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(s, p, v, g, id)"
+						  "  ORDER BY u.s, u.p, u.g DESC, u.id DESC"
+						  " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
+						  "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+						  "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id"
+						  " WHERE pg_catalog.timestamptz_le(COALESCE(GREATEST(s.granted_at, s.withdrawn_at), '-infinity'),"
+						  "                                 EXCLUDED.granted_at)",
+						  5, types), v, NULL, 0);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(scratch);
+	return m;
+}
+
+PG_FUNCTION_INFO_V1(cv_import_consents);
+
+/*
+ * import_consents(query, allow_duplicates): records the opt-ins the query
+ * returns (subject, purpose, evidence[, granted_at][, valid_until]) in one
+ * pass.  The query runs with the caller's rights and settings; the writes
+ * run as the ledger's owner.  All or nothing: the first bad row stops the
+ * import with its row number.  Rows whose subject, purpose and evidence are
+ * already a grant in the ledger are skipped (and counted in a NOTICE) unless
+ * allow_duplicates.  Returns the entries written.
+ */
+Datum
+cv_import_consents(PG_FUNCTION_ARGS)
+{
+	char	   *query;
+	bool		allow_dups;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz ts = GetCurrentTimestamp();
+	char	   *who = imp_recorded_by();
+	SPIPlanPtr	plan;
+	Portal		portal;
+	CvImpCols	cols;
+	HASHCTL		ctl;
+	HTAB	   *purposes;
+	MemoryContext batch_cxt;
+	MemoryContext scratch;
+	MemoryContext fn_cxt = CurrentMemoryContext;
+	int64		rowno = 0;
+	int64		written = 0;
+	int64		skipped = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query must not be null")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("allow_duplicates must not be null")));
+	query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	allow_dups = PG_GETARG_BOOL(1);
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = 64;
+	ctl.entrysize = sizeof(CvImpPurpose);
+	ctl.hcxt = fn_cxt;
+	purposes = hash_create("customer_vault import purposes", 16, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	batch_cxt = AllocSetContextCreate(fn_cxt, "customer_vault import batch", ALLOCSET_DEFAULT_SIZES);
+	scratch = AllocSetContextCreate(fn_cxt, "customer_vault import write", ALLOCSET_DEFAULT_SIZES);
+
+	/* the caller's query, as the caller */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare_cursor failed: %s", SPI_result_code_string(SPI_result));
+	if (!SPI_is_cursor_plan(plan))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("import query must be a single query that returns rows"),
+				 errhint("Use a SELECT, VALUES or TABLE query returning subject, purpose, evidence, granted_at and valid_until.")));
+	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
+	imp_map_columns(portal->tupDesc, &cols);
+
+	for (;;)
+	{
+		CvImpRow   *rows;
+		int			n;
+		int			i;
+		TupleDesc	desc;
+		SPITupleTable *tt;
+		CvAsOwner	sw;
+
+		SPI_cursor_fetch(portal, true, IMPORT_BATCH);
+		if (SPI_processed == 0)
+			break;
+		n = (int) SPI_processed;
+		tt = SPI_tuptable;
+		desc = tt->tupdesc;
+		MemoryContextSwitchTo(batch_cxt);
+		rows = palloc0(n * sizeof(CvImpRow));
+
+		/* purposes are read as the owner (the caller may not see them) */
+		imp_become_owner(&sw);
+		for (i = 0; i < n; i++)
+		{
+			HeapTuple	tup = tt->vals[i];
+			CvImpRow   *r = &rows[i];
+			bool		isnull;
+			Datum		d;
+			CvImpPurpose *p;
+
+			rowno++;
+			d = SPI_getbinval(tup, desc, cols.subject, &isnull);
+			r->subject = isnull ? NULL : TextDatumGetCString(d);
+			if (r->subject == NULL || r->subject[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("import row " INT64_FORMAT ": subject must not be null or empty", rowno)));
+			d = SPI_getbinval(tup, desc, cols.purpose, &isnull);
+			r->purpose = isnull ? NULL : TextDatumGetCString(d);
+			if (r->purpose == NULL || r->purpose[0] == '\0')
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("import row " INT64_FORMAT ": purpose must not be null or empty", rowno)));
+			p = imp_purpose(purposes, r->purpose);
+			if (p == NULL || !p->exists)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_OBJECT),
+						 errmsg("import row " INT64_FORMAT ": purpose %s does not exist", rowno,
+								quote_literal_cstr(r->purpose)),
+						 errhint("Define it with customer_vault.define_purpose().")));
+			if (!p->consent)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("import row " INT64_FORMAT ": purpose %s does not rest on consent", rowno,
+								quote_literal_cstr(r->purpose)),
+						 errhint("Record consent only for consent-based purposes.")));
+			d = SPI_getbinval(tup, desc, cols.evidence, &isnull);
+			r->evidence = isnull ? NULL : DatumGetJsonbPCopy(d);
+			if (!imp_evidence_ok(r->evidence))
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("import row " INT64_FORMAT ": evidence must be a non-empty JSON object", rowno),
+						 errhint("Record what was shown, when and through which channel, e.g. {\"form\": \"signup-v3\", \"channel\": \"web\"}.")));
+			r->granted_at = now;
+			if (cols.granted_at)
+			{
+				d = SPI_getbinval(tup, desc, cols.granted_at, &isnull);
+				if (!isnull)
+				{
+					r->granted_at = DatumGetTimestampTz(d);
+					if (TIMESTAMP_NOT_FINITE(r->granted_at))
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("import row " INT64_FORMAT ": granted_at must be a finite time", rowno)));
+					if (r->granted_at > now)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("import row " INT64_FORMAT ": granted_at must not be in the future", rowno)));
+				}
+			}
+			r->has_until = false;
+			if (cols.valid_until)
+			{
+				d = SPI_getbinval(tup, desc, cols.valid_until, &isnull);
+				if (!isnull)
+				{
+					r->has_until = true;
+					r->until = DatumGetTimestampTz(d);
+					if (TIMESTAMP_NOT_FINITE(r->until))
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("import row " INT64_FORMAT ": valid_until must be a finite time", rowno),
+								 errhint("Leave it NULL for consent without an end date (the purpose's consent lifetime still applies).")));
+					if (r->until <= r->granted_at)
+						ereport(ERROR,
+								(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+								 errmsg("import row " INT64_FORMAT ": valid_until must be after granted_at", rowno)));
+				}
+			}
+			imp_cap_until(p, r->granted_at, &r->has_until, &r->until);
+		}
+		SPI_freetuptable(tt);
+		MemoryContextSwitchTo(fn_cxt);
+
+		written += imp_write_batch(rows, n, allow_dups, ts, who, scratch);
+		imp_restore_user(&sw);
+		skipped = rowno - written;
+		MemoryContextReset(batch_cxt);
+		CHECK_FOR_INTERRUPTS();
+	}
+	SPI_cursor_close(portal);
+	SPI_finish();
+	if (skipped > 0)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " of " INT64_FORMAT " imported rows were already recorded and were skipped",
+						skipped, rowno),
+				 errhint("Pass allow_duplicates => true to record them again.")));
+	PG_RETURN_INT64(written);
+}
