@@ -22,7 +22,7 @@ PG_CPPFLAGS = -DCV_VERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK  = -lcrypto
 
 # regression inputs in test/sql, outputs in expected/ (pg_regress looks in ./expected first)
-REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks review2
+REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks review2 import_consents
 # types' soft input errors (expected/soft_errors_1.out: PostgreSQL 15, which has none)
 REGRESS += soft_errors
 # data-subject rights: the keyed subject hash, erasure with receipts

@@ -34,6 +34,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -1077,11 +1078,13 @@ cv_import_consents(PG_FUNCTION_ARGS)
 	plan = SPI_prepare_cursor(query, 0, NULL, CURSOR_OPT_NO_SCROLL);
 	if (plan == NULL)
 		elog(ERROR, "SPI_prepare_cursor failed: %s", SPI_result_code_string(SPI_result));
-	if (!SPI_is_cursor_plan(plan))
+	if (!SPI_is_cursor_plan(plan) ||
+		((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->commandTag != CMDTAG_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("import query must be a single query that returns rows"),
 				 errhint("Use a SELECT, VALUES or TABLE query returning subject, purpose, evidence, granted_at and valid_until.")));
+	/* (a SELECT: data-modifying statements belong before the import, not in it) */
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
 	imp_map_columns(portal->tupDesc, &cols);
 

@@ -15,6 +15,7 @@ CREATE ROLE regress_pm_admin IN ROLE customer_vault_admin;
 CREATE ROLE regress_pm_owner;
 RESET client_min_messages;
 SELECT customer_vault.create_key('pm_key') > 0 AS created;
+SELECT customer_vault.define_purpose('pm_news');
 
 -- a protected table owned by an ordinary role, and an explicit one
 CREATE TABLE pm_t (id int PRIMARY KEY, email text);
@@ -124,6 +125,12 @@ INSERT INTO pm_probes VALUES
  (83, 'read privilege matrix', 'SELECT * FROM customer_vault.privilege_matrix'),
  (84, 'write privilege matrix', 'DELETE FROM customer_vault.privilege_matrix'),
  (85, '_granted_privileges()', 'SELECT customer_vault._granted_privileges(true)');
+-- part IMPORT: import_consents is for whoever records consent (admin,
+-- writer); its query reads with the caller's rights only
+INSERT INTO pm_probes VALUES
+ (90, 'import_consents()', $p$SELECT customer_vault.import_consents('SELECT ''pm1'' AS subject, ''pm_news'' AS purpose, ''{"a": 1}''::jsonb AS evidence')$p$),
+ (91, 'import_consents() of wrapped keys', $p$SELECT customer_vault.import_consents('SELECT encode(wrapped, ''hex'') AS subject, ''pm_news'' AS purpose, ''{"a": 1}''::jsonb AS evidence FROM customer_vault.data_keys')$p$);
+
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
@@ -191,5 +198,6 @@ SELECT "id'); DROP TABLE pm_x; --", "e"";DROP TABLE pm_x;--" FROM pm_evil_decryp
 RESET ROLE;
 
 DROP TABLE pm_t, pm_x, pm_plain, pm_evil, pm_probes CASCADE;
+DELETE FROM customer_vault.purposes WHERE purpose = 'pm_news';
 DROP ROLE regress_pm_none, regress_pm_writer, regress_pm_reader, regress_pm_auditor, regress_pm_admin,
           regress_pm_owner;
