@@ -97,13 +97,13 @@ SELECT count(*) - :entries_before AS new_entries,
        max(id) - min(id) + 1 = count(*) AS contiguous
   FROM customer_vault.consent_ledger;
 -- in the query's order, recorded by the session user, with the evidence as given
-SELECT bool_and(l.subject = 'crm-' || (l.id - f.first + 1)) AS in_order,
+SELECT :entries_before + 1 AS first \gset
+SELECT count(*) AS entries,
+       bool_and(l.subject = 'crm-' || (l.id - :first + 1)) AS in_order,
        bool_and(l.recorded_by = session_user) AS by_session_user,
-       bool_and(l.evidence = jsonb_build_object('source', 'crm', 'record', l.id - f.first + 1)) AS evidence_kept,
+       bool_and(l.evidence = jsonb_build_object('source', 'crm', 'record', l.id - :first + 1)) AS evidence_kept,
        bool_and(l.action = 'grant') AS grants
-  FROM customer_vault.consent_ledger l,
-       (SELECT min(id) AS first FROM customer_vault.consent_ledger WHERE subject LIKE 'crm-%') f
- WHERE l.subject LIKE 'crm-%';
+  FROM customer_vault.consent_ledger l WHERE l.id >= :first;
 SELECT count(*) AS state_rows,
        count(*) FILTER (WHERE s.granted_at = timestamptz '2026-01-01 00:00:00+00'
                                                + substr(s.subject, 5)::int * interval '1 second') AS granted_at_kept,
