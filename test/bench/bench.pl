@@ -26,7 +26,7 @@
 #                          counts (default: the server's, raised to BENCH_ROWS
 #                          when smaller; below the live consents of a purpose
 #                          it measures the index-probe fallback)
-#   BENCH_SECTIONS="insert read lookup consent import purge rotation forget"
+#   BENCH_SECTIONS="insert read lookup consent import purge rotation forget brake"
 #                          the sections to run (default all; read, lookup and
 #                          rotation need the tables insert fills and bring it in)
 #   BENCH_PURGE_RATE=100   single-row INSERTs per second of the concurrent
