@@ -6,7 +6,7 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENS
 MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
        src/types.o src/columns.o src/protect.o src/consent.o src/scache.o src/blind.o src/maint.o src/brake.o \
-       src/import.o
+       src/import.o src/mask.o
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by
@@ -22,7 +22,7 @@ PG_CPPFLAGS = -DCV_VERSION=\"$(EXTVERSION)\" -Wall -Wextra -Wno-unused-parameter
 SHLIB_LINK  = -lcrypto
 
 # regression inputs in test/sql, outputs in expected/ (pg_regress looks in ./expected first)
-REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks review2 import_consents
+REGRESS = install types crypto keys columns subjects consent retention evidence bad_arguments shred_retention privileges labels padding blind_index_oracle blind_index_review privilege_matrix maintenance no_crash row_context forged_ciphertext consent_policy consent_ledger upgrade bench_checks review2 import_consents masking
 # types' soft input errors (expected/soft_errors_1.out: PostgreSQL 15, which has none)
 REGRESS += soft_errors
 # data-subject rights: the keyed subject hash, erasure with receipts

@@ -94,6 +94,8 @@ typedef struct CvKey
 	CvAead	   *aead;			/* key schedule, NULL when destroyed */
 	CvMac	   *bidx;			/* HMAC under the HKDF blind-index subkey;
 								 * named keys only */
+	CvMac	   *mask;			/* HMAC under the HKDF masking subkey (hash
+								 * and fake rules); named keys only */
 } CvKey;
 
 /*
@@ -123,8 +125,10 @@ typedef enum CvOpenUse
 								 * <table>_decrypted */
 	CV_OPEN_RESEAL,				/* re-sealed at once, never shown: rotation,
 								 * a protected row's context change */
-	CV_OPEN_VERIFY				/* authenticity check of ciphertext written
+	CV_OPEN_VERIFY,				/* authenticity check of ciphertext written
 								 * to a protected column (restore, COPY) */
+	CV_OPEN_MASK				/* masked at once in C, only the mask is
+								 * returned: <table>_masked, masked_copy */
 } CvOpenUse;
 
 /* results of CvOpenEnvelope */

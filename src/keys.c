@@ -103,6 +103,7 @@ typedef struct CvKeyHolder
 	MemoryContextCallback cb;
 	CvAead	   *aead;
 	CvMac	   *bidx;
+	CvMac	   *mask;
 } CvKeyHolder;
 
 typedef struct CvNameEntry
@@ -486,6 +487,8 @@ cv_key_holder_free(void *arg)
 	h->aead = NULL;
 	cv_mac_free(h->bidx);
 	h->bidx = NULL;
+	cv_mac_free(h->mask);
+	h->mask = NULL;
 }
 
 /*
@@ -809,6 +812,10 @@ cv_cache_insert(const CvKey *meta, uint8 *dk)
 			ok = cv_hkdf_sha256(dk, CV_KEY_LEN, "customer_vault blind index v1", sub, CV_KEY_LEN) &&
 				(h->bidx = cv_mac_new(sub, CV_KEY_LEN)) != NULL;
 			cv_wipe(sub, CV_KEY_LEN);
+			/* masking (hash and fake rules): a subkey of its own */
+			ok = ok && cv_hkdf_sha256(dk, CV_KEY_LEN, "customer_vault mask v1", sub, CV_KEY_LEN) &&
+				(h->mask = cv_mac_new(sub, CV_KEY_LEN)) != NULL;
+			cv_wipe(sub, CV_KEY_LEN);
 		}
 		cv_wipe(dk, CV_KEY_LEN);
 		if (!ok)
@@ -820,6 +827,7 @@ cv_cache_insert(const CvKey *meta, uint8 *dk)
 	memcpy(k, meta, sizeof(CvKey));
 	k->aead = h->aead;
 	k->bidx = h->bidx;
+	k->mask = h->mask;
 	k->destroyed = (dk == NULL);
 	return k;
 }

@@ -516,6 +516,8 @@ BEGIN
             MESSAGE = pg_catalog.format('column %I of table %s is already protected', col, tbl);
     END IF;
     PERFORM customer_vault._drop_decrypted_view(nsp, rel OPERATOR(pg_catalog.||) '_decrypted', caller);
+    -- the masked view depends on the columns being rewritten too (MASK)
+    PERFORM customer_vault._drop_masked_view(tbl);
     INSERT INTO customer_vault.protected_columns
         (schema_name, table_name, column_name, key_name, binding, context_column, blind_index_column,
          blind_index_bits, relid)
@@ -578,6 +580,10 @@ BEGIN
                                   tbl, p.blind_index_column);
     END IF;
     PERFORM customer_vault._build_decrypted_view(tbl, caller);
+    -- and <table>_masked, when the table has masking rules (MASK)
+    IF EXISTS (SELECT 1 FROM customer_vault.mask_rules m WHERE m.relid OPERATOR(pg_catalog.=) tbl) THEN
+        PERFORM customer_vault._build_masked_view(tbl);
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._finish_protection_as_owner(regclass, name, oid) IS

@@ -79,6 +79,17 @@ CREATE TABLE customer_vault._privilege_carry (
 -- IMPORT (issue 15): the index import_consents finds earlier grants with
 CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger (subject, purpose);
 
+-- MASK: masking rules (sql/src/75_masking.sql)
+CREATE TABLE customer_vault.mask_rules (
+    relid       regclass NOT NULL,
+    column_name name NOT NULL,
+    rule        text NOT NULL,
+    set_by      oid NOT NULL,
+    set_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (relid, column_name)
+);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.mask_rules', '');
+
 --@ replay
 
 -- part MAP: event triggers need their functions (replayed above)
@@ -111,3 +122,9 @@ SELECT DISTINCT ON (t.relid) t.relid, t.col, (SELECT r.oid FROM pg_catalog.pg_ro
    AND customer_vault._subject_type_ok(a.atttypid::pg_catalog.regtype)
  ORDER BY t.relid, t.pref
 ON CONFLICT (relid) DO NOTHING;
+
+-- MASK: the event triggers of masking (their functions come with the replay)
+CREATE EVENT TRIGGER customer_vault_mask_forget_dropped ON sql_drop
+    EXECUTE FUNCTION customer_vault._mask_forget_dropped();
+CREATE EVENT TRIGGER customer_vault_guard_masked_views ON ddl_command_end
+    EXECUTE FUNCTION customer_vault._guard_masked_views();

@@ -26,8 +26,8 @@
 #                          counts (default: the server's, raised to BENCH_ROWS
 #                          when smaller; below the live consents of a purpose
 #                          it measures the index-probe fallback)
-#   BENCH_SECTIONS="insert read lookup consent import purge rotation forget brake"
-#                          the sections to run (default all; read, lookup and
+#   BENCH_SECTIONS="insert read mask lookup consent import purge rotation forget brake"
+#                          the sections to run (default all; read, mask, lookup and
 #                          rotation need the tables insert fills and bring it in)
 #   BENCH_PURGE_RATE=100   single-row INSERTs per second of the concurrent
 #                          writer (pgbench -R) during the purge and the DELETE
@@ -67,8 +67,8 @@ $cache eq '' || $cache =~ /^[0-9]+$/
 my $PURGE_HOLD = 7;
 my $WRITER_APP = 'bench_purge_writer';
 
-# the sections to run, in this order; read, lookup, rotation and brake work on the insert tables
-my @ALL = qw(insert read lookup consent import purge rotation forget brake);
+# the sections to run, in this order; read, mask, lookup, rotation and brake work on the insert tables
+my @ALL = qw(insert read mask lookup consent import purge rotation forget brake);
 my %want;
 for my $s (split /[\s,]+/, $ENV{BENCH_SECTIONS} // "@ALL")
 {
@@ -77,7 +77,7 @@ for my $s (split /[\s,]+/, $ENV{BENCH_SECTIONS} // "@ALL")
 	$want{$s} = 1;
 }
 %want or die "bench: BENCH_SECTIONS names no section\n";
-$want{insert} = 1 if $want{read} || $want{lookup} || $want{rotation} || $want{brake};
+$want{insert} = 1 if $want{read} || $want{mask} || $want{lookup} || $want{rotation} || $want{brake};
 my @sections = grep { $want{$_} } @ALL;
 
 # same plans for every method, one CPU each: no JIT, no parallel query
@@ -322,7 +322,7 @@ print "sections: @sections\n" if @sections != @ALL;
 print "targets: test/bench/targets.tsv\n";
 
 # the table: sections in this order (the size rows come from insert.sql)
-my @order = qw(insert read lookup size consent import purge rotation forget brake);
+my @order = qw(insert read mask lookup size consent import purge rotation forget brake);
 my %rank = map { $order[$_] => $_ } 0 .. $#order;
 my $line = "%-9s %-52s %10s %10s %10s %8s  %-24s %-6s %s\n";
 for my $n (@sizes)

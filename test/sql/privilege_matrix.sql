@@ -1,5 +1,5 @@
 -- The privilege matrix: for each role (none, writer, reader, auditor, admin,
--- and an ordinary table owner with no vault role), every way to obtain
+-- masked reader, and an ordinary table owner with no vault role), every way to obtain
 -- plaintext, compute a blind index for a guess, or change what readers run,
 -- and what it gives.  ok = it worked; denied = 42501; otherwise the SQLSTATE.
 -- Each probe runs in a subtransaction that is rolled back, so none changes
@@ -13,6 +13,7 @@ CREATE ROLE regress_pm_reader IN ROLE customer_vault_reader;
 CREATE ROLE regress_pm_auditor IN ROLE customer_vault_auditor;
 CREATE ROLE regress_pm_admin IN ROLE customer_vault_admin;
 CREATE ROLE regress_pm_owner;
+CREATE ROLE regress_pm_masked IN ROLE customer_vault_masked_reader;
 RESET client_min_messages;
 SELECT customer_vault.create_key('pm_key') > 0 AS created;
 SELECT customer_vault.define_purpose('pm_news');
@@ -22,6 +23,7 @@ CREATE TABLE pm_t (id int PRIMARY KEY, email text);
 ALTER TABLE pm_t OWNER TO regress_pm_owner;
 INSERT INTO pm_t VALUES (1, 'pm1@example.com'), (2, 'pm2@example.com');
 SELECT customer_vault.protect_column('pm_t', 'email', 'pm_key', 'id', 'email_bidx');
+SELECT customer_vault.mask_column('pm_t', 'email', 'default');   -- makes pm_t_masked
 -- as README advises: everybody may read the table but not its blind index
 GRANT SELECT (id, email), INSERT, UPDATE ON pm_t TO PUBLIC;
 GRANT SELECT ON pm_t TO regress_pm_reader;
@@ -71,6 +73,26 @@ INSERT INTO pm_probes VALUES
  (207, 'write subject_tables', 'INSERT INTO customer_vault.subject_tables VALUES (''pm_plain'', ''id'', 10)'),
  (208, 'read subject_exports', 'SELECT * FROM customer_vault.subject_exports'),
  (209, 'erase subject_exports', 'DELETE FROM customer_vault.subject_exports');
+-- masking by job (part MASK)
+INSERT INTO pm_probes VALUES
+ (400, 'masked view', 'SELECT email FROM pm_t_masked'),
+ (401, '_mask_sealed()', format('SELECT customer_vault._mask_sealed(email, %L || id, ''pm_t'', ''email'') FROM pm_t', :'bind')),
+ (402, '_mask_plain() of a guess', 'SELECT customer_vault._mask_plain(''pm1@example.com'', ''pm_t'', ''email'')'),
+ (403, '_masked_select_list()', 'SELECT customer_vault._masked_select_list(''pm_t'')'),
+ (404, 'masked_copy() (temp)', 'SELECT customer_vault.masked_copy(''pm_t'', ''pm_copy'', ''pg_temp'')'),
+ (405, 'mask_column() (owner and admin only)', 'SELECT customer_vault.mask_column(''pm_t'', ''email'', ''partial(100,"",0)'')'),
+ (406, '_mask_column_set()', 'SELECT customer_vault._mask_column_set(''pm_t'', ''email'', ''partial(100,"",0)'')'),
+ (407, '_mask_column_as_owner()', 'SELECT customer_vault._mask_column_as_owner(''pm_t'', ''email'', ''partial(100,"",0)'', 10)'),
+ (408, '_mask_rule()', 'SELECT customer_vault._mask_rule(''hash'', ''pm_key'')'),
+ (409, '_masked_view_build()', 'SELECT customer_vault._masked_view_build(''pm_t'')'),
+ (410, '_build_masked_view()', 'SELECT customer_vault._build_masked_view(''pm_t'')'),
+ (411, '_drop_masked_view()', 'SELECT customer_vault._drop_masked_view(''pm_t'')'),
+ (412, '_mask_view_active()', 'SELECT customer_vault._mask_view_active()'),
+ (413, 'write mask rules', 'INSERT INTO customer_vault.mask_rules VALUES (''pm_t'', ''email'', ''partial(100,"",0)'', 10)'),
+ (414, 'read mask rules', 'SELECT * FROM customer_vault.mask_rules'),
+ (415, 'redefine masked view', 'CREATE OR REPLACE VIEW pm_t_masked AS SELECT * FROM pm_t'),
+ (416, 're-own masked view', 'ALTER VIEW pm_t_masked OWNER TO CURRENT_USER'),
+ (417, 'masked view event trigger fn', 'SELECT customer_vault._guard_masked_views()');
 
 -- part BRAKE (issue 13): the exfiltration brake and stale accounts
 INSERT INTO pm_probes VALUES
@@ -154,6 +176,7 @@ SELECT p.probe,
        pg_temp.probe('regress_pm_reader', p.sql) AS reader,
        pg_temp.probe('regress_pm_auditor', p.sql) AS auditor,
        pg_temp.probe('regress_pm_admin', p.sql) AS admin,
+       pg_temp.probe('regress_pm_masked', p.sql) AS masked,
        pg_temp.probe('regress_pm_owner', p.sql) AS tbl_owner
   FROM pm_probes p ORDER BY p.n;
 -- nothing the probes did stayed
@@ -200,4 +223,4 @@ RESET ROLE;
 DROP TABLE pm_t, pm_x, pm_plain, pm_evil, pm_probes CASCADE;
 DELETE FROM customer_vault.purposes WHERE purpose = 'pm_news';
 DROP ROLE regress_pm_none, regress_pm_writer, regress_pm_reader, regress_pm_auditor, regress_pm_admin,
-          regress_pm_owner;
+          regress_pm_owner, regress_pm_masked;

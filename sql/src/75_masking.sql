@@ -1,0 +1,418 @@
+--@ code
+---------------------------------------------------------------------------
+-- Masking by job (src/mask.c): rules per column, <table>_masked for the
+-- role customer_vault_masked_reader, masked_copy() for development copies.
+---------------------------------------------------------------------------
+
+-- the role of people who may see masks, never plaintext (cluster-wide, like the others)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                    WHERE rolname OPERATOR(pg_catalog.=) 'customer_vault_masked_reader') THEN
+        CREATE ROLE customer_vault_masked_reader NOLOGIN;
+    END IF;
+END
+$$;
+--@ schema
+
+CREATE TABLE customer_vault.mask_rules (
+    relid       regclass NOT NULL,
+    column_name name NOT NULL,
+    rule        text NOT NULL,
+    set_by      oid NOT NULL,
+    set_at      timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (relid, column_name)
+);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.mask_rules', '');
+--@ code
+COMMENT ON TABLE customer_vault.mask_rules IS
+    'masking rules set by mask_column(), in canonical form (''default'': the default of the column''s label); a table with rules has a <table>_masked view';
+
+-- The mask of a protected column's value, from its ciphertext: the rule is
+-- the column's own (never the caller's), the context must be the column's.
+-- Not STRICT: a NULL context with a value is an error, as in _open_column.
+CREATE OR REPLACE FUNCTION customer_vault._mask_sealed(value text, context text, tbl regclass, col name)
+    RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_mask_sealed';
+COMMENT ON FUNCTION customer_vault._mask_sealed(text, text, regclass, name) IS
+    'internal: the mask of a protected column''s value under the column''s rule (what <table>_masked shows); never the plaintext';
+
+CREATE OR REPLACE FUNCTION customer_vault._mask_plain(value text, tbl regclass, col name)
+    RETURNS text
+    LANGUAGE C STABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_mask_plain';
+COMMENT ON FUNCTION customer_vault._mask_plain(text, regclass, name) IS
+    'internal: the mask of a labelled, unencrypted column''s value under the column''s rule; for callers who may select that column';
+
+-- Not STRICT: a NULL rule is an error with a hint; default_key may be NULL.
+CREATE OR REPLACE FUNCTION customer_vault._mask_rule(rule text, default_key text)
+    RETURNS text
+    LANGUAGE C STABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_mask_rule';
+COMMENT ON FUNCTION customer_vault._mask_rule(text, text) IS
+    'internal: the canonical text of a masking rule, or an error saying what is wrong';
+
+CREATE OR REPLACE FUNCTION customer_vault._mask_view_active() RETURNS boolean
+    LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
+    AS 'MODULE_PATHNAME', 'cv_mask_view_is_active';
+COMMENT ON FUNCTION customer_vault._mask_view_active() IS
+    'internal: whether the extension itself is defining a masked view (the guard event trigger lets it)';
+
+CREATE OR REPLACE FUNCTION customer_vault._masked_view_build(tbl regclass) RETURNS void
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_mask_build_view';
+COMMENT ON FUNCTION customer_vault._masked_view_build(regclass) IS
+    'internal: (re)creates <table>_masked; for the extension''s owner';
+
+-- Not STRICT: NULL arguments are errors with a message of their own.
+CREATE OR REPLACE FUNCTION customer_vault._mask_column_set(tbl regclass, col name, rule text) RETURNS text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_mask_column_set';
+COMMENT ON FUNCTION customer_vault._mask_column_set(regclass, name, text) IS
+    'internal: records a masking rule and rebuilds <table>_masked as the extension''s owner; for the table''s owner';
+
+-- The select list of <table>_masked and of masked_copy(): protected columns
+-- masked from their ciphertext, labelled or ruled columns masked from their
+-- text, explicit encrypted_text/encrypted_bytea columns NULL (their context
+-- is unknown), blind index columns left out, every other column as it is.
+-- SECURITY DEFINER: it reads the registries for masked readers; it returns
+-- SQL text built from quoted identifiers and literals only.
+CREATE OR REPLACE FUNCTION customer_vault._masked_select_list(tbl regclass) RETURNS text
+    LANGUAGE plpgsql STABLE STRICT SECURITY DEFINER PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cols text;
+BEGIN
+    PERFORM customer_vault._table_names(tbl);
+    SELECT string_agg(
+             CASE
+               WHEN p.column_name IS NOT NULL THEN
+                 format('customer_vault._mask_sealed(t.%I::pg_catalog.text, %s, %s::pg_catalog.regclass, %L::pg_catalog.name) AS %I',
+                        a.attname,
+                        CASE WHEN p.context_column IS NULL THEN quote_literal(p.binding)
+                             ELSE format('customer_vault._row_context(%L, t.%I)', p.binding, p.context_column) END,
+                        tbl::oid, a.attname, a.attname)
+               WHEN a.atttypid IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype) THEN
+                 format('NULL::%s AS %I', a.atttypid::regtype, a.attname)
+               WHEN customer_vault._column_label(tbl, a.attnum) IS NOT NULL OR r.rule IS NOT NULL THEN
+                 format('customer_vault._mask_plain(%s, %s::pg_catalog.regclass, %L::pg_catalog.name) AS %I',
+                        CASE WHEN a.atttypid = 'date'::regtype THEN format('pg_catalog.to_char(t.%I, ''YYYY-MM-DD'')', a.attname)
+                             WHEN a.atttypid IN ('timestamp'::regtype, 'timestamptz'::regtype)
+                               THEN format('pg_catalog.to_char(t.%I, ''YYYY-MM-DD HH24:MI:SS'')', a.attname)
+                             ELSE format('t.%I::pg_catalog.text', a.attname) END,
+                        tbl::oid, a.attname, a.attname)
+               ELSE format('t.%I', a.attname)
+             END, ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_attribute a
+      LEFT JOIN customer_vault.protected_columns p
+        ON p.relid = tbl AND p.column_name = a.attname
+      LEFT JOIN customer_vault.mask_rules r
+        ON r.relid = tbl AND r.column_name = a.attname
+     WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped
+       -- blind index columns tell which rows share a value: never shown
+       AND NOT EXISTS (SELECT 1 FROM customer_vault.protected_columns b
+                        WHERE b.relid = tbl AND b.blind_index_column = a.attname);
+    IF cols IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('table %s has no column to show', tbl);
+    END IF;
+    RETURN cols;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._masked_select_list(regclass) IS
+    'internal: the select list (over alias t) of <table>_masked and masked_copy()';
+
+-- Drops <table>_masked when the extension made it; refuses anybody else's object.
+CREATE OR REPLACE FUNCTION customer_vault._drop_masked_view(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    vname text;
+    vowner oid;
+    vkind "char";
+BEGIN
+    SELECT n.nspname, c.relname OPERATOR(pg_catalog.||) '_masked' INTO nsp, vname
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE c.oid OPERATOR(pg_catalog.=) tbl;
+    SELECT c.relowner, c.relkind INTO vowner, vkind
+      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+     WHERE n.nspname OPERATOR(pg_catalog.=) nsp AND c.relname OPERATOR(pg_catalog.=) vname;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    IF vkind OPERATOR(pg_catalog.<>) 'v'
+       OR vowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+        RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
+            MESSAGE = pg_catalog.format('relation %I.%I already exists', nsp, vname),
+            DETAIL = 'The masked view of a table takes that name.';
+    END IF;
+    EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, vname);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._drop_masked_view(regclass) IS
+    'internal, as the extension owner: drops the <table>_masked view the extension made';
+
+-- (Re)creates <table>_masked as the extension's owner: security_invoker, so
+-- the masked reader's own table privileges and row-level security apply;
+-- SELECT for customer_vault_masked_reader only.
+CREATE OR REPLACE FUNCTION customer_vault._build_masked_view(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    vname text;
+    cols text;
+BEGIN
+    SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
+    vname := rel OPERATOR(pg_catalog.||) '_masked';
+    IF pg_catalog.octet_length(vname) OPERATOR(pg_catalog.>) 63 THEN
+        RAISE EXCEPTION USING ERRCODE = 'name_too_long',
+            MESSAGE = pg_catalog.format('view name %s is too long', pg_catalog.quote_ident(vname)),
+            HINT = 'Rename the table to a shorter name.';
+    END IF;
+    cols := customer_vault._masked_select_list(tbl);
+    PERFORM customer_vault._drop_masked_view(tbl);
+    EXECUTE pg_catalog.format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT %s FROM %I.%I t',
+                              nsp, vname, cols, nsp, rel);
+    EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_masked_reader', nsp, vname);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._build_masked_view(regclass) IS
+    'internal, as the extension owner: (re)creates the <table>_masked view';
+
+-- mask_column's work as the extension's owner (the caller owns the table).
+CREATE OR REPLACE FUNCTION customer_vault._mask_column_as_owner(tbl regclass, col name, rule text, caller oid)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    coltype regtype;
+    p customer_vault.protected_columns;
+    canon text;
+BEGIN
+    PERFORM customer_vault._table_names(tbl);
+    coltype := customer_vault._column_type(tbl, col);
+    IF EXISTS (SELECT 1 FROM customer_vault.protected_columns b
+                WHERE b.relid = tbl AND b.blind_index_column = col) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = format('column %I of table %s is a blind index column', col, tbl),
+            DETAIL = 'Blind index columns are never shown to masked readers.';
+    END IF;
+    IF coltype IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype) THEN
+        RAISE EXCEPTION USING ERRCODE = 'datatype_mismatch',
+            MESSAGE = format('column %I of table %s is of type %s', col, tbl, coltype),
+            DETAIL = 'Masked readers see NULL for encrypted_text and encrypted_bytea columns, whose context is not known.',
+            HINT = 'Protect a text column with protect_column() to mask it.';
+    END IF;
+    SELECT pc.* INTO p FROM customer_vault.protected_columns pc
+     WHERE pc.relid = tbl AND pc.column_name = col;
+    canon := customer_vault._mask_rule(rule, p.key_name);
+    INSERT INTO customer_vault.mask_rules AS m (relid, column_name, rule, set_by)
+    VALUES (tbl, col, canon, caller)
+    ON CONFLICT (relid, column_name)
+    DO UPDATE SET rule = EXCLUDED.rule, set_by = EXCLUDED.set_by, set_at = pg_catalog.now();
+    PERFORM customer_vault._build_masked_view(tbl);
+    RETURN canon;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._mask_column_as_owner(regclass, name, text, oid) IS
+    'internal, as the extension owner: records a masking rule and rebuilds <table>_masked';
+
+CREATE OR REPLACE FUNCTION customer_vault.mask_column(tbl regclass, col name, rule text) RETURNS text
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF tbl IS NULL OR col IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'table and column must not be null';
+    END IF;
+    RETURN customer_vault._mask_column_set(tbl, col, rule);
+END
+$$;
+COMMENT ON FUNCTION customer_vault.mask_column(regclass, name, text) IS
+    'sets the masking rule of a column (''default'': its label''s default) and (re)creates <table>_masked; returns the rule as stored';
+
+-- A masked copy of a table, made by and owned by the caller (a masked
+-- reader), with the caller's privileges and row-level security: what
+-- <table>_masked would show, written as plaintext masks; no plaintext of a
+-- masked column reaches the copy's files.
+CREATE OR REPLACE FUNCTION customer_vault.masked_copy(src regclass, dst name, dst_schema name DEFAULT NULL)
+    RETURNS bigint
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    nsp name;
+    rel name;
+    cols text;
+    n bigint;
+BEGIN
+    IF src IS NULL OR dst IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
+            MESSAGE = 'source table and copy name must not be null';
+    END IF;
+    -- checks the source (a table, not the extension's) and gives its masks
+    cols := customer_vault._masked_select_list(src);
+    SELECT n.nspname, c.relname INTO nsp, rel
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = src;
+    IF dst_schema IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast') THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = format('a masked copy cannot be created in schema %I', dst_schema);
+    END IF;
+    EXECUTE format('CREATE TABLE %I.%I AS SELECT %s FROM %I.%I t',
+                   COALESCE(dst_schema, nsp), dst, cols, nsp, rel);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.masked_copy(regclass, name, name) IS
+    'creates a table (in the source''s schema unless given) holding what <table>_masked shows, owned by the caller; returns the rows copied';
+
+-- Forget the rules of dropped tables and columns (by OID and name).
+CREATE OR REPLACE FUNCTION customer_vault._mask_forget_dropped() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regclass('customer_vault.mask_rules') IS NULL THEN
+        RETURN;
+    END IF;
+    DELETE FROM customer_vault.mask_rules m
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.objid OPERATOR(pg_catalog.=) m.relid::pg_catalog.oid
+       AND (d.object_type OPERATOR(pg_catalog.=) 'table'
+            OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
+                AND d.address_names[3] OPERATOR(pg_catalog.=) m.column_name::pg_catalog.text));
+END
+$$;
+COMMENT ON FUNCTION customer_vault._mask_forget_dropped() IS
+    'internal: event trigger removing the masking rules of dropped tables and columns';
+
+-- At the end of every DDL command:
+--  * nobody but the extension defines, alters or re-owns <table>_masked of a
+--    table that has one or a rule, nor gives its name to another object;
+--  * a column with a rule keeps its name (the rule names it);
+--  * a SECURITY LABEL or ALTER TABLE on a table with a masked view rebuilds
+--    the view, so a new label, a new column or a renamed one shows at once.
+CREATE OR REPLACE FUNCTION customer_vault._guard_masked_views() RETURNS event_trigger
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    relid oid;
+    onsp oid;
+    oname name;
+    bad record;
+    rebuild oid[] := '{}';
+    t oid;
+BEGIN
+    IF pg_catalog.to_regclass('customer_vault.mask_rules') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR r IN SELECT d.classid, d.objid, d.command_tag FROM pg_catalog.pg_event_trigger_ddl_commands() d LOOP
+        IF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass THEN
+            SELECT m.column_name INTO bad FROM customer_vault.mask_rules m
+             WHERE m.relid::pg_catalog.oid OPERATOR(pg_catalog.=) r.objid
+               AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a
+                                WHERE a.attrelid OPERATOR(pg_catalog.=) r.objid
+                                  AND a.attname OPERATOR(pg_catalog.=) m.column_name
+                                  AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)
+             LIMIT 1;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = 'object_in_use',
+                    MESSAGE = pg_catalog.format('column %I of table %s has a masking rule', bad.column_name, r.objid::pg_catalog.regclass),
+                    DETAIL = 'A column with a masking rule cannot be renamed.',
+                    HINT = 'Remove its rule with customer_vault.mask_column(table, column, ''default''), rename, and set it again.';
+            END IF;
+            IF r.command_tag IN ('SECURITY LABEL', 'ALTER TABLE')
+               AND NOT customer_vault._mask_view_active()
+               AND EXISTS (SELECT 1 FROM pg_catalog.pg_class c, pg_catalog.pg_class v
+                            WHERE c.oid OPERATOR(pg_catalog.=) r.objid
+                              AND c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
+                              AND v.relnamespace OPERATOR(pg_catalog.=) c.relnamespace
+                              AND v.relname::pg_catalog.text OPERATOR(pg_catalog.=) (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_masked')
+                              AND v.relkind OPERATOR(pg_catalog.=) 'v'
+                              AND v.relowner OPERATOR(pg_catalog.=) (SELECT o.oid FROM pg_catalog.pg_roles o
+                                                                      WHERE o.rolname OPERATOR(pg_catalog.=) current_user)) THEN
+                rebuild := rebuild OPERATOR(pg_catalog.||) r.objid;
+            END IF;
+        END IF;
+        IF customer_vault._mask_view_active() OR customer_vault._view_refresh_active() THEN
+            CONTINUE;
+        END IF;
+        relid := CASE r.classid
+                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN r.objid
+                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                     (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) r.objid)
+                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+                     (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) r.objid)
+                 END;
+        IF relid IS NOT NULL THEN
+            SELECT c.relnamespace, c.relname INTO onsp, oname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid;
+        ELSIF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+            SELECT y.typnamespace, y.typname INTO onsp, oname FROM pg_catalog.pg_type y WHERE y.oid OPERATOR(pg_catalog.=) r.objid;
+        ELSE
+            CONTINUE;
+        END IF;
+        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
+                    WHERE c.relnamespace OPERATOR(pg_catalog.=) onsp
+                      AND (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_masked') OPERATOR(pg_catalog.=) oname::pg_catalog.text
+                      AND (EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                                    WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)
+                           OR EXISTS (SELECT 1 FROM customer_vault.mask_rules m
+                                       WHERE m.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid))) THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('%I.%I is the masked view of a table and is managed by customer_vault',
+                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) onsp), oname),
+                HINT = 'customer_vault.mask_column() defines it; nobody else may redefine, alter or re-own it, or give its name to another object.';
+        END IF;
+    END LOOP;
+    -- a view that cannot be rebuilt (a column changed under it) is dropped:
+    -- masked readers then see nothing until mask_column() makes it again
+    FOREACH t IN ARRAY rebuild LOOP
+        BEGIN
+            PERFORM customer_vault._masked_view_build(t::pg_catalog.regclass);
+        EXCEPTION WHEN OTHERS THEN
+            PERFORM customer_vault._drop_masked_view(t::pg_catalog.regclass);
+            RAISE WARNING USING MESSAGE = pg_catalog.format('the masked view of table %s was dropped', t::pg_catalog.regclass),
+                DETAIL = pg_catalog.format('It could not be rebuilt after the change: %s', SQLERRM),
+                HINT = 'Run customer_vault.mask_column() on the table to make it again.';
+        END;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._guard_masked_views() IS
+    'internal: event trigger guarding <table>_masked views and the names of masked columns, rebuilding a masked view after SECURITY LABEL or ALTER TABLE';
+--@ schema
+CREATE EVENT TRIGGER customer_vault_mask_forget_dropped ON sql_drop
+    EXECUTE FUNCTION customer_vault._mask_forget_dropped();
+CREATE EVENT TRIGGER customer_vault_guard_masked_views ON ddl_command_end
+    EXECUTE FUNCTION customer_vault._guard_masked_views();
+--@ code
+
+-- Privileges of this concern (PUBLIC's few are all in 90_privileges.sql).
+GRANT EXECUTE ON FUNCTION
+    customer_vault.mask_column(regclass, name, text),
+    customer_vault._mask_column_set(regclass, name, text)
+    TO customer_vault_admin;
+GRANT SELECT ON customer_vault.mask_rules TO customer_vault_admin, customer_vault_auditor;
+-- the masked reader: the masks (through <table>_masked, whose functions run
+-- as the caller) and copies of them
+GRANT EXECUTE ON FUNCTION
+    customer_vault._mask_sealed(text, text, regclass, name),
+    customer_vault._mask_plain(text, regclass, name),
+    customer_vault._masked_select_list(regclass),
+    customer_vault.masked_copy(regclass, name, name)
+    TO customer_vault_masked_reader;
