@@ -55,13 +55,20 @@ CREATE OR REPLACE FUNCTION customer_vault.set_decrypt_limit(role regrole, per_st
 AS $$
 DECLARE
     rname name;
+    login boolean;
 BEGIN
     IF role IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
     END IF;
-    SELECT r.rolname INTO rname FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role::oid;
+    SELECT r.rolname, r.rolcanlogin INTO rname, login FROM pg_catalog.pg_roles r WHERE r.oid OPERATOR(pg_catalog.=) role::oid;
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = 'role does not exist';
+    END IF;
+    IF NOT login AND (per_statement IS NOT NULL OR per_minute IS NOT NULL) THEN
+        RAISE WARNING USING
+            MESSAGE = pg_catalog.format('role %I cannot log in: its decrypt limits apply only if it logs in itself', rname),
+            DETAIL = 'PostgreSQL applies the settings of the login role only, not those of the roles it is a member of.',
+            HINT = 'Set the limits on each login role, for example every member of customer_vault_reader.';
     END IF;
     IF per_statement OPERATOR(pg_catalog.<) 0 OR per_minute OPERATOR(pg_catalog.<) 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',

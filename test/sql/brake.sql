@@ -31,6 +31,9 @@ SELECT customer_vault.set_decrypt_limit('regress_brake_agent', -1);
 SELECT customer_vault.set_decrypt_limit('regress_brake_agent', 5, -1);
 SELECT customer_vault.set_decrypt_limit(NULL, 5);
 SELECT customer_vault.set_decrypt_limit(0::oid::regrole, 5);
+-- a group role's settings do not reach its members: said, then undone
+SELECT customer_vault.set_decrypt_limit('customer_vault_reader', 5);
+SELECT customer_vault.set_decrypt_limit('customer_vault_reader', NULL);
 SELECT * FROM customer_vault.decrypt_limits WHERE role LIKE 'regress_brake%' ORDER BY 1;
 RESET ROLE;
 -- nobody else may: not the agent, not a table owner, not ALTER ROLE

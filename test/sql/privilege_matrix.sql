@@ -96,7 +96,7 @@ INSERT INTO pm_probes VALUES
 
 -- part BRAKE (issue 13): the exfiltration brake and stale accounts
 INSERT INTO pm_probes VALUES
- (120, 'set_decrypt_limit()', 'SELECT customer_vault.set_decrypt_limit(''regress_pm_none'', 10)'),
+ (120, 'set_decrypt_limit()', 'SELECT customer_vault.set_decrypt_limit(''regress_pm_none'', NULL)'),
  (121, 'raise own decrypt_limit', 'SET customer_vault.decrypt_limit = 0'),
  (122, 'raise own decrypt_rate_limit', 'SELECT set_config(''customer_vault.decrypt_rate_limit'', ''0'', true)'),
  (123, 'decrypt_limits', 'SELECT * FROM customer_vault.decrypt_limits'),
