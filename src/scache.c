@@ -42,6 +42,8 @@
  */
 #include "customer_vault.h"
 
+#include <sys/statvfs.h>
+
 #include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/parallel.h"
@@ -53,6 +55,7 @@
 #include "miscadmin.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
+#include "storage/dsm_impl.h"
 #include "storage/ipc.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -301,6 +304,23 @@ sc_hash_lookup(const CvScache *sc, const char *s, int len, TimestampTz now)
 	}
 }
 
+/*
+ * Whether s starts with the prefix: a plain loop, inlined (a libc memcmp call
+ * per row cost more than the whole bitmap test in the profile).
+ */
+static inline bool
+sc_prefix_equal(const char *s, const char *prefix, int plen)
+{
+	int			i;
+
+	for (i = 0; i < plen; i++)
+	{
+		if (s[i] != prefix[i])
+			return false;
+	}
+	return true;
+}
+
 /* a bit of a family's bitmap: 0 none, 1 granted, 2 granted with an end date */
 static inline int
 sc_bit(const CvScache *sc, const CvScFamily *f, int64 num)
@@ -336,7 +356,7 @@ CvScacheLookup(const CvScache *sc, const char *s, int len, int64 num, int64 now)
 		 * The prefix ends in a non-digit, so <prefix><canonical integer> is
 		 * exactly what sc_split gave the build this prefix for.
 		 */
-		if (len > f->plen && memcmp(s, f->prefix, f->plen) == 0)
+		if (len > f->plen && sc_prefix_equal(s, f->prefix, f->plen))
 		{
 			int64		n = sc_number(s + f->plen, len - f->plen);
 
@@ -558,6 +578,22 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 		return NULL;			/* over the bound: the per-backend path */
 	}
 
+	/*
+	 * POSIX segments live in /dev/shm, which containers often keep small: a
+	 * segment that does not fit would fail with an error (and the query with
+	 * it), so leave such a version to the per-backend path instead.
+	 */
+	if (dynamic_shared_memory_type == DSM_IMPL_POSIX)
+	{
+		struct statvfs st;
+
+		if (statvfs("/dev/shm", &st) == 0 && (uint64) st.f_bavail * st.f_frsize < (uint64) total * 2)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(cxt);
+			return NULL;
+		}
+	}
 	seg = dsm_create(total, DSM_CREATE_NULL_IF_MAXSEGMENTS);
 	if (seg == NULL)
 	{
