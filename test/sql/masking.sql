@@ -162,7 +162,7 @@ SELECT * FROM mk_p_masked;
 RESET ROLE;
 -- protecting a column of a table with a masked view keeps the view, now masking from ciphertext
 SELECT customer_vault.protect_column('mk_p', 'note', 'mk_key', 'id');
-SELECT pg_get_viewdef('mk_p_masked') ~ '_mask_sealed\(t\.note' AS note_masked_from_ciphertext;
+SELECT pg_get_viewdef('mk_p_masked') ~ '_mask_sealed\([^,]*note\M' AS note_masked_from_ciphertext;
 SET ROLE regress_mk_masked;
 SELECT * FROM mk_p_masked;
 RESET ROLE;
