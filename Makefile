@@ -36,7 +36,7 @@ REGRESS += forget_subject
 REGRESS += compliance_report privilege_drift
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal subject_keys purge_writers import_grant
+ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time
