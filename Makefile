@@ -27,13 +27,13 @@ REGRESS = install types crypto keys columns subjects consent retention evidence 
 REGRESS += soft_errors
 # data-subject rights: the keyed subject hash, erasure with receipts
 REGRESS += subject_hash
-# the map of personal data (part MAP)
-REGRESS += subject_map
 # the exfiltration brake and stale accounts (issue 13)
 REGRESS += brake stale_roles
 # erasure with receipts (part FORGET)
 REGRESS += forget_subject
 REGRESS += compliance_report privilege_drift
+# the map of personal data (part MAP)
+REGRESS += subject_map export_subject
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold

@@ -100,6 +100,9 @@ COMMENT ON FUNCTION customer_vault._maint_time(timestamptz) IS
 --                         the caller, after the query); only their number comes back
 --   kind 'forget_keys', 'forget_delete', 'forget_anonymize', 'forget_keep'  params {subject[, fk]}:
 --                         forget_subject's statements (_erasure_sql, 75_erasure.sql)
+--   kind 'subject_rows'   params {subject}: a subject's rows as jsonb (export_subject)
+--   kind 'subject_keys'   params {subject, fk}: the keys foreign key fk references
+--                         in the subject's rows (_subject_filter, 70_subjects.sql)
 -- op: delete | update | select | alter | delete_where | update_where (the
 -- filter applied directly, not batched by ctid: any table kind); list: SET list, select list or ALTER
 -- actions; filter: the rows (alias t); bind: the text[] given as $1.
@@ -244,13 +247,19 @@ BEGIN
         SELECT x.op, x.list, x.filter, x.privilege, x.key_name, x.bind
           INTO op, list, filter, privilege, key_name, bind
           FROM customer_vault._erasure_sql(kind, tbl, params) x;
+    ELSIF kind IN ('subject_rows', 'subject_keys') THEN
+        -- the map of personal data: a subject's rows, or the keys its
+        -- children reference (70_subjects.sql)
+        SELECT x.op, x.list, x.filter, x.privilege, x.key_name, x.bind
+          INTO op, list, filter, privilege, key_name, bind
+          FROM customer_vault._subject_sql(kind, tbl, params) x;
     ELSE
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = format('unknown maintenance kind %L', kind);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._maint_sql(text, regclass, text[]) IS
-    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, purge, purge_counts, purge_shred)';
+    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, purge, purge_counts, purge_shred, subject_rows, subject_keys)';
 
 -- The one block-range batch walker: walks tbl in block ranges of about
 -- batch_size rows, each batch one _maint_run (as the owner) and one COMMIT; a

@@ -346,12 +346,392 @@ CREATE EVENT TRIGGER customer_vault_subject_tables_guard ON ddl_command_end
     EXECUTE FUNCTION customer_vault._subject_tables_guard();
 --@ code
 
+-- The condition selecting a subject's rows of a table (alias t) and the
+-- text[] bound as $1: the subject column compared with the subject in the
+-- column's type (a registered table), or, for a table reached through
+-- foreign keys, its key columns against the keys of the subject's rows in
+-- each parent (read as that parent's owner by _maint_run, one level at a
+-- time, so no owner reads another owner's table).  Parameters, never a
+-- function call per row: the planner sees the values and uses the indexes.
+-- 'false' when nothing can match (a subject that is no value of the column's
+-- type, a parent without rows of the subject).
+CREATE OR REPLACE FUNCTION customer_vault._subject_filter(tbl regclass, subject text, OUT filter text, OUT bind text[])
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    c record;
+    typ text;
+    styp regtype;
+    keys text[];
+    m integer;
+    n integer;
+    s integer;
+    conds text[] := '{}';
+    parts text[];
+    reached boolean := false;
+BEGIN
+    IF tbl IS NULL OR subject IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject must not be null';
+    END IF;
+    bind := '{}';
+    FOR r IN SELECT * FROM customer_vault._subject_reach() x WHERE x.relid::oid = tbl::oid ORDER BY x.depth, x.fk LOOP
+        reached := true;
+        IF r.depth = 0 THEN
+            PERFORM customer_vault._check_subject_type(customer_vault._column_type(tbl, r.subject_column, 'subject column'),
+                                                       pg_catalog.format('subject column %I of table %s', r.subject_column, tbl));
+            -- the type by its qualified name (never 'character', i.e. char(1))
+            SELECT pg_catalog.format('%I.%I', tn.nspname, ty.typname), ty.oid::regtype
+              INTO typ, styp
+              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+              JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+             WHERE a.attrelid = tbl AND a.attname = r.subject_column;
+            IF customer_vault._casts_to(subject, styp) THEN
+                filter := pg_catalog.format('t.%I OPERATOR(pg_catalog.=) (($1)[1])::%s', r.subject_column, typ);
+                bind := ARRAY[subject];
+            ELSE
+                filter := 'false';
+                bind := NULL;
+            END IF;
+            RETURN;
+        END IF;
+        -- the keys of the subject's rows in the parent, as text, row after row
+        keys := customer_vault._maint_run('subject_keys', r.parent, ARRAY[subject, r.fk::text], NULL, NULL, NULL, false);
+        m := (SELECT pg_catalog.cardinality(k.conkey) FROM pg_catalog.pg_constraint k WHERE k.oid = r.fk);
+        n := COALESCE(pg_catalog.cardinality(keys), 0) / m;
+        CONTINUE WHEN n = 0;
+        s := pg_catalog.cardinality(bind) + 1;
+        bind := bind || keys;
+        -- each key column in its own type, compared with the key's FK = FK operator
+        parts := '{}';
+        FOR c IN SELECT a.attname, ns.nspname, o.oprname, u.i,
+                        pg_catalog.format('%I.%I', tn.nspname, ty.typname) AS typ
+                   FROM pg_catalog.pg_constraint k
+                  CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.conffeqop)) WITH ORDINALITY u(attnum, op, i)
+                   JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
+                   JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+                   JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+                   JOIN pg_catalog.pg_operator o ON o.oid = u.op
+                   JOIN pg_catalog.pg_namespace ns ON ns.oid = o.oprnamespace
+                  WHERE k.oid = r.fk
+                  ORDER BY u.i LOOP
+            IF m = 1 THEN
+                parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) ANY ((($1)[%s:%s])::%s[])',
+                                                    c.attname, c.nspname, c.oprname, s, s + n - 1, c.typ);
+            ELSE
+                parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) (($1)[%s OPERATOR(pg_catalog.+) (k.i OPERATOR(pg_catalog.*) %s)])::%s',
+                                                    c.attname, c.nspname, c.oprname, s + c.i - 1, m, c.typ);
+            END IF;
+        END LOOP;
+        IF m = 1 THEN
+            conds := conds || parts[1];
+        ELSE
+            conds := conds || pg_catalog.format('EXISTS (SELECT FROM pg_catalog.generate_series(0, %s) k(i) WHERE %s)',
+                                                n - 1, pg_catalog.array_to_string(parts, ' AND '));
+        END IF;
+    END LOOP;
+    IF NOT reached THEN
+        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
+            MESSAGE = pg_catalog.format('table %s is not a subject table and reaches none through foreign keys', tbl),
+            HINT = 'Register it with customer_vault.register_subject_table(), or declare a foreign key to a table that is.';
+    END IF;
+    IF pg_catalog.cardinality(conds) = 0 THEN
+        filter := 'false';
+        bind := NULL;
+    ELSE
+        filter := pg_catalog.array_to_string(conds, ' OR ');
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._subject_filter(regclass, text) IS
+    'internal: the condition (alias t) and the bound values selecting one subject''s rows of a registered or reached table';
+
+-- The pieces of the statements _maint_run runs for the map (called by
+-- _maint_sql): 'subject_rows' {subject}: every row of the subject as jsonb
+-- text, and the row context of each protected column; 'subject_keys'
+-- {subject, fk}: the distinct values of the columns foreign key fk
+-- references in tbl, over the subject's rows.  The caller needs SELECT on
+-- the table (export_subject calls them as the extension's owner).
+CREATE OR REPLACE FUNCTION customer_vault._subject_sql(kind text, tbl regclass, params text[],
+                                                      OUT op text, OUT list text, OUT filter text,
+                                                      OUT privilege text, OUT key_name text, OUT bind text[])
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fk oid;
+    cols text;
+    ctx text;
+BEGIN
+    IF kind IS NULL OR tbl IS NULL OR params[1] IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'kind, table and subject must not be null';
+    END IF;
+    SELECT f.filter, f.bind INTO filter, bind FROM customer_vault._subject_filter(tbl, params[1]) f;
+    op := 'select';
+    privilege := 'SELECT';
+    IF kind = 'subject_rows' THEN
+        -- the row context of each protected column of the table (or of the
+        -- partitioned table its protection was declared on)
+        SELECT pg_catalog.string_agg(pg_catalog.format('%L, %s', pc.column_name,
+                   CASE WHEN pc.context_column IS NULL THEN pg_catalog.quote_literal(pc.binding)
+                        ELSE pg_catalog.format('customer_vault._row_context(%L, t.%I)', pc.binding, pc.context_column) END),
+                   ', ')
+          INTO ctx
+          FROM customer_vault.protected_columns pc
+         WHERE pc.relid::oid = tbl::oid;
+        list := 'pg_catalog.to_jsonb(t)::pg_catalog.text, '
+                || COALESCE('pg_catalog.jsonb_build_object(' || ctx || ')::pg_catalog.text', 'NULL::pg_catalog.text');
+    ELSIF kind = 'subject_keys' THEN
+        fk := params[2]::oid;
+        SELECT pg_catalog.string_agg(pg_catalog.format('(t.%I)::pg_catalog.text', a.attname), ', ' ORDER BY u.i),
+               pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', a.attname), ' AND ')
+          INTO cols, ctx
+          FROM pg_catalog.pg_constraint k
+          CROSS JOIN LATERAL pg_catalog.unnest(k.confkey) WITH ORDINALITY u(attnum, i)
+          JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum
+         WHERE k.oid = fk AND k.contype = 'f' AND k.confrelid = tbl::oid;
+        IF cols IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+                MESSAGE = pg_catalog.format('constraint %s is not a foreign key referencing table %s', fk, tbl);
+        END IF;
+        list := 'DISTINCT ' || cols;
+        filter := pg_catalog.format('(%s) AND %s', filter, ctx);
+    ELSE
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = pg_catalog.format('unknown maintenance kind %L', kind);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._subject_sql(text, regclass, text[]) IS
+    'internal: the pieces of the map''s statements for _maint_run (subject_rows, subject_keys)';
+
+-- A bytea value of the export: {"type": "bytea", "base64": ...}.
+CREATE OR REPLACE FUNCTION customer_vault._export_bytea(value bytea) RETURNS jsonb
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object('type', 'bytea', 'base64',
+               pg_catalog.translate(pg_catalog.encode(value, 'base64'), E'\n', ''))
+$$;
+COMMENT ON FUNCTION customer_vault._export_bytea(bytea) IS
+    'internal: a bytea as the export shows it, {"type": "bytea", "base64": ...}';
+
+-- Everything held on one subject, sealed values still sealed (marked
+-- {"$sealed": envelope, "type": ..., "context": ...}), and the export's
+-- record.  SECURITY DEFINER: each table is read as its owner through
+-- _maint_run (security-restricted, row security off), the records and the
+-- consent and hold evidence are readable by the extension only, and the
+-- record is written here, with the rows, so no export goes unrecorded.
+-- export_subject() opens the sealed values as the caller.
+CREATE OR REPLACE FUNCTION customer_vault._export_collect(subject text) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET TimeZone = 'UTC'
+    SET IntervalStyle = 'iso_8601'
+AS $$
+DECLARE
+    caller oid;
+    reader boolean;
+    t record;
+    c record;
+    raw text[];
+    i integer;
+    rw jsonb;
+    ctx jsonb;
+    rows_json jsonb;
+    doc_tables jsonb := '{}';
+    ntables integer := 0;
+    nrows bigint := 0;
+    nwithheld bigint := 0;
+    sealed_cols text[];
+    sealed_kind text[];
+    bytea_cols text[];
+    rp customer_vault.retention_policies;
+    ttype regtype;
+    until timestamptz;
+    h bytea;
+    consents jsonb;
+    ledger jsonb;
+    holds jsonb;
+BEGIN
+    IF subject IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null';
+    END IF;
+    IF subject = '' THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'subject must not be empty';
+    END IF;
+    caller := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = customer_vault._calling_role());
+    reader := caller IS NOT NULL AND pg_catalog.pg_has_role(caller, 'customer_vault_reader', 'USAGE');
+    FOR t IN SELECT x.relid, pg_catalog.min(x.depth) AS depth,
+                    n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) cl.relname AS name
+               FROM customer_vault._subject_reach() x
+               JOIN pg_catalog.pg_class cl ON cl.oid = x.relid::oid
+               JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
+              GROUP BY x.relid, n.nspname, cl.relname
+              ORDER BY 2, 3 LOOP
+        raw := customer_vault._maint_run('subject_rows', t.relid, ARRAY[subject], NULL, NULL, NULL, false);
+        CONTINUE WHEN COALESCE(pg_catalog.cardinality(raw), 0) = 0;
+        -- sealed and bytea columns
+        SELECT COALESCE(pg_catalog.array_agg(a.attname::text ORDER BY a.attnum)
+                          FILTER (WHERE a.atttypid IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype)
+                                     OR pc.column_name IS NOT NULL), '{}'),
+               COALESCE(pg_catalog.array_agg(CASE WHEN pc.column_name IS NOT NULL THEN 'protected'
+                                                  WHEN a.atttypid = 'customer_vault.encrypted_text'::regtype THEN 'encrypted_text'
+                                                  ELSE 'encrypted_bytea' END ORDER BY a.attnum)
+                          FILTER (WHERE a.atttypid IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype)
+                                     OR pc.column_name IS NOT NULL), '{}'),
+               COALESCE(pg_catalog.array_agg(a.attname::text ORDER BY a.attnum) FILTER (WHERE a.atttypid = 'pg_catalog.bytea'::regtype
+                                                                                       AND pc.column_name IS NULL), '{}')
+          INTO sealed_cols, sealed_kind, bytea_cols
+          FROM pg_catalog.pg_attribute a
+          LEFT JOIN customer_vault.protected_columns pc ON pc.relid::oid = a.attrelid AND pc.column_name = a.attname
+         WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped;
+        rows_json := '[]';
+        FOR i IN 0 .. pg_catalog.cardinality(raw) / 2 - 1 LOOP
+            rw := raw[2 * i + 1]::jsonb;
+            ctx := raw[2 * i + 2]::jsonb;
+            FOR c IN SELECT u.col, u.kind FROM ROWS FROM (pg_catalog.unnest(sealed_cols), pg_catalog.unnest(sealed_kind)) u(col, kind) LOOP
+                IF rw ->> c.col IS NOT NULL THEN
+                    rw := pg_catalog.jsonb_set(rw, ARRAY[c.col],
+                              pg_catalog.jsonb_build_object('$sealed', rw ->> c.col, 'type', c.kind, 'context', ctx ->> c.col));
+                    IF NOT reader THEN
+                        nwithheld := nwithheld + 1;
+                    END IF;
+                END IF;
+            END LOOP;
+            FOR c IN SELECT u.col FROM pg_catalog.unnest(bytea_cols) u(col) LOOP
+                IF rw ->> c.col IS NOT NULL THEN
+                    rw := pg_catalog.jsonb_set(rw, ARRAY[c.col], customer_vault._export_bytea((rw ->> c.col)::bytea));
+                END IF;
+            END LOOP;
+            rows_json := rows_json || pg_catalog.jsonb_build_array(rw);
+        END LOOP;
+        -- the retention that applies: the table's policy, and the latest
+        -- date until which it keeps one of these rows
+        SELECT * INTO rp FROM customer_vault.retention_policies p WHERE p.relid::oid = t.relid::oid;
+        until := NULL;
+        IF FOUND THEN
+            ttype := customer_vault._column_type(t.relid, rp.time_column);
+            SELECT pg_catalog.max(CASE WHEN ttype = 'pg_catalog.timestamptz'::regtype THEN (e ->> rp.time_column)::timestamptz
+                                       ELSE (e ->> rp.time_column)::timestamp AT TIME ZONE 'UTC' END
+                                  + rp.keep)
+              INTO until FROM pg_catalog.jsonb_array_elements(rows_json) e;
+        END IF;
+        doc_tables := doc_tables || pg_catalog.jsonb_build_object(t.name, pg_catalog.jsonb_build_object(
+            'retention', CASE WHEN rp.relid IS NULL THEN NULL
+                              ELSE pg_catalog.jsonb_build_object('time_column', rp.time_column, 'keep', rp.keep::text,
+                                                                 'action', rp.action) END,
+            'retention_until', until,
+            'rows', rows_json));
+        ntables := ntables + 1;
+        nrows := nrows + pg_catalog.jsonb_array_length(rows_json);
+        rp := NULL;
+    END LOOP;
+    -- consents in force or ended, each with the evidence of its last entry
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'purpose', cc.purpose, 'lawful_basis', cc.lawful_basis, 'status', cc.status,
+               'granted_at', cc.granted_at, 'valid_until', cc.valid_until, 'withdrawn_at', cc.withdrawn_at,
+               'evidence', l.evidence) ORDER BY cc.purpose), '[]')
+      INTO consents
+      FROM customer_vault.current_consents cc
+      LEFT JOIN customer_vault.consent_ledger l ON l.id = cc.ledger_id
+     WHERE cc.subject = _export_collect.subject;
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'id', l.id, 'purpose', l.purpose, 'action', l.action, 'evidence', l.evidence,
+               'valid_until', l.valid_until, 'recorded_at', l.recorded_at) ORDER BY l.id), '[]')
+      INTO ledger
+      FROM customer_vault.consent_ledger l
+     WHERE l.subject = _export_collect.subject;
+    SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+               'id', h.id, 'reason', h.reason, 'placed_at', h.placed_at, 'until', h.until,
+               'released_at', h.released_at, 'release_reason', h.release_reason, 'active', h.active) ORDER BY h.id), '[]')
+      INTO holds
+      FROM customer_vault.legal_holds h
+     WHERE h.subject = _export_collect.subject;
+    h := customer_vault._subject_hash(subject);
+    IF h IS NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = 'the export cannot be recorded: the subject hash key does not exist and cannot be made here',
+            HINT = 'Export on the primary, in a transaction that can write.';
+    END IF;
+    INSERT INTO customer_vault.subject_exports (role_id, subject_hash, tables, rows, withheld)
+    VALUES (COALESCE(caller, 0), h, ntables, nrows, nwithheld);
+    RETURN pg_catalog.jsonb_build_object(
+        'subject_hash', pg_catalog.encode(h, 'hex'),
+        'generated_at', pg_catalog.now(),
+        'tables', doc_tables,
+        'consents', consents,
+        'ledger', ledger,
+        'legal_holds', holds);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._export_collect(text) IS
+    'internal: everything held on one subject with sealed values still sealed, recorded in subject_exports';
+
+-- Everything held on one data subject (GDPR art. 15 and 20), as jsonb:
+-- {"subject_hash", "generated_at", "tables": {"schema.table": {"retention",
+-- "retention_until", "rows": [{column: value}]}}, "consents", "ledger",
+-- "legal_holds"}.  Sealed values are opened as the caller when the caller
+-- may decrypt (customer_vault_reader), else {"withheld": "not a reader"};
+-- one that does not open (a context the extension cannot know) is
+-- {"withheld": "undecryptable"}; a shredded one is null.
+CREATE OR REPLACE FUNCTION customer_vault.export_subject(subject text) RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
+    reader boolean;
+    tname text;
+    i integer;
+    col text;
+    v jsonb;
+    opened jsonb;
+    b bytea;
+BEGIN
+    doc := customer_vault._export_collect(subject);
+    reader := pg_catalog.pg_has_role(current_user, 'customer_vault_reader', 'USAGE');
+    FOR tname IN SELECT pg_catalog.jsonb_object_keys(doc -> 'tables') LOOP
+        FOR i IN 0 .. pg_catalog.jsonb_array_length(doc -> 'tables' -> tname -> 'rows') - 1 LOOP
+            FOR col, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(doc -> 'tables' -> tname -> 'rows' -> i) e
+                           WHERE pg_catalog.jsonb_typeof(e.value) = 'object' AND e.value ? '$sealed' LOOP
+                IF NOT reader THEN
+                    opened := '{"withheld": "not a reader"}';
+                ELSE
+                    BEGIN
+                        IF v ->> 'type' = 'protected' THEN
+                            opened := pg_catalog.to_jsonb(customer_vault._open_column(v ->> '$sealed', v ->> 'context'));
+                        ELSIF v ->> 'type' = 'encrypted_text' THEN
+                            opened := pg_catalog.to_jsonb(customer_vault.decrypt((v ->> '$sealed')::customer_vault.encrypted_text));
+                        ELSE
+                            b := customer_vault.decrypt((v ->> '$sealed')::customer_vault.encrypted_bytea);
+                            opened := CASE WHEN b IS NULL THEN NULL
+                                           ELSE customer_vault._export_bytea(b) END;
+                        END IF;
+                        opened := COALESCE(opened, 'null');
+                    EXCEPTION WHEN data_corrupted OR invalid_parameter_value THEN
+                        -- sealed with a context the export cannot know, or altered
+                        opened := '{"withheld": "undecryptable"}';
+                    END;
+                END IF;
+                doc := pg_catalog.jsonb_set(doc, ARRAY['tables', tname, 'rows', i::text, col], opened);
+            END LOOP;
+        END LOOP;
+    END LOOP;
+    RETURN doc;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.export_subject(text) IS
+    'everything held on one data subject (GDPR art. 15/20) as a documented JSON document; recorded in subject_exports';
+
 -- Privileges of this concern.
 GRANT EXECUTE ON FUNCTION
     customer_vault.register_subject_table(regclass, name),
     customer_vault.unregister_subject_table(regclass),
     customer_vault._register_subject_table(regclass, name, boolean),
-    customer_vault._column_label(regclass, smallint)
+    customer_vault._column_label(regclass, smallint),
+    customer_vault.export_subject(text), customer_vault._export_collect(text),
+    customer_vault._export_bytea(bytea)
     TO customer_vault_admin;
 GRANT SELECT ON customer_vault.subject_tables TO customer_vault_admin, customer_vault_auditor;
 GRANT SELECT ON customer_vault.subject_exports TO customer_vault_admin, customer_vault_auditor;

@@ -72,7 +72,13 @@ INSERT INTO pm_probes VALUES
  (206, 'read subject_tables', 'SELECT * FROM customer_vault.subject_tables'),
  (207, 'write subject_tables', 'INSERT INTO customer_vault.subject_tables VALUES (''pm_plain'', ''id'', 10)'),
  (208, 'read subject_exports', 'SELECT * FROM customer_vault.subject_exports'),
- (209, 'erase subject_exports', 'DELETE FROM customer_vault.subject_exports');
+ (209, 'erase subject_exports', 'DELETE FROM customer_vault.subject_exports'),
+ (210, 'export_subject()', 'SELECT customer_vault.export_subject(''1'')'),
+ (211, '_export_collect()', 'SELECT customer_vault._export_collect(''1'')'),
+ (212, '_export_bytea()', 'SELECT customer_vault._export_bytea(''\\x00'')'),
+ (213, '_subject_filter()', 'SELECT customer_vault._subject_filter(''pm_t'', ''1'')'),
+ (214, '_subject_sql()', 'SELECT customer_vault._subject_sql(''subject_rows'', ''pm_t'', ARRAY[''1''])'),
+ (215, '_maint_run(subject_rows)', 'SELECT customer_vault._maint_run(''subject_rows'', ''pm_t'', ARRAY[''1''], NULL, NULL, NULL, false)');
 -- masking by job (part MASK)
 INSERT INTO pm_probes VALUES
  (400, 'masked view', 'SELECT email FROM pm_t_masked'),
