@@ -109,6 +109,20 @@ CALL customer_vault.purge();
 SELECT id, customer_id, placed_at::date, total FROM orders ORDER BY id;
 SELECT tbl, action, rows_purged, rows_held, dry_run FROM customer_vault.purge_log;
 
+\echo '== 15a. The map of personal data: subject tables, foreign keys, the inventory'
+CREATE TABLE order_lines (order_id int REFERENCES orders (id), line int, item text, PRIMARY KEY (order_id, line));
+INSERT INTO order_lines SELECT id, 1, 'item of order ' || id FROM orders;
+SELECT customer_vault.register_subject_table('customers', 'id');
+\echo 'orders was registered by set_retention; order_lines reaches customers through orders'
+SELECT relid, depth, path FROM customer_vault._subject_reach() ORDER BY depth, relid::text;
+SELECT table_name, column_name, label, protection, retention_keep, consent_policy, reaches_subject
+  FROM customer_vault.inventory WHERE schema_name = 'public' ORDER BY 1, 2;
+
+\echo '== 15b. Access request (GDPR art. 15/20): everything held on customer 2, recorded'
+SELECT jsonb_pretty(customer_vault.export_subject('2') - 'generated_at' - 'subject_hash') AS export;
+SELECT role_id::regrole AS exported_by, tables, rows, withheld, length(subject_hash) AS hash_bytes
+  FROM customer_vault.subject_exports ORDER BY id;
+
 \echo '== 16. Erasure request (GDPR art. 17): refused while a legal hold stands, then done, with a receipt'
 \set ON_ERROR_STOP 0
 SELECT customer_vault.forget_subject('2', 'erasure request of 2026-03-01');

@@ -212,51 +212,49 @@ COMMENT ON FUNCTION customer_vault.unregister_subject_table(regclass) IS
 -- (itself included); such keys are reported, never followed.
 CREATE OR REPLACE FUNCTION customer_vault._subject_reach()
     RETURNS TABLE(relid regclass, depth integer, parent regclass, fk oid, subject_column name, path text, cycle boolean)
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
+BEGIN
+-- (plpgsql: its plan is cached for the session; a SQL function with SET
+-- clauses is planned again at every call)
+RETURN QUERY
 WITH RECURSIVE
-nodes AS (
-    SELECT c.oid
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-       AND n.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
-),
+-- top-level foreign keys between application tables (partitions are read
+-- through their partitioned tables; the extension's and the system's tables
+-- are never nodes)
 fks AS (
-    SELECT k.oid AS fk, k.conrelid AS child, k.confrelid AS parent,
-           pg_catalog.format('%s(%s) -> %s(%s)', k.conrelid::pg_catalog.regclass,
-               (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY u.i)
-                  FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY u(n, i)
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.n),
-               k.confrelid::pg_catalog.regclass,
-               (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY u.i)
-                  FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY u(n, i)
-                  JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.n)) AS hop
+    SELECT k.oid AS fk, k.conrelid AS child, k.confrelid AS parent
       FROM pg_catalog.pg_constraint k
+      JOIN pg_catalog.pg_class cc ON cc.oid = k.conrelid
+      JOIN pg_catalog.pg_namespace cn ON cn.oid = cc.relnamespace
+      JOIN pg_catalog.pg_class pc ON pc.oid = k.confrelid
+      JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace
      WHERE k.contype = 'f' AND k.conparentid = 0
-       AND k.conrelid IN (SELECT oid FROM nodes) AND k.confrelid IN (SELECT oid FROM nodes)
+       AND cc.relkind IN ('r', 'p') AND NOT cc.relispartition
+       AND pc.relkind IN ('r', 'p') AND NOT pc.relispartition
+       AND cn.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
+       AND pn.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
 ),
 reg AS (
     SELECT s.relid::pg_catalog.oid AS rel, s.subject_column,
            pg_catalog.format('%s.%I', s.relid, s.subject_column) AS tail
       FROM customer_vault.subject_tables s
-     WHERE s.relid::pg_catalog.oid IN (SELECT oid FROM nodes)
 ),
--- simple paths down from the registered tables (a table at most once per path)
-walk(rel, depth, hops, visited) AS (
-    SELECT r.rel, 0, ''::text COLLATE "C", ARRAY[r.rel] FROM reg r
+-- simple paths down from the registered tables (a table at most once per
+-- path): the keys followed, from the table down to the registered one
+walk(rel, depth, keys, visited) AS (
+    SELECT r.rel, 0, '{}'::pg_catalog.oid[], ARRAY[r.rel] FROM reg r
     UNION ALL
-    SELECT f.child, w.depth + 1,
-           f.hop || CASE WHEN w.hops = '' THEN '' ELSE ', ' || w.hops END,
-           w.visited || f.child
+    SELECT f.child, w.depth + 1, f.fk || w.keys, w.visited || f.child
       FROM walk w JOIN fks f ON f.parent = w.rel
      WHERE f.child <> ALL (w.visited) AND f.child NOT IN (SELECT r.rel FROM reg r)
        AND w.depth < 64
 ),
--- each table's depth and the path of its shortest way (first in order)
+-- each table's depth and its shortest way (the first in order)
 best AS (
-    SELECT DISTINCT ON (w.rel) w.rel, w.depth, w.hops, w.visited[1] AS root
-      FROM walk w ORDER BY w.rel, w.depth, w.hops
+    SELECT DISTINCT ON (w.rel) w.rel, w.depth, w.keys, w.visited[1] AS root
+      FROM walk w ORDER BY w.rel, w.depth, w.keys
 ),
 -- tables whose foreign keys lead back to them
 loops(start, cur, visited) AS (
@@ -265,20 +263,34 @@ loops(start, cur, visited) AS (
     SELECT l.start, f.parent, l.visited || f.parent
       FROM loops l JOIN fks f ON f.child = l.cur
      WHERE l.cur <> l.start AND f.parent <> ALL (l.visited)
+),
+edges AS (
+    SELECT b.rel, b.depth, f.parent, f.fk, (f.fk || p.keys) AS keys, p.root
+      FROM best b
+      JOIN fks f ON f.child = b.rel
+      JOIN best p ON p.rel = f.parent AND p.depth < b.depth
+     WHERE b.depth > 0
 )
 SELECT b.rel::pg_catalog.regclass, 0, NULL::pg_catalog.regclass, NULL::pg_catalog.oid, r.subject_column, r.tail,
        EXISTS (SELECT 1 FROM loops l WHERE l.start = b.rel AND l.cur = b.rel)
   FROM best b JOIN reg r ON r.rel = b.rel
  WHERE b.depth = 0
 UNION ALL
-SELECT b.rel::pg_catalog.regclass, b.depth, f.parent::pg_catalog.regclass, f.fk, NULL::name,
-       f.hop || CASE WHEN p.hops = '' THEN '' ELSE ', ' || p.hops END || '; ' || rr.tail,
-       EXISTS (SELECT 1 FROM loops l WHERE l.start = b.rel AND l.cur = b.rel)
-  FROM best b
-  JOIN fks f ON f.child = b.rel
-  JOIN best p ON p.rel = f.parent AND p.depth < b.depth
-  JOIN reg rr ON rr.rel = p.root
- WHERE b.depth > 0
+SELECT e.rel::pg_catalog.regclass, e.depth, e.parent::pg_catalog.regclass, e.fk, NULL::name,
+       (SELECT pg_catalog.string_agg(pg_catalog.format('%s(%s) -> %s(%s)', k.conrelid::pg_catalog.regclass,
+                   (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY x.i)
+                      FROM pg_catalog.unnest(k.conkey) WITH ORDINALITY x(n, i)
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = x.n),
+                   k.confrelid::pg_catalog.regclass,
+                   (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY x.i)
+                      FROM pg_catalog.unnest(k.confkey) WITH ORDINALITY x(n, i)
+                      JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = x.n)),
+                   ', ' ORDER BY u.i)
+          FROM pg_catalog.unnest(e.keys) WITH ORDINALITY u(fk, i)
+          JOIN pg_catalog.pg_constraint k ON k.oid = u.fk) || '; ' || rr.tail,
+       EXISTS (SELECT 1 FROM loops l WHERE l.start = e.rel AND l.cur = e.rel)
+  FROM edges e JOIN reg rr ON rr.rel = e.root;
+END
 $$;
 COMMENT ON FUNCTION customer_vault._subject_reach() IS
     'internal: every registered subject table (depth 0) and every table reaching one through foreign keys, with the key, a readable path and whether its keys form a cycle';
@@ -346,6 +358,22 @@ CREATE EVENT TRIGGER customer_vault_subject_tables_guard ON ddl_command_end
     EXECUTE FUNCTION customer_vault._subject_tables_guard();
 --@ code
 
+-- _subject_reach() as a jsonb array of {relid, depth, parent, fk,
+-- subject_column} (OIDs as numbers), handed down through one export.
+CREATE OR REPLACE FUNCTION customer_vault._reach_json() RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN (SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                       'relid', r.relid::pg_catalog.oid, 'depth', r.depth, 'parent', r.parent::pg_catalog.oid,
+                       'fk', r.fk, 'subject_column', r.subject_column)), '[]')
+              FROM customer_vault._subject_reach() r);
+END
+$$;
+COMMENT ON FUNCTION customer_vault._reach_json() IS
+    'internal: _subject_reach() as jsonb, computed once per export and handed down';
+
 -- The condition selecting a subject's rows of a table (alias t) and the
 -- text[] bound as $1: the subject column compared with the subject in the
 -- column's type (a registered table), or, for a table reached through
@@ -355,7 +383,8 @@ CREATE EVENT TRIGGER customer_vault_subject_tables_guard ON ddl_command_end
 -- function call per row: the planner sees the values and uses the indexes.
 -- 'false' when nothing can match (a subject that is no value of the column's
 -- type, a parent without rows of the subject).
-CREATE OR REPLACE FUNCTION customer_vault._subject_filter(tbl regclass, subject text, OUT filter text, OUT bind text[])
+CREATE OR REPLACE FUNCTION customer_vault._subject_filter(tbl regclass, subject text, reach jsonb DEFAULT NULL,
+                                                         OUT filter text, OUT bind text[])
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -376,7 +405,12 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject must not be null';
     END IF;
     bind := '{}';
-    FOR r IN SELECT * FROM customer_vault._subject_reach() x WHERE x.relid::oid = tbl::oid ORDER BY x.depth, x.fk LOOP
+    -- the reach as _reach_json() gives it, computed once per export
+    IF reach IS NULL THEN
+        reach := customer_vault._reach_json();
+    END IF;
+    FOR r IN SELECT * FROM pg_catalog.jsonb_to_recordset(reach) x(relid oid, depth integer, parent oid, fk oid, subject_column name)
+              WHERE x.relid = tbl::oid ORDER BY x.depth, x.fk LOOP
         reached := true;
         IF r.depth = 0 THEN
             PERFORM customer_vault._check_subject_type(customer_vault._column_type(tbl, r.subject_column, 'subject column'),
@@ -397,7 +431,8 @@ BEGIN
             RETURN;
         END IF;
         -- the keys of the subject's rows in the parent, as text, row after row
-        keys := customer_vault._maint_run('subject_keys', r.parent, ARRAY[subject, r.fk::text], NULL, NULL, NULL, false);
+        keys := customer_vault._maint_run('subject_keys', r.parent::regclass, ARRAY[subject, r.fk::text, reach::text],
+                                          NULL, NULL, NULL, false);
         m := (SELECT pg_catalog.cardinality(k.conkey) FROM pg_catalog.pg_constraint k WHERE k.oid = r.fk);
         n := COALESCE(pg_catalog.cardinality(keys), 0) / m;
         CONTINUE WHEN n = 0;
@@ -444,15 +479,18 @@ BEGIN
     END IF;
 END
 $$;
-COMMENT ON FUNCTION customer_vault._subject_filter(regclass, text) IS
+COMMENT ON FUNCTION customer_vault._subject_filter(regclass, text, jsonb) IS
     'internal: the condition (alias t) and the bound values selecting one subject''s rows of a registered or reached table';
 
 -- The pieces of the statements _maint_run runs for the map (called by
--- _maint_sql): 'subject_rows' {subject}: every row of the subject as jsonb
--- text, and the row context of each protected column; 'subject_keys'
--- {subject, fk}: the distinct values of the columns foreign key fk
--- references in tbl, over the subject's rows.  The caller needs SELECT on
--- the table (export_subject calls them as the extension's owner).
+-- _maint_sql): 'subject_rows' {subject, reach}: every row of the subject as
+-- jsonb text, and the row context of each protected column; 'subject_keys'
+-- {subject, fk, reach}: the distinct values of the columns foreign key fk
+-- references in tbl, over the subject's rows (reach: _reach_json(), passed
+-- down so it is computed once per export; NULL: computed here).  Executable
+-- by nobody but the extension's owner (a caller could pass another reach):
+-- export_subject reaches it through _export_collect, a SECURITY DEFINER
+-- function; the caller of _maint_run needs SELECT on the table.
 CREATE OR REPLACE FUNCTION customer_vault._subject_sql(kind text, tbl regclass, params text[],
                                                       OUT op text, OUT list text, OUT filter text,
                                                       OUT privilege text, OUT key_name text, OUT bind text[])
@@ -467,7 +505,9 @@ BEGIN
     IF kind IS NULL OR tbl IS NULL OR params[1] IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'kind, table and subject must not be null';
     END IF;
-    SELECT f.filter, f.bind INTO filter, bind FROM customer_vault._subject_filter(tbl, params[1]) f;
+    SELECT f.filter, f.bind INTO filter, bind
+      FROM customer_vault._subject_filter(tbl, params[1],
+                                          (CASE kind WHEN 'subject_rows' THEN params[2] ELSE params[3] END)::jsonb) f;
     op := 'select';
     privilege := 'SELECT';
     IF kind = 'subject_rows' THEN
@@ -532,6 +572,7 @@ AS $$
 DECLARE
     caller oid;
     reader boolean;
+    reach jsonb;
     t record;
     c record;
     raw text[];
@@ -546,6 +587,7 @@ DECLARE
     sealed_cols text[];
     sealed_kind text[];
     bytea_cols text[];
+    bidx_cols text[];
     rp customer_vault.retention_policies;
     ttype regtype;
     until timestamptz;
@@ -562,14 +604,15 @@ BEGIN
     END IF;
     caller := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = customer_vault._calling_role());
     reader := caller IS NOT NULL AND pg_catalog.pg_has_role(caller, 'customer_vault_reader', 'USAGE');
-    FOR t IN SELECT x.relid, pg_catalog.min(x.depth) AS depth,
+    reach := customer_vault._reach_json();
+    FOR t IN SELECT x.relid::regclass AS relid, pg_catalog.min(x.depth) AS depth,
                     n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) cl.relname AS name
-               FROM customer_vault._subject_reach() x
-               JOIN pg_catalog.pg_class cl ON cl.oid = x.relid::oid
+               FROM pg_catalog.jsonb_to_recordset(reach) x(relid oid, depth integer)
+               JOIN pg_catalog.pg_class cl ON cl.oid = x.relid
                JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
               GROUP BY x.relid, n.nspname, cl.relname
               ORDER BY 2, 3 LOOP
-        raw := customer_vault._maint_run('subject_rows', t.relid, ARRAY[subject], NULL, NULL, NULL, false);
+        raw := customer_vault._maint_run('subject_rows', t.relid, ARRAY[subject, reach::text], NULL, NULL, NULL, false);
         CONTINUE WHEN COALESCE(pg_catalog.cardinality(raw), 0) = 0;
         -- sealed and bytea columns
         SELECT COALESCE(pg_catalog.array_agg(a.attname::text ORDER BY a.attnum)
@@ -586,9 +629,14 @@ BEGIN
           FROM pg_catalog.pg_attribute a
           LEFT JOIN customer_vault.protected_columns pc ON pc.relid::oid = a.attrelid AND pc.column_name = a.attname
          WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped;
+        -- blind indexes of protected columns are left out: not the subject's
+        -- data, and a deterministic MAC of it (an equality oracle)
+        SELECT COALESCE(pg_catalog.array_agg(pc.blind_index_column::text), '{}') INTO bidx_cols
+          FROM customer_vault.protected_columns pc
+         WHERE pc.relid::oid = t.relid::oid AND pc.blind_index_column IS NOT NULL;
         rows_json := '[]';
         FOR i IN 0 .. pg_catalog.cardinality(raw) / 2 - 1 LOOP
-            rw := raw[2 * i + 1]::jsonb;
+            rw := raw[2 * i + 1]::jsonb - bidx_cols;
             ctx := raw[2 * i + 2]::jsonb;
             FOR c IN SELECT u.col, u.kind FROM ROWS FROM (pg_catalog.unnest(sealed_cols), pg_catalog.unnest(sealed_kind)) u(col, kind) LOOP
                 IF rw ->> c.col IS NOT NULL THEN
@@ -724,6 +772,59 @@ $$;
 COMMENT ON FUNCTION customer_vault.export_subject(text) IS
     'everything held on one data subject (GDPR art. 15/20) as a documented JSON document; recorded in subject_exports';
 
+-- The inventory of personal data: one row per labelled, protected or
+-- encrypted column of an application table (a partition is listed through
+-- its partitioned table): its label (inherited ones included), type, how it
+-- is protected, the table's retention, whether a consent policy is on, and
+-- how the table reaches its subject.
+-- SECURITY DEFINER: the reach comes from _subject_reach(), which nobody
+-- else may call (a function in a view runs with the reader's rights).
+CREATE OR REPLACE FUNCTION customer_vault._inventory()
+    RETURNS TABLE(schema_name name, table_name name, column_name name, label text, type text, protection text,
+                  retention_keep interval, retention_action text, consent_policy boolean, reaches_subject text)
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN QUERY
+    WITH reach AS (SELECT r.relid::pg_catalog.oid AS rel, r.depth, r.subject_column, r.path
+                     FROM customer_vault._subject_reach() r)
+    SELECT n.nspname AS schema_name, c.relname AS table_name, a.attname AS column_name,
+           l.label,
+           pg_catalog.format_type(a.atttypid, a.atttypmod) AS type,
+           CASE WHEN a.atttypid IN ('customer_vault.encrypted_text'::pg_catalog.regtype,
+                                    'customer_vault.encrypted_bytea'::pg_catalog.regtype) THEN 'encrypted type'
+                WHEN pc.column_name IS NOT NULL THEN 'protected column'
+                ELSE 'plaintext' END AS protection,
+           rp.keep AS retention_keep, rp.action AS retention_action,
+           EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                    WHERE p.polrelid = c.oid AND p.polname = 'customer_vault_consent') AS consent_policy,
+           COALESCE((SELECT CASE WHEN r.depth = 0 THEN 'own column ' || pg_catalog.quote_ident(r.subject_column)
+                                 ELSE 'foreign keys: ' || r.path END
+                       FROM reach r WHERE r.rel = c.oid ORDER BY r.depth, r.path LIMIT 1), 'none') AS reaches_subject
+      FROM pg_catalog.pg_class c
+      JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+      CROSS JOIN LATERAL (SELECT customer_vault._column_label(c.oid::pg_catalog.regclass, a.attnum) AS label) l
+      LEFT JOIN customer_vault.protected_columns pc ON pc.relid::pg_catalog.oid = c.oid AND pc.column_name = a.attname
+      LEFT JOIN customer_vault.retention_policies rp ON rp.relid::pg_catalog.oid = c.oid
+     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition AND c.relpersistence <> 't'
+       AND n.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
+       AND (l.label IS NOT NULL OR pc.column_name IS NOT NULL
+            OR a.atttypid IN ('customer_vault.encrypted_text'::pg_catalog.regtype,
+                              'customer_vault.encrypted_bytea'::pg_catalog.regtype));
+END
+$$;
+COMMENT ON FUNCTION customer_vault._inventory() IS
+    'internal: the rows of the inventory view';
+
+CREATE OR REPLACE VIEW customer_vault.inventory AS
+    SELECT i.schema_name, i.table_name, i.column_name, i.label, i.type, i.protection,
+           i.retention_keep, i.retention_action, i.consent_policy, i.reaches_subject
+      FROM customer_vault._inventory() i;
+COMMENT ON VIEW customer_vault.inventory IS
+    'every labelled, protected or encrypted column: label, type, protection, retention, consent policy, how its table reaches its subject';
+
 -- Privileges of this concern.
 GRANT EXECUTE ON FUNCTION
     customer_vault.register_subject_table(regclass, name),
@@ -735,3 +836,5 @@ GRANT EXECUTE ON FUNCTION
     TO customer_vault_admin;
 GRANT SELECT ON customer_vault.subject_tables TO customer_vault_admin, customer_vault_auditor;
 GRANT SELECT ON customer_vault.subject_exports TO customer_vault_admin, customer_vault_auditor;
+GRANT SELECT ON customer_vault.inventory TO customer_vault_admin, customer_vault_auditor;
+GRANT EXECUTE ON FUNCTION customer_vault._inventory() TO customer_vault_admin, customer_vault_auditor;

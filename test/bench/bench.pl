@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # test/bench/bench.pl: customer_vault against plaintext and pgcrypto, measured
 # side by side in one run.  The measurements are SQL, one file per section
-# (insert.sql, read.sql, lookup.sql, consent.sql, import.sql, purge.sql, rotation.sql,
+# (insert.sql, read.sql, lookup.sql, consent.sql, import.sql, purge.sql, rotation.sql, export.sql,
 # on the schema common.sql makes); this driver runs their phases, the
 # concurrent writer of the purge section (pgbench), and prints the table the
 # sections' report phases fill, with the targets of targets.tsv.
@@ -26,7 +26,7 @@
 #                          counts (default: the server's, raised to BENCH_ROWS
 #                          when smaller; below the live consents of a purpose
 #                          it measures the index-probe fallback)
-#   BENCH_SECTIONS="insert read mask lookup consent import purge rotation forget brake"
+#   BENCH_SECTIONS="insert read mask lookup consent import purge rotation forget brake export"
 #                          the sections to run (default all; read, mask, lookup and
 #                          rotation need the tables insert fills and bring it in)
 #   BENCH_PURGE_RATE=100   single-row INSERTs per second of the concurrent
@@ -68,7 +68,7 @@ my $PURGE_HOLD = 7;
 my $WRITER_APP = 'bench_purge_writer';
 
 # the sections to run, in this order; read, mask, lookup, rotation and brake work on the insert tables
-my @ALL = qw(insert read mask lookup consent import purge rotation forget brake);
+my @ALL = qw(insert read mask lookup consent import purge rotation forget brake export);
 my %want;
 for my $s (split /[\s,]+/, $ENV{BENCH_SECTIONS} // "@ALL")
 {
@@ -322,7 +322,7 @@ print "sections: @sections\n" if @sections != @ALL;
 print "targets: test/bench/targets.tsv\n";
 
 # the table: sections in this order (the size rows come from insert.sql)
-my @order = qw(insert read mask lookup size consent import purge rotation forget brake);
+my @order = qw(insert read mask lookup size consent import purge rotation forget brake export);
 my %rank = map { $order[$_] => $_ } 0 .. $#order;
 my $line = "%-9s %-52s %10s %10s %10s %8s  %-24s %-6s %s\n";
 for my $n (@sizes)

@@ -19,7 +19,7 @@ GRANT USAGE ON SCHEMA ex TO PUBLIC;
 
 -- the tables belong to an owner without any vault role; the admin cannot read them
 SET ROLE regress_ex_owner;
-CREATE TABLE ex.customers (id bigint PRIMARY KEY, email text, name text, photo bytea, born date,
+CREATE TABLE ex.customers (id bigint PRIMARY KEY, email text, email_bidx bytea, name text, photo bytea, born date,
                            score numeric, vip boolean, prefs jsonb, seen timestamptz);
 CREATE TABLE ex.orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES ex.customers (id),
                         placed_at timestamptz NOT NULL, total numeric(10, 2));
@@ -37,9 +37,9 @@ CREATE TABLE ex.events_2025 PARTITION OF ex.events FOR VALUES FROM ('2025-01-01'
 CREATE TABLE ex.events_2026 PARTITION OF ex.events FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
 CREATE TABLE ex.audit (id int, what text);
 INSERT INTO ex.customers VALUES
- (1, 'ada@example.com', 'Ada', '\x00ff10', '1990-05-01', 12.5, true, '{"lang": "en", "tags": [1, 2]}', '2026-03-01 10:00:00+00'),
- (2, 'bob@example.com', 'Bob', NULL, NULL, 3, false, NULL, NULL),
- (3, 'cy@example.com', 'Cy', NULL, NULL, NULL, NULL, NULL, NULL);
+ (1, 'ada@example.com', NULL, 'Ada', '\x00ff10', '1990-05-01', 12.5, true, '{"lang": "en", "tags": [1, 2]}', '2026-03-01 10:00:00+00'),
+ (2, 'bob@example.com', NULL, 'Bob', NULL, NULL, 3, false, NULL, NULL),
+ (3, 'cy@example.com', NULL, 'Cy', NULL, NULL, NULL, NULL, NULL, NULL);
 INSERT INTO ex.orders VALUES (10, 1, '2026-01-02 00:00:00+00', 19.99), (11, 1, '2026-02-03 00:00:00+00', 5),
                              (20, 2, '2026-01-05 00:00:00+00', 7);
 INSERT INTO ex.order_lines VALUES (10, 1, 'book'), (10, 2, 'pen'), (11, 1, 'lamp'), (20, 1, 'chair');
@@ -53,7 +53,7 @@ INSERT INTO ex.tickets VALUES
  (1, '1', customer_vault.encrypt('my diagnosis', 'ex_key'), customer_vault.encrypt('\xcafe'::bytea, 'ex_key')),
  (2, '1', customer_vault.encrypt('bound to its row', 'ex_key', 'ticket 2'), NULL),
  (3, '2', customer_vault.encrypt('bob''s diagnosis', 'ex_key'), NULL);
-SELECT customer_vault.protect_column('ex.customers', 'email', 'ex_key', 'id');
+SELECT customer_vault.protect_column('ex.customers', 'email', 'ex_key', 'id', 'email_bidx');
 SECURITY LABEL FOR customer_vault ON COLUMN ex.tickets.note IS 'pii:special';
 SELECT customer_vault.register_subject_table('ex.customers', 'id');
 SELECT customer_vault.register_subject_table('ex.tickets', 'customer_id');
@@ -92,7 +92,8 @@ SELECT d -> 'tables' -> 'ex.customers' -> 'rows' -> 0 -> 'email' AS email,
 -- types a program can read back
 SELECT jsonb_typeof(r -> 'id') AS id, jsonb_typeof(r -> 'score') AS score, r -> 'score' AS score_value,
        jsonb_typeof(r -> 'vip') AS vip, r -> 'born' AS born, r -> 'photo' AS photo,
-       r -> 'prefs' AS prefs, (r ->> 'seen')::timestamptz = '2026-03-01 10:00:00+00' AS seen_iso
+       r -> 'prefs' AS prefs, (r ->> 'seen')::timestamptz = '2026-03-01 10:00:00+00' AS seen_iso,
+       r ? 'email_bidx' AS has_blind_index
   FROM doc1, LATERAL (SELECT d -> 'tables' -> 'ex.customers' -> 'rows' -> 0 AS r) x;
 -- retention of the orders: the policy and the last date it keeps a row
 SELECT d -> 'tables' -> 'ex.orders' -> 'retention' AS retention,

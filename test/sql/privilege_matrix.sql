@@ -78,7 +78,10 @@ INSERT INTO pm_probes VALUES
  (212, '_export_bytea()', 'SELECT customer_vault._export_bytea(''\\x00'')'),
  (213, '_subject_filter()', 'SELECT customer_vault._subject_filter(''pm_t'', ''1'')'),
  (214, '_subject_sql()', 'SELECT customer_vault._subject_sql(''subject_rows'', ''pm_t'', ARRAY[''1''])'),
- (215, '_maint_run(subject_rows)', 'SELECT customer_vault._maint_run(''subject_rows'', ''pm_t'', ARRAY[''1''], NULL, NULL, NULL, false)');
+ (215, '_maint_run(subject_rows)', 'SELECT customer_vault._maint_run(''subject_rows'', ''pm_t'', ARRAY[''1''], NULL, NULL, NULL, false)'),
+ (216, 'read inventory', 'SELECT * FROM customer_vault.inventory'),
+ (217, '_inventory()', 'SELECT * FROM customer_vault._inventory()'),
+ (218, '_reach_json()', 'SELECT customer_vault._reach_json()');
 -- masking by job (part MASK)
 INSERT INTO pm_probes VALUES
  (400, 'masked view', 'SELECT email FROM pm_t_masked'),

@@ -165,6 +165,31 @@ SELECT customer_vault._pii_columns('sm.events_2025') AS pii_2025, customer_vault
 SELECT customer_vault._column_label(NULL, 1::smallint) IS NULL AS null_relid,
        customer_vault._column_label('sm.events', 99::smallint) IS NULL AS no_column;
 
+-- the inventory: every labelled, protected or encrypted column, with its
+-- protection, retention, consent policy and how its table reaches a subject
+SECURITY LABEL FOR customer_vault ON COLUMN sm.customers.email IS 'pii:contact';
+SECURITY LABEL FOR customer_vault ON COLUMN sm.customers.name IS 'pii';
+SECURITY LABEL FOR customer_vault ON COLUMN sm.support_tickets.body IS 'pii:special';
+SECURITY LABEL FOR customer_vault ON COLUMN sm.order_lines.item IS 'pii';
+SECURITY LABEL FOR customer_vault ON COLUMN sm.audit_trail.what IS 'pii';
+SELECT customer_vault.create_key('sm_key') > 0 AS key_created;
+DROP VIEW sm.customers_v;
+SELECT customer_vault.protect_column('sm.customers', 'email', 'sm_key', 'id');
+ALTER TABLE sm.orders ADD COLUMN card customer_vault.encrypted_text;
+SELECT customer_vault.set_retention('sm.orders', 'placed_at', '7 years', 'delete', 'customer_id');
+SELECT customer_vault.unregister_subject_table('sm.orders') AS unregistered;
+SELECT customer_vault.enable_consent_policy('sm.support_tickets', 'customer_id', 'sm_news');
+SELECT schema_name, table_name, column_name, label, type, protection, retention_keep, retention_action,
+       consent_policy, reaches_subject
+  FROM customer_vault.inventory WHERE schema_name = 'sm' ORDER BY 2, 3;
+SET ROLE regress_sm_other;
+SELECT count(*) FROM customer_vault.inventory;
+RESET ROLE;
+SET ROLE regress_sm_admin;
+SELECT count(*) AS admin_reads_inventory, count(DISTINCT reaches_subject) AS paths
+  FROM customer_vault.inventory WHERE schema_name = 'sm';
+RESET ROLE;
+
 -- labelling: the owner, the admin role, a superuser; nobody else
 CREATE TABLE sm.owned (id bigint, email text);
 ALTER TABLE sm.owned OWNER TO regress_sm_owner;
