@@ -6,7 +6,8 @@ EXTVERSION = $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" $(EXTENS
 MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
        src/types.o src/columns.o src/protect.o src/consent.o src/scache.o src/blind.o src/maint.o src/brake.o \
-       src/import.o src/mask.o
+       src/import.o src/mask.o \
+       src/audit.o
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by
@@ -34,6 +35,8 @@ REGRESS += forget_subject
 REGRESS += compliance_report privilege_drift
 # the map of personal data (part MAP)
 REGRESS += subject_map export_subject
+# the decrypt audit (access_log, its worker and queue)
+REGRESS += access_log
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold

@@ -162,7 +162,11 @@ CvOpenEnvelope(const CvEnvelope *env, const char *ctx, int ctxlen, CvOpenUse use
 	if (rc == 0)
 		return CV_OPEN_FAILED;
 	if (use == CV_OPEN_READ)
+	{
+		/* the audit first: a value the brake then refuses was still opened */
+		CvAuditNoteDecrypt(env->key_id, ctx, ctx ? ctxlen : 0);
 		CvBrakeNoteDecrypt(env->key_id);
+	}
 	return CV_OPEN_OK;
 }
 

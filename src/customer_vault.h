@@ -60,6 +60,18 @@ extern int	cv_decrypt_rate_limit;
 extern char *cv_lock_exempt_roles;
 extern void BrakeInit(void);
 extern void CvBrakeNoteDecrypt(uint32 key_id);
+/* audit.c: the decrypt audit (customer_vault.audit_decrypt) */
+#define CV_AUDIT_OFF		0
+#define CV_AUDIT_STATEMENT	1
+#define CV_AUDIT_VALUE		2
+extern int	cv_audit_decrypt;
+extern int	cv_audit_queue_size;
+extern int	cv_audit_wait;
+extern void AuditInit(void);
+extern void AuditShmemRequest(void);
+extern void AuditShmemStartup(void);
+extern void CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen);
+extern PGDLLEXPORT void cv_audit_worker_main(Datum arg);
 
 /* consent.c */
 extern int	cv_consent_cache_size;

@@ -68,6 +68,12 @@ cv_role_list_check(char **newval, void **extra, GucSource source)
 		GUC_check_errdetail("List role names separated by commas; quote a name with double quotes.");
 	return ok;
 }
+static const struct config_enum_entry cv_audit_decrypt_options[] = {
+	{"off", CV_AUDIT_OFF, false},
+	{"statement", CV_AUDIT_STATEMENT, false},
+	{"value", CV_AUDIT_VALUE, false},
+	{NULL, 0, false}
+};
 
 /* define the settings and reserve the prefix */
 void
@@ -169,6 +175,31 @@ GucInit(void)
 							&cv_key_max_age,
 							365 * 24 * 3600, 0, INT_MAX,
 							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomEnumVariable("customer_vault.audit_decrypt",
+							 "What access_log records of decryptions: off, statement (one row per statement and key) or value (also the subjects).",
+							 "Only superusers can change it (also per role or database).",
+							 &cv_audit_decrypt,
+							 CV_AUDIT_STATEMENT,
+							 cv_audit_decrypt_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("customer_vault.audit_wait",
+							"How long a statement waits for room in the full decrypt audit queue before it fails.",
+							NULL,
+							&cv_audit_wait,
+							5000, 0, 600000,
+							PGC_SUSET, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("customer_vault.audit_queue_size",
+							"For tests: the decrypt audit queue slots this session may fill (0 = the queue is always full).",
+							NULL,
+							&cv_audit_queue_size,
+							1024, 0, 1024,
+							PGC_SUSET, GUC_NOT_IN_SAMPLE,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved(CV_GUC_PREFIX);

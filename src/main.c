@@ -7,11 +7,33 @@
 #include "customer_vault.h"
 
 #include "miscadmin.h"
+#include "storage/ipc.h"
 #include "utils/builtins.h"
 
 PG_MODULE_MAGIC;
 
 void		_PG_init(void);
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* every module's shared memory request (preloaded only) */
+static void
+cv_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	AuditShmemRequest();
+}
+
+/* every module's shared memory set-up (preloaded only) */
+static void
+cv_shmem_startup(void)
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	AuditShmemStartup();
+}
 
 /* set up settings, the label provider and the key cache, once per process */
 void
@@ -30,6 +52,14 @@ _PG_init(void)
 	KeysInit();
 	ConsentInit();
 	BrakeInit();
+	AuditInit();
+	if (process_shared_preload_libraries_in_progress)
+	{
+		prev_shmem_request_hook = shmem_request_hook;
+		shmem_request_hook = cv_shmem_request;
+		prev_shmem_startup_hook = shmem_startup_hook;
+		shmem_startup_hook = cv_shmem_startup;
+	}
 }
 
 PG_FUNCTION_INFO_V1(cv_version);

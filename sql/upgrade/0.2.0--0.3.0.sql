@@ -44,6 +44,38 @@ CREATE TABLE customer_vault.erasure_receipts_head (
 );
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.erasure_receipts', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.erasure_receipts_head', '');
+-- AUDIT (issue 13): the decrypt audit's append-only, hash-chained log
+CREATE TABLE customer_vault.access_log_head (
+    single    boolean PRIMARY KEY DEFAULT true CHECK (single),
+    last_id   bigint NOT NULL,
+    last_hash bytea NOT NULL
+);
+CREATE TABLE customer_vault.access_log_entries (
+    id               bigint PRIMARY KEY,
+    at               timestamptz NOT NULL,
+    recorded_at      timestamptz NOT NULL,
+    session_role     name NOT NULL,
+    acting_role      name NOT NULL,
+    purpose          text,
+    key_id           integer NOT NULL,
+    key              text,
+    value_count      bigint NOT NULL CHECK (value_count > 0),
+    query_id         bigint,
+    application_name text,
+    client_addr      text,
+    pid              integer,
+    mode             text NOT NULL CHECK (mode IN ('statement', 'value')),
+    subject_hashes   bytea[],
+    subject_values   integer[],
+    more_values      bigint,
+    prev_hash        bytea,
+    hash             bytea NOT NULL,
+    CONSTRAINT access_log_entries_value_check CHECK ((mode = 'value') = (subject_hashes IS NOT NULL))
+);
+CREATE INDEX access_log_entries_subjects_idx ON customer_vault.access_log_entries USING gin (subject_hashes);
+CREATE INDEX access_log_entries_at_idx ON customer_vault.access_log_entries (at);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.access_log_head', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.access_log_entries', '');
 
 -- BRAKE (issue 13): the append-only log of roles locked by lock_stale_roles()
 CREATE TABLE customer_vault.role_lock_events (

@@ -26,11 +26,13 @@
 #                          counts (default: the server's, raised to BENCH_ROWS
 #                          when smaller; below the live consents of a purpose
 #                          it measures the index-probe fallback)
-#   BENCH_SECTIONS="insert read mask lookup consent import purge rotation forget brake export"
+#   BENCH_SECTIONS="insert read mask lookup consent import purge rotation forget brake export audit"
 #                          the sections to run (default all; read, mask, lookup and
 #                          rotation need the tables insert fills and bring it in)
 #   BENCH_PURGE_RATE=100   single-row INSERTs per second of the concurrent
 #                          writer (pgbench -R) during the purge and the DELETE
+#   BENCH_AUDIT_SECONDS=5  pgbench time of each 1-row decrypt latency run
+#                          (audit section: audit_decrypt off, statement, value)
 #
 # Every section file has phases, selected with psql's -v phase=...: setup
 # (once), rep (BENCH_REPS times, -v rep=i), after (once), report (once); the
@@ -67,8 +69,8 @@ $cache eq '' || $cache =~ /^[0-9]+$/
 my $PURGE_HOLD = 7;
 my $WRITER_APP = 'bench_purge_writer';
 
-# the sections to run, in this order; read, mask, lookup, rotation and brake work on the insert tables
-my @ALL = qw(insert read mask lookup consent import purge rotation forget brake export);
+# the sections to run, in this order; read, mask, lookup, rotation, brake and audit work on the insert tables
+my @ALL = qw(insert read mask lookup consent import purge rotation forget brake export audit);
 my %want;
 for my $s (split /[\s,]+/, $ENV{BENCH_SECTIONS} // "@ALL")
 {
@@ -77,7 +79,7 @@ for my $s (split /[\s,]+/, $ENV{BENCH_SECTIONS} // "@ALL")
 	$want{$s} = 1;
 }
 %want or die "bench: BENCH_SECTIONS names no section\n";
-$want{insert} = 1 if $want{read} || $want{mask} || $want{lookup} || $want{rotation} || $want{brake};
+$want{insert} = 1 if $want{read} || $want{mask} || $want{lookup} || $want{rotation} || $want{brake} || $want{audit};
 my @sections = grep { $want{$_} } @ALL;
 
 # same plans for every method, one CPU each: no JIT, no parallel query
@@ -237,6 +239,27 @@ sub purge_rep
 }
 
 # ---------------------------------------------------------------- one size
+# audit: the latency of a 1-row decrypt statement (pgbench, one client) with
+# audit_decrypt off, statement and value; the mean latency of each run is a sample
+sub audit_latency_rep
+{
+	-x $pgbench or die "bench: audit: pgbench not found (PATH or /usr/lib/postgresql/*/bin)\n";
+	my $secs = $ENV{BENCH_AUDIT_SECONDS} // 5;
+	$secs =~ /^[1-9][0-9]*$/ or die "bench: BENCH_AUDIT_SECONDS must be a positive integer\n";
+	open my $f, '>', "$tmp/audit1.sql" or die;
+	print $f "\\set id random(1, $vars{n})\n",
+	  "SELECT customer_vault.decrypt(email, id::text) FROM bench.t_enc WHERE id = :id;\n";
+	close $f;
+	for my $mode (qw(off statement value))
+	{
+		local $ENV{PGOPTIONS} = "-c customer_vault.audit_decrypt=$mode";
+		my $out = `'$pgbench' -n -c 1 -j 1 -T $secs -f '$tmp/audit1.sql' '$db' 2>&1`;
+		$? == 0 or die "bench: audit: pgbench failed: $out";
+		my ($ms) = $out =~ /latency average = ([0-9.]+) ms/ or die "bench: audit: no latency from pgbench: $out";
+		query("INSERT INTO bench.samples (key, secs) VALUES ('au_1row_$mode', $ms / 1000.0)");
+	}
+}
+
 my @rows;    # [n, section, operation, median, samples, per_unit, overhead, ratio, max, note]
 
 sub run_size
@@ -261,7 +284,12 @@ sub run_size
 		else
 		{
 			phase("$sec.sql", 'setup');
-			for my $rep (1 .. $opt{REPS}) { logmsg("$sec, rep $rep/$opt{REPS}"); phase("$sec.sql", 'rep', rep => $rep); }
+			for my $rep (1 .. $opt{REPS})
+			{
+				logmsg("$sec, rep $rep/$opt{REPS}");
+				phase("$sec.sql", 'rep', rep => $rep);
+				audit_latency_rep() if $sec eq 'audit';
+			}
 			phase("$sec.sql", 'after');
 		}
 	}
@@ -322,7 +350,7 @@ print "sections: @sections\n" if @sections != @ALL;
 print "targets: test/bench/targets.tsv\n";
 
 # the table: sections in this order (the size rows come from insert.sql)
-my @order = qw(insert read mask lookup size consent import purge rotation forget brake export);
+my @order = qw(insert read mask lookup size consent import purge rotation forget brake export audit);
 my %rank = map { $order[$_] => $_ } 0 .. $#order;
 my $line = "%-9s %-52s %10s %10s %10s %8s  %-24s %-6s %s\n";
 for my $n (@sizes)

@@ -102,6 +102,18 @@ INSERT INTO pm_probes VALUES
  (415, 'redefine masked view', 'CREATE OR REPLACE VIEW pm_t_masked AS SELECT * FROM pm_t'),
  (416, 're-own masked view', 'ALTER VIEW pm_t_masked OWNER TO CURRENT_USER'),
  (417, 'masked view event trigger fn', 'SELECT customer_vault._guard_masked_views()');
+-- the decrypt audit (access_log): read by auditor and admin, written by its worker only
+INSERT INTO pm_probes VALUES
+ (170, 'access_log', 'SELECT * FROM customer_vault.access_log'),
+ (171, 'verify_access_log()', 'SELECT customer_vault.verify_access_log()'),
+ (172, 'access_log_entries', 'SELECT * FROM customer_vault.access_log_entries'),
+ (173, 'write access_log_entries', 'INSERT INTO customer_vault.access_log_entries (id) VALUES (0)'),
+ (174, 'access_log_head', 'SELECT * FROM customer_vault.access_log_head'),
+ (175, '_access_log_append()', 'SELECT customer_vault._access_log_append(now(), 10, 10, 1, 1, 0, NULL, NULL, NULL, 0, NULL, NULL, 0, false)'),
+ (176, '_access_log_hash()', 'SELECT customer_vault._access_log_hash(NULL::customer_vault.access_log_entries)'),
+ (177, '_access_log_append_only()', 'SELECT customer_vault._access_log_append_only()'),
+ (178, 'SET audit_decrypt = off', 'SET customer_vault.audit_decrypt = off'),
+ (179, 'subject_access()', 'SELECT customer_vault.subject_access(''1'')');
 
 -- part BRAKE (issue 13): the exfiltration brake and stale accounts
 INSERT INTO pm_probes VALUES

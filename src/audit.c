@@ -1,0 +1,964 @@
+/*-------------------------------------------------------------------------
+ * audit.c
+ *		The decrypt audit (customer_vault.audit_decrypt): per-statement
+ *		counts of the values each key opened for the caller, a queue in
+ *		shared memory, and the background workers that write the queue to
+ *		customer_vault.access_log_entries in transactions of their own.
+ *
+ * Counting.  CvOpenEnvelope() calls CvAuditNoteDecrypt() after every value
+ * it opened for a reader (CV_OPEN_READ).  The backend adds it to a small
+ * local table (key id -> count, and in 'value' mode the first
+ * CV_AUDIT_MAX_SUBJECTS distinct subjects of that key with their counts;
+ * values of further subjects are counted as "more").  The table is
+ * flushed, one record per key, at the end of every top-level executor run
+ * (ExecutorRun, ExecutorFinish and ExecutorEnd at nesting level 0), before
+ * a commit or prepare, and on abort: so an error in the middle of a
+ * statement, a subtransaction rolled back by an exception block, a
+ * ROLLBACK, a READ ONLY or SERIALIZABLE transaction all still record what
+ * was decrypted before (the counts are backend memory, not transactional).
+ *
+ * The queue.  A fixed array of CV_AUDIT_SLOTS records in shared memory
+ * under one LWLock (not shm_mq: shm_mq is a single-reader, single-writer
+ * ring between two processes, while here every backend writes and one
+ * worker per database reads only its own database's records, in the
+ * order they were queued).  A backend that finds the queue full waits on a
+ * condition variable for the worker to free slots, at most
+ * customer_vault.audit_wait milliseconds; then the statement fails
+ * (ERROR, 55000) rather than go on unrecorded, and the record is written
+ * to the server log instead when the transaction aborts.  An abort (a
+ * ROLLBACK, also inside a procedure, or an error) waits the same way but
+ * cannot fail: a record that still does not fit goes to the server log (at
+ * once, when the wait that caused the error has already timed out).
+ *
+ * The workers.  One dynamic background worker per database with queued
+ * records, started on demand by the backend that queues one, connected to
+ * that database; it writes its records in queue order through
+ * customer_vault._access_log_append() (the single writer of the hash
+ * chain in that database), commits, frees the slots, and exits after
+ * CV_AUDIT_IDLE_MS without work (so that it does not keep DROP DATABASE
+ * waiting).  Records whose writing fails (the extension was dropped, say)
+ * go to the server log.
+ *
+ * The server log fallback, one line per record, used on a hot standby
+ * (nothing can be written there), without the library in
+ * shared_preload_libraries (no queue: the session is warned once), and for
+ * records that could not be queued or written:
+ *   customer_vault audit: reason=standby db=16384 user_id=10 role_id=10
+ *   pid=123 key_id=3 values=42 query_id=0 purpose="billing" app="psql"
+ *   client="[local]" subjects=0 more=0
+ * It carries no plaintext, no ciphertext and no subject: in 'value' mode
+ * only the number of distinct subjects.
+ *-------------------------------------------------------------------------
+ */
+#include "customer_vault.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/condition_variable.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+/* EnableQueryId(): utils/queryjumble.h until 15, nodes/queryjumble.h from 16 */
+#if PG_VERSION_NUM >= 160000
+#include "nodes/queryjumble.h"
+#else
+#include "utils/queryjumble.h"
+#endif
+
+#define CV_AUDIT_SLOTS			1024	/* records the queue holds */
+#define CV_AUDIT_MAX_DBS		32	/* databases with a worker at once */
+#define CV_AUDIT_MAX_SUBJECTS	16	/* distinct subjects per record */
+#define CV_AUDIT_SUBJECT_BYTES	1024	/* their text, all together */
+#define CV_AUDIT_BATCH			64	/* records per worker transaction */
+#define CV_AUDIT_IDLE_MS		2000	/* a worker's life without work */
+#define CV_AUDIT_LAUNCH_MS		10000	/* a launch not attached by then failed */
+
+#define CV_SLOT_FREE	0
+#define CV_SLOT_FILLED	1
+#define CV_SLOT_TAKEN	2
+
+int			cv_audit_decrypt = CV_AUDIT_STATEMENT;
+int			cv_audit_queue_size = CV_AUDIT_SLOTS;
+int			cv_audit_wait = 5000;
+
+/* one queued record: one statement (or executor run) and one key */
+typedef struct CvAuditRecord
+{
+	int			state;			/* CV_SLOT_* */
+	uint64		seq;			/* queue order */
+	Oid			dbid;
+	TimestampTz at;				/* statement start */
+	Oid			user_id;		/* session user */
+	Oid			role_id;		/* current role */
+	int32		pid;
+	uint32		key_id;
+	int64		values;
+	int64		query_id;
+	char		purpose[NAMEDATALEN];
+	char		app[NAMEDATALEN];
+	char		client[64];
+	bool		value_mode;
+	int			nsubjects;
+	int64		more;			/* values of subjects beyond the bound */
+	int32		subj_count[CV_AUDIT_MAX_SUBJECTS];
+	uint16		subj_len[CV_AUDIT_MAX_SUBJECTS];
+	char		subj[CV_AUDIT_SUBJECT_BYTES];	/* the subjects, back to back */
+} CvAuditRecord;
+
+/* the worker of one database */
+typedef struct CvAuditWorkerSlot
+{
+	Oid			dbid;			/* InvalidOid: slot free */
+	int			pid;			/* 0 while launching */
+	Latch	   *latch;
+	TimestampTz launched;
+} CvAuditWorkerSlot;
+
+typedef struct CvAuditShared
+{
+	LWLock	   *lock;
+	ConditionVariable freed;	/* broadcast when slots are freed */
+	uint64		next_seq;
+	int			used;			/* slots not free */
+	int			hint;			/* where to look for a free slot first */
+	CvAuditWorkerSlot workers[CV_AUDIT_MAX_DBS];
+	CvAuditRecord rec[CV_AUDIT_SLOTS];
+} CvAuditShared;
+
+static CvAuditShared *cv_audit = NULL;
+
+/* this backend's counts since the last flush, one entry per key */
+typedef struct CvAuditPending
+{
+	uint32		key_id;
+	int64		values;
+	int			nsubjects;
+	int64		more;
+	int			subj_used;
+	int32		subj_count[CV_AUDIT_MAX_SUBJECTS];
+	uint16		subj_len[CV_AUDIT_MAX_SUBJECTS];
+	char		subj[CV_AUDIT_SUBJECT_BYTES];
+} CvAuditPending;
+
+#define CV_AUDIT_MAX_PENDING	16	/* keys per flush; more flush early */
+
+static CvAuditPending *cv_pending = NULL;	/* CV_AUDIT_MAX_PENDING entries */
+static int	cv_npending = 0;
+static int	cv_last_pending = 0;
+static bool cv_pending_value_mode = false;
+static int	cv_exec_nesting = 0;
+static bool cv_warned_no_queue = false;
+static bool cv_queue_failed = false;	/* this transaction's wait timed out */
+
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+
+static void cv_audit_flush(bool can_wait, bool can_error);
+
+/* shared memory this module needs */
+static Size
+cv_audit_shmem_size(void)
+{
+	return MAXALIGN(sizeof(CvAuditShared));
+}
+
+/* ask for the queue's memory and lock (from the shmem_request hook) */
+void
+AuditShmemRequest(void)
+{
+	RequestAddinShmemSpace(cv_audit_shmem_size());
+	RequestNamedLWLockTranche("customer_vault_audit", 1);
+}
+
+/* create or attach the queue (from the shmem_startup hook) */
+void
+AuditShmemStartup(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	cv_audit = ShmemInitStruct("customer_vault audit queue", cv_audit_shmem_size(), &found);
+	if (!found)
+	{
+		memset(cv_audit, 0, cv_audit_shmem_size());
+		cv_audit->lock = &(GetNamedLWLockTranche("customer_vault_audit"))->lock;
+		ConditionVariableInit(&cv_audit->freed);
+		cv_audit->next_seq = 1;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* the subject of a value's context: the row part of a protected column's context, else the context */
+static void
+cv_audit_subject(const char *ctx, int ctxlen, const char **subj, int *len)
+{
+	int			i = 0;
+	int			n = 0;
+
+	*subj = ctx;
+	*len = ctxlen;
+	/* protect_column's context: "<length>:<schema.table.column>" then the row's context value */
+	while (i < ctxlen && i < 6 && ctx[i] >= '0' && ctx[i] <= '9')
+		n = n * 10 + (ctx[i++] - '0');
+	if (i == 0 || i >= ctxlen || ctx[i] != ':' || i + 1 + n > ctxlen)
+		return;
+	*subj = ctx + i + 1 + n;
+	*len = ctxlen - (i + 1 + n);
+}
+
+/* count one value opened for the caller under a key (called by CvOpenEnvelope) */
+void
+CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen)
+{
+	CvAuditPending *p;
+	int			i;
+
+	if (cv_audit_decrypt == CV_AUDIT_OFF)
+		return;
+	if (cv_pending == NULL)
+		cv_pending = MemoryContextAllocZero(TopMemoryContext,
+											sizeof(CvAuditPending) * CV_AUDIT_MAX_PENDING);
+	if (cv_last_pending < cv_npending && cv_pending[cv_last_pending].key_id == key_id)
+		p = &cv_pending[cv_last_pending];
+	else
+	{
+		for (i = 0; i < cv_npending; i++)
+			if (cv_pending[i].key_id == key_id)
+				break;
+		if (i == cv_npending)
+		{
+			if (cv_npending == CV_AUDIT_MAX_PENDING)
+			{
+				cv_audit_flush(true, true);
+				i = 0;
+			}
+			p = &cv_pending[i];
+			p->key_id = key_id;
+			p->values = 0;
+			p->nsubjects = 0;
+			p->more = 0;
+			p->subj_used = 0;
+			cv_npending = i + 1;
+		}
+		cv_last_pending = i;
+		p = &cv_pending[i];
+	}
+	p->values++;
+	if (cv_audit_decrypt == CV_AUDIT_VALUE)
+	{
+		const char *s;
+		int			len;
+		int			off = 0;
+
+		cv_pending_value_mode = true;
+		if (ctx == NULL)
+		{
+			p->more++;			/* no context: no subject to name */
+			return;
+		}
+		cv_audit_subject(ctx, ctxlen, &s, &len);
+		for (i = 0; i < p->nsubjects; i++)
+		{
+			if (p->subj_len[i] == len && memcmp(p->subj + off, s, len) == 0)
+			{
+				p->subj_count[i]++;
+				return;
+			}
+			off += p->subj_len[i];
+		}
+		if (p->nsubjects < CV_AUDIT_MAX_SUBJECTS && len > 0 &&
+			p->subj_used + len <= CV_AUDIT_SUBJECT_BYTES)
+		{
+			memcpy(p->subj + p->subj_used, s, len);
+			p->subj_len[p->nsubjects] = len;
+			p->subj_count[p->nsubjects] = 1;
+			p->nsubjects++;
+			p->subj_used += len;
+		}
+		else
+			p->more++;
+	}
+}
+
+/* a string for the log line, double-quoted with " and \ escaped */
+static void
+cv_audit_quote(StringInfo buf, const char *s)
+{
+	appendStringInfoChar(buf, '"');
+	for (; s != NULL && *s; s++)
+	{
+		if (*s == '"' || *s == '\\')
+			appendStringInfoChar(buf, '\\');
+		appendStringInfoChar(buf, *s);
+	}
+	appendStringInfoChar(buf, '"');
+}
+
+/* the server log line of a record that cannot be (or was not) written to access_log */
+static void
+cv_audit_log_line(const CvAuditRecord *r, const char *reason)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "reason=%s db=%u user_id=%u role_id=%u pid=%d key_id=%u values=" INT64_FORMAT
+					 " query_id=" INT64_FORMAT " purpose=",
+					 reason, r->dbid, r->user_id, r->role_id, r->pid, r->key_id, r->values, r->query_id);
+	cv_audit_quote(&buf, r->purpose);
+	appendStringInfoString(&buf, " app=");
+	cv_audit_quote(&buf, r->app);
+	appendStringInfoString(&buf, " client=");
+	cv_audit_quote(&buf, r->client);
+	appendStringInfo(&buf, " subjects=%d more=" INT64_FORMAT, r->nsubjects, r->more);
+	ereport(LOG_SERVER_ONLY,
+			(errmsg("customer_vault audit: %s", buf.data),
+			 errhidestmt(true), errhidecontext(true)));
+	pfree(buf.data);
+}
+
+/* the client's address as text, empty for a Unix socket or none (computed once) */
+static const char *
+cv_audit_client(void)
+{
+	static char client[64];
+	static bool done = false;
+
+	if (!done)
+	{
+		LOCAL_FCINFO(fcinfo, 0);
+		Datum		d;
+
+		InitFunctionCallInfoData(*fcinfo, NULL, 0, InvalidOid, NULL, NULL);
+		d = inet_client_addr(fcinfo);
+		client[0] = '\0';
+		if (!fcinfo->isnull)
+			strlcpy(client, DatumGetCString(DirectFunctionCall1(inet_out, d)), sizeof(client));
+		done = true;
+	}
+	return client;
+}
+
+/* fill a record from a pending entry and the session's state */
+static void
+cv_audit_fill(CvAuditRecord *r, const CvAuditPending *p)
+{
+	const char *app = application_name;
+
+	r->dbid = MyDatabaseId;
+	r->at = GetCurrentStatementStartTimestamp();
+	r->user_id = GetSessionUserId();
+	r->role_id = GetUserId();
+	r->pid = MyProcPid;
+	r->key_id = p->key_id;
+	r->values = p->values;
+	r->query_id = (int64) pgstat_get_my_query_id();
+	strlcpy(r->purpose, cv_purpose ? cv_purpose : "", NAMEDATALEN);
+	strlcpy(r->app, app ? app : "", NAMEDATALEN);
+	strlcpy(r->client, cv_audit_client(), sizeof(r->client));
+	r->value_mode = cv_pending_value_mode;
+	r->nsubjects = p->nsubjects;
+	r->more = p->more;
+	memcpy(r->subj_count, p->subj_count, sizeof(r->subj_count));
+	memcpy(r->subj_len, p->subj_len, sizeof(r->subj_len));
+	memcpy(r->subj, p->subj, p->subj_used);
+}
+
+/* the worker slot of this database, launching a worker when there is none */
+static void
+cv_audit_ensure_worker(void)
+{
+	BackgroundWorker w;
+	BackgroundWorkerHandle *handle;
+	int			i;
+	int			free_slot = -1;
+	int			slot = -1;
+	Latch	   *latch = NULL;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	for (i = 0; i < CV_AUDIT_MAX_DBS; i++)
+	{
+		CvAuditWorkerSlot *s = &cv_audit->workers[i];
+
+		if (s->dbid == MyDatabaseId)
+		{
+			/* a launch that never attached (the worker failed to start) is retried */
+			if (s->pid == 0 &&
+				TimestampDifferenceExceeds(s->launched, now, CV_AUDIT_LAUNCH_MS))
+			{
+				s->launched = now;
+				slot = i;
+			}
+			else
+				latch = s->latch;
+			break;
+		}
+		if (s->dbid == InvalidOid && free_slot < 0)
+			free_slot = i;
+	}
+	if (i == CV_AUDIT_MAX_DBS && free_slot >= 0)
+	{
+		CvAuditWorkerSlot *s = &cv_audit->workers[free_slot];
+
+		s->dbid = MyDatabaseId;
+		s->pid = 0;
+		s->latch = NULL;
+		s->launched = now;
+		slot = free_slot;
+	}
+	LWLockRelease(cv_audit->lock);
+
+	if (latch != NULL)
+		SetLatch(latch);
+	if (slot < 0)
+		return;
+
+	memset(&w, 0, sizeof(w));
+	w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	w.bgw_restart_time = BGW_NEVER_RESTART;
+	strlcpy(w.bgw_library_name, "customer_vault", BGW_MAXLEN);
+	strlcpy(w.bgw_function_name, "cv_audit_worker_main", BGW_MAXLEN);
+	snprintf(w.bgw_name, BGW_MAXLEN, "customer_vault audit writer for database %u", MyDatabaseId);
+	strlcpy(w.bgw_type, "customer_vault audit writer", BGW_MAXLEN);
+	w.bgw_main_arg = Int32GetDatum(slot);
+	memcpy(w.bgw_extra, &MyDatabaseId, sizeof(Oid));
+	w.bgw_notify_pid = 0;
+	if (!RegisterDynamicBackgroundWorker(&w, &handle))
+	{
+		/* no free worker process: the records stay queued, retried on the next record */
+		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+		if (cv_audit->workers[slot].dbid == MyDatabaseId && cv_audit->workers[slot].pid == 0)
+			cv_audit->workers[slot].dbid = InvalidOid;
+		LWLockRelease(cv_audit->lock);
+	}
+}
+
+/* put one record into the queue; false when full after waiting (if allowed) */
+static bool
+cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
+{
+	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) cv_audit_wait * 1000;
+	bool		sleeping = false;
+	bool		done = false;
+	int			limit = Min(cv_audit_queue_size, CV_AUDIT_SLOTS);
+
+	for (;;)
+	{
+		long		remain;
+
+		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+		if (cv_audit->used < limit)
+		{
+			int			i;
+
+			for (i = 0; i < CV_AUDIT_SLOTS; i++)
+			{
+				CvAuditRecord *r = &cv_audit->rec[(cv_audit->hint + i) % CV_AUDIT_SLOTS];
+
+				if (r->state != CV_SLOT_FREE)
+					continue;
+				cv_audit->hint = (cv_audit->hint + i + 1) % CV_AUDIT_SLOTS;
+				cv_audit_fill(r, p);
+				r->seq = cv_audit->next_seq++;
+				r->state = CV_SLOT_FILLED;
+				cv_audit->used++;
+				done = true;
+				break;
+			}
+		}
+		LWLockRelease(cv_audit->lock);
+		/* a worker for this database: launched, or woken up */
+		cv_audit_ensure_worker();
+		if (done || !can_wait)
+			break;
+		remain = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		if (remain <= 0)
+			break;
+		if (!sleeping)
+		{
+			ConditionVariablePrepareToSleep(&cv_audit->freed);
+			sleeping = true;
+			continue;			/* recheck after preparing, as the API asks */
+		}
+		(void) ConditionVariableTimedSleep(&cv_audit->freed, Min(remain, 100),
+										   PG_WAIT_EXTENSION);
+	}
+	if (sleeping)
+		ConditionVariableCancelSleep();
+	return done;
+}
+
+/*
+ * Write out this backend's counts: queue one record per key, or log them
+ * (standby, no preload).  can_error false during abort: a record that does
+ * not fit (after the wait, unless the transaction's wait already timed out)
+ * is logged rather than raising an error.
+ */
+static void
+cv_audit_flush(bool can_wait, bool can_error)
+{
+	while (cv_npending > 0)
+	{
+		CvAuditPending *p = &cv_pending[0];
+		CvAuditRecord r;
+
+		if (p->values > 0)
+		{
+			if (cv_audit == NULL || RecoveryInProgress())
+			{
+				memset(&r, 0, sizeof(r));
+				cv_audit_fill(&r, p);
+				cv_audit_log_line(&r, cv_audit == NULL ? "not_preloaded" : "standby");
+				if (cv_audit == NULL && can_error && !cv_warned_no_queue)
+				{
+					cv_warned_no_queue = true;
+					ereport(WARNING,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("decryptions of this session are audited in the server log only, not in customer_vault.access_log"),
+							 errdetail("customer_vault is not in shared_preload_libraries."),
+							 errhint("Add customer_vault to shared_preload_libraries and restart the server.")));
+				}
+			}
+			else if (!cv_audit_enqueue(p, can_wait))
+			{
+				if (can_error)
+				{
+					/* the record stays pending: written to the log on abort */
+					cv_last_pending = 0;
+					cv_queue_failed = true;
+					ereport(ERROR,
+							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+							 errmsg("the decrypt audit queue is full"),
+							 errdetail("No room in the queue of access_log records for %d ms; the statement is refused rather than left unrecorded.", cv_audit_wait),
+							 errhint("Check that the customer_vault audit writer is running (pg_stat_activity) and that max_worker_processes leaves room for it.")));
+				}
+				memset(&r, 0, sizeof(r));
+				cv_audit_fill(&r, p);
+				cv_audit_log_line(&r, "queue_full");
+			}
+		}
+		/* done with the first entry (keys in the order they were first used) */
+		cv_npending--;
+		if (cv_npending > 0)
+			memmove(&cv_pending[0], &cv_pending[1], sizeof(CvAuditPending) * cv_npending);
+	}
+	cv_last_pending = 0;
+	cv_pending_value_mode = false;
+}
+
+/* ExecutorRun: counts nesting; a top-level run flushes at its end */
+static void
+#if PG_VERSION_NUM >= 180000
+cv_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count)
+#else
+cv_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count, bool execute_once)
+#endif
+{
+	cv_exec_nesting++;
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 180000
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count);
+		else
+			standard_ExecutorRun(queryDesc, direction, count);
+#else
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+#endif
+	}
+	PG_FINALLY();
+	{
+		cv_exec_nesting--;
+	}
+	PG_END_TRY();
+	if (cv_exec_nesting == 0 && cv_npending > 0)
+		cv_audit_flush(true, true);
+}
+
+/* ExecutorFinish (AFTER triggers): counts nesting, flushes at top level */
+static void
+cv_ExecutorFinish(QueryDesc *queryDesc)
+{
+	cv_exec_nesting++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		cv_exec_nesting--;
+	}
+	PG_END_TRY();
+	if (cv_exec_nesting == 0 && cv_npending > 0)
+		cv_audit_flush(true, true);
+}
+
+/* ExecutorEnd: a top-level statement's end flushes */
+static void
+cv_ExecutorEnd(QueryDesc *queryDesc)
+{
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+	if (cv_exec_nesting == 0 && cv_npending > 0)
+		cv_audit_flush(true, true);
+}
+
+/* transaction end: what was counted outside an executor run, and everything on abort */
+static void
+cv_audit_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+		case XACT_EVENT_PARALLEL_PRE_COMMIT:
+		case XACT_EVENT_PRE_PREPARE:
+			if (cv_npending > 0)
+				cv_audit_flush(true, true);
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			/* a ROLLBACK (also in a procedure) waits for room like a commit; after a timeout, no second wait */
+			cv_exec_nesting = 0;
+			if (cv_npending > 0)
+				cv_audit_flush(!cv_queue_failed, false);
+			cv_queue_failed = false;
+			break;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+		case XACT_EVENT_PREPARE:
+			cv_queue_failed = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/* install the executor hooks and the transaction callback (every process) */
+void
+AuditInit(void)
+{
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = cv_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = cv_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = cv_ExecutorEnd;
+	RegisterXactCallback(cv_audit_xact_callback, NULL);
+	/* query ids for access_log even without pg_stat_statements */
+	if (process_shared_preload_libraries_in_progress)
+		EnableQueryId();
+}
+
+/* ---- the writer ---- */
+
+static int	cv_worker_slot = -1;
+static SPIPlanPtr cv_append_plan = NULL;
+static bool cv_worker_connected = false;
+
+/* a worker leaving: its slot is freed, records it took go back to the queue */
+static void
+cv_audit_worker_exit(int code, Datum arg)
+{
+	int			i;
+
+	if (cv_audit == NULL || cv_worker_slot < 0)
+		return;
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	for (i = 0; i < CV_AUDIT_SLOTS; i++)
+	{
+		CvAuditRecord *r = &cv_audit->rec[i];
+
+		if (r->dbid != DatumGetObjectId(arg) || r->state == CV_SLOT_FREE)
+			continue;
+		if (cv_worker_connected)
+		{
+			if (r->state == CV_SLOT_TAKEN)
+				r->state = CV_SLOT_FILLED;
+		}
+		else
+		{
+			/* the database cannot be connected to (dropped?): the log keeps them */
+			cv_audit_log_line(r, "no_database");
+			r->state = CV_SLOT_FREE;
+			cv_audit->used--;
+		}
+	}
+	if (cv_audit->workers[cv_worker_slot].pid == MyProcPid)
+	{
+		cv_audit->workers[cv_worker_slot].dbid = InvalidOid;
+		cv_audit->workers[cv_worker_slot].pid = 0;
+		cv_audit->workers[cv_worker_slot].latch = NULL;
+	}
+	LWLockRelease(cv_audit->lock);
+}
+
+/* order of two slot indexes by their records' queue position */
+static int
+cv_audit_seq_cmp(const void *a, const void *b)
+{
+	uint64		sa = cv_audit->rec[*(const int *) a].seq;
+	uint64		sb = cv_audit->rec[*(const int *) b].seq;
+
+	return sa < sb ? -1 : (sa > sb ? 1 : 0);
+}
+
+/* take up to CV_AUDIT_BATCH records of this database in queue order; their slot indexes */
+static int
+cv_audit_take(int *idx)
+{
+	static int	cand[CV_AUDIT_SLOTS];
+	int			n = 0;
+	int			i;
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	for (i = 0; i < CV_AUDIT_SLOTS; i++)
+		if (cv_audit->rec[i].state == CV_SLOT_FILLED && cv_audit->rec[i].dbid == MyDatabaseId)
+			cand[n++] = i;
+	if (n > 1)
+		qsort(cand, n, sizeof(int), cv_audit_seq_cmp);
+	n = Min(n, CV_AUDIT_BATCH);
+	for (i = 0; i < n; i++)
+	{
+		cv_audit->rec[cand[i]].state = CV_SLOT_TAKEN;
+		idx[i] = cand[i];
+	}
+	LWLockRelease(cv_audit->lock);
+	return n;
+}
+
+/* free written records and wake waiting backends */
+static void
+cv_audit_release(int *idx, int n)
+{
+	int			i;
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		cv_audit->rec[idx[i]].state = CV_SLOT_FREE;
+		cv_audit->used--;
+	}
+	LWLockRelease(cv_audit->lock);
+	ConditionVariableBroadcast(&cv_audit->freed);
+}
+
+/* a record's subjects as a text[] datum (value mode), or NULL */
+static Datum
+cv_audit_subject_array(const CvAuditRecord *r, bool *isnull, Datum *counts, bool *cnull)
+{
+	Datum		elems[CV_AUDIT_MAX_SUBJECTS];
+	Datum		cnts[CV_AUDIT_MAX_SUBJECTS];
+	int			i;
+	int			off = 0;
+
+	*isnull = *cnull = !r->value_mode;
+	if (!r->value_mode)
+		return (Datum) 0;
+	for (i = 0; i < r->nsubjects; i++)
+	{
+		elems[i] = PointerGetDatum(cstring_to_text_with_len(r->subj + off, r->subj_len[i]));
+		cnts[i] = Int32GetDatum(r->subj_count[i]);
+		off += r->subj_len[i];
+	}
+	*counts = PointerGetDatum(construct_array(cnts, r->nsubjects, INT4OID, 4, true, TYPALIGN_INT));
+	return PointerGetDatum(construct_array(elems, r->nsubjects, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* write records to access_log in one transaction; false (nothing written) on error */
+static bool
+cv_audit_write(int *idx, int n)
+{
+	MemoryContext oldcxt = CurrentMemoryContext;
+	volatile bool ok = true;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		int			i;
+
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "customer_vault: writing access_log");
+		if (!OidIsValid(get_extension_oid("customer_vault", true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("extension \"customer_vault\" does not exist in this database")));
+		for (i = 0; i < n; i++)
+		{
+			CvAuditRecord *r = &cv_audit->rec[idx[i]];
+			Oid			types[14] = {TIMESTAMPTZOID, OIDOID, OIDOID, INT4OID, INT8OID, INT8OID,
+			TEXTOID, TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID, INT4ARRAYOID, INT8OID, BOOLOID};
+			Datum		vals[14];
+			char		nulls[14];
+			bool		snull,
+						cnull;
+			int			ret;
+
+			memset(nulls, ' ', sizeof(nulls));
+			vals[0] = TimestampTzGetDatum(r->at);
+			vals[1] = ObjectIdGetDatum(r->user_id);
+			vals[2] = ObjectIdGetDatum(r->role_id);
+			vals[3] = Int32GetDatum((int32) r->key_id);
+			vals[4] = Int64GetDatum(r->values);
+			vals[5] = Int64GetDatum(r->query_id);
+			vals[6] = CStringGetTextDatum(r->purpose);
+			vals[7] = CStringGetTextDatum(r->app);
+			vals[8] = CStringGetTextDatum(r->client);
+			if (r->purpose[0] == '\0')
+				nulls[6] = 'n';
+			if (r->client[0] == '\0')
+				nulls[8] = 'n';
+			vals[9] = Int32GetDatum(r->pid);
+			vals[10] = cv_audit_subject_array(r, &snull, &vals[11], &cnull);
+			if (snull)
+				nulls[10] = nulls[11] = 'n';
+			vals[12] = Int64GetDatum(r->more);
+			vals[13] = BoolGetDatum(r->value_mode);
+			/* one plan for the worker's life (forgotten when a write fails) */
+			if (cv_append_plan == NULL)
+			{
+				SPIPlanPtr	plan = SPI_prepare("SELECT customer_vault._access_log_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+											   14, types);
+
+				if (plan == NULL)
+					elog(ERROR, "could not prepare the access_log append: %s", SPI_result_code_string(SPI_result));
+				if (SPI_keepplan(plan) != 0)
+					elog(ERROR, "could not keep the access_log append plan");
+				cv_append_plan = plan;
+			}
+			ret = SPI_execute_plan(cv_append_plan, vals, nulls, false, 0);
+			if (ret != SPI_OK_SELECT)
+				elog(ERROR, "access_log append failed: %d", ret);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		ok = false;
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	MemoryContextSwitchTo(oldcxt);
+	return ok;
+}
+
+/* the audit writer of one database (dynamic background worker) */
+void
+cv_audit_worker_main(Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+	Oid			dbid;
+	TimestampTz last_work = GetCurrentTimestamp();
+	int			idx[CV_AUDIT_BATCH];
+
+	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	BackgroundWorkerUnblockSignals();
+	if (cv_audit == NULL)
+		proc_exit(0);
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	if (cv_audit->workers[slot].dbid != dbid || cv_audit->workers[slot].pid != 0)
+	{
+		/* the slot was given up (a launch taken for failed) or taken by another writer */
+		LWLockRelease(cv_audit->lock);
+		proc_exit(0);
+	}
+	cv_audit->workers[slot].pid = MyProcPid;
+	cv_audit->workers[slot].latch = MyLatch;
+	LWLockRelease(cv_audit->lock);
+	cv_worker_slot = slot;
+	before_shmem_exit(cv_audit_worker_exit, ObjectIdGetDatum(dbid));
+
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	cv_worker_connected = true;
+	/* the writer's own reads of encrypted data are not audited */
+	SetConfigOption("customer_vault.audit_decrypt", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	for (;;)
+	{
+		int			n;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		n = cv_audit_take(idx);
+		if (n > 0)
+		{
+			if (!cv_audit_write(idx, n))
+			{
+				int			i;
+
+				for (i = 0; i < n; i++)
+					cv_audit_log_line(&cv_audit->rec[idx[i]], "write_failed");
+			}
+			cv_audit_release(idx, n);
+			last_work = GetCurrentTimestamp();
+			continue;
+		}
+		if (ShutdownRequestPending)
+			break;
+		if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), CV_AUDIT_IDLE_MS))
+		{
+			bool		left = false;
+			int			i;
+
+			/* leave only with nothing queued for this database (checked under the lock) */
+			LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+			for (i = 0; i < CV_AUDIT_SLOTS && !left; i++)
+				left = cv_audit->rec[i].state == CV_SLOT_FILLED && cv_audit->rec[i].dbid == dbid;
+			if (!left)
+			{
+				cv_audit->workers[slot].dbid = InvalidOid;
+				cv_audit->workers[slot].pid = 0;
+				cv_audit->workers[slot].latch = NULL;
+			}
+			LWLockRelease(cv_audit->lock);
+			if (!left)
+				break;
+		}
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 500, PG_WAIT_EXTENSION);
+	}
+	proc_exit(0);
+}
