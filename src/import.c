@@ -54,6 +54,7 @@ static SPIPlanPtr plan_grant = NULL;
 static SPIPlanPtr plan_ledger_many = NULL;
 static SPIPlanPtr plan_state_many = NULL;
 static SPIPlanPtr plan_dups = NULL;
+static SPIPlanPtr plan_latest = NULL;
 
 /* the chain head as this append found it */
 typedef struct CvHead
@@ -718,13 +719,16 @@ typedef struct CvImpRow
 	bool		has_until;
 	TimestampTz until;
 	bool		skip;			/* a duplicate */
+	bool		has_latest;		/* consent_state has a grant/withdrawal time */
+	TimestampTz latest;			/* its latest grant or withdrawal */
 } CvImpRow;
 
-/* a row already in this batch: subject, purpose and evidence */
-typedef struct CvImpSeen
+/* the latest grant written in this batch for one subject and purpose */
+typedef struct CvImpLatest
 {
-	uint8		key[32];		/* SHA-256 of the three */
-} CvImpSeen;
+	uint8		key[32];		/* SHA-256 of subject and purpose */
+	TimestampTz granted_at;
+} CvImpLatest;
 
 /* the columns of the import query, by name */
 typedef struct CvImpCols
@@ -789,16 +793,14 @@ imp_map_columns(TupleDesc desc, CvImpCols *c)
 					 errdetail("The query must return the columns subject, purpose and evidence, and may return granted_at and valid_until.")));
 }
 
-/* the key of a (subject, purpose, evidence) triple for duplicate detection in a batch */
+/* the key of a (subject, purpose) pair (text equality is byte equality) */
 static void
-imp_row_key(StringInfo buf, const CvImpRow *r, uint8 out[32])
+imp_pair_key(StringInfo buf, const CvImpRow *r, uint8 out[32])
 {
 	resetStringInfo(buf);
 	appendStringInfoString(buf, r->subject);
 	appendStringInfoChar(buf, '\0');
 	appendStringInfoString(buf, r->purpose);
-	appendStringInfoChar(buf, '\0');
-	(void) JsonbToCString(buf, &r->evidence->root, VARSIZE(r->evidence));
 	if (!cv_sha256((const uint8 *) buf->data, buf->len, out))
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
@@ -840,13 +842,16 @@ imp_purpose(HTAB *purposes, const char *name)
 /*
  * Writes one batch of checked rows as the owner: marks rows whose (subject,
  * purpose, evidence) is already a grant in the ledger (or earlier in the
- * batch), then appends the rest, chained, and updates consent_state where
- * the imported grant is not older than what the state already holds.
+ * batch; evidence compared as jsonb, so {"a":1} and {"a":1.0} are the same),
+ * skips rows granted before the latest grant or withdrawal already recorded
+ * for their subject and purpose (consent_state, or an earlier row of this
+ * batch: appended after it, such a row would read as a newer grant; counted
+ * in *stale), then appends the rest, chained, and updates consent_state.
  * Returns the rows written.
  */
 static int64
 imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const char *who,
-				MemoryContext scratch)
+				MemoryContext scratch, int64 *stale)
 {
 	MemoryContext old = MemoryContextSwitchTo(scratch);
 	StringInfoData buf;
@@ -863,35 +868,46 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	int			m = 0;
 	int			i;
 	CvHead		h;
+	HASHCTL		ctl;
+	HTAB	   *batch_latest;
 
 	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+	{
+		d_subj[i] = CStringGetTextDatum(rows[i].subject);
+		d_purp[i] = CStringGetTextDatum(rows[i].purpose);
+		d_ev[i] = JsonbPGetDatum(rows[i].evidence);
+	}
+	/* the latest grant or withdrawal consent_state holds for each row's subject and purpose */
+	{
+		Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+		Datum		v[2];
+		uint64		k;
+
+		v[0] = imp_array(d_subj, NULL, n, TEXTOID);
+		v[1] = imp_array(d_purp, NULL, n, TEXTOID);
+		imp_exec(imp_plan(&plan_latest,
+						  "SELECT u.i::pg_catalog.int4, GREATEST(s.granted_at, s.withdrawn_at)"
+						  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(s, p, i)"
+						  "  JOIN customer_vault.consent_state s"
+						  "    ON s.subject OPERATOR(pg_catalog.=) (u.s COLLATE \"C\")"
+						  "   AND s.purpose OPERATOR(pg_catalog.=) (u.p COLLATE \"C\")"
+						  " WHERE GREATEST(s.granted_at, s.withdrawn_at) IS NOT NULL",
+						  2, types), v, NULL, 0);
+		for (k = 0; k < SPI_processed; k++)
+		{
+			bool		isnull;
+			int32		idx = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1, &isnull));
+
+			rows[idx - 1].has_latest = true;
+			rows[idx - 1].latest = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[k],
+																	   SPI_tuptable->tupdesc, 2, &isnull));
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
 	if (!allow_dups)
 	{
-		HASHCTL		ctl;
-		HTAB	   *seen;
-
-		/* earlier in this batch */
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = 32;
-		ctl.entrysize = sizeof(CvImpSeen);
-		ctl.hcxt = scratch;
-		seen = hash_create("customer_vault import batch", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-		for (i = 0; i < n; i++)
-		{
-			uint8		key[32];
-			bool		found;
-
-			imp_row_key(&buf, &rows[i], key);
-			(void) hash_search(seen, key, HASH_ENTER, &found);
-			rows[i].skip = found;
-		}
-		/* already in the ledger (earlier imports, grant_consent, earlier batches) */
-		for (i = 0; i < n; i++)
-		{
-			d_subj[i] = CStringGetTextDatum(rows[i].subject);
-			d_purp[i] = CStringGetTextDatum(rows[i].purpose);
-			d_ev[i] = JsonbPGetDatum(rows[i].evidence);
-		}
+		/* earlier in this batch, or already in the ledger (earlier imports, grant_consent, earlier batches) */
 		{
 			Oid			types[3] = {TEXTARRAYOID, TEXTARRAYOID, InvalidOid};
 			Datum		v[3];
@@ -903,9 +919,12 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 			v[2] = imp_array(d_ev, NULL, n, JSONBOID);
 			imp_exec(imp_plan(&plan_dups,
 							  "SELECT u.i::pg_catalog.int4"
-							  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
-							  "       WITH ORDINALITY AS u(s, p, e, i)"
-							  " WHERE EXISTS (SELECT FROM customer_vault.consent_ledger l"
+							  "  FROM (SELECT w.s, w.p, w.e, w.i, pg_catalog.row_number()"
+							  "               OVER (PARTITION BY w.s COLLATE \"C\", w.p COLLATE \"C\", w.e ORDER BY w.i) AS rn"
+							  "          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+							  "               WITH ORDINALITY AS w(s, p, e, i)) u"
+							  " WHERE u.rn OPERATOR(pg_catalog.>) 1"
+							  "    OR EXISTS (SELECT FROM customer_vault.consent_ledger l"
 							  "                WHERE l.subject OPERATOR(pg_catalog.=) u.s"
 							  "                  AND l.purpose OPERATOR(pg_catalog.=) u.p"
 							  "                  AND l.action OPERATOR(pg_catalog.=) 'grant'"
@@ -920,6 +939,33 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 			}
 			SPI_freetuptable(SPI_tuptable);
 		}
+	}
+
+	/* a row granted before the latest grant or withdrawal recorded for its subject and purpose */
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = 32;
+	ctl.entrysize = sizeof(CvImpLatest);
+	ctl.hcxt = scratch;
+	batch_latest = hash_create("customer_vault import latest", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (i = 0; i < n; i++)
+	{
+		uint8		key[32];
+		bool		found;
+		CvImpLatest *e;
+
+		if (rows[i].skip)
+			continue;
+		imp_pair_key(&buf, &rows[i], key);
+		e = hash_search(batch_latest, key, HASH_FIND, &found);
+		if ((rows[i].has_latest && rows[i].granted_at < rows[i].latest) ||
+			(e != NULL && rows[i].granted_at < e->granted_at))
+		{
+			rows[i].skip = true;
+			(*stale)++;
+			continue;
+		}
+		e = hash_search(batch_latest, key, HASH_ENTER, &found);
+		e->granted_at = rows[i].granted_at;
 	}
 
 	/* the entries, chained */
@@ -1029,9 +1075,12 @@ PG_FUNCTION_INFO_V1(cv_import_consents);
  * returns (subject, purpose, evidence[, granted_at][, valid_until]) in one
  * pass.  The query runs with the caller's rights and settings; the writes
  * run as the ledger's owner.  All or nothing: the first bad row stops the
- * import with its row number.  Rows whose subject, purpose and evidence are
- * already a grant in the ledger are skipped (and counted in a NOTICE) unless
- * allow_duplicates.  Returns the entries written.
+ * import with its row number.  Rows whose subject, purpose and evidence
+ * (jsonb equality) are already a grant in the ledger are skipped (and
+ * counted in a NOTICE) unless allow_duplicates; rows granted before the
+ * latest grant or withdrawal recorded for their subject and purpose are
+ * always skipped (another NOTICE).  Queries that modify data are refused.
+ * Returns the entries written.
  */
 Datum
 cv_import_consents(PG_FUNCTION_ARGS)
@@ -1052,6 +1101,7 @@ cv_import_consents(PG_FUNCTION_ARGS)
 	int64		rowno = 0;
 	int64		written = 0;
 	int64		skipped = 0;
+	int64		stale = 0;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -1084,7 +1134,22 @@ cv_import_consents(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
 				 errmsg("import query must be a single query that returns rows"),
 				 errhint("Use a SELECT, VALUES or TABLE query returning subject, purpose, evidence, granted_at and valid_until.")));
-	/* (a SELECT: data-modifying statements belong before the import, not in it) */
+	/* a SELECT: data-modifying statements belong before the import, not in it */
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(plan)))->query_list)
+		{
+			Query	   *q = lfirst_node(Query, lc);
+
+			if (q->commandType != CMD_SELECT || q->utilityStmt != NULL || q->hasModifyingCTE)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("import query must not modify data"),
+						 errdetail("The query contains INSERT, UPDATE, DELETE or MERGE (in a WITH clause, for example)."),
+						 errhint("Run data-modifying statements before the import, not in its query.")));
+		}
+	}
 	portal = SPI_cursor_open(NULL, plan, NULL, NULL, false);
 	imp_map_columns(portal->tupDesc, &cols);
 
@@ -1190,9 +1255,9 @@ cv_import_consents(PG_FUNCTION_ARGS)
 		SPI_freetuptable(tt);
 		MemoryContextSwitchTo(fn_cxt);
 
-		written += imp_write_batch(rows, n, allow_dups, ts, who, scratch);
+		written += imp_write_batch(rows, n, allow_dups, ts, who, scratch, &stale);
 		imp_restore_user(&sw);
-		skipped = rowno - written;
+		skipped = rowno - written - stale;
 		MemoryContextReset(batch_cxt);
 		CHECK_FOR_INTERRUPTS();
 	}
@@ -1203,5 +1268,10 @@ cv_import_consents(PG_FUNCTION_ARGS)
 				(errmsg(INT64_FORMAT " of " INT64_FORMAT " imported rows were already recorded and were skipped",
 						skipped, rowno),
 				 errhint("Pass allow_duplicates => true to record them again.")));
+	if (stale > 0)
+		ereport(NOTICE,
+				(errmsg(INT64_FORMAT " of " INT64_FORMAT " imported rows were granted before the latest grant or withdrawal recorded for their subject and purpose and were skipped",
+						stale, rowno),
+				 errdetail("Appended to the ledger after that entry, they would read as newer grants.")));
 	PG_RETURN_INT64(written);
 }

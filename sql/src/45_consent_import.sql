@@ -7,7 +7,9 @@
 
 -- a subject's ledger entries per purpose: the duplicate check of
 -- import_consents (and anyone looking for one subject's entries)
-CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger (subject, purpose);
+-- a hash index: it stores 4-byte hash codes, so no subject is too long for
+-- it (a btree on subject refuses entries over ~2.7 kB)
+CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger USING hash (subject);
 
 --@ code
 

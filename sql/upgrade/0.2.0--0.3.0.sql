@@ -109,7 +109,9 @@ CREATE TABLE customer_vault._privilege_carry (
 );
 
 -- IMPORT (issue 15): the index import_consents finds earlier grants with
-CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger (subject, purpose);
+-- a hash index: it stores 4-byte hash codes, so no subject is too long for
+-- it (a btree on subject refuses entries over ~2.7 kB)
+CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger USING hash (subject);
 
 -- MASK: masking rules (sql/src/75_masking.sql)
 CREATE TABLE customer_vault.mask_rules (

@@ -271,6 +271,70 @@ SELECT count(*) FILTER (WHERE subject LIKE 'nest-%') AS outer_entries,
        count(*) FILTER (WHERE subject LIKE 'inner-%') AS inner_entries
   FROM customer_vault.consent_ledger;
 
+-- ---------- review 2: a backdated row after a withdrawal is skipped, not appended as a grant ----------
+SELECT customer_vault.grant_consent('bd-1', 'imp_news', '{"a": 1}') > 0 AS granted;
+SELECT customer_vault.withdraw_consent('bd-1', 'imp_news') > 0 AS withdrawn;
+SELECT customer_vault.import_consents($$SELECT 'bd-1' AS subject, 'imp_news' AS purpose, '{"b": 1}'::jsonb AS evidence,
+                                               timestamptz '2000-01-01 00:00:00+00' AS granted_at$$) AS backdated_written;
+SELECT string_agg(action, ',' ORDER BY id) AS ledger_bd1 FROM customer_vault.consent_ledger WHERE subject = 'bd-1';
+SELECT granted FROM customer_vault.consent_state WHERE subject = 'bd-1';
+-- a row granted now (not older than the withdrawal) is written; within one import,
+-- a row older than an earlier row for the same subject and purpose is skipped too
+SELECT customer_vault.import_consents($$SELECT * FROM (VALUES
+           ('bd-1', 'imp_news', '{"c": 1}'::jsonb, now()),
+           ('bd-2', 'imp_news', '{"c": 1}'::jsonb, timestamptz '2020-01-01 00:00:00+00'),
+           ('bd-2', 'imp_news', '{"c": 2}'::jsonb, timestamptz '2019-01-01 00:00:00+00'),
+           ('bd-2', 'imp_news', '{"c": 3}'::jsonb, timestamptz '2021-01-01 00:00:00+00')) v(subject, purpose, evidence, granted_at)$$
+       ) AS mixed_written;
+SELECT subject, string_agg(action || coalesce(evidence->>'c', ''), ',' ORDER BY id) AS ledger
+  FROM customer_vault.consent_ledger WHERE subject IN ('bd-1', 'bd-2') GROUP BY subject ORDER BY subject;
+SELECT subject, granted, granted_at = '2021-01-01 00:00:00+00' AS granted_2021
+  FROM customer_vault.consent_state WHERE subject IN ('bd-1', 'bd-2') ORDER BY subject;
+SELECT customer_vault.verify_ledger() AS broken_after_backdated;
+
+-- ---------- review 2: a data-modifying WITH clause is refused before it runs ----------
+CREATE TABLE imp.side (x int);
+SELECT customer_vault.import_consents($$WITH w AS (INSERT INTO imp.side VALUES (1) RETURNING x)
+    SELECT 'cte-1' AS subject, 'imp_news' AS purpose, jsonb_build_object('x', x) AS evidence FROM w$$);
+SELECT customer_vault.import_consents($$WITH w AS (DELETE FROM imp.side RETURNING x), v AS (SELECT 1 AS x)
+    SELECT 'cte-2' AS subject, 'imp_news' AS purpose, jsonb_build_object('x', x) AS evidence FROM v$$);
+SELECT count(*) AS side_rows FROM imp.side;
+SELECT count(*) AS cte_entries FROM customer_vault.consent_ledger WHERE subject LIKE 'cte-%';
+-- a read-only WITH clause is fine
+SELECT customer_vault.import_consents($$WITH v AS (SELECT 1 AS x)
+    SELECT 'cte-3' AS subject, 'imp_news' AS purpose, jsonb_build_object('x', x) AS evidence FROM v$$) AS cte_select;
+
+-- ---------- review 2: duplicates are jsonb-equal evidence, within a batch and across imports ----------
+SELECT customer_vault.import_consents($$SELECT * FROM (VALUES ('jd-1', 'imp_news', '{"a": 1}'::jsonb),
+                                                             ('jd-1', 'imp_news', '{"a": 1.0}'::jsonb)) v(subject, purpose, evidence)$$)
+       AS same_batch_written;
+SELECT customer_vault.import_consents($$SELECT 'jd-1' AS subject, 'imp_news' AS purpose, '{"a": 1.00}'::jsonb AS evidence$$)
+       AS later_written;
+SELECT count(*) AS jd1_entries FROM customer_vault.consent_ledger WHERE subject = 'jd-1';
+
+-- ---------- review 2: no subject is too long for the ledger's index ----------
+-- 10 kB that does not compress: the ledger's hash index takes it (a btree
+-- refused it: "index row requires ... bytes"); a withdrawal without a state
+-- row writes only the ledger
+SELECT string_agg(md5(g::text), '') AS big FROM generate_series(1, 320) g \gset
+SELECT length(:'big') AS subject_length;
+SELECT customer_vault.withdraw_consent(:'big', 'imp_news') > 0 AS big_withdrawn;
+SELECT string_agg(action, ',' ORDER BY id) AS big_ledger FROM customer_vault.consent_ledger WHERE subject = :'big';
+-- a grant also needs a consent_state row, whose primary key (a btree since
+-- 0.1.0) still refuses such a subject
+SELECT customer_vault.grant_consent(:'big', 'imp_news', '{"big": 1}') > 0 AS big_granted;
+-- 10 kB that compresses: grant, then the import's duplicate check finds it
+SELECT repeat('s', 10240) AS long \gset
+SELECT customer_vault.grant_consent(:'long', 'imp_news', '{"long": 1}') > 0 AS long_granted;
+SELECT customer_vault.import_consents($$SELECT repeat('s', 10240) AS subject, 'imp_news' AS purpose, '{"long": 1.0}'::jsonb AS evidence$$)
+       AS long_duplicate;
+SELECT customer_vault.import_consents($$SELECT repeat('s', 10240) AS subject, 'imp_news' AS purpose, '{"long": 2}'::jsonb AS evidence$$)
+       AS long_imported;
+SELECT string_agg(action || (evidence->>'long'), ',' ORDER BY id) AS long_ledger FROM customer_vault.consent_ledger WHERE subject = :'long';
+SELECT indexdef LIKE '%USING hash (subject)%' AS hash_index FROM pg_indexes
+ WHERE schemaname = 'customer_vault' AND indexname = 'consent_ledger_subject_idx';
+SELECT customer_vault.verify_ledger() AS broken_after_review2;
+
 -- clean up (the ledger is append-only: its entries stay)
 DELETE FROM customer_vault.consent_state WHERE purpose LIKE 'imp\_%';
 DROP SCHEMA imp CASCADE;
