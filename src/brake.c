@@ -18,8 +18,13 @@
  * One "statement" is one top-level portal: the values decrypted while a
  * portal runs count together, whatever functions, procedures (also across
  * their COMMITs) or nested queries do the work, and the FETCHes of one cursor
- * count together.  Parallel plans are not made for a session with a
- * per-statement limit (a worker's decrypts would be counted apart).
+ * count together.  A value read through a cursor declared by an earlier
+ * statement counts twice: for the cursor (all its FETCHes together) and for
+ * the top-level statement running now (keyed by the statement's start), so
+ * neither one statement draining several cursors nor one cursor read over
+ * several statements passes the limit.  Parallel plans are not made for a
+ * session with a per-statement limit (a worker's decrypts would be counted
+ * apart).
  *
  * The rate is a sliding window of one minute (the previous minute's count
  * weighted by its remaining share, plus the current one's), shared by every
@@ -123,7 +128,9 @@ typedef struct CvStmtCount
 
 static HTAB *cv_stmt_counts = NULL;
 static TimestampTz cv_cur_key = 0;
-static CvStmtCount *cv_cur = NULL;
+static CvStmtCount *cv_cur = NULL;	/* the active portal's count */
+static TimestampTz cv_top_key = 0;
+static CvStmtCount *cv_top = NULL;	/* the running top-level statement's */
 
 /* rate quota taken from the shared window and not yet used */
 static int64 cv_quota = 0;
@@ -412,6 +419,8 @@ cv_brake_xact_callback(XactEvent event, void *arg)
 			}
 			cv_cur_key = 0;
 			cv_cur = NULL;
+			cv_top_key = 0;
+			cv_top = NULL;
 		}
 	}
 }
@@ -513,10 +522,11 @@ cv_rate_reserve(void)
 	cv_quota = grant;
 }
 
-/* the first decrypt of a statement: its counter, and the roles' last decrypt */
-static void
-cv_brake_switch(TimestampTz key)
+/* the counter kept under key (created at zero) */
+static CvStmtCount *
+cv_brake_count(TimestampTz key)
 {
+	CvStmtCount *c;
 	bool		found;
 
 	if (cv_stmt_counts == NULL)
@@ -530,9 +540,17 @@ cv_brake_switch(TimestampTz key)
 		cv_stmt_counts = hash_create("customer_vault statement counts", 16, &info,
 									 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
-	cv_cur = hash_search(cv_stmt_counts, &key, HASH_ENTER, &found);
+	c = hash_search(cv_stmt_counts, &key, HASH_ENTER, &found);
 	if (!found)
-		cv_cur->values = 0;
+		c->values = 0;
+	return c;
+}
+
+/* the first decrypt of a portal: its counter, and the roles' last decrypt */
+static void
+cv_brake_switch(TimestampTz key)
+{
+	cv_cur = cv_brake_count(key);
 	cv_cur_key = key;
 
 	if (cv_brake != NULL && !IsParallelWorker())
@@ -566,15 +584,32 @@ cv_brake_switch(TimestampTz key)
 void
 CvBrakeNoteDecrypt(uint32 key_id)
 {
-	TimestampTz key = ActivePortal != NULL ? ActivePortal->creation_time
-		: GetCurrentStatementStartTimestamp();
+	TimestampTz top = GetCurrentStatementStartTimestamp();
+	TimestampTz key = ActivePortal != NULL ? ActivePortal->creation_time : top;
+	int64		values;
 
 	if (cv_cur == NULL || key != cv_cur_key)
 		cv_brake_switch(key);
-	cv_cur->values++;
-	if (cv_decrypt_limit > 0 && cv_cur->values > cv_decrypt_limit)
+	values = ++cv_cur->values;
+
+	/*
+	 * A cursor of an earlier statement (its portal was created before this
+	 * statement began): the value also counts for the running statement.
+	 */
+	if (key != top)
 	{
-		cv_brake_note_refusal("statement", cv_decrypt_limit, cv_cur->values);
+		if (cv_top == NULL || top != cv_top_key)
+		{
+			cv_top = cv_brake_count(top);
+			cv_top_key = top;
+		}
+		cv_top->values++;
+		if (cv_top->values > values)
+			values = cv_top->values;
+	}
+	if (cv_decrypt_limit > 0 && values > cv_decrypt_limit)
+	{
+		cv_brake_note_refusal("statement", cv_decrypt_limit, values);
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("decrypt limit exceeded: one statement may decrypt at most %d values",

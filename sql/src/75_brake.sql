@@ -64,11 +64,14 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object', MESSAGE = 'role does not exist';
     END IF;
+    -- PostgreSQL applies the settings of the login role only: a limit on a
+    -- group (NOLOGIN) role would bind none of its members, so it is refused
+    -- (clearing one, with NULLs, stays allowed)
     IF NOT login AND (per_statement IS NOT NULL OR per_minute IS NOT NULL) THEN
-        RAISE WARNING USING
-            MESSAGE = pg_catalog.format('role %I cannot log in: its decrypt limits apply only if it logs in itself', rname),
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = pg_catalog.format('role %I cannot log in: a decrypt limit on it would bind none of its members', rname),
             DETAIL = 'PostgreSQL applies the settings of the login role only, not those of the roles it is a member of.',
-            HINT = 'Set the limits on each login role, for example every member of customer_vault_reader.';
+            HINT = 'Set the limits on each login role, for example every member of the group.';
     END IF;
     IF per_statement OPERATOR(pg_catalog.<) 0 OR per_minute OPERATOR(pg_catalog.<) 0 THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -99,9 +102,10 @@ SELECT r.rolname AS role,
   FROM pg_catalog.pg_db_role_setting s
   JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) s.setrole
  WHERE s.setdatabase OPERATOR(pg_catalog.=) 0
+   AND r.rolcanlogin
    AND EXISTS (SELECT 1 FROM pg_catalog.unnest(s.setconfig) c WHERE c LIKE 'customer\_vault.decrypt\_%');
 COMMENT ON VIEW customer_vault.decrypt_limits IS
-    'decrypt limits set per role (set_decrypt_limit or ALTER ROLE ... SET); roles not listed have the server default';
+    'decrypt limits set per login role (set_decrypt_limit or ALTER ROLE ... SET); roles not listed have the server default; a setting on a role that cannot log in binds no one and is not listed';
 
 -- ---------- role activity ----------
 
@@ -231,7 +235,7 @@ COMMENT ON FUNCTION customer_vault.stale_roles(interval) IS
 -- cannot do otherwise, but only on roles stale_roles() returns, never on a
 -- superuser, the bootstrap superuser, the calling roles, the extension's
 -- owner or roles, or a role in customer_vault.lock_exempt_roles.
-CREATE OR REPLACE FUNCTION customer_vault._lock_stale_roles(idle interval, dry_run boolean, caller oid)
+CREATE OR REPLACE FUNCTION customer_vault._lock_stale_roles(idle interval, dry_run boolean)
     RETURNS SETOF name
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -241,7 +245,13 @@ DECLARE
     r record;
     exempt name[] := customer_vault._lock_exempt_roles();
     owner oid;
+    -- the role the caller acts as (SET ROLE), derived here, never passed in:
+    -- the role GUC survives SECURITY DEFINER; 'none' = no SET ROLE
+    acting name := pg_catalog.current_setting('role');
 BEGIN
+    IF acting OPERATOR(pg_catalog.=) 'none' THEN
+        acting := SESSION_USER;
+    END IF;
     IF dry_run IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'dry_run must not be null';
     END IF;
@@ -252,7 +262,7 @@ BEGIN
           FROM pg_catalog.pg_authid a WHERE a.rolname OPERATOR(pg_catalog.=) s.role;
         CONTINUE WHEN NOT FOUND OR r.rolsuper OR NOT r.rolcanlogin
             OR r.oid OPERATOR(pg_catalog.=) 10
-            OR r.oid OPERATOR(pg_catalog.=) caller
+            OR r.rolname OPERATOR(pg_catalog.=) acting
             OR r.rolname OPERATOR(pg_catalog.=) SESSION_USER
             OR r.oid OPERATOR(pg_catalog.=) owner
             OR r.rolname OPERATOR(pg_catalog.=) ANY (exempt)
@@ -272,17 +282,15 @@ BEGIN
     END LOOP;
 END
 $$;
-COMMENT ON FUNCTION customer_vault._lock_stale_roles(interval, boolean, oid) IS
-    'internal: the work of lock_stale_roles; caller (the role calling lock_stale_roles) is never locked';
+COMMENT ON FUNCTION customer_vault._lock_stale_roles(interval, boolean) IS
+    'internal: the work of lock_stale_roles; the session user and the role it acts as (SET ROLE) are never locked';
 
 CREATE OR REPLACE FUNCTION customer_vault.lock_stale_roles(idle interval DEFAULT '90 days', dry_run boolean DEFAULT true)
     RETURNS SETOF name
     LANGUAGE sql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM customer_vault._lock_stale_roles(idle, dry_run,
-                                                   (SELECT r.oid FROM pg_catalog.pg_roles r
-                                                     WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER))
+    SELECT * FROM customer_vault._lock_stale_roles(idle, dry_run)
 $$;
 COMMENT ON FUNCTION customer_vault.lock_stale_roles(interval, boolean) IS
     'sets NOLOGIN on the roles stale_roles(idle) returns, except superusers, the caller, the extension''s roles and customer_vault.lock_exempt_roles; records each in role_lock_events; dry_run (the default) only lists them';
@@ -340,7 +348,7 @@ GRANT EXECUTE ON FUNCTION
     customer_vault._role_activity(),
     customer_vault.stale_roles(interval),
     customer_vault.lock_stale_roles(interval, boolean),
-    customer_vault._lock_stale_roles(interval, boolean, oid),
+    customer_vault._lock_stale_roles(interval, boolean),
     customer_vault.schedule_lock_stale_roles(interval, text),
     customer_vault.unschedule_lock_stale_roles(),
     customer_vault._check_idle(interval)

@@ -31,9 +31,18 @@ SELECT customer_vault.set_decrypt_limit('regress_brake_agent', -1);
 SELECT customer_vault.set_decrypt_limit('regress_brake_agent', 5, -1);
 SELECT customer_vault.set_decrypt_limit(NULL, 5);
 SELECT customer_vault.set_decrypt_limit(0::oid::regrole, 5);
--- a group role's settings do not reach its members: said, then undone
+-- a group role's settings do not reach its members: a limit on a NOLOGIN
+-- role is refused (it would bind no one); clearing one is allowed
 SELECT customer_vault.set_decrypt_limit('customer_vault_reader', 5);
+SELECT customer_vault.set_decrypt_limit('customer_vault_reader', 5, 20);
+SELECT customer_vault.set_decrypt_limit('customer_vault_reader', NULL, 20);
 SELECT customer_vault.set_decrypt_limit('customer_vault_reader', NULL);
+RESET ROLE;
+-- one set behind the function's back is not listed as a cap
+ALTER ROLE customer_vault_reader SET customer_vault.decrypt_limit = 5;
+SELECT count(*) AS group_listed FROM customer_vault.decrypt_limits WHERE role = 'customer_vault_reader';
+ALTER ROLE customer_vault_reader RESET customer_vault.decrypt_limit;
+SET ROLE regress_brake_admin;
 SELECT * FROM customer_vault.decrypt_limits WHERE role LIKE 'regress_brake%' ORDER BY 1;
 RESET ROLE;
 -- nobody else may: not the agent, not a table owner, not ALTER ROLE
@@ -118,6 +127,27 @@ MOVE 30 FROM c;
 SELECT count(email) AS other_statement FROM brake_t_decrypted WHERE id <= 40;
 MOVE 20 FROM c;
 MOVE 1 FROM c;
+ROLLBACK;
+-- one statement draining cursors declared by earlier statements: the values
+-- count for the running statement too (3 x 20 > 50 refused; 2 x 20 passes)
+BEGIN;
+DECLARE c1 CURSOR FOR SELECT customer_vault.decrypt(v, id::text) d FROM brake_x WHERE id <= 20;
+DECLARE c2 CURSOR FOR SELECT customer_vault.decrypt(v, id::text) d FROM brake_x WHERE id > 20 AND id <= 40;
+DECLARE c3 CURSOR FOR SELECT customer_vault.decrypt(v, id::text) d FROM brake_x WHERE id > 40 AND id <= 60;
+CREATE FUNCTION pg_temp.drain(c refcursor) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint := 0; r record; BEGIN LOOP FETCH c INTO r; EXIT WHEN NOT FOUND; n := n + 1; END LOOP; RETURN n; END $$;
+SELECT pg_temp.drain('c1') + pg_temp.drain('c2') AS forty;
+SAVEPOINT s;
+SELECT pg_temp.drain('c3') + 0 AS twenty;
+ROLLBACK TO s;
+ROLLBACK;
+BEGIN;
+DECLARE c1 CURSOR FOR SELECT customer_vault.decrypt(v, id::text) d FROM brake_x WHERE id <= 20;
+DECLARE c2 CURSOR FOR SELECT customer_vault.decrypt(v, id::text) d FROM brake_x WHERE id > 20 AND id <= 40;
+DECLARE c3 CURSOR FOR SELECT customer_vault.decrypt(v, id::text) d FROM brake_x WHERE id > 40 AND id <= 60;
+CREATE FUNCTION pg_temp.drain(c refcursor) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE n bigint := 0; r record; BEGIN LOOP FETCH c INTO r; EXIT WHEN NOT FOUND; n := n + 1; END LOOP; RETURN n; END $$;
+SELECT pg_temp.drain('c1') + pg_temp.drain('c2') + pg_temp.drain('c3') AS sixty;
 ROLLBACK;
 -- two statements of 30 each, in one transaction, pass
 BEGIN;

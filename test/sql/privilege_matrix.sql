@@ -125,7 +125,7 @@ INSERT INTO pm_probes VALUES
  (125, '_role_activity()', 'SELECT * FROM customer_vault._role_activity()'),
  (126, 'stale_roles()', 'SELECT * FROM customer_vault.stale_roles()'),
  (127, 'lock_stale_roles() dry run', 'SELECT * FROM customer_vault.lock_stale_roles()'),
- (128, '_lock_stale_roles()', 'SELECT * FROM customer_vault._lock_stale_roles(''90 days'', true, 0)'),
+ (128, '_lock_stale_roles()', 'SELECT * FROM customer_vault._lock_stale_roles(''90 days'', true)'),
  (129, 'schedule_lock_stale_roles()', 'SELECT customer_vault.schedule_lock_stale_roles()'),
  (130, 'unschedule_lock_stale_roles()', 'SELECT customer_vault.unschedule_lock_stale_roles()'),
  (131, 'role_lock_events', 'SELECT * FROM customer_vault.role_lock_events'),

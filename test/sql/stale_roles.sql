@@ -71,6 +71,10 @@ SET ROLE regress_stale_admin;
 SET customer_vault.lock_exempt_roles = '';
 -- a dry run (the default) lists without locking
 SELECT * FROM customer_vault.lock_stale_roles('90 days') AS r WHERE r LIKE 'regress_stale%' ORDER BY 1;
+-- the internal helper takes no caller: the role the admin acts as (stale
+-- itself) is never listed, whichever way it is called
+SELECT count(*) AS self_listed FROM customer_vault._lock_stale_roles('90 days', true) AS r WHERE r = 'regress_stale_admin';
+SELECT * FROM customer_vault._lock_stale_roles('90 days', true, 0);
 RESET ROLE;
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'regress_stale%' ORDER BY 1;
 SELECT count(*) AS events FROM customer_vault.role_lock_events;
@@ -78,7 +82,7 @@ SELECT count(*) AS events FROM customer_vault.role_lock_events;
 SET ROLE regress_stale_auditor;
 SELECT count(*) > 0 AS auditor_sees FROM customer_vault.stale_roles('90 days');
 SELECT * FROM customer_vault.lock_stale_roles('90 days', false);
-SELECT * FROM customer_vault._lock_stale_roles('90 days', false, 0);
+SELECT * FROM customer_vault._lock_stale_roles('90 days', false);
 RESET ROLE;
 -- the admin locks them: not the exempt one, not the superuser, not itself
 SET ROLE regress_stale_admin;
