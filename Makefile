@@ -32,7 +32,7 @@ REGRESS += subject_hash
 REGRESS += brake stale_roles
 # erasure with receipts (part FORGET)
 REGRESS += forget_subject
-REGRESS += compliance_report privilege_drift
+REGRESS += compliance_report privilege_drift privilege_drift_review
 # the map of personal data (part MAP)
 REGRESS += subject_map export_subject
 # the decrypt audit (access_log, its worker and queue)

@@ -12,22 +12,77 @@
 -- the subject registry) run when their functions exist.
 ---------------------------------------------------------------------------
 
--- the declared grants against the current ones (see 00_declared_privileges.sql)
+-- the declared grants against the current ones (see 00_declared_privileges.sql),
+-- and what the declaration cannot hold, all undeclared (expected false):
+-- memberships of the extension's roles in any role ('role <granted role>',
+-- the member, MEMBER), grants on its settings ('parameter customer_vault.x'),
+-- objects owned by another role than the extension's owner (OWNER), and
+-- default privileges that would grant on objects the extension creates
+-- ('default privileges for role <r> [in schema customer_vault]': any entry
+-- for the schema, and the extension owner's entries that add to the built-in
+-- default; privilege '<privilege> ON <kind>')
 CREATE OR REPLACE FUNCTION customer_vault.privilege_drift()
     RETURNS TABLE(object text, role name, privilege text, expected boolean, actual boolean)
     LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(d.object, a.object), COALESCE(d.role, a.role), COALESCE(d.privilege, a.privilege),
-           d.object IS NOT NULL, a.object IS NOT NULL
-      FROM customer_vault.privilege_matrix d
-      FULL JOIN customer_vault._granted_privileges(false) a
-        ON a.object = d.object AND a.role = d.role AND a.privilege = d.privilege
-     WHERE d.object IS NULL OR a.object IS NULL
-     ORDER BY 1, 2, 3
+    WITH ext_roles(rolname) AS (
+        VALUES ('customer_vault_admin'::name), ('customer_vault_writer'), ('customer_vault_reader'),
+               ('customer_vault_auditor'), ('customer_vault_masked_reader')
+    ), drift AS (
+        SELECT COALESCE(d.object, a.object) AS object, COALESCE(d.role, a.role) AS role,
+               COALESCE(d.privilege, a.privilege) AS privilege,
+               d.object IS NOT NULL AS expected, a.object IS NOT NULL AS actual
+          FROM customer_vault.privilege_matrix d
+          FULL JOIN customer_vault._granted_privileges(false) a
+            ON a.object = d.object AND a.role = d.role AND a.privilege = d.privilege
+         WHERE d.object IS NULL OR a.object IS NULL
+        UNION
+        SELECT 'role ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(g.rolname), m.rolname,
+               'MEMBER' OPERATOR(pg_catalog.||) CASE WHEN am.admin_option THEN ' WITH ADMIN OPTION' ELSE '' END,
+               false, true
+          FROM pg_catalog.pg_auth_members am
+          JOIN pg_catalog.pg_roles m ON m.oid = am.member
+          JOIN pg_catalog.pg_roles g ON g.oid = am.roleid
+         WHERE m.rolname IN (SELECT e.rolname FROM ext_roles e)
+        UNION
+        SELECT 'parameter ' OPERATOR(pg_catalog.||) pa.parname,
+               CASE WHEN x.grantee = 0 THEN 'PUBLIC'::name
+                    ELSE (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = x.grantee) END,
+               x.privilege_type OPERATOR(pg_catalog.||) CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END,
+               false, true
+          FROM pg_catalog.pg_parameter_acl pa, pg_catalog.aclexplode(pa.paracl) x
+         WHERE pa.parname LIKE 'customer\_vault.%'
+           AND x.grantee <> 10            -- the bootstrap superuser's own entries
+        UNION
+        SELECT 'default privileges for role ' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(o.rolname)
+                   OPERATOR(pg_catalog.||) CASE WHEN da.defaclnamespace = 0 THEN ''
+                                                ELSE ' in schema customer_vault' END,
+               CASE WHEN x.grantee = 0 THEN 'PUBLIC'::name
+                    ELSE (SELECT r.rolname FROM pg_catalog.pg_roles r WHERE r.oid = x.grantee) END,
+               x.privilege_type OPERATOR(pg_catalog.||) ' ON '
+                   OPERATOR(pg_catalog.||) CASE da.defaclobjtype WHEN 'r' THEN 'TABLES' WHEN 'S' THEN 'SEQUENCES'
+                                                WHEN 'f' THEN 'FUNCTIONS' WHEN 'T' THEN 'TYPES' ELSE 'SCHEMAS' END
+                   OPERATOR(pg_catalog.||) CASE WHEN x.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END,
+               false, true
+          FROM pg_catalog.pg_default_acl da
+          JOIN pg_catalog.pg_roles o ON o.oid = da.defaclrole,
+               pg_catalog.aclexplode(da.defaclacl) x
+         WHERE (da.defaclnamespace = (SELECT n.oid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'customer_vault')
+                OR (da.defaclnamespace = 0
+                    AND da.defaclrole = (SELECT e.extowner FROM pg_catalog.pg_extension e
+                                          WHERE e.extname = 'customer_vault')))
+           AND x.grantee <> da.defaclrole
+           AND (da.defaclnamespace <> 0
+                OR NOT EXISTS (SELECT 1 FROM pg_catalog.aclexplode(pg_catalog.acldefault(
+                                   CASE da.defaclobjtype WHEN 'S' THEN 's' ELSE da.defaclobjtype END, da.defaclrole)) z
+                            WHERE z.grantee = x.grantee AND z.privilege_type = x.privilege_type
+                              AND z.is_grantable = x.is_grantable))
+    )
+    SELECT d.object, d.role, d.privilege, d.expected, d.actual FROM drift d ORDER BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION customer_vault.privilege_drift() IS
-    'grants on the extension''s objects that differ from the declared privilege_matrix: expected (declared) and actual (granted now)';
+    'grants on the extension''s objects that differ from the declared privilege_matrix (expected = declared, actual = granted now), and, all undeclared: memberships of the extension''s roles, grants on customer_vault.* parameters, objects not owned by the extension''s owner, default privileges that would grant on the extension''s objects';
 
 -- The settings that copy statement texts or bind values into the server
 -- log or statistics, as one finding each (name, severity, finding, hint).
@@ -378,18 +433,55 @@ BEGIN
                    'role ' || pg_catalog.quote_ident(s.role),
                    CASE WHEN s.can_decrypt THEN 'a role that can decrypt has been idle for 90 days or more'
                         ELSE 'a role that can reach personal data has been idle for 90 days or more' END,
-                   'Lock it: SELECT customer_vault.lock_stale_roles(dry_run => false), or list it in customer_vault.lock_exempt_roles.'
+                   CASE WHEN s.role OPERATOR(pg_catalog.=) ANY (customer_vault._lock_exempt_roles())
+                        THEN 'It is listed in customer_vault.lock_exempt_roles, so lock_stale_roles leaves it alone: check that it still needs this access, or take it away.'
+                        WHEN r.rolsuper OR s.role::text LIKE 'customer\_vault\_%'
+                        THEN 'lock_stale_roles never locks a superuser or a role of the extension: ALTER ROLE ... NOLOGIN by hand if nobody needs it.'
+                        ELSE 'Lock it: SELECT customer_vault.lock_stale_roles(dry_run => false), or list it in customer_vault.lock_exempt_roles.' END
               FROM customer_vault.stale_roles() s
+              JOIN pg_catalog.pg_roles r ON r.rolname OPERATOR(pg_catalog.=) s.role
         $q$;
     END IF;
 
-    -- grants that differ from the declared privilege matrix
+    -- grants that differ from the declared privilege matrix, memberships of
+    -- the extension's roles, grants on its settings, owners, default privileges
     RETURN QUERY
-    SELECT CASE WHEN d.actual THEN 'high' ELSE 'low' END, d.object,
-           pg_catalog.format(CASE WHEN d.actual THEN '%s is granted to %s: the declared privilege matrix does not grant it'
-                                  ELSE '%s is declared for %s but not granted' END,
-                             d.privilege, CASE WHEN d.role = 'PUBLIC' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(d.role) END),
-           CASE WHEN d.actual
+    SELECT CASE WHEN d.privilege = 'OWNER' OR d.object LIKE 'default privileges %' THEN 'medium'
+                WHEN d.actual THEN 'high' ELSE 'low' END,
+           d.object,
+           CASE WHEN d.object LIKE 'role %' THEN
+                    pg_catalog.format('%s is a member of %s: the extension''s roles are members of no role',
+                                      pg_catalog.quote_ident(d.role), pg_catalog.substr(d.object, 6))
+                WHEN d.privilege LIKE 'OWNER%' THEN
+                    pg_catalog.format(CASE WHEN d.privilege = 'OWNER' THEN '%s owns it instead of the extension''s owner'
+                                           ELSE '%s owns this SECURITY DEFINER function instead of the extension''s owner: it runs with that role''s rights' END,
+                                      pg_catalog.quote_ident(d.role))
+                WHEN d.object LIKE 'default privileges %' THEN
+                    pg_catalog.format('%s is granted to %s on every new object: an update of the extension would grant it on the objects it creates',
+                                      d.privilege, CASE WHEN d.role = 'PUBLIC' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(d.role) END)
+                ELSE pg_catalog.format(CASE WHEN d.actual THEN '%s is granted to %s: the declared privilege matrix does not grant it'
+                                            ELSE '%s is declared for %s but not granted' END,
+                                       d.privilege, CASE WHEN d.role = 'PUBLIC' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(d.role) END)
+           END,
+           CASE WHEN d.object LIKE 'role %' THEN
+                    pg_catalog.format('REVOKE %s FROM %s; give people the extension''s roles one by one instead.',
+                                      pg_catalog.substr(d.object, 6), pg_catalog.quote_ident(d.role))
+                WHEN d.privilege LIKE 'OWNER%' THEN
+                    pg_catalog.format('ALTER %s OWNER TO %s;', d.object,
+                                      (SELECT pg_catalog.quote_ident(r.rolname) FROM pg_catalog.pg_extension e
+                                         JOIN pg_catalog.pg_roles r ON r.oid = e.extowner
+                                        WHERE e.extname = 'customer_vault'))
+                WHEN d.object LIKE 'default privileges %' THEN
+                    pg_catalog.format('ALTER DEFAULT PRIVILEGES %s REVOKE %s FROM %s;',
+                                      pg_catalog.substr(d.object, 20),
+                                      pg_catalog.regexp_replace(d.privilege, ' WITH GRANT OPTION$', ''),
+                                      CASE WHEN d.role = 'PUBLIC' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(d.role) END)
+                WHEN d.object LIKE 'parameter %' THEN
+                    pg_catalog.format('REVOKE %s ON PARAMETER %s FROM %s; a role that may set the extension''s settings can lift its own limits.',
+                                      pg_catalog.regexp_replace(d.privilege, ' WITH GRANT OPTION$', ''),
+                                      pg_catalog.substr(d.object, 11),
+                                      CASE WHEN d.role = 'PUBLIC' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(d.role) END)
+                WHEN d.actual
                 THEN pg_catalog.format('REVOKE %s ON %s FROM %s; or grant a role of the extension instead.',
                                        pg_catalog.regexp_replace(d.privilege, ' WITH GRANT OPTION$', ''),
                                        d.object, CASE WHEN d.role = 'PUBLIC' THEN 'PUBLIC' ELSE pg_catalog.quote_ident(d.role) END)

@@ -86,10 +86,11 @@ SELECT * FROM customer_vault.privilege_drift();
 
 -- updates: from every earlier version, nothing differs afterwards; a grant
 -- made outside the scripts before the update stays undeclared (the update's
--- own GRANTs on that function do not absorb it).  Known limit: from 0.1.0 the
--- frozen 0.1.0->0.2.0 script grants on those objects first, and PostgreSQL
--- then records their whole ACL, the DBA's grants included, as the
--- extension's own (pg_init_privs): they are declared from then on.
+-- own GRANTs on that function do not absorb it).  From 0.1.0 the frozen
+-- 0.1.0->0.2.0 script grants on those objects first, and PostgreSQL then
+-- records their whole ACL, the DBA's grants included, as the extension's own
+-- (pg_init_privs); they still show, as only PUBLIC and the extension's roles
+-- can be declared.
 SET client_min_messages = warning;
 DROP EXTENSION customer_vault;
 DROP SCHEMA customer_vault;
