@@ -125,6 +125,7 @@ extern CvKey *CvBlindIndexKeyByName(const char *name);
 extern CvKey *CvSubjectKey(const char *subject, bool create);
 extern bool CvSubjectHash(const char *subject, int len, bool create, uint8 out[32]);
 extern void CvRandomNonce(uint8 *nonce);
+extern struct _SPI_plan *CvSavedPlan(struct _SPI_plan **slot, const char *sql, int nargs, Oid *types);
 
 /* columns.c: sealing and opening values (protect.c: protected columns) */
 extern bytea *CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,

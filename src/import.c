@@ -94,23 +94,6 @@ typedef struct CvAsOwner
 	int			nestlevel;
 } CvAsOwner;
 
-/* a prepared plan kept for the backend's life */
-static SPIPlanPtr
-imp_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*slot = p;
-	}
-	return *slot;
-}
-
 /*
  * Act as the owner of consent_ledger (the extension's owner), security-
  * restricted, with the settings of the SQL functions this replaces: a pinned
@@ -175,7 +158,7 @@ imp_lookup_purpose(const char *name, CvImpPurpose *p)
 	bool		isnull;
 
 	v[0] = CStringGetTextDatum(name);
-	imp_exec(imp_plan(&plan_purpose,
+	imp_exec(CvSavedPlan(&plan_purpose,
 					  "SELECT p.lawful_basis OPERATOR(pg_catalog.=) 'consent', p.consent_valid_for"
 					  "  FROM customer_vault.purposes p WHERE p.purpose OPERATOR(pg_catalog.=) $1",
 					  1, types), v, NULL, 1);
@@ -277,7 +260,7 @@ imp_head(CvHead *h)
 			return;
 		}
 		v[0] = PointerGetDatum(&h->tid);
-		imp_exec(imp_plan(&plan_head_read,
+		imp_exec(CvSavedPlan(&plan_head_read,
 						  "SELECT h.last_id, h.last_hash FROM customer_vault.consent_ledger_head h"
 						  " WHERE h.ctid OPERATOR(pg_catalog.=) $1",
 						  1, types), v, NULL, 1);
@@ -288,7 +271,7 @@ imp_head(CvHead *h)
 			return;
 		}
 	}
-	imp_exec(imp_plan(&plan_head_lock,
+	imp_exec(CvSavedPlan(&plan_head_lock,
 					  "SELECT h.ctid, h.last_id, h.last_hash FROM customer_vault.consent_ledger_head h"
 					  " ORDER BY h.last_id DESC LIMIT 1 FOR UPDATE",
 					  0, NULL), NULL, NULL, 0);
@@ -307,7 +290,7 @@ imp_head(CvHead *h)
 				 errmsg("the consent ledger's chain head has no last id")));
 	h->has_hash = imp_get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, h->last_hash);
 	v[0] = PointerGetDatum(&h->tid);
-	imp_exec(imp_plan(&plan_head_clean,
+	imp_exec(CvSavedPlan(&plan_head_clean,
 					  "DELETE FROM customer_vault.consent_ledger_head h WHERE h.ctid OPERATOR(pg_catalog.<>) $1",
 					  1, types), v, NULL, 0);
 }
@@ -343,7 +326,7 @@ imp_head_write(CvHead *h)
 	}
 	else
 		nulls[2] = 'n';
-	imp_exec(imp_plan(&plan_head_write,
+	imp_exec(CvSavedPlan(&plan_head_write,
 					  "UPDATE customer_vault.consent_ledger_head h SET last_id = $2, last_hash = $3"
 					  " WHERE h.ctid OPERATOR(pg_catalog.=) $1 RETURNING h.ctid",
 					  3, types), v, nulls, 0);
@@ -675,7 +658,7 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 		v[8] = imp_hash_datum(hash);
 		v[9] = PointerGetDatum(&h.tid);
 		v[10] = TimestampTzGetDatum(now);
-		imp_exec(imp_plan(&plan_grant,
+		imp_exec(CvSavedPlan(&plan_grant,
 						  "WITH l AS (INSERT INTO customer_vault.consent_ledger"
 						  "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
 						  "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
@@ -886,7 +869,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 
 		v[0] = imp_array(d_subj, NULL, n, TEXTOID);
 		v[1] = imp_array(d_purp, NULL, n, TEXTOID);
-		imp_exec(imp_plan(&plan_latest,
+		imp_exec(CvSavedPlan(&plan_latest,
 						  "SELECT u.i::pg_catalog.int4, GREATEST(s.granted_at, s.withdrawn_at)"
 						  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(s, p, i)"
 						  "  JOIN customer_vault.consent_state s"
@@ -917,7 +900,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 			v[0] = imp_array(d_subj, NULL, n, TEXTOID);
 			v[1] = imp_array(d_purp, NULL, n, TEXTOID);
 			v[2] = imp_array(d_ev, NULL, n, JSONBOID);
-			imp_exec(imp_plan(&plan_dups,
+			imp_exec(CvSavedPlan(&plan_dups,
 							  "SELECT u.i::pg_catalog.int4"
 							  "  FROM (SELECT w.s, w.p, w.e, w.i, pg_catalog.row_number()"
 							  "               OVER (PARTITION BY w.s COLLATE \"C\", w.p COLLATE \"C\", w.e ORDER BY w.i) AS rn"
@@ -1028,7 +1011,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		v[7] = TimestampTzGetDatum(ts);
 		namestrcpy(&nd, who);
 		v[8] = NameGetDatum(&nd);
-		imp_exec(imp_plan(&plan_ledger_many,
+		imp_exec(CvSavedPlan(&plan_ledger_many,
 						  "INSERT INTO customer_vault.consent_ledger"
 						  " (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
 						  " SELECT u.id, u.s, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
@@ -1049,7 +1032,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		v[2] = v[4];
 		v[3] = imp_array(d_granted, NULL, m, TIMESTAMPTZOID);
 		v[4] = imp_array(d_id, NULL, m, INT8OID);
-		imp_exec(imp_plan(&plan_state_many,
+		imp_exec(CvSavedPlan(&plan_state_many,
 						  "INSERT INTO customer_vault.consent_state AS s"
 						  " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
 						  " SELECT DISTINCT ON (u.s, u.p) u.s, u.p, true, u.v, u.g, NULL::pg_catalog.timestamptz, u.id"

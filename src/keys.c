@@ -1089,8 +1089,8 @@ cv_restore_user(CvOwnerSwitch *sw)
 }
 
 /* a plan prepared once per backend and kept (the plan cache revalidates it) */
-static SPIPlanPtr
-cv_saved_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+SPIPlanPtr
+CvSavedPlan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 {
 	if (*slot == NULL)
 	{
@@ -1114,7 +1114,7 @@ cv_next_key_id(void)
 
 	static SPIPlanPtr plan = NULL;
 
-	if (SPI_execute_plan(cv_saved_plan(&plan, "SELECT pg_catalog.nextval('customer_vault.data_keys_id_seq'::pg_catalog.regclass)::pg_catalog.int4",
+	if (SPI_execute_plan(CvSavedPlan(&plan, "SELECT pg_catalog.nextval('customer_vault.data_keys_id_seq'::pg_catalog.regclass)::pg_catalog.int4",
 									   0, NULL),
 						 NULL, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not draw a key id");
@@ -1187,7 +1187,7 @@ cv_insert_key(const char *name, int32 version, const char *subject, const char *
 	{
 		static SPIPlanPtr plan = NULL;
 
-		rc = SPI_execute_plan(cv_saved_plan(&plan,
+		rc = SPI_execute_plan(CvSavedPlan(&plan,
 											"INSERT INTO customer_vault.data_keys"
 											" (id, name, version, subject, state, wrapped, root_fingerprint, fingerprint)"
 											" VALUES ($1, $2, $3, $4, 'active', $5, $6, $7)"
