@@ -670,7 +670,11 @@ BEGIN
                               ELSE pg_catalog.jsonb_build_object('time_column', rp.time_column, 'keep', rp.keep::text,
                                                                  'action', rp.action) END,
             'retention_until', until,
-            'rows', rows_json));
+            'rows', rows_json,
+            -- which columns hold values sealed by this function (export_subject
+            -- opens those only: a JSON value of the table's own that looks
+            -- like {"$sealed": ...} is data, never something to decrypt)
+            '$sealed_columns', pg_catalog.to_jsonb(sealed_cols)));
         ntables := ntables + 1;
         nrows := nrows + pg_catalog.jsonb_array_length(rows_json);
         rp := NULL;
@@ -742,7 +746,8 @@ BEGIN
     FOR tname IN SELECT pg_catalog.jsonb_object_keys(doc -> 'tables') LOOP
         FOR i IN 0 .. pg_catalog.jsonb_array_length(doc -> 'tables' -> tname -> 'rows') - 1 LOOP
             FOR col, v IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(doc -> 'tables' -> tname -> 'rows' -> i) e
-                           WHERE pg_catalog.jsonb_typeof(e.value) = 'object' AND e.value ? '$sealed' LOOP
+                           WHERE doc -> 'tables' -> tname -> '$sealed_columns' ? e.key
+                             AND pg_catalog.jsonb_typeof(e.value) = 'object' AND e.value ? '$sealed' LOOP
                 IF NOT reader THEN
                     opened := '{"withheld": "not a reader"}';
                 ELSE
@@ -765,6 +770,7 @@ BEGIN
                 doc := pg_catalog.jsonb_set(doc, ARRAY['tables', tname, 'rows', i::text, col], opened);
             END LOOP;
         END LOOP;
+        doc := pg_catalog.jsonb_set(doc, ARRAY['tables', tname], (doc -> 'tables' -> tname) - '$sealed_columns');
     END LOOP;
     RETURN doc;
 END

@@ -203,6 +203,22 @@ SELECT k.key AS tbl, jsonb_array_length(k.value -> 'rows') AS nrows
   FROM jsonb_each(customer_vault.export_subject('1005') -> 'tables') k ORDER BY 1;
 RESET ROLE;
 
+-- a table's own JSON that looks like a sealed value is data: the export opens
+-- only the columns it sealed itself (review rev3: a table owner could plant
+-- another subject's ciphertext, or a protected value with another row's
+-- context, and have the export decrypt it for the subject's request)
+CREATE TABLE ex.prefs (customer_id bigint PRIMARY KEY, prefs jsonb);
+SELECT customer_vault.register_subject_table('ex.prefs', 'customer_id');
+INSERT INTO ex.prefs VALUES (1005, jsonb_build_object(
+    '$sealed', customer_vault.encrypt('planted secret', 'ex_key')::text, 'type', 'encrypted_text'));
+SET ROLE regress_ex_admin_reader;
+SELECT (customer_vault.export_subject('1005') -> 'tables' -> 'ex.prefs' -> 'rows' -> 0 -> 'prefs') ? '$sealed' AS planted_left_sealed,
+       customer_vault.export_subject('1005')::text LIKE '%planted secret%' AS planted_opened,
+       customer_vault.export_subject('1005')::text LIKE '%$sealed_columns%' AS bookkeeping_shown;
+RESET ROLE;
+SELECT customer_vault.unregister_subject_table('ex.prefs');
+DROP TABLE ex.prefs;
+
 DROP TABLE doc1, doc2;
 SET client_min_messages = warning;
 DROP SCHEMA ex CASCADE;
