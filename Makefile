@@ -78,7 +78,7 @@ test/unit/test_core_san: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
-.PHONY: test test-all demo bench unit
+.PHONY: test test-all test-citus demo bench unit
 unit: test/unit/test_core test/unit/test_core_san
 	test/unit/test_core
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
@@ -88,6 +88,12 @@ unit: test/unit/test_core test/unit/test_core_san
 # (inside a cached Debian root file system when the host lacks it)
 test:
 	bash test/run.sh test
+
+# the Citus suite (test/citus): Citus built from CITUS_SRC (a source directory,
+# e.g. tag v13.2.2) into a cache outside the tree, a coordinator and two workers
+test-citus:
+	@test -n "$(CITUS_SRC)" || { echo "test-citus: give CITUS_SRC=<Citus source directory>" >&2; exit 2; }
+	CITUS_SRC="$(abspath $(CITUS_SRC))" bash test/run.sh citus
 
 # the suite on PostgreSQL 15, 17 and 18, one "N passed, N failed" over all
 test-all:

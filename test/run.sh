@@ -10,6 +10,13 @@
 #   bash test/run.sh bench   the same set-up, then test/bench/bench.pl
 #   bash test/run.sh test-all   `test` on PostgreSQL 15, 17 and 18 in turn, one
 #                            final "N passed, N failed" line over all of them
+#   CITUS_SRC=DIR bash test/run.sh citus [test/citus/file.pl]
+#                            build Citus from DIR (test/citus/build.sh, cached
+#                            outside the tree), install it into the private
+#                            copy too, run the Citus TAP suite (test/citus):
+#                            a coordinator and two workers per test.  `test`
+#                            runs it as well when CITUS_SRC is given, else it
+#                            prints "skipped: CITUS_SRC not given".
 #
 # PG_MAJOR=17 (or 18, ...) chooses the PostgreSQL major (default: the host's
 # pg_config, else 15).  A major installed on the host runs on the host; 17 and
@@ -134,6 +141,11 @@ mkdir -p "$INST/usr/lib/postgresql" "$INST/usr/share/postgresql"
 cp -a "/usr/lib/postgresql/$PGV" "$INST/usr/lib/postgresql/"
 cp -a "/usr/share/postgresql/$PGV" "$INST/usr/share/postgresql/"
 make -s PG_CONFIG="$SYS_PG_CONFIG" DESTDIR="$INST" install >/dev/null
+if [ -n "${CITUS_SRC:-}" ] && { [ "$mode" = citus ] || [ "$mode" = test ]; }; then
+    log "Citus from $CITUS_SRC (built once, cached)"
+    citus_dest=$(bash test/citus/build.sh "$CITUS_SRC" "$SYS_PG_CONFIG")
+    cp -a "$citus_dest"/. "$INST"/
+fi
 
 PGBIN=$INST/usr/lib/postgresql/$PGV/bin
 PG_CONFIG=$PGBIN/pg_config
@@ -269,18 +281,21 @@ run_isolation() {
 # printed before the work directory goes.
 run_tap() {
     local pgxs_dir perl_dir tapdir files=() t out rc
+    # the suite's directory under test/: t (default) or citus
+    local suite=${CV_TAP_SUITE:-t}
     pgxs_dir=$(dirname "$("$PG_CONFIG" --pgxs)")/..
     perl_dir=$pgxs_dir/test/perl
     tapdir=$WORK/tap
     mkdir -p "$tapdir"
     cp -r test/t "$tapdir/"
+    [ "$suite" = t ] || cp -r "test/$suite" "$tapdir/"
     [ "$(id -u)" -eq 0 ] && chown -R "$PGOSUSER" "$tapdir"
-    for t in "$tapdir"/t/*.pl; do
+    for t in "$tapdir/$suite"/*.pl; do
         [ -e "$t" ] || continue
         if [ -n "${CV_TAP_ONLY:-}" ] && [ "$(basename "$t")" != "$(basename "$CV_TAP_ONLY")" ]; then
             continue
         fi
-        files+=("t/$(basename "$t")")
+        files+=("$suite/$(basename "$t")")
     done
     [ ${#files[@]} -gt 0 ] || return 0
     # the longest file (the 60 s soak) first, so the other prove job works
@@ -294,7 +309,7 @@ run_tap() {
     out=$(cd "$tapdir" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$tapdir" \
         TESTDATADIR="$tapdir/tmp_check" TESTLOGDIR="$tapdir/tmp_check/log" \
         PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
-        prove --timer -j"${CV_PROVE_JOBS:-2}" -I "$perl_dir" -I "$tapdir/t" "${files[@]}" 2>&1)
+        prove --timer -j"${CV_PROVE_JOBS:-2}" -I "$perl_dir" -I "$tapdir/t" -I "$tapdir/$suite" "${files[@]}" 2>&1)
     rc=$?
     set -e
     echo "$out"
@@ -309,7 +324,7 @@ run_tap() {
     passed=$((passed + ${#files[@]} - ${#bad[@]}))
     failed=$((failed + ${#bad[@]}))
     for f in "${bad[@]}"; do
-        local name=${f#t/}; name=${name%.pl}
+        local name=${f#*/}; name=${name%.pl}
         failures+=("TAP $f")
         for l in "$tapdir/tmp_check/log/regress_log_$name" "$tapdir/tmp_check/log/${name}"_*.log; do
             [ -f "$l" ] || continue
@@ -329,6 +344,11 @@ case "$mode" in
         run_regress
         run_isolation
         run_tap
+        if [ -n "${CITUS_SRC:-}" ]; then
+            CV_TAP_SUITE=citus run_tap
+        else
+            log "citus: skipped: CITUS_SRC not given (make test-citus CITUS_SRC=<citus source directory>)"
+        fi
         [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
@@ -352,6 +372,17 @@ case "$mode" in
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
         ;;
+    citus)
+        # CITUS_SRC=DIR bash test/run.sh citus [test/citus/NNN_name.pl]
+        if [ -z "${CITUS_SRC:-}" ]; then
+            echo "citus: CITUS_SRC not given (a Citus source directory, e.g. a checkout of tag v13.2.2)" >&2
+            exit 2
+        fi
+        CV_TAP_SUITE=citus CV_TAP_ONLY=${2:-} run_tap
+        [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        ;;
     demo)
         "$PGBIN/psql" -X -d "$DBNAME" -v ON_ERROR_STOP=1 -f test/demo.sql
         ;;
@@ -359,7 +390,7 @@ case "$mode" in
         DBNAME="$DBNAME" perl test/bench/bench.pl
         ;;
     *)
-        echo "usage: $0 test|test-all|regress [names]|isolation [specs]|tap [file]|demo|bench" >&2
+        echo "usage: $0 test|test-all|regress [names]|isolation [specs]|tap [file]|citus [file]|demo|bench" >&2
         exit 2
         ;;
 esac
