@@ -12,8 +12,21 @@
  * CIPHERTEXT and the row context; the context must start with the column's
  * binding (a value of another column fails), the plaintext exists only in a
  * buffer here and is wiped once the mask is computed.  Both refuse a caller
- * without SELECT on the column, and _mask_plain() refuses a protected column
- * (where any text could be passed: an oracle for its hash rule).
+ * without SELECT on any column of the table (the scope a masked reader is
+ * given), _mask_plain() refuses a protected column, and both refuse a
+ * partition (masks are computed through the partitioned table, whose
+ * registry row and rules apply).
+ *
+ * <table>_masked is a security-barrier view owned by the member-less role
+ * customer_vault_mask_owner (not the caller: a masked reader needs no SELECT
+ * on the table's plaintext); row-level security applies to that role, and
+ * policy expressions (may_process, current_user) run as the caller.
+ *
+ * Keyed rules (hash, fake) are for protected columns only, and a caller who
+ * could make a guess become a value of the column (write the table or one of
+ * its partitions, or seal values: encrypt, encrypt_for_subject,
+ * _seal_column) gets them withheld (NULL): otherwise the masks of guesses
+ * are a dictionary.
  *
  * Keyed rules (hash, fake) use an HMAC under the "mask" HKDF subkey of the
  * first version of a named key (stable across rotations, different across
@@ -33,10 +46,13 @@
 #include "catalog/objectaddress.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_inherits.h"
 #include "commands/seclabel.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -120,6 +136,7 @@ typedef struct CvMaskState
 	Oid			relid;
 	NameData	column;
 	bool		sealed;			/* _mask_sealed: a protected column */
+	bool		withhold;		/* a keyed rule the caller may not see */
 	uint64		epoch;			/* key epoch key belongs to */
 	CvMaskRule	rule;
 	CvKey	   *key;			/* hash, fake */
@@ -136,6 +153,7 @@ PG_FUNCTION_INFO_V1(cv_mask_rule);
 PG_FUNCTION_INFO_V1(cv_mask_view_is_active);
 PG_FUNCTION_INFO_V1(cv_mask_build_view);
 PG_FUNCTION_INFO_V1(cv_mask_column_set);
+PG_FUNCTION_INFO_V1(cv_mask_label_rule);
 
 /* ---------- parsing rules ---------- */
 
@@ -808,6 +826,48 @@ cv_mask_label(Oid relid, const char *column)
 	return label;
 }
 
+/* whether the current user may execute customer_vault.name(args) */
+static bool
+cv_mask_may_execute(const char *name, int nargs, const Oid *argtypes)
+{
+	Oid			fn = LookupFuncName(list_make2(makeString(CV_SCHEMA), makeString(pstrdup(name))),
+									nargs, argtypes, true);
+
+	return OidIsValid(fn) &&
+		DatumGetBool(DirectFunctionCall2(has_function_privilege_id, ObjectIdGetDatum(fn),
+										 CStringGetTextDatum("EXECUTE")));
+}
+
+/*
+ * Whether the current user could make a chosen plaintext a value of a column
+ * of relid, and then read its keyed mask: INSERT or UPDATE on the table or
+ * any partition or child of it, or EXECUTE on a function that seals a value
+ * under a chosen context (the column's binding followed by a row's).
+ */
+static bool
+cv_mask_can_plant(Oid relid)
+{
+	Oid			user = GetUserId();
+	Oid			t3[3] = {TEXTOID, TEXTOID, TEXTOID};
+	Oid			b3[3] = {BYTEAOID, TEXTOID, TEXTOID};
+	List	   *rels = find_all_inheritors(relid, NoLock, NULL);
+	ListCell   *lc;
+
+	foreach(lc, rels)
+	{
+		Oid			r = lfirst_oid(lc);
+
+		/* either right suffices (ACLMASK_ANY) */
+		if (pg_class_aclcheck(r, user, ACL_INSERT | ACL_UPDATE) == ACLCHECK_OK ||
+			pg_attribute_aclcheck_all(r, user, ACL_INSERT | ACL_UPDATE, ACLMASK_ANY) == ACLCHECK_OK)
+			return true;
+	}
+	return cv_mask_may_execute("encrypt", 3, t3) ||
+		cv_mask_may_execute("encrypt", 3, b3) ||
+		cv_mask_may_execute("encrypt_for_subject", 3, t3) ||
+		cv_mask_may_execute("_seal_column", 3, t3);
+}
+
 /*
  * Resolve what a call masks: the column (by table and name), the caller's
  * right to read it, its rule (mask_rules, else its label's default, else
@@ -841,12 +901,18 @@ cv_mask_state(FunctionCallInfo fcinfo, Oid relid, Name column, bool sealed)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_COLUMN),
 				 errmsg("column \"%s\" of relation with OID %u does not exist", NameStr(*column), relid)));
+	/* the masked reader's scope: SELECT on some column of the table */
 	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK &&
-		pg_attribute_aclcheck(relid, attnum, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		pg_attribute_aclcheck_all(relid, GetUserId(), ACL_SELECT, ACLMASK_ANY) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for column %s of table %s", NameStr(*column), relname),
-				 errdetail("Masked values are computed only for columns the caller may select.")));
+				 errmsg("permission denied for table %s", relname),
+				 errdetail("Masked values are computed only for tables of which the caller may select some column.")));
+	if (get_rel_relispartition(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("table %s is a partition", relname),
+				 errhint("Masks are computed through its partitioned table.")));
 
 	binding = cv_mask_registry("protected_columns", "relid", "column_name", "binding",
 							   relid, NameStr(*column));
@@ -879,7 +945,11 @@ cv_mask_state(FunctionCallInfo fcinfo, Oid relid, Name column, bool sealed)
 		rule = (char *) cv_mask_default_rule(cv_mask_label(relid, NameStr(*column)));
 	cv_mask_parse(rule, &st->rule, false, NULL);
 	st->key = NULL;
-	if (st->rule.kind == CV_MASK_HASH || st->rule.kind == CV_MASK_FAKE)
+	st->withhold = false;
+	if ((st->rule.kind == CV_MASK_HASH || st->rule.kind == CV_MASK_FAKE) &&
+		(!sealed || cv_mask_can_plant(relid)))
+		st->withhold = true;	/* no dictionary of guesses */
+	else if (st->rule.kind == CV_MASK_HASH || st->rule.kind == CV_MASK_FAKE)
 	{
 		if (st->rule.key[0] == '\0')
 			ereport(ERROR,
@@ -943,7 +1013,7 @@ cv_mask_sealed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("protected column holds a value that is not a ciphertext envelope")));
-	if (st->rule.kind == CV_MASK_NULL)
+	if (st->rule.kind == CV_MASK_NULL || st->withhold)
 		PG_RETURN_NULL();		/* withheld: nothing to open */
 	pt = palloc(env.ciphertext_len + 1);
 	rc = CvOpenEnvelope(&env, VARDATA_ANY(ctx), VARSIZE_ANY_EXHDR(ctx), CV_OPEN_MASK, false,
@@ -972,7 +1042,7 @@ cv_mask_plain(PG_FUNCTION_ARGS)
 {
 	text	   *t = PG_GETARG_TEXT_PP(0);
 	CvMaskState *st = cv_mask_state(fcinfo, PG_GETARG_OID(1), PG_GETARG_NAME(2), false);
-	text	   *res = cv_mask_apply(st, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	text	   *res = st->withhold ? NULL : cv_mask_apply(st, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 
 	if (res == NULL)
 		PG_RETURN_NULL();
@@ -1000,16 +1070,15 @@ cv_mask_rule(PG_FUNCTION_ARGS)
 	cv_mask_parse(s, &r, true, &is_default);
 	if (is_default)
 		PG_RETURN_TEXT_P(cstring_to_text("default"));
+	if ((r.kind == CV_MASK_HASH || r.kind == CV_MASK_FAKE) && PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("masking rule %s is for protected columns only",
+						r.kind == CV_MASK_HASH ? "hash" : "fake"),
+				 errdetail("Whoever may call the masking function could hash guesses of a column that is not encrypted."),
+				 errhint("Protect the column first with customer_vault.protect_column().")));
 	if ((r.kind == CV_MASK_HASH || r.kind == CV_MASK_FAKE) && r.key[0] == '\0')
-	{
-		if (PG_ARGISNULL(1))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("masking rule %s needs a key name for a column that is not protected",
-							r.kind == CV_MASK_HASH ? "hash" : "fake"),
-					 errhint("Name a key, e.g. hash(\"customer_pii\") or fake(email, \"customer_pii\").")));
 		strlcpy(r.key, text_to_cstring(PG_GETARG_TEXT_PP(1)), NAMEDATALEN);
-	}
 	if (r.key[0] != '\0')
 		(void) CvBlindIndexKeyByName(r.key);	/* errors when it does not exist */
 	PG_RETURN_TEXT_P(cstring_to_text(cv_mask_format(&r)));
@@ -1147,4 +1216,16 @@ cv_mask_column_set(PG_FUNCTION_ARGS)
 	if (res == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(res));
+}
+
+/*
+ * _mask_label_rule(label): the rule a column with this customer_vault label
+ * (NULL: none) gets by default; mask_column and the view build pin it.
+ */
+Datum
+cv_mask_label_rule(PG_FUNCTION_ARGS)
+{
+	const char *rule = cv_mask_default_rule(PG_ARGISNULL(0) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_TEXT_P(cstring_to_text(rule));
 }

@@ -4,12 +4,19 @@
 -- role customer_vault_masked_reader, masked_copy() for development copies.
 ---------------------------------------------------------------------------
 
--- the role of people who may see masks, never plaintext (cluster-wide, like the others)
+-- the role of people who may see masks, never plaintext (cluster-wide, like
+-- the others), and the role that owns every <table>_masked view: it reads
+-- the tables for the masked readers (who need no SELECT on their plaintext),
+-- has no members, cannot log in, and row-level security applies to it
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
                     WHERE rolname OPERATOR(pg_catalog.=) 'customer_vault_masked_reader') THEN
         CREATE ROLE customer_vault_masked_reader NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles
+                    WHERE rolname OPERATOR(pg_catalog.=) 'customer_vault_mask_owner') THEN
+        CREATE ROLE customer_vault_mask_owner NOLOGIN NOINHERIT;
     END IF;
 END
 $$;
@@ -53,6 +60,12 @@ CREATE OR REPLACE FUNCTION customer_vault._mask_rule(rule text, default_key text
 COMMENT ON FUNCTION customer_vault._mask_rule(text, text) IS
     'internal: the canonical text of a masking rule, or an error saying what is wrong';
 
+CREATE OR REPLACE FUNCTION customer_vault._mask_label_rule(label text) RETURNS text
+    LANGUAGE C IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_mask_label_rule';
+COMMENT ON FUNCTION customer_vault._mask_label_rule(text) IS
+    'internal: the masking rule a column with this label (NULL: none) gets by default; not STRICT: no label is ''null'' (withheld)';
+
 CREATE OR REPLACE FUNCTION customer_vault._mask_view_active() RETURNS boolean
     LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'cv_mask_view_is_active';
@@ -86,6 +99,11 @@ DECLARE
     cols text;
 BEGIN
     PERFORM customer_vault._table_names(tbl);
+    IF (SELECT c.relispartition FROM pg_class c WHERE c.oid = tbl) THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('table %s is a partition', tbl),
+            HINT = 'Mask its partitioned table: the masked view of that table covers every partition.';
+    END IF;
     SELECT string_agg(
              CASE
                WHEN p.column_name IS NOT NULL THEN
@@ -145,8 +163,10 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;
     END IF;
+    -- the extension's views: owned by customer_vault_mask_owner (0.4.0: by the extension's owner)
     IF vkind OPERATOR(pg_catalog.<>) 'v'
-       OR vowner OPERATOR(pg_catalog.<>) (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+       OR vowner OPERATOR(pg_catalog.<>) ALL (SELECT r.oid FROM pg_catalog.pg_roles r
+                                               WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[current_user, 'customer_vault_mask_owner'])) THEN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
             MESSAGE = pg_catalog.format('relation %I.%I already exists', nsp, vname),
             DETAIL = 'The masked view of a table takes that name.';
@@ -157,9 +177,42 @@ $$;
 COMMENT ON FUNCTION customer_vault._drop_masked_view(regclass) IS
     'internal, as the extension owner: drops the <table>_masked view the extension made';
 
--- (Re)creates <table>_masked as the extension's owner: security_invoker, so
--- the masked reader's own table privileges and row-level security apply;
--- SELECT for customer_vault_masked_reader only.
+-- Pins the rule of every column <table>_masked masks: a column without a
+-- rule (or with 'default', as 0.4.0 stored it) gets its label's default now,
+-- so that relabelling a column later (its table's owner may, without the
+-- admin role) never weakens its mask; only mask_column changes a rule.
+CREATE OR REPLACE FUNCTION customer_vault._pin_mask_rules(tbl regclass) RETURNS void
+    LANGUAGE sql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO customer_vault.mask_rules AS m (relid, column_name, rule, set_by)
+    SELECT tbl, a.attname, customer_vault._mask_label_rule(customer_vault._column_label(tbl, a.attnum)),
+           (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user)
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND a.atttypid OPERATOR(pg_catalog.<>) ALL (ARRAY['customer_vault.encrypted_text'::pg_catalog.regtype,
+                                                         'customer_vault.encrypted_bytea'::pg_catalog.regtype]::pg_catalog.oid[])
+       AND NOT EXISTS (SELECT 1 FROM customer_vault.protected_columns b
+                        WHERE b.relid OPERATOR(pg_catalog.=) tbl AND b.blind_index_column OPERATOR(pg_catalog.=) a.attname)
+       AND (EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                     WHERE p.relid OPERATOR(pg_catalog.=) tbl AND p.column_name OPERATOR(pg_catalog.=) a.attname)
+            OR customer_vault._column_label(tbl, a.attnum) IS NOT NULL)
+    ON CONFLICT (relid, column_name) DO UPDATE SET rule = EXCLUDED.rule, set_at = pg_catalog.now()
+     WHERE m.rule OPERATOR(pg_catalog.=) 'default'
+$$;
+COMMENT ON FUNCTION customer_vault._pin_mask_rules(regclass) IS
+    'internal, as the extension owner: records the label default as the rule of every masked column without one';
+
+-- (Re)creates <table>_masked as the extension's owner, then gives it to
+-- customer_vault_mask_owner, which may SELECT the table: the masked reader
+-- needs no SELECT on its plaintext columns, its blind index or its
+-- ciphertext.  Row-level security applies to customer_vault_mask_owner (no
+-- superuser, not the table's owner), with every policy expression
+-- (may_process of a consent policy, current_user) evaluated as the caller;
+-- a policy that names roles must name customer_vault_mask_owner (or PUBLIC)
+-- to let rows through.  security_barrier: the caller's own conditions run
+-- after those.  The caller's scope: SELECT on some column of the table (a
+-- key column is enough); SELECT for customer_vault_masked_reader only.
 CREATE OR REPLACE FUNCTION customer_vault._build_masked_view(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -178,11 +231,15 @@ BEGIN
             HINT = 'Rename the table to a shorter name.';
     END IF;
     cols := customer_vault._masked_select_list(tbl);
+    PERFORM customer_vault._pin_mask_rules(tbl);
     PERFORM customer_vault._drop_masked_view(tbl);
-    EXECUTE pg_catalog.format('CREATE VIEW %I.%I WITH (security_invoker = true) AS SELECT %s FROM %I.%I t',
-                              nsp, vname, cols, nsp, rel);
+    EXECUTE pg_catalog.format('CREATE VIEW %I.%I WITH (security_barrier = true) AS SELECT %s FROM %I.%I t'
+                              ' WHERE pg_catalog.has_any_column_privilege(%s::pg_catalog.oid, ''SELECT'')',
+                              nsp, vname, cols, nsp, rel, tbl::pg_catalog.oid);
+    EXECUTE pg_catalog.format('ALTER VIEW %I.%I OWNER TO customer_vault_mask_owner', nsp, vname);
     EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
     EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_masked_reader', nsp, vname);
+    EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_mask_owner', nsp, rel);
 END
 $$;
 COMMENT ON FUNCTION customer_vault._build_masked_view(regclass) IS
@@ -215,7 +272,17 @@ BEGIN
     END IF;
     SELECT pc.* INTO p FROM customer_vault.protected_columns pc
      WHERE pc.relid = tbl AND pc.column_name = col;
+    IF (SELECT c.relispartition FROM pg_catalog.pg_class c WHERE c.oid = tbl) THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('table %s is a partition', tbl),
+            HINT = 'Mask its partitioned table: the masked view of that table covers every partition.';
+    END IF;
     canon := customer_vault._mask_rule(rule, p.key_name);
+    -- 'default': the label's default, pinned now (a later relabel does not change it)
+    IF canon = 'default' THEN
+        canon := customer_vault._mask_label_rule(customer_vault._column_label(tbl,
+                     (SELECT a.attnum FROM pg_catalog.pg_attribute a WHERE a.attrelid = tbl AND a.attname = col)));
+    END IF;
     INSERT INTO customer_vault.mask_rules AS m (relid, column_name, rule, set_by)
     VALUES (tbl, col, canon, caller)
     ON CONFLICT (relid, column_name)
@@ -243,9 +310,10 @@ COMMENT ON FUNCTION customer_vault.mask_column(regclass, name, text) IS
     'sets the masking rule of a column (''default'': its label''s default) and (re)creates <table>_masked; returns the rule as stored';
 
 -- A masked copy of a table, made by and owned by the caller (a masked
--- reader), with the caller's privileges and row-level security: what
--- <table>_masked would show, written as plaintext masks; no plaintext of a
--- masked column reaches the copy's files.
+-- reader): what <table>_masked shows the caller (its scope and row-level
+-- security), written as plaintext masks; no plaintext of a masked column
+-- reaches the copy's files.  A partition is copied through its partitioned
+-- table (its own rows would be read without the parent's registry).
 CREATE OR REPLACE FUNCTION customer_vault.masked_copy(src regclass, dst name, dst_schema name DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
@@ -254,23 +322,39 @@ AS $$
 DECLARE
     nsp name;
     rel name;
-    cols text;
+    kind "char";
+    part boolean;
     n bigint;
 BEGIN
     IF src IS NULL OR dst IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'source table and copy name must not be null';
     END IF;
-    -- checks the source (a table, not the extension's) and gives its masks
-    cols := customer_vault._masked_select_list(src);
-    SELECT n.nspname, c.relname INTO nsp, rel
+    SELECT n.nspname, c.relname, c.relkind, c.relispartition INTO nsp, rel, kind, part
       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = src;
+    IF kind IS NULL OR kind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type', MESSAGE = format('%s is not a table', src);
+    END IF;
+    IF part THEN
+        RAISE EXCEPTION USING ERRCODE = 'wrong_object_type',
+            MESSAGE = format('table %s is a partition', src),
+            HINT = 'Copy its partitioned table (or CREATE TABLE AS from that table''s masked view with a condition).';
+    END IF;
     IF dst_schema IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast') THEN
         RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
             MESSAGE = format('a masked copy cannot be created in schema %I', dst_schema);
     END IF;
-    EXECUTE format('CREATE TABLE %I.%I AS SELECT %s FROM %I.%I t',
-                   COALESCE(dst_schema, nsp), dst, cols, nsp, rel);
+    -- the extension's masked view of the table, never an object of that name
+    IF NOT EXISTS (SELECT 1 FROM pg_class v
+                    WHERE v.relnamespace = (SELECT c.relnamespace FROM pg_class c WHERE c.oid = src)
+                      AND v.relname = rel || '_masked' AND v.relkind = 'v'
+                      AND v.relowner = (SELECT r.oid FROM pg_roles r WHERE r.rolname = 'customer_vault_mask_owner')) THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = format('table %s has no masked view', src),
+            HINT = 'Its owner makes one with customer_vault.mask_column().';
+    END IF;
+    EXECUTE format('CREATE TABLE %I.%I AS SELECT * FROM %I.%I',
+                   COALESCE(dst_schema, nsp), dst, nsp, rel || '_masked');
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN n;
 END
@@ -333,8 +417,8 @@ BEGIN
             IF FOUND THEN
                 RAISE EXCEPTION USING ERRCODE = 'object_in_use',
                     MESSAGE = pg_catalog.format('column %I of table %s has a masking rule', bad.column_name, r.objid::pg_catalog.regclass),
-                    DETAIL = 'A column with a masking rule cannot be renamed.',
-                    HINT = 'Remove its rule with customer_vault.mask_column(table, column, ''default''), rename, and set it again.';
+                    DETAIL = 'A column with a masking rule (every column the masked view masks has one) cannot be renamed.',
+                    HINT = 'Keep its name; to rename it, copy the data to a new column and drop the old one.';
             END IF;
             IF r.command_tag IN ('SECURITY LABEL', 'ALTER TABLE')
                AND NOT customer_vault._mask_view_active()
@@ -344,8 +428,8 @@ BEGIN
                               AND v.relnamespace OPERATOR(pg_catalog.=) c.relnamespace
                               AND v.relname::pg_catalog.text OPERATOR(pg_catalog.=) (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_masked')
                               AND v.relkind OPERATOR(pg_catalog.=) 'v'
-                              AND v.relowner OPERATOR(pg_catalog.=) (SELECT o.oid FROM pg_catalog.pg_roles o
-                                                                      WHERE o.rolname OPERATOR(pg_catalog.=) current_user)) THEN
+                              AND v.relowner OPERATOR(pg_catalog.=) ANY (SELECT o.oid FROM pg_catalog.pg_roles o
+                                                                          WHERE o.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[current_user, 'customer_vault_mask_owner']))) THEN
                 rebuild := rebuild OPERATOR(pg_catalog.||) r.objid;
             END IF;
         END IF;
@@ -413,6 +497,7 @@ GRANT SELECT ON customer_vault.mask_rules TO customer_vault_admin, customer_vaul
 GRANT EXECUTE ON FUNCTION
     customer_vault._mask_sealed(text, text, regclass, name),
     customer_vault._mask_plain(text, regclass, name),
-    customer_vault._masked_select_list(regclass),
     customer_vault.masked_copy(regclass, name, name)
     TO customer_vault_masked_reader;
+-- 0.4.0's masked_copy built its own select list; it reads the view now
+REVOKE EXECUTE ON FUNCTION customer_vault._masked_select_list(regclass) FROM customer_vault_masked_reader;

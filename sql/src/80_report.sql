@@ -28,7 +28,7 @@ CREATE OR REPLACE FUNCTION customer_vault.privilege_drift()
 AS $$
     WITH ext_roles(rolname) AS (
         VALUES ('customer_vault_admin'::name), ('customer_vault_writer'), ('customer_vault_reader'),
-               ('customer_vault_auditor'), ('customer_vault_masked_reader')
+               ('customer_vault_auditor'), ('customer_vault_masked_reader'), ('customer_vault_mask_owner')
     ), drift AS (
         SELECT COALESCE(d.object, a.object) AS object, COALESCE(d.role, a.role) AS role,
                COALESCE(d.privilege, a.privilege) AS privilege,
@@ -260,6 +260,98 @@ $$;
 COMMENT ON FUNCTION customer_vault._loopback_only(text, text) IS
     'internal: whether a pg_hba.conf address and netmask cover loopback addresses only';
 
+-- The findings on masked readers (members of customer_vault_masked_reader,
+-- but superusers and the extension's roles): direct SELECT on plaintext
+-- labelled columns, blind index columns or ciphertext (which the masked view
+-- does not need), write or seal rights next to keyed rules (whose masks are
+-- then withheld from them), the reader role as well; and rules that show a
+-- special category, or that have no view.
+CREATE OR REPLACE FUNCTION customer_vault._report_masking()
+    RETURNS TABLE(severity text, object text, finding text, hint text)
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH masked AS (
+        SELECT r.oid, r.rolname FROM pg_catalog.pg_roles r
+         WHERE pg_catalog.pg_has_role(r.oid, 'customer_vault_masked_reader', 'MEMBER')
+           AND NOT r.rolsuper AND r.rolname::text NOT LIKE 'customer\_vault\_%'
+    ), cols AS (
+        -- plaintext labelled columns, blind index columns, protected (ciphertext) columns
+        SELECT p.relid, p.attname, 'plain' AS kind FROM customer_vault._report_pii() p WHERE NOT p.encrypted
+        UNION ALL
+        SELECT pc.relid::oid, pc.blind_index_column, 'bidx' FROM customer_vault.protected_columns pc
+         WHERE pc.blind_index_column IS NOT NULL
+        UNION ALL
+        SELECT pc.relid::oid, pc.column_name, 'sealed' FROM customer_vault.protected_columns pc
+    ), direct AS (
+        SELECT m.rolname, c.relid, c.kind,
+               pg_catalog.string_agg(pg_catalog.quote_ident(c.attname), ', ' ORDER BY c.attname) AS list
+          FROM masked m, cols c
+         WHERE pg_catalog.has_column_privilege(m.oid, c.relid, c.attname::text, 'SELECT')
+         GROUP BY m.rolname, c.relid, c.kind
+    ), keyed AS (
+        SELECT DISTINCT r.relid::oid AS relid FROM customer_vault.mask_rules r
+         WHERE r.rule LIKE 'hash(%' OR r.rule LIKE 'fake(%'
+    )
+    SELECT CASE d.kind WHEN 'plain' THEN 'high' WHEN 'bidx' THEN 'medium' ELSE 'low' END,
+           d.relid::pg_catalog.regclass::text,
+           pg_catalog.format(CASE d.kind
+                   WHEN 'plain' THEN 'masked reader %s may SELECT personal data stored in plaintext (%s) from the table itself: the mask protects nothing'
+                   WHEN 'bidx' THEN 'masked reader %s may SELECT the blind index column (%s): grouping or comparing it shows which rows share a value'
+                   ELSE 'masked reader %s may SELECT the ciphertext of protected columns (%s): its length shows the length of the plaintext' END,
+               pg_catalog.quote_ident(d.rolname), d.list),
+           pg_catalog.format('REVOKE SELECT ON %s FROM %s; GRANT SELECT (<key column>) ON %s TO %s: the masked view reads the table itself and needs no more.',
+               d.relid::pg_catalog.regclass::text, pg_catalog.quote_ident(d.rolname),
+               d.relid::pg_catalog.regclass::text, pg_catalog.quote_ident(d.rolname))
+      FROM direct d
+    UNION ALL
+    SELECT 'medium', k.relid::pg_catalog.regclass::text,
+           pg_catalog.format('masked reader %s may write this table (or seal values) and it has hash or fake rules: it could read the masks of its own guesses, so those masks are withheld from it (NULL)',
+                             pg_catalog.quote_ident(m.rolname)),
+           'Keep writing and masked reading in separate roles (a writer''s INSERT/UPDATE and encrypt() make a dictionary of keyed masks).'
+      FROM masked m, keyed k
+     WHERE EXISTS (SELECT 1 FROM (SELECT k.relid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = k.relid) t(rel)
+                    WHERE pg_catalog.has_table_privilege(m.oid, t.rel, 'INSERT, UPDATE')
+                       OR pg_catalog.has_any_column_privilege(m.oid, t.rel, 'INSERT, UPDATE'))
+        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt(text, text, text)', 'EXECUTE')
+        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault._seal_column(text, text, text)', 'EXECUTE')
+    UNION ALL
+    SELECT 'high', 'role ' || pg_catalog.quote_ident(r.rolname),
+           'a role is a member of customer_vault_mask_owner, which reads every masked table as it is',
+           pg_catalog.format('REVOKE customer_vault_mask_owner FROM %s; nobody is a member of it.', pg_catalog.quote_ident(r.rolname))
+      FROM pg_catalog.pg_auth_members am
+      JOIN pg_catalog.pg_roles r ON r.oid = am.member
+     WHERE am.roleid = (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname = 'customer_vault_mask_owner')
+    UNION ALL
+    SELECT 'medium', 'role ' || pg_catalog.quote_ident(m.rolname),
+           'a role is both a masked reader and a reader (customer_vault_reader): it decrypts, the masks limit nothing',
+           pg_catalog.format('REVOKE customer_vault_reader FROM %s, or customer_vault_masked_reader if it needs plaintext.',
+                             pg_catalog.quote_ident(m.rolname))
+      FROM masked m
+     WHERE pg_catalog.pg_has_role(m.oid, 'customer_vault_reader', 'MEMBER')
+    UNION ALL
+    SELECT 'medium', r.relid::pg_catalog.regclass::text || '.' || pg_catalog.quote_ident(r.column_name),
+           pg_catalog.format('special-category data (pii:special) is shown to masked readers by the rule %s', r.rule),
+           pg_catalog.format('Withhold it: SELECT customer_vault.mask_column(%L, %L, ''null'').',
+                             r.relid::pg_catalog.regclass::text, r.column_name)
+      FROM customer_vault.mask_rules r
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = r.relid AND a.attname = r.column_name
+     WHERE r.rule <> 'null' AND customer_vault._column_label(r.relid, a.attnum) = 'pii:special'
+    UNION ALL
+    SELECT 'low', t.relid::pg_catalog.regclass::text,
+           'the table has masking rules but no masked view (a change it could not follow dropped it, or it predates 0.5.0): masked readers see nothing of it',
+           pg_catalog.format('Make it again: SELECT customer_vault.mask_column(%L, <column>, <its rule>) as the table''s owner.',
+                             t.relid::pg_catalog.regclass::text)
+      FROM (SELECT DISTINCT r.relid FROM customer_vault.mask_rules r) t
+      JOIN pg_catalog.pg_class c ON c.oid = t.relid
+     WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_class v
+                        WHERE v.relnamespace = c.relnamespace AND v.relname::text = c.relname || '_masked'
+                          AND v.relkind = 'v'
+                          AND v.relowner = (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname = 'customer_vault_mask_owner'))
+$$;
+COMMENT ON FUNCTION customer_vault._report_masking() IS
+    'internal: compliance_report''s findings on masked readers and masking rules';
+
 -- Every finding, unordered (compliance_report orders them).
 CREATE OR REPLACE FUNCTION customer_vault._report_findings()
     RETURNS TABLE(severity text, object text, finding text, hint text)
@@ -490,7 +582,8 @@ BEGIN
            END
       FROM customer_vault.privilege_drift() d;
 
-    -- (issue 14, part MASK: roles reading masked columns unmasked belong here)
+    -- masked readers (part MASK2): what would give them more than the masks
+    RETURN QUERY SELECT * FROM customer_vault._report_masking();
 END
 $$;
 COMMENT ON FUNCTION customer_vault._report_findings() IS
@@ -506,7 +599,7 @@ AS $$
      ORDER BY pg_catalog.array_position(ARRAY['high', 'medium', 'low'], f.severity), f.object, f.finding
 $$;
 COMMENT ON FUNCTION customer_vault.compliance_report() IS
-    'findings (high, medium, low) on how personal data is kept: plaintext PII, no retention, consent purposes without a policy, subject paths and indexes, old keys, broken hash chains, settings that leak values into logs or statistics, weak authentication, superusers, stale roles, privilege drift';
+    'findings (high, medium, low) on how personal data is kept: plaintext PII, no retention, consent purposes without a policy, subject paths and indexes, old keys, broken hash chains, settings that leak values into logs or statistics, weak authentication, superusers, stale roles, privilege drift, masked readers who can read more than the masks';
 
 -- Privileges of this concern: the admin and the auditor read the reports.
 GRANT EXECUTE ON FUNCTION customer_vault.compliance_report(), customer_vault.privilege_drift()

@@ -17,7 +17,7 @@ DELETE FROM customer_vault.privilege_matrix;
 INSERT INTO customer_vault.privilege_matrix (object, role, privilege)
     SELECT g.object, g.role, g.privilege FROM customer_vault._granted_privileges(false) g
      WHERE g.role IN ('PUBLIC', 'customer_vault_admin', 'customer_vault_writer', 'customer_vault_reader',
-                      'customer_vault_auditor', 'customer_vault_masked_reader')
+                      'customer_vault_auditor', 'customer_vault_masked_reader', 'customer_vault_mask_owner')
        AND NOT g.by_default AND g.privilege NOT LIKE 'OWNER%'
     EXCEPT
     SELECT c.object, c.role, c.privilege FROM customer_vault._privilege_carry c;

@@ -4,3 +4,30 @@
 -- functions go after it.
 
 --@ replay
+
+-- part MASK2 (issue 14): the <table>_masked views of 0.4.0 are security_invoker
+-- views of the extension's owner (a masked reader needed SELECT on the whole
+-- table, plaintext included); rebuild each as a view of customer_vault_mask_owner
+-- (which also pins every masked column's rule).  A view that cannot be rebuilt
+-- is dropped with a WARNING; compliance_report lists its table.
+DO $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT DISTINCT m.relid FROM customer_vault.mask_rules m
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) m.relid::pg_catalog.oid
+              WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_class v
+                             WHERE v.relnamespace OPERATOR(pg_catalog.=) c.relnamespace
+                               AND v.relname::pg_catalog.text OPERATOR(pg_catalog.=) (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_masked')
+                               AND v.relkind OPERATOR(pg_catalog.=) 'v')
+    LOOP
+        BEGIN
+            PERFORM customer_vault._masked_view_build(t);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING USING MESSAGE = pg_catalog.format('the masked view of table %s could not be rebuilt', t),
+                DETAIL = SQLERRM,
+                HINT = 'Run customer_vault.mask_column() on the table to make it again.';
+        END;
+    END LOOP;
+END
+$$;

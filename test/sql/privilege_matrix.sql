@@ -101,7 +101,10 @@ INSERT INTO pm_probes VALUES
  (414, 'read mask rules', 'SELECT * FROM customer_vault.mask_rules'),
  (415, 'redefine masked view', 'CREATE OR REPLACE VIEW pm_t_masked AS SELECT * FROM pm_t'),
  (416, 're-own masked view', 'ALTER VIEW pm_t_masked OWNER TO CURRENT_USER'),
- (417, 'masked view event trigger fn', 'SELECT customer_vault._guard_masked_views()');
+ (417, 'masked view event trigger fn', 'SELECT customer_vault._guard_masked_views()'),
+ (418, '_mask_label_rule()', 'SELECT customer_vault._mask_label_rule(''pii'')'),
+ (419, '_pin_mask_rules()', 'SELECT customer_vault._pin_mask_rules(''pm_t'')'),
+ (420, '_report_masking()', 'SELECT count(*) FROM customer_vault._report_masking()');
 -- the decrypt audit (access_log): read by auditor and admin, written by its worker only
 INSERT INTO pm_probes VALUES
  (170, 'access_log', 'SELECT * FROM customer_vault.access_log'),
