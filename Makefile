@@ -37,6 +37,8 @@ REGRESS += compliance_report privilege_drift privilege_drift_review
 REGRESS += subject_map export_subject
 # the decrypt audit (access_log, its worker and queue)
 REGRESS += access_log
+# masking review findings (part MASK2)
+REGRESS += masking_review
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold
