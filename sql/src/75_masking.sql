@@ -203,6 +203,39 @@ $$;
 COMMENT ON FUNCTION customer_vault._pin_mask_rules(regclass) IS
     'internal, as the extension owner: records the label default as the rule of every masked column without one';
 
+-- The masked reader's scope, checked once per query of <table>_masked (a
+-- condition without columns): SELECT on every column the view shows as it
+-- is (shown), or on some column when it shows none so; so the view gives a
+-- masked reader nothing but masks beyond its own rights.
+CREATE OR REPLACE FUNCTION customer_vault._masked_scope(tbl regclass, shown name[]) RETURNS boolean
+    LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+BEGIN
+    IF pg_catalog.cardinality(shown) OPERATOR(pg_catalog.=) 0 THEN
+        IF NOT pg_catalog.has_any_column_privilege(tbl, 'SELECT') THEN
+            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+                MESSAGE = pg_catalog.format('permission denied for table %s', tbl),
+                DETAIL = 'A masked reader needs SELECT on some column of the table (its key column, for example).';
+        END IF;
+        RETURN true;
+    END IF;
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(c), ', ' ORDER BY o) INTO missing
+      FROM pg_catalog.unnest(shown) WITH ORDINALITY u(c, o)
+     WHERE NOT pg_catalog.has_column_privilege(tbl, c::pg_catalog.text, 'SELECT');
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('permission denied for table %s', tbl),
+            DETAIL = pg_catalog.format('The masked view shows %s as stored; a masked reader needs SELECT on those columns (never on the masked ones).', missing);
+    END IF;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._masked_scope(regclass, name[]) IS
+    'internal: raises 42501 unless the caller may SELECT the columns <table>_masked shows unmasked (or some column when there are none)';
+
 -- (Re)creates <table>_masked as the extension's owner, then gives it to
 -- customer_vault_mask_owner, which may SELECT the table: the masked reader
 -- needs no SELECT on its plaintext columns, its blind index or its
@@ -211,8 +244,8 @@ COMMENT ON FUNCTION customer_vault._pin_mask_rules(regclass) IS
 -- (may_process of a consent policy, current_user) evaluated as the caller;
 -- a policy that names roles must name customer_vault_mask_owner (or PUBLIC)
 -- to let rows through.  security_barrier: the caller's own conditions run
--- after those.  The caller's scope: SELECT on some column of the table (a
--- key column is enough); SELECT for customer_vault_masked_reader only.
+-- after those.  The caller's scope (_masked_scope): SELECT on the columns the
+-- view shows as they are; SELECT for customer_vault_masked_reader only.
 CREATE OR REPLACE FUNCTION customer_vault._build_masked_view(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -222,6 +255,7 @@ DECLARE
     rel name;
     vname text;
     cols text;
+    shown name[];
 BEGIN
     SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
     vname := rel OPERATOR(pg_catalog.||) '_masked';
@@ -232,10 +266,22 @@ BEGIN
     END IF;
     cols := customer_vault._masked_select_list(tbl);
     PERFORM customer_vault._pin_mask_rules(tbl);
+    -- the columns the select list shows as they are (its last branch)
+    SELECT COALESCE(pg_catalog.array_agg(a.attname ORDER BY a.attnum), '{}') INTO shown
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND a.atttypid OPERATOR(pg_catalog.<>) ALL (ARRAY['customer_vault.encrypted_text'::pg_catalog.regtype,
+                                                         'customer_vault.encrypted_bytea'::pg_catalog.regtype]::pg_catalog.oid[])
+       AND NOT EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                        WHERE p.relid OPERATOR(pg_catalog.=) tbl
+                          AND a.attname OPERATOR(pg_catalog.=) ANY (ARRAY[p.column_name, p.blind_index_column]))
+       AND NOT EXISTS (SELECT 1 FROM customer_vault.mask_rules m
+                        WHERE m.relid OPERATOR(pg_catalog.=) tbl AND m.column_name OPERATOR(pg_catalog.=) a.attname)
+       AND customer_vault._column_label(tbl, a.attnum) IS NULL;
     PERFORM customer_vault._drop_masked_view(tbl);
     EXECUTE pg_catalog.format('CREATE VIEW %I.%I WITH (security_barrier = true) AS SELECT %s FROM %I.%I t'
-                              ' WHERE pg_catalog.has_any_column_privilege(%s::pg_catalog.oid, ''SELECT'')',
-                              nsp, vname, cols, nsp, rel, tbl::pg_catalog.oid);
+                              ' WHERE customer_vault._masked_scope(%s::pg_catalog.regclass, %L::pg_catalog.name[])',
+                              nsp, vname, cols, nsp, rel, tbl::pg_catalog.oid, shown::pg_catalog.text);
     EXECUTE pg_catalog.format('ALTER VIEW %I.%I OWNER TO customer_vault_mask_owner', nsp, vname);
     EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
     EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_masked_reader', nsp, vname);
@@ -497,6 +543,7 @@ GRANT SELECT ON customer_vault.mask_rules TO customer_vault_admin, customer_vaul
 GRANT EXECUTE ON FUNCTION
     customer_vault._mask_sealed(text, text, regclass, name),
     customer_vault._mask_plain(text, regclass, name),
+    customer_vault._masked_scope(regclass, name[]),
     customer_vault.masked_copy(regclass, name, name)
     TO customer_vault_masked_reader;
 -- 0.4.0's masked_copy built its own select list; it reads the view now

@@ -247,9 +247,9 @@ RESET ROLE;
 SET ROLE regress_mk_both;
 SELECT d.phone AS decrypted, m.phone AS masked FROM mk_c_decrypted d JOIN mk_c_masked m USING (id) WHERE id = 1;
 RESET ROLE;
--- a masked reader needs SELECT on some column of the table (its scope), not
--- on the columns the view masks: with SELECT on (id, phone) the view shows
--- every mask, while the table itself shows those two columns only
+-- a masked reader needs SELECT on the columns the view shows unmasked (its
+-- scope: id here), not on the columns it masks: with SELECT on (id, phone)
+-- the view shows every mask, the table itself those two columns only
 REVOKE SELECT ON mk_c FROM regress_mk_masked;
 GRANT SELECT (id, phone) ON mk_c TO regress_mk_masked;
 SET ROLE regress_mk_masked;

@@ -45,8 +45,15 @@ SELECT email_bidx, count(*) FROM mr_c GROUP BY 1;
 SELECT * FROM mr_c;
 -- the view is not a way around its definer: no DDL, no other columns
 SELECT email_bidx FROM mr_c_masked;
+SELECT * FROM mr_c_masked, pg_class c WHERE c.relname = 'mr_c_masked' FOR UPDATE OF mr_c_masked;
 ALTER VIEW mr_c_masked SET (security_barrier = false);
 RESET ROLE;
+-- the scope: SELECT on what the view shows unmasked (id, region), nothing more
+REVOKE SELECT (region) ON mr_c FROM regress_mr_masked;
+SET ROLE regress_mr_masked;
+SELECT id FROM mr_c_masked;
+RESET ROLE;
+GRANT SELECT (region) ON mr_c TO regress_mr_masked;
 -- nobody is a member of the view's owner, which cannot log in
 SELECT rolcanlogin, rolinherit, (SELECT count(*) FROM pg_auth_members m WHERE m.roleid = r.oid) AS members
   FROM pg_roles r WHERE rolname = 'customer_vault_mask_owner';
@@ -94,7 +101,7 @@ CREATE TABLE mr_p_us PARTITION OF mr_p FOR VALUES IN ('us');
 INSERT INTO mr_p VALUES (1, 'eu', 'ann@example.com'), (2, 'us', 'bob@example.org');
 SELECT customer_vault.protect_column('mr_p', 'email', 'mr_key', 'id');
 SELECT customer_vault.mask_column('mr_p', 'email', 'hash');
-GRANT SELECT (id) ON mr_p TO regress_mr_masked;
+GRANT SELECT (id, region) ON mr_p TO regress_mr_masked;
 SET ROLE regress_mr_masked;
 SELECT id, email = :'h1' AS joins_across_tables FROM mr_p_masked ORDER BY id;
 RESET ROLE;
