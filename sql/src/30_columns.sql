@@ -360,6 +360,80 @@ CREATE OR REPLACE FUNCTION customer_vault._view_refresh_active() RETURNS boolean
 COMMENT ON FUNCTION customer_vault._view_refresh_active() IS
     'internal: whether the extension itself is defining a decrypted view (the guard event trigger lets it)';
 
+-- The one check of DDL on the views the extension manages: the object a DDL
+-- command made or changed (a relation, a rule or trigger on one, a type) is
+-- refused when it is, or takes the name of, the <table>_decrypted view of a
+-- protected table or the <table>_masked view of a protected or masked table
+-- (a type of that name blocks the view's row type), unless the extension
+-- itself is (re)defining one of its views.  Called by the guard event
+-- trigger, which runs as the extension's owner.
+CREATE OR REPLACE FUNCTION customer_vault._guard_managed_view(classid oid, objid oid) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    relid oid;
+    onsp oid;
+    oname name;
+    masking boolean := false;
+    kind text;
+BEGIN
+    -- the masking part's flag exists once 75_masking.sql has run (install, update)
+    IF pg_catalog.to_regprocedure('customer_vault._mask_view_active()') IS NOT NULL THEN
+        EXECUTE 'SELECT customer_vault._mask_view_active()' INTO masking;
+    END IF;
+    IF customer_vault._view_refresh_active() OR masking THEN
+        RETURN;
+    END IF;
+    -- the schema and name of the object (of the relation of a rule or trigger)
+    relid := CASE classid
+               WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN objid
+               WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
+                 (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) objid)
+               WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
+                 (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) objid)
+             END;
+    IF relid IS NOT NULL THEN
+        SELECT c.relnamespace, c.relname INTO onsp, oname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid;
+    ELSIF classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass THEN
+        SELECT t.typnamespace, t.typname INTO onsp, oname FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) objid;
+    END IF;
+    IF oname IS NULL THEN
+        RETURN;
+    END IF;
+    IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                 JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+                WHERE c.relnamespace OPERATOR(pg_catalog.=) onsp
+                  AND (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted') OPERATOR(pg_catalog.=) oname::pg_catalog.text) THEN
+        kind := 'decrypted';
+    ELSIF pg_catalog.to_regclass('customer_vault.mask_rules') IS NOT NULL THEN
+        -- (mask_rules exists once 75_masking.sql has run)
+        EXECUTE $q$
+            SELECT 'masked' FROM pg_catalog.pg_class c
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) $1
+               AND (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_masked') OPERATOR(pg_catalog.=) $2::pg_catalog.text
+               AND (EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                             WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)
+                    OR EXISTS (SELECT 1 FROM customer_vault.mask_rules m
+                                WHERE m.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid))
+             LIMIT 1 $q$ INTO kind USING onsp, oname;
+    END IF;
+    IF kind OPERATOR(pg_catalog.=) 'decrypted' THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('%I.%I is the decrypted view of a protected table and is managed by customer_vault',
+                                        (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) onsp), oname),
+            HINT = 'customer_vault.protect_column() defines it; nobody else may redefine, alter or re-own it, or give its name to another object.';
+    ELSIF kind OPERATOR(pg_catalog.=) 'masked' THEN
+        RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
+            MESSAGE = pg_catalog.format('%I.%I is the masked view of a table and is managed by customer_vault',
+                                        (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) onsp), oname),
+            HINT = 'customer_vault.mask_column() defines it; nobody else may redefine, alter or re-own it, or give its name to another object.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._guard_managed_view(oid, oid) IS
+    'internal: refuses DDL that alters or takes the name of a <table>_decrypted or <table>_masked view, unless the extension is defining it';
+
 -- Two guards at the end of every DDL command (SECURITY DEFINER: it reads
 -- protected_columns whoever runs the DDL):
 --  * a protected table, its protected, context and blind index columns and
@@ -378,9 +452,6 @@ CREATE OR REPLACE FUNCTION customer_vault._guard_decrypted_views() RETURNS event
 AS $$
 DECLARE
     r record;
-    relid oid;
-    onsp oid;
-    oname name;
     bad record;
 BEGIN
     IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL THEN
@@ -442,33 +513,8 @@ BEGIN
                     HINT = 'Drop its policy with customer_vault.drop_retention(), rename, then call set_retention() again.';
             END IF;
         END IF;
-        IF customer_vault._view_refresh_active() THEN
-            CONTINUE;
-        END IF;
-        -- the schema and name of the object (of the relation of a rule or trigger)
-        relid := CASE r.classid
-                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN r.objid
-                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
-                     (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) r.objid)
-                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
-                     (SELECT t.tgrelid FROM pg_catalog.pg_trigger t WHERE t.oid OPERATOR(pg_catalog.=) r.objid)
-                 END;
-        IF relid IS NOT NULL THEN
-            SELECT c.relnamespace, c.relname INTO onsp, oname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid;
-        ELSIF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass THEN
-            SELECT t.typnamespace, t.typname INTO onsp, oname FROM pg_catalog.pg_type t WHERE t.oid OPERATOR(pg_catalog.=) r.objid;
-        ELSE
-            CONTINUE;
-        END IF;
-        IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
-                     JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
-                    WHERE c.relnamespace OPERATOR(pg_catalog.=) onsp
-                      AND (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_decrypted') OPERATOR(pg_catalog.=) oname::pg_catalog.text) THEN
-            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = pg_catalog.format('%I.%I is the decrypted view of a protected table and is managed by customer_vault',
-                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) onsp), oname),
-                HINT = 'customer_vault.protect_column() defines it; nobody else may redefine, alter or re-own it, or give its name to another object.';
-        END IF;
+        -- <table>_decrypted and <table>_masked views (one check for both)
+        PERFORM customer_vault._guard_managed_view(r.classid, r.objid);
     END LOOP;
 END
 $$;

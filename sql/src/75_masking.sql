@@ -429,9 +429,9 @@ $$;
 COMMENT ON FUNCTION customer_vault._mask_forget_dropped() IS
     'internal: event trigger removing the masking rules of dropped tables and columns';
 
--- At the end of every DDL command:
---  * nobody but the extension defines, alters or re-owns <table>_masked of a
---    table that has one or a rule, nor gives its name to another object;
+-- At the end of every DDL command (that nobody but the extension defines,
+-- alters or re-owns <table>_masked, or takes its name, is checked by
+-- _guard_managed_view, for the decrypted views too):
 --  * a column with a rule keeps its name (the rule names it);
 --  * a SECURITY LABEL or ALTER TABLE on a table with a masked view rebuilds
 --    the view, so a new label, a new column or a renamed one shows at once.
@@ -441,9 +441,6 @@ CREATE OR REPLACE FUNCTION customer_vault._guard_masked_views() RETURNS event_tr
 AS $$
 DECLARE
     r record;
-    relid oid;
-    onsp oid;
-    oname name;
     bad record;
     rebuild oid[] := '{}';
     t oid;
@@ -479,35 +476,8 @@ BEGIN
                 rebuild := rebuild OPERATOR(pg_catalog.||) r.objid;
             END IF;
         END IF;
-        IF customer_vault._mask_view_active() OR customer_vault._view_refresh_active() THEN
-            CONTINUE;
-        END IF;
-        relid := CASE r.classid
-                   WHEN 'pg_catalog.pg_class'::pg_catalog.regclass THEN r.objid
-                   WHEN 'pg_catalog.pg_rewrite'::pg_catalog.regclass THEN
-                     (SELECT w.ev_class FROM pg_catalog.pg_rewrite w WHERE w.oid OPERATOR(pg_catalog.=) r.objid)
-                   WHEN 'pg_catalog.pg_trigger'::pg_catalog.regclass THEN
-                     (SELECT g.tgrelid FROM pg_catalog.pg_trigger g WHERE g.oid OPERATOR(pg_catalog.=) r.objid)
-                 END;
-        IF relid IS NOT NULL THEN
-            SELECT c.relnamespace, c.relname INTO onsp, oname FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) relid;
-        ELSIF r.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_type'::pg_catalog.regclass THEN
-            SELECT y.typnamespace, y.typname INTO onsp, oname FROM pg_catalog.pg_type y WHERE y.oid OPERATOR(pg_catalog.=) r.objid;
-        ELSE
-            CONTINUE;
-        END IF;
-        IF EXISTS (SELECT 1 FROM pg_catalog.pg_class c
-                    WHERE c.relnamespace OPERATOR(pg_catalog.=) onsp
-                      AND (c.relname::pg_catalog.text OPERATOR(pg_catalog.||) '_masked') OPERATOR(pg_catalog.=) oname::pg_catalog.text
-                      AND (EXISTS (SELECT 1 FROM customer_vault.protected_columns p
-                                    WHERE p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid)
-                           OR EXISTS (SELECT 1 FROM customer_vault.mask_rules m
-                                       WHERE m.relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid))) THEN
-            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = pg_catalog.format('%I.%I is the masked view of a table and is managed by customer_vault',
-                                            (SELECT n.nspname FROM pg_catalog.pg_namespace n WHERE n.oid OPERATOR(pg_catalog.=) onsp), oname),
-                HINT = 'customer_vault.mask_column() defines it; nobody else may redefine, alter or re-own it, or give its name to another object.';
-        END IF;
+        -- DDL on <table>_masked itself, or on its name: _guard_managed_view
+        -- (30_columns.sql), called by customer_vault_guard_decrypted_views
     END LOOP;
     -- a view that cannot be rebuilt (a column changed under it) is dropped:
     -- masked readers then see nothing until mask_column() makes it again
@@ -524,7 +494,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault._guard_masked_views() IS
-    'internal: event trigger guarding <table>_masked views and the names of masked columns, rebuilding a masked view after SECURITY LABEL or ALTER TABLE';
+    'internal: event trigger keeping the names of masked columns and rebuilding a masked view after SECURITY LABEL or ALTER TABLE';
 --@ schema
 CREATE EVENT TRIGGER customer_vault_mask_forget_dropped ON sql_drop
     EXECUTE FUNCTION customer_vault._mask_forget_dropped();

@@ -105,7 +105,8 @@ INSERT INTO pm_probes VALUES
  (418, '_mask_label_rule()', 'SELECT customer_vault._mask_label_rule(''pii'')'),
  (419, '_pin_mask_rules()', 'SELECT customer_vault._pin_mask_rules(''pm_t'')'),
  (420, '_report_masking()', 'SELECT count(*) FROM customer_vault._report_masking()'),
- (421, '_masked_scope()', 'SELECT customer_vault._masked_scope(''pm_t'', ''{id}'')');
+ (421, '_masked_scope()', 'SELECT customer_vault._masked_scope(''pm_t'', ''{id}'')'),
+ (422, '_guard_managed_view()', 'SELECT customer_vault._guard_managed_view(''pg_class''::regclass, ''pm_t''::regclass)');
 -- the decrypt audit (access_log): read by auditor and admin, written by its worker only
 INSERT INTO pm_probes VALUES
  (170, 'access_log', 'SELECT * FROM customer_vault.access_log'),
