@@ -323,6 +323,12 @@ AS $$
       JOIN pg_catalog.pg_roles r ON r.oid = am.member
      WHERE am.roleid = (SELECT o.oid FROM pg_catalog.pg_roles o WHERE o.rolname = 'customer_vault_mask_owner')
     UNION ALL
+    SELECT 'high', 'role customer_vault_mask_owner',
+           'the owner of the masked views can log in or bypasses row-level security: whoever logs in as it reads every masked table as it is',
+           'ALTER ROLE customer_vault_mask_owner NOLOGIN NOBYPASSRLS NOSUPERUSER PASSWORD NULL;'
+      FROM pg_catalog.pg_roles o
+     WHERE o.rolname = 'customer_vault_mask_owner' AND (o.rolcanlogin OR o.rolbypassrls OR o.rolsuper)
+    UNION ALL
     SELECT 'medium', 'role ' || pg_catalog.quote_ident(m.rolname),
            'a role is both a masked reader and a reader (customer_vault_reader): it decrypts, the masks limit nothing',
            pg_catalog.format('REVOKE customer_vault_reader FROM %s, or customer_vault_masked_reader if it needs plaintext.',
