@@ -39,6 +39,8 @@ REGRESS += subject_map export_subject
 REGRESS += access_log
 # masking review findings (part MASK2)
 REGRESS += masking_review
+# consent at scale: the subject bound, the shared cache's end dates (part SCALE)
+REGRESS += consent_scale
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold

@@ -63,6 +63,7 @@
 #include "common/hashfn.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "nodes/primnodes.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/itemptr.h"
@@ -1190,20 +1191,43 @@ typedef struct CvPurposeMemo
 	int			len;
 	char		name[NAMEDATALEN];
 	CvPurpose  *purpose;
+	int8		arg_const;		/* the purpose argument of this call site is a
+								 * Const: 1 yes, 0 no, -1 not looked at yet */
+	bool		by_const;		/* the memo was made from that Const */
 } CvPurposeMemo;
 
-/* a purpose of the cache by name, NULL when unknown; memoised per call site */
-static CvPurpose *
-cv_purpose_find(FunctionCallInfo fcinfo, const char *name, int len)
+/* whether argument argno of the call's expression is a Const (its value never changes) */
+static bool
+cv_arg_is_const(FmgrInfo *flinfo, int argno)
+{
+	List	   *args;
+
+	if (flinfo->fn_expr == NULL || !IsA(flinfo->fn_expr, FuncExpr))
+		return false;
+	args = ((FuncExpr *) flinfo->fn_expr)->args;
+	return argno < list_length(args) && IsA(list_nth(args, argno), Const);
+}
+
+/*
+ * A purpose of the cache by name, NULL when unknown; memoised per call site.
+ * from_arg: the name is the call's second argument (not the setting); when
+ * that argument is a Const (a policy's purpose), a memo of the same cache
+ * generation answers without comparing the name again.
+ */
+static inline CvPurpose *
+cv_purpose_find(FunctionCallInfo fcinfo, const char *name, int len, bool from_arg)
 {
 	CvPurposeMemo *m = (CvPurposeMemo *) fcinfo->flinfo->fn_extra;
 	char		buf[NAMEDATALEN];
 
+	if (m != NULL && from_arg && m->by_const && m->generation == cv_cache_generation)
+		return m->purpose;
 	if (len <= 0 || len >= NAMEDATALEN)
 		return NULL;
 	if (m == NULL)
 	{
 		m = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CvPurposeMemo));
+		m->arg_const = -1;
 		fcinfo->flinfo->fn_extra = m;
 	}
 	if (m->generation == cv_cache_generation && m->len == len && memcmp(m->name, name, len) == 0)
@@ -1214,6 +1238,9 @@ cv_purpose_find(FunctionCallInfo fcinfo, const char *name, int len)
 	memcpy(m->name, name, len);
 	m->len = len;
 	m->generation = cv_cache_generation;
+	if (from_arg && m->arg_const < 0)
+		m->arg_const = cv_arg_is_const(fcinfo->flinfo, 1) ? 1 : 0;
+	m->by_const = from_arg && m->arg_const == 1;
 	return m->purpose;
 }
 
@@ -1298,7 +1325,7 @@ cv_consent_cache_source(PG_FUNCTION_ARGS)
 	CvPurpose  *p;
 
 	(void) cv_consent_prepare();
-	p = cv_purpose_find(fcinfo, VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose));
+	p = cv_purpose_find(fcinfo, VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose), true);
 	if (p == NULL)
 		PG_RETURN_NULL();
 	switch (p->state)
@@ -1329,7 +1356,7 @@ cv_has_consent(PG_FUNCTION_ARGS)
 	text	   *subject = PG_GETARG_TEXT_PP(0);
 	text	   *purpose = PG_GETARG_TEXT_PP(1);
 	Snapshot	snap = cv_consent_prepare();
-	CvPurpose  *p = cv_purpose_find(fcinfo, VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose));
+	CvPurpose  *p = cv_purpose_find(fcinfo, VARDATA_ANY(purpose), VARSIZE_ANY_EXHDR(purpose), true);
 	const char *s = VARDATA_ANY(subject);
 	int			len = VARSIZE_ANY_EXHDR(subject);
 
@@ -1337,21 +1364,36 @@ cv_has_consent(PG_FUNCTION_ARGS)
 }
 
 /*
+ * A text argument as PG_GETARG_TEXT_PP gives it, without a function call for
+ * the usual value that needs no detoasting (short or plain, in line).
+ */
+static inline text *
+cv_arg_text(FunctionCallInfo fcinfo, int argno)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(PG_GETARG_DATUM(argno));
+
+	if (VARATT_IS_COMPRESSED(v) || VARATT_IS_EXTERNAL(v))
+		v = pg_detoast_datum_packed(v);
+	return (text *) v;
+}
+
+/*
  * Shared body of may_process: false for an unset or unknown purpose or one
  * the current role is not allowed; true for a purpose whose lawful basis is
  * not consent; else the subject's live opt-in.
  */
-static bool
+static pg_attribute_always_inline bool
 cv_may_process_common(FunctionCallInfo fcinfo, const char *s, int len, int64 num)
 {
 	const char *pname;
 	int			plen;
 	Snapshot	snap;
 	CvPurpose  *p;
+	bool		from_arg = PG_NARGS() > 1 && !PG_ARGISNULL(1);
 
-	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	if (from_arg)
 	{
-		text	   *pt = PG_GETARG_TEXT_PP(1);
+		text	   *pt = cv_arg_text(fcinfo, 1);
 
 		pname = VARDATA_ANY(pt);
 		plen = VARSIZE_ANY_EXHDR(pt);
@@ -1364,7 +1406,7 @@ cv_may_process_common(FunctionCallInfo fcinfo, const char *s, int len, int64 num
 	if (plen == 0)
 		return false;
 	snap = cv_consent_prepare();
-	p = cv_purpose_find(fcinfo, pname, plen);
+	p = cv_purpose_find(fcinfo, pname, plen, from_arg);
 	if (p == NULL || !cv_purpose_allowed(p))
 		return false;
 	if (!p->requires_consent)
@@ -1380,7 +1422,7 @@ cv_may_process(PG_FUNCTION_ARGS)
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
-	subject = PG_GETARG_TEXT_PP(0);
+	subject = cv_arg_text(fcinfo, 0);
 	PG_RETURN_BOOL(cv_may_process_common(fcinfo, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject),
 										 cv_subject_number(VARDATA_ANY(subject),
 														   VARSIZE_ANY_EXHDR(subject))));

@@ -74,6 +74,16 @@ extern void CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen);
 extern PGDLLEXPORT void cv_audit_worker_main(Datum arg);
 
 /* consent.c */
+
+/*
+ * The longest subject identifier consent is recorded for, in bytes: grants
+ * and imports refuse longer ones (54000), so consent checks answer false for
+ * them.  Below the btree limit of consent_state's primary key (subject,
+ * purpose), which refused subjects over about 2.7 kB with an index error.
+ * withdraw_consent (sql/src/40_consent.sql) has the same number.
+ */
+#define CV_CONSENT_SUBJECT_MAX	1024
+
 extern int	cv_consent_cache_size;
 extern void ConsentInit(void);
 extern uint64 CvConsentStarted(void);

@@ -468,6 +468,26 @@ imp_cap_until(const CvImpPurpose *p, TimestampTz from, bool *has_until, Timestam
 	}
 }
 
+/*
+ * Refuse a subject identifier longer than CV_CONSENT_SUBJECT_MAX bytes (rowno:
+ * the import row, 0 for grant_consent).
+ */
+static void
+imp_check_subject_len(Size len, int64 rowno)
+{
+	if (len <= CV_CONSENT_SUBJECT_MAX)
+		return;
+	if (rowno > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("import row " INT64_FORMAT ": subject identifier is too long", rowno),
+				 errdetail("A subject identifier of consent is at most %d bytes long.", CV_CONSENT_SUBJECT_MAX)));
+	ereport(ERROR,
+			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			 errmsg("subject identifier is too long"),
+			 errdetail("A subject identifier of consent is at most %d bytes long.", CV_CONSENT_SUBJECT_MAX)));
+}
+
 PG_FUNCTION_INFO_V1(cv_ledger_hash);
 
 /*
@@ -578,6 +598,7 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("purpose must not be null or empty")));
+	imp_check_subject_len(VARSIZE_ANY_EXHDR(subject_t), 0);
 	subject = text_to_cstring(subject_t);
 	purpose = text_to_cstring(purpose_t);
 
@@ -1171,6 +1192,7 @@ cv_import_consents(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 						 errmsg("import row " INT64_FORMAT ": subject must not be null or empty", rowno)));
+			imp_check_subject_len(strlen(r->subject), rowno);
 			d = SPI_getbinval(tup, desc, cols.purpose, &isnull);
 			r->purpose = isnull ? NULL : TextDatumGetCString(d);
 			if (r->purpose == NULL || r->purpose[0] == '\0')

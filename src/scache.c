@@ -33,11 +33,14 @@
  * Layout of a version: integer subjects (canonical decimal, what id::text
  * gives) in a bitmap over their range when dense enough; text subjects of the
  * form <prefix><integer>, for the most common prefix, in a second bitmap
- * (subjects such as 'cust-1234' are interned to their number); every other
- * subject, and every subject with an end date, in an open-addressing hash
- * table with the subject bytes beside it.  Live opt-ins with an end date are
- * kept even when already past it: each reader compares the end date with its
- * own transaction's start, as the index probe does.
+ * (subjects such as 'cust-1234' are interned to their number).  A bitmap
+ * subject with an end date also has a bit in a second bitmap, and its end
+ * date in an array in the order of those bits, found by the bit's rank (a
+ * count per 64-bit word plus a popcount): no string hashing per row.  Every
+ * other subject is in an open-addressing hash table with the subject bytes
+ * (and end date) beside it.  Live opt-ins with an end date are kept even when
+ * already past it: each reader compares the end date with its own
+ * transaction's start, as the index probe does.
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
@@ -53,6 +56,7 @@
 #include "common/hashfn.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "storage/condition_variable.h"
 #include "storage/dsm.h"
 #include "storage/dsm_impl.h"
@@ -124,7 +128,10 @@ typedef struct CvScFamily
 	int64		min;
 	int64		max;
 	Size		granted_off;	/* a live opt-in */
-	Size		until_off;		/* ... with an end date (in the hash table too) */
+	Size		until_off;		/* ... with an end date */
+	Size		rank_off;		/* uint32 per word: end-date bits in the words before */
+	Size		untils_off;		/* TimestampTz per end-date bit, in bit order */
+	int64		nuntil;			/* end-date bits */
 } CvScFamily;
 
 /* the header of a version's segment; everything else is at offsets from it */
@@ -321,22 +328,42 @@ sc_prefix_equal(const char *s, const char *prefix, int plen)
 	return true;
 }
 
-/* a bit of a family's bitmap: 0 none, 1 granted, 2 granted with an end date */
-static inline int
-sc_bit(const CvScache *sc, const CvScFamily *f, int64 num)
+/*
+ * The live opt-in of subject number num of a family: its granted bit, and for
+ * one with an end date, that date (found by the rank of its end-date bit)
+ * against the transaction start time now.
+ */
+static inline bool
+sc_family_answer(const CvScache *sc, const CvScFamily *f, int64 num, TimestampTz now)
 {
-	int64		off;
-	uint64		bit;
+	uint64		off,
+				bit,
+				until_word,
+				rank;
+	const char *base = (const char *) sc;
 
 	if (num < f->min || num > f->max)
-		return 0;
-	off = num - f->min;
-	bit = UINT64CONST(1) << (off % 64);
-	if ((((const uint64 *) ((const char *) sc + f->granted_off))[off / 64] & bit) == 0)
-		return 0;
-	if ((((const uint64 *) ((const char *) sc + f->until_off))[off / 64] & bit) == 0)
-		return 1;
-	return 2;
+		return false;
+	off = (uint64) (num - f->min);
+	bit = UINT64CONST(1) << (off & 63);
+	if ((((const uint64 *) (base + f->granted_off))[off >> 6] & bit) == 0)
+		return false;
+	until_word = ((const uint64 *) (base + f->until_off))[off >> 6];
+	if ((until_word & bit) == 0)
+		return true;
+	rank = ((const uint32 *) (base + f->rank_off))[off >> 6] + pg_popcount64(until_word & (bit - 1));
+	Assert(rank < (uint64) f->nuntil);
+	return ((const TimestampTz *) (base + f->untils_off))[rank] > now;
+}
+
+/* the hash table lookup of an integer subject given without its text */
+static pg_noinline bool
+sc_hash_lookup_num(const CvScache *sc, int64 num, TimestampTz now)
+{
+	char		buf[32];
+	int			len = pg_lltoa(num, buf);
+
+	return sc_hash_lookup(sc, buf, len, now);
 }
 
 /*
@@ -346,8 +373,6 @@ sc_bit(const CvScache *sc, const CvScFamily *f, int64 num)
 bool
 CvScacheLookup(const CvScache *sc, const char *s, int len, int64 num, int64 now)
 {
-	char		buf[32];
-
 	if (s != NULL && num < 0 && sc->fam[1].has_bitmap)
 	{
 		const CvScFamily *f = &sc->fam[1];
@@ -361,27 +386,13 @@ CvScacheLookup(const CvScache *sc, const char *s, int len, int64 num, int64 now)
 			int64		n = sc_number(s + f->plen, len - f->plen);
 
 			if (n >= 0)
-			{
-				int			b = sc_bit(sc, f, n);
-
-				if (b != 2)
-					return b == 1;
-				return sc_hash_lookup(sc, s, len, now);
-			}
+				return sc_family_answer(sc, f, n, now);
 		}
 	}
 	if (num >= 0 && sc->fam[0].has_bitmap)
-	{
-		int			b = sc_bit(sc, &sc->fam[0], num);
-
-		if (b != 2)
-			return b == 1;
-	}
+		return sc_family_answer(sc, &sc->fam[0], num, now);
 	if (s == NULL)
-	{
-		len = pg_lltoa(num, buf);
-		s = buf;
-	}
+		return sc_hash_lookup_num(sc, num, now);
 	return sc_hash_lookup(sc, s, len, now);
 }
 
@@ -543,11 +554,13 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 	{
 		if (rows[i].fam >= 0 && !fam[rows[i].fam].has_bitmap)
 			rows[i].fam = -1;
-		if (rows[i].fam < 0 || rows[i].has_until)
+		if (rows[i].fam < 0)
 		{
 			nhash++;
 			strings += MAXALIGN(offsetof(CvScString, s) + rows[i].len);
 		}
+		else if (rows[i].has_until)
+			fam[rows[i].fam].nuntil++;
 	}
 
 	/* the layout */
@@ -561,6 +574,10 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 		total += words[i] * sizeof(uint64);
 		fam[i].until_off = total;
 		total += words[i] * sizeof(uint64);
+		fam[i].rank_off = total;
+		total += MAXALIGN(words[i] * sizeof(uint32));
+		fam[i].untils_off = total;
+		total += fam[i].nuntil * sizeof(TimestampTz);
 	}
 	if (nhash > 0)
 	{
@@ -603,7 +620,7 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 	}
 	base = dsm_segment_address(seg);
 	sc = (CvScache *) base;
-	memset(base, 0, off + nslots * sizeof(CvScSlot));
+	memset(base, 0, off + nslots * sizeof(CvScSlot));	/* bitmaps and slots */
 	sc->magic = CV_SC_MAGIC;
 	sc->version = version;
 	sc->dbid = MyDatabaseId;
@@ -631,7 +648,7 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 			if (r->has_until)
 				((uint64 *) (base + f->until_off))[b / 64] |= UINT64CONST(1) << (b % 64);
 		}
-		if (r->fam < 0 || r->has_until)
+		if (r->fam < 0)
 		{
 			uint64		h = sc_hash(s, r->len);
 			uint64		j;
@@ -649,6 +666,42 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 		}
 	}
 	Assert(off == total);
+
+	/* the ranks of the end-date bits, then each end date at its bit's rank */
+	for (i = 0; i < 2; i++)
+	{
+		const uint64 *until_bits;
+		uint32	   *rank;
+		uint32		sum = 0;
+		int64		w;
+
+		if (!sc->fam[i].has_bitmap)
+			continue;
+		until_bits = (const uint64 *) (base + sc->fam[i].until_off);
+		rank = (uint32 *) (base + sc->fam[i].rank_off);
+		for (w = 0; w < words[i]; w++)
+		{
+			rank[w] = sum;
+			sum += pg_popcount64(until_bits[w]);
+		}
+		Assert(sum == sc->fam[i].nuntil);
+	}
+	for (i = 0; i < nrows; i++)
+	{
+		CvScRow    *r = &rows[i];
+		CvScFamily *f;
+		uint64		b,
+					w;
+
+		if (r->fam < 0 || !r->has_until)
+			continue;
+		f = &sc->fam[r->fam];
+		b = (uint64) (r->num - f->min);
+		w = ((const uint64 *) (base + f->until_off))[b >> 6];
+		((TimestampTz *) (base + f->untils_off))
+			[((const uint32 *) (base + f->rank_off))[b >> 6] +
+			 pg_popcount64(w & ((UINT64CONST(1) << (b & 63)) - 1))] = r->until;
+	}
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return seg;
