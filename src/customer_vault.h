@@ -76,13 +76,16 @@ extern PGDLLEXPORT void cv_audit_worker_main(Datum arg);
 /* consent.c */
 
 /*
- * The longest subject identifier consent is recorded for, in bytes: grants
- * and imports refuse longer ones (54000), so consent checks answer false for
- * them.  Below the btree limit of consent_state's primary key (subject,
- * purpose), which refused subjects over about 2.7 kB with an index error.
+ * The longest subject identifier, in bytes, that a subject key
+ * (encrypt_for_subject), an erasure (forget_subject) and, since 0.5.0, a
+ * consent (grant_consent, import_consents, withdraw_consent) accept; longer
+ * ones are refused with 54000, so consent checks answer false for them.  It
+ * keeps consent_state's primary key (subject, purpose) far below the btree
+ * limit (which refused subjects over about 2.7 kB with an index error), and a
+ * subject whose consent is recorded can always be forgotten.
  * withdraw_consent (sql/src/40_consent.sql) has the same number.
  */
-#define CV_CONSENT_SUBJECT_MAX	1024
+#define CV_SUBJECT_MAX			255
 
 extern int	cv_consent_cache_size;
 extern void ConsentInit(void);

@@ -271,11 +271,16 @@ imp_head(CvHead *h)
 			return;
 		}
 	}
+	/*
+	 * Every head row, newest first, locked (one, but for right after a
+	 * restore): the others are deleted below only when there are any, so the
+	 * usual first append of a transaction runs one statement here, not two.
+	 */
 	imp_exec(CvSavedPlan(&plan_head_lock,
 					  "SELECT h.ctid, h.last_id, h.last_hash FROM customer_vault.consent_ledger_head h"
-					  " ORDER BY h.last_id DESC LIMIT 1 FOR UPDATE",
+					  " ORDER BY h.last_id DESC FOR UPDATE",
 					  0, NULL), NULL, NULL, 0);
-	if (SPI_processed != 1)
+	if (SPI_processed < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the consent ledger has no chain head"),
@@ -289,6 +294,8 @@ imp_head(CvHead *h)
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("the consent ledger's chain head has no last id")));
 	h->has_hash = imp_get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, h->last_hash);
+	if (SPI_processed == 1)
+		return;
 	v[0] = PointerGetDatum(&h->tid);
 	imp_exec(CvSavedPlan(&plan_head_clean,
 					  "DELETE FROM customer_vault.consent_ledger_head h WHERE h.ctid OPERATOR(pg_catalog.<>) $1",
@@ -469,23 +476,23 @@ imp_cap_until(const CvImpPurpose *p, TimestampTz from, bool *has_until, Timestam
 }
 
 /*
- * Refuse a subject identifier longer than CV_CONSENT_SUBJECT_MAX bytes (rowno:
+ * Refuse a subject identifier longer than CV_SUBJECT_MAX bytes (rowno:
  * the import row, 0 for grant_consent).
  */
 static void
 imp_check_subject_len(Size len, int64 rowno)
 {
-	if (len <= CV_CONSENT_SUBJECT_MAX)
+	if (len <= CV_SUBJECT_MAX)
 		return;
 	if (rowno > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("import row " INT64_FORMAT ": subject identifier is too long", rowno),
-				 errdetail("A subject identifier of consent is at most %d bytes long.", CV_CONSENT_SUBJECT_MAX)));
+				 errdetail("A subject identifier of consent is at most %d bytes long.", CV_SUBJECT_MAX)));
 	ereport(ERROR,
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("subject identifier is too long"),
-			 errdetail("A subject identifier of consent is at most %d bytes long.", CV_CONSENT_SUBJECT_MAX)));
+			 errdetail("A subject identifier of consent is at most %d bytes long.", CV_SUBJECT_MAX)));
 }
 
 PG_FUNCTION_INFO_V1(cv_ledger_hash);

@@ -61,7 +61,6 @@
 #include "utils/syscache.h"
 
 #define CV_KEY_CACHE_MAX	4096
-#define CV_SUBJECT_MAX		255
 #define CV_FP_LEN			16
 #define CV_WRAPPED_LEN		(CV_NONCE_LEN + CV_KEY_LEN + CV_TAG_LEN)
 

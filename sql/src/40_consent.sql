@@ -378,13 +378,13 @@ BEGIN
     IF evidence IS NOT NULL AND pg_catalog.jsonb_typeof(evidence) <> 'object' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'evidence must be a JSON object';
     END IF;
-    -- the bound of grant_consent (CV_CONSENT_SUBJECT_MAX, src/customer_vault.h);
-    -- a longer subject recorded before 0.5.0 can still be withdrawn
-    IF pg_catalog.octet_length(subject) > 1024
+    -- the bound of grant_consent and forget_subject (CV_SUBJECT_MAX,
+    -- src/customer_vault.h); a longer subject recorded before 0.5.0 can still be withdrawn
+    IF pg_catalog.octet_length(subject) > 255
        AND NOT EXISTS (SELECT 1 FROM customer_vault.consent_state s
                         WHERE s.subject = withdraw_consent.subject AND s.purpose = withdraw_consent.purpose) THEN
         RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded', MESSAGE = 'subject identifier is too long',
-            DETAIL = 'A subject identifier of consent is at most 1024 bytes long.';
+            DETAIL = 'A subject identifier of consent is at most 255 bytes long.';
     END IF;
     entry := customer_vault._ledger_append(subject, purpose, 'withdraw', evidence, NULL);
     UPDATE customer_vault.consent_state s

@@ -3,13 +3,19 @@
 -- as the superuser owner (RLS bypassed); the first count is :key_cold, the
 -- others :key_warm; every count must give :expect.  With par true the
 -- session may use parallel query (max_parallel_workers_per_gather = 2, the
--- server's default; bench.pl turns it off for everything else).
+-- server's default; bench.pl turns it off for everything else).  With heap
+-- true, no index scans: the count reads the table's heap.
 \c
 \if :set_cache
 SET customer_vault.consent_cache_size = :cache_to;
 \endif
 \if :par
 SET max_parallel_workers_per_gather = 2;
+\endif
+\if :heap
+SET enable_indexonlyscan = off;
+SET enable_indexscan = off;
+SET enable_bitmapscan = off;
 \endif
 \if :as_role
 SET ROLE bench_marketer;

@@ -1,6 +1,7 @@
 -- Consent at scale (issue 15, part SCALE):
 --  1. the subject bound: consent is recorded for subject identifiers of at
---     most 1024 bytes (octets, not characters); longer ones are refused with
+--     most 255 bytes (octets, not characters), the bound of subject keys and
+--     of forget_subject; longer ones are refused with
 --     54000 and a message of ours (before 0.5.0, subjects over ~2.7 kB failed
 --     on consent_state's primary key with an index error, shorter ones were
 --     stored); consent checks answer false for them without an error; a
@@ -30,26 +31,26 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 -- ---------- 1. the subject bound ----------
--- exactly 1024 bytes: recorded (ASCII, and with a two-byte character at the end)
-SELECT customer_vault.grant_consent(repeat('a', 1024), 'scale_news', '{"form": "bound"}') > 0 AS granted_1024;
-SELECT customer_vault.grant_consent(repeat('b', 1022) || 'é', 'scale_news', '{"form": "bound"}') > 0 AS granted_1024_bytes_utf8;
--- 1025 bytes (also 1023 characters of which one takes three bytes), and 3000 bytes: refused by us
-SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('a', 1025), 'scale_news', '{"form": "bound"}')$$) AS grant_1025;
-SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('c', 1022) || '€', 'scale_news', '{"form": "bound"}')$$) AS grant_1025_bytes_utf8;
+-- exactly 255 bytes: recorded (ASCII, and with a two-byte character at the end)
+SELECT customer_vault.grant_consent(repeat('a', 255), 'scale_news', '{"form": "bound"}') > 0 AS granted_255;
+SELECT customer_vault.grant_consent(repeat('b', 253) || 'é', 'scale_news', '{"form": "bound"}') > 0 AS granted_255_bytes_utf8;
+-- 256 bytes (also 254 characters of which one takes three bytes), and 3000 bytes: refused by us
+SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('a', 256), 'scale_news', '{"form": "bound"}')$$) AS grant_256;
+SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('c', 253) || '€', 'scale_news', '{"form": "bound"}')$$) AS grant_256_bytes_utf8;
 SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('a', 3000), 'scale_news', '{"form": "bound"}')$$) AS grant_3000;
 -- the bound comes before the purpose check (no other message first)
-SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('a', 1025), 'no_such_purpose', '{"form": "bound"}')$$) AS grant_1025_unknown_purpose;
+SELECT scale_try($$SELECT customer_vault.grant_consent(repeat('a', 256), 'no_such_purpose', '{"form": "bound"}')$$) AS grant_256_unknown_purpose;
 -- import: a row over the bound stops the import with its row number; nothing is recorded
 SELECT scale_try($$SELECT customer_vault.import_consents($q$
     SELECT s AS subject, 'scale_offers' AS purpose, '{"source": "crm"}'::jsonb AS evidence
-      FROM (VALUES ('imp-ok-1'), (repeat('d', 1025)), ('imp-ok-2')) v(s)$q$)$$) AS import_1025;
+      FROM (VALUES ('imp-ok-1'), (repeat('d', 256)), ('imp-ok-2')) v(s)$q$)$$) AS import_256;
 SELECT count(*) AS imported_after_refusal FROM customer_vault.consent_state WHERE purpose = 'scale_offers';
 SELECT customer_vault.import_consents($q$
     SELECT s AS subject, 'scale_offers' AS purpose, '{"source": "crm"}'::jsonb AS evidence
-      FROM (VALUES ('imp-ok-1'), (repeat('d', 1024)), ('imp-ok-2')) v(s)$q$) AS imported_1024;
+      FROM (VALUES ('imp-ok-1'), (repeat('d', 255)), ('imp-ok-2')) v(s)$q$) AS imported_255;
 -- withdraw: refused over the bound when nothing is recorded, accepted at it
-SELECT scale_try($$SELECT customer_vault.withdraw_consent(repeat('a', 1025), 'scale_news')$$) AS withdraw_1025;
-SELECT scale_try($$SELECT customer_vault.withdraw_consent(repeat('e', 1024), 'scale_news')$$) AS withdraw_1024_unrecorded;
+SELECT scale_try($$SELECT customer_vault.withdraw_consent(repeat('a', 256), 'scale_news')$$) AS withdraw_256;
+SELECT scale_try($$SELECT customer_vault.withdraw_consent(repeat('e', 255), 'scale_news')$$) AS withdraw_255_unrecorded;
 -- a 1500-byte subject recorded before 0.5.0 (written directly, as an old version could): it can be withdrawn
 INSERT INTO customer_vault.consent_state (subject, purpose, granted, granted_at, ledger_id)
 VALUES (repeat('L', 1500), 'scale_news', true, now(), 0);
@@ -60,15 +61,15 @@ SELECT customer_vault.verify_ledger() AS ledger_broken_at;
 
 -- consent checks: true at the bound, false (never an error) over it
 SET ROLE regress_scale_marketer;
-SELECT customer_vault.may_process(repeat('a', 1024), 'scale_news') AS may_1024,
-       customer_vault.may_process(repeat('b', 1022) || 'é', 'scale_news') AS may_1024_utf8,
-       customer_vault.may_process(repeat('a', 1025), 'scale_news') AS may_1025,
+SELECT customer_vault.may_process(repeat('a', 255), 'scale_news') AS may_255,
+       customer_vault.may_process(repeat('b', 253) || 'é', 'scale_news') AS may_255_utf8,
+       customer_vault.may_process(repeat('a', 256), 'scale_news') AS may_256,
        customer_vault.may_process(repeat('a', 100000), 'scale_news') AS may_100000,
-       customer_vault.may_process(repeat('d', 1024), 'scale_offers') AS may_imported_1024,
+       customer_vault.may_process(repeat('d', 255), 'scale_offers') AS may_imported_255,
        customer_vault.may_process(repeat('a', 3000), 'scale_contract') AS may_3000_contract;
 RESET ROLE;
-SELECT customer_vault.has_consent(repeat('a', 1024), 'scale_news') AS has_1024,
-       customer_vault.has_consent(repeat('a', 1025), 'scale_news') AS has_1025;
+SELECT customer_vault.has_consent(repeat('a', 255), 'scale_news') AS has_255,
+       customer_vault.has_consent(repeat('a', 256), 'scale_news') AS has_256;
 
 -- ---------- 2. end dates of interned subjects in the shared cache ----------
 -- 'rk-<n>' (prefix family) and '<n>' (integers) for n in 1..700: 2 in 3 granted,
