@@ -51,6 +51,16 @@ TAP_TESTS   = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 PROVE_FLAGS = -I test/t -j2
 
+# `make installcheck REGRESS_SET=package`: only the tests that need nothing but
+# an installed extension, a server preloading it and a root key (the Debian
+# package's autopkgtest, the test of the `make dist` zip)
+PACKAGE_REGRESS = install types crypto
+ifeq ($(REGRESS_SET),package)
+  REGRESS := $(PACKAGE_REGRESS)
+  ISOLATION :=
+  TAP_TESTS :=
+endif
+
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
               test/unit/test_core test/unit/test_core_san
 
@@ -82,7 +92,7 @@ test/unit/test_core_san: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
-.PHONY: test test-all test-citus demo bench unit
+.PHONY: test test-all test-citus demo bench unit deb dist test-packages
 unit: test/unit/test_core test/unit/test_core_san
 	test/unit/test_core
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
@@ -99,7 +109,8 @@ test-citus:
 	@test -n "$(CITUS_SRC)" || { echo "test-citus: give CITUS_SRC=<Citus source directory>" >&2; exit 2; }
 	CITUS_SRC="$(abspath $(CITUS_SRC))" bash test/run.sh citus
 
-# the suite on PostgreSQL 15, 17 and 18, one "N passed, N failed" over all
+# the suite on PostgreSQL 15, 17 and 18, then the package tests (make
+# test-packages), one "N passed, N failed" over all
 test-all:
 	bash test/run.sh test-all
 
@@ -110,3 +121,24 @@ demo:
 # side-by-side performance against plaintext and pgcrypto (BENCH_ROWS=...)
 bench:
 	bash test/run.sh bench
+
+# Debian packages (debian/, pg_buildext): dpkg-buildpackage -us -uc -b on a copy
+# of the tree, for the majors the host's postgresql-common supports
+# (PG_SUPPORTED_VERSIONS=17 narrows them); the .deb, .buildinfo and .changes
+# files go to DEB_OUT, then lintian runs when it is installed
+DEB_OUT ?= $(CURDIR)/build/deb
+deb:
+	bash test/packages.sh deb "$(DEB_OUT)"
+
+# the PGXN release: $(EXTENSION)-$(EXTVERSION).zip in DIST_OUT (git archive of
+# HEAD, META.json checked against the control file, the current version's SQL
+# scripts assembled into it)
+DIST_OUT ?= $(CURDIR)/build
+dist:
+	bash test/packages.sh dist "$(DIST_OUT)"
+
+# build, lintian, apt install, regression tests, apt purge of the packages of
+# each major in a throwaway copy of a Debian root file system of the matching
+# release (and, on 15, the dist zip built and installed from source); root only
+test-packages:
+	bash test/packages.sh test
