@@ -6,9 +6,16 @@
 #   bash test/rootfs.sh path MAJOR       build it if missing or stale, print its path
 #   bash test/rootfs.sh run MAJOR CMD..  run CMD (as root) inside it, with the
 #                                        source tree copied to /cv (see below)
+#   bash test/rootfs.sh scratch MAJOR OUT CMD..
+#                                        the same in a throwaway overlay of it:
+#                                        whatever CMD installs or changes is
+#                                        gone afterwards; the host directory
+#                                        OUT is mounted at /out (the package
+#                                        tests: test/packages.sh)
 #
 # The root file systems are made with debootstrap from Debian's own packages:
-# 17 from trixie, 18 from forky (bookworm's debootstrap has no forky script, so
+# 15 from bookworm (only for the package tests: the suite runs 15 on the
+# host), 17 from trixie, 18 from forky (bookworm's debootstrap has no forky script, so
 # sid's is used).  They are cached under $CV_ROOTFS_CACHE (default
 # /var/cache/customer_vault), one directory rootfs-<release> each (about
 # 1.5 GB), and rebuilt when their package list (the stamp file .cv-packages)
@@ -27,9 +34,10 @@ log() { printf '== %s\n' "$*" >&2; }
 
 release_of() {
     case "$1" in
+        15) echo bookworm ;;
         17) echo trixie ;;
         18) echo forky ;;
-        *) echo "no root file system is defined for PostgreSQL $1 (17, 18)" >&2; exit 2 ;;
+        *) echo "no root file system is defined for PostgreSQL $1 (15, 17, 18)" >&2; exit 2 ;;
     esac
 }
 
@@ -48,6 +56,13 @@ in_root() {
     unshare -m -p -f --propagation private -- bash -c '
         set -e
         root=$1; shift
+        if [ -n "${CV_SCRATCH:-}" ]; then
+            # a throwaway overlay: the cached tree is only read
+            mkdir -p "$CV_SCRATCH/upper" "$CV_SCRATCH/work" "$CV_SCRATCH/merged"
+            mount -t overlay overlay \
+                -o "lowerdir=$root,upperdir=$CV_SCRATCH/upper,workdir=$CV_SCRATCH/work" "$CV_SCRATCH/merged"
+            root=$CV_SCRATCH/merged
+        fi
         mount -t proc proc "$root/proc"
         mount --rbind /dev "$root/dev"
         mount -t tmpfs -o mode=1777,size=1g tmpfs "$root/dev/shm"
@@ -58,6 +73,14 @@ in_root() {
             # the source tree without its build products (the host may be building in it)
             tar -C "$CV_SRC" --exclude=.git --exclude="*.o" --exclude="*.so" --exclude="*.bc" \
                 --exclude=./results --exclude=./tmp_check -cf - . | tar -C "$root/cv" -xf -
+        fi
+        if [ -n "${CV_OUT:-}" ]; then
+            mkdir -p "$root/out"
+            mount --bind "$CV_OUT" "$root/out"
+        fi
+        if [ -n "${CV_APT_ARCHIVES:-}" ]; then
+            # downloaded packages kept between throwaway runs
+            mount --bind "$CV_APT_ARCHIVES" "$root/var/cache/apt/archives"
         fi
         cp /etc/resolv.conf "$root/etc/resolv.conf" 2>/dev/null || true
         exec chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
@@ -130,6 +153,9 @@ build() {
 
 case "${1:-}" in
     release)
+        # 15 runs on the host (test/run.sh asks here whether to use a root
+        # file system): its bookworm tree serves the package tests only
+        [ "$2" != 15 ] || { echo "PostgreSQL 15 runs on the host (Debian 12)" >&2; exit 2; }
         release_of "$2"
         ;;
     path)
@@ -140,8 +166,19 @@ case "${1:-}" in
         root=$(build "$m")
         CV_SRC=$here in_root "$root" "$@"
         ;;
+    scratch)
+        m=$2; out=$3; shift 3
+        root=$(build "$m")
+        mkdir -p "$out" "$CACHE/apt-archives-$(release_of "$m")/partial"
+        scratch=$(mktemp -d "$CACHE/.scratch-$m.XXXXXX")
+        rc=0
+        CV_SRC=$here CV_SCRATCH=$scratch CV_OUT=$(cd "$out" && pwd) \
+            CV_APT_ARCHIVES=$CACHE/apt-archives-$(release_of "$m") in_root "$root" "$@" || rc=$?
+        rm -rf "$scratch"
+        exit $rc
+        ;;
     *)
-        echo "usage: $0 path MAJOR | run MAJOR CMD..." >&2
+        echo "usage: $0 release MAJOR | path MAJOR | run MAJOR CMD... | scratch MAJOR OUT CMD..." >&2
         exit 2
         ;;
 esac

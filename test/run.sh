@@ -8,7 +8,8 @@
 #                            the same set-up, then only those tests
 #   bash test/run.sh demo    the same set-up, then test/demo.sql
 #   bash test/run.sh bench   the same set-up, then test/bench/bench.pl
-#   bash test/run.sh test-all   `test` on PostgreSQL 15, 17 and 18 in turn, one
+#   bash test/run.sh test-all   `test` on PostgreSQL 15, 17 and 18 in turn, then
+#                            the package tests (test/packages.sh test), one
 #                            final "N passed, N failed" line over all of them
 #   CITUS_SRC=DIR bash test/run.sh citus [test/citus/file.pl]
 #                            build Citus from DIR (test/citus/build.sh, cached
@@ -65,6 +66,21 @@ if [ "$mode" = test-all ]; then
         total_ok=$((total_ok + ok)); total_bad=$((total_bad + bad))
         summary+=("PostgreSQL $m: $line")
     done
+    # the Debian packages and the dist zip (make test-packages; root only,
+    # CV_PACKAGES=0 skips them)
+    if [ "${CV_PACKAGES:-1}" != 0 ]; then
+        log "the packages (make test-packages)"
+        set +e
+        bash test/packages.sh test 2>&1 | sed -u 's/^\([0-9]* passed, [0-9]* failed\)$/== packages: \1/' \
+            | tee "/tmp/customer_vault-test-all-$$-packages.out"
+        set -e
+        line=$(sed -n 's/^== packages: \([0-9]* passed, [0-9]* failed\)$/\1/p' "/tmp/customer_vault-test-all-$$-packages.out" | tail -n 1)
+        rm -f "/tmp/customer_vault-test-all-$$-packages.out"
+        [ -n "$line" ] || line="0 passed, 1 failed"
+        ok=${line%% passed*}; bad=${line#*, }; bad=${bad%% failed*}
+        total_ok=$((total_ok + ok)); total_bad=$((total_bad + bad))
+        summary+=("packages: $line")
+    fi
     printf '== %s\n' "${summary[@]}"
     echo "$total_ok passed, $total_bad failed"
     [ "$total_bad" -eq 0 ]
