@@ -204,6 +204,13 @@ inside_install() {
         die "a key file appeared with the install"
     fi
 
+    # what autopkgtest installs first: debian/tests/control's Depends but "@"
+    local deps
+    deps=$(sed -n '/^Depends:/,/^[A-Z]/p' debian/tests/control | sed '1s/^Depends://; /^[A-Z]/d' \
+           | tr ',\n' '  ' | xargs -n1 | grep -vx '@' | tr '\n' ' ')
+    log "the autopkgtest's dependencies: $deps"
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $deps >/dev/null
     log "the autopkgtest (debian/tests/installcheck) against the installed package"
     (cd /cv && debian/tests/installcheck) || die "debian/tests/installcheck failed"
 
