@@ -87,15 +87,13 @@ cv_memo_key_by_name(FunctionCallInfo fcinfo, text *name, bool blind)
 	return m->key;
 }
 
-/* seal plaintext under a key (padded to the key's block); ctx NULL means no context */
-bytea *
-CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
-			const char *ctx, int ctxlen)
+/*
+ * The binary length of the envelope sealing ptlen bytes under a key, or an
+ * error when the key was destroyed or the value is too long.
+ */
+size_t
+CvSealedLen(CvKey *key, size_t ptlen)
 {
-	bytea	   *res;
-	uint8		nonce[CV_NONCE_LEN];
-	size_t		len;
-
 	if (key->destroyed || key->aead == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -105,16 +103,39 @@ CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
 				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 				 errmsg("value is too long to encrypt"),
 				 errdetail("The largest value is %d bytes, length padding included.", CV_MAX_PLAINTEXT)));
-	len = cv_envelope_sealed_len(ptlen, key->pad_to);
-	res = palloc(VARHDRSZ + len);
-	SET_VARSIZE(res, VARHDRSZ + len);
+	return cv_envelope_sealed_len(ptlen, key->pad_to);
+}
+
+/*
+ * Seal plaintext under a key into out (CvSealedLen() bytes, already checked
+ * by the caller); ctx NULL means no context.
+ */
+void
+CvSealInto(CvKey *key, int type, const char *pt, size_t ptlen,
+		   const char *ctx, int ctxlen, uint8 *out)
+{
+	uint8		nonce[CV_NONCE_LEN];
+
 	CvRandomNonce(nonce);
-	if (!cv_envelope_seal(key->aead, (uint8 *) VARDATA(res), type, key->id, nonce,
+	if (!cv_envelope_seal(key->aead, out, type, key->id, nonce,
 						  (const uint8 *) ctx, ctx ? ctxlen : 0,
 						  (const uint8 *) pt, ptlen, key->pad_to))
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
 				 errmsg("AES-256-GCM encryption failed in the crypto library")));
+}
+
+/* seal plaintext under a key (padded to the key's block); ctx NULL means no context */
+bytea *
+CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
+			const char *ctx, int ctxlen)
+{
+	bytea	   *res;
+	size_t		len = CvSealedLen(key, ptlen);
+
+	res = palloc(VARHDRSZ + len);
+	SET_VARSIZE(res, VARHDRSZ + len);
+	CvSealInto(key, type, pt, ptlen, ctx, ctxlen, (uint8 *) VARDATA(res));
 	return res;
 }
 

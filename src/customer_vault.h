@@ -143,6 +143,9 @@ extern struct _SPI_plan *CvSavedPlan(struct _SPI_plan **slot, const char *sql, i
 /* columns.c: sealing and opening values (protect.c: protected columns) */
 extern bytea *CvSealValue(CvKey *key, int type, const char *pt, size_t ptlen,
 						  const char *ctx, int ctxlen);
+extern size_t CvSealedLen(CvKey *key, size_t ptlen);
+extern void CvSealInto(CvKey *key, int type, const char *pt, size_t ptlen,
+					   const char *ctx, int ctxlen, uint8 *out);
 
 /* why a value is opened: the decrypt audit and limits tell these apart */
 typedef enum CvOpenUse

@@ -17,6 +17,10 @@
  * depends on nothing but the value (never on DateStyle, TimeZone or the
  * like), and only the types listed in CvContextTypeSupported() are accepted.
  *
+ * From 0.5.0 a table has one such trigger, cv_protect, for all its protected
+ * columns (the per-table form, see below); the per-column triggers of older
+ * versions keep working until the update replaces them.
+ *
  * Column numbers, types, the keys and the statement's key epoch are resolved
  * on the trigger's first row in a statement and kept in its fn_extra.  The
  * trigger checks the identity and types of the columns it works on: the
@@ -366,6 +370,374 @@ cv_protect_blind_index(CvProtectState *st, const char *pt, size_t ptlen)
 	return PointerGetDatum(CvBlindIndex(st->bkey, st->bidx_binding, st->bidx_bits, pt, ptlen));
 }
 
+/* ---------- the per-table trigger (0.5.0) ---------- */
+
+/*
+ * From 0.5.0 a protected table has one trigger, cv_protect, BEFORE INSERT OR
+ * UPDATE FOR EACH ROW (no column list: it has no dependency on the columns,
+ * so dropping one of them leaves the others protected), whose arguments are
+ * CV_PROTECT_TABLE_MARK followed by six per protected column, as in the
+ * per-column trigger: column, key name, binding, context column ('' for
+ * none), blind index column ('' for none), blind index bits ('' for a
+ * column protected by 0.1.0, whose blind index is full-length and unbound).  It is made
+ * from the protected_columns registry, by the extension's owner only
+ * (protect_column, the sql_drop event trigger after a column drop, the
+ * update from 0.4.0).  The whole row is sealed in one tuple re-form.
+ */
+#define CV_PROTECT_TABLE_MARK	"cv_protect_table"
+#define CV_PROTECT_GROUP		6
+
+/* one protected column of a per-table trigger */
+typedef struct CvProtectCol
+{
+	int			attnum;			/* the protected column */
+	int			ctx_attnum;		/* 0 when there is no context column */
+	int			bidx_attnum;	/* 0 when there is no blind index */
+	int			bidx_bits;
+	Oid			ctx_type;		/* base type of the context column */
+	const char *name;
+	const char *key_name;
+	const char *binding;
+	int			binding_len;
+	const char *bidx_binding;	/* NULL: a 0.1.0 column's unbound index */
+	CvKey	   *key;			/* active version: seals */
+	CvKey	   *bkey;			/* first version: blind index */
+} CvProtectCol;
+
+/* what a per-table trigger needs, resolved on its first row in a statement */
+typedef struct CvProtectTable
+{
+	Oid			tgoid;
+	Oid			relid;
+	uint64		epoch;			/* key epoch the keys belong to */
+	int			ncols;
+	int			natts;
+	Datum	   *values;			/* the new row, deformed */
+	bool	   *nulls;
+	StringInfoData aad;			/* row context of the value at hand */
+	StringInfoData oldaad;		/* the same in the old row (UPDATE) */
+	uint8	   *sealbuf;		/* binary envelope being sealed */
+	size_t		sealcap;
+	MemoryContext mcxt;			/* where this state lives (the call site's) */
+	CvProtectCol cols[FLEXIBLE_ARRAY_MEMBER];
+} CvProtectTable;
+
+/* whether a trigger's arguments are those of the per-table form */
+static bool
+cv_protect_is_table_form(Trigger *tg)
+{
+	return tg->tgnargs > CV_PROTECT_GROUP &&
+		(tg->tgnargs - 1) % CV_PROTECT_GROUP == 0 &&
+		strcmp(tg->tgargs[0], CV_PROTECT_TABLE_MARK) == 0;
+}
+
+/* resolve a column of the per-table trigger by name and check its type */
+static int
+cv_protect_table_column(Relation rel, const char *name, const char *what, int kind)
+{
+	int			attnum = cv_protect_attnum(rel, name, what);
+	Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid);
+
+	if (kind == 0 && typid != TEXTOID && typid != VARCHAROID)
+		cv_protect_changed(rel, what, name, "A protected column must be of type text.");
+	if (kind == 1 && !CvContextTypeSupported(typid))
+		cv_protect_changed(rel, what, name, "Its type cannot serve as a row context.");
+	if (kind == 2 && typid != BYTEAOID)
+		cv_protect_changed(rel, what, name, "A blind index column must be of type bytea.");
+	return attnum;
+}
+
+/* the per-table trigger's state for this statement, set up on its first row */
+static CvProtectTable *
+cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	CvProtectTable *st = (CvProtectTable *) fcinfo->flinfo->fn_extra;
+	Trigger    *tg = td->tg_trigger;
+	Relation	rel = td->tg_relation;
+	uint64		epoch = CvKeyEpoch();
+	int			i,
+				j;
+
+	if (st == NULL || st->tgoid != tg->tgoid || st->relid != RelationGetRelid(rel))
+	{
+		int			ncols = (tg->tgnargs - 1) / CV_PROTECT_GROUP;
+		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+
+		st = palloc0(offsetof(CvProtectTable, cols) + ncols * sizeof(CvProtectCol));
+		st->ncols = ncols;
+		for (i = 0; i < ncols; i++)
+		{
+			char	  **a = tg->tgargs + 1 + i * CV_PROTECT_GROUP;
+			CvProtectCol *c = &st->cols[i];
+
+			c->name = pstrdup(a[0]);
+			c->key_name = pstrdup(a[1]);
+			c->binding = pstrdup(a[2]);
+			c->binding_len = strlen(a[2]);
+			c->attnum = cv_protect_table_column(rel, a[0], "protected column", 0);
+			if (a[3][0] != '\0')
+			{
+				c->ctx_attnum = cv_protect_table_column(rel, a[3], "context column", 1);
+				c->ctx_type = getBaseType(TupleDescAttr(RelationGetDescr(rel), c->ctx_attnum - 1)->atttypid);
+			}
+			if (a[4][0] != '\0')
+				c->bidx_attnum = cv_protect_table_column(rel, a[4], "blind index column", 2);
+			/* bits '' (a column protected by 0.1.0): full length, unbound */
+			c->bidx_bits = CV_MAC_LEN * 8;
+			if (a[5][0] != '\0')
+			{
+				c->bidx_bits = pg_strtoint32(a[5]);
+				c->bidx_binding = c->binding;
+			}
+			if (c->bidx_bits < 1 || c->bidx_bits > CV_MAC_LEN * 8)
+				cv_protect_changed(rel, "protection trigger", tg->tgname,
+								   "Its blind index bits are out of range.");
+		}
+		/*
+		 * No column twice, and no protected column as the context or the
+		 * blind index of another: every context is read from the row as
+		 * written, before anything in it is sealed.
+		 */
+		for (i = 0; i < ncols; i++)
+			for (j = 0; j < ncols; j++)
+			{
+				CvProtectCol *a = &st->cols[i];
+				CvProtectCol *b = &st->cols[j];
+
+				if ((i != j && a->attnum == b->attnum) ||
+					a->ctx_attnum == b->attnum || a->bidx_attnum == b->attnum ||
+					(i != j && a->bidx_attnum != 0 && a->bidx_attnum == b->bidx_attnum) ||
+					(a->bidx_attnum != 0 && a->bidx_attnum == b->ctx_attnum))
+					cv_protect_changed(rel, "protected column", a->name,
+									   "A column is protected twice, or serves as the context or blind index of another protected column.");
+			}
+		st->natts = RelationGetDescr(rel)->natts;
+		st->values = palloc(st->natts * sizeof(Datum));
+		st->nulls = palloc(st->natts * sizeof(bool));
+		initStringInfo(&st->aad);
+		initStringInfo(&st->oldaad);
+		st->tgoid = tg->tgoid;
+		st->relid = RelationGetRelid(rel);
+		st->mcxt = fcinfo->flinfo->fn_mcxt;
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = st;
+	}
+	/* keys: looked up once per statement, valid for all of it */
+	if (st->epoch != epoch || st->cols[0].key == NULL)
+	{
+		for (i = 0; i < st->ncols; i++)
+		{
+			CvProtectCol *c = &st->cols[i];
+
+			if (i > 0 && strcmp(c->key_name, st->cols[i - 1].key_name) == 0)
+				c->key = st->cols[i - 1].key;
+			else
+				c->key = CvActiveKeyByName(c->key_name);
+			c->bkey = c->bidx_attnum ? CvBlindIndexKeyByName(c->key_name) : NULL;
+		}
+		st->epoch = epoch;
+	}
+	return st;
+}
+
+/* the row context of a protected value into buf: binding || context value text */
+static void
+cv_protect_table_aad(CvProtectCol *c, Relation rel, StringInfo buf, Datum ctxval, bool ctxnull)
+{
+	resetStringInfo(buf);
+	appendBinaryStringInfo(buf, c->binding, c->binding_len);
+	if (c->ctx_attnum == 0)
+		return;
+	if (ctxnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("context column \"%s\" of table \"%s\" must not be null in a row with protected values",
+						NameStr(TupleDescAttr(RelationGetDescr(rel), c->ctx_attnum - 1)->attname),
+						RelationGetRelationName(rel)),
+				 errhint("Give the context column a value (for example the customer id) before the protected column.")));
+	CvAppendRowContext(buf, c->ctx_type, ctxval);
+}
+
+/*
+ * Seal a plaintext for a column into a text envelope datum: the binary form
+ * goes into the statement's scratch buffer (no bytea of its own), then once
+ * into its text form.
+ */
+static Datum
+cv_protect_table_seal(CvProtectTable *st, CvProtectCol *c, const char *pt, size_t ptlen)
+{
+	size_t		len = CvSealedLen(c->key, ptlen);
+	text	   *res;
+	size_t		n;
+
+	if (len > st->sealcap)
+	{
+		size_t		cap = Max(len, 1024);
+
+		if (st->sealbuf)
+			pfree(st->sealbuf);
+		st->sealbuf = MemoryContextAlloc(st->mcxt, cap);
+		st->sealcap = cap;
+	}
+	CvSealInto(c->key, CV_ENV_TYPE_TEXT, pt, ptlen, st->aad.data, st->aad.len, st->sealbuf);
+	res = palloc(VARHDRSZ + cv_envelope_text_len(len));
+	n = cv_envelope_to_text(st->sealbuf, len, VARDATA(res));
+	SET_VARSIZE(res, VARHDRSZ + n);
+	return PointerGetDatum(res);
+}
+
+/* the per-table trigger: every protected column of the row, one tuple re-form */
+static Datum
+cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
+{
+	CvProtectTable *st = cv_protect_table_state(fcinfo, td);
+	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	newtup;
+	HeapTuple	oldtup = NULL;
+	HeapTuple	res;
+	bool		changed = false;
+	int			i;
+
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+	{
+		newtup = td->tg_newtuple;
+		oldtup = td->tg_trigtuple;
+	}
+	else
+		newtup = td->tg_trigtuple;
+	if (desc->natts != st->natts)
+		elog(ERROR, "customer_vault: the row type of table \"%s\" changed during a statement",
+			 RelationGetRelationName(rel));
+	heap_deform_tuple(newtup, desc, st->values, st->nulls);
+
+	for (i = 0; i < st->ncols; i++)
+	{
+		CvProtectCol *c = &st->cols[i];
+		int			a = c->attnum - 1;
+		int			b = c->bidx_attnum - 1;
+		text	   *t;
+		CvEnvelope	env;
+		char	   *pt;
+		size_t		ptlen;
+		bool		wipe_pt = false;
+
+		if (st->nulls[a])
+		{
+			/* no value, no blind index */
+			if (c->bidx_attnum != 0 && !st->nulls[b])
+			{
+				st->values[b] = (Datum) 0;
+				st->nulls[b] = true;
+				changed = true;
+			}
+			continue;
+		}
+		cv_protect_table_aad(c, rel, &st->aad,
+							 c->ctx_attnum ? st->values[c->ctx_attnum - 1] : (Datum) 0,
+							 c->ctx_attnum ? st->nulls[c->ctx_attnum - 1] : false);
+		t = DatumGetTextPP(st->values[a]);
+
+		if (oldtup != NULL)
+		{
+			bool		oldnull;
+			Datum		oldvalue = heap_getattr(oldtup, c->attnum, desc, &oldnull);
+
+			if (!oldnull && datumIsEqual(oldvalue, st->values[a], false, -1))
+			{
+				bool		octxnull = false;
+				Datum		octx = c->ctx_attnum ? heap_getattr(oldtup, c->ctx_attnum, desc, &octxnull) : (Datum) 0;
+
+				cv_protect_table_aad(c, rel, &st->oldaad, octx, octxnull);
+				/* unchanged value under an unchanged context: kept as it is */
+				if (st->oldaad.len == st->aad.len &&
+					memcmp(st->oldaad.data, st->aad.data, st->aad.len) == 0)
+				{
+					/* the blind index follows the value, not the statement */
+					if (c->bidx_attnum != 0)
+					{
+						st->values[b] = heap_getattr(oldtup, c->bidx_attnum, desc, &st->nulls[b]);
+						changed = true;
+					}
+					continue;
+				}
+				/* the row's context changed: re-bind the value to the new one */
+				if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_DATA_CORRUPTED),
+							 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
+									c->name)));
+				pt = palloc(env.ciphertext_len + 1);
+				if (!CvOpenValue(&env, st->oldaad.data, st->oldaad.len, CV_OPEN_RESEAL, pt, &ptlen))
+					continue;	/* key destroyed: nothing to re-bind */
+				wipe_pt = true;
+				goto seal;
+			}
+		}
+
+		if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) != NULL)
+		{
+			/* ciphertext arriving as it is: keep it only if it belongs here */
+			char	   *check = palloc(env.ciphertext_len + 1);
+			size_t		checklen;
+			int			rc = CvOpenEnvelope(&env, st->aad.data, st->aad.len, CV_OPEN_VERIFY, true,
+											check, &checklen);
+
+			if (rc == CV_OPEN_FAILED || rc == CV_OPEN_NO_KEY)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_CORRUPTED),
+						 errmsg("ciphertext stored into protected column \"%s\" does not authenticate for this column and row",
+								c->name),
+						 errdetail(rc == CV_OPEN_NO_KEY
+								   ? "The data key it names does not exist."
+								   : "It was altered, forged, or belongs to another column or row."),
+						 errhint("Store plaintext; the column encrypts it.")));
+			if (c->bidx_attnum != 0)
+			{
+				if (rc == CV_OPEN_DESTROYED)
+				{
+					/* under a destroyed key: kept as it is, it reads as NULL */
+					st->values[b] = (Datum) 0;
+					st->nulls[b] = true;
+				}
+				else
+				{
+					st->values[b] = PointerGetDatum(CvBlindIndex(c->bkey, c->bidx_binding, c->bidx_bits,
+																 check, checklen));
+					st->nulls[b] = false;
+				}
+				changed = true;
+			}
+			cv_wipe(check, env.ciphertext_len);
+			continue;
+		}
+
+		/* plaintext: seal it before the row is written */
+		pt = VARDATA_ANY(t);
+		ptlen = VARSIZE_ANY_EXHDR(t);
+
+seal:
+		st->values[a] = cv_protect_table_seal(st, c, pt, ptlen);
+		if (c->bidx_attnum != 0)
+		{
+			st->values[b] = PointerGetDatum(CvBlindIndex(c->bkey, c->bidx_binding, c->bidx_bits, pt, ptlen));
+			st->nulls[b] = false;
+		}
+		if (wipe_pt)
+			cv_wipe(pt, ptlen);
+		changed = true;
+	}
+
+	if (!changed)
+		return PointerGetDatum(newtup);
+	/* one re-form of the row, keeping its identity as heap_modify_tuple does */
+	res = heap_form_tuple(desc, st->values, st->nulls);
+	res->t_data->t_ctid = newtup->t_data->t_ctid;
+	res->t_self = newtup->t_self;
+	res->t_tableOid = newtup->t_tableOid;
+	return PointerGetDatum(res);
+}
+
 /*
  * BEFORE INSERT OR UPDATE ROW trigger of a protected column.  Arguments:
  * column, key name, binding, context column ('' for none), blind index
@@ -401,10 +773,14 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_BEFORE(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)) ||
-		(td->tg_trigger->tgnargs != 5 && td->tg_trigger->tgnargs != 6))
+		(td->tg_trigger->tgnargs != 5 && td->tg_trigger->tgnargs != 6 &&
+		 !cv_protect_is_table_form(td->tg_trigger)))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("customer_vault protection trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW with five or six arguments")));
+				 errmsg("customer_vault protection trigger must fire BEFORE INSERT OR UPDATE FOR EACH ROW with five or six arguments, or the per-table arguments")));
+	/* 0.5.0: one trigger for every protected column of the table */
+	if (td->tg_trigger->tgnargs > 6)
+		return cv_protect_table_trigger(fcinfo, td);
 
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);

@@ -26,12 +26,15 @@ SELECT pg_catalog.pg_extension_config_dump('customer_vault.protected_columns', '
 --@ code
 
 -- Forget the protection of tables and columns that are dropped, so a new table
--- of the same name can be protected.  SECURITY DEFINER because whoever may drop
+-- of the same name can be protected, and remake the protect trigger of a
+-- table that lost a protected column.  SECURITY DEFINER because whoever may drop
 -- a table must be able to remove its rows here; the search_path is pinned.
 CREATE OR REPLACE FUNCTION customer_vault._forget_dropped() RETURNS event_trigger
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    r record;
 BEGIN
     -- DROP EXTENSION drops this table too
     IF pg_catalog.to_regclass('customer_vault.protected_columns') IS NULL THEN
@@ -56,10 +59,24 @@ BEGIN
        AND (d.object_type OPERATOR(pg_catalog.=) 'table'
             OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
                 AND d.address_names[3] OPERATOR(pg_catalog.=) p.column_name::pg_catalog.text));
+    -- a table that lost a protected column gets its protect trigger remade
+    -- for the columns left (none left: no trigger); a lost context or blind
+    -- index column stays named by the trigger, which then refuses to write
+    FOR r IN SELECT DISTINCT d.objid
+               FROM pg_catalog.pg_event_trigger_dropped_objects() d
+               JOIN pg_catalog.pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) d.objid
+              WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+                AND d.object_type OPERATOR(pg_catalog.=) 'table column'
+                AND t.tgname OPERATOR(pg_catalog.=) 'cv_protect'
+                AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                AND t.tgfoid OPERATOR(pg_catalog.=) 'customer_vault._protect_trigger()'::pg_catalog.regprocedure
+    LOOP
+        PERFORM customer_vault._build_protect_trigger(r.objid::pg_catalog.regclass);
+    END LOOP;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._forget_dropped() IS
-    'internal: event trigger removing protected_columns rows of dropped tables and columns';
+    'internal: event trigger removing protected_columns rows of dropped tables and columns, and remaking the protect trigger of a table that lost one';
 --@ schema
 CREATE EVENT TRIGGER customer_vault_forget_dropped ON sql_drop
     EXECUTE FUNCTION customer_vault._forget_dropped();
@@ -235,12 +252,63 @@ $$;
 COMMENT ON FUNCTION customer_vault._trigger_args(bytea) IS
     'internal: the arguments of a trigger as text';
 
+-- (Re)makes the one protect trigger of a table, cv_protect, from its registry
+-- rows (never from a caller's arguments): drops the table's per-column
+-- triggers of older versions (cv_protect_<attnum>) and its cv_protect, then
+-- creates cv_protect BEFORE INSERT OR UPDATE FOR EACH ROW with the mark
+-- 'cv_protect_table' and six arguments per protected column still in the
+-- table, in column order (column, key, binding, context column, blind index
+-- column, blind index bits; '' for none, bits '' for a column protected by
+-- 0.1.0), or no trigger when none is left.  No column list: the trigger does
+-- not depend on the columns, so dropping one (CASCADE) leaves the others
+-- protected.  Run as the extension's owner only (protect_column, the sql_drop
+-- event trigger, the update); granted to nobody.
+CREATE OR REPLACE FUNCTION customer_vault._build_protect_trigger(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    args text;
+BEGIN
+    FOR r IN SELECT t.tgname FROM pg_catalog.pg_trigger t
+              WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
+                AND t.tgfoid OPERATOR(pg_catalog.=) 'customer_vault._protect_trigger()'::pg_catalog.regprocedure
+                AND NOT t.tgisinternal
+                AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
+                AND (t.tgname OPERATOR(pg_catalog.=) 'cv_protect'
+                     OR t.tgname::pg_catalog.text OPERATOR(pg_catalog.~) '^cv_protect_[0-9]+$')
+    LOOP
+        EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', r.tgname, tbl);
+    END LOOP;
+    SELECT pg_catalog.string_agg(pg_catalog.format('%L, %L, %L, %L, %L, %L', p.column_name, p.key_name, p.binding,
+                                                   COALESCE(p.context_column, ''), COALESCE(p.blind_index_column, ''),
+                                                   COALESCE(p.blind_index_bits::pg_catalog.text, '')),
+                                 ', ' ORDER BY a.attnum)
+      INTO args
+      FROM customer_vault.protected_columns p
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+       AND a.attname OPERATOR(pg_catalog.=) p.column_name AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+     WHERE p.relid OPERATOR(pg_catalog.=) tbl;
+    IF args IS NOT NULL THEN
+        EXECUTE pg_catalog.format('CREATE TRIGGER cv_protect BEFORE INSERT OR UPDATE ON %s FOR EACH ROW'
+                                  ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %s)',
+                                  tbl, 'cv_protect_table', args);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._build_protect_trigger(regclass) IS
+    'internal, as the extension owner: (re)makes the one protect trigger of a table from its protected_columns rows';
+
 -- Every trigger calling _protect_trigger (but the clones a trigger on a
--- partitioned table has on its partitions), its arguments, and whether it is
--- what protect_column makes: on an ordinary or partitioned table, named
--- cv_protect_<attnum> of a text column, with the binding of that column
--- under the table's current name (a trigger with any other binding computes
--- another column's blind index for whatever is written to it).
+-- partitioned table has on its partitions), its arguments (one row per
+-- protected column: the per-table trigger cv_protect of 0.5.0 gives one row
+-- per group of six arguments after its mark), and whether it is what
+-- protect_column makes: on an ordinary or partitioned table, named
+-- cv_protect_<attnum> (before 0.5.0) or cv_protect, for a text column, with
+-- the binding of that column under the table's current name (a trigger with
+-- any other binding computes another column's blind index for whatever is
+-- written to it).
 CREATE OR REPLACE FUNCTION customer_vault._protect_triggers()
     RETURNS TABLE (trigger_oid oid, relid oid, trigger_name name, column_name text, key_name text,
                    binding text, context_column text, blind_index_column text, blind_index_bits text,
@@ -248,15 +316,25 @@ CREATE OR REPLACE FUNCTION customer_vault._protect_triggers()
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT t.oid, t.tgrelid, t.tgname, g.a[1], g.a[2], g.a[3], NULLIF(g.a[4], ''), NULLIF(g.a[5], ''), g.a[6],
+    SELECT t.oid, t.tgrelid, t.tgname, g.a[1], g.a[2], g.a[3], NULLIF(g.a[4], ''), NULLIF(g.a[5], ''), NULLIF(g.a[6], ''),
            COALESCE(c.relkind OPERATOR(pg_catalog.=) ANY (ARRAY['r', 'p']::"char"[])
-                    AND t.tgnargs OPERATOR(pg_catalog.>=) 5
+                    AND pg_catalog.array_length(g.a, 1) OPERATOR(pg_catalog.>=) 5
                     AND att.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.text'::pg_catalog.regtype
-                    AND t.tgname::pg_catalog.text OPERATOR(pg_catalog.=) ('cv_protect_' OPERATOR(pg_catalog.||) att.attnum)
+                    AND t.tgname::pg_catalog.text OPERATOR(pg_catalog.=)
+                        CASE WHEN g.table_form THEN 'cv_protect' ELSE 'cv_protect_' OPERATOR(pg_catalog.||) att.attnum END
                     AND g.a[3] OPERATOR(pg_catalog.=) customer_vault._binding_of(c.oid, g.a[1]::name), false)
       FROM pg_catalog.pg_trigger t
       JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid
-     CROSS JOIN LATERAL (SELECT customer_vault._trigger_args(t.tgargs) AS a) g
+     CROSS JOIN LATERAL (SELECT customer_vault._trigger_args(t.tgargs) AS a) ga
+     CROSS JOIN LATERAL (
+            -- the per-column form: its arguments; the per-table form: each group of six
+            SELECT ga.a AS a, false AS table_form
+             WHERE ga.a[1] IS DISTINCT FROM 'cv_protect_table'
+            UNION ALL
+            SELECT ga.a[i OPERATOR(pg_catalog.+) 1 : i OPERATOR(pg_catalog.+) 6], true
+              FROM pg_catalog.generate_series(1, pg_catalog.cardinality(ga.a) OPERATOR(pg_catalog.-) 6, 6) i
+             WHERE ga.a[1] OPERATOR(pg_catalog.=) 'cv_protect_table'
+               AND (pg_catalog.cardinality(ga.a) OPERATOR(pg_catalog.-) 1) OPERATOR(pg_catalog.%) 6 OPERATOR(pg_catalog.=) 0) g
       LEFT JOIN pg_catalog.pg_attribute att ON att.attrelid OPERATOR(pg_catalog.=) t.tgrelid
        AND att.attname OPERATOR(pg_catalog.=) g.a[1] AND att.attnum OPERATOR(pg_catalog.>) 0 AND NOT att.attisdropped
      WHERE t.tgfoid OPERATOR(pg_catalog.=) 'customer_vault._protect_trigger()'::pg_catalog.regprocedure
@@ -591,7 +669,6 @@ CREATE OR REPLACE FUNCTION customer_vault._finish_protection_as_owner(tbl regcla
 AS $$
 DECLARE
     p customer_vault.protected_columns;
-    colnum smallint;
     bind text;
 BEGIN
     PERFORM customer_vault._table_names(tbl);
@@ -608,16 +685,8 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = pg_catalog.format('the registry row of column %I of table %s does not match the table', col, tbl);
     END IF;
-    SELECT a.attnum INTO colnum FROM pg_catalog.pg_attribute a
-     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col;
-    EXECUTE pg_catalog.format(
-        'CREATE TRIGGER %I BEFORE INSERT OR UPDATE OF %s ON %I.%I FOR EACH ROW'
-        ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %L, %L, %L, %L, %L)',
-        'cv_protect_' OPERATOR(pg_catalog.||) colnum,
-        pg_catalog.concat_ws(', ', pg_catalog.quote_ident(col), pg_catalog.quote_ident(p.context_column),
-                             pg_catalog.quote_ident(p.blind_index_column)),
-        p.schema_name, p.table_name, col, p.key_name, bind, COALESCE(p.context_column, ''),
-        COALESCE(p.blind_index_column, ''), COALESCE(p.blind_index_bits, 256));
+    -- the table's one protect trigger, remade with this column in it
+    PERFORM customer_vault._build_protect_trigger(tbl);
     IF p.blind_index_column IS NOT NULL THEN
         EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', tbl, p.blind_index_column);
         -- no planner statistics: their most common values and estimates would
@@ -675,6 +744,19 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'duplicate_object',
             MESSAGE = pg_catalog.format('column %I of table %s is already protected', col, tbl),
             HINT = 'Use customer_vault.rotate_key() and customer_vault.reencrypt() to change its key version.';
+    END IF;
+    -- one trigger seals every protected column of a row from the row as
+    -- written: no protected column is the context or blind index of another
+    IF EXISTS (SELECT 1 FROM customer_vault.protected_columns p
+                WHERE p.relid OPERATOR(pg_catalog.=) tbl
+                  AND (col OPERATOR(pg_catalog.=) ANY (ARRAY[p.context_column, p.blind_index_column])
+                       OR p.column_name OPERATOR(pg_catalog.=) ANY (ARRAY[protect_column.context_column,
+                                                                          protect_column.blind_index_column])
+                       OR p.blind_index_column OPERATOR(pg_catalog.=) ANY (ARRAY[protect_column.context_column,
+                                                                                 protect_column.blind_index_column]))) THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = pg_catalog.format('column %I of table %s cannot be protected with these columns', col, tbl),
+            DETAIL = 'A protected column cannot be the context column or the blind index column of another, and two protected columns cannot share a blind index column.';
     END IF;
     PERFORM customer_vault._check_key(key_name);
     IF context_column IS NOT NULL THEN

@@ -31,3 +31,21 @@ BEGIN
     END LOOP;
 END
 $$;
+
+-- TRIGGER (issue 15): one protect trigger per table.  Every table with
+-- protected columns gets cv_protect, made from its registry rows, in place of
+-- its per-column triggers cv_protect_<attnum> (the arguments carry the same
+-- keys, bindings and contexts, so values written before stay readable and
+-- blind indexes stay comparable).
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT DISTINCT p.relid
+               FROM customer_vault.protected_columns p
+               JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+    LOOP
+        PERFORM customer_vault._build_protect_trigger(r.relid);
+    END LOOP;
+END
+$$;

@@ -82,7 +82,7 @@ SELECT customer_vault._finish_protection('regress_br.orders', 'note');
 SELECT customer_vault._register_protection('regress_br.orders', 'note', 'br_key', NULL, NULL, NULL);
 RESET ROLE;
 SELECT count(*) AS protect_triggers FROM pg_trigger
- WHERE tgrelid = 'regress_br.orders'::regclass AND tgname LIKE 'cv_protect_%';
+ WHERE tgrelid = 'regress_br.orders'::regclass AND tgname LIKE 'cv\_protect%';
 
 -- a superuser goes around the guard: the row keeps naming the old table; a
 -- new table of that name gets nothing, and dropping it keeps the row
@@ -160,7 +160,7 @@ SELECT extversion FROM pg_extension WHERE extname = 'customer_vault';
 SELECT to_regclass('adm.x_decrypted') AS planted_view;
 SELECT schema_name, table_name, column_name, key_name, context_column, relid::regclass
   FROM customer_vault.protected_columns ORDER BY 1, 2;
-SELECT tgrelid::regclass, tgname FROM pg_trigger WHERE tgname LIKE 'cv_protect_%' ORDER BY 1;
+SELECT tgrelid::regclass, tgname FROM pg_trigger WHERE tgname LIKE 'cv\_protect%' ORDER BY 1;
 SET ROLE regress_br_admin;
 UPDATE adm.x_decrypted SET rolsuper = true WHERE rolname = 'regress_br_admin';
 INSERT INTO adm.g VALUES (1, 'rare');

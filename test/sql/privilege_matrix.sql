@@ -160,6 +160,13 @@ INSERT INTO pm_probes VALUES
  (72, '_erasure_treatment()', 'SELECT customer_vault._erasure_treatment(''pm_t'')'),
  (73, '_same_subject()', 'SELECT customer_vault._same_subject(''1'', ''01'')'),
  (74, '_maint_run(forget_delete)', 'SELECT customer_vault._maint_run(''forget_delete'', ''pm_t'', ARRAY[''1''])');
+-- part TRIGGER (issue 15): the one protect trigger per table is made by the
+-- extension's owner only; its owner may drop it (as it could drop the
+-- per-column triggers): the protection of a table is its owner's to give up
+INSERT INTO pm_probes VALUES
+ (160, '_build_protect_trigger()', 'SELECT customer_vault._build_protect_trigger(''pm_t'')'),
+ (161, 'per-table protect trigger of its own', 'CREATE TEMP TABLE s2 (v text); CREATE TRIGGER f BEFORE INSERT ON s2 FOR EACH ROW EXECUTE FUNCTION customer_vault._protect_trigger(''cv_protect_table'', ''v'', ''pm_key'', ''x'', '''', '''', ''16'')'),
+ (162, 'drop the protect trigger', 'DROP TRIGGER cv_protect ON pm_t');
 -- part SCACHE (issue 15): the shared consent cache's helpers are internal
 INSERT INTO pm_probes VALUES
  (150, '_consent_shared_cache()', 'SELECT * FROM customer_vault._consent_shared_cache()'),
