@@ -41,6 +41,8 @@ REGRESS += access_log
 REGRESS += masking_review
 # consent at scale: the subject bound, the shared cache's end dates (part SCALE)
 REGRESS += consent_scale
+# one protect trigger per table (part TRIGGER, issue 15)
+REGRESS += protect_table
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold
