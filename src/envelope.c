@@ -118,6 +118,10 @@ cv_base64_encoded_len(size_t len)
 	return ((len + 2) / 3) * 4;
 }
 
+/* the two characters of every 12-bit value, filled on first use */
+static char b64_pairs[4096][2];
+static bool b64_pairs_ready = false;
+
 /* encode len bytes into dst (no terminator); returns the length written */
 size_t
 cv_base64_encode(const uint8_t *src, size_t len, char *dst)
@@ -125,14 +129,25 @@ cv_base64_encode(const uint8_t *src, size_t len, char *dst)
 	size_t		i = 0,
 				o = 0;
 
+	if (!b64_pairs_ready)
+	{
+		int			k;
+
+		for (k = 0; k < 4096; k++)
+		{
+			b64_pairs[k][0] = b64_alphabet[k >> 6];
+			b64_pairs[k][1] = b64_alphabet[k & 63];
+		}
+		b64_pairs_ready = true;
+	}
+	/* 3 bytes -> 4 characters, two table look-ups of two characters each */
 	while (i + 3 <= len)
 	{
 		uint32_t	v = ((uint32_t) src[i] << 16) | ((uint32_t) src[i + 1] << 8) | src[i + 2];
 
-		dst[o++] = b64_alphabet[(v >> 18) & 63];
-		dst[o++] = b64_alphabet[(v >> 12) & 63];
-		dst[o++] = b64_alphabet[(v >> 6) & 63];
-		dst[o++] = b64_alphabet[v & 63];
+		memcpy(dst + o, b64_pairs[v >> 12], 2);
+		memcpy(dst + o + 2, b64_pairs[v & 0xFFF], 2);
+		o += 4;
 		i += 3;
 	}
 	if (len - i == 1)
@@ -273,9 +288,15 @@ cv_envelope_text_check(const char *src, size_t len, int expected_type)
 		return CV_ENV_BAD_BASE64;
 	if (n >= 1 && b64[n - 1] == '=')
 		pad = (n >= 2 && b64[n - 2] == '=') ? 2 : 1;
-	for (i = 0; i < n - pad; i++)
-		if (b64_reverse[(unsigned char) b64[i]] < 0)
+	{
+		/* no branch per character: any -1 makes the OR negative */
+		int			bad = 0;
+
+		for (i = 0; i < n - pad; i++)
+			bad |= b64_reverse[(unsigned char) b64[i]];
+		if (bad < 0)
 			return CV_ENV_BAD_BASE64;
+	}
 	/* the last group decodes canonically (unused bits zero) */
 	if (n > 0 && cv_base64_decode(b64 + n - 4, 4, head) < 0)
 		return CV_ENV_BAD_BASE64;

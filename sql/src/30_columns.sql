@@ -271,6 +271,15 @@ DECLARE
     r record;
     args text;
 BEGIN
+    -- a partition of a protected partitioned table has its parent's
+    -- cv_protect (a clone): its own columns are protected on the parent
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl AND t.tgname OPERATOR(pg_catalog.=) 'cv_protect'
+                  AND t.tgparentid OPERATOR(pg_catalog.<>) 0::pg_catalog.oid) THEN
+        RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+            MESSAGE = pg_catalog.format('table %s is a partition of a table with protected columns', tbl),
+            HINT = 'Protect the column on the partitioned table.';
+    END IF;
     FOR r IN SELECT t.tgname FROM pg_catalog.pg_trigger t
               WHERE t.tgrelid OPERATOR(pg_catalog.=) tbl
                 AND t.tgfoid OPERATOR(pg_catalog.=) 'customer_vault._protect_trigger()'::pg_catalog.regprocedure

@@ -113,6 +113,9 @@ UPDATE regress_pt.parts SET region = 2 WHERE id = 3;   -- moves to the other par
 SELECT tableoid::regclass, id, customer_vault.is_sealed(email) AND customer_vault.is_sealed(notes) AS sealed
   FROM regress_pt.parts ORDER BY id;
 SELECT id, region, email, notes FROM regress_pt.parts_decrypted ORDER BY id;
+-- a partition's own column is protected on the partitioned table only
+ALTER TABLE regress_pt.parts ADD COLUMN phone text;
+SELECT customer_vault.protect_column('regress_pt.parts_1', 'phone', 'pt_key', 'id');
 
 -- a table owner's own triggers, before and after cv_protect (triggers fire
 -- in name order): what runs before it is sealed as it leaves it; what runs
@@ -147,6 +150,8 @@ BEGIN
         NEW.note := NEW.secret;   -- a sealed value moved to another column
     ELSIF NEW.mode = 'rebind' THEN
         NEW.id := NEW.id + 100;   -- the context changed after sealing
+    ELSIF NEW.mode = 'plain' THEN
+        NEW.note := 'plaintext after the trigger';
     END IF;
     RETURN NEW;
 END $$;
@@ -158,6 +163,7 @@ INSERT INTO regress_pt.own VALUES (1, 'mine', 'x', 'steal');
 INSERT INTO regress_pt.own VALUES (2, 'mine two', 'x', 'copy');
 INSERT INTO regress_pt.own VALUES (3, 'mine three', 'x', 'swap');
 INSERT INTO regress_pt.own VALUES (4, 'mine four', 'x', 'rebind');
+INSERT INTO regress_pt.own VALUES (5, 'mine five', 'x', 'plain');
 SELECT id, customer_vault.is_sealed(secret) AS secret_sealed, customer_vault.is_sealed(note) AS note_sealed
   FROM regress_pt.own ORDER BY id;
 SELECT id, secret, note FROM regress_pt.own_decrypted WHERE id = 2;
