@@ -374,15 +374,18 @@ cv_protect_blind_index(CvProtectState *st, const char *pt, size_t ptlen)
 
 /*
  * From 0.5.0 a protected table has one trigger, cv_protect, BEFORE INSERT OR
- * UPDATE FOR EACH ROW (no column list: it has no dependency on the columns,
- * so dropping one of them leaves the others protected), whose arguments are
+ * UPDATE OF <every protected, context and blind index column> FOR EACH ROW
+ * (the column list, as the per-column triggers had: PostgreSQL keeps it
+ * through renames and maps it onto partitions, so the trigger checks that
+ * each column it finds by name is still one it was made on), whose arguments are
  * CV_PROTECT_TABLE_MARK followed by six per protected column, as in the
  * per-column trigger: column, key name, binding, context column ('' for
  * none), blind index column ('' for none), blind index bits ('' for a
  * column protected by 0.1.0, whose blind index is full-length and unbound).  It is made
  * from the protected_columns registry, by the extension's owner only
- * (protect_column, the sql_drop event trigger after a column drop, the
- * update from 0.4.0).  The whole row is sealed in one tuple re-form.
+ * (protect_column, the sql_drop event trigger after a column drop took it
+ * away, the update from 0.4.0).  The whole row is sealed in one tuple
+ * re-form.
  */
 #define CV_PROTECT_TABLE_MARK	"cv_protect_table"
 #define CV_PROTECT_GROUP		6
@@ -431,12 +434,25 @@ cv_protect_is_table_form(Trigger *tg)
 		strcmp(tg->tgargs[0], CV_PROTECT_TABLE_MARK) == 0;
 }
 
-/* resolve a column of the per-table trigger by name and check its type */
+/*
+ * Resolve a column of the per-table trigger by name, check that it is one of
+ * the columns the trigger was created on (its column list, which PostgreSQL
+ * keeps through renames and maps onto partitions) and that its type is one
+ * the trigger can work on.
+ */
 static int
-cv_protect_table_column(Relation rel, const char *name, const char *what, int kind)
+cv_protect_table_column(Relation rel, Trigger *tg, const char *name, const char *what, int kind)
 {
 	int			attnum = cv_protect_attnum(rel, name, what);
 	Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid);
+	int			k;
+
+	for (k = 0; k < tg->tgnattr; k++)
+		if (tg->tgattr[k] == attnum)
+			break;
+	if (k == tg->tgnattr)
+		cv_protect_changed(rel, what, name,
+						   "A column of this name is not the column the protection was set up on (it was renamed, or dropped and added again).");
 
 	if (kind == 0 && typid != TEXTOID && typid != VARCHAROID)
 		cv_protect_changed(rel, what, name, "A protected column must be of type text.");
@@ -474,14 +490,14 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 			c->key_name = pstrdup(a[1]);
 			c->binding = pstrdup(a[2]);
 			c->binding_len = strlen(a[2]);
-			c->attnum = cv_protect_table_column(rel, a[0], "protected column", 0);
+			c->attnum = cv_protect_table_column(rel, tg, a[0], "protected column", 0);
 			if (a[3][0] != '\0')
 			{
-				c->ctx_attnum = cv_protect_table_column(rel, a[3], "context column", 1);
+				c->ctx_attnum = cv_protect_table_column(rel, tg, a[3], "context column", 1);
 				c->ctx_type = getBaseType(TupleDescAttr(RelationGetDescr(rel), c->ctx_attnum - 1)->atttypid);
 			}
 			if (a[4][0] != '\0')
-				c->bidx_attnum = cv_protect_table_column(rel, a[4], "blind index column", 2);
+				c->bidx_attnum = cv_protect_table_column(rel, tg, a[4], "blind index column", 2);
 			/* bits '' (a column protected by 0.1.0): full length, unbound */
 			c->bidx_bits = CV_MAC_LEN * 8;
 			if (a[5][0] != '\0')
@@ -511,6 +527,17 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 					cv_protect_changed(rel, "protected column", a->name,
 									   "A column is protected twice, or serves as the context or blind index of another protected column.");
 			}
+		/* and the column list holds nothing else */
+		for (j = 0; j < tg->tgnattr; j++)
+		{
+			for (i = 0; i < ncols; i++)
+				if (tg->tgattr[j] == st->cols[i].attnum || tg->tgattr[j] == st->cols[i].ctx_attnum ||
+					tg->tgattr[j] == st->cols[i].bidx_attnum)
+					break;
+			if (i == ncols)
+				cv_protect_changed(rel, "protection trigger", tg->tgname,
+								   "Its column list does not match its arguments.");
+		}
 		st->natts = RelationGetDescr(rel)->natts;
 		st->values = palloc(st->natts * sizeof(Datum));
 		st->nulls = palloc(st->natts * sizeof(bool));

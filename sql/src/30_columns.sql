@@ -59,19 +59,25 @@ BEGIN
        AND (d.object_type OPERATOR(pg_catalog.=) 'table'
             OR (d.object_type OPERATOR(pg_catalog.=) 'table column'
                 AND d.address_names[3] OPERATOR(pg_catalog.=) p.column_name::pg_catalog.text));
-    -- a table that lost a protected column gets its protect trigger remade
-    -- for the columns left (none left: no trigger); a lost context or blind
-    -- index column stays named by the trigger, which then refuses to write
-    FOR r IN SELECT DISTINCT d.objid
+    -- a column drop that took a table's protect trigger with it (CASCADE: the
+    -- trigger lists its columns) gets the trigger remade for the protected
+    -- columns left; a DROP TRIGGER alone (the owner giving the protection
+    -- up) is left as it is
+    FOR r IN SELECT DISTINCT p.relid
                FROM pg_catalog.pg_event_trigger_dropped_objects() d
-               JOIN pg_catalog.pg_trigger t ON t.tgrelid OPERATOR(pg_catalog.=) d.objid
+               JOIN customer_vault.protected_columns p
+                 ON p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) d.objid
               WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
                 AND d.object_type OPERATOR(pg_catalog.=) 'table column'
-                AND t.tgname OPERATOR(pg_catalog.=) 'cv_protect'
-                AND t.tgparentid OPERATOR(pg_catalog.=) 0::pg_catalog.oid
-                AND t.tgfoid OPERATOR(pg_catalog.=) 'customer_vault._protect_trigger()'::pg_catalog.regprocedure
+                AND EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() dt
+                             WHERE dt.object_type OPERATOR(pg_catalog.=) 'trigger'
+                               AND dt.address_names OPERATOR(pg_catalog.=)
+                                   ARRAY[p.schema_name::pg_catalog.text, p.table_name::pg_catalog.text, 'cv_protect'])
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t
+                                 WHERE t.tgrelid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
+                                   AND t.tgname OPERATOR(pg_catalog.=) 'cv_protect')
     LOOP
-        PERFORM customer_vault._build_protect_trigger(r.objid::pg_catalog.regclass);
+        PERFORM customer_vault._build_protect_trigger(r.relid);
     END LOOP;
 END
 $$;
@@ -255,14 +261,17 @@ COMMENT ON FUNCTION customer_vault._trigger_args(bytea) IS
 -- (Re)makes the one protect trigger of a table, cv_protect, from its registry
 -- rows (never from a caller's arguments): drops the table's per-column
 -- triggers of older versions (cv_protect_<attnum>) and its cv_protect, then
--- creates cv_protect BEFORE INSERT OR UPDATE FOR EACH ROW with the mark
--- 'cv_protect_table' and six arguments per protected column still in the
--- table, in column order (column, key, binding, context column, blind index
--- column, blind index bits; '' for none, bits '' for a column protected by
--- 0.1.0), or no trigger when none is left.  No column list: the trigger does
--- not depend on the columns, so dropping one (CASCADE) leaves the others
--- protected.  Run as the extension's owner only (protect_column, the sql_drop
--- event trigger, the update); granted to nobody.
+-- creates cv_protect BEFORE INSERT OR UPDATE OF <every protected, context
+-- and blind index column> FOR EACH ROW with the mark 'cv_protect_table' and
+-- six arguments per protected column still in the table, in column order
+-- (column, key, binding, context column, blind index column, blind index
+-- bits; '' for none, bits '' for a column protected by 0.1.0), or no trigger
+-- when none is left.  The column list lets the trigger recognise its columns
+-- (PostgreSQL keeps it through renames and maps it onto partitions); it also
+-- makes dropping one of them (CASCADE) drop the trigger, which the sql_drop
+-- event trigger then remakes for the columns left.  Run as the extension's
+-- owner only (protect_column, the sql_drop event trigger, the update);
+-- granted to nobody.
 CREATE OR REPLACE FUNCTION customer_vault._build_protect_trigger(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -270,6 +279,7 @@ AS $$
 DECLARE
     r record;
     args text;
+    cols text;
 BEGIN
     -- a partition of a protected partitioned table has its parent's
     -- cv_protect (a clone): its own columns are protected on the parent
@@ -299,10 +309,19 @@ BEGIN
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
        AND a.attname OPERATOR(pg_catalog.=) p.column_name AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
      WHERE p.relid OPERATOR(pg_catalog.=) tbl;
+    -- the column list: every protected, context and blind index column once
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+      INTO cols
+      FROM pg_catalog.pg_attribute a
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+       AND a.attname OPERATOR(pg_catalog.=) ANY (
+             SELECT u.c FROM customer_vault.protected_columns p
+              CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[p.column_name, p.context_column, p.blind_index_column]) u(c)
+              WHERE p.relid OPERATOR(pg_catalog.=) tbl AND u.c IS NOT NULL);
     IF args IS NOT NULL THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER cv_protect BEFORE INSERT OR UPDATE ON %s FOR EACH ROW'
+        EXECUTE pg_catalog.format('CREATE TRIGGER cv_protect BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW'
                                   ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %s)',
-                                  tbl, 'cv_protect_table', args);
+                                  cols, tbl, 'cv_protect_table', args);
     END IF;
 END
 $$;
