@@ -7,7 +7,7 @@ MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
        src/types.o src/columns.o src/protect.o src/consent.o src/scache.o src/blind.o src/maint.o src/brake.o \
        src/import.o src/mask.o \
-       src/audit.o
+       src/audit.o src/forget.o
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by
@@ -32,6 +32,8 @@ REGRESS += subject_hash
 REGRESS += brake stale_roles
 # erasure with receipts (part FORGET)
 REGRESS += forget_subject
+# erasure in C with kept statements, its findings (part FORGET2)
+REGRESS += forget_findings
 REGRESS += compliance_report privilege_drift privilege_drift_review
 # the map of personal data (part MAP)
 REGRESS += subject_map export_subject

@@ -89,6 +89,10 @@ extern PGDLLEXPORT void cv_audit_worker_main(Datum arg);
 
 extern int	cv_consent_cache_size;
 extern void ConsentInit(void);
+
+/* forget.c: the walk of forget_subject, its statements kept per session */
+extern void ForgetInit(void);
+extern void CvErasureLabelsChanged(void);
 extern uint64 CvConsentStarted(void);
 extern bool CvConsentSnapshotTag(Snapshot snap, uint64 *tag);
 extern bool CvConsentTagValid(Snapshot snap, uint64 tag);

@@ -66,6 +66,9 @@ cv_label_check(const ObjectAddress *object, const char *seclabel)
 	 */
 	cv_label_check_rights(object->objectId);
 
+	/* the erasure plans of every session read the labels (forget.c) */
+	CvErasureLabelsChanged();
+
 	if (seclabel == NULL)
 		return;					/* removing a label is always allowed */
 

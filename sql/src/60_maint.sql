@@ -98,8 +98,6 @@ COMMENT ON FUNCTION customer_vault._maint_time(timestamptz) IS
 --   kind 'purge_counts'   params {as_of}: expired, held, to_purge
 --   kind 'purge_shred'    params {as_of}: shreds the subjects a shred takes (as
 --                         the caller, after the query); only their number comes back
---   kind 'forget_keys', 'forget_delete', 'forget_anonymize', 'forget_keep'  params {subject[, fk]}:
---                         forget_subject's statements (_erasure_sql, 75_erasure.sql)
 --   kind 'subject_rows'   params {subject}: a subject's rows as jsonb (export_subject)
 --   kind 'subject_keys'   params {subject, fk}: the keys foreign key fk references
 --                         in the subject's rows (_subject_filter, 70_subjects.sql)
@@ -242,11 +240,6 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('the %s action is not walked in batches', r.action);
         END IF;
-    ELSIF kind IN ('forget_keys', 'forget_delete', 'forget_anonymize', 'forget_keep') THEN
-        -- erasure: a subject's rows deleted, anonymized or counted (75_erasure.sql)
-        SELECT x.op, x.list, x.filter, x.privilege, x.key_name, x.bind
-          INTO op, list, filter, privilege, key_name, bind
-          FROM customer_vault._erasure_sql(kind, tbl, params) x;
     ELSIF kind IN ('subject_rows', 'subject_keys') THEN
         -- the map of personal data: a subject's rows, or the keys its
         -- children reference (70_subjects.sql)

@@ -56,9 +56,9 @@ ALTER TABLE customer_vault.erasure_receipts ENABLE ALWAYS TRIGGER erasure_receip
 
 -- the chained hash of a receipt (over every column but hash): SHA-256 of the
 -- previous hash and a canonical JSON array, times as integer microseconds
+-- (no SET clause, every name qualified: inlined into forget_subject)
 CREATE OR REPLACE FUNCTION customer_vault._receipt_hash(e customer_vault.erasure_receipts) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.sha256(COALESCE(e.prev_hash, '\x'::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
         pg_catalog.jsonb_build_array('erasure_receipts', e.id,
@@ -90,10 +90,9 @@ $$;
 COMMENT ON FUNCTION customer_vault._receipt_next() IS
     'internal: locks the head of the erasure receipt chain; returns the next id and the previous hash';
 
--- a receipt as forget_subject returns it
+-- a receipt as forget_subject returns it (no SET clause, every name qualified: inlined)
 CREATE OR REPLACE FUNCTION customer_vault._receipt_json(e customer_vault.erasure_receipts) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.jsonb_build_object('receipt_id', e.id, 'at', e.at, 'role', e.session_role,
                                          'acting_role', e.acting_role,
@@ -190,244 +189,240 @@ $$;
 COMMENT ON FUNCTION customer_vault._same_subject(text, text) IS
     'internal: whether two subject texts are equal as text or as values of a registered subject column''s type';
 
--- The tables forget_subject visits: _subject_reach() without its readable
--- paths and cycle flags (which make it slow: tens of ms), the same rows
--- otherwise (every registered table at depth 0 with its subject column; for
--- every other table reaching one through foreign keys, its shortest depth
--- and one row per key towards a table of lower depth).  The test
--- forget_subject checks that both agree.
-CREATE OR REPLACE FUNCTION customer_vault._erasure_reach()
-    RETURNS TABLE(relid oid, depth integer, parent oid, fk oid, subject_column name)
-    LANGUAGE sql STABLE
+-- The plan of an erasure, built from the catalog and the registry, never
+-- from anything a caller passes: one row per table of _subject_reach() (the
+-- same reach export_subject and the inventory use), with the statements
+-- forget_subject runs on it as its owner (src/forget.c keeps them prepared
+-- until DDL or the registry changes).  Statements read alias t; depth 0:
+-- $1 is the subject (text, converted to the subject column's type); depth
+-- n: $1.. are text[] of the keys its foreign keys reference in the parents'
+-- rows of the subject, each column in its own type, compared with the key's
+-- FK = FK operator (so the indexes of the key columns are used).
+--   key_pos      position in the order keys are read (parents first)
+--   change_pos   position in the order tables are changed: a table goes
+--                once no other pending table references it (in a cycle of
+--                foreign keys, the deepest first)
+--   subject_type the subject column's type (depth 0)
+--   keys_sql     the keys this table's rows give its children in the reach
+--                (one text[] per key column, NULL when no child needs any)
+--   param_src    per parameter ($1..): key_pos of the parent, column of its keys_sql
+--   act_sql      DELETE, anonymizing UPDATE or count(*), as treatment says
+--   count_sql    count(*) of the subject's rows, for tables a foreign key
+--                would cascade a deletion into (danger: conname, parent,
+--                confdeltype, triples)
+--   pii          the PII-labelled columns the anonymizing UPDATE clears
+CREATE OR REPLACE FUNCTION customer_vault._erasure_plan()
+    RETURNS TABLE(relid oid, depth integer, treatment text, key_pos integer, change_pos integer, subject_type oid,
+                  keys_sql text, param_src integer[], act_sql text, count_sql text, danger text[], pii text)
+    LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
 AS $$
-WITH RECURSIVE
-nodes AS (
-    SELECT c.oid
-      FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
-     WHERE c.relkind IN ('r', 'p') AND NOT c.relispartition
-       AND n.nspname NOT IN ('customer_vault', 'pg_catalog', 'information_schema', 'pg_toast')
-),
-fks AS (
-    SELECT k.oid AS fk, k.conrelid AS child, k.confrelid AS parent
-      FROM pg_catalog.pg_constraint k
-     WHERE k.contype = 'f' AND k.conparentid = 0
-       AND k.conrelid IN (SELECT oid FROM nodes) AND k.confrelid IN (SELECT oid FROM nodes)
-),
-reg AS (
-    SELECT s.relid::pg_catalog.oid AS rel, s.subject_column
-      FROM customer_vault.subject_tables s
-     WHERE s.relid::pg_catalog.oid IN (SELECT oid FROM nodes)
-),
-walk(rel, depth, visited) AS (
-    SELECT r.rel, 0, ARRAY[r.rel] FROM reg r
-    UNION ALL
-    SELECT f.child, w.depth + 1, w.visited || f.child
-      FROM walk w JOIN fks f ON f.parent = w.rel
-     WHERE f.child <> ALL (w.visited) AND f.child NOT IN (SELECT r.rel FROM reg r)
-       AND w.depth < 64
-),
-best AS (
-    SELECT w.rel, min(w.depth) AS depth FROM walk w GROUP BY w.rel
-)
-SELECT b.rel, 0, NULL::pg_catalog.oid, NULL::pg_catalog.oid, r.subject_column
-  FROM best b JOIN reg r ON r.rel = b.rel
- WHERE b.depth = 0
-UNION ALL
-SELECT b.rel, b.depth, f.parent, f.fk, NULL::name
-  FROM best b
-  JOIN fks f ON f.child = b.rel
-  JOIN best p ON p.rel = f.parent AND p.depth < b.depth
- WHERE b.depth > 0
-$$;
-COMMENT ON FUNCTION customer_vault._erasure_reach() IS
-    'internal: the rows of _subject_reach() forget_subject needs (table, depth, parent, key, subject column), without paths and cycle flags';
-
--- The condition selecting one subject's rows of a table (alias t) and the
--- text[] bound as $1: the subject column compared with the subject in the
--- column's own type (a registered table), or, for a table reached through
--- foreign keys, its key columns against the keys of the subject's rows in
--- each parent, read as that parent's owner by _maint_run (kind forget_keys),
--- one level at a time, so no owner reads another owner's table.  Parameters,
--- never a function call per row: the planner sees the values and uses the
--- indexes.  'false' when nothing can match.
-CREATE OR REPLACE FUNCTION customer_vault._erasure_filter(tbl regclass, subject text, reach jsonb,
-                                                         OUT filter text, OUT bind text[])
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $$
+#variable_conflict use_variable
 DECLARE
-    r record;
-    c record;
-    typ text;
-    styp regtype;
-    keys text[];
-    m integer;
+    rels oid[];
+    depths integer[];
+    treats text[];
     n integer;
-    s integer;
-    conds text[] := '{}';
+    i integer;
+    j integer;
+    r record;
+    e record;
+    c record;
+    q text;
+    only_ text;
+    conds text[];
     parts text[];
-    reached boolean := false;
+    outs text[];
+    nout integer;
+    np integer;
+    src integer[];
+    cols text[];
+    pii_cols name[];
+    todo oid[];
+    pick oid;
+    pos integer := 0;
+    change integer[];
+    dangers text[];
 BEGIN
-    IF tbl IS NULL OR subject IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table and subject must not be null';
+    SELECT COALESCE(pg_catalog.array_agg(x.rel ORDER BY x.depth, x.rel), '{}'),
+           COALESCE(pg_catalog.array_agg(x.depth ORDER BY x.depth, x.rel), '{}'),
+           COALESCE(pg_catalog.array_agg(customer_vault._erasure_treatment(x.rel::regclass) ORDER BY x.depth, x.rel), '{}')
+      INTO rels, depths, treats
+      FROM (SELECT s.relid::oid AS rel, max(s.depth) AS depth FROM customer_vault._subject_reach() s GROUP BY 1) x;
+    n := pg_catalog.cardinality(rels);
+    IF n = 0 THEN
+        RETURN;
     END IF;
-    bind := '{}';
-    -- the reach forget_subject computed once (passed on through _maint_run's
-    -- parameters); the rows of this table are checked against the catalog
-    -- below, so a reach made up by a direct caller selects nothing the
-    -- caller's own privileges on the tables would not
-    IF reach IS NULL THEN
-        reach := (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)) FROM customer_vault._erasure_reach() x);
-    END IF;
-    FOR r IN SELECT * FROM pg_catalog.jsonb_to_recordset(COALESCE(reach, '[]'))
-                           AS x(relid oid, depth integer, parent oid, fk oid, subject_column name)
-              WHERE x.relid = tbl::oid ORDER BY x.depth, x.fk LOOP
-        reached := true;
-        IF r.depth = 0 THEN
-            -- the type by its qualified name (never 'character', i.e. char(1))
-            SELECT pg_catalog.format('%I.%I', tn.nspname, ty.typname), ty.oid::regtype INTO typ, styp
-              FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-              JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
-             WHERE a.attrelid = tbl AND a.attname = r.subject_column AND a.attnum > 0 AND NOT a.attisdropped;
-            IF typ IS NULL THEN
-                RAISE EXCEPTION USING ERRCODE = 'undefined_column',
-                    MESSAGE = pg_catalog.format('subject column %I of table %s does not exist', r.subject_column, tbl);
-            END IF;
-            PERFORM customer_vault._check_subject_type(styp, pg_catalog.format('subject column %I of table %s', r.subject_column, tbl));
-            IF customer_vault._casts_to(subject, styp) THEN
-                filter := pg_catalog.format('t.%I OPERATOR(pg_catalog.=) (($1)[1])::%s', r.subject_column, typ);
-                bind := ARRAY[subject];
-            ELSE
-                filter := 'false';
-                bind := NULL;
-            END IF;
-            RETURN;
-        END IF;
-        IF r.depth IS NULL OR r.depth < 1 OR NOT EXISTS (
-               SELECT 1 FROM pg_catalog.pg_constraint k
-                WHERE k.oid = r.fk AND k.contype = 'f' AND k.conrelid = tbl AND k.confrelid = r.parent) THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = pg_catalog.format('no foreign key %s from table %s to table %s', r.fk, tbl, r.parent::regclass);
-        END IF;
-        -- the keys the foreign key references in the subject's rows of the parent
-        keys := customer_vault._maint_run('forget_keys', r.parent::regclass, ARRAY[subject, reach::text, r.fk::text]);
-        m := (SELECT pg_catalog.cardinality(k.conkey) FROM pg_catalog.pg_constraint k WHERE k.oid = r.fk);
-        n := COALESCE(pg_catalog.cardinality(keys), 0) / m;
-        CONTINUE WHEN n = 0;
-        s := pg_catalog.cardinality(bind) + 1;
-        bind := bind || keys;
-        -- each key column in its own type, compared with the key's FK = FK operator
-        parts := '{}';
-        FOR c IN SELECT a.attname, ns.nspname, o.oprname, u.i,
-                        pg_catalog.format('%I.%I', tn.nspname, ty.typname) AS typ
-                   FROM pg_catalog.pg_constraint k
-                  CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.conffeqop)) WITH ORDINALITY u(attnum, op, i)
-                   JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
-                   JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-                   JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
-                   JOIN pg_catalog.pg_operator o ON o.oid = u.op
-                   JOIN pg_catalog.pg_namespace ns ON ns.oid = o.oprnamespace
-                  WHERE k.oid = r.fk
-                  ORDER BY u.i LOOP
-            IF m = 1 THEN
-                parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) ANY ((($1)[%s:%s])::%s[])',
-                                                    c.attname, c.nspname, c.oprname, s, s + n - 1, c.typ);
-            ELSE
-                -- (OPERATOR() syntax has one precedence for all: the product in parentheses)
-                parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) (($1)[%s OPERATOR(pg_catalog.+) (k.i OPERATOR(pg_catalog.*) %s)])::%s',
-                                                    c.attname, c.nspname, c.oprname, s + c.i - 1, m, c.typ);
-            END IF;
-        END LOOP;
-        IF m = 1 THEN
-            conds := conds || parts[1];
-        ELSE
-            conds := conds || pg_catalog.format('EXISTS (SELECT FROM pg_catalog.generate_series(0, %s) k(i) WHERE %s)',
-                                                n - 1, pg_catalog.array_to_string(parts, ' AND '));
-        END IF;
+    -- the order of change: children before parents
+    change := pg_catalog.array_fill(0, ARRAY[n]);
+    todo := rels;
+    WHILE pg_catalog.cardinality(todo) > 0 LOOP
+        SELECT p.rel INTO pick
+          FROM ROWS FROM (pg_catalog.unnest(rels), pg_catalog.unnest(depths)) p(rel, depth)
+         WHERE p.rel = ANY (todo)
+         ORDER BY (EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
+                            WHERE k.contype = 'f' AND k.confrelid = p.rel AND k.conrelid <> p.rel
+                              AND k.conrelid = ANY (todo))),
+                  p.depth DESC, p.rel
+         LIMIT 1;
+        change[pg_catalog.array_position(rels, pick)] := pos;
+        pos := pos + 1;
+        todo := pg_catalog.array_remove(todo, pick);
     END LOOP;
-    IF NOT reached THEN
-        RAISE EXCEPTION USING ERRCODE = 'undefined_object',
-            MESSAGE = pg_catalog.format('table %s is not a subject table and reaches none through foreign keys', tbl),
-            HINT = 'Register it with customer_vault.register_subject_table(), or declare a foreign key to a table that is.';
-    END IF;
-    IF pg_catalog.cardinality(conds) = 0 THEN
-        filter := 'false';
-        bind := NULL;
-    ELSE
-        filter := pg_catalog.array_to_string(conds, ' OR ');
-    END IF;
+    FOR i IN 1 .. n LOOP
+        relid := rels[i];
+        depth := depths[i];
+        treatment := treats[i];
+        key_pos := i - 1;
+        change_pos := change[i];
+        subject_type := NULL;
+        only_ := CASE WHEN (SELECT cl.relkind FROM pg_catalog.pg_class cl WHERE cl.oid = relid) = 'p' THEN '' ELSE 'ONLY ' END;
+        conds := '{}';
+        src := '{}';
+        np := 0;
+        IF depth = 0 THEN
+            -- the subject column in its own type (by its qualified name: never 'character', i.e. char(1))
+            SELECT pg_catalog.format('t.%I OPERATOR(pg_catalog.=) ($1)::%I.%I', a.attname, tn.nspname, ty.typname), ty.oid
+              INTO STRICT q, subject_type
+              FROM customer_vault.subject_tables s
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = s.relid AND a.attname = s.subject_column
+                                              AND a.attnum > 0 AND NOT a.attisdropped
+              JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+              JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+             WHERE s.relid::oid = relid;
+            PERFORM customer_vault._check_subject_type(subject_type::regtype, pg_catalog.format('the subject column of table %s', relid::regclass));
+            conds := ARRAY[q];
+        ELSE
+            -- one condition per foreign key towards a table of lower depth
+            FOR e IN SELECT s.fk, s.parent::oid AS parent FROM customer_vault._subject_reach() s
+                      WHERE s.relid::oid = relid ORDER BY s.fk LOOP
+                -- where this key's columns start among the parent's keys_sql columns
+                SELECT COALESCE(pg_catalog.sum(pg_catalog.cardinality(k.conkey)), 0)::integer INTO j
+                  FROM customer_vault._subject_reach() s2 JOIN pg_catalog.pg_constraint k ON k.oid = s2.fk
+                 WHERE s2.parent::oid = e.parent AND s2.depth > 0
+                   AND (s2.relid::oid < relid OR (s2.relid::oid = relid AND s2.fk < e.fk));
+                parts := '{}';
+                cols := '{}';
+                outs := '{}';
+                FOR c IN SELECT a.attname, ns.nspname, o.oprname, tn.nspname AS tnsp, ty.typname, u.i
+                           FROM pg_catalog.pg_constraint k
+                          CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.conffeqop)) WITH ORDINALITY u(attnum, op, i)
+                           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
+                           JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+                           JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
+                           JOIN pg_catalog.pg_operator o ON o.oid = u.op
+                           JOIN pg_catalog.pg_namespace ns ON ns.oid = o.oprnamespace
+                          WHERE k.oid = e.fk
+                          ORDER BY u.i LOOP
+                    np := np + 1;
+                    src := src || (pg_catalog.array_position(rels, e.parent) - 1) || (j + c.i::integer);
+                    parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) ANY (($%s)::%I.%I[])',
+                                                        c.attname, c.nspname, c.oprname, np, c.tnsp, c.typname);
+                    cols := cols || pg_catalog.format('pg_catalog.unnest(($%s)::%I.%I[])', np, c.tnsp, c.typname);
+                    outs := outs || pg_catalog.format('t.%I OPERATOR(%I.%s) k.v%s', c.attname, c.nspname, c.oprname, c.i);
+                END LOOP;
+                IF pg_catalog.cardinality(parts) = 1 THEN
+                    conds := conds || parts[1];
+                ELSE
+                    -- composite: each column narrowed through its index, the tuples matched exactly
+                    conds := conds || pg_catalog.format('%s AND EXISTS (SELECT FROM ROWS FROM (%s) k(%s) WHERE %s)',
+                        pg_catalog.array_to_string(parts, ' AND '), pg_catalog.array_to_string(cols, ', '),
+                        (SELECT pg_catalog.string_agg(pg_catalog.format('v%s', g), ', ')
+                           FROM pg_catalog.generate_series(1, pg_catalog.cardinality(parts)) g),
+                        pg_catalog.array_to_string(outs, ' AND '));
+                END IF;
+            END LOOP;
+        END IF;
+        SELECT pg_catalog.format('%I.%I', t.nsp, t.rel) INTO q FROM customer_vault._table_names(relid::regclass) t;
+        q := only_ || q || ' t WHERE (' || pg_catalog.array_to_string(conds, ') OR (') || ')';
+        -- what the children need of this table's rows: one text[] per key column of each foreign key
+        outs := '{}';
+        FOR e IN SELECT s.fk FROM customer_vault._subject_reach() s
+                  WHERE s.parent::oid = relid AND s.depth > 0 ORDER BY s.relid::oid, s.fk LOOP
+            SELECT pg_catalog.array_agg(pg_catalog.format('pg_catalog.array_agg(%s(t.%I)::pg_catalog.text) FILTER (WHERE %s)',
+                                                          CASE WHEN pg_catalog.cardinality(k.confkey) = 1 THEN 'DISTINCT ' ELSE '' END,
+                                                          a.attname,
+                                                          (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', a2.attname), ' AND ')
+                                                             FROM pg_catalog.unnest(k.confkey) x2(n)
+                                                             JOIN pg_catalog.pg_attribute a2 ON a2.attrelid = k.confrelid AND a2.attnum = x2.n))
+                                        ORDER BY u.i)
+              INTO cols
+              FROM pg_catalog.pg_constraint k
+             CROSS JOIN LATERAL pg_catalog.unnest(k.confkey) WITH ORDINALITY u(attnum, i)
+              JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum
+             WHERE k.oid = e.fk;
+            outs := outs || cols;
+        END LOOP;
+        keys_sql := CASE WHEN pg_catalog.cardinality(outs) > 0
+                         THEN 'SELECT ' || pg_catalog.array_to_string(outs, ', ') || ' FROM ' || q END;
+        param_src := src;
+        count_sql := 'SELECT pg_catalog.count(*) FROM ' || q;
+        pii := NULL;
+        IF treatment = 'delete' THEN
+            act_sql := 'DELETE FROM ' || q;
+        ELSIF treatment = 'anonymize' THEN
+            pii_cols := customer_vault._pii_columns(relid::regclass);
+            pii := pg_catalog.array_to_string(pii_cols, ',');
+            IF pg_catalog.cardinality(pii_cols) = 0 THEN
+                act_sql := NULL;    -- refused when the erasure runs
+            ELSE
+                act_sql := 'UPDATE ' || pg_catalog.regexp_replace(q, ' WHERE ', ' SET ' ||
+                               (SELECT pg_catalog.string_agg(pg_catalog.format('%I = NULL', x), ', ') FROM pg_catalog.unnest(pii_cols) x)
+                               || ' WHERE (') || ') AND ('
+                           || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', x), ' OR ') FROM pg_catalog.unnest(pii_cols) x)
+                           || ')';
+            END IF;
+        ELSE
+            act_sql := count_sql;
+        END IF;
+        -- a kept table must not lose the subject's rows to a cascade, nor stop
+        -- the deletion of their parent
+        dangers := '{}';
+        IF treatment <> 'delete' THEN
+            SELECT COALESCE(pg_catalog.array_agg(x ORDER BY k.conname, o), '{}') INTO dangers
+              FROM pg_catalog.pg_constraint k
+             CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[k.conname::text, pg_catalog.format('%s', k.confrelid::regclass),
+                                                        k.confdeltype::text]) WITH ORDINALITY u(x, o)
+             WHERE k.contype = 'f' AND k.confdeltype IN ('c', 'r', 'a') AND k.conparentid = 0
+               AND k.conrelid = relid
+               AND k.confrelid IN (SELECT rels[g] FROM pg_catalog.generate_series(1, n) g WHERE treats[g] = 'delete');
+        END IF;
+        danger := dangers;
+        RETURN NEXT;
+    END LOOP;
 END
 $$;
-COMMENT ON FUNCTION customer_vault._erasure_filter(regclass, text, jsonb) IS
-    'internal: the condition (alias t) and the bound values selecting one subject''s rows of a registered or reached table';
+COMMENT ON FUNCTION customer_vault._erasure_plan() IS
+    'internal: the statements of an erasure per table of _subject_reach(), built from the catalog (forget_subject keeps them prepared in src/forget.c)';
 
--- The pieces of forget_subject's statements (called by _maint_sql, run by
--- _maint_run as the table's owner): params {subject}; the subject's rows are
--- those _erasure_filter selects (own subject column, or foreign keys read
--- one level at a time as each parent's owner).
--- params {subject, reach (jsonb of _erasure_reach(); NULL: computed)[, fk]}
---   forget_keys       {subject, reach, fk}: the keys foreign key fk references in the
---                     subject's rows (privilege SELECT)
---   forget_delete     DELETE of the subject's rows (privilege DELETE)
---   forget_anonymize  PII-labelled columns set NULL in the subject's rows
---                     that still have one (privilege UPDATE)
---   forget_keep       the number of the subject's rows, which stay (privilege SELECT)
-CREATE OR REPLACE FUNCTION customer_vault._erasure_sql(kind text, tbl regclass, params text[],
-                                                      OUT op text, OUT list text, OUT filter text,
-                                                      OUT privilege text, OUT key_name text, OUT bind text[])
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    pii name[];
-BEGIN
-    IF kind IS NULL OR tbl IS NULL OR params[1] IS NULL THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'kind, table and subject must not be null';
-    END IF;
-    SELECT f.filter, f.bind INTO filter, bind FROM customer_vault._erasure_filter(tbl, params[1], params[2]::jsonb) f;
-    IF kind = 'forget_keys' THEN
-        -- the distinct values of the columns foreign key params[2] references in tbl
-        SELECT 'DISTINCT ' || pg_catalog.string_agg(pg_catalog.format('(t.%I)::pg_catalog.text', a.attname), ', ' ORDER BY u.i)
-          INTO list
-          FROM pg_catalog.pg_constraint k
-         CROSS JOIN LATERAL pg_catalog.unnest(k.confkey) WITH ORDINALITY u(attnum, i)
-          JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum
-         WHERE k.oid = params[3]::oid AND k.contype = 'f' AND k.confrelid = tbl;
-        IF list IS NULL THEN
-            RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                MESSAGE = pg_catalog.format('constraint %s is no foreign key referencing table %s', params[3], tbl);
-        END IF;
-        op := 'select';
-        privilege := 'SELECT';
-    ELSIF kind = 'forget_delete' THEN
-        op := 'delete_where';
-        privilege := 'DELETE';
-    ELSIF kind = 'forget_anonymize' THEN
-        pii := customer_vault._pii_columns(tbl);
-        IF pg_catalog.cardinality(pii) = 0 THEN
-            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-                MESSAGE = pg_catalog.format('table %s has no PII-labelled columns to anonymize', tbl),
-                HINT = 'Label them first: SECURITY LABEL FOR customer_vault ON COLUMN t.c IS ''pii''.';
-        END IF;
-        SELECT pg_catalog.string_agg(pg_catalog.format('%I = NULL', c), ', '),
-               pg_catalog.format('(%s) AND (%s)', filter,
-                                 pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', c), ' OR '))
-          INTO list, filter
-          FROM pg_catalog.unnest(pii) c;
-        op := 'update_where';
-        privilege := 'UPDATE';
-    ELSIF kind = 'forget_keep' THEN
-        op := 'select';
-        list := 'pg_catalog.count(*)';
-        privilege := 'SELECT';
-    ELSE
-        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = pg_catalog.format('unknown erasure kind %L', kind);
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION customer_vault._erasure_sql(text, regclass, text[]) IS
-    'internal: the pieces of forget_subject''s statements on one table (forget_keys, forget_delete, forget_anonymize, forget_keep)';
+-- The walk of an erasure (src/forget.c): every table of the reach, keys
+-- read parents first and changes made children first, each as the table's
+-- owner inside a security-restricted operation, with the statements of
+-- _erasure_plan() kept prepared per session.  Checks the calling role's
+-- privilege on each table and refuses a kept table a foreign key would
+-- cascade into; the counts per table as a JSON object.  Not STRICT: a NULL
+-- is an error raised by the function.  Executable by nobody: forget_subject
+-- (SECURITY DEFINER) calls it.
+CREATE OR REPLACE FUNCTION customer_vault._forget_walk(subject text, caller oid) RETURNS text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_forget_walk';
+COMMENT ON FUNCTION customer_vault._forget_walk(text, oid) IS
+    'internal: forget_subject''s changes to every table of the subject reach, as each table''s owner; the counts per table as JSON';
+
+-- Statement trigger on the subject registry and the retention policies:
+-- every session builds its kept erasure plan again (relcache invalidation).
+CREATE OR REPLACE FUNCTION customer_vault._erasure_invalidate() RETURNS trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'cv_erasure_invalidate';
+COMMENT ON FUNCTION customer_vault._erasure_invalidate() IS
+    'internal: statement trigger telling every session to build its erasure plan again';
+CREATE OR REPLACE TRIGGER subject_tables_erasure_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON customer_vault.subject_tables
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._erasure_invalidate();
+CREATE OR REPLACE TRIGGER retention_policies_erasure_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON customer_vault.retention_policies
+    FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._erasure_invalidate();
+ALTER TABLE customer_vault.subject_tables ENABLE ALWAYS TRIGGER subject_tables_erasure_invalidate;
+ALTER TABLE customer_vault.retention_policies ENABLE ALWAYS TRIGGER retention_policies_erasure_invalidate;
 
 -- What forget_subject does with one table's rows of the subject: its
 -- retention action decides (anonymize: kept with PII-labelled columns set
@@ -447,7 +442,7 @@ COMMENT ON FUNCTION customer_vault._erasure_treatment(regclass) IS
 
 -- Erasure of one subject, in one transaction.  SECURITY DEFINER: it writes the
 -- receipt chain, shreds, withdraws consents and reads the holds as the
--- extension's owner; each table is changed by _maint_run as that table's
+-- extension's owner; each table is changed by _forget_walk (C) as that table's
 -- owner (security-restricted), and only if the calling role itself holds
 -- the privilege the change needs on it (DELETE, UPDATE to anonymize, SELECT
 -- to count kept rows), as a purge asks.
@@ -456,24 +451,15 @@ CREATE OR REPLACE FUNCTION customer_vault.forget_subject(subject text, reason te
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    caller name := customer_vault._calling_role();
+    -- the calling role (as _calling_role(), written out: no function call)
+    caller name := CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
+                        ELSE pg_catalog.current_setting('role')::name END;
     hold record;
     e customer_vault.erasure_receipts;
-    fkrow record;
-    reach jsonb;
-    rels oid[];
-    depths integer[];
-    treats text[];
-    todo oid[];
-    pick oid;
-    treat text;
-    n bigint;
-    priv text;
-    tables jsonb := '{}';
+    walk jsonb;
     shredded boolean;
     withdrawn integer := 0;
     c record;
-    unreached text[];
 BEGIN
     IF subject IS NULL OR subject = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null or empty';
@@ -490,7 +476,10 @@ BEGIN
     -- a hold placed or released concurrently waits for this transaction (the
     -- same lock place_legal_hold and release_legal_hold take), so none slips
     -- in between the check and the erasure
-    PERFORM customer_vault._evidence_next('legal_hold_events');
+    PERFORM FROM customer_vault.evidence_heads h WHERE h.chain = 'legal_hold_events' FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM customer_vault._evidence_next('legal_hold_events');
+    END IF;
     SELECT h.id, h.reason INTO hold FROM customer_vault.current_legal_holds h
      WHERE customer_vault._same_subject(h.subject, forget_subject.subject)
      ORDER BY h.id LIMIT 1;
@@ -501,94 +490,43 @@ BEGIN
             HINT = 'Nothing was erased. Release the hold with customer_vault.release_legal_hold() when it ends, then repeat the erasure.';
     END IF;
 
-    SELECT r.next_id, r.prev_hash INTO e.id, e.prev_hash FROM customer_vault._receipt_next() r;
+    -- the head of the receipt chain, locked to the end of the transaction
+    SELECT h.last_id + 1, h.last_hash INTO e.id, e.prev_hash
+      FROM customer_vault.erasure_receipts_head h WHERE h.chain = 'erasure_receipts' FOR UPDATE;
+    IF NOT FOUND THEN
+        SELECT r.next_id, r.prev_hash INTO e.id, e.prev_hash FROM customer_vault._receipt_next() r;
+    END IF;
 
-    -- every table holding the subject's rows and what happens to them (no
-    -- temporary table: one of the caller's own could carry triggers that
-    -- would run with the extension owner's rights)
-    reach := (SELECT pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x)) FROM customer_vault._erasure_reach() x);
-    SELECT COALESCE(pg_catalog.array_agg(x.relid ORDER BY x.relid), '{}'),
-           COALESCE(pg_catalog.array_agg(x.depth ORDER BY x.relid), '{}'),
-           COALESCE(pg_catalog.array_agg(x.treat ORDER BY x.relid), '{}')
-      INTO rels, depths, treats
-      FROM (SELECT r.relid, max(r.depth) AS depth, customer_vault._erasure_treatment(r.relid::regclass) AS treat
-              FROM pg_catalog.jsonb_to_recordset(COALESCE(reach, '[]')) AS r(relid oid, depth integer)
-             GROUP BY r.relid) x;
-
-    -- a kept table must not lose the subject's rows to a cascade, nor stop
-    -- the deletion of their parent: refused before anything changes
-    FOR fkrow IN SELECT k.conname, k.conrelid::regclass AS child, k.confrelid::regclass AS parent, k.confdeltype
-                   FROM pg_catalog.pg_constraint k
-                   JOIN ROWS FROM (pg_catalog.unnest(rels), pg_catalog.unnest(treats)) p1(relid, treat) ON p1.relid = k.confrelid AND p1.treat = 'delete'
-                   JOIN ROWS FROM (pg_catalog.unnest(rels), pg_catalog.unnest(treats)) p2(relid, treat) ON p2.relid = k.conrelid AND p2.treat <> 'delete'
-                  WHERE k.contype = 'f' AND k.confdeltype IN ('c', 'r', 'a') AND k.conparentid = 0
-                  ORDER BY k.conrelid, k.conname LOOP
-        n := (customer_vault._maint_run('forget_keep', fkrow.child, ARRAY[subject, reach::text]))[1]::bigint;
-        IF n > 0 THEN
-            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
-                MESSAGE = pg_catalog.format('table %s keeps the subject''s rows, but its foreign key %I ties them to rows of %s that are deleted',
-                                            fkrow.child, fkrow.conname, fkrow.parent),
-                DETAIL = CASE fkrow.confdeltype WHEN 'c' THEN 'ON DELETE CASCADE would delete the kept rows.'
-                              ELSE 'The foreign key forbids deleting the referenced rows.' END,
-                HINT = pg_catalog.format('Nothing was erased. Give %s the anonymize retention action too, or declare the foreign key ON DELETE SET NULL.',
-                                         fkrow.parent);
-        END IF;
-    END LOOP;
-
-    -- children before parents: a table goes once no other pending table
-    -- references it (in a cycle of foreign keys, the deepest first)
-    todo := rels;
-    WHILE pg_catalog.cardinality(todo) > 0 LOOP
-        SELECT p.relid, p.treat INTO pick, treat
-          FROM ROWS FROM (pg_catalog.unnest(rels), pg_catalog.unnest(depths), pg_catalog.unnest(treats)) p(relid, depth, treat)
-         WHERE p.relid = ANY (todo)
-         ORDER BY (EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
-                            WHERE k.contype = 'f' AND k.confrelid = p.relid AND k.conrelid <> p.relid
-                              AND k.conrelid = ANY (todo))),
-                  p.depth DESC, p.relid
-         LIMIT 1;
-        priv := CASE treat WHEN 'delete' THEN 'DELETE' WHEN 'anonymize' THEN 'UPDATE' ELSE 'SELECT' END;
-        IF NOT pg_catalog.has_table_privilege(caller, pick, priv) THEN
-            RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
-                MESSAGE = pg_catalog.format('permission denied for table %s', pick::regclass),
-                DETAIL = pg_catalog.format('forget_subject changes a table as its owner, for roles with the %s privilege on it.', priv),
-                HINT = 'Nothing was erased.';
-        END IF;
-        n := (customer_vault._maint_run('forget_' || treat, pick::regclass, ARRAY[subject, reach::text]))[1]::bigint;
-        tables := tables OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object(pg_catalog.format('%s', pick::regclass),
-            pg_catalog.jsonb_build_object('deleted', CASE WHEN treat = 'delete' THEN n ELSE 0 END,
-                                          'anonymized', CASE WHEN treat = 'anonymize' THEN n ELSE 0 END,
-                                          'kept', CASE WHEN treat = 'keep' THEN n ELSE 0 END));
-        todo := pg_catalog.array_remove(todo, pick);
-    END LOOP;
-
-    -- tables with PII-labelled columns that no registered table reaches:
-    -- named in the receipt, since nothing of them was looked at
-    SELECT COALESCE(pg_catalog.array_agg(DISTINCT pg_catalog.format('%s', c2.oid::regclass)), '{}')
-      INTO unreached
-      FROM pg_catalog.pg_seclabel l JOIN pg_catalog.pg_class c2 ON c2.oid = l.objoid
-     WHERE l.classoid = 'pg_catalog.pg_class'::regclass AND l.provider = 'customer_vault' AND l.objsubid > 0
-       AND c2.relkind IN ('r', 'p') AND NOT c2.relispartition
-       AND c2.oid <> ALL (rels);
+    -- every table holding the subject's rows, changed as its owner
+    -- (src/forget.c); the labelled tables no registered table reaches; the
+    -- spellings the subject's consents may be stored under
+    e.role_id := COALESCE(pg_catalog.to_regrole(pg_catalog.quote_ident(caller))::oid, 0);
+    walk := customer_vault._forget_walk(subject, e.role_id)::jsonb;
 
     shredded := customer_vault.shred_subject(subject);
 
-    FOR c IN SELECT s.purpose FROM customer_vault.consent_state s
-              WHERE s.subject = forget_subject.subject AND s.granted ORDER BY s.purpose LOOP
-        PERFORM customer_vault.withdraw_consent(subject, c.purpose,
+    -- every consent of the subject, under whichever spelling it was given
+    -- ('042' and '42' name one subject of a bigint column): the subject as
+    -- given, its text form in each registered subject column's type and
+    -- those zero-padded (walk -> spellings), or any other text that is the
+    -- same value and starts with a sign or white space
+    FOR c IN SELECT s.subject AS who, s.purpose FROM customer_vault.consent_state s
+              WHERE s.granted
+                AND (s.subject = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(walk -> 'spellings')))
+                     OR (s.subject < '0' AND customer_vault._same_subject(s.subject, forget_subject.subject)))
+              ORDER BY s.subject, s.purpose LOOP
+        PERFORM customer_vault.withdraw_consent(c.who, c.purpose,
             pg_catalog.jsonb_build_object('erasure_receipt', e.id, 'reason', reason));
         withdrawn := withdrawn + 1;
     END LOOP;
 
     e.at := pg_catalog.clock_timestamp();
-    SELECT r.oid INTO e.role_id FROM pg_catalog.pg_roles r WHERE r.rolname = caller;
-    e.role_id := COALESCE(e.role_id, 0);
     e.session_role := session_user;
     e.acting_role := caller;
     e.subject_hash := customer_vault._subject_hash(subject);
     e.reason := reason;
-    e.counts := pg_catalog.jsonb_build_object('tables', tables, 'subject_key_shredded', shredded,
-                                              'consents_withdrawn', withdrawn, 'not_reached', pg_catalog.to_jsonb(unreached));
+    e.counts := pg_catalog.jsonb_build_object('tables', walk -> 'tables', 'subject_key_shredded', shredded,
+                                              'consents_withdrawn', withdrawn, 'not_reached', walk -> 'not_reached');
     e.hash := customer_vault._receipt_hash(e);
     INSERT INTO customer_vault.erasure_receipts SELECT e.*;
     UPDATE customer_vault.erasure_receipts_head h SET last_id = e.id, last_hash = e.hash

@@ -3,6 +3,13 @@
 -- changed, go before the replay; data migrations that need the new
 -- functions go after it.
 
+-- part FORGET2: forget_subject's walk moved into C (_forget_walk, statements
+-- from _erasure_plan() kept per session); its SQL-built statements and the
+-- second reach implementation are gone (one reach: _subject_reach())
+DROP FUNCTION customer_vault._erasure_sql(text, regclass, text[]);
+DROP FUNCTION customer_vault._erasure_filter(regclass, text, jsonb);
+DROP FUNCTION customer_vault._erasure_reach();
+
 --@ replay
 
 -- part MASK2 (issue 14): the <table>_masked views of 0.4.0 are security_invoker

@@ -155,11 +155,11 @@ INSERT INTO pm_probes VALUES
  (67, '_receipt_next()', 'SELECT customer_vault._receipt_next()'),
  (68, '_receipt_hash()', 'SELECT customer_vault._receipt_hash(r) FROM customer_vault.erasure_receipts r'),
  (69, '_receipt_json()', 'SELECT customer_vault._receipt_json(NULL::customer_vault.erasure_receipts)'),
- (70, '_erasure_filter()', 'SELECT customer_vault._erasure_filter(''pm_t'', ''1'', NULL)'),
- (71, '_erasure_sql()', 'SELECT customer_vault._erasure_sql(''forget_delete'', ''pm_t'', ARRAY[''1''])'),
+ (70, '_erasure_plan()', 'SELECT * FROM customer_vault._erasure_plan()'),
+ (71, '_forget_walk()', 'SELECT customer_vault._forget_walk(''pm-nobody'', 0)'),
  (72, '_erasure_treatment()', 'SELECT customer_vault._erasure_treatment(''pm_t'')'),
  (73, '_same_subject()', 'SELECT customer_vault._same_subject(''1'', ''01'')'),
- (74, '_maint_run(forget_delete)', 'SELECT customer_vault._maint_run(''forget_delete'', ''pm_t'', ARRAY[''1''])');
+ (74, '_erasure_invalidate()', 'SELECT customer_vault._erasure_invalidate()');
 -- part TRIGGER (issue 15): the one protect trigger per table is made by the
 -- extension's owner only; its owner may drop it (as it could drop the
 -- per-column triggers): the protection of a table is its owner's to give up
