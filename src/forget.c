@@ -24,11 +24,16 @@
  */
 #include "customer_vault.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -58,6 +63,8 @@ typedef struct FgTable
 	int		   *src_col;		/* per parameter: column of the parent's keys */
 	SPIPlanPtr	act_plan;		/* NULL: anonymize without PII columns */
 	SPIPlanPtr	count_plan;		/* prepared when first needed */
+	char	   *keys_sql;
+	char	   *act_sql;
 	char	   *count_sql;
 	Oid		   *types;
 	int			ndanger;
@@ -81,6 +88,7 @@ static char **fg_unreached_names = NULL;
 
 PG_FUNCTION_INFO_V1(cv_forget_walk);
 PG_FUNCTION_INFO_V1(cv_erasure_invalidate);
+PG_FUNCTION_INFO_V1(cv_erasure_plan);
 
 /* a relcache invalidation of a planned table or of the registry: build again */
 static void
@@ -187,34 +195,202 @@ fg_prepare(const char *sql, int nparams, Oid *types)
 	return p;
 }
 
-/* a text column of a plan row, copied into fg_cxt (NULL stays NULL) */
-static char *
-fg_text(HeapTuple tup, TupleDesc desc, int col)
+/* a foreign key between two application tables (a node of the reach) */
+typedef struct FgFk
 {
-	char	   *v = SPI_getvalue(tup, desc, col);
+	Oid			oid;
+	Oid			child;
+	Oid			parent;
+	int			n;
+	AttrNumber	key[INDEX_MAX_KEYS];	/* in the child */
+	AttrNumber	fkey[INDEX_MAX_KEYS];	/* in the parent */
+	Oid			eqop[INDEX_MAX_KEYS];	/* FK = FK */
+	char		deltype;
+	char	   *name;
+} FgFk;
 
-	return v ? MemoryContextStrdup(fg_cxt, v) : NULL;
+/* an ordinary or partitioned table of the application (never the extension's or the system's) */
+static bool
+fg_is_node(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class c;
+	char	   *nsp;
+	bool		ok;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	c = (Form_pg_class) GETSTRUCT(tup);
+	ok = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) && !c->relispartition;
+	if (ok)
+	{
+		nsp = get_namespace_name(c->relnamespace);
+		ok = nsp != NULL && strcmp(nsp, CV_SCHEMA) != 0 && strcmp(nsp, "pg_catalog") != 0 &&
+			strcmp(nsp, "information_schema") != 0 && strcmp(nsp, "pg_toast") != 0;
+	}
+	ReleaseSysCache(tup);
+	return ok;
 }
 
-/* an int4 column of a plan row */
+/* an int2[] or oid[] column of a pg_constraint row into an array of n */
 static int
-fg_int(HeapTuple tup, TupleDesc desc, int col)
+fg_constraint_array(HeapTuple tup, TupleDesc desc, int attno, Oid elemtype, Datum *out)
 {
 	bool		isnull;
-	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum		d = heap_getattr(tup, attno, desc, &isnull);
+	Datum	   *el;
+	bool	   *nl;
+	int			ne;
+	int			i;
 
-	return isnull ? 0 : DatumGetInt32(d);
+	if (isnull)
+		return 0;
+	deconstruct_array(DatumGetArrayTypeP(d), elemtype, elemtype == INT2OID ? 2 : 4, true,
+					  elemtype == INT2OID ? TYPALIGN_SHORT : TYPALIGN_INT, &el, &nl, &ne);
+	if (ne > INDEX_MAX_KEYS)
+		elog(ERROR, "foreign key with too many columns");
+	for (i = 0; i < ne; i++)
+		out[i] = el[i];
+	return ne;
 }
 
-/* build the plan of an erasure from customer_vault._erasure_plan() (inside SPI) */
+/* every top-level foreign key between application tables */
+static List *
+fg_foreign_keys(void)
+{
+	Relation	rel = table_open(ConstraintRelationId, AccessShareLock);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	List	   *fks = NIL;
+
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_constraint c = (Form_pg_constraint) GETSTRUCT(tup);
+		FgFk	   *fk;
+		Datum		tmp[INDEX_MAX_KEYS];
+		int			i;
+		int			n;
+
+		if (c->contype != CONSTRAINT_FOREIGN || OidIsValid(c->conparentid))
+			continue;
+		if (!fg_is_node(c->conrelid) || !fg_is_node(c->confrelid))
+			continue;
+		fk = palloc0(sizeof(FgFk));
+		fk->oid = c->oid;
+		fk->child = c->conrelid;
+		fk->parent = c->confrelid;
+		fk->deltype = c->confdeltype;
+		fk->name = pstrdup(NameStr(c->conname));
+		n = fg_constraint_array(tup, RelationGetDescr(rel), Anum_pg_constraint_conkey, INT2OID, tmp);
+		for (i = 0; i < n; i++)
+			fk->key[i] = DatumGetInt16(tmp[i]);
+		fk->n = n;
+		if (fg_constraint_array(tup, RelationGetDescr(rel), Anum_pg_constraint_confkey, INT2OID, tmp) != n)
+			elog(ERROR, "foreign key %u has mismatched columns", c->oid);
+		for (i = 0; i < n; i++)
+			fk->fkey[i] = DatumGetInt16(tmp[i]);
+		if (fg_constraint_array(tup, RelationGetDescr(rel), Anum_pg_constraint_conffeqop, OIDOID, tmp) != n)
+			elog(ERROR, "foreign key %u has mismatched operators", c->oid);
+		for (i = 0; i < n; i++)
+			fk->eqop[i] = DatumGetObjectId(tmp[i]);
+		fks = lappend(fks, fk);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return fks;
+}
+
+/* a type's schema-qualified name, quoted (never 'character', i.e. char(1)) */
+static char *
+fg_type_name(Oid typ)
+{
+	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typ));
+	Form_pg_type t;
+	char	   *name;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for type %u", typ);
+	t = (Form_pg_type) GETSTRUCT(tup);
+	name = quote_qualified_identifier(get_namespace_name(t->typnamespace), NameStr(t->typname));
+	ReleaseSysCache(tup);
+	return name;
+}
+
+/* OPERATOR(schema.name) of an operator */
+static char *
+fg_operator(Oid opr)
+{
+	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	Form_pg_operator o;
+	char	   *s;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", opr);
+	o = (Form_pg_operator) GETSTRUCT(tup);
+	s = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(o->oprnamespace)), NameStr(o->oprname));
+	ReleaseSysCache(tup);
+	return s;
+}
+
+/* a column's quoted name */
+static const char *
+fg_col(Oid relid, AttrNumber att)
+{
+	char	   *n = get_attname(relid, att, false);
+
+	return quote_identifier(n);
+}
+
+/* the position of relid among n tables, or -1 */
+static int
+fg_pos(Oid *rels, int n, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (rels[i] == relid)
+			return i;
+	return -1;
+}
+
+/* the subject types a registered column may have (as _subject_type_ok) */
+static bool
+fg_subject_type_ok(Oid typ)
+{
+	return typ == TEXTOID || typ == VARCHAROID || typ == BPCHAROID || typ == INT2OID ||
+		typ == INT4OID || typ == INT8OID || typ == NUMERICOID || typ == UUIDOID;
+}
+
+/*
+ * Build the plan of an erasure (inside SPI) from the catalog and the
+ * registry: the same reach _subject_reach() gives (registered tables at
+ * depth 0 through their subject column; every other application table at
+ * its shortest distance in foreign keys, each key towards a table of lower
+ * depth followed; registered tables are reached through their own column
+ * only), each table's statements prepared and kept.
+ */
 static void
 fg_build(void)
 {
 	uint64		gen = fg_gen;
 	Oid			nsp;
-	SPITupleTable *tt;
-	uint64		i;
+	MemoryContext old;
+	List	   *fks;
+	ListCell   *lc;
+	Oid		   *rels;
+	int		   *depth;
+	char	  **subjcol;
+	char	   *treat;
+	int			nrel = 0;
+	int			cap;
+	int			n;
+	int			d;
+	int			i;
+	int			k;
+	bool	   *todo;
 	int			rc;
+	SPITupleTable *tt;
+	uint64		r;
 
 	fg_valid = false;
 	fg_free();
@@ -225,96 +401,374 @@ fg_build(void)
 	fg_registry[0] = get_relname_relid("subject_tables", nsp);
 	fg_registry[1] = get_relname_relid("retention_policies", nsp);
 
-	rc = SPI_execute("SELECT relid, depth, treatment, key_pos, change_pos, subject_type, keys_sql, param_src,"
-					 " act_sql, count_sql, danger, pii FROM customer_vault._erasure_plan() ORDER BY key_pos",
-					 false, 0);
+	/* the registered tables and their subject columns */
+	rc = SPI_execute("SELECT s.relid::pg_catalog.oid, s.subject_column::pg_catalog.text"
+					 " FROM customer_vault.subject_tables s ORDER BY 1", true, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "customer_vault._erasure_plan did not answer");
+		elog(ERROR, "could not read the subject registry");
 	tt = SPI_tuptable;
-	fg_tables = MemoryContextAllocZero(fg_cxt, sizeof(FgTable) * Max(SPI_processed, 1));
-	fg_change_order = MemoryContextAllocZero(fg_cxt, sizeof(int) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
+	fks = fg_foreign_keys();
+	cap = (int) SPI_processed + 2 * list_length(fks) + 1;
+	rels = palloc0(sizeof(Oid) * cap);
+	depth = palloc0(sizeof(int) * cap);
+	subjcol = palloc0(sizeof(char *) * cap);
+	treat = palloc0(cap);
+	for (r = 0; r < SPI_processed; r++)
 	{
-		HeapTuple	tup = tt->vals[i];
-		TupleDesc	desc = tt->tupdesc;
-		FgTable    *t = &fg_tables[i];
 		bool		isnull;
-		char	   *treat;
-		char	   *keys_sql;
-		char	   *act_sql;
-		char	   *count_sql;
-		Datum		d;
+
+		rels[nrel] = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull));
+		subjcol[nrel] = SPI_getvalue(tt->vals[r], tt->tupdesc, 2);
+		depth[nrel] = 0;
+		nrel++;
+	}
+	/* the reach, level by level (a table at most once: its shortest depth) */
+	for (d = 0; d < 64; d++)
+	{
+		int			before = nrel;
+
+		foreach(lc, fks)
+		{
+			FgFk	   *fk = lfirst(lc);
+			int			p = fg_pos(rels, nrel, fk->parent);
+
+			if (p < 0 || depth[p] != d || fg_pos(rels, nrel, fk->child) >= 0)
+				continue;
+			rels[nrel] = fk->child;
+			depth[nrel] = d + 1;
+			nrel++;
+		}
+		if (nrel == before)
+			break;
+	}
+	/* the order keys are read in: by depth, then OID */
+	for (i = 1; i < nrel; i++)
+		for (k = i; k > 0 && (depth[k - 1] > depth[k] ||
+							  (depth[k - 1] == depth[k] && rels[k - 1] > rels[k])); k--)
+		{
+			Oid			to = rels[k];
+			int			td = depth[k];
+			char	   *ts = subjcol[k];
+
+			rels[k] = rels[k - 1];
+			depth[k] = depth[k - 1];
+			subjcol[k] = subjcol[k - 1];
+			rels[k - 1] = to;
+			depth[k - 1] = td;
+			subjcol[k - 1] = ts;
+		}
+	/* each table's treatment, from its retention action */
+	rc = SPI_execute("SELECT rp.relid::pg_catalog.oid, rp.action FROM customer_vault.retention_policies rp", true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "could not read the retention policies");
+	for (i = 0; i < nrel; i++)
+		treat[i] = 'd';
+	for (r = 0; r < SPI_processed; r++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *action = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+		int			p = fg_pos(rels, nrel, relid);
+
+		if (p >= 0 && action != NULL)
+			treat[p] = strcmp(action, "anonymize") == 0 ? 'a' : strcmp(action, "shred") == 0 ? 'k' : 'd';
+	}
+
+	old = MemoryContextSwitchTo(fg_cxt);
+	fg_tables = palloc0(sizeof(FgTable) * Max(nrel, 1));
+	fg_change_order = palloc0(sizeof(int) * Max(nrel, 1));
+	MemoryContextSwitchTo(old);
+
+	/* the order of change: a table goes once no pending table references it (in a cycle, the deepest first) */
+	todo = palloc(sizeof(bool) * Max(nrel, 1));
+	for (i = 0; i < nrel; i++)
+		todo[i] = true;
+	for (n = 0; n < nrel; n++)
+	{
+		int			best = -1;
+		bool		best_ref = true;
+
+		for (i = 0; i < nrel; i++)
+		{
+			bool		referenced = false;
+
+			if (!todo[i])
+				continue;
+			foreach(lc, fks)
+			{
+				FgFk	   *fk = lfirst(lc);
+				int			c;
+
+				if (fk->parent != rels[i] || fk->child == rels[i])
+					continue;
+				c = fg_pos(rels, nrel, fk->child);
+				if (c >= 0 && todo[c])
+					referenced = true;
+			}
+			if (best < 0 || (best_ref && !referenced) ||
+				(best_ref == referenced && (depth[i] > depth[best] ||
+											(depth[i] == depth[best] && rels[i] < rels[best]))))
+			{
+				best = i;
+				best_ref = referenced;
+			}
+		}
+		todo[best] = false;
+		fg_change_order[n] = best;
+	}
+
+	for (i = 0; i < nrel; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+		HeapTuple	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(rels[i]));
+		Form_pg_class cform;
+		char	   *qual;
+		StringInfoData cond;
+		StringInfoData buf;
+		List	   *src = NIL;
+		int			np = 0;
 		Oid		   *types;
 		int			p;
 
-		fg_n = (int) i + 1;
-		t->relid = DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull));
-		t->depth = fg_int(tup, desc, 2);
-		treat = SPI_getvalue(tup, desc, 3);
-		t->treat = (treat && strcmp(treat, "anonymize") == 0) ? 'a' :
-			(treat && strcmp(treat, "keep") == 0) ? 'k' : 'd';
-		if (fg_int(tup, desc, 4) != (int) i)
-			elog(ERROR, "customer_vault._erasure_plan gave the tables out of order");
-		t->change_pos = fg_int(tup, desc, 5);
-		if (t->change_pos < 0 || t->change_pos >= (int) SPI_processed)
-			elog(ERROR, "customer_vault._erasure_plan gave a bad order of change");
-		fg_change_order[t->change_pos] = (int) i;
-		d = SPI_getbinval(tup, desc, 6, &isnull);
-		t->subject_type = isnull ? InvalidOid : DatumGetObjectId(d);
-		keys_sql = SPI_getvalue(tup, desc, 7);
-		d = SPI_getbinval(tup, desc, 8, &isnull);
-		if (!isnull)
+		if (!HeapTupleIsValid(ctup))
+			elog(ERROR, "cache lookup failed for relation %u", rels[i]);
+		cform = (Form_pg_class) GETSTRUCT(ctup);
+		qual = psprintf("%s%s t", cform->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
+						quote_qualified_identifier(get_namespace_name(cform->relnamespace), NameStr(cform->relname)));
+		ReleaseSysCache(ctup);
+		fg_n = i + 1;
+		t->relid = rels[i];
+		t->depth = depth[i];
+		t->treat = treat[i];
+		for (k = 0; k < nrel; k++)
+			if (fg_change_order[k] == i)
+				t->change_pos = k;
+		initStringInfo(&cond);
+		if (depth[i] == 0)
 		{
-			ArrayType  *a = DatumGetArrayTypeP(d);
-			Datum	   *el;
-			bool	   *nl;
-			int			ne;
+			AttrNumber	att = get_attnum(rels[i], subjcol[i]);
 
-			deconstruct_array(a, INT4OID, 4, true, TYPALIGN_INT, &el, &nl, &ne);
-			t->nparams = ne / 2;
-			t->src_pos = MemoryContextAllocZero(fg_cxt, sizeof(int) * Max(t->nparams, 1));
-			t->src_col = MemoryContextAllocZero(fg_cxt, sizeof(int) * Max(t->nparams, 1));
-			for (p = 0; p < t->nparams; p++)
+			if (att == InvalidAttrNumber)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_COLUMN),
+						 errmsg("subject column %s of table %s does not exist", quote_identifier(subjcol[i]),
+								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(rels[i]))))));
+			t->subject_type = get_atttype(rels[i], att);
+			if (!fg_subject_type_ok(t->subject_type))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("the subject column of table %s is of type %s, which is not allowed for a subject column",
+								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(rels[i]))),
+								format_type_be(t->subject_type))));
+			appendStringInfo(&cond, "(t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
+							 quote_identifier(subjcol[i]), fg_type_name(t->subject_type));
+			np = 1;
+		}
+		else
+		{
+			/* one condition per foreign key towards a table of lower depth */
+			foreach(lc, fks)
 			{
-				t->src_pos[p] = DatumGetInt32(el[2 * p]);
-				t->src_col[p] = DatumGetInt32(el[2 * p + 1]);
-				if (t->src_pos[p] < 0 || t->src_pos[p] >= (int) i || t->src_col[p] < 1)
-					elog(ERROR, "customer_vault._erasure_plan gave a bad parameter source");
+				FgFk	   *fk = lfirst(lc);
+				int			pp = fg_pos(rels, nrel, fk->parent);
+				int			offset = 0;
+				ListCell   *lc2;
+				int			c;
+
+				if (fk->child != rels[i] || pp < 0 || depth[pp] >= depth[i])
+					continue;
+				/* where its columns start among the parent's key outputs: (child, fk) order */
+				foreach(lc2, fks)
+				{
+					FgFk	   *o = lfirst(lc2);
+					int			oc = fg_pos(rels, nrel, o->child);
+
+					if (o->parent == fk->parent && oc >= 0 && depth[oc] > depth[pp] &&
+						(o->child < fk->child || (o->child == fk->child && o->oid < fk->oid)))
+						offset += o->n;
+				}
+				if (cond.len > 0)
+					appendStringInfoString(&cond, " OR ");
+				appendStringInfoChar(&cond, '(');
+				for (c = 0; c < fk->n; c++)
+				{
+					Oid			ctyp = get_atttype(rels[i], fk->key[c]);
+
+					src = lappend_int(src, pp);
+					src = lappend_int(src, offset + c + 1);
+					np++;
+					appendStringInfo(&cond, "%st.%s %s ANY (($%d)::%s[])", c > 0 ? " AND " : "",
+									 fg_col(rels[i], fk->key[c]), fg_operator(fk->eqop[c]), np,
+									 fg_type_name(ctyp));
+				}
+				if (fk->n > 1)
+				{
+					/* composite: each column narrowed through its index, the tuples matched exactly */
+					appendStringInfoString(&cond, " AND EXISTS (SELECT FROM ROWS FROM (");
+					for (c = 0; c < fk->n; c++)
+						appendStringInfo(&cond, "%spg_catalog.unnest(($%d)::%s[])", c > 0 ? ", " : "",
+										 np - fk->n + c + 1, fg_type_name(get_atttype(rels[i], fk->key[c])));
+					appendStringInfoString(&cond, ") k(");
+					for (c = 0; c < fk->n; c++)
+						appendStringInfo(&cond, "%sv%d", c > 0 ? ", " : "", c + 1);
+					appendStringInfoString(&cond, ") WHERE ");
+					for (c = 0; c < fk->n; c++)
+						appendStringInfo(&cond, "%st.%s %s k.v%d", c > 0 ? " AND " : "",
+										 fg_col(rels[i], fk->key[c]), fg_operator(fk->eqop[c]), c + 1);
+					appendStringInfoChar(&cond, ')');
+				}
+				appendStringInfoChar(&cond, ')');
 			}
 		}
-		if (t->depth == 0)
-			t->nparams = 1;
-		types = palloc(sizeof(Oid) * Max(t->nparams, 1));
-		for (p = 0; p < t->nparams; p++)
-			types[p] = (t->depth == 0) ? TEXTOID : TEXTARRAYOID;
-		act_sql = SPI_getvalue(tup, desc, 9);
-		count_sql = SPI_getvalue(tup, desc, 10);
-		d = SPI_getbinval(tup, desc, 11, &isnull);
-		if (!isnull)
+		t->nparams = np;
+		t->src_pos = MemoryContextAllocZero(fg_cxt, sizeof(int) * Max(np, 1));
+		t->src_col = MemoryContextAllocZero(fg_cxt, sizeof(int) * Max(np, 1));
+		for (p = 0; p < np && depth[i] > 0; p++)
 		{
+			t->src_pos[p] = list_nth_int(src, 2 * p);
+			t->src_col[p] = list_nth_int(src, 2 * p + 1);
+		}
+		types = MemoryContextAlloc(fg_cxt, sizeof(Oid) * Max(np, 1));
+		for (p = 0; p < np; p++)
+			types[p] = depth[i] == 0 ? TEXTOID : TEXTARRAYOID;
+		t->types = types;
+
+		/* what the children need of this table's rows: one text[] per key column */
+		initStringInfo(&buf);
+		{
+			/* in (child, fk) order, as the offsets above count them */
+			List	   *mine = NIL;
+			ListCell   *lc3;
+
+			foreach(lc, fks)
+			{
+				FgFk	   *fk = lfirst(lc);
+				int			child = fg_pos(rels, nrel, fk->child);
+
+				if (fk->parent == rels[i] && child >= 0 && depth[child] > depth[i])
+					mine = lappend(mine, fk);
+			}
+			for (k = 1; k < list_length(mine); k++)
+			{
+				int			j;
+
+				for (j = k; j > 0; j--)
+				{
+					FgFk	   *a = list_nth(mine, j - 1);
+					FgFk	   *b = list_nth(mine, j);
+
+					if (a->child > b->child || (a->child == b->child && a->oid > b->oid))
+					{
+						list_nth_cell(mine, j - 1)->ptr_value = b;
+						list_nth_cell(mine, j)->ptr_value = a;
+					}
+				}
+			}
+			foreach(lc3, mine)
+			{
+				FgFk	   *fk = lfirst(lc3);
+				int			c;
+				int			cc;
+
+				for (c = 0; c < fk->n; c++)
+				{
+					appendStringInfo(&buf, "%spg_catalog.array_agg(%s(t.%s)::pg_catalog.text) FILTER (WHERE ",
+									 buf.len > 0 ? ", " : "", fk->n == 1 ? "DISTINCT " : "",
+									 fg_col(rels[i], fk->fkey[c]));
+					for (cc = 0; cc < fk->n; cc++)
+						appendStringInfo(&buf, "%st.%s IS NOT NULL", cc > 0 ? " AND " : "",
+										 fg_col(rels[i], fk->fkey[cc]));
+					appendStringInfoChar(&buf, ')');
+				}
+			}
+		}
+		if (buf.len > 0)
+			t->keys_sql = MemoryContextStrdup(fg_cxt, psprintf("SELECT %s FROM %s WHERE %s", buf.data, qual, cond.data));
+		t->count_sql = MemoryContextStrdup(fg_cxt, psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s", qual, cond.data));
+		if (t->treat == 'd')
+			t->act_sql = MemoryContextStrdup(fg_cxt, psprintf("DELETE FROM %s WHERE %s", qual, cond.data));
+		else if (t->treat == 'k')
+			t->act_sql = t->count_sql;
+		else
+		{
+			/* the PII-labelled columns (labels of a partitioned table apply to its partitions) */
+			Oid			argt = OIDOID;
+			Datum		arg = ObjectIdGetDatum(rels[i]);
 			Datum	   *el;
 			bool	   *nl;
-			int			ne;
-			int			k;
+			int			ne = 0;
+			bool		isnull;
+			Datum		v;
 
-			deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT, &el, &nl, &ne);
-			t->ndanger = ne / 3;
-			t->danger = MemoryContextAllocZero(fg_cxt, sizeof(char *) * Max(ne, 1));
-			for (k = 0; k < t->ndanger * 3; k++)
-				t->danger[k] = nl[k] ? "" : MemoryContextStrdup(fg_cxt, TextDatumGetCString(el[k]));
+			if (SPI_execute_with_args("SELECT customer_vault._pii_columns($1::pg_catalog.regclass)",
+									  1, &argt, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+				elog(ERROR, "customer_vault._pii_columns did not answer");
+			v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (!isnull)
+				deconstruct_array(DatumGetArrayTypeP(v), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &el, &nl, &ne);
+			if (ne > 0)
+			{
+				StringInfoData set;
+				StringInfoData any;
+				StringInfoData names;
+
+				initStringInfo(&set);
+				initStringInfo(&any);
+				initStringInfo(&names);
+				for (k = 0; k < ne; k++)
+				{
+					const char *c = quote_identifier(NameStr(*DatumGetName(el[k])));
+
+					appendStringInfo(&set, "%s%s = NULL", k > 0 ? ", " : "", c);
+					appendStringInfo(&any, "%st.%s IS NOT NULL", k > 0 ? " OR " : "", c);
+					appendStringInfo(&names, "%s%s", k > 0 ? "," : "", NameStr(*DatumGetName(el[k])));
+				}
+				t->act_sql = MemoryContextStrdup(fg_cxt, psprintf("UPDATE %s SET %s WHERE (%s) AND (%s)",
+																  qual, set.data, cond.data, any.data));
+				t->pii = MemoryContextStrdup(fg_cxt, names.data);
+			}
+			else
+				t->pii = MemoryContextStrdup(fg_cxt, "");
 		}
-		t->pii = fg_text(tup, desc, 12);
-		/* the statements (after the fields above, so fg_free finds what was kept) */
-		if (keys_sql != NULL)
-			t->keys_plan = fg_prepare(keys_sql, t->nparams, types);
-		if (act_sql != NULL)
-			t->act_plan = fg_prepare(act_sql, t->nparams, types);
-		t->count_sql = count_sql ? MemoryContextStrdup(fg_cxt, count_sql) : NULL;
-		t->types = MemoryContextAlloc(fg_cxt, sizeof(Oid) * Max(t->nparams, 1));
-		memcpy(t->types, types, sizeof(Oid) * Max(t->nparams, 1));
-		if (t->ndanger > 0 && count_sql != NULL)
-			t->count_plan = fg_prepare(count_sql, t->nparams, types);
+		/* a kept table must not lose the subject's rows to a cascade, nor stop a deletion */
+		if (t->treat != 'd')
+		{
+			List	   *dl = NIL;
+
+			foreach(lc, fks)
+			{
+				FgFk	   *fk = lfirst(lc);
+				int			pp = fg_pos(rels, nrel, fk->parent);
+
+				if (fk->child == rels[i] && pp >= 0 && treat[pp] == 'd' &&
+					(fk->deltype == FKCONSTR_ACTION_CASCADE || fk->deltype == FKCONSTR_ACTION_RESTRICT ||
+					 fk->deltype == FKCONSTR_ACTION_NOACTION))
+					dl = lappend(dl, fk);
+			}
+			if (dl != NIL)
+			{
+				/* the first by name */
+				FgFk	   *first = linitial(dl);
+
+				foreach(lc, dl)
+					if (strcmp(((FgFk *) lfirst(lc))->name, first->name) < 0)
+						first = lfirst(lc);
+				t->ndanger = 1;
+				t->danger = MemoryContextAllocZero(fg_cxt, sizeof(char *) * 3);
+				t->danger[0] = MemoryContextStrdup(fg_cxt, first->name);
+				t->danger[1] = MemoryContextStrdup(fg_cxt, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(first->parent))));
+				t->danger[2] = MemoryContextStrdup(fg_cxt, psprintf("%c", first->deltype));
+			}
+		}
+		/* the statements, kept */
+		if (t->keys_sql != NULL)
+			t->keys_plan = fg_prepare(t->keys_sql, np, types);
+		if (t->act_sql != NULL)
+			t->act_plan = fg_prepare(t->act_sql, np, types);
+		if (t->ndanger > 0)
+			t->count_plan = fg_prepare(t->count_sql, np, types);
 	}
+	fg_n = nrel;
 
 	/* labelled tables the reach misses (named in every receipt) */
 	rc = SPI_execute("SELECT DISTINCT c.oid, pg_catalog.format('%s', c.oid::pg_catalog.regclass)"
@@ -328,20 +782,16 @@ fg_build(void)
 	tt = SPI_tuptable;
 	fg_unreached_oids = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(SPI_processed, 1));
 	fg_unreached_names = MemoryContextAllocZero(fg_cxt, sizeof(char *) * Max(SPI_processed, 1));
-	for (i = 0; i < SPI_processed; i++)
+	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[i], tt->tupdesc, 1, &isnull));
-		int			k;
-		bool		reached = false;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull));
+		char	   *name = SPI_getvalue(tt->vals[r], tt->tupdesc, 2);
 
-		for (k = 0; k < fg_n; k++)
-			if (fg_tables[k].relid == relid)
-				reached = true;
-		if (reached)
+		if (fg_pos(rels, nrel, relid) >= 0)
 			continue;
 		fg_unreached_oids[fg_nunreached] = relid;
-		fg_unreached_names[fg_nunreached] = fg_text(tt->vals[i], tt->tupdesc, 2);
+		fg_unreached_names[fg_nunreached] = MemoryContextStrdup(fg_cxt, name);
 		fg_nunreached++;
 	}
 	fg_valid = (gen == fg_gen);
@@ -778,4 +1228,75 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	memcpy(VARDATA(result), out.data, out.len);
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * customer_vault._erasure_plan(): the kept plan of this session (built
+ * first if needed), one row per table: what forget_subject runs on it.
+ */
+Datum
+cv_erasure_plan(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	int			i;
+
+	if (fg_busy)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("the erasure plan cannot be read inside an erasure")));
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	fg_busy = true;
+	PG_TRY();
+	{
+		if (!fg_valid)
+			fg_build();
+	}
+	PG_FINALLY();
+	{
+		fg_busy = false;
+	}
+	PG_END_TRY();
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+		Datum		values[12];
+		bool		nulls[12];
+		Datum	   *src;
+		Datum	   *dg;
+		int			p;
+		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+
+		memset(nulls, 0, sizeof(nulls));
+		values[0] = ObjectIdGetDatum(t->relid);
+		values[1] = Int32GetDatum(t->depth);
+		values[2] = CStringGetTextDatum(t->treat == 'd' ? "delete" : t->treat == 'a' ? "anonymize" : "keep");
+		values[3] = Int32GetDatum(i);
+		values[4] = Int32GetDatum(t->change_pos);
+		values[5] = ObjectIdGetDatum(t->subject_type);
+		nulls[5] = !OidIsValid(t->subject_type);
+		values[6] = t->keys_sql ? CStringGetTextDatum(t->keys_sql) : (Datum) 0;
+		nulls[6] = t->keys_sql == NULL;
+		src = palloc(sizeof(Datum) * Max(2 * t->nparams, 1));
+		for (p = 0; t->depth > 0 && p < t->nparams; p++)
+		{
+			src[2 * p] = Int32GetDatum(t->src_pos[p]);
+			src[2 * p + 1] = Int32GetDatum(t->src_col[p]);
+		}
+		values[7] = PointerGetDatum(construct_array(src, t->depth > 0 ? 2 * t->nparams : 0, INT4OID, 4, true, TYPALIGN_INT));
+		values[8] = t->act_sql ? CStringGetTextDatum(t->act_sql) : (Datum) 0;
+		nulls[8] = t->act_sql == NULL;
+		values[9] = CStringGetTextDatum(t->count_sql);
+		dg = palloc(sizeof(Datum) * 3);
+		for (p = 0; p < 3 * t->ndanger; p++)
+			dg[p] = CStringGetTextDatum(t->danger[p]);
+		values[10] = PointerGetDatum(construct_array(dg, 3 * t->ndanger, TEXTOID, -1, false, TYPALIGN_INT));
+		values[11] = t->pii ? CStringGetTextDatum(t->pii) : (Datum) 0;
+		nulls[11] = t->pii == NULL;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return (Datum) 0;
 }

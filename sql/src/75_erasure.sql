@@ -189,15 +189,20 @@ $$;
 COMMENT ON FUNCTION customer_vault._same_subject(text, text) IS
     'internal: whether two subject texts are equal as text or as values of a registered subject column''s type';
 
--- The plan of an erasure, built from the catalog and the registry, never
--- from anything a caller passes: one row per table of _subject_reach() (the
--- same reach export_subject and the inventory use), with the statements
--- forget_subject runs on it as its owner (src/forget.c keeps them prepared
--- until DDL or the registry changes).  Statements read alias t; depth 0:
--- $1 is the subject (text, converted to the subject column's type); depth
--- n: $1.. are text[] of the keys its foreign keys reference in the parents'
--- rows of the subject, each column in its own type, compared with the key's
--- FK = FK operator (so the indexes of the key columns are used).
+-- The plan of an erasure as this session keeps it (src/forget.c builds it
+-- from the catalog and the registry, never from anything a caller passes,
+-- and keeps its statements prepared until a planned table, the registry,
+-- the retention policies or a label changes): one row per table of the
+-- subject reach (the same one _subject_reach() gives: registered tables by
+-- their subject column, every other table at its shortest distance in
+-- foreign keys, each key towards a table of lower depth), with the
+-- statements forget_subject runs on it as its owner.  Statements read alias
+-- t; depth 0: $1 is the subject (text, converted to the subject column's
+-- type); depth n: $1.. are text[] of the keys its foreign keys reference in
+-- the parents' rows of the subject, each column in its own type, compared
+-- with the key's FK = FK operator (so the indexes of the key columns are
+-- used).  For the tests (EXPLAIN of what runs) and the curious admin: it
+-- shows statements, never data.
 --   key_pos      position in the order keys are read (parents first)
 --   change_pos   position in the order tables are changed: a table goes
 --                once no other pending table references it (in a cycle of
@@ -207,193 +212,17 @@ COMMENT ON FUNCTION customer_vault._same_subject(text, text) IS
 --                (one text[] per key column, NULL when no child needs any)
 --   param_src    per parameter ($1..): key_pos of the parent, column of its keys_sql
 --   act_sql      DELETE, anonymizing UPDATE or count(*), as treatment says
---   count_sql    count(*) of the subject's rows, for tables a foreign key
---                would cascade a deletion into (danger: conname, parent,
---                confdeltype, triples)
+--   count_sql    count(*) of the subject's rows (a kept table a foreign key
+--                would cascade a deletion into: danger = conname, parent,
+--                confdeltype; a table the caller may not change)
 --   pii          the PII-labelled columns the anonymizing UPDATE clears
 CREATE OR REPLACE FUNCTION customer_vault._erasure_plan()
     RETURNS TABLE(relid oid, depth integer, treatment text, key_pos integer, change_pos integer, subject_type oid,
                   keys_sql text, param_src integer[], act_sql text, count_sql text, danger text[], pii text)
-    LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-#variable_conflict use_variable
-DECLARE
-    rels oid[];
-    depths integer[];
-    treats text[];
-    n integer;
-    i integer;
-    j integer;
-    r record;
-    e record;
-    c record;
-    q text;
-    only_ text;
-    conds text[];
-    parts text[];
-    outs text[];
-    nout integer;
-    np integer;
-    src integer[];
-    cols text[];
-    pii_cols name[];
-    todo oid[];
-    pick oid;
-    pos integer := 0;
-    change integer[];
-    dangers text[];
-BEGIN
-    SELECT COALESCE(pg_catalog.array_agg(x.rel ORDER BY x.depth, x.rel), '{}'),
-           COALESCE(pg_catalog.array_agg(x.depth ORDER BY x.depth, x.rel), '{}'),
-           COALESCE(pg_catalog.array_agg(customer_vault._erasure_treatment(x.rel::regclass) ORDER BY x.depth, x.rel), '{}')
-      INTO rels, depths, treats
-      FROM (SELECT s.relid::oid AS rel, max(s.depth) AS depth FROM customer_vault._subject_reach() s GROUP BY 1) x;
-    n := pg_catalog.cardinality(rels);
-    IF n = 0 THEN
-        RETURN;
-    END IF;
-    -- the order of change: children before parents
-    change := pg_catalog.array_fill(0, ARRAY[n]);
-    todo := rels;
-    WHILE pg_catalog.cardinality(todo) > 0 LOOP
-        SELECT p.rel INTO pick
-          FROM ROWS FROM (pg_catalog.unnest(rels), pg_catalog.unnest(depths)) p(rel, depth)
-         WHERE p.rel = ANY (todo)
-         ORDER BY (EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k
-                            WHERE k.contype = 'f' AND k.confrelid = p.rel AND k.conrelid <> p.rel
-                              AND k.conrelid = ANY (todo))),
-                  p.depth DESC, p.rel
-         LIMIT 1;
-        change[pg_catalog.array_position(rels, pick)] := pos;
-        pos := pos + 1;
-        todo := pg_catalog.array_remove(todo, pick);
-    END LOOP;
-    FOR i IN 1 .. n LOOP
-        relid := rels[i];
-        depth := depths[i];
-        treatment := treats[i];
-        key_pos := i - 1;
-        change_pos := change[i];
-        subject_type := NULL;
-        only_ := CASE WHEN (SELECT cl.relkind FROM pg_catalog.pg_class cl WHERE cl.oid = relid) = 'p' THEN '' ELSE 'ONLY ' END;
-        conds := '{}';
-        src := '{}';
-        np := 0;
-        IF depth = 0 THEN
-            -- the subject column in its own type (by its qualified name: never 'character', i.e. char(1))
-            SELECT pg_catalog.format('t.%I OPERATOR(pg_catalog.=) ($1)::%I.%I', a.attname, tn.nspname, ty.typname), ty.oid
-              INTO STRICT q, subject_type
-              FROM customer_vault.subject_tables s
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = s.relid AND a.attname = s.subject_column
-                                              AND a.attnum > 0 AND NOT a.attisdropped
-              JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-              JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
-             WHERE s.relid::oid = relid;
-            PERFORM customer_vault._check_subject_type(subject_type::regtype, pg_catalog.format('the subject column of table %s', relid::regclass));
-            conds := ARRAY[q];
-        ELSE
-            -- one condition per foreign key towards a table of lower depth
-            FOR e IN SELECT s.fk, s.parent::oid AS parent FROM customer_vault._subject_reach() s
-                      WHERE s.relid::oid = relid ORDER BY s.fk LOOP
-                -- where this key's columns start among the parent's keys_sql columns
-                SELECT COALESCE(pg_catalog.sum(pg_catalog.cardinality(k.conkey)), 0)::integer INTO j
-                  FROM customer_vault._subject_reach() s2 JOIN pg_catalog.pg_constraint k ON k.oid = s2.fk
-                 WHERE s2.parent::oid = e.parent AND s2.depth > 0
-                   AND (s2.relid::oid < relid OR (s2.relid::oid = relid AND s2.fk < e.fk));
-                parts := '{}';
-                cols := '{}';
-                outs := '{}';
-                FOR c IN SELECT a.attname, ns.nspname, o.oprname, tn.nspname AS tnsp, ty.typname, u.i
-                           FROM pg_catalog.pg_constraint k
-                          CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.conffeqop)) WITH ORDINALITY u(attnum, op, i)
-                           JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
-                           JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
-                           JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
-                           JOIN pg_catalog.pg_operator o ON o.oid = u.op
-                           JOIN pg_catalog.pg_namespace ns ON ns.oid = o.oprnamespace
-                          WHERE k.oid = e.fk
-                          ORDER BY u.i LOOP
-                    np := np + 1;
-                    src := src || (pg_catalog.array_position(rels, e.parent) - 1) || (j + c.i::integer);
-                    parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) ANY (($%s)::%I.%I[])',
-                                                        c.attname, c.nspname, c.oprname, np, c.tnsp, c.typname);
-                    cols := cols || pg_catalog.format('pg_catalog.unnest(($%s)::%I.%I[])', np, c.tnsp, c.typname);
-                    outs := outs || pg_catalog.format('t.%I OPERATOR(%I.%s) k.v%s', c.attname, c.nspname, c.oprname, c.i);
-                END LOOP;
-                IF pg_catalog.cardinality(parts) = 1 THEN
-                    conds := conds || parts[1];
-                ELSE
-                    -- composite: each column narrowed through its index, the tuples matched exactly
-                    conds := conds || pg_catalog.format('%s AND EXISTS (SELECT FROM ROWS FROM (%s) k(%s) WHERE %s)',
-                        pg_catalog.array_to_string(parts, ' AND '), pg_catalog.array_to_string(cols, ', '),
-                        (SELECT pg_catalog.string_agg(pg_catalog.format('v%s', g), ', ')
-                           FROM pg_catalog.generate_series(1, pg_catalog.cardinality(parts)) g),
-                        pg_catalog.array_to_string(outs, ' AND '));
-                END IF;
-            END LOOP;
-        END IF;
-        SELECT pg_catalog.format('%I.%I', t.nsp, t.rel) INTO q FROM customer_vault._table_names(relid::regclass) t;
-        q := only_ || q || ' t WHERE (' || pg_catalog.array_to_string(conds, ') OR (') || ')';
-        -- what the children need of this table's rows: one text[] per key column of each foreign key
-        outs := '{}';
-        FOR e IN SELECT s.fk FROM customer_vault._subject_reach() s
-                  WHERE s.parent::oid = relid AND s.depth > 0 ORDER BY s.relid::oid, s.fk LOOP
-            SELECT pg_catalog.array_agg(pg_catalog.format('pg_catalog.array_agg(%s(t.%I)::pg_catalog.text) FILTER (WHERE %s)',
-                                                          CASE WHEN pg_catalog.cardinality(k.confkey) = 1 THEN 'DISTINCT ' ELSE '' END,
-                                                          a.attname,
-                                                          (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', a2.attname), ' AND ')
-                                                             FROM pg_catalog.unnest(k.confkey) x2(n)
-                                                             JOIN pg_catalog.pg_attribute a2 ON a2.attrelid = k.confrelid AND a2.attnum = x2.n))
-                                        ORDER BY u.i)
-              INTO cols
-              FROM pg_catalog.pg_constraint k
-             CROSS JOIN LATERAL pg_catalog.unnest(k.confkey) WITH ORDINALITY u(attnum, i)
-              JOIN pg_catalog.pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.attnum
-             WHERE k.oid = e.fk;
-            outs := outs || cols;
-        END LOOP;
-        keys_sql := CASE WHEN pg_catalog.cardinality(outs) > 0
-                         THEN 'SELECT ' || pg_catalog.array_to_string(outs, ', ') || ' FROM ' || q END;
-        param_src := src;
-        count_sql := 'SELECT pg_catalog.count(*) FROM ' || q;
-        pii := NULL;
-        IF treatment = 'delete' THEN
-            act_sql := 'DELETE FROM ' || q;
-        ELSIF treatment = 'anonymize' THEN
-            pii_cols := customer_vault._pii_columns(relid::regclass);
-            pii := pg_catalog.array_to_string(pii_cols, ',');
-            IF pg_catalog.cardinality(pii_cols) = 0 THEN
-                act_sql := NULL;    -- refused when the erasure runs
-            ELSE
-                act_sql := 'UPDATE ' || pg_catalog.regexp_replace(q, ' WHERE ', ' SET ' ||
-                               (SELECT pg_catalog.string_agg(pg_catalog.format('%I = NULL', x), ', ') FROM pg_catalog.unnest(pii_cols) x)
-                               || ' WHERE (') || ') AND ('
-                           || (SELECT pg_catalog.string_agg(pg_catalog.format('t.%I IS NOT NULL', x), ' OR ') FROM pg_catalog.unnest(pii_cols) x)
-                           || ')';
-            END IF;
-        ELSE
-            act_sql := count_sql;
-        END IF;
-        -- a kept table must not lose the subject's rows to a cascade, nor stop
-        -- the deletion of their parent
-        dangers := '{}';
-        IF treatment <> 'delete' THEN
-            SELECT COALESCE(pg_catalog.array_agg(x ORDER BY k.conname, o), '{}') INTO dangers
-              FROM pg_catalog.pg_constraint k
-             CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[k.conname::text, pg_catalog.format('%s', k.confrelid::regclass),
-                                                        k.confdeltype::text]) WITH ORDINALITY u(x, o)
-             WHERE k.contype = 'f' AND k.confdeltype IN ('c', 'r', 'a') AND k.conparentid = 0
-               AND k.conrelid = relid
-               AND k.confrelid IN (SELECT rels[g] FROM pg_catalog.generate_series(1, n) g WHERE treats[g] = 'delete');
-        END IF;
-        danger := dangers;
-        RETURN NEXT;
-    END LOOP;
-END
-$$;
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_erasure_plan';
 COMMENT ON FUNCTION customer_vault._erasure_plan() IS
-    'internal: the statements of an erasure per table of _subject_reach(), built from the catalog (forget_subject keeps them prepared in src/forget.c)';
+    'internal: the statements of an erasure per table of the subject reach, as this session keeps them prepared (src/forget.c)';
 
 -- The walk of an erasure (src/forget.c): every table of the reach, keys
 -- read parents first and changes made children first, each as the table's
