@@ -437,6 +437,27 @@ BEGIN
                    'Check that its rows belong to the subject the way shown: export and erasure follow that way only, never the foreign keys of the cycle.'
               FROM reach r WHERE r.cycle
             UNION ALL
+            -- a table of another owner joined the reach through a foreign key
+            -- (REFERENCES is all it takes) and the admin may not change it: an
+            -- erasure of a subject it holds rows of is refused
+            SELECT DISTINCT 'medium', r.relid::pg_catalog.regclass::text,
+                   pg_catalog.format('a table of another owner (%s) reaches %s through a foreign key, but no member of customer_vault_admin may %s it: forget_subject is refused for every subject it holds rows of',
+                                     pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(c.relowner)), r.parent::text,
+                                     CASE rp.action WHEN 'anonymize' THEN 'UPDATE' WHEN 'shred' THEN 'SELECT' ELSE 'DELETE FROM' END),
+                   pg_catalog.format('Grant customer_vault_admin %s on it, or drop its foreign key (check who granted REFERENCES on %s).',
+                                     CASE rp.action WHEN 'anonymize' THEN 'UPDATE' WHEN 'shred' THEN 'SELECT' ELSE 'DELETE' END,
+                                     r.parent::text)
+              FROM reach r
+              JOIN pg_catalog.pg_class c ON c.oid = r.relid
+              JOIN pg_catalog.pg_class pc ON pc.oid = r.parent
+              LEFT JOIN customer_vault.retention_policies rp ON rp.relid::oid = r.relid::oid
+             WHERE r.depth > 0 AND c.relowner <> pc.relowner
+               AND NOT EXISTS (
+                   SELECT 1 FROM pg_catalog.pg_roles ro
+                    WHERE NOT ro.rolsuper AND pg_catalog.pg_has_role(ro.oid, 'customer_vault_admin', 'MEMBER')
+                      AND pg_catalog.has_table_privilege(ro.oid, r.relid,
+                              CASE rp.action WHEN 'anonymize' THEN 'UPDATE' WHEN 'shred' THEN 'SELECT' ELSE 'DELETE' END))
+            UNION ALL
             SELECT 'low', r.relid::pg_catalog.regclass::text,
                    pg_catalog.format('no index on %s: export_subject and forget_subject scan the whole table', cols.list),
                    pg_catalog.format('CREATE INDEX ON %s (%s);', r.relid::pg_catalog.regclass::text, cols.list)
