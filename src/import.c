@@ -14,7 +14,10 @@
  */
 #include "customer_vault.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -28,6 +31,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -35,6 +39,8 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/plancache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -44,8 +50,12 @@ extern Datum cv_ledger_head_remember(PG_FUNCTION_ARGS);
 
 #define IMPORT_BATCH	10000	/* rows fetched, checked and written at a time */
 
+/* columns of customer_vault.purposes, in table order */
+#define Anum_imp_purpose_name		1
+#define Anum_imp_purpose_basis		2
+#define Anum_imp_purpose_valid_for	4
+
 /* plans prepared once per backend and kept (the plan cache revalidates them) */
-static SPIPlanPtr plan_purpose = NULL;
 static SPIPlanPtr plan_head_lock = NULL;
 static SPIPlanPtr plan_head_clean = NULL;
 static SPIPlanPtr plan_head_read = NULL;
@@ -149,34 +159,61 @@ imp_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 	return rc;
 }
 
-/* a purpose's lawful basis and consent lifetime (as the owner) */
+/*
+ * A purpose's lawful basis and consent lifetime (as the owner): one probe of
+ * purposes_pkey, under a snapshot taken as SPI would take it for a query
+ * (after a command counter increment), without planning or an executor.
+ */
 static void
 imp_lookup_purpose(const char *name, CvImpPurpose *p)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		v[1];
-	bool		isnull;
+	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
+	Oid			relid = get_relname_relid("purposes", nsp);
+	Oid			pkey = get_relname_relid("purposes_pkey", nsp);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	HeapTuple	tup;
+	Snapshot	snap;
 
-	v[0] = CStringGetTextDatum(name);
-	imp_exec(CvSavedPlan(&plan_purpose,
-					  "SELECT p.lawful_basis OPERATOR(pg_catalog.=) 'consent', p.consent_valid_for"
-					  "  FROM customer_vault.purposes p WHERE p.purpose OPERATOR(pg_catalog.=) $1",
-					  1, types), v, NULL, 1);
-	p->exists = SPI_processed == 1;
+	p->exists = false;
 	p->consent = false;
 	p->has_valid_for = false;
-	if (!p->exists)
-		return;
-	p->consent = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (!OidIsValid(relid) || !OidIsValid(pkey))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the consent purposes table does not exist")));
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&skey, Anum_imp_purpose_name, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(name));
+	scan = systable_beginscan(rel, pkey, true, snap, 1, &skey);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
 	{
-		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+		TupleDesc	desc = RelationGetDescr(rel);
+		bool		isnull;
+		Datum		d;
 
+		p->exists = true;
+		d = heap_getattr(tup, Anum_imp_purpose_basis, desc, &isnull);
+		if (!isnull)
+		{
+			text	   *basis = DatumGetTextPP(d);
+
+			p->consent = VARSIZE_ANY_EXHDR(basis) == 7 && memcmp(VARDATA_ANY(basis), "consent", 7) == 0;
+		}
+		d = heap_getattr(tup, Anum_imp_purpose_valid_for, desc, &isnull);
 		if (!isnull)
 		{
 			p->has_valid_for = true;
 			memcpy(&p->valid_for, DatumGetIntervalP(d), sizeof(Interval));
 		}
 	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
 }
 
 /* the chain head's ctid this transaction last wrote, if any */
