@@ -81,6 +81,11 @@ static uint64 fg_gen = 0;
 static Oid	fg_registry[2] = {InvalidOid, InvalidOid};
 static bool fg_busy = false;
 
+/* while a plan is being built: the tables it considers (an invalidation of one makes it stale at once) */
+static bool fg_building = false;
+static Oid *fg_build_rels = NULL;
+static int	fg_build_nrel = 0;
+
 /* labelled tables no registered table reaches: their OIDs and names */
 static int	fg_nunreached = 0;
 static Oid *fg_unreached_oids = NULL;
@@ -96,6 +101,16 @@ fg_relcache_callback(Datum arg, Oid relid)
 {
 	int			i;
 
+	if (fg_building)
+	{
+		/* the plan being built read the catalog before this: built stale */
+		if (!OidIsValid(relid) || relid == fg_registry[0] || relid == fg_registry[1])
+			fg_gen++;
+		for (i = 0; i < fg_build_nrel; i++)
+			if (fg_build_rels[i] == relid)
+				fg_gen++;
+		return;
+	}
 	if (!fg_valid)
 		return;
 	if (!OidIsValid(relid) || relid == fg_registry[0] || relid == fg_registry[1])
@@ -400,6 +415,9 @@ fg_build(void)
 	nsp = get_namespace_oid(CV_SCHEMA, false);
 	fg_registry[0] = get_relname_relid("subject_tables", nsp);
 	fg_registry[1] = get_relname_relid("retention_policies", nsp);
+	fg_building = true;
+	fg_build_rels = NULL;
+	fg_build_nrel = 0;
 
 	/* the registered tables and their subject columns */
 	rc = SPI_execute("SELECT s.relid::pg_catalog.oid, s.subject_column::pg_catalog.text"
@@ -441,6 +459,8 @@ fg_build(void)
 		if (nrel == before)
 			break;
 	}
+	fg_build_rels = rels;
+	fg_build_nrel = nrel;
 	/* the order keys are read in: by depth, then OID */
 	for (i = 1; i < nrel; i++)
 		for (k = i; k > 0 && (depth[k - 1] > depth[k] ||
@@ -794,6 +814,9 @@ fg_build(void)
 		fg_unreached_names[fg_nunreached] = MemoryContextStrdup(fg_cxt, name);
 		fg_nunreached++;
 	}
+	fg_building = false;
+	fg_build_rels = NULL;
+	fg_build_nrel = 0;
 	fg_valid = (gen == fg_gen);
 }
 
@@ -1220,6 +1243,9 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	PG_CATCH();
 	{
 		fg_busy = false;
+		fg_building = false;
+		fg_build_rels = NULL;
+		fg_build_nrel = 0;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1256,6 +1282,9 @@ cv_erasure_plan(PG_FUNCTION_ARGS)
 	PG_FINALLY();
 	{
 		fg_busy = false;
+		fg_building = false;
+		fg_build_rels = NULL;
+		fg_build_nrel = 0;
 	}
 	PG_END_TRY();
 	for (i = 0; i < fg_n; i++)
