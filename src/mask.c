@@ -133,6 +133,7 @@ static const char *const cv_email_domains[] = {"example.com", "example.org", "ex
 typedef struct CvMaskState
 {
 	bool		valid;
+	Oid			userid;			/* the caller it was resolved for */
 	Oid			relid;
 	NameData	column;
 	bool		sealed;			/* _mask_sealed: a protected column */
@@ -872,7 +873,7 @@ cv_mask_can_plant(Oid relid)
  * Resolve what a call masks: the column (by table and name), the caller's
  * right to read it, its rule (mask_rules, else its label's default, else
  * withheld), its binding, and the key of a keyed rule.  Kept in fn_extra
- * while the statement and the arguments stay the same.
+ * while the statement, the caller and the arguments stay the same.
  */
 static CvMaskState *
 cv_mask_state(FunctionCallInfo fcinfo, Oid relid, Name column, bool sealed)
@@ -886,6 +887,7 @@ cv_mask_state(FunctionCallInfo fcinfo, Oid relid, Name column, bool sealed)
 	char	   *relname;
 
 	if (st != NULL && st->valid && st->epoch == epoch && st->relid == relid &&
+		st->userid == GetUserId() &&
 		strcmp(NameStr(st->column), NameStr(*column)) == 0)
 		return st;
 	if (st == NULL)
@@ -964,6 +966,7 @@ cv_mask_state(FunctionCallInfo fcinfo, Oid relid, Name column, bool sealed)
 					 errmsg("key \"%s\" cannot compute masks", st->rule.key)));
 	}
 	st->relid = relid;
+	st->userid = GetUserId();
 	namestrcpy(&st->column, NameStr(*column));
 	st->sealed = sealed;
 	st->epoch = CvKeyEpoch();

@@ -314,6 +314,8 @@ AS $$
                     WHERE pg_catalog.has_table_privilege(m.oid, t.rel, 'INSERT, UPDATE')
                        OR pg_catalog.has_any_column_privilege(m.oid, t.rel, 'INSERT, UPDATE'))
         OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt(text, text, text)', 'EXECUTE')
+        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt(bytea, text, text)', 'EXECUTE')
+        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt_for_subject(text, text, text)', 'EXECUTE')
         OR pg_catalog.has_function_privilege(m.oid, 'customer_vault._seal_column(text, text, text)', 'EXECUTE')
     UNION ALL
     SELECT 'high', 'role ' || pg_catalog.quote_ident(r.rolname),

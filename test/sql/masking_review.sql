@@ -90,6 +90,23 @@ SELECT customer_vault._mask_sealed(
            customer_vault.encrypt('ann@example.com', 'mr_key', customer_vault._row_context(:'bind', 1))::text,
            customer_vault._row_context(:'bind', 1), 'mr_c', 'email') IS NULL AS forged_guess_withheld;
 RESET ROLE;
+-- a cursor opened by a masked reader and fetched by a writer in the same
+-- statement: what was resolved for the first is not reused for the second
+DO $$
+DECLARE
+    c CURSOR FOR SELECT email FROM mr_c_masked;   -- no sort: each row masked when fetched
+    v text;
+BEGIN
+    SET LOCAL ROLE regress_mr_masked2;
+    OPEN c;
+    FETCH c INTO v;
+    RAISE NOTICE 'masked reader: %', v IS NOT NULL;
+    SET LOCAL ROLE regress_mr_wmasked;
+    FETCH c INTO v;
+    RAISE NOTICE 'writer, same cursor: %', v IS NOT NULL;
+    CLOSE c;
+END
+$$;
 -- (a masked reader without those rights gets the same hash for the same value)
 SET ROLE regress_mr_masked2;
 SELECT email = :'h1' AS same_hash_for_others FROM mr_c_masked WHERE id = 1;
