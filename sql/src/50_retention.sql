@@ -596,6 +596,11 @@ BEGIN
     IF subject IS NULL OR subject = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null or empty';
     END IF;
+    -- the bound of subject keys, consent and forget_subject (CV_SUBJECT_MAX)
+    IF pg_catalog.octet_length(subject) > 255 THEN
+        RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded', MESSAGE = 'subject identifier is too long',
+            DETAIL = 'A subject identifier is at most 255 bytes long.';
+    END IF;
     IF reason IS NULL OR pg_catalog.btrim(reason) = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'a legal hold needs a reason',
             HINT = 'Name the case or the obligation, e.g. ''litigation 2026-041''.';

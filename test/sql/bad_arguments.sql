@@ -118,6 +118,8 @@ INSERT INTO ba.cases (fn, arg_case, stmt) VALUES
   ('place_legal_hold', 'until infinity', $$SELECT customer_vault.place_legal_hold('1', 'case', 'infinity')$$),
   ('place_legal_hold', 'until in the past', $$SELECT customer_vault.place_legal_hold('1', 'case', now() - interval '1 day')$$),
   ('place_legal_hold', 'not a subject id', $$SELECT customer_vault.place_legal_hold('42x', 'case')$$),
+  ('place_legal_hold', 'subject of 256 bytes', $$SELECT customer_vault.place_legal_hold(repeat('7', 256), 'case')$$),
+  ('place_legal_hold', 'subject of 3000 bytes', $$SELECT customer_vault.place_legal_hold(repeat('7', 3000), 'case')$$),
   ('release_legal_hold', 'null id', $$SELECT customer_vault.release_legal_hold(NULL)$$),
   ('release_legal_hold', 'unknown id', $$SELECT customer_vault.release_legal_hold(-1)$$),
   ('purge_preview', 'as_of infinity', $$SELECT * FROM customer_vault.purge_preview('infinity')$$),
