@@ -32,17 +32,33 @@
  *
  * The workers.  One dynamic background worker per database with queued
  * records, started on demand by the backend that queues one, connected to
- * that database; it writes its records in queue order through
+ * that database (also when it refuses connections), as the bootstrap
+ * superuser with its own settings pinned over whatever ALTER DATABASE or
+ * ALTER ROLE ... SET made of them (read-only transactions, timeouts, SET
+ * ROLE, search_path, ...); it writes its records in queue order through
  * customer_vault._access_log_append() (the single writer of the hash
  * chain in that database), commits, frees the slots, and exits after
  * CV_AUDIT_IDLE_MS without work (so that it does not keep DROP DATABASE
- * waiting).  Records whose writing fails (the extension was dropped, say)
- * go to the server log.
+ * waiting).  A batch that fails is written record by record, each in its
+ * own transaction; a record that fails on its own is written in a reduced
+ * form (no purpose, application, client or subjects) and logged in full.
+ *
+ * Failing closed.  Records that cannot be written stay queued and are
+ * retried (backing off to CV_AUDIT_RETRY_MAX_MS); while any are left, or
+ * the writer exited in error or could not connect with records left, or
+ * records waited longer than audit_wait (at least 1 s) without any being
+ * written, the database is "failing": CvAuditNoteDecrypt refuses every
+ * value there (ERROR 55000) before it is returned, and relaunches the
+ * writer when none runs.  The writer's next complete write reopens it.
+ * Records are dropped (to the server log) only when they can never be
+ * written: the extension or its access_log is gone from the database, the
+ * database was dropped, or the writer is stopped (server shutdown,
+ * pg_terminate_backend) while failing.
  *
  * The server log fallback, one line per record, used on a hot standby
  * (nothing can be written there), without the library in
  * shared_preload_libraries (no queue: the session is warned once), and for
- * records that could not be queued or written:
+ * records that could not be queued or can never be written:
  *   customer_vault audit: reason=standby db=16384 user_id=10 role_id=10
  *   pid=123 key_id=3 values=42 query_id=0 purpose="billing" app="psql"
  *   client="[local]" subjects=0 more=0
@@ -54,10 +70,13 @@
 
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -72,8 +91,10 @@
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 /* EnableQueryId(): utils/queryjumble.h until 15, nodes/queryjumble.h from 16 */
@@ -123,19 +144,30 @@ typedef struct CvAuditRecord
 	char		subj[CV_AUDIT_SUBJECT_BYTES];	/* the subjects, back to back */
 } CvAuditRecord;
 
-/* the worker of one database */
+/*
+ * The state of one database's audit: its writer, its records in the queue,
+ * and whether they can be written.  An entry lives while the database has a
+ * writer, queued records or a failure; "failing" closes the database's
+ * decrypts (CvAuditNoteDecrypt refuses them) until the writer has written
+ * again.
+ */
 typedef struct CvAuditWorkerSlot
 {
 	Oid			dbid;			/* InvalidOid: slot free */
-	int			pid;			/* 0 while launching */
+	int			pid;			/* the writer's, 0 when none is running */
+	bool		launching;		/* a writer was registered at launched */
 	Latch	   *latch;
 	TimestampTz launched;
+	int			queued;			/* records of this database not yet freed */
+	TimestampTz progress_at;	/* last record written, or queued into an empty queue */
+	bool		failing;		/* records could not be written: decrypts refused */
 } CvAuditWorkerSlot;
 
 typedef struct CvAuditShared
 {
 	LWLock	   *lock;
 	ConditionVariable freed;	/* broadcast when slots are freed */
+	pg_atomic_uint32 nfailing;	/* entries with failing set (read without the lock) */
 	uint64		next_seq;
 	int			used;			/* slots not free */
 	int			hint;			/* where to look for a free slot first */
@@ -173,6 +205,8 @@ static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 
 static void cv_audit_flush(bool can_wait, bool can_error);
+static void cv_audit_gate(void);
+static void cv_audit_ensure_worker(void);
 
 /* shared memory this module needs */
 static Size
@@ -202,6 +236,7 @@ AuditShmemStartup(void)
 		memset(cv_audit, 0, cv_audit_shmem_size());
 		cv_audit->lock = &(GetNamedLWLockTranche("customer_vault_audit"))->lock;
 		ConditionVariableInit(&cv_audit->freed);
+		pg_atomic_init_u32(&cv_audit->nfailing, 0);
 		cv_audit->next_seq = 1;
 	}
 	LWLockRelease(AddinShmemInitLock);
@@ -234,6 +269,9 @@ CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen)
 
 	if (cv_audit_decrypt == CV_AUDIT_OFF)
 		return;
+	/* fail closed: no value leaves while this database's records cannot be written */
+	if (cv_audit != NULL && pg_atomic_read_u32(&cv_audit->nfailing) > 0)
+		cv_audit_gate();
 	if (cv_pending == NULL)
 		cv_pending = MemoryContextAllocZero(TopMemoryContext,
 											sizeof(CvAuditPending) * CV_AUDIT_MAX_PENDING);
@@ -357,6 +395,21 @@ cv_audit_client(void)
 	return client;
 }
 
+/* copy a string into a buffer of size bytes, cut at a character boundary (never half a character) */
+static void
+cv_audit_clip(char *dst, const char *src, int size)
+{
+	int			len;
+
+	if (src == NULL)
+		src = "";
+	len = strlen(src);
+	if (len >= size)
+		len = pg_mbcliplen(src, len, size - 1);
+	memcpy(dst, src, len);
+	dst[len] = '\0';
+}
+
 /* fill a record from a pending entry and the session's state */
 static void
 cv_audit_fill(CvAuditRecord *r, const CvAuditPending *p)
@@ -371,9 +424,9 @@ cv_audit_fill(CvAuditRecord *r, const CvAuditPending *p)
 	r->key_id = p->key_id;
 	r->values = p->values;
 	r->query_id = (int64) pgstat_get_my_query_id();
-	strlcpy(r->purpose, cv_purpose ? cv_purpose : "", NAMEDATALEN);
-	strlcpy(r->app, app ? app : "", NAMEDATALEN);
-	strlcpy(r->client, cv_audit_client(), sizeof(r->client));
+	cv_audit_clip(r->purpose, cv_purpose, NAMEDATALEN);
+	cv_audit_clip(r->app, app, NAMEDATALEN);
+	cv_audit_clip(r->client, cv_audit_client(), sizeof(r->client));
 	r->value_mode = cv_pending_value_mode;
 	r->nsubjects = p->nsubjects;
 	r->more = p->more;
@@ -382,54 +435,80 @@ cv_audit_fill(CvAuditRecord *r, const CvAuditPending *p)
 	memcpy(r->subj, p->subj, p->subj_used);
 }
 
-/* the worker slot of this database, launching a worker when there is none */
+/* this database's entry (under the lock), or -1 */
+static int
+cv_audit_db_entry(Oid dbid)
+{
+	int			i;
+
+	for (i = 0; i < CV_AUDIT_MAX_DBS; i++)
+		if (cv_audit->workers[i].dbid == dbid)
+			return i;
+	return -1;
+}
+
+/* mark an entry failing or not (under the exclusive lock), keeping nfailing in step */
+static void
+cv_audit_set_failing(CvAuditWorkerSlot *s, bool failing)
+{
+	if (s->failing == failing)
+		return;
+	s->failing = failing;
+	if (failing)
+		pg_atomic_fetch_add_u32(&cv_audit->nfailing, 1);
+	else
+		pg_atomic_fetch_sub_u32(&cv_audit->nfailing, 1);
+}
+
+/* free an entry with no writer, nothing queued and no failure (under the exclusive lock) */
+static void
+cv_audit_maybe_free_entry(CvAuditWorkerSlot *s)
+{
+	if (s->pid == 0 && !s->launching && s->queued <= 0 && !s->failing)
+	{
+		s->dbid = InvalidOid;
+		s->queued = 0;
+		s->latch = NULL;
+	}
+}
+
+/*
+ * A writer for this database: woken up when it runs, launched when none
+ * runs (a launch that never attached is retried after CV_AUDIT_LAUNCH_MS; a
+ * failing database gets at most one launch a second).
+ */
 static void
 cv_audit_ensure_worker(void)
 {
 	BackgroundWorker w;
 	BackgroundWorkerHandle *handle;
-	int			i;
-	int			free_slot = -1;
-	int			slot = -1;
+	int			slot;
+	bool		launch = false;
 	Latch	   *latch = NULL;
 	TimestampTz now = GetCurrentTimestamp();
 
 	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
-	for (i = 0; i < CV_AUDIT_MAX_DBS; i++)
+	slot = cv_audit_db_entry(MyDatabaseId);
+	if (slot >= 0)
 	{
-		CvAuditWorkerSlot *s = &cv_audit->workers[i];
+		CvAuditWorkerSlot *s = &cv_audit->workers[slot];
 
-		if (s->dbid == MyDatabaseId)
+		if (s->pid != 0)
+			latch = s->latch;
+		else if (s->launching ?
+				 TimestampDifferenceExceeds(s->launched, now, CV_AUDIT_LAUNCH_MS) :
+				 (!s->failing || TimestampDifferenceExceeds(s->launched, now, 1000)))
 		{
-			/* a launch that never attached (the worker failed to start) is retried */
-			if (s->pid == 0 &&
-				TimestampDifferenceExceeds(s->launched, now, CV_AUDIT_LAUNCH_MS))
-			{
-				s->launched = now;
-				slot = i;
-			}
-			else
-				latch = s->latch;
-			break;
+			s->launching = true;
+			s->launched = now;
+			launch = true;
 		}
-		if (s->dbid == InvalidOid && free_slot < 0)
-			free_slot = i;
-	}
-	if (i == CV_AUDIT_MAX_DBS && free_slot >= 0)
-	{
-		CvAuditWorkerSlot *s = &cv_audit->workers[free_slot];
-
-		s->dbid = MyDatabaseId;
-		s->pid = 0;
-		s->latch = NULL;
-		s->launched = now;
-		slot = free_slot;
 	}
 	LWLockRelease(cv_audit->lock);
 
 	if (latch != NULL)
 		SetLatch(latch);
-	if (slot < 0)
+	if (!launch)
 		return;
 
 	memset(&w, 0, sizeof(w));
@@ -448,18 +527,50 @@ cv_audit_ensure_worker(void)
 		/* no free worker process: the records stay queued, retried on the next record */
 		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
 		if (cv_audit->workers[slot].dbid == MyDatabaseId && cv_audit->workers[slot].pid == 0)
-			cv_audit->workers[slot].dbid = InvalidOid;
+			cv_audit->workers[slot].launching = false;
 		LWLockRelease(cv_audit->lock);
 	}
 }
 
-/* put one record into the queue; false when full after waiting (if allowed) */
+/*
+ * Refuse a decrypt while this database's audit records cannot be written
+ * (called when some database is failing): relaunch its writer if none runs,
+ * then raise the error.
+ */
+static void
+cv_audit_gate(void)
+{
+	bool		failing = false;
+	int			slot;
+
+	LWLockAcquire(cv_audit->lock, LW_SHARED);
+	slot = cv_audit_db_entry(MyDatabaseId);
+	if (slot >= 0)
+		failing = cv_audit->workers[slot].failing;
+	LWLockRelease(cv_audit->lock);
+	if (!failing)
+		return;
+	cv_audit_ensure_worker();
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("decryption refused: the decrypt audit of this database cannot be written"),
+			 errdetail("The customer_vault audit writer could not write earlier records to customer_vault.access_log; no value is decrypted until it has."),
+			 errhint("See the server log for the audit writer's error (backend type \"customer_vault audit writer\"); decryption resumes by itself once the writer succeeds.")));
+}
+
+/*
+ * Put one record into the queue; false when full after waiting (if
+ * allowed).  Records that wait for a writer longer than audit_wait (at
+ * least a second) without any being written mark the database failing.
+ */
 static bool
 cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 {
-	TimestampTz deadline = GetCurrentTimestamp() + (TimestampTz) cv_audit_wait * 1000;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz deadline = now + (TimestampTz) cv_audit_wait * 1000;
 	bool		sleeping = false;
 	bool		done = false;
+	bool		stalled = false;
 	int			limit = Min(cv_audit_queue_size, CV_AUDIT_SLOTS);
 
 	for (;;)
@@ -469,11 +580,24 @@ cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
 		if (cv_audit->used < limit)
 		{
+			int			e = cv_audit_db_entry(MyDatabaseId);
 			int			i;
 
-			for (i = 0; i < CV_AUDIT_SLOTS; i++)
+			/* a new entry for this database (none free: wait like for a slot) */
+			for (i = 0; e < 0 && i < CV_AUDIT_MAX_DBS; i++)
+			{
+				CvAuditWorkerSlot *s = &cv_audit->workers[i];
+
+				if (s->dbid != InvalidOid)
+					continue;
+				memset(s, 0, sizeof(*s));
+				s->dbid = MyDatabaseId;
+				e = i;
+			}
+			for (i = 0; e >= 0 && i < CV_AUDIT_SLOTS; i++)
 			{
 				CvAuditRecord *r = &cv_audit->rec[(cv_audit->hint + i) % CV_AUDIT_SLOTS];
+				CvAuditWorkerSlot *s = &cv_audit->workers[e];
 
 				if (r->state != CV_SLOT_FREE)
 					continue;
@@ -482,16 +606,31 @@ cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 				r->seq = cv_audit->next_seq++;
 				r->state = CV_SLOT_FILLED;
 				cv_audit->used++;
+				if (s->queued <= 0)
+					s->progress_at = now;
+				else if (!s->failing &&
+						 TimestampDifferenceExceeds(s->progress_at, now, Max(cv_audit_wait, 1000)))
+				{
+					cv_audit_set_failing(s, true);
+					stalled = true;
+				}
+				s->queued++;
 				done = true;
 				break;
 			}
 		}
 		LWLockRelease(cv_audit->lock);
-		/* a worker for this database: launched, or woken up */
+		if (stalled)
+			ereport(LOG_SERVER_ONLY,
+					(errmsg("customer_vault audit: the writer of database %u has written no record for %d ms; decryption there is refused until it does",
+							MyDatabaseId, Max(cv_audit_wait, 1000)),
+					 errhidestmt(true), errhidecontext(true)));
+		/* a writer for this database: launched, or woken up */
 		cv_audit_ensure_worker();
 		if (done || !can_wait)
 			break;
-		remain = (long) ((deadline - GetCurrentTimestamp()) / 1000);
+		now = GetCurrentTimestamp();
+		remain = (long) ((deadline - now) / 1000);
 		if (remain <= 0)
 			break;
 		if (!sleeping)
@@ -502,6 +641,7 @@ cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 		}
 		(void) ConditionVariableTimedSleep(&cv_audit->freed, Min(remain, 100),
 										   PG_WAIT_EXTENSION);
+		now = GetCurrentTimestamp();
 	}
 	if (sleeping)
 		ConditionVariableCancelSleep();
@@ -679,14 +819,28 @@ AuditInit(void)
 
 /* ---- the writer ---- */
 
+#define CV_W_OK				0	/* written */
+#define CV_W_FAILED			1	/* an error: may succeed later */
+#define CV_W_NO_EXTENSION	2	/* customer_vault is not installed in the database */
+#define CV_W_NO_ACCESS_LOG	3	/* its version predates access_log */
+
+#define CV_AUDIT_RETRY_MIN_MS	100 /* first retry after a failed write */
+#define CV_AUDIT_RETRY_MAX_MS	5000	/* retries back off up to this */
+#define CV_AUDIT_REAP_MS		5000	/* look for dropped databases' records */
+
 static int	cv_worker_slot = -1;
 static SPIPlanPtr cv_append_plan = NULL;
 static bool cv_worker_connected = false;
 
-/* a worker leaving: its slot is freed, records it took go back to the queue */
+/*
+ * A writer leaving: records it took go back to the queue; when records of
+ * its database are left and it did not leave in order (an error, a failed
+ * connection), the database is marked failing.
+ */
 static void
 cv_audit_worker_exit(int code, Datum arg)
 {
+	Oid			dbid = DatumGetObjectId(arg);
 	int			i;
 
 	if (cv_audit == NULL || cv_worker_slot < 0)
@@ -696,26 +850,19 @@ cv_audit_worker_exit(int code, Datum arg)
 	{
 		CvAuditRecord *r = &cv_audit->rec[i];
 
-		if (r->dbid != DatumGetObjectId(arg) || r->state == CV_SLOT_FREE)
-			continue;
-		if (cv_worker_connected)
-		{
-			if (r->state == CV_SLOT_TAKEN)
-				r->state = CV_SLOT_FILLED;
-		}
-		else
-		{
-			/* the database cannot be connected to (dropped?): the log keeps them */
-			cv_audit_log_line(r, "no_database");
-			r->state = CV_SLOT_FREE;
-			cv_audit->used--;
-		}
+		if (r->dbid == dbid && r->state == CV_SLOT_TAKEN)
+			r->state = CV_SLOT_FILLED;
 	}
-	if (cv_audit->workers[cv_worker_slot].pid == MyProcPid)
+	if (cv_audit->workers[cv_worker_slot].dbid == dbid &&
+		cv_audit->workers[cv_worker_slot].pid == MyProcPid)
 	{
-		cv_audit->workers[cv_worker_slot].dbid = InvalidOid;
-		cv_audit->workers[cv_worker_slot].pid = 0;
-		cv_audit->workers[cv_worker_slot].latch = NULL;
+		CvAuditWorkerSlot *s = &cv_audit->workers[cv_worker_slot];
+
+		s->pid = 0;
+		s->latch = NULL;
+		if (s->queued > 0 && (code != 0 || !cv_worker_connected))
+			cv_audit_set_failing(s, true);
+		cv_audit_maybe_free_entry(s);
 	}
 	LWLockRelease(cv_audit->lock);
 }
@@ -754,65 +901,91 @@ cv_audit_take(int *idx)
 	return n;
 }
 
-/* free written records and wake waiting backends */
+/*
+ * Settle taken records: those done (written, or given up after a log line)
+ * are freed, the others go back to the queue.  The database is failing
+ * exactly when some are left; waiting backends are woken.
+ */
 static void
-cv_audit_release(int *idx, int n)
+cv_audit_settle(int *idx, int n, const bool *done)
 {
+	CvAuditWorkerSlot *s = &cv_audit->workers[cv_worker_slot];
+	int			left = 0;
 	int			i;
 
 	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
 	for (i = 0; i < n; i++)
 	{
-		cv_audit->rec[idx[i]].state = CV_SLOT_FREE;
-		cv_audit->used--;
+		if (done[i])
+		{
+			cv_audit->rec[idx[i]].state = CV_SLOT_FREE;
+			cv_audit->used--;
+			s->queued--;
+			s->progress_at = GetCurrentTimestamp();
+		}
+		else
+		{
+			cv_audit->rec[idx[i]].state = CV_SLOT_FILLED;
+			left++;
+		}
 	}
+	cv_audit_set_failing(s, left > 0);
 	LWLockRelease(cv_audit->lock);
 	ConditionVariableBroadcast(&cv_audit->freed);
 }
 
-/* a record's subjects as a text[] datum (value mode), or NULL */
+/* a record's subjects as a text[] datum (value mode), or NULL; reduced: none (all counted as more) */
 static Datum
-cv_audit_subject_array(const CvAuditRecord *r, bool *isnull, Datum *counts, bool *cnull)
+cv_audit_subject_array(const CvAuditRecord *r, bool reduced, bool *isnull, Datum *counts, bool *cnull)
 {
 	Datum		elems[CV_AUDIT_MAX_SUBJECTS];
 	Datum		cnts[CV_AUDIT_MAX_SUBJECTS];
 	int			i;
+	int			n = reduced ? 0 : r->nsubjects;
 	int			off = 0;
 
 	*isnull = *cnull = !r->value_mode;
 	if (!r->value_mode)
 		return (Datum) 0;
-	for (i = 0; i < r->nsubjects; i++)
+	for (i = 0; i < n; i++)
 	{
 		elems[i] = PointerGetDatum(cstring_to_text_with_len(r->subj + off, r->subj_len[i]));
 		cnts[i] = Int32GetDatum(r->subj_count[i]);
 		off += r->subj_len[i];
 	}
-	*counts = PointerGetDatum(construct_array(cnts, r->nsubjects, INT4OID, 4, true, TYPALIGN_INT));
-	return PointerGetDatum(construct_array(elems, r->nsubjects, TEXTOID, -1, false, TYPALIGN_INT));
+	*counts = PointerGetDatum(construct_array(cnts, n, INT4OID, 4, true, TYPALIGN_INT));
+	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-/* write records to access_log in one transaction; false (nothing written) on error */
-static bool
-cv_audit_write(int *idx, int n)
+/*
+ * Write records to access_log in one transaction: CV_W_OK, or CV_W_FAILED
+ * (nothing written; the error went to the server log), or CV_W_NO_* when
+ * there is no access_log to write to.  reduced: the fallback form of a
+ * record whose full form failed on its own: no purpose, application, client
+ * or subjects (value mode: all its values counted in more_values).
+ */
+static int
+cv_audit_write(int *idx, int n, bool reduced)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
-	volatile bool ok = true;
+	volatile int rc = CV_W_OK;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PG_TRY();
 	{
 		int			i;
+		Oid			nsp;
 
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "customer_vault: writing access_log");
+		nsp = get_namespace_oid("customer_vault", true);
 		if (!OidIsValid(get_extension_oid("customer_vault", true)))
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_OBJECT),
-					 errmsg("extension \"customer_vault\" does not exist in this database")));
-		for (i = 0; i < n; i++)
+			rc = CV_W_NO_EXTENSION;
+		else if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("access_log_entries", nsp)))
+			rc = CV_W_NO_ACCESS_LOG;
+		for (i = 0; i < n && rc == CV_W_OK; i++)
 		{
 			CvAuditRecord *r = &cv_audit->rec[idx[i]];
 			Oid			types[14] = {TIMESTAMPTZOID, OIDOID, OIDOID, INT4OID, INT8OID, INT8OID,
@@ -833,17 +1006,19 @@ cv_audit_write(int *idx, int n)
 			vals[6] = CStringGetTextDatum(r->purpose);
 			vals[7] = CStringGetTextDatum(r->app);
 			vals[8] = CStringGetTextDatum(r->client);
-			if (r->purpose[0] == '\0')
+			if (r->purpose[0] == '\0' || reduced)
 				nulls[6] = 'n';
-			if (r->client[0] == '\0')
+			if (reduced)
+				nulls[7] = 'n';
+			if (r->client[0] == '\0' || reduced)
 				nulls[8] = 'n';
 			vals[9] = Int32GetDatum(r->pid);
-			vals[10] = cv_audit_subject_array(r, &snull, &vals[11], &cnull);
+			vals[10] = cv_audit_subject_array(r, reduced, &snull, &vals[11], &cnull);
 			if (snull)
 				nulls[10] = nulls[11] = 'n';
-			vals[12] = Int64GetDatum(r->more);
+			vals[12] = Int64GetDatum(reduced && r->value_mode ? r->values : r->more);
 			vals[13] = BoolGetDatum(r->value_mode);
-			/* one plan for the worker's life (forgotten when a write fails) */
+			/* one plan for the worker's life */
 			if (cv_append_plan == NULL)
 			{
 				SPIPlanPtr	plan = SPI_prepare("SELECT customer_vault._access_log_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
@@ -869,12 +1044,167 @@ cv_audit_write(int *idx, int n)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		ok = false;
+		rc = CV_W_FAILED;
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	MemoryContextSwitchTo(oldcxt);
-	return ok;
+	return rc;
+}
+
+/*
+ * Write taken records: all in one transaction, else record by record (a
+ * record whose full form fails on its own is written in its reduced form,
+ * and its full line goes to the server log).  done[i] tells which are
+ * written or given up (no access_log in the database: logged); a record
+ * whose reduced form fails too is kept with all after it, to be retried.
+ */
+static void
+cv_audit_write_all(int *idx, int n, bool *done)
+{
+	int			rc = cv_audit_write(idx, n, false);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		done[i] = (rc != CV_W_FAILED);
+	if (rc == CV_W_OK)
+		return;
+	if (rc != CV_W_FAILED)
+	{
+		for (i = 0; i < n; i++)
+			cv_audit_log_line(&cv_audit->rec[idx[i]],
+							  rc == CV_W_NO_EXTENSION ? "no_extension" : "no_access_log");
+		return;
+	}
+	for (i = 0; i < n; i++)
+	{
+		rc = cv_audit_write(&idx[i], 1, false);
+		if (rc == CV_W_FAILED)
+		{
+			rc = cv_audit_write(&idx[i], 1, true);
+			if (rc == CV_W_OK)
+				cv_audit_log_line(&cv_audit->rec[idx[i]], "write_reduced");
+		}
+		if (rc == CV_W_FAILED)
+			break;
+		if (rc != CV_W_OK)
+			cv_audit_log_line(&cv_audit->rec[idx[i]],
+							  rc == CV_W_NO_EXTENSION ? "no_extension" : "no_access_log");
+		done[i] = true;
+	}
+}
+
+/*
+ * Records of databases that no longer exist (dropped while their records
+ * waited for a writer that could not connect) go to the server log.
+ */
+static void
+cv_audit_reap_dropped(void)
+{
+	Oid			cand[CV_AUDIT_MAX_DBS];
+	bool		gone[CV_AUDIT_MAX_DBS];
+	int			nc = 0;
+	int			i,
+				j;
+
+	LWLockAcquire(cv_audit->lock, LW_SHARED);
+	for (i = 0; i < CV_AUDIT_MAX_DBS; i++)
+	{
+		CvAuditWorkerSlot *s = &cv_audit->workers[i];
+
+		if (s->dbid != InvalidOid && s->dbid != MyDatabaseId && s->pid == 0 && s->queued > 0)
+			cand[nc++] = s->dbid;
+	}
+	LWLockRelease(cv_audit->lock);
+	if (nc == 0)
+		return;
+	StartTransactionCommand();
+	for (i = 0; i < nc; i++)
+		gone[i] = !SearchSysCacheExists1(DATABASEOID, ObjectIdGetDatum(cand[i]));
+	CommitTransactionCommand();
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	for (j = 0; j < nc; j++)
+	{
+		int			e = cv_audit_db_entry(cand[j]);
+
+		if (!gone[j] || e < 0 || cv_audit->workers[e].pid != 0)
+			continue;
+		for (i = 0; i < CV_AUDIT_SLOTS; i++)
+		{
+			CvAuditRecord *r = &cv_audit->rec[i];
+
+			if (r->dbid != cand[j] || r->state != CV_SLOT_FILLED)
+				continue;
+			cv_audit_log_line(r, "no_database");
+			r->state = CV_SLOT_FREE;
+			cv_audit->used--;
+			cv_audit->workers[e].queued--;
+		}
+		cv_audit->workers[e].launching = false;
+		cv_audit_set_failing(&cv_audit->workers[e], false);
+		cv_audit_maybe_free_entry(&cv_audit->workers[e]);
+	}
+	LWLockRelease(cv_audit->lock);
+	ConditionVariableBroadcast(&cv_audit->freed);
+}
+
+/*
+ * The writer's own settings, over whatever the database's and roles'
+ * settings (ALTER DATABASE / ALTER ROLE ... SET, applied at connection)
+ * made of them: nothing its owner or another role sets may stop or alter
+ * its write.  Then it must be the bootstrap superuser, acting as itself.
+ */
+static void
+cv_audit_pin_settings(void)
+{
+	static const char *const pins[][2] = {
+		{"default_transaction_read_only", "off"},
+		{"default_transaction_isolation", "read committed"},
+		{"default_transaction_deferrable", "off"},
+		{"statement_timeout", "0"},
+		{"lock_timeout", "0"},
+		{"idle_in_transaction_session_timeout", "0"},
+		{"idle_session_timeout", "0"},
+		{"transaction_timeout", "0"},	/* 17 and later */
+		{"search_path", "pg_catalog, pg_temp"},
+		{"session_replication_role", "origin"},
+		{"exit_on_error", "off"},
+		{"standard_conforming_strings", "on"},
+		{"transform_null_equals", "off"},
+		{"temp_tablespaces", ""},
+		{"default_tablespace", ""},
+		{"max_parallel_workers_per_gather", "0"},
+		{"jit", "off"},
+		{"row_security", "on"},
+		{"DateStyle", "ISO, MDY"},
+		{"TimeZone", "UTC"},
+		{"customer_vault.audit_decrypt", "off"},	/* its own reads are not audited */
+		{"plpgsql.extra_errors", "none"},
+		{"plpgsql.extra_warnings", "none"},
+		{"plpgsql.variable_conflict", "error"},
+	};
+	int			i;
+
+	StartTransactionCommand();
+	/* first who it is: the session user the database's settings may have changed, then no role */
+	if (GetSessionUserId() != BOOTSTRAP_SUPERUSERID)
+		SetConfigOption("session_authorization", GetUserNameFromId(BOOTSTRAP_SUPERUSERID, false),
+						PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("role", "none", PGC_SUSET, PGC_S_OVERRIDE);
+	for (i = 0; i < lengthof(pins); i++)
+	{
+		/* a core setting this major lacks is skipped; extensions' ones are set as placeholders */
+		if (strchr(pins[i][0], '.') == NULL && GetConfigOption(pins[i][0], true, false) == NULL)
+			continue;
+		SetConfigOption(pins[i][0], pins[i][1], PGC_SUSET, PGC_S_OVERRIDE);
+	}
+	if (GetSessionUserId() != BOOTSTRAP_SUPERUSERID || GetUserId() != BOOTSTRAP_SUPERUSERID ||
+		!superuser())
+		ereport(FATAL,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the customer_vault audit writer does not run as the bootstrap superuser")));
+	CommitTransactionCommand();
 }
 
 /* the audit writer of one database (dynamic background worker) */
@@ -884,7 +1214,12 @@ cv_audit_worker_main(Datum arg)
 	int			slot = DatumGetInt32(arg);
 	Oid			dbid;
 	TimestampTz last_work = GetCurrentTimestamp();
+	TimestampTz retry_at = 0;
+	TimestampTz reaped_at = 0;
+	int			backoff = CV_AUDIT_RETRY_MIN_MS;
 	int			idx[CV_AUDIT_BATCH];
+	bool		done[CV_AUDIT_BATCH];
+	uint32		flags = BGWORKER_BYPASS_ALLOWCONN;
 
 	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -894,26 +1229,33 @@ cv_audit_worker_main(Datum arg)
 		proc_exit(0);
 
 	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
-	if (cv_audit->workers[slot].dbid != dbid || cv_audit->workers[slot].pid != 0)
+	if (slot < 0 || slot >= CV_AUDIT_MAX_DBS || cv_audit->workers[slot].dbid != dbid ||
+		cv_audit->workers[slot].pid != 0 || !cv_audit->workers[slot].launching)
 	{
 		/* the slot was given up (a launch taken for failed) or taken by another writer */
 		LWLockRelease(cv_audit->lock);
 		proc_exit(0);
 	}
 	cv_audit->workers[slot].pid = MyProcPid;
+	cv_audit->workers[slot].launching = false;
 	cv_audit->workers[slot].latch = MyLatch;
 	LWLockRelease(cv_audit->lock);
 	cv_worker_slot = slot;
 	before_shmem_exit(cv_audit_worker_exit, ObjectIdGetDatum(dbid));
 
-	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, 0);
+	/* also into a database that refuses connections (ALLOW_CONNECTIONS false: its owner may set it) */
+#ifdef BGWORKER_BYPASS_ROLELOGINCHECK
+	flags |= BGWORKER_BYPASS_ROLELOGINCHECK;
+#endif
+	BackgroundWorkerInitializeConnectionByOid(dbid, InvalidOid, flags);
 	cv_worker_connected = true;
-	/* the writer's own reads of encrypted data are not audited */
-	SetConfigOption("customer_vault.audit_decrypt", "off", PGC_SUSET, PGC_S_OVERRIDE);
+	cv_audit_pin_settings();
 
 	for (;;)
 	{
 		int			n;
+		long		timeout = 500;
+		TimestampTz now;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -922,23 +1264,66 @@ cv_audit_worker_main(Datum arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		n = cv_audit_take(idx);
-		if (n > 0)
+		now = GetCurrentTimestamp();
+		if (pg_atomic_read_u32(&cv_audit->nfailing) > 0 &&
+			TimestampDifferenceExceeds(reaped_at, now, CV_AUDIT_REAP_MS))
 		{
-			if (!cv_audit_write(idx, n))
+			cv_audit_reap_dropped();
+			reaped_at = now;
+		}
+		if (ShutdownRequestPending && cv_audit->workers[slot].failing)
+		{
+			/* told to stop while records cannot be written: the server log keeps them */
+			n = cv_audit_take(idx);
+			while (n > 0)
 			{
 				int			i;
 
 				for (i = 0; i < n; i++)
-					cv_audit_log_line(&cv_audit->rec[idx[i]], "write_failed");
+				{
+					cv_audit_log_line(&cv_audit->rec[idx[i]], "writer_stopped");
+					done[i] = true;
+				}
+				cv_audit_settle(idx, n, done);
+				n = cv_audit_take(idx);
 			}
-			cv_audit_release(idx, n);
-			last_work = GetCurrentTimestamp();
-			continue;
+			break;
 		}
+		if (retry_at == 0 || now >= retry_at)
+		{
+			n = cv_audit_take(idx);
+			if (n > 0)
+			{
+				int			i;
+				bool		all = true;
+
+				cv_audit_write_all(idx, n, done);
+				for (i = 0; i < n; i++)
+					all = all && done[i];
+				if (!all && !cv_audit->workers[slot].failing)
+					ereport(LOG,
+							(errmsg("customer_vault audit: records could not be written to access_log; decryption in this database is refused until they are"),
+							 errdetail("They stay queued and are retried, at most every %d ms.", CV_AUDIT_RETRY_MAX_MS)));
+				cv_audit_settle(idx, n, done);
+				if (all)
+				{
+					retry_at = 0;
+					backoff = CV_AUDIT_RETRY_MIN_MS;
+				}
+				else
+				{
+					retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), backoff);
+					backoff = Min(backoff * 2, CV_AUDIT_RETRY_MAX_MS);
+				}
+				last_work = GetCurrentTimestamp();
+				continue;
+			}
+		}
+		else
+			timeout = Max(1, Min(timeout, (long) ((retry_at - now) / 1000)));
 		if (ShutdownRequestPending)
 			break;
-		if (TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), CV_AUDIT_IDLE_MS))
+		if (retry_at == 0 && TimestampDifferenceExceeds(last_work, GetCurrentTimestamp(), CV_AUDIT_IDLE_MS))
 		{
 			bool		left = false;
 			int			i;
@@ -949,16 +1334,17 @@ cv_audit_worker_main(Datum arg)
 				left = cv_audit->rec[i].state == CV_SLOT_FILLED && cv_audit->rec[i].dbid == dbid;
 			if (!left)
 			{
-				cv_audit->workers[slot].dbid = InvalidOid;
 				cv_audit->workers[slot].pid = 0;
 				cv_audit->workers[slot].latch = NULL;
+				cv_audit_maybe_free_entry(&cv_audit->workers[slot]);
+				cv_worker_slot = -1;
 			}
 			LWLockRelease(cv_audit->lock);
 			if (!left)
 				break;
 		}
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 500, PG_WAIT_EXTENSION);
+						 timeout, PG_WAIT_EXTENSION);
 	}
 	proc_exit(0);
 }
