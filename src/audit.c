@@ -1177,8 +1177,6 @@ cv_audit_pin_settings(void)
 		{"max_parallel_workers_per_gather", "0"},
 		{"jit", "off"},
 		{"row_security", "on"},
-		{"DateStyle", "ISO, MDY"},
-		{"TimeZone", "UTC"},
 		{"customer_vault.audit_decrypt", "off"},	/* its own reads are not audited */
 		{"plpgsql.extra_errors", "none"},
 		{"plpgsql.extra_warnings", "none"},
