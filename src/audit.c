@@ -46,7 +46,7 @@
  * Failing closed.  Records that cannot be written stay queued and are
  * retried (backing off to CV_AUDIT_RETRY_MAX_MS); while any are left, or
  * the writer exited in error or could not connect with records left, or
- * records waited longer than audit_wait (at least 1 s) without any being
+ * records waited longer than audit_wait (at least 5 s) without any being
  * written, the database is "failing": CvAuditNoteDecrypt refuses every
  * value there (ERROR 55000) before it is returned, and relaunches the
  * writer when none runs.  The writer's next complete write reopens it.
@@ -111,6 +111,7 @@
 #define CV_AUDIT_BATCH			64	/* records per worker transaction */
 #define CV_AUDIT_IDLE_MS		2000	/* a worker's life without work */
 #define CV_AUDIT_LAUNCH_MS		10000	/* a launch not attached by then failed */
+#define CV_AUDIT_STALL_MIN_MS	5000	/* records unwritten this long (or audit_wait): failing */
 
 #define CV_SLOT_FREE	0
 #define CV_SLOT_FILLED	1
@@ -561,7 +562,8 @@ cv_audit_gate(void)
 /*
  * Put one record into the queue; false when full after waiting (if
  * allowed).  Records that wait for a writer longer than audit_wait (at
- * least a second) without any being written mark the database failing.
+ * least CV_AUDIT_STALL_MIN_MS) without any being written mark the database
+ * failing.
  */
 static bool
 cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
@@ -609,7 +611,7 @@ cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 				if (s->queued <= 0)
 					s->progress_at = now;
 				else if (!s->failing &&
-						 TimestampDifferenceExceeds(s->progress_at, now, Max(cv_audit_wait, 1000)))
+						 TimestampDifferenceExceeds(s->progress_at, now, Max(cv_audit_wait, CV_AUDIT_STALL_MIN_MS)))
 				{
 					cv_audit_set_failing(s, true);
 					stalled = true;
@@ -623,7 +625,7 @@ cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 		if (stalled)
 			ereport(LOG_SERVER_ONLY,
 					(errmsg("customer_vault audit: the writer of database %u has written no record for %d ms; decryption there is refused until it does",
-							MyDatabaseId, Max(cv_audit_wait, 1000)),
+							MyDatabaseId, Max(cv_audit_wait, CV_AUDIT_STALL_MIN_MS)),
 					 errhidestmt(true), errhidecontext(true)));
 		/* a writer for this database: launched, or woken up */
 		cv_audit_ensure_worker();

@@ -11,6 +11,8 @@
 #   - one record that cannot be written (a test trigger refuses its purpose)
 #     in a batch: the others are written, it is written in a reduced form
 #     (no purpose, application, client) and logged in full;
+#   - a writer that hangs (a lock): once a record waited 5 s, decrypts are
+#     refused until it writes again;
 #   - a writer that cannot write at all: the next decrypts are refused
 #     (55000, hint naming the server log) without returning any value, the
 #     record stays queued (never only logged), and once the cause is gone it
@@ -199,6 +201,39 @@ unlike(slurp_file($node->logfile, $offset), qr/customer_vault audit: reason=writ
 is(audit_query('SELECT customer_vault.verify_access_log() IS NULL'), 't', 'batch: the chain verifies');
 ($out, $err) = owner_decrypt('fc_after_batch');
 is($out, $plain, 'batch: decrypting is not refused afterwards');
+
+# ---------- a writer that hangs (here: waits for a lock) ----------
+$blocker = $node->background_psql('fc');
+$blocker->query_safe('BEGIN; LOCK TABLE customer_vault.access_log_head IN EXCLUSIVE MODE;');
+$offset = -s $node->logfile;
+($out, $err) = owner_decrypt('fc_stall1');
+is($out, $plain, 'hung writer: a decrypt while the writer waits');
+sleep 6;
+($out, $err) = owner_decrypt('fc_stall2');
+is($out, $plain, 'hung writer: the decrypt that finds a record waiting for 5 s (its own is queued)');
+($out, $err) = owner_decrypt('fc_stall3');
+like($err, qr/ERROR:  55000: decryption refused/, 'hung writer: the next decrypt is refused');
+unlike($out, qr/fc secret/, 'hung writer: no value was returned');
+like(
+	slurp_file($node->logfile, $offset),
+	qr/customer_vault audit: the writer of database \d+ has written no record for 5000 ms/,
+	'hung writer: the server log says why');
+$blocker->query_safe('COMMIT;');
+$blocker->quit;
+logged('fc_stall1', 'hung writer, released: the first record');
+logged('fc_stall2', 'hung writer, released: the second record');
+my $back = 0;
+foreach (1 .. 60 * 4)
+{
+	($out, $err) = owner_decrypt('fc_stall_after');
+	if (defined $out && $out eq $plain)
+	{
+		$back = 1;
+		last;
+	}
+	select(undef, undef, undef, 0.25);
+}
+ok($back, 'hung writer, released: decrypting works again');
 
 # ---------- a writer that cannot write: decrypts are refused ----------
 logged('fc_after_batch', 'before the breakage');
