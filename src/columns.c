@@ -432,6 +432,23 @@ cv_blind_index(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(CvBlindMac(key, VARDATA_ANY(pt), VARSIZE_ANY_EXHDR(pt)));
 }
 
+/*
+ * Decode the text form of a text envelope into buf, which must hold
+ * cv_base64_max_decoded_len(len) bytes (env then points into it); false
+ * when it is not one.
+ */
+bool
+CvTextToEnvelopeBuf(const char *s, size_t len, CvEnvelope *env, uint8 *buf)
+{
+	size_t		binlen;
+
+	if (len < CV_ENV_TEXT_PREFIX_LEN ||
+		memcmp(s, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) != 0)
+		return false;
+	return cv_envelope_from_text(s, len, buf, &binlen) == CV_ENV_OK &&
+		cv_envelope_parse(buf, binlen, CV_ENV_TYPE_TEXT, env) == CV_ENV_OK;
+}
+
 /* decode the text form of a text envelope; NULL when it is not one */
 bytea *
 CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env)

@@ -180,6 +180,7 @@ extern bool CvContextTypeSupported(Oid typid);
 extern void CvAppendRowContext(StringInfo buf, Oid base, Datum value);
 extern void CvParseOrError(const bytea *value, int type, CvEnvelope *env);
 extern bytea *CvTextToEnvelope(const char *s, size_t len, CvEnvelope *env);
+extern bool CvTextToEnvelopeBuf(const char *s, size_t len, CvEnvelope *env, uint8 *buf);
 extern text *CvEnvelopeAsText(bytea *sealed);
 extern bytea *CvBlindMac(CvKey *key, const char *pt, size_t ptlen);
 

@@ -62,6 +62,20 @@ typedef struct CvProtectState
 	CvKey	   *bkey;			/* first version: blind index */
 } CvProtectState;
 
+/* _open_column's memo per call site: the buffer envelopes are decoded into */
+typedef struct CvOpenMemo
+{
+	uint8	   *buf;
+	size_t		cap;
+} CvOpenMemo;
+
+/* _row_context's memo per call site: the context's base type, a buffer */
+typedef struct CvRowContextMemo
+{
+	Oid			base;
+	StringInfoData buf;
+} CvRowContextMemo;
+
 PG_FUNCTION_INFO_V1(cv_protect_trigger);
 PG_FUNCTION_INFO_V1(cv_is_sealed);
 PG_FUNCTION_INFO_V1(cv_seal_column);
@@ -203,29 +217,37 @@ Datum
 cv_row_context(PG_FUNCTION_ARGS)
 {
 	text	   *binding = PG_GETARG_TEXT_PP(0);
-	Oid		   *base = (Oid *) fcinfo->flinfo->fn_extra;
-	StringInfoData buf;
+	CvRowContextMemo *m = (CvRowContextMemo *) fcinfo->flinfo->fn_extra;
+	text	   *res;
 
 	/* the argument's base type, resolved once per call site */
-	if (base == NULL)
+	if (m == NULL)
 	{
 		Oid			typid = get_fn_expr_argtype(fcinfo->flinfo, 1);
+		MemoryContext old;
 
 		if (!OidIsValid(typid))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("could not determine the type of the context value")));
-		base = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, sizeof(Oid));
-		*base = getBaseType(typid);
-		fcinfo->flinfo->fn_extra = base;
+		old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		m = palloc(sizeof(CvRowContextMemo));
+		m->base = getBaseType(typid);
+		initStringInfo(&m->buf);
+		MemoryContextSwitchTo(old);
+		fcinfo->flinfo->fn_extra = m;
 	}
-	/* build the text datum in place: header, binding, context value */
-	initStringInfo(&buf);
-	appendStringInfoSpaces(&buf, VARHDRSZ);
-	appendBinaryStringInfo(&buf, VARDATA_ANY(binding), VARSIZE_ANY_EXHDR(binding));
-	CvAppendRowContext(&buf, *base, PG_GETARG_DATUM(1));
-	SET_VARSIZE(buf.data, buf.len);
-	PG_RETURN_TEXT_P((text *) buf.data);
+	/*
+	 * Built in the call site's buffer (no 1 kB buffer per row), then copied
+	 * once into a text of its size: header, binding, context value.
+	 */
+	resetStringInfo(&m->buf);
+	appendBinaryStringInfo(&m->buf, VARDATA_ANY(binding), VARSIZE_ANY_EXHDR(binding));
+	CvAppendRowContext(&m->buf, m->base, PG_GETARG_DATUM(1));
+	res = palloc(VARHDRSZ + m->buf.len);
+	SET_VARSIZE(res, VARHDRSZ + m->buf.len);
+	memcpy(VARDATA(res), m->buf.data, m->buf.len);
+	PG_RETURN_TEXT_P(res);
 }
 
 /* _context_type_supported(type): whether protect_column accepts it as a context column */
@@ -985,8 +1007,8 @@ cv_seal_column(PG_FUNCTION_ARGS)
 /*
  * _open_column(value, context): the plaintext of a protected column's value,
  * what <table>_decrypted shows.  Decodes the text form straight into the
- * envelope (no text -> encrypted_text I/O round trip); NULL when the key was
- * shredded.
+ * envelope, in a buffer kept by the call site (no text -> encrypted_text I/O
+ * round trip, no allocation but the result); NULL when the key was shredded.
  */
 Datum
 cv_open_column(PG_FUNCTION_ARGS)
@@ -996,6 +1018,8 @@ cv_open_column(PG_FUNCTION_ARGS)
 	CvEnvelope	env;
 	text	   *res;
 	size_t		ptlen;
+	size_t		need;
+	CvOpenMemo *m = (CvOpenMemo *) fcinfo->flinfo->fn_extra;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_NULL();
@@ -1005,7 +1029,19 @@ cv_open_column(PG_FUNCTION_ARGS)
 				 errmsg("the context of a protected value must not be null")));
 	t = PG_GETARG_TEXT_PP(0);
 	ctx = PG_GETARG_TEXT_PP(1);
-	if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
+	/* decoded into the call site's buffer, grown as needed: no palloc per row */
+	need = cv_base64_max_decoded_len(VARSIZE_ANY_EXHDR(t)) + 1;
+	if (m == NULL || m->cap < need)
+	{
+		if (m == NULL)
+			m = MemoryContextAllocZero(fcinfo->flinfo->fn_mcxt, sizeof(CvOpenMemo));
+		else if (m->buf)
+			pfree(m->buf);
+		m->cap = Max(need, 512);
+		m->buf = MemoryContextAlloc(fcinfo->flinfo->fn_mcxt, m->cap);
+		fcinfo->flinfo->fn_extra = m;
+	}
+	if (!CvTextToEnvelopeBuf(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env, m->buf))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("protected column holds a value that is not a ciphertext envelope")));
