@@ -34,6 +34,8 @@ REGRESS += brake stale_roles
 REGRESS += forget_subject
 # erasure in C with kept statements, its findings (part FORGET2)
 REGRESS += forget_findings
+# hash chains independent of standard_conforming_strings
+REGRESS += chain_settings
 REGRESS += compliance_report privilege_drift privilege_drift_review
 # the map of personal data (part MAP)
 REGRESS += subject_map export_subject

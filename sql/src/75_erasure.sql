@@ -60,7 +60,7 @@ ALTER TABLE customer_vault.erasure_receipts ENABLE ALWAYS TRIGGER erasure_receip
 CREATE OR REPLACE FUNCTION customer_vault._receipt_hash(e customer_vault.erasure_receipts) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT pg_catalog.sha256(COALESCE(e.prev_hash, '\x'::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
+    SELECT pg_catalog.sha256(COALESCE(e.prev_hash, ''::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
         pg_catalog.jsonb_build_array('erasure_receipts', e.id,
             (EXTRACT(epoch FROM e.at) OPERATOR(pg_catalog.*) 1000000)::bigint,
             e.role_id::bigint, e.session_role, e.acting_role, pg_catalog.encode(e.subject_hash, 'hex'),
