@@ -479,18 +479,32 @@ cv_consent_xact_callback(XactEvent event, void *arg)
 			}
 			break;
 		case XACT_EVENT_PRE_PREPARE:
-			if (cv_consent_dirty)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("cannot prepare a transaction that changed consent data"),
-						 errdetail("Consent checks in other sessions must learn of the change when it commits.")));
+
+			/*
+			 * Two-phase commit (Citus writes the shards of the consent tables,
+			 * once they are reference tables, in prepared transactions): the
+			 * change is recorded as committed when the transaction is
+			 * prepared.  Its xid stays in progress in every snapshot until
+			 * COMMIT PREPARED (a dummy PGPROC holds it), so no cache read
+			 * before then can serve a snapshot that sees the change, and a
+			 * snapshot that sees it finished reads afresh.  ROLLBACK
+			 * PREPARED leaves nothing to see: a rebuild is merely wasted.
+			 */
+			if (cv_consent_dirty && cv_shared != NULL)
+			{
+				cv_consent_xid = GetTopTransactionIdIfAny();
+				pg_atomic_fetch_add_u64(&cv_shared->started, 1);
+				cv_consent_bumped = true;
+			}
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
 			if (cv_consent_bumped && cv_shared != NULL)
-				cv_consent_record_finish(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT);
+				cv_consent_record_finish(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+										 event == XACT_EVENT_PREPARE);
 			if (event == XACT_EVENT_ABORT && cv_consent_dirty)
 				cv_consent_reset();
 			/* shared versions replaced meanwhile are unmapped: forget pointers into them */
@@ -665,26 +679,40 @@ static void
 cv_consent_relids(void)
 {
 	Oid			nsp;
+	Oid			purposes = InvalidOid;
+	Oid			proles = InvalidOid;
+	Oid			cstate = InvalidOid;
+	Oid			cstate_pkey = InvalidOid;
 
 	if (OidIsValid(cv_purposes_relid))
 		return;
 	nsp = get_namespace_oid(CV_SCHEMA, true);
 	if (OidIsValid(nsp))
 	{
-		cv_purposes_relid = get_relname_relid("purposes", nsp);
-		cv_proles_relid = get_relname_relid("purpose_roles", nsp);
-		cv_cstate_relid = get_relname_relid("consent_state", nsp);
-		cv_cstate_pkey = get_relname_relid("consent_state_pkey", nsp);
+		purposes = get_relname_relid("purposes", nsp);
+		proles = get_relname_relid("purpose_roles", nsp);
+		cstate = get_relname_relid("consent_state", nsp);
+		cstate_pkey = get_relname_relid("consent_state_pkey", nsp);
 	}
-	if (!OidIsValid(cv_purposes_relid) || !OidIsValid(cv_proles_relid) ||
-		!OidIsValid(cv_cstate_relid) || !OidIsValid(cv_cstate_pkey))
-	{
-		cv_purposes_relid = InvalidOid;
+	if (!OidIsValid(purposes) || !OidIsValid(proles) ||
+		!OidIsValid(cstate) || !OidIsValid(cstate_pkey))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("extension \"customer_vault\" is not installed in this database"),
 				 errhint("Run CREATE EXTENSION customer_vault CASCADE.")));
-	}
+
+	/*
+	 * Once Citus made them reference tables, their rows are in local shard
+	 * relations (citus.c); resolved again at every rebuild of the cache,
+	 * which every change of the consent tables causes.
+	 */
+	purposes = CvCitusRowsRelation(purposes, NULL, 0);
+	proles = CvCitusRowsRelation(proles, NULL, 0);
+	cstate = CvCitusRowsRelation(cstate, &cstate_pkey, 1);
+	cv_proles_relid = proles;
+	cv_cstate_relid = cstate;
+	cv_cstate_pkey = cstate_pkey;
+	cv_purposes_relid = purposes;
 }
 
 /* allocate from the cache's arena */

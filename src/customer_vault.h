@@ -73,6 +73,9 @@ extern void AuditShmemStartup(void);
 extern void CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen);
 extern PGDLLEXPORT void cv_audit_worker_main(Datum arg);
 
+/* citus.c: the local relation of an extension table that Citus made a reference table */
+extern Oid CvCitusRowsRelation(Oid relid, Oid *idx, int nindex);
+
 /* consent.c */
 
 /*

@@ -61,6 +61,8 @@ static SPIPlanPtr plan_head_clean = NULL;
 static SPIPlanPtr plan_head_read = NULL;
 static SPIPlanPtr plan_head_write = NULL;
 static SPIPlanPtr plan_grant = NULL;
+static SPIPlanPtr plan_grant_local = NULL;
+static SPIPlanPtr plan_grant_state = NULL;
 static SPIPlanPtr plan_ledger_many = NULL;
 static SPIPlanPtr plan_state_many = NULL;
 static SPIPlanPtr plan_dups = NULL;
@@ -607,6 +609,15 @@ cv_ledger_hash(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(imp_hash_datum(out));
 }
 
+/* whether consent_state is a Citus reference table (citus_setup) */
+static bool
+imp_cstate_is_citus(void)
+{
+	Oid			cstate = get_relname_relid("consent_state", get_namespace_oid(CV_SCHEMA, false));
+
+	return OidIsValid(cstate) && CvCitusRowsRelation(cstate, NULL, 0) != cstate;
+}
+
 PG_FUNCTION_INFO_V1(cv_grant_consent);
 
 /*
@@ -723,6 +734,49 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 		v[8] = imp_hash_datum(hash);
 		v[9] = PointerGetDatum(&h.tid);
 		v[10] = TimestampTzGetDatum(now);
+		if (imp_cstate_is_citus())
+		{
+			/*
+			 * consent_state is a Citus reference table (citus_setup): Citus
+			 * takes no writes to it and to local tables in one statement.
+			 * The ledger and its head first, then the state.
+			 */
+			imp_exec(CvSavedPlan(&plan_grant_local,
+								 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+								 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+								 "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
+								 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
+								 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
+								 " SELECT (SELECT h.ctid FROM h)",
+								 11, types), v, nulls, 0);
+			isnull = true;
+			if (SPI_processed == 1)
+			{
+				tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+				if (!isnull)
+					ItemPointerCopy((ItemPointer) DatumGetPointer(tid), &h.tid);
+			}
+			if (SPI_processed != 1 || isnull)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("consent ledger chain head not found")));
+			imp_exec(CvSavedPlan(&plan_grant_state,
+								 "INSERT INTO customer_vault.consent_state AS s"
+								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
+								 " VALUES ($1, $2, true, $3, $4, NULL, $5)"
+								 " ON CONFLICT (subject, purpose) DO UPDATE"
+								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id",
+								 5, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID}),
+					 (Datum[]) {v[1], v[2], v[4], v[10], v[0]},
+					 (char[]) {' ', ' ', nulls[4], ' ', ' '}, 0);
+			h.last_id = id;
+			h.has_hash = true;
+			memcpy(h.last_hash, hash, 32);
+			imp_remember_head(&h.tid);
+			imp_cache_head(&h);
+			goto done;
+		}
 		imp_exec(CvSavedPlan(&plan_grant,
 						  "WITH l AS (INSERT INTO customer_vault.consent_ledger"
 						  "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
@@ -750,6 +804,7 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 		imp_remember_head(&h.tid);
 		imp_cache_head(&h);
 	}
+done:
 	SPI_finish();
 	imp_restore_user(&sw);
 	PG_RETURN_INT64(id);

@@ -137,6 +137,17 @@ static Oid	cv_data_keys_pkey = InvalidOid;
 static Oid	cv_data_keys_name_idx = InvalidOid;
 static Oid	cv_data_keys_subject_idx = InvalidOid;
 
+/*
+ * Where data_keys' rows are read on this node: data_keys and its indexes,
+ * or, once Citus made it a reference table, its local shard (citus.c).
+ * Resolved again after an invalidation of either.
+ */
+static bool cv_dk_rows_valid = false;
+static Oid	cv_dk_rows = InvalidOid;
+static Oid	cv_dk_rows_pkey = InvalidOid;
+static Oid	cv_dk_rows_name_idx = InvalidOid;
+static Oid	cv_dk_rows_subject_idx = InvalidOid;
+
 /* statement epoch: bumped at every statement or transaction boundary and flush */
 static uint64 cv_epoch = 1;
 static LocalTransactionId cv_epoch_lxid = InvalidLocalTransactionId;
@@ -510,6 +521,7 @@ cv_cache_flush(bool roots)
 	cv_data_keys_pkey = InvalidOid;
 	cv_data_keys_name_idx = InvalidOid;
 	cv_data_keys_subject_idx = InvalidOid;
+	cv_dk_rows_valid = false;
 	if (roots)
 	{
 		cv_root_release(&cv_root);
@@ -554,8 +566,12 @@ CvKeyEpoch(void)
 static void
 cv_relcache_callback(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == cv_data_keys_relid)
+	if (relid == InvalidOid || relid == cv_data_keys_relid ||
+		(cv_dk_rows_valid && relid == cv_dk_rows))
+	{
 		cv_keys_stale = true;
+		cv_dk_rows_valid = false;
+	}
 }
 
 /* wipe everything when the backend exits */
@@ -668,6 +684,19 @@ cv_cache_prepare(void)
 					 errmsg("extension \"customer_vault\" is not installed in this database"),
 					 errhint("Run CREATE EXTENSION customer_vault CASCADE.")));
 		}
+	}
+	if (!cv_dk_rows_valid)
+	{
+		Oid			idx[3];
+
+		idx[0] = cv_data_keys_pkey;
+		idx[1] = cv_data_keys_name_idx;
+		idx[2] = cv_data_keys_subject_idx;
+		cv_dk_rows = CvCitusRowsRelation(cv_data_keys_relid, idx, 3);
+		cv_dk_rows_pkey = idx[0];
+		cv_dk_rows_name_idx = idx[1];
+		cv_dk_rows_subject_idx = idx[2];
+		cv_dk_rows_valid = true;
 	}
 }
 
@@ -843,10 +872,10 @@ cv_load_key(uint32 id)
 	CvKey	   *k = NULL;
 	uint8	   *dk = cv_scratch;
 
-	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	rel = table_open(cv_dk_rows, AccessShareLock);
 	snap = cv_fresh_snapshot();
 	ScanKeyInit(&skey, Anum_dk_id, BTEqualStrategyNumber, F_INT4EQ, Int32GetDatum((int32) id));
-	scan = systable_beginscan(rel, cv_data_keys_pkey, true, snap, 1, &skey);
+	scan = systable_beginscan(rel, cv_dk_rows_pkey, true, snap, 1, &skey);
 	tup = systable_getnext(scan);
 	if (HeapTupleIsValid(tup))
 	{
@@ -976,10 +1005,10 @@ cv_name_lookup(const char *keyname)
 	if (e != NULL)
 		return e;
 
-	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	rel = table_open(cv_dk_rows, AccessShareLock);
 	snap = cv_fresh_snapshot();
 	ScanKeyInit(&skey, Anum_dk_name, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(name));
-	scan = systable_beginscan(rel, cv_data_keys_name_idx, true, snap, 1, &skey);
+	scan = systable_beginscan(rel, cv_dk_rows_name_idx, true, snap, 1, &skey);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
@@ -1246,10 +1275,10 @@ cv_subject_key_id(const char *subject)
 	Snapshot	snap;
 	uint32		id = 0;
 
-	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	rel = table_open(cv_dk_rows, AccessShareLock);
 	snap = cv_fresh_snapshot();
 	ScanKeyInit(&skey, Anum_dk_subject, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(subject));
-	scan = systable_beginscan(rel, cv_data_keys_subject_idx, true, snap, 1, &skey);
+	scan = systable_beginscan(rel, cv_dk_rows_subject_idx, true, snap, 1, &skey);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		TupleDesc	desc = RelationGetDescr(rel);
@@ -1612,11 +1641,11 @@ cv_hash_key_lookup(void)
 	Snapshot	snap;
 	uint32		id = 0;
 
-	rel = table_open(cv_data_keys_relid, AccessShareLock);
+	rel = table_open(cv_dk_rows, AccessShareLock);
 	snap = cv_fresh_snapshot();
 	ScanKeyInit(&skey, Anum_dk_name, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(cv_subject_hash_key_name));
-	scan = systable_beginscan(rel, cv_data_keys_name_idx, true, snap, 1, &skey);
+	scan = systable_beginscan(rel, cv_dk_rows_name_idx, true, snap, 1, &skey);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		TupleDesc	desc = RelationGetDescr(rel);

@@ -608,6 +608,33 @@ $$;
 COMMENT ON FUNCTION customer_vault._inherit_consent_policy(regclass) IS
     'internal: copies the consent policy of the nearest ancestor to a new partition or child and its descendants';
 
+-- Makes a table's consent policy restrictive again, with the same check.
+CREATE OR REPLACE FUNCTION customer_vault._consent_policy_restrictive(tbl regclass) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expr text;
+BEGIN
+    SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) INTO expr
+      FROM pg_catalog.pg_policy p
+     WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent' AND p.polpermissive;
+    IF expr IS NULL THEN
+        RETURN;
+    END IF;
+    EXECUTE pg_catalog.format('DROP POLICY customer_vault_consent ON %s', tbl);
+    EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %s AS RESTRICTIVE FOR SELECT USING (%s)',
+                              tbl, expr);
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                    WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent' AND NOT p.polpermissive) THEN
+        RAISE EXCEPTION USING ERRCODE = 'internal_error',
+            MESSAGE = pg_catalog.format('the consent policy of %s could not be made restrictive', tbl);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._consent_policy_restrictive(regclass) IS
+    'internal: re-creates a permissive customer_vault_consent policy (as Citus copies it to shards) as a restrictive one';
+
 -- Event trigger (ddl_command_end): partitions and children created or
 -- attached under a table with a consent policy get it too; a permissive
 -- policy added by the DBA removes customer_vault_base.  SECURITY DEFINER:
@@ -643,6 +670,13 @@ BEGIN
                     HINT = 'Set the retention of each child table instead.';
             END IF;
         ELSIF cmd.classid = 'pg_catalog.pg_policy'::regclass THEN
+            -- the consent policy is restrictive wherever it is made: Citus
+            -- (13.x) re-creates policies on the shards of a distributed table
+            -- and on the workers' copies without AS RESTRICTIVE, which would
+            -- OR it with every permissive policy there
+            PERFORM customer_vault._consent_policy_restrictive(p.polrelid::regclass)
+               FROM pg_catalog.pg_policy p
+              WHERE p.oid = cmd.objid AND p.polname = 'customer_vault_consent' AND p.polpermissive;
             PERFORM customer_vault._sync_base_policy(p.polrelid::regclass, false)
                FROM pg_catalog.pg_policy p WHERE p.oid = cmd.objid;
         END IF;

@@ -1,0 +1,83 @@
+--@ code
+
+---------------------------------------------------------------------------
+-- Citus: the extension's tables that every node must read locally
+---------------------------------------------------------------------------
+
+-- On a Citus cluster, decrypt() and the consent policy run on the workers,
+-- per shard, where a query Citus would have to distribute fails: they read
+-- the data keys and the consent state from local relations only
+-- (src/citus.c).  This makes those tables reference tables, a copy on every
+-- node, written through the coordinator in two-phase commits.  The
+-- extension's ledgers and logs stay on the coordinator.
+-- Superuser only (granted to nobody): it changes the cluster's layout, and
+-- create_reference_table needs the tables' owner.  Not STRICT: no arguments.
+-- Idempotent: tables already known to Citus are left as they are.
+CREATE OR REPLACE FUNCTION customer_vault.citus_setup()
+    RETURNS SETOF regclass
+    LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- referenced tables first
+    tables pg_catalog.regclass[] := ARRAY['customer_vault.data_keys', 'customer_vault.purposes',
+                                          'customer_vault.purpose_roles', 'customer_vault.consent_state'];
+    t pg_catalog.regclass;
+    fk record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'extension "citus" is not installed in this database'
+            USING ERRCODE = '55000',
+                  HINT = 'customer_vault.citus_setup() is for databases distributed with Citus.';
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) current_user) THEN
+        RAISE EXCEPTION 'permission denied for function citus_setup'
+            USING ERRCODE = '42501',
+                  DETAIL = 'Only a superuser may change where the extension''s tables are stored.';
+    END IF;
+    IF NOT pg_catalog.citus_is_coordinator() THEN
+        RAISE EXCEPTION 'customer_vault.citus_setup() must run on the coordinator'
+            USING ERRCODE = '55000';
+    END IF;
+    -- the tables keep their triggers (cache invalidation, consent counters):
+    -- Citus copies them to every shard
+    PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
+    -- The foreign keys between these tables (purpose_roles and consent_state
+    -- reference purposes) are taken off while the tables are converted one by
+    -- one (Citus would otherwise turn the referencing tables into Citus local
+    -- tables, which clash with the extension's tables on the workers) and put
+    -- back, with the same names and definitions, between reference tables.
+    CREATE TEMP TABLE _cv_citus_fks ON COMMIT DROP AS
+    SELECT c.conrelid::pg_catalog.regclass AS tbl, c.conname, pg_catalog.pg_get_constraintdef(c.oid) AS def
+      FROM pg_catalog.pg_constraint c
+     WHERE c.contype OPERATOR(pg_catalog.=) 'f'
+       AND c.conrelid OPERATOR(pg_catalog.=) ANY (tables)
+       AND c.confrelid OPERATOR(pg_catalog.=) ANY (tables)
+       AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) c.conrelid);
+    FOR fk IN SELECT * FROM _cv_citus_fks LOOP
+        -- the workers' copies of the extension's tables (CREATE EXTENSION
+        -- made them there) have it too, and ADD CONSTRAINT on a reference
+        -- table is sent to every node.  run_command_on_workers commits on its
+        -- own (hence IF EXISTS: a second run after a failure goes through),
+        -- and must run before this transaction locks anything on the workers.
+        PERFORM pg_catalog.run_command_on_workers(
+            pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.tbl, fk.conname));
+        EXECUTE pg_catalog.format('ALTER TABLE %s DROP CONSTRAINT %I', fk.tbl, fk.conname);
+    END LOOP;
+    FOREACH t IN ARRAY tables LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) t) THEN
+            PERFORM pg_catalog.create_reference_table(t);
+            -- the rows now live in the shards: the shell must not keep an old copy
+            PERFORM pg_catalog.truncate_local_data_after_distributing_table(t);
+            RETURN NEXT t;
+        END IF;
+    END LOOP;
+    FOR fk IN SELECT * FROM _cv_citus_fks LOOP
+        EXECUTE pg_catalog.format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.tbl, fk.conname, fk.def);
+    END LOOP;
+    DROP TABLE _cv_citus_fks;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.citus_setup() IS
+    'on a Citus coordinator: makes the key and consent tables reference tables, so that every node opens values and checks consent from local data; returns the tables converted';
