@@ -81,3 +81,60 @@ END
 $$;
 COMMENT ON FUNCTION customer_vault.citus_setup() IS
     'on a Citus coordinator: makes the key and consent tables reference tables, so that every node opens values and checks consent from local data; returns the tables converted';
+
+-- Compares the row-level security of every placement of a distributed (or
+-- reference) table with the coordinator's table: RLS enabled and forced,
+-- each policy's name, kind (permissive or restrictive), command and check.
+-- Citus copies policies to shards itself (and, in 13.x, without AS
+-- RESTRICTIVE: the event trigger corrects that for the consent policy on
+-- every node); this shows whether each shard ended up as it should.  It
+-- reads the workers through new connections: run it after the change has
+-- committed.  Not SECURITY DEFINER: the caller's own connections read
+-- pg_policy, which everyone may read.  STRICT: NULL lists nothing.
+CREATE OR REPLACE FUNCTION customer_vault.citus_check_policies(tbl regclass)
+    RETURNS TABLE(shard text, node text, finding text)
+    LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- the policies of one relation (%s: Citus puts each shard's name there)
+    q constant text := $q$WITH t(id) AS (SELECT '%s'::pg_catalog.regclass)
+      SELECT (SELECT c.relrowsecurity::text || '/' || c.relforcerowsecurity::text
+                FROM pg_catalog.pg_class c, t WHERE c.oid OPERATOR(pg_catalog.=) t.id)
+          || ' ' || COALESCE((SELECT pg_catalog.string_agg(p.polname || ':'
+                || CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END
+                || ':' || p.polcmd::text || ':' || COALESCE(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '')
+                || ':' || COALESCE(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''), ', ' ORDER BY p.polname)
+                FROM pg_catalog.pg_policy p, t WHERE p.polrelid OPERATOR(pg_catalog.=) t.id), '')$q$;
+    want text;
+    r record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
+        RAISE EXCEPTION 'extension "citus" is not installed in this database'
+            USING ERRCODE = '55000';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) tbl) THEN
+        RAISE EXCEPTION '% is not a Citus table', tbl
+            USING ERRCODE = '55000';
+    END IF;
+    EXECUTE pg_catalog.replace(q, '%s', tbl::text) INTO want;
+    FOR r IN SELECT * FROM pg_catalog.run_command_on_placements(tbl, q) LOOP
+        -- the shard's name in the expressions' column references does not appear
+        -- (pg_get_expr prints bare column names): the texts compare as they are
+        IF NOT r.success THEN
+            shard := tbl::text || '_' || r.shardid; node := r.nodename || ':' || r.nodeport;
+            finding := 'could not be read: ' || r.result;
+            RETURN NEXT;
+        ELSIF r.result IS DISTINCT FROM want THEN
+            shard := tbl::text || '_' || r.shardid; node := r.nodename || ':' || r.nodeport;
+            finding := 'policies differ: expected ' || want || '; found ' || r.result;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION customer_vault.citus_check_policies(regclass) IS
+    'on a Citus coordinator: the placements of a table whose row-level security (policies, their kind, command and checks) differs from the table''s; none when every shard is in order';
+
+GRANT EXECUTE ON FUNCTION customer_vault.citus_check_policies(regclass)
+    TO customer_vault_admin, customer_vault_auditor;

@@ -185,6 +185,13 @@ INSERT INTO pm_probes VALUES
 INSERT INTO pm_probes VALUES
  (90, 'import_consents()', $p$SELECT customer_vault.import_consents('SELECT ''pm1'' AS subject, ''pm_news'' AS purpose, ''{"a": 1}''::jsonb AS evidence')$p$),
  (91, 'import_consents() of wrapped keys', $p$SELECT customer_vault.import_consents('SELECT encode(wrapped, ''hex'') AS subject, ''pm_news'' AS purpose, ''{"a": 1}''::jsonb AS evidence FROM customer_vault.data_keys')$p$);
+-- part CITUS: citus_setup is for superusers only, citus_check_policies for
+-- the admin and the auditor (without Citus: 55000), the event trigger's
+-- helper for nobody
+INSERT INTO pm_probes VALUES
+ (160, 'citus_setup()', 'SELECT customer_vault.citus_setup()'),
+ (161, 'citus_check_policies()', 'SELECT customer_vault.citus_check_policies(''pm_t'')'),
+ (162, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')');
 
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
