@@ -748,6 +748,7 @@ DECLARE
     ctxtype regtype;
     bidxtype regtype;
     bind text;
+    citus_table boolean := false;
 BEGIN
     IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
@@ -785,6 +786,17 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
             MESSAGE = pg_catalog.format('column %I of table %s cannot be protected with these columns', col, tbl),
             DETAIL = 'A protected column cannot be the context column or the blind index column of another, and two protected columns cannot share a blind index column.';
+    END IF;
+    -- a Citus table: the rewrite would have to run on every shard, which it
+    -- cannot yet (a table protected first is distributed with its trigger)
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)'
+           INTO citus_table USING tbl;
+    END IF;
+    IF citus_table THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('table %s is a Citus table: protect_column cannot convert it yet', tbl),
+            HINT = 'Protect the column before distributing the table, then run create_distributed_table with citus.enable_unsafe_triggers = on (the protect trigger then seals on every shard).';
     END IF;
     PERFORM customer_vault._check_key(key_name);
     IF context_column IS NOT NULL THEN
