@@ -240,6 +240,16 @@ BEGIN
             RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
                 MESSAGE = format('the %s action is not walked in batches', r.action);
         END IF;
+        -- a Citus table: no ctid batches (Citus takes no FOR UPDATE in a
+        -- distributed query, and the coordinator's table is empty); the filter
+        -- applied directly, which Citus runs on every shard (_walk)
+        IF op IN ('delete', 'update') AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+            EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)'
+               INTO q USING tbl;
+            IF q.exists THEN
+                op := op || '_where';
+            END IF;
+        END IF;
     ELSIF kind IN ('subject_rows', 'subject_keys') THEN
         -- the map of personal data: a subject's rows, or the keys its
         -- children reference (70_subjects.sql)
@@ -296,6 +306,31 @@ BEGIN
             EXIT WHEN err_sqlstate IS NOT NULL;
         END LOOP;
         RETURN;
+    END IF;
+    -- a Citus table: its rows are in the shards, the coordinator's table is
+    -- empty.  One statement, which Citus runs on every shard (_maint_sql
+    -- gives the filter, not ctid batches); one batch per call.
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1'
+           INTO n USING tbl;
+        IF n OPERATOR(pg_catalog.=) 1 THEN
+            IF async_commit THEN
+                PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+            END IF;
+            BEGIN
+                n := (customer_vault._maint_run(kind, tbl, params, NULL, NULL, NULL, false))[1]::pg_catalog.int8;
+            EXCEPTION WHEN OTHERS THEN
+                IF NOT catch_errors THEN
+                    RAISE;
+                END IF;
+                GET STACKED DIAGNOSTICS err_sqlstate = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                RETURN;
+            END;
+            processed := processed OPERATOR(pg_catalog.+) n;
+            batches := batches OPERATOR(pg_catalog.+) 1;
+            COMMIT;
+            RETURN;
+        END IF;
     END IF;
     nblocks := pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog./) pg_catalog.current_setting('block_size')::pg_catalog.int8;
     SELECT CASE WHEN c.relpages OPERATOR(pg_catalog.>) 0 AND c.reltuples OPERATOR(pg_catalog.>) 0
