@@ -101,6 +101,22 @@ SELECT customer_vault.key_of(email) AS k, count(*) AS n FROM customers
 	"SELECT count(customer_vault.decrypt(email, 'other')) FROM customers");
 isnt($rc, 0, 'a wrong context fails on the workers');
 
+# subject keys: made on the coordinator (a single-row INSERT evaluates
+# encrypt_for_subject there), opened on the workers; a shred reaches every
+# node's cache by the next statement
+$coord->safe_psql('postgres', q{
+CREATE TABLE notes (id bigint PRIMARY KEY, v customer_vault.encrypted_text);
+SELECT create_distributed_table('notes', 'id');
+SELECT count(customer_vault.encrypt_for_subject('sub' || g, 'x')) FROM generate_series(0, 2) g;
+INSERT INTO notes SELECT g, customer_vault.encrypt_for_subject('sub' || (g % 3), 'note-' || g) FROM generate_series(1, 30) g;
+INSERT INTO notes VALUES (100, customer_vault.encrypt_for_subject('newsub', 'note-100'));
+});
+is($coord->safe_psql('postgres', "SELECT count(*) FROM notes WHERE customer_vault.decrypt(v) = 'note-' || id"),
+	'31', 'subject keys open on the workers');
+$coord->safe_psql('postgres', "SELECT customer_vault.shred_subject('sub1')");
+is($coord->safe_psql('postgres', 'SELECT count(customer_vault.decrypt(v)) || \'/\' || count(*) FROM notes'),
+	'21/31', 'a shred is honoured on every worker by the next statement');
+
 # each worker reads its own shard of data_keys, never a distributed query
 for my $n ($w1, $w2)
 {
