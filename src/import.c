@@ -185,6 +185,8 @@ imp_lookup_purpose(const char *name, CvImpPurpose *p)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("the consent purposes table does not exist")));
+	/* a Citus reference table (citus_setup): its rows are in the local shard */
+	relid = CvCitusRowsRelation(relid, &pkey, 1);
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
 	rel = table_open(relid, AccessShareLock);
