@@ -43,6 +43,7 @@ REGRESS += subject_map export_subject
 REGRESS += access_log
 # masking review findings (part MASK2)
 REGRESS += masking_review
+REGRESS += masking_review2
 # consent at scale: the subject bound, the shared cache's end dates (part SCALE)
 REGRESS += consent_scale
 # one protect trigger per table (part TRIGGER, issue 15)

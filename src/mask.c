@@ -22,11 +22,14 @@
  * on the table's plaintext); row-level security applies to that role, and
  * policy expressions (may_process, current_user) run as the caller.
  *
- * Keyed rules (hash, fake) are for protected columns only, and a caller who
- * could make a guess become a value of the column (write the table or one of
- * its partitions, or seal values: encrypt, encrypt_for_subject,
+ * Keyed rules (hash, fake) are for protected columns only, and a session
+ * that could make a guess become a value of the column (as its current user
+ * or any role its session user can SET ROLE to: write the table or one of
+ * its partitions or children, or seal values: encrypt, encrypt_for_subject,
  * _seal_column) gets them withheld (NULL): otherwise the masks of guesses
- * are a dictionary.
+ * are a dictionary.  So does every caller while the table has a policy and
+ * an owner that is not trusted (a policy runs the owner's code as the
+ * masked reader, and the owner can plant guesses).
  *
  * Keyed rules (hash, fake) use an HMAC under the "mask" HKDF subkey of the
  * first version of a named key (stable across rotations, different across
@@ -47,6 +50,9 @@
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_policy.h"
+#include "catalog/pg_proc.h"
 #include "commands/seclabel.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -827,46 +833,156 @@ cv_mask_label(Oid relid, const char *column)
 	return label;
 }
 
-/* whether the current user may execute customer_vault.name(args) */
+static Oid	cv_mask_extension_owner(void);
+
+/* whether acl grants some right of mode to PUBLIC or to a role u1 or u2 is a member of (any chain) */
 static bool
-cv_mask_may_execute(const char *name, int nargs, const Oid *argtypes)
+cv_mask_acl_reaches(Acl *acl, AclMode mode, Oid u1, Oid u2)
+{
+	AclItem    *items = ACL_DAT(acl);
+	int			n = ACL_NUM(acl);
+
+	for (int i = 0; i < n; i++)
+	{
+		Oid			g = items[i].ai_grantee;
+
+		if ((ACLITEM_GET_PRIVS(items[i]) & mode) == 0)
+			continue;
+		if (g == ACL_ID_PUBLIC || is_member_of_role(u1, g) || is_member_of_role(u2, g))
+			return true;
+	}
+	return false;
+}
+
+/* whether u1 or u2 can become a role holding INSERT or UPDATE on relation r or a column of it */
+static bool
+cv_mask_rel_reaches(Oid r, Oid u1, Oid u2)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(r));
+	Form_pg_class form;
+	Oid			owner;
+	Datum		d;
+	bool		isnull;
+	bool		found;
+	int			natts;
+
+	if (!HeapTupleIsValid(tup))
+		return false;			/* dropped meanwhile */
+	form = (Form_pg_class) GETSTRUCT(tup);
+	owner = form->relowner;
+	natts = form->relnatts;
+	d = SysCacheGetAttr(RELOID, tup, Anum_pg_class_relacl, &isnull);
+	/* the owner may grant itself any right */
+	found = is_member_of_role(u1, owner) || is_member_of_role(u2, owner) ||
+		cv_mask_acl_reaches(isnull ? acldefault(OBJECT_TABLE, owner) : DatumGetAclP(d),
+							ACL_INSERT | ACL_UPDATE, u1, u2);
+	ReleaseSysCache(tup);
+	for (AttrNumber a = 1; !found && a <= natts; a++)
+	{
+		tup = SearchSysCache2(ATTNUM, ObjectIdGetDatum(r), Int16GetDatum(a));
+		if (!HeapTupleIsValid(tup))
+			continue;
+		d = SysCacheGetAttr(ATTNUM, tup, Anum_pg_attribute_attacl, &isnull);
+		if (!isnull && !((Form_pg_attribute) GETSTRUCT(tup))->attisdropped)
+			found = cv_mask_acl_reaches(DatumGetAclP(d), ACL_INSERT | ACL_UPDATE, u1, u2);
+		ReleaseSysCache(tup);
+	}
+	return found;
+}
+
+/* whether u1 or u2 can become a role that may execute customer_vault.name(args) */
+static bool
+cv_mask_fn_reaches(const char *name, int nargs, const Oid *argtypes, Oid u1, Oid u2)
 {
 	Oid			fn = LookupFuncName(list_make2(makeString(CV_SCHEMA), makeString(pstrdup(name))),
 									nargs, argtypes, true);
+	HeapTuple	tup;
+	Oid			owner;
+	Datum		d;
+	bool		isnull;
+	bool		found;
 
-	return OidIsValid(fn) &&
-		DatumGetBool(DirectFunctionCall2(has_function_privilege_id, ObjectIdGetDatum(fn),
-										 CStringGetTextDatum("EXECUTE")));
+	if (!OidIsValid(fn) || !HeapTupleIsValid(tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn))))
+		return false;
+	owner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	d = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_proacl, &isnull);
+	found = is_member_of_role(u1, owner) || is_member_of_role(u2, owner) ||
+		cv_mask_acl_reaches(isnull ? acldefault(OBJECT_FUNCTION, owner) : DatumGetAclP(d),
+							ACL_EXECUTE, u1, u2);
+	ReleaseSysCache(tup);
+	return found;
 }
 
 /*
- * Whether the current user could make a chosen plaintext a value of a column
- * of relid, and then read its keyed mask: INSERT or UPDATE on the table or
- * any partition or child of it, or EXECUTE on a function that seals a value
- * under a chosen context (the column's binding followed by a row's).
+ * Whether the session could make a chosen plaintext a value of a column of
+ * relid, and then read its keyed mask: the current user, or any role the
+ * session user can become (SET ROLE, through NOINHERIT chains too), can
+ * write (INSERT or UPDATE) the table or any partition or child of it at any level, or seal a
+ * value under a chosen context (encrypt, encrypt_for_subject, _seal_column).
+ * Rights that reach the table by other ways (views, rules, INSTEAD OF
+ * triggers, SECURITY DEFINER functions) are not seen: see docs/API.md.
  */
 static bool
 cv_mask_can_plant(Oid relid)
 {
-	Oid			user = GetUserId();
+	Oid			u1 = GetUserId();
+	Oid			u2 = GetSessionUserId();
 	Oid			t3[3] = {TEXTOID, TEXTOID, TEXTOID};
 	Oid			b3[3] = {BYTEAOID, TEXTOID, TEXTOID};
-	List	   *rels = find_all_inheritors(relid, NoLock, NULL);
+	List	   *rels;
 	ListCell   *lc;
 
+	/*
+	 * A superuser session may decrypt anything anyway: only the role it has
+	 * become counts (a superuser current user may write, so it gets none).
+	 */
+	if (superuser_arg(u2))
+		u2 = u1;
+	rels = find_all_inheritors(relid, NoLock, NULL);
 	foreach(lc, rels)
 	{
-		Oid			r = lfirst_oid(lc);
-
-		/* either right suffices (ACLMASK_ANY) */
-		if (pg_class_aclcheck(r, user, ACL_INSERT | ACL_UPDATE) == ACLCHECK_OK ||
-			pg_attribute_aclcheck_all(r, user, ACL_INSERT | ACL_UPDATE, ACLMASK_ANY) == ACLCHECK_OK)
+		if (cv_mask_rel_reaches(lfirst_oid(lc), u1, u2))
 			return true;
 	}
-	return cv_mask_may_execute("encrypt", 3, t3) ||
-		cv_mask_may_execute("encrypt", 3, b3) ||
-		cv_mask_may_execute("encrypt_for_subject", 3, t3) ||
-		cv_mask_may_execute("_seal_column", 3, t3);
+	return cv_mask_fn_reaches("encrypt", 3, t3, u1, u2) ||
+		cv_mask_fn_reaches("encrypt", 3, b3, u1, u2) ||
+		cv_mask_fn_reaches("encrypt_for_subject", 3, t3, u1, u2) ||
+		cv_mask_fn_reaches("_seal_column", 3, t3, u1, u2);
+}
+
+/*
+ * Whether the table's owner could run code of its own as a masked reader
+ * while the view is read, and so compute keyed masks of its own guesses
+ * (it can always plant them): the table has a row-level security policy
+ * (its expression runs as the caller) and its owner is neither a superuser,
+ * the extension's owner nor a member of customer_vault_admin.
+ */
+static bool
+cv_mask_owner_may_spy(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+	Oid			admin = get_role_oid("customer_vault_admin", true);
+	Relation	pol;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	if (!HeapTupleIsValid(tup))
+		return true;
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	if (superuser_arg(owner) || owner == cv_mask_extension_owner() ||
+		(OidIsValid(admin) && has_privs_of_role(owner, admin)))
+		return false;
+	pol = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyInit(&skey, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(pol, PolicyPolrelidPolnameIndexId, true, NULL, 1, &skey);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(pol, AccessShareLock);
+	return found;
 }
 
 /*
@@ -949,7 +1065,7 @@ cv_mask_state(FunctionCallInfo fcinfo, Oid relid, Name column, bool sealed)
 	st->key = NULL;
 	st->withhold = false;
 	if ((st->rule.kind == CV_MASK_HASH || st->rule.kind == CV_MASK_FAKE) &&
-		(!sealed || cv_mask_can_plant(relid)))
+		(!sealed || cv_mask_can_plant(relid) || cv_mask_owner_may_spy(relid)))
 		st->withhold = true;	/* no dictionary of guesses */
 	else if (st->rule.kind == CV_MASK_HASH || st->rule.kind == CV_MASK_FAKE)
 	{

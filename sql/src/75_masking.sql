@@ -153,6 +153,7 @@ DECLARE
     vname text;
     vowner oid;
     vkind "char";
+    deps text;
 BEGIN
     SELECT n.nspname, c.relname OPERATOR(pg_catalog.||) '_masked' INTO nsp, vname
       FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
@@ -171,11 +172,28 @@ BEGIN
             MESSAGE = pg_catalog.format('relation %I.%I already exists', nsp, vname),
             DETAIL = 'The masked view of a table takes that name.';
     END IF;
-    EXECUTE pg_catalog.format('DROP VIEW %I.%I', nsp, vname);
+    -- other people's objects over the view (any role may create one) must not
+    -- freeze the table's DDL: they are dropped with it, named in a WARNING
+    SELECT pg_catalog.string_agg(DISTINCT COALESCE(rw.ev_class::pg_catalog.regclass::pg_catalog.text,
+                                                   pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid)), ', ')
+      INTO deps
+      FROM pg_catalog.pg_depend d
+      LEFT JOIN pg_catalog.pg_rewrite rw
+        ON d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass AND rw.oid OPERATOR(pg_catalog.=) d.objid
+     WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+       AND d.refobjid OPERATOR(pg_catalog.=) (pg_catalog.quote_ident(nsp) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(vname))::pg_catalog.regclass::pg_catalog.oid
+       AND d.deptype OPERATOR(pg_catalog.=) 'n'
+       AND rw.ev_class IS DISTINCT FROM (pg_catalog.quote_ident(nsp) OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(vname))::pg_catalog.regclass::pg_catalog.oid;
+    IF deps IS NOT NULL THEN
+        RAISE WARNING USING MESSAGE = pg_catalog.format('dropping the objects that depend on view %I.%I', nsp, vname),
+            DETAIL = pg_catalog.format('The masked view is rebuilt; these objects over it are dropped: %s.', deps),
+            HINT = 'Objects over a masked view do not survive a change of its columns; create them again.';
+    END IF;
+    EXECUTE pg_catalog.format('DROP VIEW %I.%I CASCADE', nsp, vname);
 END
 $$;
 COMMENT ON FUNCTION customer_vault._drop_masked_view(regclass) IS
-    'internal, as the extension owner: drops the <table>_masked view the extension made';
+    'internal, as the extension owner: drops the <table>_masked view the extension made, and (with a WARNING naming them) the objects over it';
 
 -- Pins the rule of every column <table>_masked masks: a column without a
 -- rule (or with 'default', as 0.4.0 stored it) gets its label's default now,
@@ -213,7 +231,24 @@ CREATE OR REPLACE FUNCTION customer_vault._masked_scope(tbl regclass, shown name
 AS $$
 DECLARE
     missing text;
+    pol name;
 BEGIN
+    -- the view reads the table as customer_vault_mask_owner: a policy aimed
+    -- at particular roles (restrictive or permissive) would be applied for
+    -- that role, not for the caller; refused, so the view never shows a row
+    -- the caller could not read directly (nor hides one silently)
+    SELECT p.polname INTO pol
+      FROM pg_catalog.pg_policy p JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.polrelid
+     WHERE p.polrelid OPERATOR(pg_catalog.=) tbl AND c.relrowsecurity
+       AND p.polcmd OPERATOR(pg_catalog.=) ANY (ARRAY['r', '*']::"char"[])
+       AND p.polroles OPERATOR(pg_catalog.<>) '{0}'::pg_catalog.oid[]
+     ORDER BY p.polname LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('policy %I of table %s applies to particular roles', pol, tbl),
+            DETAIL = 'The masked view reads the table as customer_vault_mask_owner, so row-level security policies aimed at roles cannot be applied as they apply to the caller.',
+            HINT = 'Make every SELECT policy of the table apply TO PUBLIC and test the role in its expression, e.g. USING (NOT pg_has_role(current_user, ''some_role'', ''MEMBER'') OR region = ''eu'').';
+    END IF;
     IF pg_catalog.cardinality(shown) OPERATOR(pg_catalog.=) 0 THEN
         IF NOT pg_catalog.has_any_column_privilege(tbl, 'SELECT') THEN
             RAISE EXCEPTION USING ERRCODE = 'insufficient_privilege',
@@ -234,7 +269,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault._masked_scope(regclass, name[]) IS
-    'internal: raises 42501 unless the caller may SELECT the columns <table>_masked shows unmasked (or some column when there are none)';
+    'internal: raises 42501 unless the caller may SELECT the columns <table>_masked shows unmasked (or some column when there are none), 0A000 when a SELECT policy of the table applies to particular roles';
 
 -- (Re)creates <table>_masked as the extension's owner, then gives it to
 -- customer_vault_mask_owner, which may SELECT the table: the masked reader
@@ -242,8 +277,9 @@ COMMENT ON FUNCTION customer_vault._masked_scope(regclass, name[]) IS
 -- ciphertext.  Row-level security applies to customer_vault_mask_owner (no
 -- superuser, not the table's owner), with every policy expression
 -- (may_process of a consent policy, current_user) evaluated as the caller;
--- a policy that names roles must name customer_vault_mask_owner (or PUBLIC)
--- to let rows through.  security_barrier: the caller's own conditions run
+-- a SELECT policy aimed at particular roles makes the view refuse every
+-- query (_masked_scope), since it would apply to customer_vault_mask_owner
+-- rather than to the caller.  security_barrier: the caller's own conditions run
 -- after those.  The caller's scope (_masked_scope): SELECT on the columns the
 -- view shows as they are; SELECT for customer_vault_masked_reader only.
 CREATE OR REPLACE FUNCTION customer_vault._build_masked_view(tbl regclass) RETURNS void
@@ -256,6 +292,8 @@ DECLARE
     vname text;
     cols text;
     shown name[];
+    def text;
+    replaced boolean := false;
 BEGIN
     SELECT t.nsp, t.rel INTO nsp, rel FROM customer_vault._table_names(tbl) t;
     vname := rel OPERATOR(pg_catalog.||) '_masked';
@@ -278,10 +316,29 @@ BEGIN
        AND NOT EXISTS (SELECT 1 FROM customer_vault.mask_rules m
                         WHERE m.relid OPERATOR(pg_catalog.=) tbl AND m.column_name OPERATOR(pg_catalog.=) a.attname)
        AND customer_vault._column_label(tbl, a.attnum) IS NULL;
-    PERFORM customer_vault._drop_masked_view(tbl);
-    EXECUTE pg_catalog.format('CREATE VIEW %I.%I WITH (security_barrier = true) AS SELECT %s FROM %I.%I t'
-                              ' WHERE customer_vault._masked_scope(%s::pg_catalog.regclass, %L::pg_catalog.name[])',
-                              nsp, vname, cols, nsp, rel, tbl::pg_catalog.oid, shown::pg_catalog.text);
+    def := pg_catalog.format('VIEW %I.%I WITH (security_barrier = true) AS SELECT %s FROM %I.%I t'
+                             ' WHERE customer_vault._masked_scope(%s::pg_catalog.regclass, %L::pg_catalog.name[])',
+                             nsp, vname, cols, nsp, rel, tbl::pg_catalog.oid, shown::pg_catalog.text);
+    -- the extension's own view is replaced in place when its columns allow
+    -- (objects over it survive); else dropped (with them) and made again
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_class v
+                WHERE v.relnamespace OPERATOR(pg_catalog.=) (SELECT c.relnamespace FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) tbl)
+                  AND v.relname OPERATOR(pg_catalog.=) vname AND v.relkind OPERATOR(pg_catalog.=) 'v'
+                  AND v.relowner OPERATOR(pg_catalog.=) ANY (SELECT r.oid FROM pg_catalog.pg_roles r
+                                                              WHERE r.rolname OPERATOR(pg_catalog.=) ANY (ARRAY[current_user, 'customer_vault_mask_owner']))) THEN
+        BEGIN
+            EXECUTE 'CREATE OR REPLACE ' OPERATOR(pg_catalog.||) def;
+            replaced := true;
+        -- (55000: in an extension script, the view is no member of the extension)
+        EXCEPTION WHEN invalid_table_definition OR datatype_mismatch OR feature_not_supported
+                       OR object_not_in_prerequisite_state THEN
+            replaced := false;
+        END;
+    END IF;
+    IF NOT replaced THEN
+        PERFORM customer_vault._drop_masked_view(tbl);
+        EXECUTE 'CREATE ' OPERATOR(pg_catalog.||) def;
+    END IF;
     EXECUTE pg_catalog.format('ALTER VIEW %I.%I OWNER TO customer_vault_mask_owner', nsp, vname);
     EXECUTE pg_catalog.format('REVOKE ALL ON %I.%I FROM PUBLIC', nsp, vname);
     EXECUTE pg_catalog.format('GRANT SELECT ON %I.%I TO customer_vault_masked_reader', nsp, vname);

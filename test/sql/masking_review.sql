@@ -201,8 +201,8 @@ RESET ROLE;
 SET ROLE regress_mr_masked2;
 SELECT count(*) AS rows_without_purpose FROM mr_c_masked;
 RESET ROLE;
--- a policy of the DBA's that names roles: the view's owner is not one of
--- them, so the masked view shows nothing (closed, not open) ...
+-- a policy of the DBA's that names roles cannot be applied to the caller
+-- through the view, so the masked view refuses (closed, not open) ...
 CREATE POLICY mr_eu_only ON mr_c FOR SELECT TO regress_mr_masked USING (region = 'eu');
 SET ROLE regress_mr_masked;
 SELECT count(*) AS rows_under_role_policy FROM mr_c_masked;
