@@ -305,18 +305,57 @@ AS $$
                d.relid::pg_catalog.regclass::text, pg_catalog.quote_ident(d.rolname))
       FROM direct d
     UNION ALL
+    -- as the C check (mask.c, cv_mask_can_plant): the masked reader or any
+    -- role it can SET ROLE to (NOINHERIT chains too) writes the table or a
+    -- partition or child at any level, or seals values
     SELECT 'medium', k.relid::pg_catalog.regclass::text,
-           pg_catalog.format('masked reader %s may write this table (or seal values) and it has hash or fake rules: it could read the masks of its own guesses, so those masks are withheld from it (NULL)',
-                             pg_catalog.quote_ident(m.rolname)),
-           'Keep writing and masked reading in separate roles (a writer''s INSERT/UPDATE and encrypt() make a dictionary of keyed masks).'
-      FROM masked m, keyed k
-     WHERE EXISTS (SELECT 1 FROM (SELECT k.relid UNION SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = k.relid) t(rel)
-                    WHERE pg_catalog.has_table_privilege(m.oid, t.rel, 'INSERT, UPDATE')
-                       OR pg_catalog.has_any_column_privilege(m.oid, t.rel, 'INSERT, UPDATE'))
-        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt(text, text, text)', 'EXECUTE')
-        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt(bytea, text, text)', 'EXECUTE')
-        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault.encrypt_for_subject(text, text, text)', 'EXECUTE')
-        OR pg_catalog.has_function_privilege(m.oid, 'customer_vault._seal_column(text, text, text)', 'EXECUTE')
+           pg_catalog.format('masked reader %s can write this table or seal values (itself or through SET ROLE to %s) and it has hash or fake rules: the masked view withholds those masks from its sessions (NULL)',
+                             pg_catalog.quote_ident(m.rolname), w.roles),
+           'Keep writing and masked reading in separate login roles that cannot SET ROLE to each other (a writer''s INSERT/UPDATE and encrypt() make a dictionary of keyed masks).'
+      FROM masked m, keyed k,
+           LATERAL (SELECT pg_catalog.string_agg(pg_catalog.quote_ident(x.rolname), ', ' ORDER BY x.rolname) AS roles
+                      FROM pg_catalog.pg_roles x
+                     WHERE pg_catalog.pg_has_role(m.oid, x.oid, 'MEMBER')
+                       AND (EXISTS (SELECT 1 FROM (WITH RECURSIVE tr(rel) AS (
+                                                        SELECT k.relid
+                                                        UNION
+                                                        SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN tr ON i.inhparent = tr.rel)
+                                                     SELECT tr.rel FROM tr) t
+                                     WHERE pg_catalog.has_table_privilege(x.oid, t.rel, 'INSERT, UPDATE')
+                                        OR pg_catalog.has_any_column_privilege(x.oid, t.rel, 'INSERT, UPDATE'))
+                            OR pg_catalog.has_function_privilege(x.oid, 'customer_vault.encrypt(text, text, text)', 'EXECUTE')
+                            OR pg_catalog.has_function_privilege(x.oid, 'customer_vault.encrypt(bytea, text, text)', 'EXECUTE')
+                            OR pg_catalog.has_function_privilege(x.oid, 'customer_vault.encrypt_for_subject(text, text, text)', 'EXECUTE')
+                            OR pg_catalog.has_function_privilege(x.oid, 'customer_vault._seal_column(text, text, text)', 'EXECUTE'))) w
+     WHERE w.roles IS NOT NULL
+    UNION ALL
+    -- write paths the check cannot see: views and rules over the table
+    SELECT 'medium', k.relid::pg_catalog.regclass::text,
+           pg_catalog.format('the table has hash or fake rules and can be written through %s: whoever may write through it can read the masks of its own guesses (the masked view cannot tell)',
+                             pg_catalog.string_agg(DISTINCT pg_catalog.format(CASE WHEN rw.ev_class = k.relid THEN 'rule %s' ELSE 'view %s' END,
+                                                                              CASE WHEN rw.ev_class = k.relid THEN pg_catalog.quote_ident(rw.rulename::text)
+                                                                                   ELSE rw.ev_class::pg_catalog.regclass::text END), ', ')),
+           'Deterministic masks are equality oracles like a blind index: keep write paths of the table away from masked readers, or use a non-keyed rule.'
+      FROM keyed k
+      JOIN pg_catalog.pg_depend d ON d.refclassid = 'pg_catalog.pg_class'::pg_catalog.regclass AND d.refobjid = k.relid
+                                 AND d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+      JOIN pg_catalog.pg_rewrite rw ON rw.oid = d.objid
+      JOIN pg_catalog.pg_class v ON v.oid = rw.ev_class
+     WHERE (rw.ev_class = k.relid AND rw.ev_type <> '1')
+        OR (rw.ev_class <> k.relid AND v.relkind = 'v'
+            AND v.relname::text NOT IN ((SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = k.relid) || '_masked',
+                                        (SELECT c.relname FROM pg_catalog.pg_class c WHERE c.oid = k.relid) || '_decrypted'))
+     GROUP BY k.relid
+    UNION ALL
+    -- keyed masks withheld from everybody: policies on a table of an owner that is not trusted
+    SELECT 'low', k.relid::pg_catalog.regclass::text,
+           'the table has hash or fake rules and row-level security policies, and its owner is not an admin: the masked view withholds those masks (NULL), since a policy runs the owner''s code as the masked reader',
+           'Give the table to a member of customer_vault_admin, or drop its policies, for masked readers to see keyed masks.'
+      FROM keyed k JOIN pg_catalog.pg_class c ON c.oid = k.relid
+      JOIN pg_catalog.pg_roles o ON o.oid = c.relowner
+     WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_policy p WHERE p.polrelid = k.relid)
+       AND NOT o.rolsuper AND NOT pg_catalog.pg_has_role(o.oid, 'customer_vault_admin', 'USAGE')
+       AND o.oid <> (SELECT e.extowner FROM pg_catalog.pg_extension e WHERE e.extname = 'customer_vault')
     UNION ALL
     SELECT 'high', 'role ' || pg_catalog.quote_ident(r.rolname),
            'a role is a member of customer_vault_mask_owner, which reads every masked table as it is',
