@@ -47,7 +47,7 @@ REGRESS += masking_review2
 # consent at scale: the subject bound, the shared cache's end dates (part SCALE)
 REGRESS += consent_scale
 # one protect trigger per table (part TRIGGER, issue 15)
-REGRESS += protect_table
+REGRESS += protect_table protect_review
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold forget_plan

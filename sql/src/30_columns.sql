@@ -749,6 +749,7 @@ DECLARE
     bidxtype regtype;
     bind text;
     citus_table boolean := false;
+    gen record;
 BEGIN
     IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
@@ -799,6 +800,21 @@ BEGIN
             HINT = 'Protect the column before distributing the table, then run create_distributed_table with citus.enable_unsafe_triggers = on (the protect trigger then seals on every shard).';
     END IF;
     PERFORM customer_vault._check_key(key_name);
+    -- a generated column is computed after BEFORE row triggers (NULL there on
+    -- INSERT, its new value unseen on UPDATE): cv_protect cannot seal it, bind
+    -- to it or fill it
+    SELECT u.what, u.c INTO gen
+      FROM (VALUES (col, 'column'), (context_column, 'context column'), (blind_index_column, 'blind index column')) u(c, what)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) u.c
+                                    AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
+     WHERE a.attgenerated OPERATOR(pg_catalog.<>) ''
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('%s %I of table %s is a generated column', gen.what, gen.c, tbl),
+            DETAIL = 'Generated columns are computed after BEFORE row triggers, so the protect trigger would see the old value or NULL.',
+            HINT = 'Use an ordinary column (filled by the application or a DEFAULT) as the context, protected or blind index column.';
+    END IF;
     IF context_column IS NOT NULL THEN
         ctxtype := customer_vault._column_type(tbl, context_column, 'context column');
         IF context_column OPERATOR(pg_catalog.=) col THEN
