@@ -115,7 +115,14 @@ SELECT tableoid::regclass, id, customer_vault.is_sealed(email) AND customer_vaul
 SELECT id, region, email, notes FROM regress_pt.parts_decrypted ORDER BY id;
 -- a partition's own column is protected on the partitioned table only
 ALTER TABLE regress_pt.parts ADD COLUMN phone text;
-SELECT customer_vault.protect_column('regress_pt.parts_1', 'phone', 'pt_key', 'id');
+-- (the message only: PostgreSQL 18 adds a position to it)
+DO $$
+BEGIN
+    PERFORM customer_vault.protect_column('regress_pt.parts_1', 'phone', 'pt_key', 'id');
+EXCEPTION WHEN OTHERS THEN
+    RAISE NOTICE '% %', SQLSTATE, SQLERRM;
+END
+$$;
 
 -- a table owner's own triggers, before and after cv_protect (triggers fire
 -- in name order): what runs before it is sealed as it leaves it; what runs
