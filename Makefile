@@ -50,7 +50,7 @@ REGRESS += consent_scale
 REGRESS += protect_table protect_review
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold forget_plan
+ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold forget_plan forget_review
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time

@@ -47,6 +47,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 /* one table of the erasure plan */
@@ -385,7 +386,7 @@ fg_subject_type_ok(Oid typ)
  * only), each table's statements prepared and kept.
  */
 static void
-fg_build(void)
+fg_build_plan(void)
 {
 	uint64		gen = fg_gen;
 	Oid			nsp;
@@ -818,6 +819,23 @@ fg_build(void)
 	fg_build_rels = NULL;
 	fg_build_nrel = 0;
 	fg_valid = (gen == fg_gen);
+}
+
+/*
+ * Build the plan under the latest snapshot, not the caller's: a plan built
+ * inside a REPEATABLE READ or SERIALIZABLE transaction would otherwise read
+ * the registry, the retention policies and the labels as they were when
+ * that transaction began (the invalidations of later changes already
+ * consumed) and be kept for the whole session.  The catalog is read with
+ * catalog snapshots anyway; the statements run later under the caller's
+ * snapshot.
+ */
+static void
+fg_build(void)
+{
+	PushActiveSnapshot(GetLatestSnapshot());
+	fg_build_plan();
+	PopActiveSnapshot();
 }
 
 /*
