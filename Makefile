@@ -48,9 +48,11 @@ REGRESS += masking_review2
 REGRESS += consent_scale
 # one protect trigger per table (part TRIGGER, issue 15)
 REGRESS += protect_table protect_review
+# part FORGET3 (issue 12)
+REGRESS += forget_review
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold forget_plan forget_review
+ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time

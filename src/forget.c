@@ -975,7 +975,10 @@ fg_spellings(StringInfo buf, List **seen, const char *subject, Oid typ, const ch
 /*
  * Run one prepared statement of table t as the table's owner, inside a
  * security-restricted operation, in a GUC nest level of its own with a
- * pinned search_path and row security off (as maint.c runs maintenance).
+ * pinned search_path and row security off (as maint.c runs maintenance),
+ * and the output settings pinned (extra_float_digits, DateStyle,
+ * IntervalStyle, bytea_output) so the keys a parent gives its children as
+ * text read back as the same values whatever the caller set.
  */
 static int
 fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
@@ -1002,6 +1005,15 @@ fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	/* foreign-key values pass from parent to child as text: exact forms only */
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	AtEOXact_GUC(false, save_nestlevel);

@@ -289,6 +289,8 @@ DECLARE
     shredded boolean;
     withdrawn integer := 0;
     c record;
+    canon text;
+    sp text;
 BEGIN
     IF subject IS NULL OR subject = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null or empty';
@@ -332,18 +334,39 @@ BEGIN
     e.role_id := COALESCE(pg_catalog.to_regrole(pg_catalog.quote_ident(caller))::oid, 0);
     walk := customer_vault._forget_walk(subject, e.role_id)::jsonb;
 
-    shredded := customer_vault.shred_subject(subject);
+    -- the subject's key under every spelling of the subject (a protected
+    -- column's trigger seals under (id)::text: '42' for forget_subject('042')
+    -- on a bigint column); the receipt holds the hash of the canonical one
+    canon := customer_vault._canonical_subject(subject);
+    shredded := false;
+    FOR sp IN SELECT DISTINCT x FROM pg_catalog.jsonb_array_elements_text(walk -> 'spellings') x
+              UNION SELECT canon ORDER BY 1 LOOP
+        shredded := customer_vault.shred_subject(sp) OR shredded;
+    END LOOP;
 
     -- every consent of the subject, under whichever spelling it was given
     -- ('042' and '42' name one subject of a bigint column): the subject as
     -- given, its text form in each registered subject column's type and
     -- those zero-padded (walk -> spellings), or any other text that is the
     -- same value and starts with a sign or white space
+    -- and (numeric and char(n) columns) the same value with a fraction, an
+    -- exponent or trailing blanks after one of those spellings ('60.0' and
+    -- '6.0e1'... for '60', 'a1 ' for 'a1'): candidates by prefix (an index
+    -- range), then compared as the subject columns' types compare them
     FOR c IN SELECT s.subject AS who, s.purpose FROM customer_vault.consent_state s
               WHERE s.granted
                 AND (s.subject = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(walk -> 'spellings')))
                      OR (s.subject < '0' AND customer_vault._same_subject(s.subject, forget_subject.subject)))
-              ORDER BY s.subject, s.purpose LOOP
+             UNION
+             SELECT s.subject, s.purpose
+               FROM (SELECT DISTINCT pg_catalog.regexp_replace(pg_catalog.rtrim(x, ' '), '[.]0*$|([.][0-9]*[1-9])0+$', '\1') AS p
+                       FROM pg_catalog.jsonb_array_elements_text(walk -> 'spellings') x) sp
+               JOIN customer_vault.consent_state s
+                 ON s.subject LIKE pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(sp.p, '\', '\\'), '%', '\%'), '_', '\_') || '%'
+              WHERE s.granted AND sp.p <> ''
+                AND pg_catalog.substr(s.subject, pg_catalog.length(sp.p) + 1) ~ '^(0*|[.][0-9]*)([eE][-+]?[0-9]+)?$|^ +$'
+                AND customer_vault._same_subject(s.subject, forget_subject.subject)
+              ORDER BY 1, 2 LOOP
         PERFORM customer_vault.withdraw_consent(c.who, c.purpose,
             pg_catalog.jsonb_build_object('erasure_receipt', e.id, 'reason', reason));
         withdrawn := withdrawn + 1;
@@ -352,7 +375,7 @@ BEGIN
     e.at := pg_catalog.clock_timestamp();
     e.session_role := session_user;
     e.acting_role := caller;
-    e.subject_hash := customer_vault._subject_hash(subject);
+    e.subject_hash := customer_vault._subject_hash(canon);
     e.reason := reason;
     e.counts := pg_catalog.jsonb_build_object('tables', walk -> 'tables', 'subject_key_shredded', shredded,
                                               'consents_withdrawn', withdrawn, 'not_reached', walk -> 'not_reached');
@@ -366,13 +389,59 @@ $$;
 COMMENT ON FUNCTION customer_vault.forget_subject(text, text) IS
     'erases a subject (GDPR art. 17) in one transaction: refused under a legal hold; rows deleted children first, or anonymized or kept as each table''s retention action says, as each table''s owner; key shredded; consents withdrawn; returns the hash-chained receipt';
 
--- "Was this subject erased?" through the keyed hash: true when a receipt exists
+-- The canonical spelling of a subject: its text form in the type of the
+-- registered subject columns it is a value of (integers first, then numeric,
+-- then uuid: '042' is '42', an upper-case uuid lower case), what a subject
+-- column's (id)::text gives; the subject as given when no non-text subject
+-- column takes it.  Only built-in input functions run (the registry allows
+-- no other subject column types).  Not STRICT: NULL gives NULL.  PARALLEL
+-- UNSAFE: each try is a subtransaction.
+CREATE OR REPLACE FUNCTION customer_vault._canonical_subject(subject text) RETURNS text
+    LANGUAGE plpgsql STABLE PARALLEL UNSAFE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t record;
+    v text;
+BEGIN
+    IF subject IS NULL THEN
+        RETURN NULL;
+    END IF;
+    FOR t IN SELECT DISTINCT a.atttypid::pg_catalog.regtype AS typ,
+                    CASE WHEN a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                                             'pg_catalog.int8'::pg_catalog.regtype) THEN 1
+                         WHEN a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.numeric'::pg_catalog.regtype THEN 2
+                         ELSE 3 END AS prio
+               FROM customer_vault.subject_tables s
+               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.relid::pg_catalog.oid
+                                             AND a.attname OPERATOR(pg_catalog.=) s.subject_column
+              WHERE a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
+                                   'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.numeric'::pg_catalog.regtype,
+                                   'pg_catalog.uuid'::pg_catalog.regtype)
+              ORDER BY 2, 1 LOOP
+        BEGIN
+            EXECUTE pg_catalog.format('SELECT ($1::%s)::pg_catalog.text', t.typ) INTO v USING subject;
+            RETURN v;
+        EXCEPTION WHEN data_exception THEN
+            NULL;
+        END;
+    END LOOP;
+    RETURN subject;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._canonical_subject(text) IS
+    'internal: a subject in the type of the registered subject columns it is a value of (''042'' is ''42'' for a bigint column), else as given; the spelling erasure receipts hash';
+
+-- "Was this subject erased?" through the keyed hash: true when a receipt
+-- exists for the subject as given or in its canonical spelling
 CREATE OR REPLACE FUNCTION customer_vault.was_forgotten(subject text) RETURNS boolean
     LANGUAGE sql VOLATILE STRICT SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT EXISTS (SELECT 1 FROM customer_vault.erasure_receipts r
-                    WHERE r.subject_hash OPERATOR(pg_catalog.=) customer_vault._subject_hash(subject))
+                    WHERE r.subject_hash OPERATOR(pg_catalog.=) customer_vault._subject_hash(subject)
+                       OR r.subject_hash OPERATOR(pg_catalog.=)
+                          customer_vault._subject_hash(customer_vault._canonical_subject(subject)))
 $$;
 COMMENT ON FUNCTION customer_vault.was_forgotten(text) IS
     'whether forget_subject ever erased the subject (matched by its keyed hash; the receipts do not hold the subject)';

@@ -159,7 +159,8 @@ INSERT INTO pm_probes VALUES
  (71, '_forget_walk()', 'SELECT customer_vault._forget_walk(''pm-nobody'', 0)'),
  (72, '_erasure_treatment()', 'SELECT customer_vault._erasure_treatment(''pm_t'')'),
  (73, '_same_subject()', 'SELECT customer_vault._same_subject(''1'', ''01'')'),
- (74, '_erasure_invalidate()', 'SELECT customer_vault._erasure_invalidate()');
+ (74, '_erasure_invalidate()', 'SELECT customer_vault._erasure_invalidate()'),
+ (75, '_canonical_subject()', 'SELECT customer_vault._canonical_subject(''042'')');
 -- part TRIGGER (issue 15): the one protect trigger per table is made by the
 -- extension's owner only; its owner may drop it (as it could drop the
 -- per-column triggers): the protection of a table is its owner's to give up
