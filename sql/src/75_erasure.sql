@@ -353,16 +353,17 @@ BEGIN
     -- exponent or trailing blanks after one of those spellings ('60.0' and
     -- '6.0e1'... for '60', 'a1 ' for 'a1'): candidates by prefix (an index
     -- range), then compared as the subject columns' types compare them
+    -- (backslashes only in E'' literals: standard_conforming_strings may be off)
     FOR c IN SELECT s.subject AS who, s.purpose FROM customer_vault.consent_state s
               WHERE s.granted
                 AND (s.subject = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(walk -> 'spellings')))
                      OR (s.subject < '0' AND customer_vault._same_subject(s.subject, forget_subject.subject)))
              UNION
              SELECT s.subject, s.purpose
-               FROM (SELECT DISTINCT pg_catalog.regexp_replace(pg_catalog.rtrim(x, ' '), '[.]0*$|([.][0-9]*[1-9])0+$', '\1') AS p
+               FROM (SELECT DISTINCT pg_catalog.regexp_replace(pg_catalog.rtrim(x, ' '), '[.]0*$|([.][0-9]*[1-9])0+$', E'\\1') AS p
                        FROM pg_catalog.jsonb_array_elements_text(walk -> 'spellings') x) sp
                JOIN customer_vault.consent_state s
-                 ON s.subject LIKE pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(sp.p, '\', '\\'), '%', '\%'), '_', '\_') || '%'
+                 ON s.subject LIKE pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(sp.p, E'\\', E'\\\\'), '%', E'\\%'), '_', E'\\_') || '%'
               WHERE s.granted AND sp.p <> ''
                 AND pg_catalog.substr(s.subject, pg_catalog.length(sp.p) + 1) ~ '^(0*|[.][0-9]*)([eE][-+]?[0-9]+)?$|^ +$'
                 AND customer_vault._same_subject(s.subject, forget_subject.subject)
