@@ -190,9 +190,9 @@ INSERT INTO pm_probes VALUES
 -- the admin and the auditor (without Citus: 55000), the event trigger's
 -- helper for nobody
 INSERT INTO pm_probes VALUES
- (160, 'citus_setup()', 'SELECT customer_vault.citus_setup()'),
- (161, 'citus_check_policies()', 'SELECT customer_vault.citus_check_policies(''pm_t'')'),
- (162, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')');
+ (163, 'citus_setup()', 'SELECT customer_vault.citus_setup()'),
+ (164, 'citus_check_policies()', 'SELECT customer_vault.citus_check_policies(''pm_t'')'),
+ (165, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')');
 
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
