@@ -109,6 +109,15 @@ DECLARE
     want text;
     r record;
 BEGIN
+    -- the name goes into the text of q, inside a literal, where Citus puts each
+    -- shard's name as it is: a quote or backslash in it could end the literal
+    -- (a table owner's SQL run with the caller's rights on every placement)
+    IF pg_catalog.strpos(tbl::text, '''') OPERATOR(pg_catalog.>) 0
+       OR pg_catalog.strpos(tbl::text, pg_catalog.chr(92)) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'table name % contains a quote or a backslash', pg_catalog.quote_literal(tbl::text)
+            USING ERRCODE = '22023',
+                  HINT = 'Rename the table to check its placements, or compare their policies with run_command_on_placements.';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'extension "citus" is not installed in this database'
             USING ERRCODE = '55000';

@@ -9,6 +9,7 @@ SET client_min_messages = warning;
 CREATE SCHEMA ba;
 CREATE TABLE ba.t (id bigint PRIMARY KEY, email text, created date, note customer_vault.encrypted_text);
 CREATE TABLE ba.u (id bigint PRIMARY KEY, created date);
+CREATE TABLE ba."q'uote" (id bigint);
 CREATE ROLE regress_ba_role;
 RESET client_min_messages;
 SELECT customer_vault.create_key('ba_key') > 0 AS key_made;
@@ -118,6 +119,8 @@ INSERT INTO ba.cases (fn, arg_case, stmt) VALUES
   ('place_legal_hold', 'until infinity', $$SELECT customer_vault.place_legal_hold('1', 'case', 'infinity')$$),
   ('place_legal_hold', 'until in the past', $$SELECT customer_vault.place_legal_hold('1', 'case', now() - interval '1 day')$$),
   ('place_legal_hold', 'not a subject id', $$SELECT customer_vault.place_legal_hold('42x', 'case')$$),
+  ('citus_check_policies', 'a quote in the table name', $$SELECT * FROM customer_vault.citus_check_policies('ba."q''uote"')$$),
+  ('citus_check_policies', 'no Citus', $$SELECT * FROM customer_vault.citus_check_policies('ba.u')$$),
   ('place_legal_hold', 'subject of 256 bytes', $$SELECT customer_vault.place_legal_hold(repeat('7', 256), 'case')$$),
   ('place_legal_hold', 'subject of 3000 bytes', $$SELECT customer_vault.place_legal_hold(repeat('7', 3000), 'case')$$),
   ('release_legal_hold', 'null id', $$SELECT customer_vault.release_legal_hold(NULL)$$),
