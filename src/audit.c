@@ -116,6 +116,7 @@
 #define CV_SLOT_FREE	0
 #define CV_SLOT_FILLED	1
 #define CV_SLOT_TAKEN	2
+#define CV_SLOT_RESERVED	3	/* held by a backend for a record it will queue */
 
 int			cv_audit_decrypt = CV_AUDIT_STATEMENT;
 int			cv_audit_queue_size = CV_AUDIT_SLOTS;
@@ -162,6 +163,7 @@ typedef struct CvAuditWorkerSlot
 	int			queued;			/* records of this database not yet freed */
 	TimestampTz progress_at;	/* last record written, or queued into an empty queue */
 	bool		failing;		/* records could not be written: decrypts refused */
+	int			reserved;		/* slots reserved by this database's backends */
 } CvAuditWorkerSlot;
 
 typedef struct CvAuditShared
@@ -182,6 +184,7 @@ static CvAuditShared *cv_audit = NULL;
 typedef struct CvAuditPending
 {
 	uint32		key_id;
+	int			slot;			/* its reserved queue slot, -1 when none */
 	int64		values;
 	int			nsubjects;
 	int64		more;
@@ -208,6 +211,7 @@ static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static void cv_audit_flush(bool can_wait, bool can_error);
 static void cv_audit_gate(void);
 static void cv_audit_ensure_worker(void);
+static int	cv_audit_reserve(bool can_wait, bool can_error);
 
 /* shared memory this module needs */
 static Size
@@ -285,13 +289,19 @@ CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen)
 				break;
 		if (i == cv_npending)
 		{
+			int			slot = -1;
+
 			if (cv_npending == CV_AUDIT_MAX_PENDING)
 			{
 				cv_audit_flush(true, true);
 				i = 0;
 			}
+			/* the record's slot, before this key's first value is returned (refuses when none) */
+			if (cv_audit != NULL && !RecoveryInProgress())
+				slot = cv_audit_reserve(true, true);
 			p = &cv_pending[i];
 			p->key_id = key_id;
+			p->slot = slot;
 			p->values = 0;
 			p->nsubjects = 0;
 			p->more = 0;
@@ -465,7 +475,7 @@ cv_audit_set_failing(CvAuditWorkerSlot *s, bool failing)
 static void
 cv_audit_maybe_free_entry(CvAuditWorkerSlot *s)
 {
-	if (s->pid == 0 && !s->launching && s->queued <= 0 && !s->failing)
+	if (s->pid == 0 && !s->launching && s->queued <= 0 && s->reserved <= 0 && !s->failing)
 	{
 		s->dbid = InvalidOid;
 		s->queued = 0;
@@ -560,76 +570,108 @@ cv_audit_gate(void)
 }
 
 /*
- * Put one record into the queue; false when full after waiting (if
- * allowed).  Records that wait for a writer longer than audit_wait (at
- * least CV_AUDIT_STALL_MIN_MS) without any being written mark the database
- * failing.
+ * Whether this database's records waited for a writer longer than
+ * audit_wait (at least CV_AUDIT_STALL_MIN_MS) without any being written; if
+ * so it is marked failing (under the exclusive lock).
  */
 static bool
-cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
+cv_audit_check_stall(CvAuditWorkerSlot *s, TimestampTz now)
+{
+	if (s->queued <= 0 || s->failing ||
+		!TimestampDifferenceExceeds(s->progress_at, now, Max(cv_audit_wait, CV_AUDIT_STALL_MIN_MS)))
+		return false;
+	cv_audit_set_failing(s, true);
+	return true;
+}
+
+/* the server log line of a database found stalled */
+static void
+cv_audit_log_stall(void)
+{
+	ereport(LOG_SERVER_ONLY,
+			(errmsg("customer_vault audit: the writer of database %u has written no record for %d ms; decryption there is refused until it does",
+					MyDatabaseId, Max(cv_audit_wait, CV_AUDIT_STALL_MIN_MS)),
+			 errhidestmt(true), errhidecontext(true)));
+}
+
+/*
+ * Reserve a queue slot for the record of a key a statement starts to use,
+ * before its first value is returned: the record then always fits when it
+ * is queued (at the statement's end or on abort).  Waits for a free slot
+ * (and a free database entry) at most audit_wait if can_wait; then a queue
+ * still full of this database's records marks it failing, and with
+ * can_error the decrypt is refused (ERROR 55000), else -1 is returned.
+ */
+static int
+cv_audit_reserve(bool can_wait, bool can_error)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	TimestampTz deadline = now + (TimestampTz) cv_audit_wait * 1000;
 	bool		sleeping = false;
-	bool		done = false;
 	bool		stalled = false;
+	bool		mine_queued = false;
+	int			got = -1;
 	int			limit = Min(cv_audit_queue_size, CV_AUDIT_SLOTS);
 
 	for (;;)
 	{
 		long		remain;
+		int			e;
+		int			i;
 
 		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
-		if (cv_audit->used < limit)
+		e = cv_audit_db_entry(MyDatabaseId);
+		/* a new entry for this database (none free: wait like for a slot) */
+		for (i = 0; e < 0 && cv_audit->used < limit && i < CV_AUDIT_MAX_DBS; i++)
 		{
-			int			e = cv_audit_db_entry(MyDatabaseId);
-			int			i;
+			CvAuditWorkerSlot *s = &cv_audit->workers[i];
 
-			/* a new entry for this database (none free: wait like for a slot) */
-			for (i = 0; e < 0 && i < CV_AUDIT_MAX_DBS; i++)
-			{
-				CvAuditWorkerSlot *s = &cv_audit->workers[i];
+			if (s->dbid != InvalidOid)
+				continue;
+			memset(s, 0, sizeof(*s));
+			s->dbid = MyDatabaseId;
+			e = i;
+		}
+		if (e >= 0)
+		{
+			CvAuditWorkerSlot *s = &cv_audit->workers[e];
 
-				if (s->dbid != InvalidOid)
-					continue;
-				memset(s, 0, sizeof(*s));
-				s->dbid = MyDatabaseId;
-				e = i;
-			}
-			for (i = 0; e >= 0 && i < CV_AUDIT_SLOTS; i++)
+			stalled = cv_audit_check_stall(s, now);
+			mine_queued = s->queued > 0;
+			for (i = 0; !stalled && !s->failing && cv_audit->used < limit && i < CV_AUDIT_SLOTS; i++)
 			{
-				CvAuditRecord *r = &cv_audit->rec[(cv_audit->hint + i) % CV_AUDIT_SLOTS];
-				CvAuditWorkerSlot *s = &cv_audit->workers[e];
+				int			k = (cv_audit->hint + i) % CV_AUDIT_SLOTS;
+				CvAuditRecord *r = &cv_audit->rec[k];
 
 				if (r->state != CV_SLOT_FREE)
 					continue;
-				cv_audit->hint = (cv_audit->hint + i + 1) % CV_AUDIT_SLOTS;
-				cv_audit_fill(r, p);
-				r->seq = cv_audit->next_seq++;
-				r->state = CV_SLOT_FILLED;
+				cv_audit->hint = (k + 1) % CV_AUDIT_SLOTS;
+				r->state = CV_SLOT_RESERVED;
+				r->dbid = MyDatabaseId;
 				cv_audit->used++;
-				if (s->queued <= 0)
-					s->progress_at = now;
-				else if (!s->failing &&
-						 TimestampDifferenceExceeds(s->progress_at, now, Max(cv_audit_wait, CV_AUDIT_STALL_MIN_MS)))
-				{
-					cv_audit_set_failing(s, true);
-					stalled = true;
-				}
-				s->queued++;
-				done = true;
+				s->reserved++;
+				got = k;
 				break;
 			}
+			if (got < 0 && s->failing)
+				stalled = true; /* refused like by the gate, below */
 		}
 		LWLockRelease(cv_audit->lock);
+		if (got >= 0)
+			break;
 		if (stalled)
-			ereport(LOG_SERVER_ONLY,
-					(errmsg("customer_vault audit: the writer of database %u has written no record for %d ms; decryption there is refused until it does",
-							MyDatabaseId, Max(cv_audit_wait, CV_AUDIT_STALL_MIN_MS)),
-					 errhidestmt(true), errhidecontext(true)));
+		{
+			if (!can_error)
+				break;
+			cv_audit_log_stall();
+			if (sleeping)
+				ConditionVariableCancelSleep();
+			cv_audit_gate();	/* raises the refusal */
+			break;
+		}
 		/* a writer for this database: launched, or woken up */
 		cv_audit_ensure_worker();
-		if (done || !can_wait)
+		if (!can_wait)
 			break;
 		now = GetCurrentTimestamp();
 		remain = (long) ((deadline - now) / 1000);
@@ -647,7 +689,90 @@ cv_audit_enqueue(const CvAuditPending *p, bool can_wait)
 	}
 	if (sleeping)
 		ConditionVariableCancelSleep();
-	return done;
+	if (got >= 0 || stalled)
+		return got;
+	/* full after the wait: when this database's own records fill it, they are stalled */
+	if (can_wait && mine_queued)
+	{
+		int			e;
+		bool		marked = false;
+
+		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+		e = cv_audit_db_entry(MyDatabaseId);
+		if (e >= 0 && cv_audit->workers[e].queued > 0 && !cv_audit->workers[e].failing)
+		{
+			cv_audit_set_failing(&cv_audit->workers[e], true);
+			marked = true;
+		}
+		LWLockRelease(cv_audit->lock);
+		if (marked)
+			cv_audit_log_stall();
+	}
+	if (can_error)
+	{
+		cv_queue_failed = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the decrypt audit queue is full"),
+				 errdetail("No room in the queue of access_log records for %d ms; the value is refused rather than returned unrecorded.", cv_audit_wait),
+				 errhint("Check that the customer_vault audit writer is running (pg_stat_activity) and that max_worker_processes leaves room for it.")));
+	}
+	return -1;
+}
+
+/* give a reserved slot back unused */
+static void
+cv_audit_release(int slot)
+{
+	int			e;
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	if (cv_audit->rec[slot].state == CV_SLOT_RESERVED)
+	{
+		cv_audit->rec[slot].state = CV_SLOT_FREE;
+		cv_audit->used--;
+		e = cv_audit_db_entry(MyDatabaseId);
+		if (e >= 0)
+		{
+			cv_audit->workers[e].reserved--;
+			cv_audit_maybe_free_entry(&cv_audit->workers[e]);
+		}
+	}
+	LWLockRelease(cv_audit->lock);
+	ConditionVariableBroadcast(&cv_audit->freed);
+}
+
+/* queue one record into the slot reserved for it (never waits, never fails) */
+static void
+cv_audit_enqueue(const CvAuditPending *p, int slot)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	CvAuditRecord *r = &cv_audit->rec[slot];
+	bool		stalled = false;
+	int			e;
+
+	LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
+	Assert(r->state == CV_SLOT_RESERVED && r->dbid == MyDatabaseId);
+	e = cv_audit_db_entry(MyDatabaseId);
+	cv_audit_fill(r, p);
+	r->seq = cv_audit->next_seq++;
+	r->state = CV_SLOT_FILLED;
+	if (e >= 0)
+	{
+		CvAuditWorkerSlot *s = &cv_audit->workers[e];
+
+		s->reserved--;
+		if (s->queued <= 0)
+			s->progress_at = now;
+		else
+			stalled = cv_audit_check_stall(s, now);
+		s->queued++;
+	}
+	LWLockRelease(cv_audit->lock);
+	if (stalled)
+		cv_audit_log_stall();
+	/* a writer for this database: launched, or woken up */
+	cv_audit_ensure_worker();
 }
 
 /*
@@ -681,23 +806,40 @@ cv_audit_flush(bool can_wait, bool can_error)
 							 errhint("Add customer_vault to shared_preload_libraries and restart the server.")));
 				}
 			}
-			else if (!cv_audit_enqueue(p, can_wait))
+			else
 			{
-				if (can_error)
+				/* no reservation (none was possible when the key was first used): one now */
+				if (p->slot < 0)
+					p->slot = cv_audit_reserve(can_wait, false);
+				if (p->slot >= 0)
 				{
-					/* the record stays pending: written to the log on abort */
-					cv_last_pending = 0;
-					cv_queue_failed = true;
-					ereport(ERROR,
-							(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-							 errmsg("the decrypt audit queue is full"),
-							 errdetail("No room in the queue of access_log records for %d ms; the statement is refused rather than left unrecorded.", cv_audit_wait),
-							 errhint("Check that the customer_vault audit writer is running (pg_stat_activity) and that max_worker_processes leaves room for it.")));
+					cv_audit_enqueue(p, p->slot);
+					p->slot = -1;
 				}
-				memset(&r, 0, sizeof(r));
-				cv_audit_fill(&r, p);
-				cv_audit_log_line(&r, "queue_full");
+				else
+				{
+					if (can_error)
+					{
+						/* the record stays pending: written to the log on abort */
+						cv_last_pending = 0;
+						cv_queue_failed = true;
+						ereport(ERROR,
+								(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+								 errmsg("the decrypt audit queue is full"),
+								 errdetail("No room in the queue of access_log records for %d ms; the statement is refused rather than left unrecorded.", cv_audit_wait),
+								 errhint("Check that the customer_vault audit writer is running (pg_stat_activity) and that max_worker_processes leaves room for it.")));
+					}
+					memset(&r, 0, sizeof(r));
+					cv_audit_fill(&r, p);
+					cv_audit_log_line(&r, "queue_full");
+				}
 			}
+		}
+		if (p->slot >= 0 && cv_audit != NULL)
+		{
+			/* nothing to record, or recorded in the log: the reservation goes back */
+			cv_audit_release(p->slot);
+			p->slot = -1;
 		}
 		/* done with the first entry (keys in the order they were first used) */
 		cv_npending--;
