@@ -21,14 +21,15 @@
  * under one LWLock (not shm_mq: shm_mq is a single-reader, single-writer
  * ring between two processes, while here every backend writes and one
  * worker per database reads only its own database's records, in the
- * order they were queued).  A backend that finds the queue full waits on a
- * condition variable for the worker to free slots, at most
- * customer_vault.audit_wait milliseconds; then the statement fails
- * (ERROR, 55000) rather than go on unrecorded, and the record is written
- * to the server log instead when the transaction aborts.  An abort (a
- * ROLLBACK, also inside a procedure, or an error) waits the same way but
- * cannot fail: a record that still does not fit goes to the server log (at
- * once, when the wait that caused the error has already timed out).
+ * order they were queued).  A statement's first value under a key
+ * reserves its record's slot (CvAuditNoteDecrypt -> cv_audit_reserve)
+ * before the value is returned; a backend that finds the queue full waits
+ * on a condition variable for the worker to free slots, at most
+ * customer_vault.audit_wait milliseconds; then the decrypt fails (ERROR,
+ * 55000) before the value leaves, and a queue holding records of this
+ * database marks it failing.  The flush (end of statement, commit, abort)
+ * queues each record into its reservation: it never waits and never fails
+ * for room, so no record of a returned value goes only to the server log.
  *
  * The workers.  One dynamic background worker per database with queued
  * records, started on demand by the backend that queues one, connected to
@@ -606,6 +607,7 @@ static int
 cv_audit_reserve(bool can_wait, bool can_error)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz start = now;
 	TimestampTz deadline = now + (TimestampTz) cv_audit_wait * 1000;
 	bool		sleeping = false;
 	bool		stalled = false;
@@ -691,7 +693,7 @@ cv_audit_reserve(bool can_wait, bool can_error)
 		ConditionVariableCancelSleep();
 	if (got >= 0 || stalled)
 		return got;
-	/* full after the wait: when this database's own records fill it, they are stalled */
+	/* full after the wait and none of this database's queued records written meanwhile: stalled */
 	if (can_wait && mine_queued)
 	{
 		int			e;
@@ -699,7 +701,8 @@ cv_audit_reserve(bool can_wait, bool can_error)
 
 		LWLockAcquire(cv_audit->lock, LW_EXCLUSIVE);
 		e = cv_audit_db_entry(MyDatabaseId);
-		if (e >= 0 && cv_audit->workers[e].queued > 0 && !cv_audit->workers[e].failing)
+		if (e >= 0 && cv_audit->workers[e].queued > 0 && !cv_audit->workers[e].failing &&
+			cv_audit->workers[e].progress_at < start)
 		{
 			cv_audit_set_failing(&cv_audit->workers[e], true);
 			marked = true;
