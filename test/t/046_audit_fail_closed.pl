@@ -12,7 +12,8 @@
 #     in a batch: the others are written, it is written in a reduced form
 #     (no purpose, application, client) and logged in full;
 #   - a writer that hangs (a lock): once a record waited 5 s, decrypts are
-#     refused until it writes again;
+#     refused (the first one too: its slot is reserved before its first
+#     value) until it writes again;
 #   - a writer that cannot write at all: the next decrypts are refused
 #     (55000, hint naming the server log) without returning any value, the
 #     record stays queued (never only logged), and once the cause is gone it
@@ -210,7 +211,9 @@ $offset = -s $node->logfile;
 is($out, $plain, 'hung writer: a decrypt while the writer waits');
 sleep 6;
 ($out, $err) = owner_decrypt('fc_stall2');
-is($out, $plain, 'hung writer: the decrypt that finds a record waiting for 5 s (its own is queued)');
+like($err, qr/ERROR:  55000: decryption refused/,
+	'hung writer: the decrypt that finds a record waiting for 5 s is refused (its slot is reserved first)');
+unlike($out, qr/fc secret/, 'hung writer: that decrypt returned no value');
 ($out, $err) = owner_decrypt('fc_stall3');
 like($err, qr/ERROR:  55000: decryption refused/, 'hung writer: the next decrypt is refused');
 unlike($out, qr/fc secret/, 'hung writer: no value was returned');
@@ -221,7 +224,8 @@ like(
 $blocker->query_safe('COMMIT;');
 $blocker->quit;
 logged('fc_stall1', 'hung writer, released: the first record');
-logged('fc_stall2', 'hung writer, released: the second record');
+is(audit_query(q{SELECT count(*) FROM customer_vault.access_log WHERE application_name = 'fc_stall2'}),
+	'0', 'hung writer, released: the refused decrypt has no record (it returned no value)');
 my $back = 0;
 foreach (1 .. 60 * 4)
 {
