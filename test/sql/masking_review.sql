@@ -205,7 +205,21 @@ RESET ROLE;
 -- through the view, so the masked view refuses (closed, not open) ...
 CREATE POLICY mr_eu_only ON mr_c FOR SELECT TO regress_mr_masked USING (region = 'eu');
 SET ROLE regress_mr_masked;
-SELECT count(*) AS rows_under_role_policy FROM mr_c_masked;
+-- (PostgreSQL 15 evaluates the scope check and refuses with 0A000; 16 and
+-- later see that no policy applies to the view's owner and return no row
+-- without evaluating it: either way nothing is shown)
+DO $$
+DECLARE
+    n bigint;
+BEGIN
+    BEGIN
+        SELECT count(*) INTO n FROM mr_c_masked;
+    EXCEPTION WHEN feature_not_supported THEN
+        n := 0;
+    END;
+    RAISE NOTICE 'rows shown under a policy aimed at a role: %', n;
+END
+$$;
 RESET ROLE;
 -- ... and one for PUBLIC decides with current_user, the caller
 DROP POLICY mr_eu_only ON mr_c;
