@@ -48,6 +48,8 @@ REGRESS += masking_review2
 REGRESS += consent_scale
 # one protect trigger per table (part TRIGGER, issue 15)
 REGRESS += protect_table protect_review
+# cv_protect on every UPDATE (part TRIGGER3, issue 15)
+REGRESS += protect_update
 # part FORGET3 (issue 12)
 REGRESS += forget_review
 REGRESS_OPTS = --inputdir=test

@@ -24,20 +24,23 @@
  * Column numbers, types, the keys and the statement's key epoch are resolved
  * on the trigger's first row in a statement and kept in its fn_extra.  The
  * trigger checks the identity and types of the columns it works on: the
- * column numbers PostgreSQL keeps in the trigger's own column list (UPDATE
- * OF protected, context, blind index column: they follow renames and dumps)
- * must be those the argument names resolve to now, and each column must still
- * have a type the trigger can work on; otherwise it fails with an error
- * instead of misreading a column.
+ * column numbers PostgreSQL keeps for the trigger (the per-column trigger's
+ * UPDATE OF list, the per-table trigger's WHEN clause: they follow renames
+ * and dumps) must be those the argument names resolve to now, and each
+ * column must still have a type the trigger can work on; otherwise it fails
+ * with an error instead of misreading a column.
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
 
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/primnodes.h"
+#include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
@@ -287,28 +290,41 @@ cv_protect_changed(Relation rel, const char *what, const char *name, const char 
 }
 
 /*
- * Resolve one of the trigger's columns by name and check that it is the
- * column the trigger was created on (the next entry of its column list, which
- * PostgreSQL keeps through renames and dumps) and that its type is one the
- * trigger can work on.
+ * Check a column a trigger found by name: it must be one of the columns the
+ * trigger was created on (known says so: PostgreSQL keeps those through
+ * renames and dumps) and of a type the trigger can work on (kind 0: a
+ * protected column, 1: a context column, 2: a blind index column).
  */
-static int
-cv_protect_column(Relation rel, Trigger *tg, int *pos, const char *name, const char *what,
-				  int kind)
+static void
+cv_protect_check_column(Relation rel, int attnum, bool known, const char *name, const char *what,
+						int kind)
 {
-	int			attnum = cv_protect_attnum(rel, name, what);
 	Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid);
 
-	if (*pos >= tg->tgnattr || tg->tgattr[*pos] != attnum)
+	if (!known)
 		cv_protect_changed(rel, what, name,
 						   "A column of this name is not the column the protection was set up on (it was renamed, or dropped and added again).");
-	(*pos)++;
 	if (kind == 0 && typid != TEXTOID && typid != VARCHAROID)
 		cv_protect_changed(rel, what, name, "A protected column must be of type text.");
 	if (kind == 1 && !CvContextTypeSupported(typid))
 		cv_protect_changed(rel, what, name, "Its type cannot serve as a row context.");
 	if (kind == 2 && typid != BYTEAOID)
 		cv_protect_changed(rel, what, name, "A blind index column must be of type bytea.");
+}
+
+/*
+ * Resolve one of the per-column trigger's columns by name and check it: it
+ * must be the next entry of the trigger's column list.
+ */
+static int
+cv_protect_column(Relation rel, Trigger *tg, int *pos, const char *name, const char *what,
+				  int kind)
+{
+	int			attnum = cv_protect_attnum(rel, name, what);
+
+	cv_protect_check_column(rel, attnum, *pos < tg->tgnattr && tg->tgattr[*pos] == attnum,
+							name, what, kind);
+	(*pos)++;
 	return attnum;
 }
 
@@ -358,6 +374,67 @@ cv_protect_state(FunctionCallInfo fcinfo, TriggerData *td)
 	return st;
 }
 
+/* a row with a protected value and a NULL context: refused */
+static void
+cv_protect_null_context(Relation rel, int ctx_attnum)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_NOT_NULL_VIOLATION),
+			 errmsg("context column \"%s\" of table \"%s\" must not be null in a row with protected values",
+					NameStr(TupleDescAttr(RelationGetDescr(rel), ctx_attnum - 1)->attname),
+					RelationGetRelationName(rel)),
+			 errhint("Give the context column a value (for example the customer id) before the protected column.")));
+}
+
+/*
+ * The plaintext of a stored value that stays but whose row context changed,
+ * opened under its old context to be sealed under the new one (palloc'd,
+ * the caller wipes it); NULL when its key was destroyed (nothing to re-bind).
+ */
+static char *
+cv_protect_open_to_rebind(text *t, const char *col, const char *oldctx, int oldctxlen,
+						  size_t *ptlen)
+{
+	CvEnvelope	env;
+	char	   *pt;
+
+	if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
+						col)));
+	pt = palloc(env.ciphertext_len + 1);
+	if (!CvOpenValue(&env, oldctx, oldctxlen, CV_OPEN_RESEAL, pt, ptlen))
+		return NULL;
+	return pt;
+}
+
+/*
+ * Ciphertext written into a protected column as it is (restore, COPY, a
+ * value kept by the application): opened into check (room for
+ * env->ciphertext_len bytes, the caller wipes it) only to verify that it
+ * belongs to this column and row.  Returns CV_OPEN_OK, or CV_OPEN_DESTROYED
+ * when its key was shredded (kept as it is, it reads as NULL); anything else
+ * is refused.
+ */
+static int
+cv_protect_check_written(const CvEnvelope *env, const char *col, const char *ctx, int ctxlen,
+						 char *check, size_t *checklen)
+{
+	int			rc = CvOpenEnvelope(env, ctx, ctxlen, CV_OPEN_VERIFY, true, check, checklen);
+
+	if (rc == CV_OPEN_FAILED || rc == CV_OPEN_NO_KEY)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("ciphertext stored into protected column \"%s\" does not authenticate for this column and row",
+						col),
+				 errdetail(rc == CV_OPEN_NO_KEY
+						   ? "The data key it names does not exist."
+						   : "It was altered, forged, or belongs to another column or row."),
+				 errhint("Store plaintext; the column encrypts it.")));
+	return rc;
+}
+
 /* the row context string of a protected value: binding || context column text */
 static char *
 cv_protect_context(CvProtectState *st, Relation rel, HeapTuple tup, const char *binding,
@@ -373,12 +450,7 @@ cv_protect_context(CvProtectState *st, Relation rel, HeapTuple tup, const char *
 		Datum		d = heap_getattr(tup, st->ctx_attnum, RelationGetDescr(rel), &isnull);
 
 		if (isnull)
-			ereport(ERROR,
-					(errcode(ERRCODE_NOT_NULL_VIOLATION),
-					 errmsg("context column \"%s\" of table \"%s\" must not be null in a row with protected values",
-							NameStr(TupleDescAttr(RelationGetDescr(rel), st->ctx_attnum - 1)->attname),
-							RelationGetRelationName(rel)),
-					 errhint("Give the context column a value (for example the customer id) before the protected column.")));
+			cv_protect_null_context(rel, st->ctx_attnum);
 		CvAppendRowContext(&buf, st->ctx_type, d);
 	}
 	*len = buf.len;
@@ -396,10 +468,15 @@ cv_protect_blind_index(CvProtectState *st, const char *pt, size_t ptlen)
 
 /*
  * From 0.5.0 a protected table has one trigger, cv_protect, BEFORE INSERT OR
- * UPDATE OF <every protected, context and blind index column> FOR EACH ROW
- * (the column list, as the per-column triggers had: PostgreSQL keeps it
- * through renames and maps it onto partitions, so the trigger checks that
- * each column it finds by name is still one it was made on), whose arguments are
+ * UPDATE FOR EACH ROW WHEN (ROW(NEW.<every protected, context and blind
+ * index column>) IS NULL OR true).  It fires on every UPDATE and compares
+ * those columns of NEW with OLD, so an owner's BEFORE trigger that changed
+ * one of them is seen even when the statement set none.  The WHEN clause is
+ * always true; it names the columns as the per-column triggers' UPDATE OF
+ * list did (PostgreSQL keeps it through renames and maps it onto partitions,
+ * so the trigger checks that each column it finds by name is still one it
+ * was made on; it also keeps their types and ties the trigger to them), and
+ * its arguments are
  * CV_PROTECT_TABLE_MARK followed by six per protected column, as in the
  * per-column trigger: column, key name, binding, context column ('' for
  * none), blind index column ('' for none), blind index bits ('' for a
@@ -437,8 +514,13 @@ typedef struct CvProtectTable
 	uint64		epoch;			/* key epoch the keys belong to */
 	int			ncols;
 	int			natts;
+	bool		keys_ready;		/* keys looked up under epoch */
+	int			nwatch;			/* columns an UPDATE is checked for */
+	int		   *watch;			/* their attribute numbers */
 	Datum	   *values;			/* the new row, deformed */
 	bool	   *nulls;
+	Datum	   *oldvalues;		/* the old row (UPDATE), deformed */
+	bool	   *oldnulls;
 	StringInfoData aad;			/* row context of the value at hand */
 	StringInfoData oldaad;		/* the same in the old row (UPDATE) */
 	uint8	   *sealbuf;		/* binary envelope being sealed */
@@ -457,31 +539,40 @@ cv_protect_is_table_form(Trigger *tg)
 }
 
 /*
- * Resolve a column of the per-table trigger by name, check that it is one of
- * the columns the trigger was created on (its column list, which PostgreSQL
- * keeps through renames and maps onto partitions) and that its type is one
- * the trigger can work on.
+ * The columns a per-table trigger was created on, as a set of attribute
+ * numbers: those its WHEN clause names as NEW.<column> (0.5.0), and those of
+ * an UPDATE OF list (earlier builds of 0.5.0).  PostgreSQL keeps both through
+ * renames and dumps and maps them onto partitions.
  */
-static int
-cv_protect_table_column(Relation rel, Trigger *tg, const char *name, const char *what, int kind)
+static Bitmapset *
+cv_protect_table_anchors(Trigger *tg)
 {
-	int			attnum = cv_protect_attnum(rel, name, what);
-	Oid			typid = getBaseType(TupleDescAttr(RelationGetDescr(rel), attnum - 1)->atttypid);
+	Bitmapset  *vars = NULL;
+	Bitmapset  *res = NULL;
 	int			k;
 
+	if (tg->tgqual != NULL)
+		pull_varattnos(stringToNode(tg->tgqual), PRS2_NEW_VARNO, &vars);
+	k = -1;
+	while ((k = bms_next_member(vars, k)) >= 0)
+		if (k + FirstLowInvalidHeapAttributeNumber > 0)
+			res = bms_add_member(res, k + FirstLowInvalidHeapAttributeNumber);
 	for (k = 0; k < tg->tgnattr; k++)
-		if (tg->tgattr[k] == attnum)
-			break;
-	if (k == tg->tgnattr)
-		cv_protect_changed(rel, what, name,
-						   "A column of this name is not the column the protection was set up on (it was renamed, or dropped and added again).");
+		res = bms_add_member(res, tg->tgattr[k]);
+	return res;
+}
 
-	if (kind == 0 && typid != TEXTOID && typid != VARCHAROID)
-		cv_protect_changed(rel, what, name, "A protected column must be of type text.");
-	if (kind == 1 && !CvContextTypeSupported(typid))
-		cv_protect_changed(rel, what, name, "Its type cannot serve as a row context.");
-	if (kind == 2 && typid != BYTEAOID)
-		cv_protect_changed(rel, what, name, "A blind index column must be of type bytea.");
+/*
+ * Resolve a column of the per-table trigger by name and check it: it must be
+ * one of the columns the trigger was created on (anchors).
+ */
+static int
+cv_protect_table_column(Relation rel, Trigger *tg, Bitmapset *anchors, const char *name,
+						const char *what, int kind)
+{
+	int			attnum = cv_protect_attnum(rel, name, what);
+
+	cv_protect_check_column(rel, attnum, bms_is_member(attnum, anchors), name, what, kind);
 	return attnum;
 }
 
@@ -492,7 +583,6 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 	CvProtectTable *st = (CvProtectTable *) fcinfo->flinfo->fn_extra;
 	Trigger    *tg = td->tg_trigger;
 	Relation	rel = td->tg_relation;
-	uint64		epoch = CvKeyEpoch();
 	int			i,
 				j;
 
@@ -500,6 +590,8 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 	{
 		int			ncols = (tg->tgnargs - 1) / CV_PROTECT_GROUP;
 		MemoryContext old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
+		Bitmapset  *anchors = cv_protect_table_anchors(tg);
+		Bitmapset  *watched = NULL;
 
 		st = palloc0(offsetof(CvProtectTable, cols) + ncols * sizeof(CvProtectCol));
 		st->ncols = ncols;
@@ -512,14 +604,19 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 			c->key_name = pstrdup(a[1]);
 			c->binding = pstrdup(a[2]);
 			c->binding_len = strlen(a[2]);
-			c->attnum = cv_protect_table_column(rel, tg, a[0], "protected column", 0);
+			c->attnum = cv_protect_table_column(rel, tg, anchors, a[0], "protected column", 0);
+			watched = bms_add_member(watched, c->attnum);
 			if (a[3][0] != '\0')
 			{
-				c->ctx_attnum = cv_protect_table_column(rel, tg, a[3], "context column", 1);
+				c->ctx_attnum = cv_protect_table_column(rel, tg, anchors, a[3], "context column", 1);
 				c->ctx_type = getBaseType(TupleDescAttr(RelationGetDescr(rel), c->ctx_attnum - 1)->atttypid);
+				watched = bms_add_member(watched, c->ctx_attnum);
 			}
 			if (a[4][0] != '\0')
-				c->bidx_attnum = cv_protect_table_column(rel, tg, a[4], "blind index column", 2);
+			{
+				c->bidx_attnum = cv_protect_table_column(rel, tg, anchors, a[4], "blind index column", 2);
+				watched = bms_add_member(watched, c->bidx_attnum);
+			}
 			/* bits '' (a column protected by 0.1.0): full length, unbound */
 			c->bidx_bits = CV_MAC_LEN * 8;
 			if (a[5][0] != '\0')
@@ -549,20 +646,21 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 					cv_protect_changed(rel, "protected column", a->name,
 									   "A column is protected twice, or serves as the context or blind index of another protected column.");
 			}
-		/* and the column list holds nothing else */
-		for (j = 0; j < tg->tgnattr; j++)
-		{
-			for (i = 0; i < ncols; i++)
-				if (tg->tgattr[j] == st->cols[i].attnum || tg->tgattr[j] == st->cols[i].ctx_attnum ||
-					tg->tgattr[j] == st->cols[i].bidx_attnum)
-					break;
-			if (i == ncols)
-				cv_protect_changed(rel, "protection trigger", tg->tgname,
-								   "Its column list does not match its arguments.");
-		}
+		/* and the columns it was created on are those and nothing else */
+		if (!bms_equal(anchors, watched))
+			cv_protect_changed(rel, "protection trigger", tg->tgname,
+							   "Its column list does not match its arguments.");
+		st->nwatch = bms_num_members(watched);
+		st->watch = palloc(st->nwatch * sizeof(int));
+		i = 0;
+		j = -1;
+		while ((j = bms_next_member(watched, j)) >= 0)
+			st->watch[i++] = j;
 		st->natts = RelationGetDescr(rel)->natts;
 		st->values = palloc(st->natts * sizeof(Datum));
 		st->nulls = palloc(st->natts * sizeof(bool));
+		st->oldvalues = palloc(st->natts * sizeof(Datum));
+		st->oldnulls = palloc(st->natts * sizeof(bool));
 		initStringInfo(&st->aad);
 		initStringInfo(&st->oldaad);
 		st->tgoid = tg->tgoid;
@@ -571,9 +669,23 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 		MemoryContextSwitchTo(old);
 		fcinfo->flinfo->fn_extra = st;
 	}
-	/* keys: looked up once per statement, valid for all of it */
-	if (st->epoch != epoch || st->cols[0].key == NULL)
+	return st;
+}
+
+/*
+ * The keys of a per-table trigger: looked up once per statement, and only
+ * when a row has something to seal or check (an UPDATE that changes none of
+ * the trigger's columns needs no key).
+ */
+static void
+cv_protect_table_keys(CvProtectTable *st)
+{
+	uint64		epoch = CvKeyEpoch();
+	int			i;
+
+	if (!st->keys_ready || st->epoch != epoch)
 	{
+		st->keys_ready = false;
 		for (i = 0; i < st->ncols; i++)
 		{
 			CvProtectCol *c = &st->cols[i];
@@ -585,8 +697,8 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 			c->bkey = c->bidx_attnum ? CvBlindIndexKeyByName(c->key_name) : NULL;
 		}
 		st->epoch = epoch;
+		st->keys_ready = true;
 	}
-	return st;
 }
 
 /* the row context of a protected value into buf: binding || context value text */
@@ -598,12 +710,7 @@ cv_protect_table_aad(CvProtectCol *c, Relation rel, StringInfo buf, Datum ctxval
 	if (c->ctx_attnum == 0)
 		return;
 	if (ctxnull)
-		ereport(ERROR,
-				(errcode(ERRCODE_NOT_NULL_VIOLATION),
-				 errmsg("context column \"%s\" of table \"%s\" must not be null in a row with protected values",
-						NameStr(TupleDescAttr(RelationGetDescr(rel), c->ctx_attnum - 1)->attname),
-						RelationGetRelationName(rel)),
-				 errhint("Give the context column a value (for example the customer id) before the protected column.")));
+		cv_protect_null_context(rel, c->ctx_attnum);
 	CvAppendRowContext(buf, c->ctx_type, ctxval);
 }
 
@@ -660,6 +767,30 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 			 RelationGetRelationName(rel));
 	heap_deform_tuple(newtup, desc, st->values, st->nulls);
 
+	/*
+	 * UPDATE: the trigger fires on every one (an owner's BEFORE trigger that
+	 * ran before it may have changed a column the statement does not set);
+	 * a row whose protected, context and blind index columns are all as they
+	 * were (the same image) is left as it is.
+	 */
+	if (oldtup != NULL)
+	{
+		heap_deform_tuple(oldtup, desc, st->oldvalues, st->oldnulls);
+		for (i = 0; i < st->nwatch; i++)
+		{
+			int			a = st->watch[i] - 1;
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+
+			if (st->nulls[a] != st->oldnulls[a] ||
+				(!st->nulls[a] &&
+				 !datumIsEqual(st->values[a], st->oldvalues[a], att->attbyval, att->attlen)))
+				break;
+		}
+		if (i == st->nwatch)
+			return PointerGetDatum(newtup);
+	}
+	cv_protect_table_keys(st);
+
 	for (i = 0; i < st->ncols; i++)
 	{
 		CvProtectCol *c = &st->cols[i];
@@ -689,15 +820,11 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 
 		if (oldtup != NULL)
 		{
-			bool		oldnull;
-			Datum		oldvalue = heap_getattr(oldtup, c->attnum, desc, &oldnull);
-
-			if (!oldnull && datumIsEqual(oldvalue, st->values[a], false, -1))
+			if (!st->oldnulls[a] && datumIsEqual(st->oldvalues[a], st->values[a], false, -1))
 			{
-				bool		octxnull = false;
-				Datum		octx = c->ctx_attnum ? heap_getattr(oldtup, c->ctx_attnum, desc, &octxnull) : (Datum) 0;
-
-				cv_protect_table_aad(c, rel, &st->oldaad, octx, octxnull);
+				cv_protect_table_aad(c, rel, &st->oldaad,
+									 c->ctx_attnum ? st->oldvalues[c->ctx_attnum - 1] : (Datum) 0,
+									 c->ctx_attnum ? st->oldnulls[c->ctx_attnum - 1] : false);
 				/* unchanged value under an unchanged context: kept as it is */
 				if (st->oldaad.len == st->aad.len &&
 					memcmp(st->oldaad.data, st->aad.data, st->aad.len) == 0)
@@ -705,19 +832,15 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 					/* the blind index follows the value, not the statement */
 					if (c->bidx_attnum != 0)
 					{
-						st->values[b] = heap_getattr(oldtup, c->bidx_attnum, desc, &st->nulls[b]);
+						st->values[b] = st->oldvalues[b];
+						st->nulls[b] = st->oldnulls[b];
 						changed = true;
 					}
 					continue;
 				}
 				/* the row's context changed: re-bind the value to the new one */
-				if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_DATA_CORRUPTED),
-							 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
-									c->name)));
-				pt = palloc(env.ciphertext_len + 1);
-				if (!CvOpenValue(&env, st->oldaad.data, st->oldaad.len, CV_OPEN_RESEAL, pt, &ptlen))
+				pt = cv_protect_open_to_rebind(t, c->name, st->oldaad.data, st->oldaad.len, &ptlen);
+				if (pt == NULL)
 					continue;	/* key destroyed: nothing to re-bind */
 				wipe_pt = true;
 				goto seal;
@@ -729,18 +852,9 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 			/* ciphertext arriving as it is: keep it only if it belongs here */
 			char	   *check = palloc(env.ciphertext_len + 1);
 			size_t		checklen;
-			int			rc = CvOpenEnvelope(&env, st->aad.data, st->aad.len, CV_OPEN_VERIFY, true,
-											check, &checklen);
+			int			rc = cv_protect_check_written(&env, c->name, st->aad.data, st->aad.len,
+													  check, &checklen);
 
-			if (rc == CV_OPEN_FAILED || rc == CV_OPEN_NO_KEY)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("ciphertext stored into protected column \"%s\" does not authenticate for this column and row",
-								c->name),
-						 errdetail(rc == CV_OPEN_NO_KEY
-								   ? "The data key it names does not exist."
-								   : "It was altered, forged, or belongs to another column or row."),
-						 errhint("Store plaintext; the column encrypts it.")));
 			if (c->bidx_attnum != 0)
 			{
 				if (rc == CV_OPEN_DESTROYED)
@@ -880,13 +994,8 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 																 repl_values, repl_nulls));
 			}
 			/* the row's context changed: re-bind the value to the new one */
-			if (CvTextToEnvelope(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t), &env) == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_DATA_CORRUPTED),
-						 errmsg("protected column \"%s\" holds a value that is not a ciphertext envelope",
-								args[0])));
-			pt = palloc(env.ciphertext_len + 1);
-			if (!CvOpenValue(&env, oldctx, oldctxlen, CV_OPEN_RESEAL, pt, &ptlen))
+			pt = cv_protect_open_to_rebind(t, args[0], oldctx, oldctxlen, &ptlen);
+			if (pt == NULL)
 				return PointerGetDatum(newtup);	/* key destroyed: nothing to re-bind */
 			wipe_pt = true;
 			goto seal;
@@ -898,17 +1007,8 @@ cv_protect_trigger(PG_FUNCTION_ARGS)
 		/* ciphertext arriving as it is: keep it only if it belongs here */
 		char	   *check = palloc(env.ciphertext_len + 1);
 		size_t		checklen;
-		int			rc = CvOpenEnvelope(&env, ctx, ctxlen, CV_OPEN_VERIFY, true, check, &checklen);
+		int			rc = cv_protect_check_written(&env, args[0], ctx, ctxlen, check, &checklen);
 
-		if (rc == CV_OPEN_FAILED || rc == CV_OPEN_NO_KEY)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATA_CORRUPTED),
-					 errmsg("ciphertext stored into protected column \"%s\" does not authenticate for this column and row",
-							args[0]),
-					 errdetail(rc == CV_OPEN_NO_KEY
-							   ? "The data key it names does not exist."
-							   : "It was altered, forged, or belongs to another column or row."),
-					 errhint("Store plaintext; the column encrypts it.")));
 		if (st->bidx_attnum == 0)
 		{
 			cv_wipe(check, env.ciphertext_len);

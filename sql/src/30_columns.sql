@@ -261,17 +261,21 @@ COMMENT ON FUNCTION customer_vault._trigger_args(bytea) IS
 -- (Re)makes the one protect trigger of a table, cv_protect, from its registry
 -- rows (never from a caller's arguments): drops the table's per-column
 -- triggers of older versions (cv_protect_<attnum>) and its cv_protect, then
--- creates cv_protect BEFORE INSERT OR UPDATE OF <every protected, context
--- and blind index column> FOR EACH ROW with the mark 'cv_protect_table' and
--- six arguments per protected column still in the table, in column order
--- (column, key, binding, context column, blind index column, blind index
--- bits; '' for none, bits '' for a column protected by 0.1.0), or no trigger
--- when none is left.  The column list lets the trigger recognise its columns
--- (PostgreSQL keeps it through renames and maps it onto partitions); it also
--- makes dropping one of them (CASCADE) drop the trigger, which the sql_drop
--- event trigger then remakes for the columns left.  Run as the extension's
--- owner only (protect_column, the sql_drop event trigger, the update);
--- granted to nobody.
+-- creates cv_protect BEFORE INSERT OR UPDATE FOR EACH ROW (every UPDATE: an
+-- owner's earlier BEFORE trigger may change a column the statement does not
+-- set; the trigger compares NEW with OLD) WHEN (ROW(NEW.<every protected,
+-- context and blind index column>) IS NULL OR true) with the mark
+-- 'cv_protect_table' and six arguments per protected column still in the
+-- table, in column order (column, key, binding, context column, blind index
+-- column, blind index bits; '' for none, bits '' for a column protected by
+-- 0.1.0), or no trigger when none is left.  The WHEN clause is always true
+-- (PostgreSQL folds it to a constant once per statement); it names the
+-- columns, as the UPDATE OF list of older versions did, so that the trigger
+-- recognises them (PostgreSQL keeps the clause through renames and maps it
+-- onto partitions), their type cannot change, and dropping one of them
+-- (CASCADE) drops the trigger, which the sql_drop event trigger then remakes
+-- for the columns left.  Run as the extension's owner only (protect_column,
+-- the sql_drop event trigger, the update); granted to nobody.
 CREATE OR REPLACE FUNCTION customer_vault._build_protect_trigger(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
@@ -309,8 +313,8 @@ BEGIN
       JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.relid::pg_catalog.oid
        AND a.attname OPERATOR(pg_catalog.=) p.column_name AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
      WHERE p.relid OPERATOR(pg_catalog.=) tbl;
-    -- the column list: every protected, context and blind index column once
-    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
+    -- the columns the WHEN clause names: every protected, context and blind index column once
+    SELECT pg_catalog.string_agg('NEW.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(a.attname), ', ' ORDER BY a.attnum)
       INTO cols
       FROM pg_catalog.pg_attribute a
      WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped
@@ -319,9 +323,10 @@ BEGIN
               CROSS JOIN LATERAL pg_catalog.unnest(ARRAY[p.column_name, p.context_column, p.blind_index_column]) u(c)
               WHERE p.relid OPERATOR(pg_catalog.=) tbl AND u.c IS NOT NULL);
     IF args IS NOT NULL THEN
-        EXECUTE pg_catalog.format('CREATE TRIGGER cv_protect BEFORE INSERT OR UPDATE OF %s ON %s FOR EACH ROW'
+        EXECUTE pg_catalog.format('CREATE TRIGGER cv_protect BEFORE INSERT OR UPDATE ON %s FOR EACH ROW'
+                                  ' WHEN (ROW(%s) IS NULL OR true)'
                                   ' EXECUTE FUNCTION customer_vault._protect_trigger(%L, %s)',
-                                  cols, tbl, 'cv_protect_table', args);
+                                  tbl, cols, 'cv_protect_table', args);
     END IF;
 END
 $$;

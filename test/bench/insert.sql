@@ -41,6 +41,12 @@ SELECT customer_vault.protect_column('bench.t_prot_bidx', 'email', 'bench', 'id'
 SELECT customer_vault.protect_column('bench.t_prot_bidx', c, 'bench', 'id')
   FROM unnest(ARRAY['phone', 'notes']::name[]) c;
 SELECT customer_vault.protect_column('bench.t_prot1', 'email', 'bench', 'id');
+-- an UPDATE that sets none of the protected or context columns: a protected
+-- table (3 columns) against a plain one holding the same bytes
+CREATE TABLE bench.t_upd_prot (LIKE bench.t_plain INCLUDING ALL) WITH (autovacuum_enabled = false);
+CREATE TABLE bench.t_upd_plain (LIKE bench.t_plain INCLUDING ALL) WITH (autovacuum_enabled = false);
+SELECT customer_vault.protect_column('bench.t_upd_prot', c, 'bench', 'id')
+  FROM unnest(ARRAY['email', 'phone', 'notes']::name[]) c;
 \endif
 
 \if :p_rep
@@ -87,6 +93,13 @@ TRUNCATE bench.t_prot_bidx;
 CHECKPOINT;
 SELECT bench.timed('ins_prot_bidx', :'n', 'INSERT INTO bench.t_prot_bidx (id, email, phone, notes, created_at)
     SELECT id, email, phone, notes, created_at FROM bench.src');
+TRUNCATE bench.t_upd_prot, bench.t_upd_plain;
+INSERT INTO bench.t_upd_prot SELECT * FROM bench.src;
+INSERT INTO bench.t_upd_plain SELECT * FROM bench.t_upd_prot;
+CHECKPOINT;
+SELECT bench.timed('upd_plain', :'n', 'UPDATE bench.t_upd_plain SET created_at = created_at + interval ''1 s''');
+CHECKPOINT;
+SELECT bench.timed('upd_prot', :'n', 'UPDATE bench.t_upd_prot SET created_at = created_at + interval ''1 s''');
 \endif
 
 \if :p_after
@@ -155,6 +168,10 @@ BEGIN
     m := bench.m('ins_prot1');
     PERFORM bench.row('insert', 'transparent: INSERT plaintext, 1 protected column', m, bench.s('ins_prot1'), bench.us(m, n),
         bench.us(m, n) - pr, m / p, 'one trigger per table; email only');
+    m := bench.m('upd_prot');
+    PERFORM bench.row('insert', 'transparent: UPDATE of an unprotected column, 3 protected', m, bench.s('upd_prot'),
+        bench.us(m, n), bench.us(m, n) - bench.us(bench.m('upd_plain'), n), m / bench.m('upd_plain'),
+        'UPDATE .. SET created_at, over the same UPDATE of a plain table holding the same bytes');
     PERFORM bench.row('insert', 'plaintext + btree(email)', pix, bench.s('ins_plain_ix'), bench.us(pix, n), NULL, NULL,
         'baseline of the next row');
     m := bench.m('ins_prot_bidx');
