@@ -46,6 +46,8 @@ REGRESS += masking_review
 REGRESS += masking_review2
 # consent at scale: the subject bound, the shared cache's end dates (part SCALE)
 REGRESS += consent_scale
+# may_process's fast path per call site (part TEXTSUBJ)
+REGRESS += consent_fastpath
 # one protect trigger per table (part TRIGGER, issue 15)
 REGRESS += protect_table protect_review
 # cv_protect on every UPDATE (part TRIGGER3, issue 15)
@@ -54,7 +56,7 @@ REGRESS += protect_update
 REGRESS += forget_review
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr
+ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time

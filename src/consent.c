@@ -46,6 +46,7 @@
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
+#include "scache.h"
 
 #include <sys/mman.h>
 
@@ -1222,6 +1223,19 @@ typedef struct CvPurposeMemo
 	int8		arg_const;		/* the purpose argument of this call site is a
 								 * Const: 1 yes, 0 no, -1 not looked at yet */
 	bool		by_const;		/* the memo was made from that Const */
+
+	/*
+	 * may_process's fast path (cv_fast_valid): the shared version that
+	 * answered the last call of this call site, while nothing it depended on
+	 * has changed: the cache (generation), the snapshot served (and its
+	 * generation), the transaction (start time), the current role.
+	 */
+	const CvScache *fast_sc;	/* NULL: no fast path */
+	uint64		fast_cache_gen;
+	uint64		fast_snap_gen;
+	LocalTransactionId fast_lxid;
+	Oid			fast_user;
+	TimestampTz fast_now;
 } CvPurposeMemo;
 
 /* whether argument argno of the call's expression is a Const (its value never changes) */
@@ -1406,6 +1420,44 @@ cv_arg_text(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
+ * Whether the fast path memo of a may_process call site answers this call
+ * exactly as the full path would: the purpose is the call's constant
+ * argument, the cache was not rebuilt or dropped since the memo, the query's
+ * snapshot is still the one last served (so cv_consent_prepare would change
+ * nothing, and the role check memo of that snapshot stands), in the same
+ * transaction (start time), for the same current role.
+ */
+static pg_attribute_always_inline bool
+cv_fast_valid(FunctionCallInfo fcinfo, const CvPurposeMemo *m)
+{
+	return m->fast_sc != NULL && m->fast_cache_gen == cv_cache_generation &&
+		m->fast_snap_gen == cv_snap_generation && cv_cache_valid &&
+		m->fast_lxid == CV_PROC_LXID(MyProc) &&
+		PG_NARGS() > 1 && !PG_ARGISNULL(1) &&
+		cv_same_as_last_snap(cv_query_snapshot()) && m->fast_user == GetUserId();
+}
+
+/*
+ * After a call answered from a shared version for the constant purpose of
+ * its call site: arm the fast path for the calls that follow.
+ */
+static void
+cv_fast_arm(FunctionCallInfo fcinfo, CvPurpose *p)
+{
+	CvPurposeMemo *m = (CvPurposeMemo *) fcinfo->flinfo->fn_extra;
+
+	if (m == NULL || !m->by_const || m->purpose != p || m->generation != cv_cache_generation ||
+		p->state != CV_PURPOSE_SHARED || !cv_cache_valid)
+		return;
+	m->fast_sc = p->shared;
+	m->fast_cache_gen = cv_cache_generation;
+	m->fast_snap_gen = cv_snap_generation;
+	m->fast_lxid = CV_PROC_LXID(MyProc);
+	m->fast_user = GetUserId();
+	m->fast_now = GetCurrentTransactionStartTimestamp();
+}
+
+/*
  * Shared body of may_process: false for an unset or unknown purpose or one
  * the current role is not allowed; true for a purpose whose lawful basis is
  * not consent; else the subject's live opt-in.
@@ -1418,6 +1470,7 @@ cv_may_process_common(FunctionCallInfo fcinfo, const char *s, int len, int64 num
 	Snapshot	snap;
 	CvPurpose  *p;
 	bool		from_arg = PG_NARGS() > 1 && !PG_ARGISNULL(1);
+	bool		answer;
 
 	if (from_arg)
 	{
@@ -1439,7 +1492,10 @@ cv_may_process_common(FunctionCallInfo fcinfo, const char *s, int len, int64 num
 		return false;
 	if (!p->requires_consent)
 		return true;
-	return cv_consent_lookup(p, s, len, num, snap);
+	answer = cv_consent_lookup(p, s, len, num, snap);
+	if (from_arg && p->state == CV_PURPOSE_SHARED)
+		cv_fast_arm(fcinfo, p);
+	return answer;
 }
 
 /* may_process(subject text, purpose): NULL subject gives false */
@@ -1447,10 +1503,15 @@ Datum
 cv_may_process(PG_FUNCTION_ARGS)
 {
 	text	   *subject;
+	const CvPurposeMemo *m = (const CvPurposeMemo *) fcinfo->flinfo->fn_extra;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	subject = cv_arg_text(fcinfo, 0);
+	/* a policy's rows after the first: straight to the shared version */
+	if (m != NULL && cv_fast_valid(fcinfo, m))
+		PG_RETURN_BOOL(cv_sc_lookup_text(m->fast_sc, VARDATA_ANY(subject),
+										 VARSIZE_ANY_EXHDR(subject), m->fast_now));
 	PG_RETURN_BOOL(cv_may_process_common(fcinfo, VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject),
 										 cv_subject_number(VARDATA_ANY(subject),
 														   VARSIZE_ANY_EXHDR(subject))));
@@ -1463,10 +1524,18 @@ cv_may_process_int8(PG_FUNCTION_ARGS)
 	int64		v;
 	char		buf[32];
 	int			len;
+	const CvPurposeMemo *m = (const CvPurposeMemo *) fcinfo->flinfo->fn_extra;
 
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	v = PG_GETARG_INT64(0);
+	/* a policy's rows after the first: straight to the shared version */
+	if (m != NULL && v >= 0 && v < INT64CONST(1000000000000000000) && cv_fast_valid(fcinfo, m))
+	{
+		if (likely(m->fast_sc->fam[0].has_bitmap))
+			PG_RETURN_BOOL(cv_sc_family_answer(m->fast_sc, &m->fast_sc->fam[0], v, m->fast_now));
+		PG_RETURN_BOOL(CvScacheLookup(m->fast_sc, NULL, 0, v, m->fast_now));
+	}
 	if (v >= 0 && v < INT64CONST(1000000000000000000))
 		PG_RETURN_BOOL(cv_may_process_common(fcinfo, NULL, 0, v));	/* text made only if needed */
 	len = pg_lltoa(v, buf);

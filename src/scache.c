@@ -44,6 +44,7 @@
  *-------------------------------------------------------------------------
  */
 #include "customer_vault.h"
+#include "scache.h"
 
 #include <sys/statvfs.h>
 
@@ -79,7 +80,6 @@
 
 #define CV_SC_ENTRIES	64			/* databases x purposes shared at once */
 #define CV_SC_MAGIC		0x43565343	/* "CVSC" */
-#define CV_SC_PREFIX	24			/* longest interned text prefix, with NUL */
 #define CV_SC_WAIT_MS	2000		/* longest wait for another backend's build */
 
 int			cv_shared_consent_cache_kb = 262144;
@@ -118,52 +118,6 @@ typedef struct CvScShared
 } CvScShared;
 
 static CvScShared *sc_shared = NULL;
-
-/* a bitmap of subjects <prefix><n>, n in [min, max] */
-typedef struct CvScFamily
-{
-	bool		has_bitmap;
-	int			plen;
-	char		prefix[CV_SC_PREFIX];
-	int64		min;
-	int64		max;
-	Size		granted_off;	/* a live opt-in */
-	Size		until_off;		/* ... with an end date */
-	Size		rank_off;		/* uint32 per word: end-date bits in the words before */
-	Size		untils_off;		/* TimestampTz per end-date bit, in bit order */
-	int64		nuntil;			/* end-date bits */
-} CvScFamily;
-
-/* the header of a version's segment; everything else is at offsets from it */
-struct CvScache
-{
-	uint32		magic;
-	uint64		version;
-	Oid			dbid;
-	Oid			relid;
-	char		purpose[NAMEDATALEN];
-	int64		subjects;
-	Size		total;
-	CvScFamily	fam[2];			/* 0: integers, 1: <prefix><integer> */
-	uint64		nslots;			/* power of two, or 0: no hash table */
-	Size		slots_off;
-	Size		strings_off;
-};
-
-/* a hash slot: tag 0 = empty */
-typedef struct CvScSlot
-{
-	uint32		tag;
-	uint32		len;
-	uint64		off;			/* of its CvScString from the header */
-} CvScSlot;
-
-typedef struct CvScString
-{
-	TimestampTz until;
-	int32		has_until;
-	char		s[FLEXIBLE_ARRAY_MEMBER];
-} CvScString;
 
 /* a version this backend maps */
 typedef struct CvScAttached
@@ -234,24 +188,6 @@ sc_exit_callback(int code, Datum arg)
 
 /* ---------- subjects ---------- */
 
-/* a canonical non-negative integer ("0" or no leading zero, <= 18 digits), else -1 */
-static inline int64
-sc_number(const char *s, int len)
-{
-	int64		v = 0;
-	int			i;
-
-	if (len <= 0 || len > 18 || (s[0] == '0' && len > 1))
-		return -1;
-	for (i = 0; i < len; i++)
-	{
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v;
-}
-
 /*
  * Split a subject into a non-empty prefix and its maximal trailing run of
  * digits, when that run is a canonical integer: the prefix length, or -1.
@@ -265,135 +201,26 @@ sc_split(const char *s, int len, int64 *num)
 		i--;
 	if (i == 0 || i == len || i >= CV_SC_PREFIX)
 		return -1;
-	*num = sc_number(s + i, len - i);
+	*num = cv_sc_number(s + i, len - i);
 	return *num >= 0 ? i : -1;
-}
-
-static inline uint64
-sc_hash(const char *s, int len)
-{
-	return hash_bytes_extended((const unsigned char *) s, len, 0);
-}
-
-static inline uint32
-sc_tag(uint64 h)
-{
-	return (uint32) (h >> 32) | 1;
-}
-
-/* the live opt-in of a subject in the hash table */
-static bool
-sc_hash_lookup(const CvScache *sc, const char *s, int len, TimestampTz now)
-{
-	const CvScSlot *slots;
-	uint64		h,
-				i;
-	uint32		tag;
-
-	if (sc->nslots == 0)
-		return false;
-	slots = (const CvScSlot *) ((const char *) sc + sc->slots_off);
-	h = sc_hash(s, len);
-	tag = sc_tag(h);
-	for (i = h & (sc->nslots - 1);; i = (i + 1) & (sc->nslots - 1))
-	{
-		const CvScSlot *slot = &slots[i];
-
-		if (slot->tag == 0)
-			return false;
-		if (slot->tag == tag && slot->len == (uint32) len)
-		{
-			const CvScString *str = (const CvScString *) ((const char *) sc + slot->off);
-
-			if (memcmp(str->s, s, len) == 0)
-				return !str->has_until || str->until > now;
-		}
-	}
-}
-
-/*
- * Whether s starts with the prefix: a plain loop, inlined (a libc memcmp call
- * per row cost more than the whole bitmap test in the profile).
- */
-static inline bool
-sc_prefix_equal(const char *s, const char *prefix, int plen)
-{
-	int			i;
-
-	for (i = 0; i < plen; i++)
-	{
-		if (s[i] != prefix[i])
-			return false;
-	}
-	return true;
-}
-
-/*
- * The live opt-in of subject number num of a family: its granted bit, and for
- * one with an end date, that date (found by the rank of its end-date bit)
- * against the transaction start time now.
- */
-static inline bool
-sc_family_answer(const CvScache *sc, const CvScFamily *f, int64 num, TimestampTz now)
-{
-	uint64		off,
-				bit,
-				until_word,
-				rank;
-	const char *base = (const char *) sc;
-
-	if (num < f->min || num > f->max)
-		return false;
-	off = (uint64) (num - f->min);
-	bit = UINT64CONST(1) << (off & 63);
-	if ((((const uint64 *) (base + f->granted_off))[off >> 6] & bit) == 0)
-		return false;
-	until_word = ((const uint64 *) (base + f->until_off))[off >> 6];
-	if ((until_word & bit) == 0)
-		return true;
-	rank = ((const uint32 *) (base + f->rank_off))[off >> 6] + pg_popcount64(until_word & (bit - 1));
-	Assert(rank < (uint64) f->nuntil);
-	return ((const TimestampTz *) (base + f->untils_off))[rank] > now;
-}
-
-/* the hash table lookup of an integer subject given without its text */
-static pg_noinline bool
-sc_hash_lookup_num(const CvScache *sc, int64 num, TimestampTz now)
-{
-	char		buf[32];
-	int			len = pg_lltoa(num, buf);
-
-	return sc_hash_lookup(sc, buf, len, now);
 }
 
 /*
  * The live opt-in of a subject (s/len, or s NULL and num >= 0 for an integer
- * given without its text) at transaction start time now.
+ * given without its text; num is cv_sc_number of s otherwise) at
+ * transaction start time now.
  */
 bool
 CvScacheLookup(const CvScache *sc, const char *s, int len, int64 num, int64 now)
 {
-	if (s != NULL && num < 0 && sc->fam[1].has_bitmap)
-	{
-		const CvScFamily *f = &sc->fam[1];
+	char		buf[32];
 
-		/*
-		 * The prefix ends in a non-digit, so <prefix><canonical integer> is
-		 * exactly what sc_split gave the build this prefix for.
-		 */
-		if (len > f->plen && sc_prefix_equal(s, f->prefix, f->plen))
-		{
-			int64		n = sc_number(s + f->plen, len - f->plen);
-
-			if (n >= 0)
-				return sc_family_answer(sc, f, n, now);
-		}
-	}
-	if (num >= 0 && sc->fam[0].has_bitmap)
-		return sc_family_answer(sc, &sc->fam[0], num, now);
-	if (s == NULL)
-		return sc_hash_lookup_num(sc, num, now);
-	return sc_hash_lookup(sc, s, len, now);
+	if (s != NULL)
+		return cv_sc_lookup_text(sc, s, len, now);
+	if (sc->fam[0].has_bitmap)
+		return cv_sc_family_answer(sc, &sc->fam[0], num, now);
+	len = pg_lltoa(num, buf);
+	return cv_sc_hash_lookup(sc, buf, len, now);
 }
 
 /* ---------- building a version ---------- */
@@ -500,7 +327,7 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 		d = heap_getattr(tup, Anum_cstate_valid_until, desc, &isnull);
 		rows[nrows].has_until = !isnull;
 		rows[nrows].until = isnull ? 0 : DatumGetTimestampTz(d);
-		rows[nrows].num = sc_number(VARDATA_ANY(subject), rows[nrows].len);
+		rows[nrows].num = cv_sc_number(VARDATA_ANY(subject), rows[nrows].len);
 		rows[nrows].fam = rows[nrows].num >= 0 ? 0 : -1;
 		nrows++;
 	}
@@ -570,10 +397,8 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 		if (!fam[i].has_bitmap)
 			continue;
 		words[i] = (fam[i].max - fam[i].min + 1 + 63) / 64;
-		fam[i].granted_off = total;
-		total += words[i] * sizeof(uint64);
-		fam[i].until_off = total;
-		total += words[i] * sizeof(uint64);
+		fam[i].words_off = total;
+		total += words[i] * sizeof(CvScWord);
 		fam[i].rank_off = total;
 		total += MAXALIGN(words[i] * sizeof(uint32));
 		fam[i].untils_off = total;
@@ -629,6 +454,17 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 	sc->subjects = nrows;
 	sc->total = total;
 	memcpy(sc->fam, fam, sizeof(fam));
+	for (i = 0; i < 2; i++)
+	{
+		char		bytes[8] = {0};
+		char		mask[8] = {0};
+
+		/* the prefix's first 8 bytes, compared with one load (cv_sc_prefix_equal) */
+		memcpy(bytes, sc->fam[i].prefix, Min(sc->fam[i].plen, 8));
+		memset(mask, 0xFF, Min(sc->fam[i].plen, 8));
+		memcpy(&sc->fam[i].prefix8, bytes, 8);
+		memcpy(&sc->fam[i].mask8, mask, 8);
+	}
 	sc->nslots = nslots;
 	sc->slots_off = off;
 	sc->strings_off = off + nslots * sizeof(CvScSlot);
@@ -643,14 +479,15 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 		{
 			CvScFamily *f = &sc->fam[r->fam];
 			int64		b = r->num - f->min;
+			CvScWord   *w = (CvScWord *) (base + f->words_off) + b / 64;
 
-			((uint64 *) (base + f->granted_off))[b / 64] |= UINT64CONST(1) << (b % 64);
+			w->granted |= UINT64CONST(1) << (b % 64);
 			if (r->has_until)
-				((uint64 *) (base + f->until_off))[b / 64] |= UINT64CONST(1) << (b % 64);
+				w->until |= UINT64CONST(1) << (b % 64);
 		}
 		if (r->fam < 0)
 		{
-			uint64		h = sc_hash(s, r->len);
+			uint64		h = cv_sc_hash(s, r->len);
 			uint64		j;
 			CvScString *str = (CvScString *) (base + off);
 
@@ -659,7 +496,7 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 			memcpy(str->s, s, r->len);
 			for (j = h & (nslots - 1); slots[j].tag != 0; j = (j + 1) & (nslots - 1))
 				;
-			slots[j].tag = sc_tag(h);
+			slots[j].tag = cv_sc_tag(h);
 			slots[j].len = r->len;
 			slots[j].off = off;
 			off += MAXALIGN(offsetof(CvScString, s) + r->len);
@@ -670,19 +507,19 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 	/* the ranks of the end-date bits, then each end date at its bit's rank */
 	for (i = 0; i < 2; i++)
 	{
-		const uint64 *until_bits;
+		const CvScWord *wd;
 		uint32	   *rank;
 		uint32		sum = 0;
 		int64		w;
 
 		if (!sc->fam[i].has_bitmap)
 			continue;
-		until_bits = (const uint64 *) (base + sc->fam[i].until_off);
+		wd = (const CvScWord *) (base + sc->fam[i].words_off);
 		rank = (uint32 *) (base + sc->fam[i].rank_off);
 		for (w = 0; w < words[i]; w++)
 		{
 			rank[w] = sum;
-			sum += pg_popcount64(until_bits[w]);
+			sum += pg_popcount64(wd[w].until);
 		}
 		Assert(sum == sc->fam[i].nuntil);
 	}
@@ -697,7 +534,7 @@ sc_build(const char *purpose, Oid cstate_relid, Snapshot snap, uint64 version, S
 			continue;
 		f = &sc->fam[r->fam];
 		b = (uint64) (r->num - f->min);
-		w = ((const uint64 *) (base + f->until_off))[b >> 6];
+		w = ((const CvScWord *) (base + f->words_off))[b >> 6].until;
 		((TimestampTz *) (base + f->untils_off))
 			[((const uint32 *) (base + f->rank_off))[b >> 6] +
 			 pg_popcount64(w & ((UINT64CONST(1) << (b & 63)) - 1))] = r->until;
