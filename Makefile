@@ -7,7 +7,7 @@ MODULE_big = customer_vault
 OBJS = src/main.o src/guc.o src/labels.o src/envelope.o src/crypto.o src/keys.o \
        src/types.o src/columns.o src/protect.o src/consent.o src/scache.o src/blind.o src/maint.o src/brake.o \
        src/import.o src/mask.o src/citus.o \
-       src/audit.o src/forget.o
+       src/audit.o src/forget.o src/policycopy.o
 
 # The install script of the current version and the upgrade scripts into it
 # are assembled from sql/src (one file per concern) and sql/upgrade by
@@ -48,6 +48,8 @@ REGRESS += masking_review2
 REGRESS += consent_scale
 # may_process's fast path per call site (part TEXTSUBJ)
 REGRESS += consent_fastpath
+# the consent policy event trigger copies and flips policies without parsing (part FIXDDL)
+REGRESS += ddl_trigger_review
 # one protect trigger per table (part TRIGGER, issue 15)
 REGRESS += protect_table protect_review
 # cv_protect on every UPDATE (part TRIGGER3, issue 15)

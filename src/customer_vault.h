@@ -46,6 +46,13 @@
 #define CV_PROC_LXID(proc) ((proc)->lxid)
 #endif
 
+/* build_attrmap_by_name gained a missing_ok argument in 16 (needs access/attmap.h) */
+#if PG_VERSION_NUM >= 160000
+#define CV_BUILD_ATTRMAP_BY_NAME(indesc, outdesc) build_attrmap_by_name((indesc), (outdesc), false)
+#else
+#define CV_BUILD_ATTRMAP_BY_NAME(indesc, outdesc) build_attrmap_by_name((indesc), (outdesc))
+#endif
+
 /* guc.c */
 extern char *cv_root_key_file;
 extern char *cv_root_key_command;

@@ -521,7 +521,9 @@ COMMENT ON FUNCTION customer_vault._sync_base_policy(regclass, boolean) IS
     'internal: keeps customer_vault_base only while a table under the consent policy has no permissive policy of its own';
 
 -- Puts one table under the consent policy check_expr (every step guarded:
--- the event triggers may have done part of it already).
+-- the event triggers may have done part of it already); check_expr NULL:
+-- the policy is there already (copied by _inherit_consent_policy), only row
+-- security and the base policy are set up.
 CREATE OR REPLACE FUNCTION customer_vault._apply_consent_policy(tbl regclass, check_expr text, force boolean,
                                                      replace boolean)
     RETURNS void
@@ -550,7 +552,7 @@ BEGIN
                             WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
         EXECUTE pg_catalog.format('DROP POLICY customer_vault_consent ON %I.%I', nsp, rel);
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+    IF check_expr IS NOT NULL AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
                     WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent') THEN
         EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %I.%I AS RESTRICTIVE FOR SELECT USING (%s)',
                                   nsp, rel, check_expr);
@@ -577,6 +579,10 @@ COMMENT ON FUNCTION customer_vault._descendants(regclass) IS
 
 -- A table that became a partition or a child (and its own partitions and
 -- children) gets the consent policy of its nearest ancestor that has one.
+-- The policy is copied as its stored expression tree (_copy_consent_policy,
+-- in C), never as text: this runs inside the SECURITY DEFINER event trigger,
+-- and re-parsing a table owner's expression would run the owner's code (a
+-- domain's CHECK on a literal) with the extension owner's rights.
 CREATE OR REPLACE FUNCTION customer_vault._inherit_consent_policy(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -592,7 +598,7 @@ BEGIN
             SELECT i.inhparent, 1 FROM pg_catalog.pg_inherits i WHERE i.inhrelid = t
             UNION ALL
             SELECT i.inhparent, a.depth + 1 FROM pg_catalog.pg_inherits i JOIN a ON i.inhrelid = a.rel)
-        SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) AS expr, c.relforcerowsecurity AS force
+        SELECT a.rel::pg_catalog.regclass AS rel, c.relforcerowsecurity AS force
           INTO src
           FROM a
           JOIN pg_catalog.pg_policy p ON p.polrelid = a.rel AND p.polname = 'customer_vault_consent'
@@ -600,7 +606,8 @@ BEGIN
          ORDER BY a.depth
          LIMIT 1;
         IF FOUND THEN
-            PERFORM customer_vault._apply_consent_policy(t, src.expr, src.force, false);
+            PERFORM customer_vault._copy_consent_policy(src.rel, t);
+            PERFORM customer_vault._apply_consent_policy(t, NULL, src.force, false);
         END IF;
     END LOOP;
 END
@@ -608,32 +615,39 @@ $$;
 COMMENT ON FUNCTION customer_vault._inherit_consent_policy(regclass) IS
     'internal: copies the consent policy of the nearest ancestor to a new partition or child and its descendants';
 
--- Makes a table's consent policy restrictive again, with the same check.
+-- Copies a table's customer_vault_consent policy onto one of its partitions
+-- or children (node trees, attribute numbers mapped; nothing is parsed).
+CREATE OR REPLACE FUNCTION customer_vault._copy_consent_policy(source regclass, child regclass) RETURNS boolean
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_copy_consent_policy';
+COMMENT ON FUNCTION customer_vault._copy_consent_policy(regclass, regclass) IS
+    'internal: copies the consent policy of a table onto a partition or child as its stored expression (no parsing); whether it made one';
+
+-- Makes a table's consent policy restrictive again, with the same command,
+-- roles and expressions: pg_policy.polpermissive is flipped in C (the
+-- expression is never turned into text and parsed again as the extension's
+-- owner).
 CREATE OR REPLACE FUNCTION customer_vault._consent_policy_restrictive(tbl regclass) RETURNS void
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    expr text;
 BEGIN
-    SELECT pg_catalog.pg_get_expr(p.polqual, p.polrelid) INTO expr
-      FROM pg_catalog.pg_policy p
-     WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent' AND p.polpermissive;
-    IF expr IS NULL THEN
-        RETURN;
-    END IF;
-    EXECUTE pg_catalog.format('DROP POLICY customer_vault_consent ON %s', tbl);
-    EXECUTE pg_catalog.format('CREATE POLICY customer_vault_consent ON %s AS RESTRICTIVE FOR SELECT USING (%s)',
-                              tbl, expr);
-    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
-                    WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent' AND NOT p.polpermissive) THEN
+    PERFORM customer_vault._consent_policy_flip(tbl);
+    IF EXISTS (SELECT 1 FROM pg_catalog.pg_policy p
+                WHERE p.polrelid = tbl AND p.polname = 'customer_vault_consent' AND p.polpermissive) THEN
         RAISE EXCEPTION USING ERRCODE = 'internal_error',
             MESSAGE = pg_catalog.format('the consent policy of %s could not be made restrictive', tbl);
     END IF;
 END
 $$;
 COMMENT ON FUNCTION customer_vault._consent_policy_restrictive(regclass) IS
-    'internal: re-creates a permissive customer_vault_consent policy (as Citus copies it to shards) as a restrictive one';
+    'internal: makes a permissive customer_vault_consent policy (as Citus copies it to shards) restrictive, without re-parsing it';
+
+CREATE OR REPLACE FUNCTION customer_vault._consent_policy_flip(tbl regclass) RETURNS boolean
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_consent_policy_restrictive';
+COMMENT ON FUNCTION customer_vault._consent_policy_flip(regclass) IS
+    'internal: sets a permissive customer_vault_consent policy restrictive in the catalog (no parsing); whether it changed it';
 
 -- Event trigger (ddl_command_end): partitions and children created or
 -- attached under a table with a consent policy get it too; a permissive

@@ -193,6 +193,10 @@ INSERT INTO pm_probes VALUES
  (163, 'citus_setup()', 'SELECT customer_vault.citus_setup()'),
  (164, 'citus_check_policies()', 'SELECT customer_vault.citus_check_policies(''pm_t'')'),
  (165, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')');
+-- part FIXDDL: the event trigger's catalog helpers (no parsing) are for nobody
+INSERT INTO pm_probes VALUES
+ (401, '_consent_policy_flip()', 'SELECT customer_vault._consent_policy_flip(''pm_t'')'),
+ (402, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')');
 
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
