@@ -30,6 +30,14 @@
  * database marks it failing.  The flush (end of statement, commit, abort)
  * queues each record into its reservation: it never waits and never fails
  * for room, so no record of a returned value goes only to the server log.
+ * No database may hold (queued and reserved) more than its share of the
+ * queue (customer_vault.audit_queue_share, 25% by default): past it, its
+ * backends wait and are refused exactly as if the queue were full, while
+ * other databases keep the rest, so one database whose writer hangs (its
+ * owner can make it wait for a lock) does not refuse decrypts elsewhere.
+ * A backend that exits with reservations (pg_terminate_backend, FATAL)
+ * queues their records on abort, or at the latest from an on_shmem_exit
+ * callback; a crash reinitializes the queue.
  *
  * The workers.  One dynamic background worker per database with queued
  * records, started on demand by the backend that queues one, connected to
@@ -121,6 +129,7 @@
 
 int			cv_audit_decrypt = CV_AUDIT_STATEMENT;
 int			cv_audit_queue_size = CV_AUDIT_SLOTS;
+int			cv_audit_queue_share = 25;
 int			cv_audit_wait = 5000;
 
 /* one queued record: one statement (or executor run) and one key */
@@ -165,6 +174,7 @@ typedef struct CvAuditWorkerSlot
 	TimestampTz progress_at;	/* last record written, or queued into an empty queue */
 	bool		failing;		/* records could not be written: decrypts refused */
 	int			reserved;		/* slots reserved by this database's backends */
+	/* queued + reserved: what the database holds, at most its share (cv_audit_db_cap) */
 } CvAuditWorkerSlot;
 
 typedef struct CvAuditShared
@@ -204,6 +214,7 @@ static bool cv_pending_value_mode = false;
 static int	cv_exec_nesting = 0;
 static bool cv_warned_no_queue = false;
 static bool cv_queue_failed = false;	/* this transaction's wait timed out */
+static bool cv_exit_registered = false;	/* cv_audit_backend_exit is set up */
 
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
@@ -213,6 +224,9 @@ static void cv_audit_flush(bool can_wait, bool can_error);
 static void cv_audit_gate(void);
 static void cv_audit_ensure_worker(void);
 static int	cv_audit_reserve(bool can_wait, bool can_error);
+static void cv_audit_enqueue(const CvAuditPending *p, int slot);
+static void cv_audit_release(int slot);
+static void cv_audit_backend_exit(int code, Datum arg);
 
 /* shared memory this module needs */
 static Size
@@ -299,7 +313,14 @@ CvAuditNoteDecrypt(uint32 key_id, const char *ctx, int ctxlen)
 			}
 			/* the record's slot, before this key's first value is returned (refuses when none) */
 			if (cv_audit != NULL && !RecoveryInProgress())
+			{
+				if (!cv_exit_registered)
+				{
+					on_shmem_exit(cv_audit_backend_exit, (Datum) 0);
+					cv_exit_registered = true;
+				}
 				slot = cv_audit_reserve(true, true);
+			}
 			p = &cv_pending[i];
 			p->key_id = key_id;
 			p->slot = slot;
@@ -459,6 +480,17 @@ cv_audit_db_entry(Oid dbid)
 	return -1;
 }
 
+/*
+ * The slots one database may hold (queued and reserved records): its share
+ * (customer_vault.audit_queue_share, percent) of the queue as this session
+ * sees it (audit_queue_size), at least one.
+ */
+static int
+cv_audit_db_cap(int limit)
+{
+	return Max(1, (int) ((int64) limit * cv_audit_queue_share / 100));
+}
+
 /* mark an entry failing or not (under the exclusive lock), keeping nfailing in step */
 static void
 cv_audit_set_failing(CvAuditWorkerSlot *s, bool failing)
@@ -612,8 +644,10 @@ cv_audit_reserve(bool can_wait, bool can_error)
 	bool		sleeping = false;
 	bool		stalled = false;
 	bool		mine_queued = false;
+	bool		over_share = false;
 	int			got = -1;
 	int			limit = Min(cv_audit_queue_size, CV_AUDIT_SLOTS);
+	int			cap = cv_audit_db_cap(limit);
 
 	for (;;)
 	{
@@ -640,7 +674,10 @@ cv_audit_reserve(bool can_wait, bool can_error)
 
 			stalled = cv_audit_check_stall(s, now);
 			mine_queued = s->queued > 0;
-			for (i = 0; !stalled && !s->failing && cv_audit->used < limit && i < CV_AUDIT_SLOTS; i++)
+			/* this database's share: other databases keep their room when its writer hangs */
+			over_share = s->queued + s->reserved >= cap;
+			for (i = 0; !stalled && !s->failing && !over_share && cv_audit->used < limit &&
+				 i < CV_AUDIT_SLOTS; i++)
 			{
 				int			k = (cv_audit->hint + i) % CV_AUDIT_SLOTS;
 				CvAuditRecord *r = &cv_audit->rec[k];
@@ -710,6 +747,16 @@ cv_audit_reserve(bool can_wait, bool can_error)
 		LWLockRelease(cv_audit->lock);
 		if (marked)
 			cv_audit_log_stall();
+	}
+	if (can_error && over_share)
+	{
+		cv_queue_failed = true;
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database's share of the decrypt audit queue is full"),
+				 errdetail("Its records fill the %d slots of its share (customer_vault.audit_queue_share = %d%%) for %d ms; the value is refused rather than returned unrecorded.",
+						   cap, cv_audit_queue_share, cv_audit_wait),
+				 errhint("Check that the customer_vault audit writer of this database is running (pg_stat_activity) and not waiting for a lock on customer_vault.access_log_entries.")));
 	}
 	if (can_error)
 	{
@@ -851,6 +898,33 @@ cv_audit_flush(bool can_wait, bool can_error)
 	}
 	cv_last_pending = 0;
 	cv_pending_value_mode = false;
+}
+
+/*
+ * Backend exit: reservations still held (normally none: the abort of the
+ * last transaction queued them) are not leaked against the database's
+ * share: a record with values is queued, an empty one released.
+ */
+static void
+cv_audit_backend_exit(int code, Datum arg)
+{
+	int			i;
+
+	if (cv_audit == NULL || cv_pending == NULL)
+		return;
+	for (i = 0; i < cv_npending; i++)
+	{
+		CvAuditPending *p = &cv_pending[i];
+
+		if (p->slot < 0)
+			continue;
+		if (p->values > 0)
+			cv_audit_enqueue(p, p->slot);
+		else
+			cv_audit_release(p->slot);
+		p->slot = -1;
+	}
+	cv_npending = 0;
 }
 
 /* ExecutorRun: counts nesting; a top-level run flushes at its end */

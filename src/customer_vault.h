@@ -73,6 +73,7 @@ extern void CvBrakeNoteDecrypt(uint32 key_id);
 #define CV_AUDIT_VALUE		2
 extern int	cv_audit_decrypt;
 extern int	cv_audit_queue_size;
+extern int	cv_audit_queue_share;
 extern int	cv_audit_wait;
 extern void AuditInit(void);
 extern void AuditShmemRequest(void);

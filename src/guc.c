@@ -194,6 +194,14 @@ GucInit(void)
 							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("customer_vault.audit_queue_share",
+							"The share of the decrypt audit queue, in percent, that one database's records may hold.",
+							"A database whose records (queued or reserved) hold its share waits for its own writer like for a full queue, then is refused; other databases keep room.",
+							&cv_audit_queue_share,
+							25, 1, 100,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomIntVariable("customer_vault.audit_queue_size",
 							"For tests: the decrypt audit queue slots this session may fill (0 = the queue is always full).",
 							NULL,

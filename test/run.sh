@@ -4,7 +4,7 @@
 #   bash test/run.sh test    install what is missing, build, install, start a
 #                            throwaway cluster, run every pg_regress and TAP test,
 #                            print "N passed, N failed"
-#   bash test/run.sh regress [names] / isolation [specs] / tap [t/file.pl]
+#   bash test/run.sh regress [names] / isolation [specs] / tap [t/file.pl ...]
 #                            the same set-up, then only those tests
 #   bash test/run.sh demo    the same set-up, then test/demo.sql
 #   bash test/run.sh bench   the same set-up, then test/bench/bench.pl
@@ -308,8 +308,13 @@ run_tap() {
     [ "$(id -u)" -eq 0 ] && chown -R "$PGOSUSER" "$tapdir"
     for t in "$tapdir/$suite"/*.pl; do
         [ -e "$t" ] || continue
-        if [ -n "${CV_TAP_ONLY:-}" ] && [ "$(basename "$t")" != "$(basename "$CV_TAP_ONLY")" ]; then
-            continue
+        if [ -n "${CV_TAP_ONLY:-}" ]; then
+            # one or more files, space-separated
+            local want=0 o
+            for o in $CV_TAP_ONLY; do
+                [ "$(basename "$t")" = "$(basename "$o")" ] && want=1
+            done
+            [ "$want" = 1 ] || continue
         fi
         files+=("$suite/$(basename "$t")")
     done
@@ -382,8 +387,8 @@ case "$mode" in
         [ "$failed" -eq 0 ]
         ;;
     tap)
-        # bash test/run.sh tap [t/NNN_name.pl]: the TAP tests only (or one of them)
-        CV_TAP_ONLY=${2:-} run_tap
+        # bash test/run.sh tap [t/NNN_name.pl ...]: the TAP tests only (or those files)
+        CV_TAP_ONLY="${*:2}" run_tap
         [ ${#failures[@]} -gt 0 ] && printf 'failed: %s\n' "${failures[@]}"
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]

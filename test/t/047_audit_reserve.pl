@@ -17,11 +17,13 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CvTest;
 
-# a small queue (64 slots cluster-wide) so that it fills in a few statements
+# a small queue (64 slots cluster-wide) so that it fills in a few statements;
+# one database may fill all of it (share 100%: the per-database share is TAP 048's)
 my $node = new_vault_node(
 	'audit_rs',
 	key => random_root_key(),
-	conf => "customer_vault.audit_queue_size = 64\ncustomer_vault.audit_wait = 1000\n");
+	conf => "customer_vault.audit_queue_size = 64\ncustomer_vault.audit_wait = 1000\n"
+	  . "customer_vault.audit_queue_share = 100\n");
 my $su = $node->safe_psql('postgres', 'SELECT rolname FROM pg_authid WHERE oid = 10');
 $node->safe_psql(
 	'postgres', q{
