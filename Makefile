@@ -47,7 +47,7 @@ REGRESS += masking_review2
 # consent at scale: the subject bound, the shared cache's end dates (part SCALE)
 REGRESS += consent_scale
 # may_process's fast path per call site (part TEXTSUBJ)
-REGRESS += consent_fastpath
+REGRESS += consent_fastpath ledger_head_hint
 # the consent policy event trigger copies and flips policies without parsing (part FIXDDL)
 REGRESS += ddl_trigger_review
 # one protect trigger per table (part TRIGGER, issue 15)

@@ -15,6 +15,7 @@
 #include "customer_vault.h"
 
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/table.h"
@@ -26,6 +27,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "storage/bufmgr.h"
 #include "storage/itemptr.h"
 #include "storage/proc.h"
 #include "utils/array.h"
@@ -57,6 +59,7 @@ extern Datum cv_ledger_head_remember(PG_FUNCTION_ARGS);
 
 /* plans prepared once per backend and kept (the plan cache revalidates them) */
 static SPIPlanPtr plan_head_lock = NULL;
+static SPIPlanPtr plan_head_hint = NULL;
 static SPIPlanPtr plan_head_clean = NULL;
 static SPIPlanPtr plan_head_read = NULL;
 static SPIPlanPtr plan_head_write = NULL;
@@ -87,6 +90,21 @@ static CvHead imp_cached;
 static LocalTransactionId imp_cached_lxid = InvalidLocalTransactionId;
 static bool imp_cached_valid = false;
 static bool imp_callback_registered = false;
+
+/*
+ * The chain head version this backend wrote last, in any transaction: the
+ * first append of a later transaction locks it by its ctid and takes it when
+ * it is still that head (same last id and hash, not updated since), instead
+ * of scanning every page of consent_ledger_head (a transaction that appended
+ * many entries leaves as many versions, and the live one on the table's last
+ * page, so the table stays that long).  Anything else (another backend
+ * appended since, the version was rolled back, the table was rewritten)
+ * finds no such row and takes the scan.
+ */
+static CvHead imp_hint;
+static bool imp_hint_valid = false;
+
+static void imp_prune_head_page(ItemPointer tid);
 
 /* a purpose as recording consent needs it */
 typedef struct CvImpPurpose
@@ -276,6 +294,83 @@ imp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 }
 
 /*
+ * The head version this backend wrote last, locked, when it is still the
+ * chain head: the row at its ctid, not updated since (FOR UPDATE in READ
+ * COMMITTED re-checks the ctid against a newer version and skips it), with
+ * the last id and hash written then, the ledger's last entry still that id
+ * (read under the query's snapshot: an append committed later moved the head
+ * row, so it is not found).  Every appender locks the newest head version,
+ * so holding it serializes this append with every other one; an extra head
+ * row naming an earlier entry (inserted by hand, or CREATE EXTENSION's after
+ * a restore) is removed by the next append that scans.
+ */
+static bool
+imp_head_by_hint(CvHead *h)
+{
+	Oid			types[1] = {TIDOID};
+	Datum		v[1];
+	bool		isnull;
+	CvHead		found;
+	int64		last;
+
+	imp_prune_head_page(&imp_hint.tid);
+	v[0] = PointerGetDatum(&imp_hint.tid);
+	imp_exec(CvSavedPlan(&plan_head_hint,
+					  "SELECT h.ctid, h.last_id, h.last_hash,"
+					  " (SELECT l.id FROM customer_vault.consent_ledger l ORDER BY l.id DESC LIMIT 1)"
+					  " FROM customer_vault.consent_ledger_head h"
+					  " WHERE h.ctid OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+					  1, types), v, NULL, 0);
+	if (SPI_processed != 1)
+		return false;
+	/* the ledger's last entry is the one it names (a restore's head may name a later one) */
+	last = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull));
+	if (isnull || last != imp_hint.last_id)
+		return false;
+	ItemPointerCopy((ItemPointer) DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull)),
+					&found.tid);
+	found.last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	if (isnull)
+		return false;
+	found.has_hash = imp_get_hash(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, found.last_hash);
+	if (!ItemPointerEquals(&found.tid, &imp_hint.tid) || found.last_id != imp_hint.last_id ||
+		found.has_hash != imp_hint.has_hash ||
+		(found.has_hash && memcmp(found.last_hash, imp_hint.last_hash, 32) != 0))
+		return false;
+	*h = found;
+	return true;
+}
+
+/*
+ * Prune the page of the head version at tid, as a sequential scan of the head
+ * table does on every page it reads (heap_page_prune_opt: only when the page
+ * is nearly full and holds versions dead to everyone).  A lookup by ctid
+ * prunes nothing, and without it every append of a transaction would leave
+ * its head version behind and the table would grow by a page every few dozen
+ * transactions until autovacuum came by.
+ */
+static void
+imp_prune_head_page(ItemPointer tid)
+{
+	Oid			relid = get_relname_relid("consent_ledger_head", get_namespace_oid(CV_SCHEMA, false));
+	Relation	rel;
+	BlockNumber blk = ItemPointerGetBlockNumber(tid);
+
+	if (!OidIsValid(relid))
+		return;
+	rel = table_open(relid, AccessShareLock);
+	if (rel->rd_rel->relkind == RELKIND_RELATION && blk < RelationGetNumberOfBlocks(rel))
+	{
+		Buffer		buf = ReadBuffer(rel, blk);
+
+		heap_page_prune_opt(rel, buf);
+		ReleaseBuffer(buf);
+	}
+	table_close(rel, AccessShareLock);
+}
+
+/*
  * The chain head, locked: by its ctid after this transaction's first append
  * (the row is ours then), else the newest head row FOR UPDATE (and any other
  * head row deleted: a restore leaves the one CREATE EXTENSION made).
@@ -312,6 +407,9 @@ imp_head(CvHead *h)
 			return;
 		}
 	}
+	if (imp_hint_valid && imp_head_by_hint(h))
+		return;
+
 	/*
 	 * Every head row, newest first, locked (one, but for right after a
 	 * restore): the others are deleted below only when there are any, so the
@@ -350,6 +448,8 @@ imp_cache_head(const CvHead *h)
 	imp_cached = *h;
 	imp_cached_lxid = CV_PROC_LXID(MyProc);
 	imp_cached_valid = true;
+	imp_hint = *h;
+	imp_hint_valid = true;
 }
 
 /* move the chain head to the last entry written, and remember where it is now */
