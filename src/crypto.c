@@ -17,6 +17,7 @@
 #include <openssl/rand.h>
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 #include <openssl/core_names.h>
+#include <openssl/params.h>
 #endif
 
 struct CvAead
@@ -82,8 +83,20 @@ cv_aead_seal(CvAead *a, const uint8_t *nonce,
 		return false;
 	if (EVP_EncryptFinal_ex(a->enc, ct + pt_len, &outl) != 1)
 		return false;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	{
+		/* what EVP_CTRL_GCM_GET_TAG does in OpenSSL 3, without its detour */
+		OSSL_PARAM	p[2];
+
+		p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, 16);
+		p[1] = OSSL_PARAM_construct_end();
+		if (EVP_CIPHER_CTX_get_params(a->enc, p) != 1)
+			return false;
+	}
+#else
 	if (EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_GCM_GET_TAG, 16, tag) != 1)
 		return false;
+#endif
 	return true;
 }
 
@@ -105,8 +118,20 @@ cv_aead_open(CvAead *a, const uint8_t *nonce,
 		return -1;
 	if (ct_len > 0 && EVP_DecryptUpdate(a->dec, pt, &outl, ct, (int) ct_len) != 1)
 		return -1;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	{
+		/* what EVP_CTRL_GCM_SET_TAG does in OpenSSL 3, without its detour */
+		OSSL_PARAM	p[2];
+
+		p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *) tag, 16);
+		p[1] = OSSL_PARAM_construct_end();
+		if (EVP_CIPHER_CTX_set_params(a->dec, p) != 1)
+			return -1;
+	}
+#else
 	if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_TAG, 16, (void *) tag) != 1)
 		return -1;
+#endif
 	if (EVP_DecryptFinal_ex(a->dec, pt + ct_len, &outl) != 1)
 	{
 		if (ct_len > 0)

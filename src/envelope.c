@@ -140,6 +140,22 @@ cv_base64_encode(const uint8_t *src, size_t len, char *dst)
 		}
 		b64_pairs_ready = true;
 	}
+	/* 6 bytes -> 8 characters, four table look-ups of two characters each */
+	while (i + 6 <= len)
+	{
+		uint64_t	v = ((uint64_t) src[i] << 40) | ((uint64_t) src[i + 1] << 32) |
+			((uint64_t) src[i + 2] << 24) | ((uint64_t) src[i + 3] << 16) |
+			((uint64_t) src[i + 4] << 8) | src[i + 5];
+		char		out[8];
+
+		memcpy(out, b64_pairs[v >> 36], 2);
+		memcpy(out + 2, b64_pairs[(v >> 24) & 0xFFF], 2);
+		memcpy(out + 4, b64_pairs[(v >> 12) & 0xFFF], 2);
+		memcpy(out + 6, b64_pairs[v & 0xFFF], 2);
+		memcpy(dst + o, out, 8);
+		o += 8;
+		i += 6;
+	}
 	/* 3 bytes -> 4 characters, two table look-ups of two characters each */
 	while (i + 3 <= len)
 	{
@@ -263,6 +279,41 @@ cv_envelope_from_text(const char *src, size_t len, uint8_t *dst, size_t *dstlen)
 	return CV_ENV_OK;
 }
 
+/* bytes of x (each below 0x80) that lie in [lo, hi]: their high bit set, the rest clear */
+#define CV_SWAR_ONES		UINT64_C(0x0101010101010101)
+#define CV_SWAR_HIGH		UINT64_C(0x8080808080808080)
+#define CV_SWAR_IN(x, lo, hi) \
+	(((x) + CV_SWAR_ONES * (0x80 - (lo))) & ~((x) + CV_SWAR_ONES * (0x7F - (hi))) & CV_SWAR_HIGH)
+
+/*
+ * Whether len characters are all of the base64 alphabet (A-Z a-z 0-9 + /),
+ * eight at a time: no branch and no table look-up per character (this runs
+ * in the cv_sealed CHECK of every protected value written).
+ */
+static bool
+cv_base64_alphabet_only(const char *s, size_t len)
+{
+	uint64_t	bad = 0;
+	size_t		i = 0;
+
+	for (; i + 8 <= len; i += 8)
+	{
+		uint64_t	x;
+		uint64_t	ok;
+
+		memcpy(&x, s + i, 8);
+		/* (ASCII only first: the range tests below assume bytes below 0x80) */
+		bad |= x & CV_SWAR_HIGH;
+		x &= ~CV_SWAR_HIGH;
+		ok = CV_SWAR_IN(x, 'A', 'Z') | CV_SWAR_IN(x, 'a', 'z') |
+			CV_SWAR_IN(x, '/', '9') | CV_SWAR_IN(x, '+', '+');
+		bad |= ok ^ CV_SWAR_HIGH;
+	}
+	for (; i < len; i++)
+		bad |= (b64_reverse[(unsigned char) s[i]] < 0);
+	return bad == 0;
+}
+
 /*
  * Validate the text form of an envelope without allocating: the prefix,
  * canonical base64 throughout, the length, and the header fields.  Accepts
@@ -273,7 +324,6 @@ cv_envelope_text_check(const char *src, size_t len, int expected_type)
 {
 	const char *b64;
 	size_t		n,
-				i,
 				pad = 0;
 	uint8_t		head[9];
 	CvEnvelope	env;
@@ -288,15 +338,8 @@ cv_envelope_text_check(const char *src, size_t len, int expected_type)
 		return CV_ENV_BAD_BASE64;
 	if (n >= 1 && b64[n - 1] == '=')
 		pad = (n >= 2 && b64[n - 2] == '=') ? 2 : 1;
-	{
-		/* no branch per character: any -1 makes the OR negative */
-		int			bad = 0;
-
-		for (i = 0; i < n - pad; i++)
-			bad |= b64_reverse[(unsigned char) b64[i]];
-		if (bad < 0)
-			return CV_ENV_BAD_BASE64;
-	}
+	if (!cv_base64_alphabet_only(b64, n - pad))
+		return CV_ENV_BAD_BASE64;
 	/* the last group decodes canonically (unused bits zero) */
 	if (n > 0 && cv_base64_decode(b64 + n - 4, 4, head) < 0)
 		return CV_ENV_BAD_BASE64;

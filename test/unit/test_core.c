@@ -393,6 +393,41 @@ test_hmac(void)
 
 /* ---------- base64 ---------- */
 
+/* the text check refuses every character outside the alphabet, at every place */
+static void
+test_text_alphabet(void)
+{
+	uint8_t		bin[CV_ENV_OVERHEAD + 203];
+	char		txt[CV_ENV_TEXT_PREFIX_LEN + 4 * ((sizeof(bin) + 2) / 3)];
+	size_t		len,
+				p,
+				i;
+	int			c;
+
+	cv_envelope_write_header(bin, CV_ENV_TYPE_TEXT, CV_ENV_FLAG_CONTEXT, 7);
+	for (i = CV_ENV_HEADER_LEN; i < sizeof(bin); i++)
+		bin[i] = (uint8_t) rng();
+	len = cv_envelope_to_text(bin, sizeof(bin), txt);
+	CHECK(cv_envelope_text_check(txt, len, CV_ENV_TYPE_TEXT) == CV_ENV_OK, "alphabet: the text form is valid");
+	/* past the header's characters, before the padding */
+	for (p = CV_ENV_TEXT_PREFIX_LEN + 12; p < len - 2; p++)
+	{
+		char		keep = txt[p];
+
+		for (c = 0; c < 256; c++)
+		{
+			int			in = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+				(c >= '0' && c <= '9') || c == '+' || c == '/';
+
+			txt[p] = (char) c;
+			CHECK((cv_envelope_text_check(txt, len, CV_ENV_TYPE_TEXT) == CV_ENV_OK) == in ||
+				  (in && p == len - 3),
+				  "alphabet: character %d at %zu", c, p);
+		}
+		txt[p] = keep;
+	}
+}
+
 static void
 test_base64(void)
 {
@@ -414,6 +449,20 @@ test_base64(void)
 		m = cv_base64_decode(enc, n, back);
 		CHECK(m == (long) len && memcmp(src, back, len) == 0, "base64 round trip of %zu bytes", len);
 		CHECK(cv_base64_max_decoded_len(n) >= len, "base64 decode bound of %zu bytes", len);
+	}
+	/* RFC 4648 section 10, and the 6-byte steps of the encoder */
+	{
+		static const char *const vec[][2] = {
+			{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
+			{"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}, {"foobarfoobar!", "Zm9vYmFyZm9vYmFyIQ=="},
+			{"\xff\xfe\xfd\xfc\xfb\xfa\xf9", "//79/Pv6+Q=="}};
+
+		for (i = 0; i < sizeof(vec) / sizeof(vec[0]); i++)
+		{
+			size_t		n = cv_base64_encode((const uint8_t *) vec[i][0], strlen(vec[i][0]), enc);
+
+			CHECK(n == strlen(vec[i][1]) && memcmp(enc, vec[i][1], n) == 0, "base64 of vector %zu", i);
+		}
 	}
 	/* non-canonical forms are refused */
 	CHECK(cv_base64_decode("QQ==", 4, back) == 1 && back[0] == 'A', "QQ== decodes");
@@ -804,6 +853,7 @@ main(int argc, char **argv)
 	test_hkdf();
 	test_hmac();
 	test_base64();
+	test_text_alphabet();
 
 	for (i = 0; i < CV_KEY_LEN; i++)
 	{
