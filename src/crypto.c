@@ -63,6 +63,37 @@ cv_aead_free(CvAead *a)
 	free(a);
 }
 
+/*
+ * Associated data of up to this many bytes (an envelope header and a row
+ * context, usually) goes to the cipher in one piece: a second update call
+ * starts inside a partial block of GCM's hash and costs more than the copy.
+ */
+#define CV_AAD_JOIN_MAX		512
+
+/* feed the two parts of the associated data to ctx (encrypting or decrypting) */
+static bool
+cv_aead_aad(EVP_CIPHER_CTX *ctx, bool enc, const uint8_t *aad1, size_t aad1_len,
+			const uint8_t *aad2, size_t aad2_len)
+{
+	uint8_t		joined[CV_AAD_JOIN_MAX];
+	int			outl;
+
+	if (aad1_len > 0 && aad2_len > 0 && aad1_len + aad2_len <= sizeof(joined))
+	{
+		/* one update; the GCM hash of the stream is the same */
+		memcpy(joined, aad1, aad1_len);
+		memcpy(joined + aad1_len, aad2, aad2_len);
+		aad1 = joined;
+		aad1_len += aad2_len;
+		aad2_len = 0;
+	}
+	if (enc)
+		return (aad1_len == 0 || EVP_EncryptUpdate(ctx, NULL, &outl, aad1, (int) aad1_len) == 1) &&
+			(aad2_len == 0 || EVP_EncryptUpdate(ctx, NULL, &outl, aad2, (int) aad2_len) == 1);
+	return (aad1_len == 0 || EVP_DecryptUpdate(ctx, NULL, &outl, aad1, (int) aad1_len) == 1) &&
+		(aad2_len == 0 || EVP_DecryptUpdate(ctx, NULL, &outl, aad2, (int) aad2_len) == 1);
+}
+
 /* AES-256-GCM encrypt pt with the given 12-byte nonce and two AAD parts */
 bool
 cv_aead_seal(CvAead *a, const uint8_t *nonce,
@@ -75,9 +106,7 @@ cv_aead_seal(CvAead *a, const uint8_t *nonce,
 
 	if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) != 1)
 		return false;
-	if (aad1_len > 0 && EVP_EncryptUpdate(a->enc, NULL, &outl, aad1, (int) aad1_len) != 1)
-		return false;
-	if (aad2_len > 0 && EVP_EncryptUpdate(a->enc, NULL, &outl, aad2, (int) aad2_len) != 1)
+	if (!cv_aead_aad(a->enc, true, aad1, aad1_len, aad2, aad2_len))
 		return false;
 	if (pt_len > 0 && EVP_EncryptUpdate(a->enc, ct, &outl, pt, (int) pt_len) != 1)
 		return false;
@@ -112,9 +141,7 @@ cv_aead_open(CvAead *a, const uint8_t *nonce,
 
 	if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) != 1)
 		return -1;
-	if (aad1_len > 0 && EVP_DecryptUpdate(a->dec, NULL, &outl, aad1, (int) aad1_len) != 1)
-		return -1;
-	if (aad2_len > 0 && EVP_DecryptUpdate(a->dec, NULL, &outl, aad2, (int) aad2_len) != 1)
+	if (!cv_aead_aad(a->dec, false, aad1, aad1_len, aad2, aad2_len))
 		return -1;
 	if (ct_len > 0 && EVP_DecryptUpdate(a->dec, pt, &outl, ct, (int) ct_len) != 1)
 		return -1;
