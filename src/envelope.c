@@ -203,44 +203,64 @@ cv_base64_decode(const char *src, size_t len, uint8_t *dst)
 {
 	size_t		i,
 				o = 0;
+	int			bad = 0;
+	int			a,
+				b,
+				c,
+				d;
 
 	if (len % 4 != 0)
 		return -1;
-	for (i = 0; i < len; i += 4)
+	if (len == 0)
+		return 0;
+	/* every group but the last: four characters of the alphabet, no branch */
+	for (i = 0; i + 4 < len; i += 4)
 	{
-		int			a = b64_reverse[(unsigned char) src[i]];
-		int			b = b64_reverse[(unsigned char) src[i + 1]];
-		int			c,
-					d;
-		int			last = (i + 4 == len);
+		uint32_t	v;
 
-		if (a < 0 || b < 0)
-			return -1;
-		if (last && src[i + 2] == '=')
-		{
-			if (src[i + 3] != '=' || (b & 15) != 0)
-				return -1;
-			dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
-			break;
-		}
+		a = b64_reverse[(unsigned char) src[i]];
+		b = b64_reverse[(unsigned char) src[i + 1]];
 		c = b64_reverse[(unsigned char) src[i + 2]];
-		if (c < 0)
-			return -1;
-		if (last && src[i + 3] == '=')
-		{
-			if ((c & 3) != 0)
-				return -1;
-			dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
-			dst[o++] = (uint8_t) (((b & 15) << 4) | (c >> 2));
-			break;
-		}
 		d = b64_reverse[(unsigned char) src[i + 3]];
-		if (d < 0)
+		bad |= a | b | c | d;	/* negative once any is -1 ('=' included) */
+		v = ((uint32_t) (a & 63) << 18) | ((uint32_t) (b & 63) << 12) |
+			((uint32_t) (c & 63) << 6) | (uint32_t) (d & 63);
+		dst[o] = (uint8_t) (v >> 16);
+		dst[o + 1] = (uint8_t) (v >> 8);
+		dst[o + 2] = (uint8_t) v;
+		o += 3;
+	}
+	if (bad < 0)
+		return -1;
+	/* the last group: padding allowed, unused bits zero */
+	a = b64_reverse[(unsigned char) src[i]];
+	b = b64_reverse[(unsigned char) src[i + 1]];
+	if (a < 0 || b < 0)
+		return -1;
+	if (src[i + 2] == '=')
+	{
+		if (src[i + 3] != '=' || (b & 15) != 0)
+			return -1;
+		dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
+		return (long) o;
+	}
+	c = b64_reverse[(unsigned char) src[i + 2]];
+	if (c < 0)
+		return -1;
+	if (src[i + 3] == '=')
+	{
+		if ((c & 3) != 0)
 			return -1;
 		dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
 		dst[o++] = (uint8_t) (((b & 15) << 4) | (c >> 2));
-		dst[o++] = (uint8_t) (((c & 3) << 6) | d);
+		return (long) o;
 	}
+	d = b64_reverse[(unsigned char) src[i + 3]];
+	if (d < 0)
+		return -1;
+	dst[o++] = (uint8_t) ((a << 2) | (b >> 4));
+	dst[o++] = (uint8_t) (((b & 15) << 4) | (c >> 2));
+	dst[o++] = (uint8_t) (((c & 3) << 6) | d);
 	return (long) o;
 }
 
