@@ -50,6 +50,7 @@ REGRESS += consent_scale
 REGRESS += consent_fastpath ledger_head_hint
 # the consent policy event trigger copies and flips policies without parsing (part FIXDDL)
 REGRESS += ddl_trigger_review
+REGRESS += policy_copy_wholerow
 # one protect trigger per table (part TRIGGER, issue 15)
 REGRESS += protect_table protect_review
 # cv_protect on every UPDATE (part TRIGGER3, issue 15)

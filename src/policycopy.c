@@ -107,7 +107,7 @@ cv_consent_policy_restrictive(PG_FUNCTION_ARGS)
 
 /* a stored policy expression of the ancestor as the child's (NULL stays NULL) */
 static char *
-map_policy_expr(HeapTuple tup, Relation pg_policy_rel, int attnum, AttrMap *map, Oid parent_rowtype,
+map_policy_expr(HeapTuple tup, Relation pg_policy_rel, int attnum, AttrMap *map, Oid child_rowtype,
 				Oid child_relid, const ObjectAddress *myself)
 {
 	bool		isnull;
@@ -118,7 +118,7 @@ map_policy_expr(HeapTuple tup, Relation pg_policy_rel, int attnum, AttrMap *map,
 	if (isnull)
 		return NULL;
 	expr = (Node *) stringToNode(TextDatumGetCString(d));
-	expr = map_variable_attnos(expr, 1, 0, map, parent_rowtype, &found_whole_row);
+	expr = map_variable_attnos(expr, 1, 0, map, child_rowtype, &found_whole_row);
 	/* as CreatePolicy records them: the objects the expression uses, the child's columns */
 	recordDependencyOnSingleRelExpr(myself, expr, child_relid, DEPENDENCY_NORMAL,
 									DEPENDENCY_NORMAL, false);
@@ -203,9 +203,9 @@ cv_copy_consent_policy(PG_FUNCTION_ARGS)
 	values[Anum_pg_policy_polroles - 1] = PointerGetDatum(role_arr);
 
 	qual = map_policy_expr(src_tup, pg_policy_rel, Anum_pg_policy_polqual, map,
-						   RelationGetForm(src)->reltype, child_relid, &myself);
+						   RelationGetForm(child)->reltype, child_relid, &myself);
 	withcheck = map_policy_expr(src_tup, pg_policy_rel, Anum_pg_policy_polwithcheck, map,
-								RelationGetForm(src)->reltype, child_relid, &myself);
+								RelationGetForm(child)->reltype, child_relid, &myself);
 	if (qual != NULL)
 		values[Anum_pg_policy_polqual - 1] = CStringGetTextDatum(qual);
 	else
