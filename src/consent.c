@@ -70,6 +70,7 @@
 #include "storage/itemptr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "storage/procarray.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
 #include "tcop/deparse_utility.h"
@@ -105,14 +106,36 @@ typedef struct CvConsentCommit
 	uint64		seq;			/* its value of "finished"; 0 = empty slot */
 	TransactionId xid;
 	bool		committed;
+	bool		prepared;		/* recorded at PREPARE: may still be in progress */
 } CvConsentCommit;
+
+/*
+ * Prepared consent changes no longer in the ring.  A change recorded at
+ * PREPARE stays in progress until COMMIT or ROLLBACK PREPARED, which may come
+ * after any number of other changes (or after a restart, which empties the
+ * ring), and no counter moves then.  So its xid is kept here, and a cache is
+ * reused (or a shared version published or used) only for a snapshot that
+ * sees it finished, until every backend does (the oldest xid any backend
+ * may still consider running has passed it; then it is dropped).  When the
+ * list is full, the newest xid that did not fit is kept in overflow_xid
+ * instead: a snapshot must then see every xid up to it finished (its xmin
+ * above it).  Empty and without overflow in the usual case: a reuse check
+ * costs two loads more.
+ */
+#define CV_PENDING_MAX	16
 
 typedef struct CvConsentShared
 {
 	pg_atomic_uint64 started;
 	pg_atomic_uint64 finished;
-	slock_t		mutex;			/* protects the ring, and orders "finished" */
+	slock_t		mutex;			/* protects everything below, and orders
+								 * "finished" */
 	TransactionId evicted_xid;	/* newest committed xid pushed out of the ring */
+	bool		seeded;			/* pending holds the transactions prepared
+								 * before this shared memory was made */
+	int			npending;
+	TransactionId overflow_xid; /* Invalid: none */
+	TransactionId pending[CV_PENDING_MAX];
 	CvConsentCommit ring[CV_COMMIT_RING];
 } CvConsentShared;
 
@@ -310,6 +333,9 @@ cv_consent_shmem_startup(void)
 		pg_atomic_init_u64(&cv_shared->finished, 0);
 		SpinLockInit(&cv_shared->mutex);
 		cv_shared->evicted_xid = InvalidTransactionId;
+		cv_shared->seeded = false;
+		cv_shared->npending = 0;
+		cv_shared->overflow_xid = InvalidTransactionId;
 		memset(cv_shared->ring, 0, sizeof(cv_shared->ring));
 	}
 	ScacheShmemInit();
@@ -348,9 +374,42 @@ cv_consent_reset(void)
 	cv_purposes_relid = InvalidOid;
 }
 
-/* record a finished consent-changing transaction in the ring, then bump "finished" */
+/* the later of two xids, either of which may be invalid (under the mutex) */
+static inline TransactionId
+cv_xid_later(TransactionId a, TransactionId b)
+{
+	if (!TransactionIdIsValid(a))
+		return b;
+	if (!TransactionIdIsValid(b) || TransactionIdPrecedes(b, a))
+		return a;
+	return b;
+}
+
+/* keep a possibly prepared xid in the pending list, or in overflow_xid (under the mutex) */
 static void
-cv_consent_record_finish(bool committed)
+cv_pending_add(TransactionId xid)
+{
+	int			i;
+
+	if (!TransactionIdIsNormal(xid))
+		return;
+	for (i = 0; i < cv_shared->npending; i++)
+	{
+		if (TransactionIdEquals(cv_shared->pending[i], xid))
+			return;
+	}
+	if (cv_shared->npending < CV_PENDING_MAX)
+		cv_shared->pending[cv_shared->npending++] = xid;
+	else
+		cv_shared->overflow_xid = cv_xid_later(cv_shared->overflow_xid, xid);
+}
+
+/*
+ * Record a finished consent-changing transaction in the ring, then bump
+ * "finished"; prepared: at PREPARE (its xid is still in progress).
+ */
+static void
+cv_consent_record_finish(bool committed, bool prepared)
 {
 	CvConsentCommit *slot;
 	uint64		seq;
@@ -362,9 +421,13 @@ cv_consent_record_finish(bool committed)
 		(!TransactionIdIsValid(cv_shared->evicted_xid) ||
 		 TransactionIdFollows(slot->xid, cv_shared->evicted_xid)))
 		cv_shared->evicted_xid = slot->xid;
+	/* a prepared change leaving the ring may still be in progress: keep it */
+	if (slot->seq != 0 && slot->prepared)
+		cv_pending_add(slot->xid);
 	slot->seq = seq;
 	slot->xid = cv_consent_xid;
 	slot->committed = committed && TransactionIdIsValid(cv_consent_xid);
+	slot->prepared = prepared && slot->committed;
 	pg_atomic_write_u64(&cv_shared->finished, seq);
 	SpinLockRelease(&cv_shared->mutex);
 }
@@ -386,9 +449,101 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
 }
 
 /*
+ * Seed the pending list, once per shared memory (server start, crash
+ * restart, promotion): transactions prepared before it was made survive it,
+ * and none of them is in the ring.  Every in-progress xid of snap (a
+ * snapshot taken in normal running, so after those were restored) that no
+ * live backend runs is one of them, or finished meanwhile: all are kept.
+ * Transactions finished before snap's xmin are visible to snap but perhaps
+ * not to older snapshots: overflow_xid covers them until every backend sees
+ * them.  Runs outside the mutex (BackendXidGetPid takes ProcArrayLock).
+ */
+static void
+cv_consent_seed(Snapshot snap)
+{
+	TransactionId found[CV_PENDING_MAX];
+	TransactionId over = InvalidTransactionId;
+	int			nfound = 0;
+	uint32		i;
+	int			j;
+
+	for (i = 0; i < snap->xcnt; i++)
+	{
+		TransactionId xid = snap->xip[i];
+
+		if (!TransactionIdIsNormal(xid) || BackendXidGetPid(xid) != 0)
+			continue;			/* a session's own: its end is recorded as usual */
+		if (nfound < CV_PENDING_MAX)
+			found[nfound++] = xid;
+		else
+			over = cv_xid_later(over, xid);
+	}
+	if (TransactionIdIsNormal(snap->xmin))
+	{
+		TransactionId before = snap->xmin;
+
+		TransactionIdRetreat(before);
+		if (TransactionIdIsNormal(before))
+			over = cv_xid_later(over, before);
+	}
+	SpinLockAcquire(&cv_shared->mutex);
+	if (!cv_shared->seeded)
+	{
+		for (j = 0; j < nfound; j++)
+			cv_pending_add(found[j]);
+		cv_shared->overflow_xid = cv_xid_later(cv_shared->overflow_xid, over);
+		cv_shared->seeded = true;
+	}
+	SpinLockRelease(&cv_shared->mutex);
+}
+
+/* xmin of the snapshot this backend last dropped pending xids for */
+static TransactionId cv_pruned_at = InvalidTransactionId;
+
+/*
+ * Drop the pending xids (and the overflow) that every backend sees finished:
+ * they precede the oldest xid any backend may still consider running (that
+ * takes every backend's xmin and xid into account, a prepared transaction's
+ * too).  Tried once per xmin of the snapshots checked, only while there is
+ * anything to drop that snap itself already sees finished.
+ */
+static void
+cv_pending_prune(Snapshot snap)
+{
+	TransactionId oldest;
+	bool		any = false;
+	int			i;
+
+	if (TransactionIdEquals(snap->xmin, cv_pruned_at))
+		return;
+	SpinLockAcquire(&cv_shared->mutex);
+	if (TransactionIdIsValid(cv_shared->overflow_xid) &&
+		TransactionIdPrecedes(cv_shared->overflow_xid, snap->xmin))
+		any = true;
+	for (i = 0; !any && i < cv_shared->npending; i++)
+		any = TransactionIdPrecedes(cv_shared->pending[i], snap->xmin);
+	SpinLockRelease(&cv_shared->mutex);
+	cv_pruned_at = snap->xmin;
+	if (!any)
+		return;
+	oldest = GetOldestTransactionIdConsideredRunning();
+	SpinLockAcquire(&cv_shared->mutex);
+	for (i = cv_shared->npending - 1; i >= 0; i--)
+	{
+		if (TransactionIdPrecedes(cv_shared->pending[i], oldest))
+			cv_shared->pending[i] = cv_shared->pending[--cv_shared->npending];
+	}
+	if (TransactionIdIsValid(cv_shared->overflow_xid) &&
+		TransactionIdPrecedes(cv_shared->overflow_xid, oldest))
+		cv_shared->overflow_xid = InvalidTransactionId;
+	SpinLockRelease(&cv_shared->mutex);
+}
+
+/*
  * Whether every consent-changing transaction that committed with a sequence
  * number up to f is visible in snap (so snap sees exactly those, when none
- * is in flight and none came later).
+ * is in flight and none came later), prepared ones that left the ring
+ * included.
  */
 static bool
 cv_consent_commits_visible(Snapshot snap, uint64 f)
@@ -398,23 +553,35 @@ cv_consent_commits_visible(Snapshot snap, uint64 f)
 
 	if (snap->takenDuringRecovery)
 		return false;
+	/* unlocked reads: only hints of work to do (each is done under the mutex) */
+	if (unlikely(!cv_shared->seeded))
+		cv_consent_seed(snap);
+	if (unlikely(cv_shared->npending > 0 || TransactionIdIsValid(cv_shared->overflow_xid)))
+		cv_pending_prune(snap);
 	SpinLockAcquire(&cv_shared->mutex);
 	if (pg_atomic_read_u64(&cv_shared->finished) != f)
 		ok = false;				/* moved on meanwhile */
+	else if (!cv_shared->seeded)
+		ok = false;
 	else if (TransactionIdIsValid(cv_shared->evicted_xid) &&
 			 !cv_xid_visible(snap, cv_shared->evicted_xid))
 		ok = false;
+	else if (TransactionIdIsValid(cv_shared->overflow_xid) &&
+			 !TransactionIdPrecedes(cv_shared->overflow_xid, snap->xmin))
+		ok = false;				/* some prepared xid up to it may be unseen */
 	else
 	{
-		for (i = 0; i < CV_COMMIT_RING; i++)
+		for (i = 0; ok && i < cv_shared->npending; i++)
+		{
+			if (!cv_xid_visible(snap, cv_shared->pending[i]))
+				ok = false;
+		}
+		for (i = 0; ok && i < CV_COMMIT_RING; i++)
 		{
 			CvConsentCommit *c = &cv_shared->ring[i];
 
 			if (c->seq != 0 && c->seq <= f && c->committed && !cv_xid_visible(snap, c->xid))
-			{
 				ok = false;
-				break;
-			}
 		}
 	}
 	SpinLockRelease(&cv_shared->mutex);
@@ -505,6 +672,7 @@ cv_consent_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_PREPARE:
 			if (cv_consent_bumped && cv_shared != NULL)
 				cv_consent_record_finish(event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT ||
+										 event == XACT_EVENT_PREPARE,
 										 event == XACT_EVENT_PREPARE);
 			if (event == XACT_EVENT_ABORT && cv_consent_dirty)
 				cv_consent_reset();
