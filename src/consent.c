@@ -27,6 +27,12 @@
  *    xids, which a standby snapshot keeps in subxip).  A logical
  *    replication subscriber's apply worker fires row triggers only: row
  *    triggers enabled for replica sessions mark its transactions.
+ *  - A prepared change (two-phase commit) is recorded as finished at
+ *    PREPARE while its xid stays in progress until COMMIT/ROLLBACK PREPARED,
+ *    which moves no counter: when it leaves the ring, its xid goes to a
+ *    small list of pending prepared xids that every reuse check consults
+ *    until every backend sees it finished (seeded, after a restart, with
+ *    the prepared transactions that survived it).
  *  - A transaction that changed the consent tables itself uses a cache only
  *    for the exact snapshot (command id included) it was read under.
  *
