@@ -101,9 +101,31 @@ extern Oid CvCitusRowsRelation(Oid relid, Oid *idx, int nindex);
 extern int	cv_consent_cache_size;
 extern void ConsentInit(void);
 
-/* forget.c: the walk of forget_subject, its statements kept per session */
+/* forget.c: forget_subject, its statements kept per session */
 extern void ForgetInit(void);
 extern void CvErasureLabelsChanged(void);
+
+/*
+ * maint.c: acting as a table's owner inside a security-restricted operation,
+ * in a GUC nest level of its own with a pinned search_path and row security
+ * off (maintenance and erasure); pin_output also pins the output settings
+ * (extra_float_digits, DateStyle, IntervalStyle, bytea_output) so values
+ * printed as text read back as the same values.
+ */
+typedef struct CvAsTableOwner
+{
+	Oid			save_userid;
+	int			save_sec;
+	int			nestlevel;
+} CvAsTableOwner;
+extern void CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw);
+extern void CvRestoreCaller(CvAsTableOwner *sw);
+
+/* keys.c: destroy the keys of every subject of a text[]; true if one existed */
+extern bool CvShredSubjects(Datum subjects);
+
+/* import.c: withdraw n granted consents (one chained ledger entry each), evidence a jsonb object */
+extern void CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence);
 extern uint64 CvConsentStarted(void);
 extern bool CvConsentSnapshotTag(Snapshot snap, uint64 *tag);
 extern bool CvConsentTagValid(Snapshot snap, uint64 tag);

@@ -49,11 +49,18 @@
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+#include "catalog/pg_collation.h"
+#if PG_VERSION_NUM >= 160000
+#include "nodes/miscnodes.h"
+#endif
 
 /* one table of the erasure plan */
 typedef struct FgTable
 {
 	Oid			relid;
+	Oid			owner;
 	int			depth;
 	char		treat;			/* 'd'elete, 'a'nonymize, 'k'eep */
 	int			change_pos;
@@ -86,6 +93,31 @@ static bool fg_busy = false;
 static bool fg_building = false;
 static Oid *fg_build_rels = NULL;
 static int	fg_build_nrel = 0;
+
+/*
+ * The types subjects are compared in (forget_subject's holds and consents):
+ * those of the registered subject columns and of the retention policies'
+ * subject columns, but text and varchar (compared as text); the tables of
+ * the retention policies' columns are watched like the planned ones.
+ */
+#define FG_MAX_TYPES 8
+static Oid	fg_match_types[FG_MAX_TYPES];
+static int	fg_nmatch = 0;
+static Oid *fg_watch = NULL;
+static int	fg_nwatch = 0;
+
+/* the statements of forget_subject itself, kept */
+static SPIPlanPtr fg_plan_holdlock = NULL;
+static SPIPlanPtr fg_plan_holdinit = NULL;
+static SPIPlanPtr fg_plan_holds = NULL;
+static SPIPlanPtr fg_plan_head = NULL;
+static SPIPlanPtr fg_plan_headinit = NULL;
+static SPIPlanPtr fg_plan_consents = NULL;
+static SPIPlanPtr fg_plan_receipt = NULL;
+
+/* the owner the walk currently acts as (InvalidOid: the caller) */
+static Oid	fg_cur_owner = InvalidOid;
+static CvAsTableOwner fg_sw;
 
 /* labelled tables no registered table reaches: their OIDs and names */
 static int	fg_nunreached = 0;
@@ -129,6 +161,13 @@ fg_relcache_callback(Datum arg, Oid relid)
 		}
 	for (i = 0; i < fg_nunreached; i++)
 		if (fg_unreached_oids[i] == relid)
+		{
+			fg_valid = false;
+			fg_gen++;
+			return;
+		}
+	for (i = 0; i < fg_nwatch; i++)
+		if (fg_watch[i] == relid)
 		{
 			fg_valid = false;
 			fg_gen++;
@@ -194,15 +233,22 @@ fg_free(void)
 	fg_nunreached = 0;
 	fg_unreached_oids = NULL;
 	fg_unreached_names = NULL;
+	fg_nmatch = 0;
+	fg_watch = NULL;
+	fg_nwatch = 0;
 	if (fg_cxt != NULL)
 		MemoryContextReset(fg_cxt);
 }
 
-/* prepare and keep one statement of the plan */
+/*
+ * Prepare and keep one statement of the plan, generic: its parameters are
+ * one subject or a few keys, and a custom plan per erasure would cost more
+ * than the statement itself.
+ */
 static SPIPlanPtr
 fg_prepare(const char *sql, int nparams, Oid *types)
 {
-	SPIPlanPtr	p = SPI_prepare(sql, nparams, types);
+	SPIPlanPtr	p = SPI_prepare_cursor(sql, nparams, types, CURSOR_OPT_GENERIC_PLAN);
 
 	if (p == NULL)
 		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -377,6 +423,21 @@ fg_subject_type_ok(Oid typ)
 		typ == INT4OID || typ == INT8OID || typ == NUMERICOID || typ == UUIDOID;
 }
 
+/* a type subjects are compared in (text and varchar compare as text) */
+static void
+fg_add_match_type(Oid typ)
+{
+	int			i;
+
+	if (!fg_subject_type_ok(typ) || typ == TEXTOID || typ == VARCHAROID)
+		return;
+	for (i = 0; i < fg_nmatch; i++)
+		if (fg_match_types[i] == typ)
+			return;
+	if (fg_nmatch < FG_MAX_TYPES)
+		fg_match_types[fg_nmatch++] = typ;
+}
+
 /*
  * Build the plan of an erasure (inside SPI) from the catalog and the
  * registry: the same reach _subject_reach() gives (registered tables at
@@ -479,20 +540,31 @@ fg_build_plan(void)
 			subjcol[k - 1] = ts;
 		}
 	/* each table's treatment, from its retention action */
-	rc = SPI_execute("SELECT rp.relid::pg_catalog.oid, rp.action FROM customer_vault.retention_policies rp", true, 0);
+	rc = SPI_execute("SELECT rp.relid::pg_catalog.oid, rp.action, rp.subject_column::pg_catalog.text"
+					 " FROM customer_vault.retention_policies rp", true, 0);
 	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read the retention policies");
 	for (i = 0; i < nrel; i++)
 		treat[i] = 'd';
+	fg_watch = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(SPI_processed, 1));
 	for (r = 0; r < SPI_processed; r++)
 	{
 		bool		isnull;
 		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
 		char	   *action = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+		char	   *scol = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3);
 		int			p = fg_pos(rels, nrel, relid);
 
 		if (p >= 0 && action != NULL)
 			treat[p] = strcmp(action, "anonymize") == 0 ? 'a' : strcmp(action, "shred") == 0 ? 'k' : 'd';
+		if (scol != NULL)
+		{
+			AttrNumber	att = get_attnum(relid, scol);
+
+			fg_watch[fg_nwatch++] = relid;
+			if (att != InvalidAttrNumber)
+				fg_add_match_type(get_atttype(relid, att));
+		}
 	}
 
 	old = MemoryContextSwitchTo(fg_cxt);
@@ -554,6 +626,7 @@ fg_build_plan(void)
 		if (!HeapTupleIsValid(ctup))
 			elog(ERROR, "cache lookup failed for relation %u", rels[i]);
 		cform = (Form_pg_class) GETSTRUCT(ctup);
+		t->owner = cform->relowner;
 		qual = psprintf("%s%s t", cform->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
 						quote_qualified_identifier(get_namespace_name(cform->relnamespace), NameStr(cform->relname)));
 		ReleaseSysCache(ctup);
@@ -581,6 +654,7 @@ fg_build_plan(void)
 						 errmsg("the subject column of table %s is of type %s, which is not allowed for a subject column",
 								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(rels[i]))),
 								format_type_be(t->subject_type))));
+			fg_add_match_type(t->subject_type);
 			appendStringInfo(&cond, "(t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
 							 quote_identifier(subjcol[i]), fg_type_name(t->subject_type));
 			np = 1;
@@ -838,39 +912,141 @@ fg_build(void)
 	PopActiveSnapshot();
 }
 
+#if PG_VERSION_NUM < 160000
 /*
- * Whether the subject is a value of an allowed subject type (its input
- * function: built-in types only, no user code); *canon: the value's text
- * form in that type (what may_process((column)::type) compares), NULL for
- * the text types.
+ * PostgreSQL 15 has no soft input errors: a cheap syntactic check per type
+ * family first (what the input functions of 15 accept), the input function
+ * called directly when the value cannot fail (few enough digits, a small
+ * exponent), and a subtransaction only for what is left (long numbers,
+ * NaN and infinities).
+ */
+
+/* int2in/int4in/int8in: blanks, a sign, digits, blanks; *digits: significant ones */
+static bool
+fg_int_syntax(const char *s, int *digits)
+{
+	const char *p = s;
+	bool		any = false;
+	int			n = 0;
+
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (*p == '+' || *p == '-')
+		p++;
+	while (*p == '0')
+	{
+		p++;
+		any = true;
+	}
+	while (*p >= '0' && *p <= '9')
+	{
+		p++;
+		n++;
+		any = true;
+	}
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	*digits = n;
+	return any && *p == '\0';
+}
+
+/*
+ * numeric_in without NaN and infinities: blanks, a sign, digits with at most
+ * one point (one digit at least), an exponent, blanks; *safe when it cannot
+ * overflow (at most 1000 digits, an exponent of at most 3 digits)
  */
 static bool
-fg_casts_to(const char *subject, Oid typ, char **canon)
+fg_numeric_syntax(const char *s, bool *safe)
+{
+	const char *p = s;
+	int			digits = 0;
+	int			edigits = 0;
+	bool		point = false;
+
+	*safe = false;
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (*p == '+' || *p == '-')
+		p++;
+	for (; (*p >= '0' && *p <= '9') || *p == '.'; p++)
+	{
+		if (*p == '.')
+		{
+			if (point)
+				return false;
+			point = true;
+		}
+		else
+			digits++;
+	}
+	if (digits == 0)
+		return false;
+	if (*p == 'e' || *p == 'E')
+	{
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		while (*p >= '0' && *p <= '9')
+		{
+			p++;
+			edigits++;
+		}
+		if (edigits == 0)
+			return false;
+	}
+	while (*p && isspace((unsigned char) *p))
+		p++;
+	if (*p != '\0')
+		return false;
+	*safe = digits <= 1000 && edigits <= 3;
+	return true;
+}
+
+/* uuid_in of 15 (string_to_uuid): 32 hex digits, a hyphen after any group of 4, in braces or not */
+static bool
+fg_uuid_syntax(const char *s)
+{
+	const char *p = s;
+	bool		braces = false;
+	int			i;
+
+	if (*p == '{')
+	{
+		p++;
+		braces = true;
+	}
+	for (i = 0; i < 16; i++)
+	{
+		if (p[0] == '\0' || p[1] == '\0' ||
+			!isxdigit((unsigned char) p[0]) || !isxdigit((unsigned char) p[1]))
+			return false;
+		p += 2;
+		if (p[0] == '-' && (i % 2) == 1 && i < 15)
+			p++;
+	}
+	if (braces)
+	{
+		if (*p != '}')
+			return false;
+		p++;
+	}
+	return *p == '\0';
+}
+
+/* the input function in a subtransaction: false on a data exception */
+static bool
+fg_input_subxact(const char *subject, Oid typinput, Oid typioparam, Datum *val)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	Oid			typinput;
-	Oid			typioparam;
 	volatile bool ok = true;
-	const char *c;
+	volatile Datum v = (Datum) 0;
 
-	*canon = NULL;
-	if (typ == TEXTOID || typ == VARCHAROID || typ == BPCHAROID)
-		return true;
-	getTypeInputInfo(typ, &typinput, &typioparam);
-	/* the common case without a subtransaction: a plain decimal integer */
-	if (typ == INT8OID || typ == NUMERICOID)
-	{
-		for (c = subject; *c >= '0' && *c <= '9'; c++)
-			;
-		if (*c == '\0' && c > subject && c - subject <= 18)
-			goto valid;
-	}
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		(void) OidInputFunctionCall(typinput, (char *) subject, typioparam, -1);
+		v = OidInputFunctionCall(typinput, (char *) subject, typioparam, -1);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -890,18 +1066,191 @@ fg_casts_to(const char *subject, Oid typ, char **canon)
 		ok = false;
 	}
 	PG_END_TRY();
-	if (!ok)
-		return false;
-valid:
-	{
-		Oid			typoutput;
-		bool		isvarlena;
+	*val = v;
+	return ok;
+}
+#endif
 
-		getTypeOutputInfo(typ, &typoutput, &isvarlena);
-		*canon = OidOutputFunctionCall(typoutput,
-									   OidInputFunctionCall(typinput, (char *) subject, typioparam, -1));
+/*
+ * Whether a text is a value of an allowed subject type, read by the type's
+ * input function (built-in types only, no user code), without raising an
+ * error: the soft-error path of 16 and later, on 15 a syntactic check and a
+ * subtransaction only where the value could still fail.  *val: the value.
+ */
+static bool
+fg_parse(const char *subject, Oid typ, Datum *val)
+{
+	Oid			typinput;
+	Oid			typioparam;
+#if PG_VERSION_NUM >= 160000
+	ErrorSaveContext escontext = {T_ErrorSaveContext};
+	FmgrInfo	flinfo;
+
+	getTypeInputInfo(typ, &typinput, &typioparam);
+	fmgr_info(typinput, &flinfo);
+	return InputFunctionCallSafe(&flinfo, (char *) subject, typioparam, -1,
+								 (Node *) &escontext, val);
+#else
+	int			digits;
+	bool		safe;
+
+	getTypeInputInfo(typ, &typinput, &typioparam);
+	switch (typ)
+	{
+		case INT2OID:
+		case INT4OID:
+		case INT8OID:
+			if (!fg_int_syntax(subject, &digits))
+				return false;
+			if (digits <= (typ == INT2OID ? 4 : typ == INT4OID ? 9 : 18))
+				break;
+			return fg_input_subxact(subject, typinput, typioparam, val);
+		case NUMERICOID:
+			if (fg_numeric_syntax(subject, &safe))
+			{
+				if (safe)
+					break;
+				return fg_input_subxact(subject, typinput, typioparam, val);
+			}
+			/* NaN and the infinities: letters of those words only */
+			if (strspn(subject, " \t\n\r\v\f+-aAfFiInNtTyY") != strlen(subject))
+				return false;
+			return fg_input_subxact(subject, typinput, typioparam, val);
+		case UUIDOID:
+			if (!fg_uuid_syntax(subject))
+				return false;
+			break;
+		case TEXTOID:
+		case VARCHAROID:
+		case BPCHAROID:
+			break;
+		default:
+			return fg_input_subxact(subject, typinput, typioparam, val);
 	}
+	*val = OidInputFunctionCall(typinput, (char *) subject, typioparam, -1);
 	return true;
+#endif
+}
+
+/* two values of a subject type are equal (as its = compares them) */
+static bool
+fg_equal(Oid typ, Datum a, Datum b)
+{
+	switch (typ)
+	{
+		case INT2OID:
+			return DatumGetInt16(a) == DatumGetInt16(b);
+		case INT4OID:
+			return DatumGetInt32(a) == DatumGetInt32(b);
+		case INT8OID:
+			return DatumGetInt64(a) == DatumGetInt64(b);
+		case NUMERICOID:
+			return DatumGetBool(DirectFunctionCall2(numeric_eq, a, b));
+		case UUIDOID:
+			return memcmp(DatumGetUUIDP(a), DatumGetUUIDP(b), UUID_LEN) == 0;
+		case BPCHAROID:
+			return DatumGetBool(DirectFunctionCall2Coll(bpchareq, DEFAULT_COLLATION_OID, a, b));
+		default:
+			return DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, a, b));
+	}
+}
+
+/* a value's text form in its type */
+static char *
+fg_output(Oid typ, Datum val)
+{
+	Oid			typoutput;
+	bool		isvarlena;
+
+	getTypeOutputInfo(typ, &typoutput, &isvarlena);
+	return OidOutputFunctionCall(typoutput, val);
+}
+
+/*
+ * Whether the subject is a value of an allowed subject type; *canon: the
+ * value's text form in that type (what may_process((column)::type)
+ * compares), NULL for the text types.
+ */
+static bool
+fg_casts_to(const char *subject, Oid typ, char **canon)
+{
+	Datum		val;
+
+	*canon = NULL;
+	if (typ == TEXTOID || typ == VARCHAROID || typ == BPCHAROID)
+		return true;
+	if (!fg_parse(subject, typ, &val))
+		return false;
+	*canon = fg_output(typ, val);
+	return true;
+}
+
+/*
+ * The canonical spelling of a subject among the given subject column types:
+ * its text form in the first type it is a value of (integers first, then
+ * numeric, then uuid, each group by type OID); as given when none takes it.
+ */
+static char *
+fg_canonical(const char *subject, const Oid *types, int n)
+{
+	static const Oid order[] = {INT8OID, INT2OID, INT4OID, NUMERICOID, UUIDOID};
+	int			o;
+	int			i;
+
+	for (o = 0; o < lengthof(order); o++)
+		for (i = 0; i < n; i++)
+			if (types[i] == order[o])
+			{
+				Datum		val;
+
+				if (fg_parse(subject, order[o], &val))
+					return fg_output(order[o], val);
+				break;
+			}
+	return pstrdup(subject);
+}
+
+PG_FUNCTION_INFO_V1(cv_canonical_subject);
+
+/*
+ * customer_vault._canonical_subject(subject text) RETURNS text: the subject
+ * in the type of the registered subject columns it is a value of ('042' is
+ * '42' for a bigint column), else as given; NULL for NULL.
+ */
+Datum
+cv_canonical_subject(PG_FUNCTION_ARGS)
+{
+	char	   *subject;
+	char	   *canon;
+	Oid			types[FG_MAX_TYPES];
+	int			n = 0;
+	uint64		r;
+	text	   *result;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_NULL();
+	subject = TextDatumGetCString(PG_GETARG_DATUM(0));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute("SELECT DISTINCT a.atttypid FROM customer_vault.subject_tables s"
+					" JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.relid::pg_catalog.oid"
+					" AND a.attname OPERATOR(pg_catalog.=) s.subject_column AND NOT a.attisdropped"
+					" WHERE a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,"
+					" 'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.numeric'::pg_catalog.regtype,"
+					" 'pg_catalog.uuid'::pg_catalog.regtype)", true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the subject registry");
+	for (r = 0; r < SPI_processed && n < FG_MAX_TYPES; r++)
+	{
+		bool		isnull;
+
+		types[n++] = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	canon = fg_canonical(subject, types, n);
+	result = (text *) SPI_palloc(VARHDRSZ + strlen(canon));
+	SET_VARSIZE(result, VARHDRSZ + strlen(canon));
+	memcpy(VARDATA(result), canon, strlen(canon));
+	SPI_finish();
+	PG_RETURN_TEXT_P(result);
 }
 
 /* add a spelling of the subject to the JSON array being built, once */
@@ -974,53 +1323,39 @@ fg_spellings(StringInfo buf, List **seen, const char *subject, Oid typ, const ch
 
 /*
  * Run one prepared statement of table t as the table's owner, inside a
- * security-restricted operation, in a GUC nest level of its own with a
- * pinned search_path and row security off (as maint.c runs maintenance),
- * and the output settings pinned (extra_float_digits, DateStyle,
- * IntervalStyle, bytea_output) so the keys a parent gives its children as
- * text read back as the same values whatever the caller set.
+ * security-restricted operation with pinned settings (CvBecomeTableOwner:
+ * search_path, row security off, and the output settings, so the keys a
+ * parent gives its children as text read back as the same values whatever
+ * the caller set).  Consecutive statements of one owner share one switch:
+ * what that owner's code changes there reaches only that owner's own
+ * statements (fg_end_owner ends it).
  */
 static int
 fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
 {
-	HeapTuple	ctup;
-	Oid			owner;
-	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
 	int			rc;
 
-	ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
-	if (!HeapTupleIsValid(ctup))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation with OID %u does not exist", t->relid)));
-	owner = ((Form_pg_class) GETSTRUCT(ctup))->relowner;
-	ReleaseSysCache(ctup);
-
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	/* foreign-key values pass from parent to child as text: exact forms only */
-	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	if (fg_cur_owner != t->owner)
+	{
+		if (OidIsValid(fg_cur_owner))
+			CvRestoreCaller(&fg_sw);
+		fg_cur_owner = InvalidOid;
+		CvBecomeTableOwner(t->owner, true, &fg_sw);
+		fg_cur_owner = t->owner;
+	}
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
 	if (rc < 0)
 		elog(ERROR, "erasure statement failed: %s", SPI_result_code_string(rc));
 	return rc;
+}
+
+/* back to the caller after fg_exec */
+static void
+fg_end_owner(void)
+{
+	if (OidIsValid(fg_cur_owner))
+		CvRestoreCaller(&fg_sw);
+	fg_cur_owner = InvalidOid;
 }
 
 /* the bigint the first column of the last statement's only row holds */
@@ -1069,18 +1404,19 @@ fg_refuse_cascade(FgTable *t)
 }
 
 /*
- * customer_vault._forget_walk(subject text, caller oid) RETURNS text: the
- * erasure of one subject in every table of the reach; the counts per table
- * as a JSON object {"schema.table": {"deleted", "anonymized", "kept"}}.
- * Called by forget_subject only (executable by nobody else), which checks
- * the subject and the holds, shreds, withdraws and writes the receipt.
+ * The walk of one erasure, inside SPI with the plan built: every table of
+ * the reach, keys read parents first, the kept tables a cascade would reach
+ * checked, the caller's privilege checked, then the changes, children first,
+ * each statement as the table's owner.  *tables: the counts per table as a
+ * JSON object {"schema.table": {"deleted", "anonymized", "kept"}};
+ * *not_reached: a JSON array of the labelled tables no registered table
+ * reaches; spell/seen gather the spellings of the subject (as given, in each
+ * subject column's type it is a value of, zero-padded, uuid variants).
  */
-Datum
-cv_forget_walk(PG_FUNCTION_ARGS)
+static void
+fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, List **seen,
+		char **tables, char **not_reached)
 {
-	char	   *subject;
-	Oid			caller;
-	Datum		subject_datum;
 	Datum	  **keys;
 	bool	  **keynull;
 	bool	   *empty;
@@ -1088,10 +1424,204 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	char	  **tnulls;
 	int64	   *counts;
 	StringInfoData out;
+	StringInfoData nr;
+	int			i;
+
+	keys = palloc0(sizeof(Datum *) * Max(fg_n, 1));
+	keynull = palloc0(sizeof(bool *) * Max(fg_n, 1));
+	empty = palloc0(sizeof(bool) * Max(fg_n, 1));
+	counts = palloc0(sizeof(int64) * Max(fg_n, 1));
+	tparams = palloc0(sizeof(Datum *) * Max(fg_n, 1));
+	tnulls = palloc0(sizeof(char *) * Max(fg_n, 1));
+	fg_add_spelling(spell, seen, subject);
+
+	/* an anonymized table needs PII columns to clear */
+	for (i = 0; i < fg_n; i++)
+		if (fg_tables[i].treat == 'a' && fg_tables[i].act_plan == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s has no PII-labelled columns to anonymize",
+							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(fg_tables[i].relid)))),
+					 errhint("Label them first: SECURITY LABEL FOR customer_vault ON COLUMN t.c IS 'pii'.")));
+
+	/* the keys, parents first, each table read as its owner */
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+		int			np = Max(t->nparams, 1);
+		Datum	   *params = palloc0(sizeof(Datum) * np);
+		char	   *pnulls = palloc(np + 1);
+		int			p;
+
+		memset(pnulls, 'n', np);
+		pnulls[np] = '\0';
+		tparams[i] = params;
+		tnulls[i] = pnulls;
+		if (t->depth == 0)
+		{
+			char	   *canon;
+
+			empty[i] = !fg_casts_to(subject, t->subject_type, &canon);
+			if (!empty[i])
+				fg_spellings(spell, seen, subject, t->subject_type, canon);
+			params[0] = subject_datum;
+			pnulls[0] = ' ';
+		}
+		else
+		{
+			empty[i] = true;
+			for (p = 0; p < t->nparams; p++)
+			{
+				int			src = t->src_pos[p];
+				int			col = t->src_col[p] - 1;
+
+				if (!empty[src] && keys[src] != NULL && !keynull[src][col])
+				{
+					params[p] = keys[src][col];
+					pnulls[p] = ' ';
+					empty[i] = false;
+				}
+			}
+		}
+		if (!empty[i] && t->keys_plan != NULL)
+		{
+			TupleDesc	desc;
+			int			n;
+			int			c;
+
+			fg_exec(t, t->keys_plan, params, pnulls);
+			if (SPI_processed != 1)
+				elog(ERROR, "erasure keys gave no row");
+			desc = SPI_tuptable->tupdesc;
+			n = desc->natts;
+			keys[i] = palloc0(sizeof(Datum) * n);
+			keynull[i] = palloc0(sizeof(bool) * n);
+			for (c = 0; c < n; c++)
+			{
+				Datum		d = SPI_getbinval(SPI_tuptable->vals[0], desc, c + 1, &keynull[i][c]);
+
+				if (!keynull[i][c])
+					keys[i][c] = datumCopy(d, false, -1);
+			}
+		}
+	}
+
+	/*
+	 * A kept table must not lose the subject's rows to a cascade, nor
+	 * stop the deletion of their parent: refused before anything changes.
+	 */
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+
+		if (t->ndanger == 0 || empty[i] || t->count_plan == NULL)
+			continue;
+		fg_exec(t, t->count_plan, tparams[i], tnulls[i]);
+		if (fg_count() > 0)
+			fg_refuse_cascade(t);
+	}
+
+	/*
+	 * The changes, children first.  The calling role must hold the
+	 * privilege the change needs (DELETE, UPDATE to anonymize, SELECT to
+	 * count kept rows) on every table holding rows of the subject; a
+	 * table without any is left alone whatever the role may do there
+	 * (anybody with REFERENCES on a registered table can make a table
+	 * join the reach: it must not stop every erasure).
+	 */
+	for (i = 0; i < fg_n; i++)
+	{
+		int			k = fg_change_order[i];
+		FgTable    *t = &fg_tables[k];
+		AclMode		mode = t->treat == 'd' ? ACL_DELETE : t->treat == 'a' ? ACL_UPDATE : ACL_SELECT;
+		const char *priv = t->treat == 'd' ? "DELETE" : t->treat == 'a' ? "UPDATE" : "SELECT";
+
+		if (empty[k])
+			continue;
+		if (pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
+		{
+			if (t->count_plan == NULL)
+			{
+				/* prepared as the erasure's own role, as the plan was */
+				fg_end_owner();
+				t->count_plan = fg_prepare(fg_count_sql(t), t->nparams,
+										   fg_param_types(t));
+			}
+			fg_exec(t, t->count_plan, tparams[k], tnulls[k]);
+			if (fg_count() == 0)
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied for table %s",
+							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid)))),
+					 errdetail("forget_subject changes a table holding rows of the subject as its owner, for roles with the %s privilege on it.", priv),
+					 errhint("Nothing was erased.")));
+		}
+		fg_exec(t, t->act_plan, tparams[k], tnulls[k]);
+		counts[k] = (t->treat == 'k') ? fg_count() : (int64) SPI_processed;
+	}
+
+	fg_end_owner();
+
+	/* the counts, in the order of change */
+	initStringInfo(&out);
+	appendStringInfoString(&out, "{");
+	for (i = 0; i < fg_n; i++)
+	{
+		int			k = fg_change_order[i];
+		FgTable    *t = &fg_tables[k];
+
+		if (i > 0)
+			appendStringInfoString(&out, ", ");
+		escape_json(&out, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid))));
+		appendStringInfo(&out, ": {\"deleted\": " INT64_FORMAT ", \"anonymized\": " INT64_FORMAT ", \"kept\": " INT64_FORMAT "}",
+						 t->treat == 'd' ? counts[k] : 0, t->treat == 'a' ? counts[k] : 0,
+						 t->treat == 'k' ? counts[k] : 0);
+	}
+	appendStringInfoChar(&out, '}');
+	initStringInfo(&nr);
+	appendStringInfoChar(&nr, '[');
+	for (i = 0; i < fg_nunreached; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&nr, ", ");
+		escape_json(&nr, fg_unreached_names[i]);
+	}
+	appendStringInfoChar(&nr, ']');
+	*tables = out.data;
+	*not_reached = nr.data;
+}
+
+/* the walk's state after an error: nothing runs, nobody is switched to */
+static void
+fg_reset_after_error(void)
+{
+	fg_busy = false;
+	fg_building = false;
+	fg_build_rels = NULL;
+	fg_build_nrel = 0;
+	fg_cur_owner = InvalidOid;
+}
+
+/*
+ * customer_vault._forget_walk(subject text, caller oid) RETURNS text: the
+ * erasure of one subject in every table of the reach; as JSON, the counts
+ * per table {"tables": {...}, "not_reached": [...], "spellings": [...]}.
+ * Executable by nobody (forget_subject runs the walk itself); kept for the
+ * tests and the curious superuser.
+ */
+Datum
+cv_forget_walk(PG_FUNCTION_ARGS)
+{
+	char	   *subject;
+	Oid			caller;
+	Datum		subject_datum;
+	StringInfoData out;
 	StringInfoData spell;
 	List	   *seen = NIL;
+	char	   *tables;
+	char	   *not_reached;
 	text	   *result;
-	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1113,169 +1643,16 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 		/* the plan, built again when the catalog, the registry or the labels changed */
 		if (!fg_valid)
 			fg_build();
-
-		keys = palloc0(sizeof(Datum *) * Max(fg_n, 1));
-		keynull = palloc0(sizeof(bool *) * Max(fg_n, 1));
-		empty = palloc0(sizeof(bool) * Max(fg_n, 1));
-		counts = palloc0(sizeof(int64) * Max(fg_n, 1));
-		tparams = palloc0(sizeof(Datum *) * Max(fg_n, 1));
-		tnulls = palloc0(sizeof(char *) * Max(fg_n, 1));
 		initStringInfo(&spell);
-		fg_add_spelling(&spell, &seen, subject);
-
-		/* an anonymized table needs PII columns to clear */
-		for (i = 0; i < fg_n; i++)
-			if (fg_tables[i].treat == 'a' && fg_tables[i].act_plan == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-						 errmsg("table %s has no PII-labelled columns to anonymize",
-								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(fg_tables[i].relid)))),
-						 errhint("Label them first: SECURITY LABEL FOR customer_vault ON COLUMN t.c IS 'pii'.")));
-
-		/* the keys, parents first, each table read as its owner */
-		for (i = 0; i < fg_n; i++)
-		{
-			FgTable    *t = &fg_tables[i];
-			int			np = Max(t->nparams, 1);
-			Datum	   *params = palloc0(sizeof(Datum) * np);
-			char	   *pnulls = palloc(np + 1);
-			int			p;
-
-			memset(pnulls, 'n', np);
-			pnulls[np] = '\0';
-			tparams[i] = params;
-			tnulls[i] = pnulls;
-			if (t->depth == 0)
-			{
-				char	   *canon;
-
-				empty[i] = !fg_casts_to(subject, t->subject_type, &canon);
-				if (!empty[i])
-					fg_spellings(&spell, &seen, subject, t->subject_type, canon);
-				params[0] = subject_datum;
-				pnulls[0] = ' ';
-			}
-			else
-			{
-				empty[i] = true;
-				for (p = 0; p < t->nparams; p++)
-				{
-					int			src = t->src_pos[p];
-					int			col = t->src_col[p] - 1;
-
-					if (!empty[src] && keys[src] != NULL && !keynull[src][col])
-					{
-						params[p] = keys[src][col];
-						pnulls[p] = ' ';
-						empty[i] = false;
-					}
-				}
-			}
-			if (!empty[i] && t->keys_plan != NULL)
-			{
-				TupleDesc	desc;
-				int			n;
-				int			c;
-
-				fg_exec(t, t->keys_plan, params, pnulls);
-				if (SPI_processed != 1)
-					elog(ERROR, "erasure keys gave no row");
-				desc = SPI_tuptable->tupdesc;
-				n = desc->natts;
-				keys[i] = palloc0(sizeof(Datum) * n);
-				keynull[i] = palloc0(sizeof(bool) * n);
-				for (c = 0; c < n; c++)
-				{
-					Datum		d = SPI_getbinval(SPI_tuptable->vals[0], desc, c + 1, &keynull[i][c]);
-
-					if (!keynull[i][c])
-						keys[i][c] = datumCopy(d, false, -1);
-				}
-			}
-		}
-
-		/*
-		 * A kept table must not lose the subject's rows to a cascade, nor
-		 * stop the deletion of their parent: refused before anything changes.
-		 */
-		for (i = 0; i < fg_n; i++)
-		{
-			FgTable    *t = &fg_tables[i];
-
-			if (t->ndanger == 0 || empty[i] || t->count_plan == NULL)
-				continue;
-			fg_exec(t, t->count_plan, tparams[i], tnulls[i]);
-			if (fg_count() > 0)
-				fg_refuse_cascade(t);
-		}
-
-		/*
-		 * The changes, children first.  The calling role must hold the
-		 * privilege the change needs (DELETE, UPDATE to anonymize, SELECT to
-		 * count kept rows) on every table holding rows of the subject; a
-		 * table without any is left alone whatever the role may do there
-		 * (anybody with REFERENCES on a registered table can make a table
-		 * join the reach: it must not stop every erasure).
-		 */
-		for (i = 0; i < fg_n; i++)
-		{
-			int			k = fg_change_order[i];
-			FgTable    *t = &fg_tables[k];
-			AclMode		mode = t->treat == 'd' ? ACL_DELETE : t->treat == 'a' ? ACL_UPDATE : ACL_SELECT;
-			const char *priv = t->treat == 'd' ? "DELETE" : t->treat == 'a' ? "UPDATE" : "SELECT";
-
-			if (empty[k])
-				continue;
-			if (pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
-			{
-				if (t->count_plan == NULL)
-					t->count_plan = fg_prepare(fg_count_sql(t), t->nparams,
-											   fg_param_types(t));
-				fg_exec(t, t->count_plan, tparams[k], tnulls[k]);
-				if (fg_count() == 0)
-					continue;
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for table %s",
-								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid)))),
-						 errdetail("forget_subject changes a table holding rows of the subject as its owner, for roles with the %s privilege on it.", priv),
-						 errhint("Nothing was erased.")));
-			}
-			fg_exec(t, t->act_plan, tparams[k], tnulls[k]);
-			counts[k] = (t->treat == 'k') ? fg_count() : (int64) SPI_processed;
-		}
-
-		/* the counts, in the order of change */
+		fg_walk(subject, subject_datum, caller, &spell, &seen, &tables, &not_reached);
 		initStringInfo(&out);
-		appendStringInfoString(&out, "{\"tables\": {");
-		for (i = 0; i < fg_n; i++)
-		{
-			int			k = fg_change_order[i];
-			FgTable    *t = &fg_tables[k];
-
-			if (i > 0)
-				appendStringInfoString(&out, ", ");
-			escape_json(&out, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid))));
-			appendStringInfo(&out, ": {\"deleted\": " INT64_FORMAT ", \"anonymized\": " INT64_FORMAT ", \"kept\": " INT64_FORMAT "}",
-							 t->treat == 'd' ? counts[k] : 0, t->treat == 'a' ? counts[k] : 0,
-							 t->treat == 'k' ? counts[k] : 0);
-		}
-		appendStringInfoString(&out, "}, \"not_reached\": [");
-		for (i = 0; i < fg_nunreached; i++)
-		{
-			if (i > 0)
-				appendStringInfoString(&out, ", ");
-			escape_json(&out, fg_unreached_names[i]);
-		}
-		appendStringInfo(&out, "], \"spellings\": [%s]}", spell.data);
+		appendStringInfo(&out, "{\"tables\": %s, \"not_reached\": %s, \"spellings\": [%s]}",
+						 tables, not_reached, spell.data);
 		fg_busy = false;
 	}
 	PG_CATCH();
 	{
-		fg_busy = false;
-		fg_building = false;
-		fg_build_rels = NULL;
-		fg_build_nrel = 0;
+		fg_reset_after_error();
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
@@ -1284,6 +1661,546 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	memcpy(VARDATA(result), out.data, out.len);
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/* a subject read in every type subjects are compared in */
+typedef struct FgSubject
+{
+	const char *text;
+	int			n;
+	Oid			types[FG_MAX_TYPES];
+	bool		ok[FG_MAX_TYPES];
+	Datum		val[FG_MAX_TYPES];
+} FgSubject;
+
+/* read the subject in each compared type (the plan's) */
+static void
+fg_subject_init(FgSubject *fs, const char *subject)
+{
+	int			i;
+
+	fs->text = subject;
+	fs->n = fg_nmatch;
+	for (i = 0; i < fg_nmatch; i++)
+	{
+		fs->types[i] = fg_match_types[i];
+		fs->ok[i] = fg_parse(subject, fs->types[i], &fs->val[i]);
+	}
+}
+
+/*
+ * Whether another text names the same subject: equal as text, or equal as
+ * values of the type of some registered subject column or retention
+ * policy's subject column ('42' and '042' in a bigint column, '60' and
+ * '6e1' in a numeric one, 'a1' and 'a1 ' in a char(n) one).
+ */
+static bool
+fg_same(const FgSubject *fs, const char *other)
+{
+	int			i;
+
+	if (strcmp(other, fs->text) == 0)
+		return true;
+	for (i = 0; i < fs->n; i++)
+	{
+		Datum		v;
+
+		if (fs->ok[i] && fg_parse(other, fs->types[i], &v) && fg_equal(fs->types[i], fs->val[i], v))
+			return true;
+	}
+	return false;
+}
+
+/* the range of texts (C collation) that start with prefix */
+static void
+fg_prefix_range(List **lo, List **hi, const char *prefix)
+{
+	char	   *h = pstrdup(prefix);
+	int			len = strlen(h);
+
+	/* prefixes are ASCII here: the last byte plus one bounds them */
+	Assert(len > 0 && (unsigned char) h[len - 1] < 0x7f);
+	h[len - 1]++;
+	*lo = lappend(*lo, pstrdup(prefix));
+	*hi = lappend(*hi, h);
+}
+
+/* the range [l, h) */
+static void
+fg_range(List **lo, List **hi, const char *l, const char *h)
+{
+	*lo = lappend(*lo, pstrdup(l));
+	*hi = lappend(*hi, pstrdup(h));
+}
+
+/*
+ * Where other spellings of the subject can be among the consents (ranges of
+ * consent_state's primary key, in its C collation), for each compared type
+ * the subject is a value of; exact: spellings to look up as they are.
+ *   integers and numeric: every text that reads as the same number starts
+ *     with a blank, a sign, a point or a zero (all below '1'), or with the
+ *     number's significant digits S (trailing zeros dropped): S, then zeros,
+ *     then no digit ('60', '6e1', '600e-1', '60.0', '6_0' for 60), or a
+ *     point or an underscore inside S ('4.2e1', '4_2' for 42); more zeros
+ *     than the value has plus two are taken as one range
+ *   uuid: the first four hex digits in either case, with or without a brace
+ *   char(n): the subject without trailing blanks, then blanks
+ * Each candidate is then compared as the type compares (fg_same).
+ */
+static void
+fg_consent_ranges(const FgSubject *fs, List **lo, List **hi, List **exact)
+{
+	bool		low_done = false;
+	int			i;
+
+	for (i = 0; i < fs->n; i++)
+	{
+		Oid			typ = fs->types[i];
+
+		if (!fs->ok[i])
+			continue;
+		if (typ == INT2OID || typ == INT4OID || typ == INT8OID || typ == NUMERICOID)
+		{
+			char	   *out = fg_output(typ, fs->val[i]);
+			StringInfoData d;
+			char	   *sdig;
+			int			slen;
+			int			tz = 0;
+			int			m;
+			int			k;
+			const char *c;
+
+			if (!low_done)
+			{
+				fg_range(lo, hi, "", "1");
+				low_done = true;
+			}
+			/* the significant digits, and the zeros after them */
+			initStringInfo(&d);
+			for (c = out; *c; c++)
+				if (*c >= '0' && *c <= '9')
+				{
+					if (d.len > 0 || *c != '0')
+						appendStringInfoChar(&d, *c);
+				}
+				else if (*c != '-' && *c != '.')
+					break;
+			if (*c != '\0')
+				continue;		/* NaN, Infinity: as given only */
+			while (d.len > 0 && d.data[d.len - 1] == '0')
+			{
+				d.data[--d.len] = '\0';
+				tz++;
+			}
+			if (d.len == 0)
+				continue;		/* zero: every spelling is below '1' */
+			sdig = d.data;
+			slen = d.len;
+			for (m = 0; m <= tz + 2; m++)
+			{
+				StringInfoData z;
+
+				initStringInfo(&z);
+				appendStringInfoString(&z, sdig);
+				for (k = 0; k < m; k++)
+					appendStringInfoChar(&z, '0');
+				fg_range(lo, hi, z.data, psprintf("%s0", z.data));
+				fg_range(lo, hi, psprintf("%s:", z.data), psprintf("%.*s%c", z.len - 1, z.data, z.data[z.len - 1] + 1));
+				if (m == tz + 2)
+				{
+					appendStringInfoChar(&z, '0');
+					fg_prefix_range(lo, hi, z.data);
+				}
+			}
+			for (k = 1; k < slen; k++)
+			{
+				fg_range(lo, hi, psprintf("%.*s.", k, sdig), psprintf("%.*s/", k, sdig));
+				fg_range(lo, hi, psprintf("%.*s_", k, sdig), psprintf("%.*s`", k, sdig));
+			}
+		}
+		else if (typ == UUIDOID)
+		{
+			char	   *out = fg_output(typ, fs->val[i]);
+			int			mask;
+
+			/* every case of the first four hex digits */
+			for (mask = 0; mask < 16; mask++)
+			{
+				char		p4[6];
+				int			b;
+				bool		dup = false;
+
+				for (b = 0; b < 4; b++)
+				{
+					p4[b] = out[b];
+					if (mask & (1 << b))
+					{
+						if (!isalpha((unsigned char) out[b]))
+							dup = true;
+						p4[b] = pg_toupper((unsigned char) out[b]);
+					}
+				}
+				if (dup)
+					continue;
+				p4[4] = '\0';
+				fg_prefix_range(lo, hi, p4);
+				fg_prefix_range(lo, hi, psprintf("{%s", p4));
+			}
+		}
+		else if (typ == BPCHAROID)
+		{
+			char	   *base = pstrdup(fs->text);
+			int			len = strlen(base);
+
+			while (len > 0 && base[len - 1] == ' ')
+				base[--len] = '\0';
+			*exact = lappend(*exact, base);
+			fg_range(lo, hi, psprintf("%s ", base), psprintf("%s!", base));
+		}
+	}
+}
+
+/* a List of C strings as a text[] */
+static Datum
+fg_text_array(List *l)
+{
+	Datum	   *el = palloc(sizeof(Datum) * Max(list_length(l), 1));
+	ListCell   *lc;
+	int			n = 0;
+
+	foreach(lc, l)
+		el[n++] = CStringGetTextDatum((char *) lfirst(lc));
+	return PointerGetDatum(construct_array(el, n, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/* the first hold standing on the subject: refused, naming it */
+static void
+fg_check_holds(const FgSubject *fs)
+{
+	uint64		r;
+
+	/*
+	 * A hold placed or released concurrently waits for this transaction (the
+	 * same lock place_legal_hold and release_legal_hold take), so none slips
+	 * in between the check and the erasure.
+	 */
+	if (SPI_execute_plan(CvSavedPlan(&fg_plan_holdlock,
+									 "SELECT FROM customer_vault.evidence_heads h"
+									 " WHERE h.chain OPERATOR(pg_catalog.=) 'legal_hold_events' FOR UPDATE",
+									 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the legal hold chain");
+	if (SPI_processed == 0 &&
+		SPI_execute_plan(CvSavedPlan(&fg_plan_holdinit,
+									 "SELECT customer_vault._evidence_next('legal_hold_events')",
+									 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock the legal hold chain");
+	if (SPI_execute_plan(CvSavedPlan(&fg_plan_holds,
+									 "SELECT h.id, h.reason, h.subject FROM customer_vault.current_legal_holds h ORDER BY h.id",
+									 0, NULL), NULL, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the legal holds");
+	for (r = 0; r < SPI_processed; r++)
+	{
+		char	   *hs = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3);
+
+		if (hs != NULL && fg_same(fs, hs))
+		{
+			char	   *id = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			char	   *reason = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("subject is under legal hold %s", id),
+					 errdetail("Legal hold %s was placed for: %s", id, reason ? reason : ""),
+					 errhint("Nothing was erased. Release the hold with customer_vault.release_legal_hold() when it ends, then repeat the erasure.")));
+		}
+	}
+}
+
+/* a consent found for the subject */
+typedef struct FgConsent
+{
+	char	   *subject;
+	char	   *purpose;
+} FgConsent;
+
+/* consents by subject, then purpose, bytewise */
+static int
+fg_consent_cmp(const void *a, const void *b)
+{
+	const FgConsent *x = a;
+	const FgConsent *y = b;
+	int			c = strcmp(x->subject, y->subject);
+
+	return c != 0 ? c : strcmp(x->purpose, y->purpose);
+}
+
+/*
+ * Withdraw every granted consent of the subject, under whichever spelling
+ * it was given (fg_consent_ranges finds the candidates in one statement,
+ * fg_same keeps those that name the subject), each with a ledger entry
+ * naming the receipt; how many.
+ */
+static int
+fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
+{
+	List	   *lo = NIL;
+	List	   *hi = NIL;
+	List	   *exact = list_make1(pstrdup(fs->text));
+	ListCell   *lc;
+	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
+	Datum		v[2];
+	FgConsent  *c;
+	int			nc = 0;
+	char	  **subjects;
+	char	  **purposes;
+	int			n = 0;
+	uint64		r;
+	StringInfoData ev;
+
+	fg_consent_ranges(fs, &lo, &hi, &exact);
+	/* a text alone: [s, s || chr(1)), nothing else sorts in between */
+	foreach(lc, exact)
+		fg_range(&lo, &hi, (char *) lfirst(lc), psprintf("%s\x01", (char *) lfirst(lc)));
+	v[0] = fg_text_array(lo);
+	v[1] = fg_text_array(hi);
+	if (SPI_execute_plan(CvSavedPlan(&fg_plan_consents,
+									 "SELECT s.subject, s.purpose"
+									 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) r(lo, hi)"
+									 " JOIN customer_vault.consent_state s ON s.subject OPERATOR(pg_catalog.>=) r.lo"
+									 "  AND s.subject OPERATOR(pg_catalog.<) r.hi"
+									 " WHERE s.granted",
+									 2, types), v, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the consents");
+	if (SPI_processed == 0)
+		return 0;
+	c = palloc(sizeof(FgConsent) * SPI_processed);
+	for (r = 0; r < SPI_processed; r++)
+	{
+		char	   *cs = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+
+		if (cs == NULL || !fg_same(fs, cs))
+			continue;
+		c[nc].subject = cs;
+		c[nc].purpose = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+		nc++;
+	}
+	if (nc == 0)
+		return 0;
+	/* by subject and purpose (C collation, as consent_state sorts them), each once */
+	qsort(c, nc, sizeof(FgConsent), fg_consent_cmp);
+	subjects = palloc(sizeof(char *) * nc);
+	purposes = palloc(sizeof(char *) * nc);
+	for (r = 0; r < nc; r++)
+	{
+		if (n > 0 && strcmp(subjects[n - 1], c[r].subject) == 0 && strcmp(purposes[n - 1], c[r].purpose) == 0)
+			continue;
+		subjects[n] = c[r].subject;
+		purposes[n] = c[r].purpose;
+		n++;
+	}
+	initStringInfo(&ev);
+	appendStringInfo(&ev, "{\"erasure_receipt\": " INT64_FORMAT ", \"reason\": ", receipt_id);
+	escape_json(&ev, reason);
+	appendStringInfoChar(&ev, '}');
+	CvWithdrawConsents(n, subjects, purposes, DirectFunctionCall1(jsonb_in, CStringGetDatum(ev.data)));
+	return n;
+}
+
+PG_FUNCTION_INFO_V1(cv_forget_subject);
+
+/*
+ * customer_vault.forget_subject(subject text, reason text) RETURNS jsonb:
+ * the erasure of one subject in one transaction (SECURITY DEFINER: the
+ * receipt chain, the keys, the consents and the holds as the extension's
+ * owner; each table as its own owner).  Refused under a legal hold; the
+ * walk; the subject's key under every spelling shredded; every consent
+ * withdrawn; the hash-chained receipt appended and returned.
+ */
+Datum
+cv_forget_subject(PG_FUNCTION_ARGS)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	char	   *subject;
+	char	   *reason;
+	Oid			caller;
+	FgSubject	fs;
+	StringInfoData spell;
+	StringInfoData counts;
+	List	   *seen = NIL;
+	char	   *tables;
+	char	   *not_reached;
+	char	   *canon;
+	Oid			ctypes[FG_MAX_TYPES];
+	int			nct = 0;
+	int64		receipt_id;
+	bool		has_prev;
+	Datum		prev_hash = (Datum) 0;
+	bool		shredded;
+	int			withdrawn;
+	uint8		hash[32];
+	bool		has_hash;
+	Datum		result = (Datum) 0;
+	int			i;
+
+	if (PG_ARGISNULL(0) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subject must not be null or empty")));
+	if (VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) > CV_SUBJECT_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("subject identifier is too long"),
+				 errdetail("A subject identifier is at most %d bytes long.", CV_SUBJECT_MAX)));
+	reason = PG_ARGISNULL(1) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(1));
+	if (reason != NULL)
+	{
+		const char *c = reason;
+
+		while (*c == ' ')
+			c++;
+		if (*c == '\0')
+			reason = NULL;
+	}
+	if (reason == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("an erasure needs a reason"),
+				 errhint("Say why, e.g. 'request of the customer, ticket 4711'.")));
+	if (fg_busy)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("an erasure cannot start inside another erasure")));
+	subject = TextDatumGetCString(PG_GETARG_DATUM(0));
+	/* the calling role: the one SET ROLE chose, else the session user (as _calling_role()) */
+	caller = OidIsValid(GetCurrentRoleId()) ? GetCurrentRoleId() : GetSessionUserId();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	fg_busy = true;
+	PG_TRY();
+	{
+		/* the plan, built again when the catalog, the registry or the labels changed */
+		if (!fg_valid)
+			fg_build();
+		fg_subject_init(&fs, subject);
+
+		/* refused under a legal hold */
+		fg_check_holds(&fs);
+
+		/* the head of the receipt chain, locked to the end of the transaction */
+		if (SPI_execute_plan(CvSavedPlan(&fg_plan_head,
+										 "SELECT h.last_id OPERATOR(pg_catalog.+) 1, h.last_hash"
+										 " FROM customer_vault.erasure_receipts_head h"
+										 " WHERE h.chain OPERATOR(pg_catalog.=) 'erasure_receipts' FOR UPDATE",
+										 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the receipt chain");
+		if (SPI_processed == 0 &&
+			SPI_execute_plan(CvSavedPlan(&fg_plan_headinit,
+										 "SELECT r.next_id, r.prev_hash FROM customer_vault._receipt_next() r",
+										 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock the receipt chain");
+		if (SPI_processed != 1)
+			elog(ERROR, "the receipt chain has no head");
+		{
+			bool		isnull;
+
+			receipt_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			prev_hash = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			has_prev = !isnull;
+			if (has_prev)
+				prev_hash = datumCopy(prev_hash, false, -1);
+		}
+
+		/* every table holding the subject's rows, changed as its owner */
+		initStringInfo(&spell);
+		fg_walk(subject, PG_GETARG_DATUM(0), caller, &spell, &seen, &tables, &not_reached);
+
+		/*
+		 * The subject's key under every spelling (a protected column's
+		 * trigger seals under (id)::text: '42' for forget_subject('042') on
+		 * a bigint column); the receipt holds the hash of the canonical one.
+		 */
+		for (i = 0; i < fg_n; i++)
+			if (fg_tables[i].depth == 0 && nct < FG_MAX_TYPES)
+				ctypes[nct++] = fg_tables[i].subject_type;
+		canon = fg_canonical(subject, ctypes, nct);
+		fg_add_spelling(&spell, &seen, canon);
+		shredded = CvShredSubjects(fg_text_array(seen));
+
+		/* every consent of the subject, under whichever spelling it was given */
+		withdrawn = fg_withdraw(&fs, receipt_id, reason);
+
+		/* the receipt */
+		has_hash = CvSubjectHash(canon, strlen(canon), true, hash);
+		initStringInfo(&counts);
+		appendStringInfo(&counts, "{\"tables\": %s, \"subject_key_shredded\": %s, \"consents_withdrawn\": %d, \"not_reached\": %s}",
+						 tables, shredded ? "true" : "false", withdrawn, not_reached);
+		{
+			Oid			types[9] = {INT8OID, TIMESTAMPTZOID, OIDOID, NAMEOID, NAMEOID, BYTEAOID, TEXTOID,
+				JSONBOID, BYTEAOID};
+			Datum		v[9];
+			char		nulls[10] = "         ";
+			NameData	session_role;
+			NameData	acting_role;
+			char	   *acting = GetUserNameFromId(caller, true);
+			bool		isnull;
+
+			namestrcpy(&session_role, GetUserNameFromId(GetSessionUserId(), false));
+			namestrcpy(&acting_role, acting ? acting : "");
+			v[0] = Int64GetDatum(receipt_id);
+			v[1] = TimestampTzGetDatum(GetCurrentTimestamp());
+			v[2] = ObjectIdGetDatum(caller);
+			v[3] = NameGetDatum(&session_role);
+			v[4] = NameGetDatum(&acting_role);
+			if (has_hash)
+			{
+				bytea	   *b = palloc(VARHDRSZ + 32);
+
+				SET_VARSIZE(b, VARHDRSZ + 32);
+				memcpy(VARDATA(b), hash, 32);
+				v[5] = PointerGetDatum(b);
+			}
+			else
+				nulls[5] = 'n';
+			v[6] = CStringGetTextDatum(reason);
+			v[7] = DirectFunctionCall1(jsonb_in, CStringGetDatum(counts.data));
+			v[8] = prev_hash;
+			if (!has_prev)
+				nulls[8] = 'n';
+			if (SPI_execute_plan(CvSavedPlan(&fg_plan_receipt,
+											 "WITH n AS MATERIALIZED (SELECT ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)::customer_vault.erasure_receipts AS r),"
+											 " g AS MATERIALIZED (SELECT n.r, customer_vault._receipt_hash(n.r) AS hash FROM n),"
+											 " i AS (INSERT INTO customer_vault.erasure_receipts AS e"
+											 "   (id, at, role_id, session_role, acting_role, subject_hash, reason, counts, prev_hash, hash)"
+											 "   SELECT (g.r).id, (g.r).at, (g.r).role_id, (g.r).session_role, (g.r).acting_role,"
+											 "          (g.r).subject_hash, (g.r).reason, (g.r).counts, (g.r).prev_hash, g.hash FROM g"
+											 "   RETURNING customer_vault._receipt_json(e) AS j, e.id, e.hash),"
+											 " u AS (UPDATE customer_vault.erasure_receipts_head h SET last_id = i.id, last_hash = i.hash"
+											 "   FROM i WHERE h.chain OPERATOR(pg_catalog.=) 'erasure_receipts')"
+											 " SELECT i.j FROM i",
+											 9, types), v, nulls, false, 0) != SPI_OK_SELECT ||
+				SPI_processed != 1)
+				elog(ERROR, "could not write the erasure receipt");
+			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			if (isnull)
+				elog(ERROR, "could not write the erasure receipt");
+			{
+				MemoryContext old = MemoryContextSwitchTo(outer);
+
+				result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
+				MemoryContextSwitchTo(old);
+			}
+		}
+		fg_busy = false;
+	}
+	PG_CATCH();
+	{
+		fg_reset_after_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	SPI_finish();
+	PG_RETURN_DATUM(result);
 }
 
 /*

@@ -912,6 +912,140 @@ done:
 	PG_RETURN_INT64(id);
 }
 
+/*
+ * CvWithdrawConsents: withdraw_consent for n granted consents at once (the
+ * consents of a subject forget_subject erases), with one evidence object:
+ * one hash-chained ledger entry each, made and chained here exactly as
+ * _ledger_append() makes them (recorded_at of each its own clock time,
+ * recorded_by the session user), written with the chain head and the state
+ * in one statement, as the ledger's owner.
+ */
+void
+CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence)
+{
+	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr plan_local = NULL;
+	static SPIPlanPtr plan_state = NULL;
+	Jsonb	   *ev = DatumGetJsonbP(evidence);
+	CvAsOwner	sw;
+	CvHead		h;
+	char	   *who;
+	NameData	nd;
+	StringInfoData buf;
+	Datum	   *ids = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *subj = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *purp = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *ats = palloc(sizeof(Datum) * Max(n, 1));
+	Datum	   *prevs = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *prevnull = palloc0(sizeof(bool) * Max(n, 1));
+	Datum	   *hashes = palloc(sizeof(Datum) * Max(n, 1));
+	Oid			types[10] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBOID, TIMESTAMPTZARRAYOID,
+		NAMEOID, BYTEAARRAYOID, BYTEAARRAYOID, TIDOID, TIMESTAMPTZOID};
+	Datum		v[10];
+	bool		isnull;
+	Datum		tid;
+	int			i;
+	int			dims[1];
+	int			lbs[1] = {1};
+
+	if (n <= 0)
+		return;
+	imp_become_owner(&sw);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	imp_head(&h);
+	who = imp_recorded_by();
+	initStringInfo(&buf);
+	for (i = 0; i < n; i++)
+	{
+		int64		id = h.last_id + 1;
+		TimestampTz ts = GetCurrentTimestamp();
+		uint8		hash[32];
+
+		imp_entry_hash(&buf, &h, id, subjects[i], purposes[i], "withdraw", ev, false, 0, ts, who, hash);
+		ids[i] = Int64GetDatum(id);
+		subj[i] = CStringGetTextDatum(subjects[i]);
+		purp[i] = CStringGetTextDatum(purposes[i]);
+		ats[i] = TimestampTzGetDatum(ts);
+		prevnull[i] = !h.has_hash;
+		prevs[i] = h.has_hash ? imp_hash_datum(h.last_hash) : (Datum) 0;
+		hashes[i] = imp_hash_datum(hash);
+		h.last_id = id;
+		h.has_hash = true;
+		memcpy(h.last_hash, hash, 32);
+	}
+	dims[0] = n;
+	v[0] = PointerGetDatum(construct_array(ids, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	v[1] = PointerGetDatum(construct_array(subj, n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[2] = PointerGetDatum(construct_array(purp, n, TEXTOID, -1, false, TYPALIGN_INT));
+	v[3] = evidence;
+	v[4] = PointerGetDatum(construct_array(ats, n, TIMESTAMPTZOID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	namestrcpy(&nd, who);
+	v[5] = NameGetDatum(&nd);
+	v[6] = PointerGetDatum(construct_md_array(prevs, prevnull, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	v[7] = PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
+	v[8] = PointerGetDatum(&h.tid);
+	v[9] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	if (imp_cstate_is_citus())
+	{
+		/* a Citus reference table takes no writes together with local tables: the state apart */
+		imp_exec(CvSavedPlan(&plan_local,
+							 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+							 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+							 "   SELECT u.id, u.subject, u.purpose, 'withdraw', $4, NULL, u.at, $6, u.prev, u.hash"
+							 "     FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($5), pg_catalog.unnest($7), pg_catalog.unnest($8)) u(id, subject, purpose, at, prev, hash)),"
+							 " h AS (UPDATE customer_vault.consent_ledger_head h"
+							 "        SET last_id = ($1)[pg_catalog.array_upper($1, 1)], last_hash = ($8)[pg_catalog.array_upper($8, 1)]"
+							 "        WHERE h.ctid OPERATOR(pg_catalog.=) $9 RETURNING h.ctid)"
+							 " SELECT (SELECT h.ctid FROM h)",
+							 10, types), v, NULL, 0);
+		isnull = true;
+		if (SPI_processed == 1)
+			tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (SPI_processed != 1 || isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("consent ledger chain head not found")));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(tid), &h.tid);
+		imp_exec(CvSavedPlan(&plan_state,
+							 "UPDATE customer_vault.consent_state s"
+							 " SET granted = false, withdrawn_at = $4, ledger_id = u.id"
+							 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) u(id, subject, purpose)"
+							 " WHERE s.subject OPERATOR(pg_catalog.=) u.subject AND s.purpose OPERATOR(pg_catalog.=) u.purpose",
+							 4, (Oid[]) {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TIMESTAMPTZOID}),
+				 (Datum[]) {v[0], v[1], v[2], v[9]}, NULL, 0);
+	}
+	else
+	{
+		imp_exec(CvSavedPlan(&plan,
+							 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+							 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+							 "   SELECT u.id, u.subject, u.purpose, 'withdraw', $4, NULL, u.at, $6, u.prev, u.hash"
+							 "     FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($5), pg_catalog.unnest($7), pg_catalog.unnest($8)) u(id, subject, purpose, at, prev, hash)),"
+							 " h AS (UPDATE customer_vault.consent_ledger_head h"
+							 "        SET last_id = ($1)[pg_catalog.array_upper($1, 1)], last_hash = ($8)[pg_catalog.array_upper($8, 1)]"
+							 "        WHERE h.ctid OPERATOR(pg_catalog.=) $9 RETURNING h.ctid),"
+							 " s AS (UPDATE customer_vault.consent_state s"
+							 "        SET granted = false, withdrawn_at = $10, ledger_id = u.id"
+							 "        FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) u(id, subject, purpose)"
+							 "        WHERE s.subject OPERATOR(pg_catalog.=) u.subject AND s.purpose OPERATOR(pg_catalog.=) u.purpose)"
+							 " SELECT (SELECT h.ctid FROM h)",
+							 10, types), v, NULL, 0);
+		isnull = true;
+		if (SPI_processed == 1)
+			tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (SPI_processed != 1 || isnull)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("consent ledger chain head not found")));
+		ItemPointerCopy((ItemPointer) DatumGetPointer(tid), &h.tid);
+	}
+	imp_remember_head(&h.tid);
+	imp_cache_head(&h);
+	SPI_finish();
+	imp_restore_user(&sw);
+}
+
 /* ---------- import_consents ---------- */
 
 /* one row of an import, checked */

@@ -50,6 +50,8 @@
 #include "storage/fd.h"
 #include "storage/ipc.h"
 #include "storage/proc.h"
+#include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -1599,6 +1601,108 @@ cv_shred_subject(PG_FUNCTION_ARGS)
 	cv_restore_user(&sw);
 	cv_keys_stale = true;
 	PG_RETURN_BOOL(found);
+}
+
+/*
+ * CvShredSubjects: shred_subject for every subject of a text[] (the
+ * spellings of one subject forget_subject erases) in one statement with a
+ * kept plan, run only when one of them has a live key; true if any had one.
+ * Empty or too long elements are skipped (no key can exist for them).
+ */
+bool
+CvShredSubjects(Datum subjects)
+{
+	static SPIPlanPtr plan = NULL;
+	CvOwnerSwitch sw;
+	Oid			types[1] = {TEXTARRAYOID};
+	Datum		values[1];
+	bool		found;
+	uint64		i;
+	ArrayType  *arr = DatumGetArrayTypeP(subjects);
+	Datum	   *el;
+	bool	   *nl;
+	int			ne;
+	int			j;
+
+	/*
+	 * No UPDATE when no spelling has a live key (one index probe each): the
+	 * key table's statement trigger would tell every session to drop its
+	 * key cache for nothing.
+	 */
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &el, &nl, &ne);
+	cv_cache_prepare();
+	found = false;
+	{
+		Relation	rel = table_open(cv_dk_rows, AccessShareLock);
+		Snapshot	snap = cv_fresh_snapshot();
+		TupleDesc	desc = RelationGetDescr(rel);
+
+		for (j = 0; j < ne && !found; j++)
+		{
+			SysScanDesc scan;
+			ScanKeyData skey;
+			HeapTuple	tup;
+
+			if (nl[j] || VARSIZE_ANY_EXHDR(DatumGetTextPP(el[j])) == 0 ||
+				VARSIZE_ANY_EXHDR(DatumGetTextPP(el[j])) > CV_SUBJECT_MAX)
+				continue;
+			ScanKeyInit(&skey, Anum_dk_subject, BTEqualStrategyNumber, F_TEXTEQ, el[j]);
+			scan = systable_beginscan(rel, cv_dk_rows_subject_idx, true, snap, 1, &skey);
+			while (HeapTupleIsValid(tup = systable_getnext(scan)))
+			{
+				bool		isnull;
+				Datum		st = heap_getattr(tup, Anum_dk_state, desc, &isnull);
+
+				if (!isnull && strcmp(TextDatumGetCString(st), "destroyed") != 0)
+					found = true;
+			}
+			systable_endscan(scan);
+		}
+		UnregisterSnapshot(snap);
+		table_close(rel, AccessShareLock);
+	}
+	if (!found)
+		return false;
+
+	cv_become_owner(&sw);
+	values[0] = subjects;
+	if (SPI_execute_plan(CvSavedPlan(&plan,
+									 "UPDATE customer_vault.data_keys"
+									 " SET state = 'destroyed', wrapped = NULL, subject = NULL,"
+									 "     destroyed_at = pg_catalog.now()"
+									 " WHERE subject OPERATOR(pg_catalog.=) ANY ($1) RETURNING id",
+									 1, types),
+						 values, NULL, false, 0) != SPI_OK_UPDATE_RETURNING)
+		elog(ERROR, "could not update the key table");
+	found = SPI_processed > 0;
+	for (i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		uint32		id = (uint32) DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															  SPI_tuptable->tupdesc, 1, &isnull));
+		CvKey	   *k = cv_key_cache ? hash_search(cv_key_cache, &id, HASH_FIND, NULL) : NULL;
+
+		if (k != NULL)
+			k->destroyed = true;
+	}
+	/* every spelling leaves this session's subject cache */
+	if (found && cv_subject_cache != NULL)
+	{
+		for (j = 0; j < ne; j++)
+		{
+			char	   *sj;
+
+			if (nl[j])
+				continue;
+			sj = TextDatumGetCString(el[j]);
+			if (sj[0] != '\0' && strlen(sj) <= CV_SUBJECT_MAX)
+				(void) hash_search(cv_subject_cache, sj, HASH_REMOVE, NULL);
+		}
+	}
+	cv_restore_user(&sw);
+	if (found)
+		cv_keys_stale = true;
+	return found;
 }
 
 /* root_key_fingerprint(): fingerprint of the configured root key, hex */

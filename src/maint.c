@@ -61,6 +61,48 @@ PG_FUNCTION_INFO_V1(cv_m_seal_column);
 PG_FUNCTION_INFO_V1(cv_m_blind_index_rewrite);
 PG_FUNCTION_INFO_V1(cv_m_subject_has_key);
 
+/*
+ * Act as a table's owner, as PostgreSQL runs VACUUM and REFRESH MATERIALIZED
+ * VIEW: security-restricted (the owner's code cannot change the role or
+ * leave objects behind), in a GUC nest level of its own (its settings end
+ * with the statement), with a pinned search_path and row security off (every
+ * row is seen, or a policy that still applies fails the statement).
+ * pin_output also pins the output settings, so values a statement gives as
+ * text (the keys forget_subject passes from parents to children) read back
+ * as the same values whatever the caller set.  Shared by maintenance
+ * (cv_maint_run) and erasure (forget.c).
+ */
+void
+CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
+{
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
+	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	sw->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (!pin_output)
+		return;
+	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/* back to the caller and its settings (after CvBecomeTableOwner) */
+void
+CvRestoreCaller(CvAsTableOwner *sw)
+{
+	AtEOXact_GUC(false, sw->nestlevel);
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
+}
+
 /* a text column of the builder's answer, or NULL */
 static char *
 maint_field(HeapTuple tup, TupleDesc desc, int col)
@@ -129,9 +171,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 	bool		has_bind;
 	StringInfoData sql;
 	StringInfoData sub;
-	Oid			save_userid;
-	int			save_sec;
-	int			save_nestlevel;
+	CvAsTableOwner sw;
 	int			rc;
 	uint64		processed;
 	Datum	   *elems = NULL;
@@ -266,14 +306,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 		elog(ERROR, "unknown maintenance operation \"%s\"", op);
 
 	/* as the owner, security-restricted, settings confined, every row seen */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	save_nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	CvBecomeTableOwner(owner, false, &sw);
 	maint_relid = relid;
 	strlcpy(maint_key, key ? key : "", sizeof(maint_key));
 	PG_TRY();
@@ -296,8 +329,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	maint_relid = InvalidOid;
 	maint_key[0] = '\0';
-	AtEOXact_GUC(false, save_nestlevel);
-	SetUserIdAndSecContext(save_userid, save_sec);
+	CvRestoreCaller(&sw);
 	if (rc < 0)
 		elog(ERROR, "maintenance statement failed: %s", SPI_result_code_string(rc));
 

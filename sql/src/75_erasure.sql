@@ -56,9 +56,10 @@ ALTER TABLE customer_vault.erasure_receipts ENABLE ALWAYS TRIGGER erasure_receip
 
 -- the chained hash of a receipt (over every column but hash): SHA-256 of the
 -- previous hash and a canonical JSON array, times as integer microseconds
--- (no SET clause, every name qualified: inlined into forget_subject)
+-- (no SET clause, every name qualified, STABLE like the jsonb_build_array and
+-- EXTRACT it calls: inlined into forget_subject's statement)
 CREATE OR REPLACE FUNCTION customer_vault._receipt_hash(e customer_vault.erasure_receipts) RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT pg_catalog.sha256(COALESCE(e.prev_hash, ''::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
         pg_catalog.jsonb_build_array('erasure_receipts', e.id,
@@ -90,9 +91,10 @@ $$;
 COMMENT ON FUNCTION customer_vault._receipt_next() IS
     'internal: locks the head of the erasure receipt chain; returns the next id and the previous hash';
 
--- a receipt as forget_subject returns it (no SET clause, every name qualified: inlined)
+-- a receipt as forget_subject returns it (no SET clause, every name
+-- qualified, STABLE like jsonb_build_object: inlined)
 CREATE OR REPLACE FUNCTION customer_vault._receipt_json(e customer_vault.erasure_receipts) RETURNS jsonb
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
     SELECT pg_catalog.jsonb_build_object('receipt_id', e.id, 'at', e.at, 'role', e.session_role,
                                          'acting_role', e.acting_role,
@@ -231,7 +233,7 @@ COMMENT ON FUNCTION customer_vault._erasure_plan() IS
 -- privilege on each table and refuses a kept table a foreign key would
 -- cascade into; the counts per table as a JSON object.  Not STRICT: a NULL
 -- is an error raised by the function.  Executable by nobody: forget_subject
--- (SECURITY DEFINER) calls it.
+-- runs the same walk in C, with the shreds, withdrawals and receipt.
 CREATE OR REPLACE FUNCTION customer_vault._forget_walk(subject text, caller oid) RETURNS text
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'cv_forget_walk';
@@ -269,124 +271,24 @@ $$;
 COMMENT ON FUNCTION customer_vault._erasure_treatment(regclass) IS
     'internal: delete, anonymize or keep: what forget_subject does with a table''s rows of the subject (from its retention action)';
 
--- Erasure of one subject, in one transaction.  SECURITY DEFINER: it writes the
--- receipt chain, shreds, withdraws consents and reads the holds as the
--- extension's owner; each table is changed by _forget_walk (C) as that table's
--- owner (security-restricted), and only if the calling role itself holds
--- the privilege the change needs on it (DELETE, UPDATE to anonymize, SELECT
--- to count kept rows), as a purge asks.
+-- Erasure of one subject, in one transaction (src/forget.c).  SECURITY
+-- DEFINER: it writes the receipt chain, shreds, withdraws consents and reads
+-- the holds as the extension's owner; each table is changed as that table's
+-- owner (security-restricted), and only if the calling role itself holds the
+-- privilege the change needs on it (DELETE, UPDATE to anonymize, SELECT to
+-- count kept rows), as a purge asks.  Refused while a legal hold stands on
+-- the subject under any spelling (equal as text, or as values of a
+-- registered subject column's type); the subject's key is shredded under
+-- every spelling of the subject (as given, in each subject column's type,
+-- zero-padded, uuid variants); every consent whose subject names the same
+-- subject (equal as text or in a subject column's type: '042', '+42', '6e1'
+-- for 60 in a numeric column, 'a1 ' in a char(n) one) is withdrawn with a
+-- ledger entry naming the receipt; the receipt (hash-chained) is appended and
+-- returned.  Not STRICT: NULL arguments get errors of their own.
 CREATE OR REPLACE FUNCTION customer_vault.forget_subject(subject text, reason text) RETURNS jsonb
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    -- the calling role (as _calling_role(), written out: no function call)
-    caller name := CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
-                        ELSE pg_catalog.current_setting('role')::name END;
-    hold record;
-    e customer_vault.erasure_receipts;
-    walk jsonb;
-    shredded boolean;
-    withdrawn integer := 0;
-    c record;
-    canon text;
-    sp text;
-BEGIN
-    IF subject IS NULL OR subject = '' THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null or empty';
-    END IF;
-    IF pg_catalog.octet_length(subject) > 255 THEN
-        RAISE EXCEPTION USING ERRCODE = 'program_limit_exceeded', MESSAGE = 'subject identifier is too long',
-            DETAIL = 'A subject identifier is at most 255 bytes long.';
-    END IF;
-    IF reason IS NULL OR pg_catalog.btrim(reason) = '' THEN
-        RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'an erasure needs a reason',
-            HINT = 'Say why, e.g. ''request of the customer, ticket 4711''.';
-    END IF;
-
-    -- a hold placed or released concurrently waits for this transaction (the
-    -- same lock place_legal_hold and release_legal_hold take), so none slips
-    -- in between the check and the erasure
-    PERFORM FROM customer_vault.evidence_heads h WHERE h.chain = 'legal_hold_events' FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM customer_vault._evidence_next('legal_hold_events');
-    END IF;
-    SELECT h.id, h.reason INTO hold FROM customer_vault.current_legal_holds h
-     WHERE customer_vault._same_subject(h.subject, forget_subject.subject)
-     ORDER BY h.id LIMIT 1;
-    IF FOUND THEN
-        RAISE EXCEPTION USING ERRCODE = 'object_in_use',
-            MESSAGE = pg_catalog.format('subject is under legal hold %s', hold.id),
-            DETAIL = pg_catalog.format('Legal hold %s was placed for: %s', hold.id, hold.reason),
-            HINT = 'Nothing was erased. Release the hold with customer_vault.release_legal_hold() when it ends, then repeat the erasure.';
-    END IF;
-
-    -- the head of the receipt chain, locked to the end of the transaction
-    SELECT h.last_id + 1, h.last_hash INTO e.id, e.prev_hash
-      FROM customer_vault.erasure_receipts_head h WHERE h.chain = 'erasure_receipts' FOR UPDATE;
-    IF NOT FOUND THEN
-        SELECT r.next_id, r.prev_hash INTO e.id, e.prev_hash FROM customer_vault._receipt_next() r;
-    END IF;
-
-    -- every table holding the subject's rows, changed as its owner
-    -- (src/forget.c); the labelled tables no registered table reaches; the
-    -- spellings the subject's consents may be stored under
-    e.role_id := COALESCE(pg_catalog.to_regrole(pg_catalog.quote_ident(caller))::oid, 0);
-    walk := customer_vault._forget_walk(subject, e.role_id)::jsonb;
-
-    -- the subject's key under every spelling of the subject (a protected
-    -- column's trigger seals under (id)::text: '42' for forget_subject('042')
-    -- on a bigint column); the receipt holds the hash of the canonical one
-    canon := customer_vault._canonical_subject(subject);
-    shredded := false;
-    FOR sp IN SELECT DISTINCT x FROM pg_catalog.jsonb_array_elements_text(walk -> 'spellings') x
-              UNION SELECT canon ORDER BY 1 LOOP
-        shredded := customer_vault.shred_subject(sp) OR shredded;
-    END LOOP;
-
-    -- every consent of the subject, under whichever spelling it was given
-    -- ('042' and '42' name one subject of a bigint column): the subject as
-    -- given, its text form in each registered subject column's type and
-    -- those zero-padded (walk -> spellings), or any other text that is the
-    -- same value and starts with a sign or white space
-    -- and (numeric and char(n) columns) the same value with a fraction, an
-    -- exponent or trailing blanks after one of those spellings ('60.0' and
-    -- '6.0e1'... for '60', 'a1 ' for 'a1'): candidates by prefix (an index
-    -- range), then compared as the subject columns' types compare them
-    -- (backslashes only in E'' literals: standard_conforming_strings may be off)
-    FOR c IN SELECT s.subject AS who, s.purpose FROM customer_vault.consent_state s
-              WHERE s.granted
-                AND (s.subject = ANY (ARRAY(SELECT pg_catalog.jsonb_array_elements_text(walk -> 'spellings')))
-                     OR (s.subject < '0' AND customer_vault._same_subject(s.subject, forget_subject.subject)))
-             UNION
-             SELECT s.subject, s.purpose
-               FROM (SELECT DISTINCT pg_catalog.regexp_replace(pg_catalog.rtrim(x, ' '), '[.]0*$|([.][0-9]*[1-9])0+$', E'\\1') AS p
-                       FROM pg_catalog.jsonb_array_elements_text(walk -> 'spellings') x) sp
-               JOIN customer_vault.consent_state s
-                 ON s.subject LIKE pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(sp.p, E'\\', E'\\\\'), '%', E'\\%'), '_', E'\\_') || '%'
-              WHERE s.granted AND sp.p <> ''
-                AND pg_catalog.substr(s.subject, pg_catalog.length(sp.p) + 1) ~ '^(0*|[.][0-9]*)([eE][-+]?[0-9]+)?$|^ +$'
-                AND customer_vault._same_subject(s.subject, forget_subject.subject)
-              ORDER BY 1, 2 LOOP
-        PERFORM customer_vault.withdraw_consent(c.who, c.purpose,
-            pg_catalog.jsonb_build_object('erasure_receipt', e.id, 'reason', reason));
-        withdrawn := withdrawn + 1;
-    END LOOP;
-
-    e.at := pg_catalog.clock_timestamp();
-    e.session_role := session_user;
-    e.acting_role := caller;
-    e.subject_hash := customer_vault._subject_hash(canon);
-    e.reason := reason;
-    e.counts := pg_catalog.jsonb_build_object('tables', walk -> 'tables', 'subject_key_shredded', shredded,
-                                              'consents_withdrawn', withdrawn, 'not_reached', walk -> 'not_reached');
-    e.hash := customer_vault._receipt_hash(e);
-    INSERT INTO customer_vault.erasure_receipts SELECT e.*;
-    UPDATE customer_vault.erasure_receipts_head h SET last_id = e.id, last_hash = e.hash
-     WHERE h.chain = 'erasure_receipts';
-    RETURN customer_vault._receipt_json(e);
-END
-$$;
+    AS 'MODULE_PATHNAME', 'cv_forget_subject';
 COMMENT ON FUNCTION customer_vault.forget_subject(text, text) IS
     'erases a subject (GDPR art. 17) in one transaction: refused under a legal hold; rows deleted children first, or anonymized or kept as each table''s retention action says, as each table''s owner; key shredded; consents withdrawn; returns the hash-chained receipt';
 
@@ -394,42 +296,14 @@ COMMENT ON FUNCTION customer_vault.forget_subject(text, text) IS
 -- registered subject columns it is a value of (integers first, then numeric,
 -- then uuid: '042' is '42', an upper-case uuid lower case), what a subject
 -- column's (id)::text gives; the subject as given when no non-text subject
--- column takes it.  Only built-in input functions run (the registry allows
--- no other subject column types).  Not STRICT: NULL gives NULL.  PARALLEL
--- UNSAFE: each try is a subtransaction.
+-- column takes it.  In C (src/forget.c): only built-in input functions run
+-- (the registry allows no other subject column types), without a
+-- subtransaction per type (soft errors on 16 and later; on 15 a syntactic
+-- check first).  Not STRICT: NULL gives NULL.  PARALLEL UNSAFE: on 15 a
+-- long number is read in a subtransaction.
 CREATE OR REPLACE FUNCTION customer_vault._canonical_subject(subject text) RETURNS text
-    LANGUAGE plpgsql STABLE PARALLEL UNSAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    t record;
-    v text;
-BEGIN
-    IF subject IS NULL THEN
-        RETURN NULL;
-    END IF;
-    FOR t IN SELECT DISTINCT a.atttypid::pg_catalog.regtype AS typ,
-                    CASE WHEN a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
-                                             'pg_catalog.int8'::pg_catalog.regtype) THEN 1
-                         WHEN a.atttypid OPERATOR(pg_catalog.=) 'pg_catalog.numeric'::pg_catalog.regtype THEN 2
-                         ELSE 3 END AS prio
-               FROM customer_vault.subject_tables s
-               JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) s.relid::pg_catalog.oid
-                                             AND a.attname OPERATOR(pg_catalog.=) s.subject_column
-              WHERE a.atttypid IN ('pg_catalog.int2'::pg_catalog.regtype, 'pg_catalog.int4'::pg_catalog.regtype,
-                                   'pg_catalog.int8'::pg_catalog.regtype, 'pg_catalog.numeric'::pg_catalog.regtype,
-                                   'pg_catalog.uuid'::pg_catalog.regtype)
-              ORDER BY 2, 1 LOOP
-        BEGIN
-            EXECUTE pg_catalog.format('SELECT ($1::%s)::pg_catalog.text', t.typ) INTO v USING subject;
-            RETURN v;
-        EXCEPTION WHEN data_exception THEN
-            NULL;
-        END;
-    END LOOP;
-    RETURN subject;
-END
-$$;
+    LANGUAGE C STABLE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_canonical_subject';
 COMMENT ON FUNCTION customer_vault._canonical_subject(text) IS
     'internal: a subject in the type of the registered subject columns it is a value of (''042'' is ''42'' for a bigint column), else as given; the spelling erasure receipts hash';
 
