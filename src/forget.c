@@ -1896,7 +1896,7 @@ fg_check_holds(const FgSubject *fs)
 		elog(ERROR, "could not lock the legal hold chain");
 	if (SPI_execute_plan(CvSavedPlan(&fg_plan_holds,
 									 "SELECT h.id, h.reason, h.subject FROM customer_vault.current_legal_holds h ORDER BY h.id",
-									 0, NULL), NULL, NULL, true, 0) != SPI_OK_SELECT)
+									 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the legal holds");
 	for (r = 0; r < SPI_processed; r++)
 	{
@@ -1969,7 +1969,7 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 									 " JOIN customer_vault.consent_state s ON s.subject OPERATOR(pg_catalog.>=) r.lo"
 									 "  AND s.subject OPERATOR(pg_catalog.<) r.hi"
 									 " WHERE s.granted",
-									 2, types), v, NULL, true, 0) != SPI_OK_SELECT)
+									 2, types), v, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read the consents");
 	if (SPI_processed == 0)
 		return 0;
