@@ -25,6 +25,7 @@
 #include "customer_vault.h"
 
 #include "access/genam.h"
+#include "access/stratnum.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
@@ -32,6 +33,9 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_seclabel.h"
+#include "access/tableam.h"
+#include "access/heapam.h"
 #include "catalog/pg_type.h"
 #include "funcapi.h"
 #include "commands/trigger.h"
@@ -41,6 +45,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/json.h"
@@ -51,6 +56,9 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "utils/jsonb.h"
+#include "mb/pg_wchar.h"
+#include "utils/datetime.h"
 #include "catalog/pg_collation.h"
 #if PG_VERSION_NUM >= 160000
 #include "nodes/miscnodes.h"
@@ -109,11 +117,8 @@ static int	fg_nwatch = 0;
 /* the statements of forget_subject itself, kept */
 static SPIPlanPtr fg_plan_holdlock = NULL;
 static SPIPlanPtr fg_plan_holdinit = NULL;
-static SPIPlanPtr fg_plan_holds = NULL;
 static SPIPlanPtr fg_plan_head = NULL;
 static SPIPlanPtr fg_plan_headinit = NULL;
-static SPIPlanPtr fg_plan_consents = NULL;
-static SPIPlanPtr fg_plan_receipt = NULL;
 
 /* the owner the walk currently acts as (InvalidOid: the caller) */
 static Oid	fg_cur_owner = InvalidOid;
@@ -423,6 +428,185 @@ fg_subject_type_ok(Oid typ)
 		typ == INT4OID || typ == INT8OID || typ == NUMERICOID || typ == UUIDOID;
 }
 
+/* an extension table (its local rows under Citus), opened for reading */
+static Relation
+fg_open_ext(const char *name, Oid *idx, const char *idxname)
+{
+	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table customer_vault.%s does not exist", name)));
+	if (idx != NULL)
+	{
+		*idx = get_relname_relid(idxname, nsp);
+		if (!OidIsValid(*idx))
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("index customer_vault.%s does not exist", idxname)));
+	}
+	relid = CvCitusRowsRelation(relid, idx, idx != NULL ? 1 : 0);
+	return table_open(relid, AccessShareLock);
+}
+
+/* a column's number in a table of the extension, by name */
+static AttrNumber
+fg_attnum(Relation rel, const char *col)
+{
+	AttrNumber	a = get_attnum(RelationGetRelid(rel), col);
+
+	if (a == InvalidAttrNumber)
+		elog(ERROR, "column %s of %s does not exist", col, RelationGetRelationName(rel));
+	return a;
+}
+
+/* a text or name column of a heap tuple as a C string, NULL for NULL */
+static char *
+fg_getstr(HeapTuple tup, TupleDesc desc, AttrNumber a)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, a, desc, &isnull);
+
+	if (isnull)
+		return NULL;
+	if (TupleDescAttr(desc, a - 1)->atttypid == NAMEOID)
+		return pstrdup(NameStr(*DatumGetName(d)));
+	return TextDatumGetCString(d);
+}
+
+/* a registered table or a retention policy, as read for the plan */
+typedef struct FgReg
+{
+	Oid			relid;
+	char	   *col;			/* subject column, or NULL */
+	char	   *action;			/* retention_policies only */
+} FgReg;
+
+/* by table OID */
+static int
+fg_reg_cmp(const void *a, const void *b)
+{
+	Oid			x = ((const FgReg *) a)->relid;
+	Oid			y = ((const FgReg *) b)->relid;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * Every row of subject_tables or retention_policies (with_action), read
+ * directly under the active snapshot (the plan's: the latest), by table OID.
+ */
+static FgReg *
+fg_read_registry(const char *table, bool with_action, int *n)
+{
+	Relation	rel = fg_open_ext(table, NULL, NULL);
+	TupleDesc	desc = RelationGetDescr(rel);
+	AttrNumber	a_rel = fg_attnum(rel, "relid");
+	AttrNumber	a_col = fg_attnum(rel, "subject_column");
+	AttrNumber	a_act = with_action ? fg_attnum(rel, "action") : InvalidAttrNumber;
+	TableScanDesc scan = table_beginscan(rel, GetActiveSnapshot(), 0, NULL);
+	HeapTuple	tup;
+	int			cap = 16;
+	FgReg	   *rows = palloc(sizeof(FgReg) * cap);
+
+	*n = 0;
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, a_rel, desc, &isnull);
+
+		if (isnull)
+			continue;
+		if (*n == cap)
+		{
+			cap *= 2;
+			rows = repalloc(rows, sizeof(FgReg) * cap);
+		}
+		rows[*n].relid = DatumGetObjectId(d);
+		rows[*n].col = fg_getstr(tup, desc, a_col);
+		rows[*n].action = with_action ? fg_getstr(tup, desc, a_act) : NULL;
+		(*n)++;
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	qsort(rows, *n, sizeof(FgReg), fg_reg_cmp);
+	return rows;
+}
+
+/* a labelled table: OID and name */
+typedef struct FgLabelled
+{
+	Oid			relid;
+	char	   *name;
+} FgLabelled;
+
+/* by name, bytewise */
+static int
+fg_labelled_cmp(const void *a, const void *b)
+{
+	return strcmp(((const FgLabelled *) a)->name, ((const FgLabelled *) b)->name);
+}
+
+/*
+ * The ordinary and partitioned tables (not partitions) with a column
+ * labelled by customer_vault, each once, by name (pg_seclabel read
+ * directly).
+ */
+static FgLabelled *
+fg_labelled_tables(int *n)
+{
+	Relation	rel = table_open(SecLabelRelationId, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	HeapTuple	tup;
+	int			cap = 16;
+	FgLabelled *rows = palloc(sizeof(FgLabelled) * cap);
+	int			i;
+
+	*n = 0;
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		FormData_pg_seclabel *l = (FormData_pg_seclabel *) GETSTRUCT(tup);
+		char	   *provider;
+		HeapTuple	ctup;
+		bool		ok;
+		bool		dup = false;
+
+		if (l->classoid != RelationRelationId || l->objsubid <= 0)
+			continue;
+		provider = fg_getstr(tup, desc, Anum_pg_seclabel_provider);
+		if (provider == NULL || strcmp(provider, "customer_vault") != 0)
+			continue;
+		for (i = 0; i < *n && !dup; i++)
+			dup = rows[i].relid == l->objoid;
+		if (dup)
+			continue;
+		ctup = SearchSysCache1(RELOID, ObjectIdGetDatum(l->objoid));
+		if (!HeapTupleIsValid(ctup))
+			continue;
+		ok = (((Form_pg_class) GETSTRUCT(ctup))->relkind == RELKIND_RELATION ||
+			  ((Form_pg_class) GETSTRUCT(ctup))->relkind == RELKIND_PARTITIONED_TABLE) &&
+			!((Form_pg_class) GETSTRUCT(ctup))->relispartition;
+		ReleaseSysCache(ctup);
+		if (!ok)
+			continue;
+		if (*n == cap)
+		{
+			cap *= 2;
+			rows = repalloc(rows, sizeof(FgLabelled) * cap);
+		}
+		rows[*n].relid = l->objoid;
+		rows[*n].name = DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(l->objoid)));
+		(*n)++;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	qsort(rows, *n, sizeof(FgLabelled), fg_labelled_cmp);
+	return rows;
+}
+
 /* a type subjects are compared in (text and varchar compare as text) */
 static void
 fg_add_match_type(Oid typ)
@@ -465,9 +649,13 @@ fg_build_plan(void)
 	int			i;
 	int			k;
 	bool	   *todo;
-	int			rc;
-	SPITupleTable *tt;
-	uint64		r;
+	FgReg	   *reg;
+	int			nreg;
+	FgReg	   *pol;
+	int			npol;
+	FgLabelled *lab;
+	int			nlab;
+	int			r;
 
 	fg_valid = false;
 	fg_free();
@@ -482,23 +670,17 @@ fg_build_plan(void)
 	fg_build_nrel = 0;
 
 	/* the registered tables and their subject columns */
-	rc = SPI_execute("SELECT s.relid::pg_catalog.oid, s.subject_column::pg_catalog.text"
-					 " FROM customer_vault.subject_tables s ORDER BY 1", true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the subject registry");
-	tt = SPI_tuptable;
+	reg = fg_read_registry("subject_tables", false, &nreg);
 	fks = fg_foreign_keys();
-	cap = (int) SPI_processed + 2 * list_length(fks) + 1;
+	cap = nreg + 2 * list_length(fks) + 1;
 	rels = palloc0(sizeof(Oid) * cap);
 	depth = palloc0(sizeof(int) * cap);
 	subjcol = palloc0(sizeof(char *) * cap);
 	treat = palloc0(cap);
-	for (r = 0; r < SPI_processed; r++)
+	for (r = 0; r < nreg; r++)
 	{
-		bool		isnull;
-
-		rels[nrel] = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull));
-		subjcol[nrel] = SPI_getvalue(tt->vals[r], tt->tupdesc, 2);
+		rels[nrel] = reg[r].relid;
+		subjcol[nrel] = reg[r].col;
 		depth[nrel] = 0;
 		nrel++;
 	}
@@ -540,19 +722,15 @@ fg_build_plan(void)
 			subjcol[k - 1] = ts;
 		}
 	/* each table's treatment, from its retention action */
-	rc = SPI_execute("SELECT rp.relid::pg_catalog.oid, rp.action, rp.subject_column::pg_catalog.text"
-					 " FROM customer_vault.retention_policies rp", true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the retention policies");
+	pol = fg_read_registry("retention_policies", true, &npol);
 	for (i = 0; i < nrel; i++)
 		treat[i] = 'd';
-	fg_watch = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(SPI_processed, 1));
-	for (r = 0; r < SPI_processed; r++)
+	fg_watch = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(npol, 1));
+	for (r = 0; r < npol; r++)
 	{
-		bool		isnull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
-		char	   *action = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
-		char	   *scol = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3);
+		Oid			relid = pol[r].relid;
+		char	   *action = pol[r].action;
+		char	   *scol = pol[r].col;
 		int			p = fg_pos(rels, nrel, relid);
 
 		if (p >= 0 && action != NULL)
@@ -866,27 +1044,15 @@ fg_build_plan(void)
 	fg_n = nrel;
 
 	/* labelled tables the reach misses (named in every receipt) */
-	rc = SPI_execute("SELECT DISTINCT c.oid, pg_catalog.format('%s', c.oid::pg_catalog.regclass)"
-					 " FROM pg_catalog.pg_seclabel l JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) l.objoid"
-					 " WHERE l.classoid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass"
-					 " AND l.provider OPERATOR(pg_catalog.=) 'customer_vault' AND l.objsubid OPERATOR(pg_catalog.>) 0"
-					 " AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 2",
-					 true, 0);
-	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "could not read the customer_vault labels");
-	tt = SPI_tuptable;
-	fg_unreached_oids = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(SPI_processed, 1));
-	fg_unreached_names = MemoryContextAllocZero(fg_cxt, sizeof(char *) * Max(SPI_processed, 1));
-	for (r = 0; r < SPI_processed; r++)
+	lab = fg_labelled_tables(&nlab);
+	fg_unreached_oids = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(nlab, 1));
+	fg_unreached_names = MemoryContextAllocZero(fg_cxt, sizeof(char *) * Max(nlab, 1));
+	for (r = 0; r < nlab; r++)
 	{
-		bool		isnull;
-		Oid			relid = DatumGetObjectId(SPI_getbinval(tt->vals[r], tt->tupdesc, 1, &isnull));
-		char	   *name = SPI_getvalue(tt->vals[r], tt->tupdesc, 2);
-
-		if (fg_pos(rels, nrel, relid) >= 0)
+		if (fg_pos(rels, nrel, lab[r].relid) >= 0)
 			continue;
-		fg_unreached_oids[fg_nunreached] = relid;
-		fg_unreached_names[fg_nunreached] = MemoryContextStrdup(fg_cxt, name);
+		fg_unreached_oids[fg_nunreached] = lab[r].relid;
+		fg_unreached_names[fg_nunreached] = MemoryContextStrdup(fg_cxt, lab[r].name);
 		fg_nunreached++;
 	}
 	fg_building = false;
@@ -1873,11 +2039,12 @@ fg_text_array(List *l)
 	return PointerGetDatum(construct_array(el, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+static void fg_hold_scan(const FgSubject *fs);
+
 /* the first hold standing on the subject: refused, naming it */
 static void
 fg_check_holds(const FgSubject *fs)
 {
-	uint64		r;
 
 	/*
 	 * A hold placed or released concurrently waits for this transaction (the
@@ -1894,26 +2061,115 @@ fg_check_holds(const FgSubject *fs)
 									 "SELECT customer_vault._evidence_next('legal_hold_events')",
 									 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not lock the legal hold chain");
-	if (SPI_execute_plan(CvSavedPlan(&fg_plan_holds,
-									 "SELECT h.id, h.reason, h.subject FROM customer_vault.current_legal_holds h ORDER BY h.id",
-									 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the legal holds");
-	for (r = 0; r < SPI_processed; r++)
+	fg_hold_scan(fs);
+}
+
+/* by value */
+static int
+fg_int64_cmp(const void *a, const void *b)
+{
+	int64		x = *(const int64 *) a;
+	int64		y = *(const int64 *) b;
+
+	return x < y ? -1 : x > y ? 1 : 0;
+}
+
+/*
+ * The holds in force (current_legal_holds: placed, not released, not
+ * expired), read from legal_hold_events directly under a fresh snapshot
+ * (taken after the lock, as a new statement would); the first one (by id)
+ * that names the subject refuses the erasure, naming it.
+ */
+static void
+fg_hold_scan(const FgSubject *fs)
+{
+	Relation	rel;
+	TupleDesc	desc;
+	AttrNumber	a_id;
+	AttrNumber	a_hold;
+	AttrNumber	a_action;
+	AttrNumber	a_subject;
+	AttrNumber	a_reason;
+	AttrNumber	a_until;
+	Snapshot	snap;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	int			cap = 16;
+	int			nrel = 0;
+	int64	   *released = palloc(sizeof(int64) * cap);
+	List	   *places = NIL;
+	ListCell   *lc;
+	int64		best = -1;
+	char	   *best_reason = NULL;
+
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	rel = fg_open_ext("legal_hold_events", NULL, NULL);
+	desc = RelationGetDescr(rel);
+	a_id = fg_attnum(rel, "id");
+	a_hold = fg_attnum(rel, "hold_id");
+	a_action = fg_attnum(rel, "action");
+	a_subject = fg_attnum(rel, "subject");
+	a_reason = fg_attnum(rel, "reason");
+	a_until = fg_attnum(rel, "until");
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
 	{
-		char	   *hs = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 3);
+		char	   *action = fg_getstr(tup, desc, a_action);
+		bool		isnull;
 
-		if (hs != NULL && fg_same(fs, hs))
+		if (action == NULL)
+			continue;
+		if (strcmp(action, "release") == 0)
 		{
-			char	   *id = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-			char	   *reason = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
+			Datum		h = heap_getattr(tup, a_hold, desc, &isnull);
 
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("subject is under legal hold %s", id),
-					 errdetail("Legal hold %s was placed for: %s", id, reason ? reason : ""),
-					 errhint("Nothing was erased. Release the hold with customer_vault.release_legal_hold() when it ends, then repeat the erasure.")));
+			if (isnull)
+				continue;
+			if (nrel == cap)
+			{
+				cap *= 2;
+				released = repalloc(released, sizeof(int64) * cap);
+			}
+			released[nrel++] = DatumGetInt64(h);
+		}
+		else if (strcmp(action, "place") == 0)
+		{
+			Datum		until = heap_getattr(tup, a_until, desc, &isnull);
+
+			if (!isnull && DatumGetTimestampTz(until) <= now)
+				continue;		/* expired */
+			places = lappend(places, heap_copytuple(tup));
 		}
 	}
+	table_endscan(scan);
+	qsort(released, nrel, sizeof(int64), fg_int64_cmp);
+	foreach(lc, places)
+	{
+		HeapTuple	p = lfirst(lc);
+		bool		isnull;
+		int64		id = DatumGetInt64(heap_getattr(p, a_id, desc, &isnull));
+		char	   *subject;
+
+		if (best >= 0 && id >= best)
+			continue;
+		if (bsearch(&id, released, nrel, sizeof(int64), fg_int64_cmp) != NULL)
+			continue;
+		subject = fg_getstr(p, desc, a_subject);
+		if (subject == NULL || !fg_same(fs, subject))
+			continue;
+		best = id;
+		best_reason = fg_getstr(p, desc, a_reason);
+	}
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+	if (best >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("subject is under legal hold " INT64_FORMAT, best),
+				 errdetail("Legal hold " INT64_FORMAT " was placed for: %s", best, best_reason ? best_reason : ""),
+				 errhint("Nothing was erased. Release the hold with customer_vault.release_legal_hold() when it ends, then repeat the erasure.")));
 }
 
 /* a consent found for the subject */
@@ -1947,8 +2203,6 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 	List	   *hi = NIL;
 	List	   *exact = list_make1(pstrdup(fs->text));
 	ListCell   *lc;
-	Oid			types[2] = {TEXTARRAYOID, TEXTARRAYOID};
-	Datum		v[2];
 	FgConsent  *c;
 	int			nc = 0;
 	char	  **subjects;
@@ -1961,28 +2215,61 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 	/* a text alone: [s, s || chr(1)), nothing else sorts in between */
 	foreach(lc, exact)
 		fg_range(&lo, &hi, (char *) lfirst(lc), psprintf("%s\x01", (char *) lfirst(lc)));
-	v[0] = fg_text_array(lo);
-	v[1] = fg_text_array(hi);
-	if (SPI_execute_plan(CvSavedPlan(&fg_plan_consents,
-									 "SELECT s.subject, s.purpose"
-									 " FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) r(lo, hi)"
-									 " JOIN customer_vault.consent_state s ON s.subject OPERATOR(pg_catalog.>=) r.lo"
-									 "  AND s.subject OPERATOR(pg_catalog.<) r.hi"
-									 " WHERE s.granted",
-									 2, types), v, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read the consents");
-	if (SPI_processed == 0)
-		return 0;
-	c = palloc(sizeof(FgConsent) * SPI_processed);
-	for (r = 0; r < SPI_processed; r++)
 	{
-		char	   *cs = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+		Oid			idx;
+		Relation	rel;
+		TupleDesc	desc;
+		AttrNumber	a_subject;
+		AttrNumber	a_purpose;
+		AttrNumber	a_granted;
+		Snapshot	snap;
+		ListCell   *lh;
+		int			cap = 8;
 
-		if (cs == NULL || !fg_same(fs, cs))
-			continue;
-		c[nc].subject = cs;
-		c[nc].purpose = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 2);
-		nc++;
+		c = palloc(sizeof(FgConsent) * cap);
+		CommandCounterIncrement();
+		snap = RegisterSnapshot(GetTransactionSnapshot());
+		rel = fg_open_ext("consent_state", &idx, "consent_state_pkey");
+		desc = RelationGetDescr(rel);
+		a_subject = fg_attnum(rel, "subject");
+		a_purpose = fg_attnum(rel, "purpose");
+		a_granted = fg_attnum(rel, "granted");
+		forboth(lc, lo, lh, hi)
+		{
+			ScanKeyData key[2];
+			SysScanDesc scan;
+			HeapTuple	tup;
+
+			/* ScanKeyInit compares in the C collation, the primary key's */
+			ScanKeyInit(&key[0], a_subject, BTGreaterEqualStrategyNumber, F_TEXT_GE,
+						CStringGetTextDatum((char *) lfirst(lc)));
+			ScanKeyInit(&key[1], a_subject, BTLessStrategyNumber, F_TEXT_LT,
+						CStringGetTextDatum((char *) lfirst(lh)));
+			scan = systable_beginscan(rel, idx, true, snap, 2, key);
+			while (HeapTupleIsValid(tup = systable_getnext(scan)))
+			{
+				bool		isnull;
+				Datum		g = heap_getattr(tup, a_granted, desc, &isnull);
+				char	   *cs;
+
+				if (isnull || !DatumGetBool(g))
+					continue;
+				cs = fg_getstr(tup, desc, a_subject);
+				if (cs == NULL || !fg_same(fs, cs))
+					continue;
+				if (nc == cap)
+				{
+					cap *= 2;
+					c = repalloc(c, sizeof(FgConsent) * cap);
+				}
+				c[nc].subject = cs;
+				c[nc].purpose = fg_getstr(tup, desc, a_purpose);
+				nc++;
+			}
+			systable_endscan(scan);
+		}
+		table_close(rel, AccessShareLock);
+		UnregisterSnapshot(snap);
 	}
 	if (nc == 0)
 		return 0;
@@ -2006,7 +2293,165 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 	return n;
 }
 
+/* 32 bytes as a bytea datum */
+static Datum
+fg_bytea32(const uint8 *b)
+{
+	bytea	   *v = palloc(VARHDRSZ + 32);
+
+	SET_VARSIZE(v, VARHDRSZ + 32);
+	memcpy(VARDATA(v), b, 32);
+	return PointerGetDatum(v);
+}
+
+/* a JSON text in jsonb's own (canonical) text form, and the jsonb */
+static char *
+fg_jsonb_text(const char *json, Datum *jb)
+{
+	Jsonb	   *j;
+
+	*jb = DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
+	j = DatumGetJsonbP(*jb);
+	return JsonbToCString(NULL, &j->root, VARSIZE(j));
+}
+
+/*
+ * Append the receipt to erasure_receipts and move the chain head, in one
+ * statement; the hash is made here exactly as the SQL _receipt_hash() makes
+ * it (SHA-256 over the previous hash and the UTF-8 text of the jsonb array
+ * 'erasure_receipts', id, at in Unix microseconds, role_id, session_role,
+ * acting_role, hex subject_hash, reason, counts; verify_receipts() checks
+ * it with that function), and the receipt returned as _receipt_json()
+ * gives it, as a jsonb allocated in outer.
+ */
+static Datum
+fg_receipt(int64 id, Oid caller, const uint8 *subject_hash, const char *reason, const char *counts,
+		   Datum prev_hash, MemoryContext outer)
+{
+	static SPIPlanPtr plan = NULL;
+	TimestampTz at = GetCurrentTimestamp();
+	char	   *session_role = GetUserNameFromId(GetSessionUserId(), false);
+	char	   *acting = GetUserNameFromId(caller, true);
+	char		hex[65];
+	uint8		hash[32];
+	char		hashhex[65];
+	Datum		counts_jb;
+	Datum		arr_jb;
+	char	   *arr;
+	StringInfoData buf;
+	Oid			types[10] = {INT8OID, TIMESTAMPTZOID, OIDOID, NAMEOID, NAMEOID, BYTEAOID, TEXTOID,
+		JSONBOID, BYTEAOID, BYTEAOID};
+	Datum		v[10];
+	char		nulls[11] = "          ";
+	NameData	sr;
+	NameData	ar;
+	char	   *canon_counts;
+	Datum		result;
+	char	   *utf8;
+
+	if (acting == NULL)
+		acting = "";
+	if (subject_hash != NULL)
+	{
+		hex_encode((const char *) subject_hash, 32, hex);
+		hex[64] = '\0';
+	}
+	canon_counts = fg_jsonb_text(counts, &counts_jb);
+
+	/* the chained hash, as _receipt_hash() */
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "[\"erasure_receipts\", " INT64_FORMAT ", " INT64_FORMAT ", " INT64_FORMAT ", ",
+					 id, (int64) at + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC),
+					 (int64) caller);
+	escape_json(&buf, session_role);
+	appendStringInfoString(&buf, ", ");
+	escape_json(&buf, acting);
+	appendStringInfoString(&buf, ", ");
+	if (subject_hash != NULL)
+		escape_json(&buf, hex);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoString(&buf, ", ");
+	escape_json(&buf, reason);
+	appendStringInfo(&buf, ", %s]", canon_counts);
+	arr = fg_jsonb_text(buf.data, &arr_jb);
+	utf8 = pg_server_to_any(arr, strlen(arr), PG_UTF8);
+	resetStringInfo(&buf);
+	if (prev_hash != (Datum) 0)
+	{
+		bytea	   *p = DatumGetByteaPP(prev_hash);
+
+		appendBinaryStringInfo(&buf, VARDATA_ANY(p), VARSIZE_ANY_EXHDR(p));
+	}
+	appendBinaryStringInfo(&buf, utf8, strlen(utf8));
+	if (!cv_sha256((const uint8 *) buf.data, buf.len, hash))
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_INVOCATION_EXCEPTION),
+				 errmsg("could not compute SHA-256")));
+
+	/* the receipt and the head */
+	namestrcpy(&sr, session_role);
+	namestrcpy(&ar, acting);
+	v[0] = Int64GetDatum(id);
+	v[1] = TimestampTzGetDatum(at);
+	v[2] = ObjectIdGetDatum(caller);
+	v[3] = NameGetDatum(&sr);
+	v[4] = NameGetDatum(&ar);
+	if (subject_hash != NULL)
+		v[5] = fg_bytea32(subject_hash);
+	else
+		nulls[5] = 'n';
+	v[6] = CStringGetTextDatum(reason);
+	v[7] = counts_jb;
+	v[8] = prev_hash;
+	if (prev_hash == (Datum) 0)
+		nulls[8] = 'n';
+	v[9] = fg_bytea32(hash);
+	if (SPI_execute_plan(CvSavedPlan(&plan,
+									 "WITH i AS (INSERT INTO customer_vault.erasure_receipts"
+									 "   (id, at, role_id, session_role, acting_role, subject_hash, reason, counts, prev_hash, hash)"
+									 "   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10))"
+									 " UPDATE customer_vault.erasure_receipts_head h SET last_id = $1, last_hash = $10"
+									 " WHERE h.chain OPERATOR(pg_catalog.=) 'erasure_receipts'",
+									 10, types), v, nulls, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "could not write the erasure receipt");
+
+	/* the receipt as _receipt_json() gives it */
+	hex_encode((const char *) hash, 32, hashhex);
+	hashhex[64] = '\0';
+	resetStringInfo(&buf);
+	appendStringInfo(&buf, "{\"receipt_id\": " INT64_FORMAT ", \"at\": ", id);
+	escape_json(&buf, JsonEncodeDateTime(NULL, TimestampTzGetDatum(at), TIMESTAMPTZOID, NULL));
+	appendStringInfoString(&buf, ", \"role\": ");
+	escape_json(&buf, session_role);
+	appendStringInfoString(&buf, ", \"acting_role\": ");
+	escape_json(&buf, acting);
+	appendStringInfoString(&buf, ", \"subject_hash\": ");
+	if (subject_hash != NULL)
+		escape_json(&buf, hex);
+	else
+		appendStringInfoString(&buf, "null");
+	appendStringInfoString(&buf, ", \"reason\": ");
+	escape_json(&buf, reason);
+	/* the members of counts, then the hash */
+	appendStringInfo(&buf, ", %s", canon_counts + 1);
+	buf.len--;
+	buf.data[buf.len] = '\0';
+	appendStringInfoString(&buf, ", \"hash\": ");
+	escape_json(&buf, hashhex);
+	appendStringInfoChar(&buf, '}');
+	{
+		MemoryContext old = MemoryContextSwitchTo(outer);
+
+		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+		MemoryContextSwitchTo(old);
+	}
+	return result;
+}
+
 PG_FUNCTION_INFO_V1(cv_forget_subject);
+
 
 /*
  * customer_vault.forget_subject(subject text, reason text) RETURNS jsonb:
@@ -2135,62 +2580,8 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 		initStringInfo(&counts);
 		appendStringInfo(&counts, "{\"tables\": %s, \"subject_key_shredded\": %s, \"consents_withdrawn\": %d, \"not_reached\": %s}",
 						 tables, shredded ? "true" : "false", withdrawn, not_reached);
-		{
-			Oid			types[9] = {INT8OID, TIMESTAMPTZOID, OIDOID, NAMEOID, NAMEOID, BYTEAOID, TEXTOID,
-				JSONBOID, BYTEAOID};
-			Datum		v[9];
-			char		nulls[10] = "         ";
-			NameData	session_role;
-			NameData	acting_role;
-			char	   *acting = GetUserNameFromId(caller, true);
-			bool		isnull;
-
-			namestrcpy(&session_role, GetUserNameFromId(GetSessionUserId(), false));
-			namestrcpy(&acting_role, acting ? acting : "");
-			v[0] = Int64GetDatum(receipt_id);
-			v[1] = TimestampTzGetDatum(GetCurrentTimestamp());
-			v[2] = ObjectIdGetDatum(caller);
-			v[3] = NameGetDatum(&session_role);
-			v[4] = NameGetDatum(&acting_role);
-			if (has_hash)
-			{
-				bytea	   *b = palloc(VARHDRSZ + 32);
-
-				SET_VARSIZE(b, VARHDRSZ + 32);
-				memcpy(VARDATA(b), hash, 32);
-				v[5] = PointerGetDatum(b);
-			}
-			else
-				nulls[5] = 'n';
-			v[6] = CStringGetTextDatum(reason);
-			v[7] = DirectFunctionCall1(jsonb_in, CStringGetDatum(counts.data));
-			v[8] = prev_hash;
-			if (!has_prev)
-				nulls[8] = 'n';
-			if (SPI_execute_plan(CvSavedPlan(&fg_plan_receipt,
-											 "WITH n AS MATERIALIZED (SELECT ROW($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)::customer_vault.erasure_receipts AS r),"
-											 " g AS MATERIALIZED (SELECT n.r, customer_vault._receipt_hash(n.r) AS hash FROM n),"
-											 " i AS (INSERT INTO customer_vault.erasure_receipts AS e"
-											 "   (id, at, role_id, session_role, acting_role, subject_hash, reason, counts, prev_hash, hash)"
-											 "   SELECT (g.r).id, (g.r).at, (g.r).role_id, (g.r).session_role, (g.r).acting_role,"
-											 "          (g.r).subject_hash, (g.r).reason, (g.r).counts, (g.r).prev_hash, g.hash FROM g"
-											 "   RETURNING customer_vault._receipt_json(e) AS j, e.id, e.hash),"
-											 " u AS (UPDATE customer_vault.erasure_receipts_head h SET last_id = i.id, last_hash = i.hash"
-											 "   FROM i WHERE h.chain OPERATOR(pg_catalog.=) 'erasure_receipts')"
-											 " SELECT i.j FROM i",
-											 9, types), v, nulls, false, 0) != SPI_OK_SELECT ||
-				SPI_processed != 1)
-				elog(ERROR, "could not write the erasure receipt");
-			result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-			if (isnull)
-				elog(ERROR, "could not write the erasure receipt");
-			{
-				MemoryContext old = MemoryContextSwitchTo(outer);
-
-				result = PointerGetDatum(PG_DETOAST_DATUM_COPY(result));
-				MemoryContextSwitchTo(old);
-			}
-		}
+		result = fg_receipt(receipt_id, caller, has_hash ? hash : NULL, reason, counts.data,
+							has_prev ? prev_hash : (Datum) 0, outer);
 		fg_busy = false;
 	}
 	PG_CATCH();
