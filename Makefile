@@ -58,7 +58,7 @@ REGRESS += protect_update
 # part FORGET3 (issue 12)
 REGRESS += forget_review
 # every spelling of a subject compared in its column's type; inheritance children (part FORGET4)
-REGRESS += forget_spellings
+REGRESS += forget_spellings forget_inherit
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr

@@ -33,6 +33,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_operator.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_seclabel.h"
 #include "access/tableam.h"
 #include "access/heapam.h"
@@ -113,6 +114,17 @@ static Oid	fg_match_types[FG_MAX_TYPES];
 static int	fg_nmatch = 0;
 static Oid *fg_watch = NULL;
 static int	fg_nwatch = 0;
+
+/*
+ * The registered tables with inheritance children, and how many tables
+ * (themselves included) find_all_inheritors gave when the plan was built: a
+ * child added later sends no invalidation the plan hears, so each erasure
+ * counts again (fg_children_changed).
+ */
+#define FG_MAX_INH 64
+static Oid	fg_inh_parents[FG_MAX_INH];
+static int	fg_inh_counts[FG_MAX_INH];
+static int	fg_ninh_parents = 0;
 
 /* the statements of forget_subject itself, kept */
 static SPIPlanPtr fg_plan_holdlock = NULL;
@@ -655,6 +667,10 @@ fg_build_plan(void)
 	int			npol;
 	FgLabelled *lab;
 	int			nlab;
+	Oid		   *inh_child;
+	Oid		   *inh_parent;
+	int			ninh = 0;
+	bool	   *own;
 	int			r;
 
 	fg_valid = false;
@@ -672,7 +688,43 @@ fg_build_plan(void)
 	/* the registered tables and their subject columns */
 	reg = fg_read_registry("subject_tables", false, &nreg);
 	fks = fg_foreign_keys();
-	cap = nreg + 2 * list_length(fks) + 1;
+	/*
+	 * The inheritance children of the registered tables (any depth): their
+	 * rows are not the parent's (its statements read ONLY the parent), so
+	 * each is a table of its own at depth 0, by the parent's subject column,
+	 * changed as its own owner with its own privilege checked.
+	 */
+	inh_child = palloc(sizeof(Oid) * 1);
+	inh_parent = palloc(sizeof(Oid) * 1);
+	fg_ninh_parents = 0;
+	for (r = 0; r < nreg; r++)
+	{
+		List	   *kids;
+		ListCell   *lk;
+
+		if (get_rel_relkind(reg[r].relid) != RELKIND_RELATION || !has_subclass(reg[r].relid))
+			continue;
+		kids = find_all_inheritors(reg[r].relid, NoLock, NULL);
+		if (fg_ninh_parents < FG_MAX_INH)
+		{
+			fg_inh_parents[fg_ninh_parents] = reg[r].relid;
+			fg_inh_counts[fg_ninh_parents] = list_length(kids);
+			fg_ninh_parents++;
+		}
+		foreach(lk, kids)
+		{
+			Oid			kid = lfirst_oid(lk);
+
+			if (kid == reg[r].relid)
+				continue;
+			inh_child = repalloc(inh_child, sizeof(Oid) * (ninh + 1));
+			inh_parent = repalloc(inh_parent, sizeof(Oid) * (ninh + 1));
+			inh_child[ninh] = kid;
+			inh_parent[ninh] = reg[r].relid;
+			ninh++;
+		}
+	}
+	cap = nreg + ninh + 2 * list_length(fks) + 1;
 	rels = palloc0(sizeof(Oid) * cap);
 	depth = palloc0(sizeof(int) * cap);
 	subjcol = palloc0(sizeof(char *) * cap);
@@ -681,6 +733,18 @@ fg_build_plan(void)
 	{
 		rels[nrel] = reg[r].relid;
 		subjcol[nrel] = reg[r].col;
+		depth[nrel] = 0;
+		nrel++;
+	}
+	for (r = 0; r < ninh; r++)
+	{
+		int			pp;
+
+		if (fg_pos(rels, nrel, inh_child[r]) >= 0 || !fg_is_node(inh_child[r]))
+			continue;			/* registered itself, or twice a child */
+		pp = fg_pos(rels, nrel, inh_parent[r]);
+		rels[nrel] = inh_child[r];
+		subjcol[nrel] = subjcol[pp];
 		depth[nrel] = 0;
 		nrel++;
 	}
@@ -725,6 +789,7 @@ fg_build_plan(void)
 	pol = fg_read_registry("retention_policies", true, &npol);
 	for (i = 0; i < nrel; i++)
 		treat[i] = 'd';
+	own = palloc0(sizeof(bool) * Max(nrel, 1));
 	fg_watch = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(npol, 1));
 	for (r = 0; r < npol; r++)
 	{
@@ -734,7 +799,10 @@ fg_build_plan(void)
 		int			p = fg_pos(rels, nrel, relid);
 
 		if (p >= 0 && action != NULL)
+		{
 			treat[p] = strcmp(action, "anonymize") == 0 ? 'a' : strcmp(action, "shred") == 0 ? 'k' : 'd';
+			own[p] = true;
+		}
 		if (scol != NULL)
 		{
 			AttrNumber	att = get_attnum(relid, scol);
@@ -743,6 +811,15 @@ fg_build_plan(void)
 			if (att != InvalidAttrNumber)
 				fg_add_match_type(get_atttype(relid, att));
 		}
+	}
+	/* an inheritance child without a retention policy of its own is treated as its parent */
+	for (r = 0; r < ninh; r++)
+	{
+		int			c = fg_pos(rels, nrel, inh_child[r]);
+		int			pp = fg_pos(rels, nrel, inh_parent[r]);
+
+		if (c >= 0 && pp >= 0 && !own[c])
+			treat[c] = treat[pp];
 	}
 
 	old = MemoryContextSwitchTo(fg_cxt);
@@ -979,6 +1056,18 @@ fg_build_plan(void)
 			v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 			if (!isnull)
 				deconstruct_array(DatumGetArrayTypeP(v), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &el, &nl, &ne);
+			/* an inheritance child without labels of its own: its parent's (the columns it inherits) */
+			for (k = 0; ne == 0 && k < ninh; k++)
+				if (inh_child[k] == rels[i])
+				{
+					arg = ObjectIdGetDatum(inh_parent[k]);
+					if (SPI_execute_with_args("SELECT customer_vault._pii_columns($1::pg_catalog.regclass)",
+											  1, &argt, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+						elog(ERROR, "customer_vault._pii_columns did not answer");
+					v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+					if (!isnull)
+						deconstruct_array(DatumGetArrayTypeP(v), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &el, &nl, &ne);
+				}
 			if (ne > 0)
 			{
 				StringInfoData set;
@@ -1062,6 +1151,39 @@ fg_build_plan(void)
 }
 
 /*
+ * Whether a registered table gained or lost inheritance children since the
+ * plan was built (a new child sends no invalidation the plan hears); cheap
+ * for tables without children (one syscache lookup each).
+ */
+static bool
+fg_children_changed(void)
+{
+	int			i;
+	int			k;
+
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+		int			known = 0;
+
+		if (t->depth != 0 || get_rel_relkind(t->relid) != RELKIND_RELATION)
+			continue;
+		for (k = 0; k < fg_ninh_parents; k++)
+			if (fg_inh_parents[k] == t->relid)
+				known = fg_inh_counts[k];
+		if (!has_subclass(t->relid))
+		{
+			if (known > 1)
+				return true;
+			continue;
+		}
+		if (list_length(find_all_inheritors(t->relid, NoLock, NULL)) != Max(known, 1))
+			return true;
+	}
+	return false;
+}
+
+/*
  * Build the plan under the latest snapshot, not the caller's: a plan built
  * inside a REPEATABLE READ or SERIALIZABLE transaction would otherwise read
  * the registry, the retention policies and the labels as they were when
@@ -1073,6 +1195,7 @@ fg_build_plan(void)
 static void
 fg_build(void)
 {
+	fg_ninh_parents = 0;
 	PushActiveSnapshot(GetLatestSnapshot());
 	fg_build_plan();
 	PopActiveSnapshot();
@@ -1807,7 +1930,7 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		/* the plan, built again when the catalog, the registry or the labels changed */
-		if (!fg_valid)
+		if (!fg_valid || fg_children_changed())
 			fg_build();
 		initStringInfo(&spell);
 		fg_walk(subject, subject_datum, caller, &spell, &seen, &tables, &not_reached);
@@ -2525,7 +2648,7 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 	PG_TRY();
 	{
 		/* the plan, built again when the catalog, the registry or the labels changed */
-		if (!fg_valid)
+		if (!fg_valid || fg_children_changed())
 			fg_build();
 		fg_subject_init(&fs, subject);
 
@@ -2614,7 +2737,7 @@ cv_erasure_plan(PG_FUNCTION_ARGS)
 	fg_busy = true;
 	PG_TRY();
 	{
-		if (!fg_valid)
+		if (!fg_valid || fg_children_changed())
 			fg_build();
 	}
 	PG_FINALLY();
