@@ -70,6 +70,7 @@ typedef struct FgTable
 {
 	Oid			relid;
 	Oid			owner;
+	bool		refonly;		/* joined only through REFERENCES of another owner */
 	int			depth;
 	char		treat;			/* 'd'elete, 'a'nonymize, 'k'eep */
 	int			change_pos;
@@ -917,6 +918,7 @@ fg_build_plan(void)
 		else
 		{
 			/* one condition per foreign key towards a table of lower depth */
+			t->refonly = true;
 			foreach(lc, fks)
 			{
 				FgFk	   *fk = lfirst(lc);
@@ -924,9 +926,18 @@ fg_build_plan(void)
 				int			offset = 0;
 				ListCell   *lc2;
 				int			c;
+				HeapTuple	ptup;
 
 				if (fk->child != rels[i] || pp < 0 || depth[pp] >= depth[i])
 					continue;
+				/* a key towards a table of its own owner: not a stranger's table */
+				ptup = SearchSysCache1(RELOID, ObjectIdGetDatum(fk->parent));
+				if (HeapTupleIsValid(ptup))
+				{
+					if (((Form_pg_class) GETSTRUCT(ptup))->relowner == t->owner)
+						t->refonly = false;
+					ReleaseSysCache(ptup);
+				}
 				/* where its columns start among the parent's key outputs: (child, fk) order */
 				foreach(lc2, fks)
 				{
@@ -1692,6 +1703,32 @@ fg_refuse_cascade(FgTable *t)
 					 t->danger[1])));
 }
 
+/* the error for a table whose change the calling role holds no privilege for */
+static void
+fg_refuse_privilege(FgTable *t, bool has_rows)
+{
+	const char *priv = t->treat == 'd' ? "DELETE" : t->treat == 'a' ? "UPDATE" : "SELECT";
+
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for table %s",
+					DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid)))),
+			 has_rows ?
+			 errdetail("forget_subject changes a table holding rows of the subject as its owner, for roles with the %s privilege on it.", priv) :
+			 errdetail("forget_subject changes every table of the subject reach as its owner, for roles with the %s privilege on it.", priv),
+			 errhint("Nothing was erased.")));
+}
+
+/* the calling role holds the privilege the change of t needs (DELETE, UPDATE to anonymize, SELECT to count) */
+static void
+fg_check_privilege(FgTable *t, Oid caller)
+{
+	AclMode		mode = t->treat == 'd' ? ACL_DELETE : t->treat == 'a' ? ACL_UPDATE : ACL_SELECT;
+
+	if (pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
+		fg_refuse_privilege(t, false);
+}
+
 /*
  * The walk of one erasure, inside SPI with the plan built: every table of
  * the reach, keys read parents first, the kept tables a cascade would reach
@@ -1732,6 +1769,22 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 					 errmsg("table %s has no PII-labelled columns to anonymize",
 							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(fg_tables[i].relid)))),
 					 errhint("Label them first: SECURITY LABEL FOR customer_vault ON COLUMN t.c IS 'pii'.")));
+
+	/*
+	 * The calling role's privilege on every table of the plan, before
+	 * anything is read: a refusal then tells nothing about the subject
+	 * (whether it has rows in a table the role may not change).  A table
+	 * that joined the reach only through a foreign key towards a table of
+	 * another owner (REFERENCES is all it takes) is checked below, only
+	 * where it holds rows of the subject: it must not stop every erasure.
+	 */
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+
+		if (!t->refonly)
+			fg_check_privilege(t, caller);
+	}
 
 	/* the keys, parents first, each table read as its owner */
 	for (i = 0; i < fg_n; i++)
@@ -1823,11 +1876,10 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 		int			k = fg_change_order[i];
 		FgTable    *t = &fg_tables[k];
 		AclMode		mode = t->treat == 'd' ? ACL_DELETE : t->treat == 'a' ? ACL_UPDATE : ACL_SELECT;
-		const char *priv = t->treat == 'd' ? "DELETE" : t->treat == 'a' ? "UPDATE" : "SELECT";
 
 		if (empty[k])
 			continue;
-		if (pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
+		if (t->refonly && pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
 		{
 			if (t->count_plan == NULL)
 			{
@@ -1839,12 +1891,7 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 			fg_exec(t, t->count_plan, tparams[k], tnulls[k]);
 			if (fg_count() == 0)
 				continue;
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s",
-							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid)))),
-					 errdetail("forget_subject changes a table holding rows of the subject as its owner, for roles with the %s privilege on it.", priv),
-					 errhint("Nothing was erased.")));
+			fg_refuse_privilege(t, true);
 		}
 		fg_exec(t, t->act_plan, tparams[k], tnulls[k]);
 		counts[k] = (t->treat == 'k') ? fg_count() : (int64) SPI_processed;

@@ -2,7 +2,8 @@
 -- registered table are erased too (the parent's statements read ONLY the
 -- parent), each as its own owner, with the caller's privilege checked on
 -- it; a child added after the session built its plan is seen.  Failed
--- before: the child's rows stayed and the receipt did not name it.
+-- before: the child's rows stayed and the receipt did not name it.  The
+-- caller's privileges are checked up front (block 4).
 \set VERBOSITY terse
 SET client_min_messages = warning;
 CREATE ROLE regress_fi_owner;
@@ -60,6 +61,23 @@ SELECT r -> 'tables' AS tables FROM customer_vault.forget_subject('9102', 'reque
 RESET ROLE;
 SELECT count(*) AS rows_left FROM regress_fi.people;
 SELECT customer_vault.verify_receipts() AS receipts_broken;
+
+-- 4. the caller's privileges are checked on every table of the plan before
+-- anything is read: without DELETE on a registered table the erasure is
+-- refused the same way whether the subject has rows there or not (it used
+-- to go on where there were none, telling the admin which subjects have rows
+-- in a table it may not change)
+SET ROLE regress_fi_owner;
+CREATE TABLE regress_fi.notes (person bigint, note text);
+INSERT INTO regress_fi.notes VALUES (9104, 'a note');
+RESET ROLE;
+SELECT customer_vault.register_subject_table('regress_fi.notes', 'person');
+SET ROLE regress_fi_admin;
+SELECT customer_vault.forget_subject('9103', 'request');
+SELECT customer_vault.forget_subject('9104', 'request');
+RESET ROLE;
+SELECT count(*) AS notes_left FROM regress_fi.notes;
+SELECT customer_vault.unregister_subject_table('regress_fi.notes');
 
 SELECT customer_vault.unregister_subject_table('regress_fi.people');
 DROP SCHEMA regress_fi CASCADE;
