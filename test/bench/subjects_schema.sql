@@ -25,33 +25,33 @@ CREATE TABLE bench_subj.customers (id bigint PRIMARY KEY, email text, name text 
                                    created_at timestamptz NOT NULL);
 INSERT INTO bench_subj.customers
 SELECT g, 'customer' || g || '@example.com', 'Customer ' || g, now() - (g % 1000) * interval '1 day'
-  FROM generate_series(1, :n) g;
+  FROM generate_series(1::bigint, :n) g;
 
 CREATE TABLE bench_subj.orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES bench_subj.customers (id),
                                 placed_at timestamptz NOT NULL, total numeric(12, 2) NOT NULL);
 INSERT INTO bench_subj.orders
 SELECT g, 1 + (g * 7919) % :n, now() - (g % 700) * interval '1 day', (g % 10000) / 100.0
-  FROM generate_series(1, :n) g;
+  FROM generate_series(1::bigint, :n) g;
 CREATE INDEX ON bench_subj.orders (customer_id);
 
 CREATE TABLE bench_subj.order_lines (order_id bigint NOT NULL REFERENCES bench_subj.orders (id), line int NOT NULL,
                                      item text NOT NULL, qty int NOT NULL, PRIMARY KEY (order_id, line));
 INSERT INTO bench_subj.order_lines
 SELECT 1 + (g - 1) % :n, g, 'item ' || (g % 5000), 1 + g % 4
-  FROM generate_series(1, :n) g;
+  FROM generate_series(1::bigint, :n) g;
 
 CREATE TABLE bench_subj.tickets (id bigint PRIMARY KEY, customer_id bigint NOT NULL, opened_at timestamptz NOT NULL,
                                  note text);
 INSERT INTO bench_subj.tickets
 SELECT g, 1 + (g * 7919 + 13) % :n, now() - (g % 500) * interval '1 day', 'ticket note ' || g
-  FROM generate_series(1, :n) g;
+  FROM generate_series(1::bigint, :n) g;
 CREATE INDEX ON bench_subj.tickets (customer_id);
 
 CREATE TABLE bench_subj.addresses (id bigint PRIMARY KEY, customer_id bigint NOT NULL, street text NOT NULL,
                                    city text NOT NULL, valid_from date NOT NULL);
 INSERT INTO bench_subj.addresses
 SELECT g, 1 + (g * 7919 + 29) % :n, g || ' Main Street', 'City ' || (g % 300), current_date - (g % 3000)
-  FROM generate_series(1, :n) g;
+  FROM generate_series(1::bigint, :n) g;
 CREATE INDEX ON bench_subj.addresses (customer_id);
 
 SECURITY LABEL FOR customer_vault ON COLUMN bench_subj.customers.email IS 'pii:contact';
