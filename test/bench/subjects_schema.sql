@@ -50,7 +50,7 @@ CREATE INDEX ON bench_subj.tickets (customer_id);
 CREATE TABLE bench_subj.addresses (id bigint PRIMARY KEY, customer_id bigint NOT NULL, street text NOT NULL,
                                    city text NOT NULL, valid_from date NOT NULL);
 INSERT INTO bench_subj.addresses
-SELECT g, 1 + (g * 7919 + 29) % :n, g || ' Main Street', 'City ' || (g % 300), current_date - (g % 3000)
+SELECT g, 1 + (g * 7919 + 29) % :n, g || ' Main Street', 'City ' || (g % 300), current_date - (g % 3000)::int
   FROM generate_series(1::bigint, :n) g;
 CREATE INDEX ON bench_subj.addresses (customer_id);
 
