@@ -2506,7 +2506,6 @@ fg_receipt(int64 id, Oid caller, const uint8 *subject_hash, const char *reason, 
 	uint8		hash[32];
 	char		hashhex[65];
 	Datum		counts_jb;
-	Datum		arr_jb;
 	char	   *arr;
 	StringInfoData buf;
 	Oid			types[10] = {INT8OID, TIMESTAMPTZOID, OIDOID, NAMEOID, NAMEOID, BYTEAOID, TEXTOID,
@@ -2544,9 +2543,10 @@ fg_receipt(int64 id, Oid caller, const uint8 *subject_hash, const char *reason, 
 	appendStringInfoString(&buf, ", ");
 	escape_json(&buf, reason);
 	appendStringInfo(&buf, ", %s]", canon_counts);
-	arr = fg_jsonb_text(buf.data, &arr_jb);
+	/* already jsonb's text form: its elements as jsonb prints them, ", " between */
+	arr = buf.data;
 	utf8 = pg_server_to_any(arr, strlen(arr), PG_UTF8);
-	resetStringInfo(&buf);
+	initStringInfo(&buf);
 	if (prev_hash != (Datum) 0)
 	{
 		bytea	   *p = DatumGetByteaPP(prev_hash);
