@@ -371,7 +371,7 @@ cv_read_key_file(const char *path, const char *setting, uint8 *out)
 				(errcode(ERRCODE_CONFIG_FILE_ERROR),
 				 errmsg("root key file \"%s\" named by %s does not hold a 256-bit key", path, setting),
 				 errdetail("The file must contain exactly 64 hexadecimal characters."),
-				 errhint("Generate one with: openssl rand -hex 32")));
+				 errhint("Generate one with: (umask 077; openssl rand -hex 32 > <file>)")));
 	}
 }
 

@@ -118,7 +118,7 @@ check_meta() {
 }
 
 build_dist() {
-    local out=$1 tmp top zip u name
+    local out=$1 tmp top zip u name bad
     command -v git >/dev/null 2>&1 || die "git is missing"
     command -v zip >/dev/null 2>&1 || die "zip is missing (apt-get install zip)"
     git -C "$here" rev-parse --verify -q HEAD >/dev/null || die "not a git checkout"
@@ -131,13 +131,16 @@ build_dist() {
     top=customer_vault-$VERSION
     zip=$out/$top.zip
     tmp=$(mktemp -d); tmps+=("$tmp")
-    git -C "$here" archive --format=tar --prefix="$top/" HEAD | tar -C "$tmp" -xf -
+    # tar.umask 0022: git's default (0002) leaves files 664 and directories
+    # 775 in the archive, and so group-writable in the zip
+    git -C "$here" -c tar.umask=0022 archive --format=tar --prefix="$top/" HEAD | (umask 022 && tar -C "$tmp" -xf -)
     # HEAD's control file and META.json must agree
     [ "$(sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" "$tmp/$top/customer_vault.control")" = "$VERSION" ] \
         || die "the committed customer_vault.control is not at $VERSION: commit it first"
     check_meta "$tmp/$top/META.json"
     # the current version's scripts, assembled now (a released zip builds with
     # make alone; they are newer than their sources, so make keeps them)
+    umask 022
     bash "$tmp/$top/sql/assemble.sh" install "$VERSION" > "$tmp/$top/sql/customer_vault--$VERSION.sql"
     for u in "$tmp/$top"/sql/upgrade/*--"$VERSION".sql; do
         [ -e "$u" ] || continue
@@ -146,6 +149,9 @@ build_dist() {
     done
     rm -f "$zip"
     (cd "$tmp" && zip -q -r -X "$zip" "$top")
+    # no entry writable by anyone but its owner (zipinfo: -rw-r--r--, drwxr-xr-x)
+    bad=$(zipinfo "$zip" | awk 'length($1) == 10 && $1 ~ /^[-dl]/ && (substr($1, 6, 1) == "w" || substr($1, 9, 1) == "w") {print $1, $NF}')
+    [ -z "$bad" ] || die "group- or world-writable entries in $zip: $(echo "$bad" | head -n 3 | tr '\n' ' ')"
     log "$zip ($(unzip -l "$zip" | tail -n 1 | awk '{print $2}') files)"
     echo "$zip"
 }

@@ -27,7 +27,10 @@ sub root_key_file
 sub write_root_key
 {
 	my ($path, $content, $mode) = @_;
+	# created unreadable to others (umask 077), not only after the chmod
+	my $old_umask = umask(077);
 	open my $fh, '>', $path or die "could not write $path: $!";
+	umask($old_umask);
 	print $fh $content;
 	close $fh;
 	chmod $mode, $path or die "could not chmod $path: $!";
