@@ -84,7 +84,8 @@ COMMENT ON FUNCTION customer_vault.citus_setup() IS
 
 -- Compares the row-level security of every placement of a distributed (or
 -- reference) table with the coordinator's table: RLS enabled and forced,
--- each policy's name, kind (permissive or restrictive), command and check.
+-- each policy's name, kind (permissive or restrictive), command, roles (by
+-- name: OIDs differ between nodes) and checks.
 -- Citus copies policies to shards itself (and, in 13.x, without AS
 -- RESTRICTIVE: the event trigger corrects that for the consent policy on
 -- every node); this shows whether each shard ended up as it should.  It
@@ -103,7 +104,12 @@ DECLARE
                 FROM pg_catalog.pg_class c, t WHERE c.oid OPERATOR(pg_catalog.=) t.id)
           || ' ' || COALESCE((SELECT pg_catalog.string_agg(p.polname || ':'
                 || CASE WHEN p.polpermissive THEN 'permissive' ELSE 'restrictive' END
-                || ':' || p.polcmd::text || ':' || COALESCE(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '')
+                || ':' || p.polcmd::text
+                || ':' || (SELECT pg_catalog.string_agg(x.n, ',' ORDER BY x.n)
+                             FROM (SELECT CASE WHEN r.r OPERATOR(pg_catalog.=) 0 THEN 'PUBLIC'
+                                               ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.r)) END AS n
+                                     FROM pg_catalog.unnest(p.polroles) r(r)) x)
+                || ':' || COALESCE(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '')
                 || ':' || COALESCE(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), ''), ', ' ORDER BY p.polname)
                 FROM pg_catalog.pg_policy p, t WHERE p.polrelid OPERATOR(pg_catalog.=) t.id), '')$q$;
     want text;
@@ -143,7 +149,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault.citus_check_policies(regclass) IS
-    'on a Citus coordinator: the placements of a table whose row-level security (policies, their kind, command and checks) differs from the table''s; none when every shard is in order';
+    'on a Citus coordinator: the placements of a table whose row-level security (policies, their kind, command, roles and checks) differs from the table''s; none when every shard is in order';
 
 GRANT EXECUTE ON FUNCTION customer_vault.citus_check_policies(regclass)
     TO customer_vault_admin, customer_vault_auditor;
