@@ -433,6 +433,15 @@ cv_lookup(PG_FUNCTION_ARGS)
 	 * fails with the same error whether or not a value matched.
 	 */
 	by_ctid = pg_class_aclcheck(bc->relid, caller, ACL_SELECT) == ACLCHECK_OK;
+
+	/*
+	 * A Citus table's rows are in shards on several nodes, whose (tableoid,
+	 * ctid) pairs repeat from node to node: named by the primary key only
+	 * (which Citus makes hold the distribution column, so the caller's query
+	 * goes to the shards of the rows found).
+	 */
+	if (CvCitusTable(bc->relid))
+		by_ctid = false;
 	if (!by_ctid)
 	{
 		types[0] = OIDOID;
@@ -446,6 +455,12 @@ cv_lookup(PG_FUNCTION_ARGS)
 								  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not read the primary key of table %u", bc->relid);
 		pkcols = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		if (pkcols == NULL && CvCitusTable(bc->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("lookup() on Citus table %s needs a primary key", get_rel_name(bc->relid)),
+					 errdetail("The rows of a Citus table are named by their primary key across the nodes."),
+					 errhint("Add a primary key (it holds the distribution column).")));
 		if (pkcols == NULL)
 			by_ctid = true;
 	}

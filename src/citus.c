@@ -175,3 +175,34 @@ CvCitusRowsRelation(Oid relid, Oid *idx, int nindex)
 	}
 	return shard;
 }
+
+/*
+ * Whether relid is a table Citus knows (pg_dist_partition: distributed,
+ * reference or Citus local): its rows are in shards, on other nodes, where
+ * ctid and tableoid name a row only together with the node.
+ */
+bool
+CvCitusTable(Oid relid)
+{
+	Oid			dist_partition = cv_citus_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
+	Oid			idx;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData skey;
+	bool		found;
+
+	if (!OidIsValid(dist_partition) || !OidIsValid(relid))
+		return false;
+	idx = cv_citus_relid("pg_dist_partition_logical_relid_index", PG_CATALOG_NAMESPACE);
+	rel = table_open(dist_partition, AccessShareLock);
+	/* pg_dist_partition: logicalrelid regclass, ... */
+	if (RelationGetDescr(rel)->natts < 1 ||
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != REGCLASSOID)
+		elog(ERROR, "pg_dist_partition has an unexpected layout");
+	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, idx, OidIsValid(idx), NULL, 1, &skey);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}

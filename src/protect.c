@@ -742,6 +742,31 @@ cv_protect_table_seal(CvProtectTable *st, CvProtectCol *c, const char *pt, size_
 	return PointerGetDatum(res);
 }
 
+/*
+ * Whether a stored value of a protected column starts as an envelope does
+ * (its prefix only: the column's CHECK holds every value to the whole
+ * form).  A value that does not is a plaintext left by a conversion in
+ * progress (protect_column on a Citus table seals the rows by updating them).
+ */
+static bool
+cv_protect_looks_sealed(Datum value)
+{
+	struct varlena *v = (struct varlena *) DatumGetPointer(value);
+	bool		res;
+
+	if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+	{
+		text	   *head = DatumGetTextPSlice(value, 0, CV_ENV_TEXT_PREFIX_LEN);
+
+		res = VARSIZE_ANY_EXHDR(head) == CV_ENV_TEXT_PREFIX_LEN &&
+			memcmp(VARDATA_ANY(head), CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) == 0;
+		pfree(head);
+		return res;
+	}
+	return VARSIZE_ANY_EXHDR(v) >= CV_ENV_TEXT_PREFIX_LEN &&
+		memcmp(VARDATA_ANY(v), CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) == 0;
+}
+
 /* the per-table trigger: every protected column of the row, one tuple re-form */
 static Datum
 cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
@@ -786,8 +811,16 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 				 !datumIsEqual(st->values[a], st->oldvalues[a], att->attbyval, att->attlen)))
 				break;
 		}
+		/* ... unless it holds a plaintext (a table being converted) */
 		if (i == st->nwatch)
-			return PointerGetDatum(newtup);
+		{
+			for (i = 0; i < st->ncols; i++)
+				if (!st->oldnulls[st->cols[i].attnum - 1] &&
+					!cv_protect_looks_sealed(st->oldvalues[st->cols[i].attnum - 1]))
+					break;
+			if (i == st->ncols)
+				return PointerGetDatum(newtup);
+		}
 	}
 	cv_protect_table_keys(st);
 
@@ -820,7 +853,15 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 
 		if (oldtup != NULL)
 		{
-			if (!st->oldnulls[a] && datumIsEqual(st->oldvalues[a], st->values[a], false, -1))
+			/*
+			 * An unchanged plaintext (only in a table protect_column is
+			 * converting: on a Citus table it seals the existing rows with
+			 * UPDATE ... SET col = col, this trigger on every shard) is sealed
+			 * like a new one; an unchanged envelope is kept.
+			 */
+			if (!st->oldnulls[a] && datumIsEqual(st->oldvalues[a], st->values[a], false, -1) &&
+				cv_envelope_text_check(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t),
+									   CV_ENV_TYPE_TEXT) == CV_ENV_OK)
 			{
 				cv_protect_table_aad(c, rel, &st->oldaad,
 									 c->ctx_attnum ? st->oldvalues[c->ctx_attnum - 1] : (Datum) 0,

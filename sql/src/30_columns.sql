@@ -703,6 +703,8 @@ AS $$
 DECLARE
     p customer_vault.protected_columns;
     bind text;
+    citus_table boolean := false;
+    args text[];
 BEGIN
     PERFORM customer_vault._table_names(tbl);
     SELECT pc.* INTO p
@@ -718,14 +720,47 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
             MESSAGE = pg_catalog.format('the registry row of column %I of table %s does not match the table', col, tbl);
     END IF;
+    IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)'
+           INTO citus_table USING tbl;
+    END IF;
     -- the table's one protect trigger, remade with this column in it
     PERFORM customer_vault._build_protect_trigger(tbl);
     IF p.blind_index_column IS NOT NULL THEN
         EXECUTE pg_catalog.format('CREATE INDEX ON %s (%I)', tbl, p.blind_index_column);
         -- no planner statistics: their most common values and estimates would
-        -- tell how many rows (RLS-hidden ones too) share a guessed value
+        -- tell how many rows (RLS-hidden ones too) share a guessed value.
+        -- Citus does not propagate SET STATISTICS: on a Citus table it is set
+        -- on the coordinator's table (shards made later copy it), the
+        -- existing shards are left to the DBA (README)
+        IF citus_table THEN
+            PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true);
+        END IF;
         EXECUTE pg_catalog.format('ALTER TABLE %s ALTER COLUMN %I SET STATISTICS 0',
                                   tbl, p.blind_index_column);
+        IF citus_table THEN
+            PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'on', true);
+        END IF;
+    END IF;
+    -- a Citus table (protect_column did not rewrite it): its shards are
+    -- converted now that the trigger is on every shard, each step as the
+    -- table's owner (_maint_run), run by Citus on every shard in this
+    -- transaction: the trigger seals every plaintext (and fills the blind
+    -- index); a rewrite leaves the dead plaintext rows behind in the old
+    -- files (removed at commit), without the trigger (PostgreSQL alters no
+    -- type of a column a trigger names; the shards stay locked by the
+    -- rewrite until commit), then the trigger again and the CHECK that
+    -- every value is sealed
+    IF citus_table THEN
+        args := ARRAY[p.column_name::text, p.key_name, p.binding, p.context_column::text, p.blind_index_column::text,
+                      (SELECT a.attnum::text FROM pg_catalog.pg_attribute a
+                        WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) p.column_name
+                          AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)];
+        PERFORM customer_vault._maint_run('protect_seal', tbl, args);
+        EXECUTE pg_catalog.format('DROP TRIGGER cv_protect ON %s', tbl);
+        PERFORM customer_vault._maint_run('protect_rewrite', tbl, args);
+        PERFORM customer_vault._build_protect_trigger(tbl);
+        PERFORM customer_vault._maint_run('protect_check', tbl, args);
     END IF;
     PERFORM customer_vault._build_decrypted_view(tbl, caller);
     -- and <table>_masked, when the table has masking rules (MASK)
@@ -754,6 +789,7 @@ DECLARE
     bidxtype regtype;
     bind text;
     citus_table boolean := false;
+    distcol name;
     gen record;
 BEGIN
     IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
@@ -793,16 +829,35 @@ BEGIN
             MESSAGE = pg_catalog.format('column %I of table %s cannot be protected with these columns', col, tbl),
             DETAIL = 'A protected column cannot be the context column or the blind index column of another, and two protected columns cannot share a blind index column.';
     END IF;
-    -- a Citus table: the rewrite would have to run on every shard, which it
-    -- cannot yet (a table protected first is distributed with its trigger)
+    -- a Citus table: converted shard by shard by Citus (_finish_protection),
+    -- in this transaction: the protect trigger on every shard seals the
+    -- existing rows, a rewrite of every shard drops the plaintext's old files
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)'
            INTO citus_table USING tbl;
     END IF;
     IF citus_table THEN
-        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
-            MESSAGE = pg_catalog.format('table %s is a Citus table: protect_column cannot convert it yet', tbl),
-            HINT = 'Protect the column before distributing the table, then run create_distributed_table with citus.enable_unsafe_triggers = on (the protect trigger then seals on every shard).';
+        -- the distribution column decides where a row lives: it stays plaintext
+        EXECUTE 'SELECT pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) FROM pg_catalog.pg_dist_partition d'
+                ' WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1 AND d.partkey IS NOT NULL'
+           INTO distcol USING tbl;
+        IF distcol OPERATOR(pg_catalog.=) ANY (ARRAY[col, blind_index_column]) THEN
+            RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                MESSAGE = pg_catalog.format('column %I is the distribution column of table %s', distcol, tbl),
+                HINT = 'Protect another column; the distribution column can be its context column.';
+        END IF;
+        -- the rows are in the shards; rows left in the coordinator's own table
+        -- (create_distributed_table copies them and keeps them) would stay
+        -- plaintext there
+        IF pg_catalog.pg_relation_size(tbl) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
+                MESSAGE = pg_catalog.format('the coordinator''s local table of %s still holds data', tbl),
+                DETAIL = 'create_distributed_table copied the rows to the shards and left them in the local table, where they would stay plaintext.',
+                HINT = pg_catalog.format('Run SELECT truncate_local_data_after_distributing_table(%L) first.', tbl::text);
+        END IF;
+        -- the protect trigger goes to every shard (Citus copies triggers of
+        -- distributed tables only with this on; for this call only)
+        PERFORM pg_catalog.set_config('citus.enable_unsafe_triggers', 'on', true);
     END IF;
     PERFORM customer_vault._check_key(key_name);
     -- a generated column is computed after BEFORE row triggers (NULL there on
@@ -869,14 +924,23 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER TABLE %I.%I ADD COLUMN %I bytea', nsp, rel, blind_index_column);
     END IF;
 
-    -- one table rewrite: ciphertext replaces plaintext in new files, the old
-    -- files (plaintext) are removed at commit, no dead tuples are left behind;
-    -- changing the blind index column's type also drops its old statistics.
-    -- It runs as the table's owner, security-restricted (_maint_run), so the
-    -- owner's CHECK constraints and index expressions evaluated by it run
-    -- with the owner's rights, not the caller's.
-    PERFORM customer_vault._maint_run('protect', tbl,
-        ARRAY[col::text, key_name, bind, context_column::text, blind_index_column::text, colnum::text]);
+    IF citus_table THEN
+        -- a varchar column becomes text first (the protect trigger seals text);
+        -- the rows are sealed by _finish_protection once the trigger is there
+        IF coltype OPERATOR(pg_catalog.<>) 'text'::regtype THEN
+            PERFORM customer_vault._maint_run('protect_rewrite', tbl,
+                ARRAY[col::text, key_name, bind, context_column::text, blind_index_column::text, colnum::text]);
+        END IF;
+    ELSE
+        -- one table rewrite: ciphertext replaces plaintext in new files, the old
+        -- files (plaintext) are removed at commit, no dead tuples are left behind;
+        -- changing the blind index column's type also drops its old statistics.
+        -- It runs as the table's owner, security-restricted (_maint_run), so the
+        -- owner's CHECK constraints and index expressions evaluated by it run
+        -- with the owner's rights, not the caller's.
+        PERFORM customer_vault._maint_run('protect', tbl,
+            ARRAY[col::text, key_name, bind, context_column::text, blind_index_column::text, colnum::text]);
+    END IF;
 
     PERFORM customer_vault._finish_protection(tbl, col);
 END

@@ -94,6 +94,8 @@ COMMENT ON FUNCTION customer_vault._maint_time(timestamptz) IS
 -- pass SQL: every identifier is quoted here, every value a literal or $1.
 --   kind 'reencrypt'      params {column, context_column}: values under an older key version
 --   kind 'protect'        params {column, key, binding, context_column, blind_index_column, attnum}
+--   kinds 'protect_seal', 'protect_rewrite', 'protect_check' (same params): the
+--                         three steps of protect_column on a Citus table
 --   kind 'purge'          params {as_of}: rows past retention, not held (delete or anonymize)
 --   kind 'purge_counts'   params {as_of}: expired, held, to_purge
 --   kind 'purge_shred'    params {as_of}: shreds the subjects a shred takes (as
@@ -180,6 +182,32 @@ BEGIN
         op := 'alter';
         privilege := 'OWNER';
         key_name := params[2];
+    ELSIF kind IN ('protect_seal', 'protect_rewrite', 'protect_check') THEN
+        -- protect_column on a Citus table (_finish_protection_as_owner), in
+        -- three statements Citus runs on every shard: seal the existing rows
+        -- through the protect trigger (an unchanged plaintext is sealed),
+        -- rewrite the table (the dead rows holding plaintext do not survive
+        -- into the new files; also varchar to text), then the CHECK alone
+        -- (Citus takes no ADD CONSTRAINT with other subcommands).
+        -- params: column, key, binding, context column, blind index column, attnum
+        IF params[1] IS NULL OR params[6] IS NULL THEN
+            RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'column and attnum must not be null';
+        END IF;
+        PERFORM customer_vault._column_type(tbl, params[1]::name);
+        IF kind = 'protect_seal' THEN
+            op := 'update_where';
+            list := format('%I = %I', params[1], params[1]);
+            filter := format('NOT customer_vault.is_sealed(t.%I::pg_catalog.text)', params[1]);
+        ELSIF kind = 'protect_rewrite' THEN
+            op := 'alter';
+            list := format('ALTER COLUMN %I TYPE pg_catalog.text USING (%I::pg_catalog.text OPERATOR(pg_catalog.||) %L)',
+                           params[1], params[1], '');
+        ELSE
+            op := 'alter';
+            list := format('ADD CONSTRAINT %I CHECK (customer_vault.is_sealed(%I))',
+                           'cv_sealed_' || params[6]::smallint, params[1]);
+        END IF;
+        privilege := 'OWNER';
     ELSIF kind IN ('purge', 'purge_counts', 'purge_shred') THEN
         IF params[1] IS NULL THEN
             RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'as_of must not be null';
@@ -262,7 +290,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault._maint_sql(text, regclass, text[]) IS
-    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, purge, purge_counts, purge_shred, subject_rows, subject_keys)';
+    'internal: the pieces of one kind of maintenance statement (reencrypt, protect, protect_seal, protect_rewrite, protect_check, purge, purge_counts, purge_shred, subject_rows, subject_keys)';
 
 -- The one block-range batch walker: walks tbl in block ranges of about
 -- batch_size rows, each batch one _maint_run (as the owner) and one COMMIT; a
