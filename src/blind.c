@@ -261,6 +261,26 @@ cv_blind_column(Oid relid, Name column)
 							  "   AND p.blind_index_column IS NOT NULL",
 							  2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read customer_vault.protected_columns");
+
+	/*
+	 * A Citus worker evaluating column_blind_index() in a query routed to it
+	 * has no registry (protected_columns stays on the coordinator): the
+	 * table's protect trigger, which Citus copies to every node's table and
+	 * which only the extension's owner can make, names the same key, binding
+	 * and bits (_protect_triggers(): only one whose binding is the column's).
+	 */
+	if (SPI_processed == 0 && CvCitusTable(relid) &&
+		SPI_execute_with_args(
+							  "SELECT n.nspname, c.relname, t.key_name, t.context_column,"
+							  "       t.blind_index_column, t.binding, t.blind_index_bits"
+							  "  FROM customer_vault._protect_triggers() t"
+							  "  JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.relid"
+							  "  JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace"
+							  " WHERE t.relid OPERATOR(pg_catalog.=) $1 AND t.checks_out"
+							  "   AND t.column_name OPERATOR(pg_catalog.=) $2::pg_catalog.text"
+							  "   AND t.blind_index_column IS NOT NULL",
+							  2, argtypes, args, NULL, true, 2) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the protect triggers");
 	if (SPI_processed != 1)
 	{
 		char	   *relname = get_rel_name(relid);
