@@ -110,7 +110,7 @@ test/unit/test_core_san: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
-.PHONY: test test-all test-citus demo bench unit deb dist test-packages
+.PHONY: test test-all test-citus bench-citus demo bench unit deb dist test-packages
 unit: test/unit/test_core test/unit/test_core_san
 	test/unit/test_core
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
@@ -126,6 +126,12 @@ test:
 test-citus:
 	@test -n "$(CITUS_SRC)" || { echo "test-citus: give CITUS_SRC=<Citus source directory>" >&2; exit 2; }
 	CITUS_SRC="$(abspath $(CITUS_SRC))" bash test/run.sh citus
+
+# the Citus bench section (test/citus/900_bench.pl): consent policy count and
+# distributed decrypt against a plain twin table; BENCH_ROWS (1000000), BENCH_REPS
+bench-citus:
+	@test -n "$(CITUS_SRC)" || { echo "bench-citus: give CITUS_SRC=<Citus source directory>" >&2; exit 2; }
+	CITUS_SRC="$(abspath $(CITUS_SRC))" bash test/run.sh bench-citus
 
 # the suite on PostgreSQL 15, 17 and 18, then the package tests (make
 # test-packages), one "N passed, N failed" over all

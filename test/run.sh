@@ -157,7 +157,7 @@ mkdir -p "$INST/usr/lib/postgresql" "$INST/usr/share/postgresql"
 cp -a "/usr/lib/postgresql/$PGV" "$INST/usr/lib/postgresql/"
 cp -a "/usr/share/postgresql/$PGV" "$INST/usr/share/postgresql/"
 make -s PG_CONFIG="$SYS_PG_CONFIG" DESTDIR="$INST" install >/dev/null
-if [ -n "${CITUS_SRC:-}" ] && { [ "$mode" = citus ] || [ "$mode" = test ]; }; then
+if [ -n "${CITUS_SRC:-}" ] && { [ "$mode" = citus ] || [ "$mode" = bench-citus ] || [ "$mode" = test ]; }; then
     log "Citus from $CITUS_SRC (built once, cached)"
     citus_dest=$(bash test/citus/build.sh "$CITUS_SRC" "$SYS_PG_CONFIG")
     cp -a "$citus_dest"/. "$INST"/
@@ -330,6 +330,7 @@ run_tap() {
     out=$(cd "$tapdir" && "${RUNAS[@]}" env PATH="$PATH" TESTDIR="$tapdir" \
         TESTDATADIR="$tapdir/tmp_check" TESTLOGDIR="$tapdir/tmp_check/log" \
         PG_REGRESS="$pgxs_dir/test/regress/pg_regress" PGHOST= PGPORT= PGUSER= CV_WORK="$WORK" \
+        CITUS_BENCH="${CITUS_BENCH:-}" BENCH_ROWS="${BENCH_ROWS:-}" BENCH_REPS="${BENCH_REPS:-}" \
         prove --timer -j"${CV_PROVE_JOBS:-2}" -I "$perl_dir" -I "$tapdir/t" -I "$tapdir/$suite" "${files[@]}" 2>&1)
     rc=$?
     set -e
@@ -404,6 +405,18 @@ case "$mode" in
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]
         ;;
+    bench-citus)
+        # CITUS_SRC=DIR bash test/run.sh bench-citus: the Citus bench section
+        # (test/citus/900_bench.pl; BENCH_ROWS, BENCH_REPS), its table printed
+        if [ -z "${CITUS_SRC:-}" ]; then
+            echo "bench-citus: CITUS_SRC not given (a Citus source directory, e.g. a checkout of tag v13.2.2)" >&2
+            exit 2
+        fi
+        CITUS_BENCH=1 CV_TAP_SUITE=citus CV_TAP_ONLY=900_bench.pl run_tap
+        [ -f "$WORK/citus-bench.txt" ] && cat "$WORK/citus-bench.txt"
+        echo "$passed passed, $failed failed"
+        [ "$failed" -eq 0 ]
+        ;;
     demo)
         "$PGBIN/psql" -X -d "$DBNAME" -v ON_ERROR_STOP=1 -f test/demo.sql
         ;;
@@ -411,7 +424,7 @@ case "$mode" in
         DBNAME="$DBNAME" perl test/bench/bench.pl
         ;;
     *)
-        echo "usage: $0 test|test-all|regress [names]|isolation [specs]|tap [file]|citus [file]|demo|bench" >&2
+        echo "usage: $0 test|test-all|regress [names]|isolation [specs]|tap [file]|citus [file]|bench-citus|demo|bench" >&2
         exit 2
         ;;
 esac
