@@ -195,9 +195,10 @@ INSERT INTO pm_probes VALUES
  (165, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')'),
  (166, '_citus_hash()', 'SELECT customer_vault._citus_hash(1)');
 -- part FIXDDL: the event trigger's catalog helpers (no parsing) are for nobody
+-- (numbered 167-168: 401-402 are MASK's, and ties sort in no fixed order)
 INSERT INTO pm_probes VALUES
- (401, '_consent_policy_flip()', 'SELECT customer_vault._consent_policy_flip(''pm_t'')'),
- (402, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')');
+ (167, '_consent_policy_flip()', 'SELECT customer_vault._consent_policy_flip(''pm_t'')'),
+ (168, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')');
 
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
