@@ -8,7 +8,7 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-our @EXPORT = qw(random_root_key write_root_key root_key_file new_vault_node kill_and_recover);
+our @EXPORT = qw(random_root_key write_root_key root_key_file new_vault_node kill_and_recover poll_until_back);
 
 # 64 hexadecimal characters: a fresh 256-bit root key
 sub random_root_key
@@ -62,6 +62,25 @@ sub new_vault_node
 # check the server log from $log_offset: the backend died of signal 9 and the
 # postmaster reinitialized (and, unless recovery => 0, ran crash recovery).
 # Returns that part of the log.  $label prefixes the test names.
+# poll_query_until for a server coming back from a crash: PostgreSQL::Test's
+# version feeds the query to psql on stdin, and a psql refused at connect
+# ("the database system is in recovery mode") may exit before reading it,
+# which makes IPC::Run die with "Broken pipe" on a slow machine; such an
+# attempt is retried (the poll itself still times out as usual).
+sub poll_until_back
+{
+	my ($node, $db, $query, $expected) = @_;
+	for my $try (1 .. 50)
+	{
+		my $ok = eval { $node->poll_query_until($db, $query, $expected) };
+		return $ok if defined $ok;
+		die $@ unless $@ =~ /Broken pipe|EPIPE/i;
+		note "poll_query_until: psql exited before reading its query (try $try), retrying";
+		select(undef, undef, undef, 0.2);
+	}
+	return 0;
+}
+
 sub kill_and_recover
 {
 	my ($node, $pid, $log_offset, $label, %opt) = @_;
@@ -69,7 +88,7 @@ sub kill_and_recover
 	is(kill('KILL', $pid), 1, "${p}SIGKILL sent to backend $pid");
 	# wait until the postmaster has noticed (until then the old server still answers)
 	$node->wait_for_log(qr/all server processes terminated; reinitializing/, $log_offset);
-	ok($node->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()'),
+	ok(poll_until_back($node, 'postgres', 'SELECT NOT pg_is_in_recovery()'),
 		"${p}server accepts connections again after crash recovery");
 	my $log = slurp_file($node->logfile, $log_offset);
 	# PostgreSQL 18 names the killed backend "client backend", earlier majors "server process"
