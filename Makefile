@@ -59,6 +59,8 @@ REGRESS += protect_update
 REGRESS += forget_review
 # every spelling of a subject compared in its column's type; inheritance children (part FORGET4)
 REGRESS += forget_spellings forget_inherit
+# no subject identifier left in the evidence logs (part LEDGER, issue 12)
+REGRESS += ledger_privacy
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr

@@ -2366,6 +2366,9 @@ fg_consent_cmp(const void *a, const void *b)
  * fg_same keeps those that name the subject), each with a ledger entry
  * naming the receipt; how many.
  */
+/* the subjects (spellings) fg_withdraw last withdrew consents of */
+static List *fg_withdrawn = NIL;
+
 static int
 fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 {
@@ -2460,6 +2463,8 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 	escape_json(&ev, reason);
 	appendStringInfoChar(&ev, '}');
 	CvWithdrawConsents(n, subjects, purposes, DirectFunctionCall1(jsonb_in, CStringGetDatum(ev.data)));
+	for (r = 0; r < n; r++)
+		fg_withdrawn = lappend(fg_withdrawn, subjects[r]);
 	return n;
 }
 
@@ -2743,7 +2748,29 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 		shredded = CvShredSubjects(fg_text_array(seen));
 
 		/* every consent of the subject, under whichever spelling it was given */
+		fg_withdrawn = NIL;
 		withdrawn = fg_withdraw(&fs, receipt_id, reason);
+
+		/*
+		 * The subject's plain identifier out of the consent state and the
+		 * evidence logs, under every spelling: the walk's, the canonical one,
+		 * the subject as given and those consents were withdrawn under
+		 * (_redact_subject, part LEDGER).
+		 */
+		{
+			List	   *all = list_concat(list_copy(seen), fg_withdrawn);
+
+			all = lappend(all, pstrdup(subject));
+			if (SPI_connect() != SPI_OK_CONNECT)
+				elog(ERROR, "SPI_connect failed");
+			if (SPI_execute_with_args("SELECT customer_vault._redact_subject($1, $2)", 2,
+									  (Oid[]) {TEXTARRAYOID, INT8OID},
+									  (Datum[]) {fg_text_array(all), Int64GetDatum(receipt_id)},
+									  NULL, false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "could not redact the subject from the evidence logs");
+			SPI_finish();
+			fg_withdrawn = NIL;
+		}
 
 		/* the receipt */
 		has_hash = CvSubjectHash(canon, strlen(canon), true, hash);

@@ -70,6 +70,12 @@ static SPIPlanPtr plan_ledger_many = NULL;
 static SPIPlanPtr plan_state_many = NULL;
 static SPIPlanPtr plan_dups = NULL;
 static SPIPlanPtr plan_latest = NULL;
+static SPIPlanPtr plan_grant2 = NULL;
+static SPIPlanPtr plan_grant2_local = NULL;
+static SPIPlanPtr plan_ledger_many2 = NULL;
+static SPIPlanPtr plan_dups2 = NULL;
+static SPIPlanPtr plan_subjects_many = NULL;
+static SPIPlanPtr plan_subject_one = NULL;
 
 /* the chain head as this append found it */
 typedef struct CvHead
@@ -509,6 +515,50 @@ imp_json_string(StringInfo buf, const char *s)
 
 static void imp_sha256_utf8(StringInfo buf, int off, uint8 out[32]);
 
+/* bytes as lower-case hex (as encode(..., 'hex')) */
+static void
+imp_append_hex(StringInfo buf, const uint8 *b, int len)
+{
+	static const char hex[] = "0123456789abcdef";
+	int			i;
+
+	for (i = 0; i < len; i++)
+	{
+		appendStringInfoChar(buf, hex[b[i] >> 4]);
+		appendStringInfoChar(buf, hex[b[i] & 15]);
+	}
+}
+
+/*
+ * Whether evidence entries are written in hash version 2 (the subject as its
+ * keyed hash): a root key is configured, and the ledger has the 0.5.0
+ * columns (not so while the library is newer than the extension's tables,
+ * before ALTER EXTENSION UPDATE).  Otherwise the version-1 form of 0.4.0.
+ */
+static bool
+imp_v2_ready(void)
+{
+	Oid			ledger;
+
+	if ((cv_root_key_file == NULL || cv_root_key_file[0] == '\0') &&
+		(cv_root_key_command == NULL || cv_root_key_command[0] == '\0'))
+		return false;
+	ledger = get_relname_relid("consent_ledger", get_namespace_oid(CV_SCHEMA, false));
+	return OidIsValid(ledger) && get_attnum(ledger, "subject_hash") != InvalidAttrNumber;
+}
+
+/* the keyed hash an entry of version 2 stores for a subject (_subject_hash) */
+static void
+imp_subject_hash(const char *subject, int len, uint8 out[32])
+{
+	if (!CvSubjectHash(subject, len, true, out))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the subject hash key does not exist and cannot be made here"),
+				 errhint("Record consent on the primary, in a transaction that can write.")));
+}
+
+
 /*
  * The chained hash of one entry, byte for byte as the SQL _ledger_hash():
  * SHA-256 over the previous hash and the UTF-8 text of
@@ -516,16 +566,26 @@ static void imp_sha256_utf8(StringInfo buf, int off, uint8 out[32]);
  * recorded_at_us, recorded_by).  buf is scratch space, reset here.
  */
 static void
-imp_entry_hash(StringInfo buf, const CvHead *h, int64 id, const char *subject, const char *purpose,
-			   const char *action, Jsonb *evidence, bool has_until, TimestampTz until,
+imp_entry_hash(StringInfo buf, const CvHead *h, int64 id, const char *subject, const uint8 *subject_hash,
+			   const char *purpose, const char *action, Jsonb *evidence, bool has_until, TimestampTz until,
 			   TimestampTz recorded_at, const char *recorded_by, uint8 out[32])
 {
 	resetStringInfo(buf);
 	if (h->has_hash)
 		appendBinaryStringInfo(buf, (const char *) h->last_hash, 32);
-	appendStringInfo(buf, "[" INT64_FORMAT ", ", id);
-	imp_json_string(buf, subject);
-	appendStringInfoString(buf, ", ");
+	if (subject_hash != NULL)
+	{
+		/* version 2: [2, id, null, "<hex of the subject hash>", ...] */
+		appendStringInfo(buf, "[2, " INT64_FORMAT ", null, \"", id);
+		imp_append_hex(buf, subject_hash, 32);
+		appendStringInfoString(buf, "\", ");
+	}
+	else
+	{
+		appendStringInfo(buf, "[" INT64_FORMAT ", ", id);
+		imp_json_string(buf, subject);
+		appendStringInfoString(buf, ", ");
+	}
 	imp_json_string(buf, purpose);
 	appendStringInfoString(buf, ", ");
 	imp_json_string(buf, action);
@@ -634,6 +694,131 @@ imp_check_subject_len(Size len, int64 rowno)
 			(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
 			 errmsg("subject identifier is too long"),
 			 errdetail("A subject identifier of consent is at most %d bytes long.", CV_SUBJECT_MAX)));
+}
+
+PG_FUNCTION_INFO_V1(cv_ledger_hash_v2);
+
+/*
+ * _ledger_hash_v2(prev, id, subject, subject_hash, purpose, action,
+ * evidence, valid_until, recorded_at, recorded_by): the chained hash of a
+ * ledger entry of hash version 2: SHA-256 over prev and the UTF-8 text of
+ * jsonb_build_array(2, id, subject, encode(subject_hash, 'hex'), purpose,
+ * action, evidence, epoch microseconds of valid_until and recorded_at,
+ * recorded_by), any argument NULL included.
+ */
+Datum
+cv_ledger_hash_v2(PG_FUNCTION_ARGS)
+{
+	StringInfoData buf;
+	int			off = 0;
+	uint8		out[32];
+	int			i;
+
+	initStringInfo(&buf);
+	if (!PG_ARGISNULL(0))
+	{
+		bytea	   *prev = PG_GETARG_BYTEA_PP(0);
+
+		appendBinaryStringInfo(&buf, VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
+		off = buf.len;
+	}
+	appendStringInfoString(&buf, "[2");
+	for (i = 1; i <= 9; i++)
+	{
+		appendStringInfoString(&buf, ", ");
+		if (PG_ARGISNULL(i))
+		{
+			appendStringInfoString(&buf, "null");
+			continue;
+		}
+		switch (i)
+		{
+			case 1:
+				appendStringInfo(&buf, INT64_FORMAT, PG_GETARG_INT64(1));
+				break;
+			case 3:
+				{
+					bytea	   *sh = PG_GETARG_BYTEA_PP(3);
+
+					appendStringInfoChar(&buf, '"');
+					imp_append_hex(&buf, (const uint8 *) VARDATA_ANY(sh), VARSIZE_ANY_EXHDR(sh));
+					appendStringInfoChar(&buf, '"');
+				}
+				break;
+			case 2:
+			case 4:
+			case 5:
+				escape_json(&buf, text_to_cstring(PG_GETARG_TEXT_PP(i)));
+				break;
+			case 6:
+				{
+					Jsonb	   *ev = PG_GETARG_JSONB_P(6);
+
+					(void) JsonbToCString(&buf, &ev->root, VARSIZE(ev));
+				}
+				break;
+			case 7:
+			case 8:
+				{
+					TimestampTz t = PG_GETARG_TIMESTAMPTZ(i);
+
+					if (TIMESTAMP_NOT_FINITE(t))
+						ereport(ERROR,
+								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+								 errmsg("cannot convert infinity to bigint")));
+					appendStringInfo(&buf, INT64_FORMAT, imp_unix_us(t));
+				}
+				break;
+			case 9:
+				escape_json(&buf, NameStr(*PG_GETARG_NAME(9)));
+				break;
+		}
+	}
+	appendStringInfoChar(&buf, ']');
+	imp_sha256_utf8(&buf, off, out);
+	PG_RETURN_DATUM(imp_hash_datum(out));
+}
+
+PG_FUNCTION_INFO_V1(cv_evidence_subject);
+
+/*
+ * _evidence_subject(subject, record): the keyed hash an evidence entry
+ * stores for the subject, NULL when no root key is configured; with record,
+ * the plain subject is kept in evidence_subjects (as the extension's owner:
+ * only the extension's own SECURITY DEFINER code calls this).
+ */
+Datum
+cv_evidence_subject(PG_FUNCTION_ARGS)
+{
+	text	   *subject = PG_GETARG_TEXT_PP(0);
+	bool		record = PG_GETARG_BOOL(1);
+	uint8		h[32];
+	Datum		hd;
+
+	if (VARSIZE_ANY_EXHDR(subject) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subject must not be null or empty")));
+	if (!imp_v2_ready())
+		PG_RETURN_NULL();
+	imp_subject_hash(VARDATA_ANY(subject), VARSIZE_ANY_EXHDR(subject), h);
+	hd = imp_hash_datum(h);
+	if (record)
+	{
+		CvAsOwner	sw;
+
+		imp_become_owner(&sw);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		imp_exec(CvSavedPlan(&plan_subject_one,
+							 "INSERT INTO customer_vault.evidence_subjects (subject_hash, subject) VALUES ($1, $2)"
+							 " ON CONFLICT (subject_hash) DO NOTHING",
+							 2, (Oid[]) {BYTEAOID, TEXTOID}),
+				 (Datum[]) {hd, PointerGetDatum(subject)}, NULL, 0);
+		SPI_finish();
+		imp_restore_user(&sw);
+	}
+	PG_RETURN_DATUM(hd);
 }
 
 PG_FUNCTION_INFO_V1(cv_ledger_hash);
@@ -745,6 +930,8 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 	TimestampTz ts;
 	char	   *who;
 	uint8		hash[32];
+	uint8		sh[32];
+	bool		v2;
 	StringInfoData buf;
 
 	if (subject_t == NULL || VARSIZE_ANY_EXHDR(subject_t) == 0)
@@ -758,6 +945,10 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 	imp_check_subject_len(VARSIZE_ANY_EXHDR(subject_t), 0);
 	subject = text_to_cstring(subject_t);
 	purpose = text_to_cstring(purpose_t);
+	/* the ledger stores the subject as its keyed hash (hash version 2) */
+	v2 = imp_v2_ready();
+	if (v2)
+		imp_subject_hash(VARDATA_ANY(subject_t), VARSIZE_ANY_EXHDR(subject_t), sh);
 
 	imp_become_owner(&sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -808,13 +999,14 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 	ts = GetCurrentTimestamp();
 	who = imp_recorded_by();
 	initStringInfo(&buf);
-	imp_entry_hash(&buf, &h, id, subject, purpose, "grant", evidence, has_until, until, ts, who, hash);
+	imp_entry_hash(&buf, &h, id, subject, v2 ? sh : NULL, purpose, "grant", evidence, has_until, until, ts,
+				   who, hash);
 	{
 		/* the entry, the head and the state in one statement */
-		Oid			types[11] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID,
-			TIMESTAMPTZOID, NAMEOID, BYTEAOID, BYTEAOID, TIDOID, TIMESTAMPTZOID};
-		Datum		v[11];
-		char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		Oid			types[12] = {INT8OID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID,
+			TIMESTAMPTZOID, NAMEOID, BYTEAOID, BYTEAOID, TIDOID, TIMESTAMPTZOID, BYTEAOID};
+		Datum		v[12];
+		char		nulls[12] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 		NameData	nd;
 		bool		isnull;
 		Datum		tid;
@@ -836,6 +1028,9 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 		v[8] = imp_hash_datum(hash);
 		v[9] = PointerGetDatum(&h.tid);
 		v[10] = TimestampTzGetDatum(now);
+		v[11] = v2 ? imp_hash_datum(sh) : (Datum) 0;
+		if (!v2)
+			nulls[11] = 'n';
 		if (imp_cstate_is_citus())
 		{
 			/*
@@ -843,14 +1038,27 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 			 * takes no writes to it and to local tables in one statement.
 			 * The ledger and its head first, then the state.
 			 */
-			imp_exec(CvSavedPlan(&plan_grant_local,
-								 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
-								 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
-								 "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
-								 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
-								 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
-								 " SELECT (SELECT h.ctid FROM h)",
-								 11, types), v, nulls, 0);
+			if (v2)
+				imp_exec(CvSavedPlan(&plan_grant2_local,
+									 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+									 "   (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until,"
+									 "    recorded_at, recorded_by, prev_hash, hash)"
+									 "   VALUES ($1, NULL, $12, 2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
+									 " d AS (INSERT INTO customer_vault.evidence_subjects (subject_hash, subject)"
+									 "        VALUES ($12, $2) ON CONFLICT (subject_hash) DO NOTHING),"
+									 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
+									 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
+									 " SELECT (SELECT h.ctid FROM h)",
+									 12, types), v, nulls, 0);
+			else
+				imp_exec(CvSavedPlan(&plan_grant_local,
+									 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+									 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+									 "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
+									 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
+									 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
+									 " SELECT (SELECT h.ctid FROM h)",
+									 11, types), v, nulls, 0);
 			isnull = true;
 			if (SPI_processed == 1)
 			{
@@ -879,20 +1087,39 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 			imp_cache_head(&h);
 			goto done;
 		}
-		imp_exec(CvSavedPlan(&plan_grant,
-						  "WITH l AS (INSERT INTO customer_vault.consent_ledger"
-						  "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
-						  "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
-						  " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
-						  "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
-						  " INSERT INTO customer_vault.consent_state AS s"
-						  " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
-						  " VALUES ($2, $3, true, $5, $11, NULL, $1)"
-						  " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
-						  "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
-						  "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id"
-						  " RETURNING (SELECT h.ctid FROM h)",
-						  11, types), v, nulls, 0);
+		if (v2)
+			imp_exec(CvSavedPlan(&plan_grant2,
+								 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+								 "   (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until,"
+								 "    recorded_at, recorded_by, prev_hash, hash)"
+								 "   VALUES ($1, NULL, $12, 2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
+								 " d AS (INSERT INTO customer_vault.evidence_subjects (subject_hash, subject)"
+								 "        VALUES ($12, $2) ON CONFLICT (subject_hash) DO NOTHING),"
+								 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
+								 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
+								 " INSERT INTO customer_vault.consent_state AS s"
+								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
+								 " VALUES ($2, $3, true, $5, $11, NULL, $1)"
+								 " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
+								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id"
+								 " RETURNING (SELECT h.ctid FROM h)",
+								 12, types), v, nulls, 0);
+		else
+			imp_exec(CvSavedPlan(&plan_grant,
+								 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
+								 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+								 "   VALUES ($1, $2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
+								 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
+								 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
+								 " INSERT INTO customer_vault.consent_state AS s"
+								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
+								 " VALUES ($2, $3, true, $5, $11, NULL, $1)"
+								 " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
+								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id"
+								 " RETURNING (SELECT h.ctid FROM h)",
+								 11, types), v, nulls, 0);
 		tid = SPI_processed == 1 ?
 			SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull) : (Datum) 0;
 		if (SPI_processed != 1 || isnull)
@@ -939,9 +1166,12 @@ CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence)
 	Datum	   *prevs = palloc(sizeof(Datum) * Max(n, 1));
 	bool	   *prevnull = palloc0(sizeof(bool) * Max(n, 1));
 	Datum	   *hashes = palloc(sizeof(Datum) * Max(n, 1));
-	Oid			types[10] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBOID, TIMESTAMPTZARRAYOID,
-		NAMEOID, BYTEAARRAYOID, BYTEAARRAYOID, TIDOID, TIMESTAMPTZOID};
-	Datum		v[10];
+	Datum	   *shs = palloc(sizeof(Datum) * Max(n, 1));
+	bool	   *shnull = palloc0(sizeof(bool) * Max(n, 1));
+	bool		v2 = imp_v2_ready();
+	Oid			types[12] = {INT8ARRAYOID, TEXTARRAYOID, TEXTARRAYOID, JSONBOID, TIMESTAMPTZARRAYOID,
+		NAMEOID, BYTEAARRAYOID, BYTEAARRAYOID, TIDOID, TIMESTAMPTZOID, BYTEAARRAYOID, INT2OID};
+	Datum		v[12];
 	bool		isnull;
 	Datum		tid;
 	int			i;
@@ -961,8 +1191,21 @@ CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence)
 		int64		id = h.last_id + 1;
 		TimestampTz ts = GetCurrentTimestamp();
 		uint8		hash[32];
+		uint8		sh[32];
 
-		imp_entry_hash(&buf, &h, id, subjects[i], purposes[i], "withdraw", ev, false, 0, ts, who, hash);
+		/* hash version 2: the subject's keyed hash, not the subject (0.5.0) */
+		if (v2)
+		{
+			imp_subject_hash(subjects[i], strlen(subjects[i]), sh);
+			shs[i] = imp_hash_datum(sh);
+		}
+		else
+		{
+			shs[i] = (Datum) 0;
+			shnull[i] = true;
+		}
+		imp_entry_hash(&buf, &h, id, subjects[i], v2 ? sh : NULL, purposes[i], "withdraw", ev, false, 0, ts,
+					   who, hash);
 		ids[i] = Int64GetDatum(id);
 		subj[i] = CStringGetTextDatum(subjects[i]);
 		purp[i] = CStringGetTextDatum(purposes[i]);
@@ -986,19 +1229,23 @@ CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence)
 	v[7] = PointerGetDatum(construct_array(hashes, n, BYTEAOID, -1, false, TYPALIGN_INT));
 	v[8] = PointerGetDatum(&h.tid);
 	v[9] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	v[10] = PointerGetDatum(construct_md_array(shs, shnull, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	v[11] = Int16GetDatum(v2 ? 2 : 1);
 	if (imp_cstate_is_citus())
 	{
 		/* a Citus reference table takes no writes together with local tables: the state apart */
 		imp_exec(CvSavedPlan(&plan_local,
 							 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
-							 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
-							 "   SELECT u.id, u.subject, u.purpose, 'withdraw', $4, NULL, u.at, $6, u.prev, u.hash"
-							 "     FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($5), pg_catalog.unnest($7), pg_catalog.unnest($8)) u(id, subject, purpose, at, prev, hash)),"
+							 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash,"
+							 "    subject_hash, hash_version)"
+							 "   SELECT u.id, CASE WHEN $12 OPERATOR(pg_catalog.=) 1 THEN u.subject END, u.purpose, 'withdraw', $4, NULL,"
+							 "          u.at, $6, u.prev, u.hash, u.sh, $12"
+							 "     FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($5), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($11)) u(id, subject, purpose, at, prev, hash, sh)),"
 							 " h AS (UPDATE customer_vault.consent_ledger_head h"
 							 "        SET last_id = ($1)[pg_catalog.array_upper($1, 1)], last_hash = ($8)[pg_catalog.array_upper($8, 1)]"
 							 "        WHERE h.ctid OPERATOR(pg_catalog.=) $9 RETURNING h.ctid)"
 							 " SELECT (SELECT h.ctid FROM h)",
-							 10, types), v, NULL, 0);
+							 12, types), v, NULL, 0);
 		isnull = true;
 		if (SPI_processed == 1)
 			tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1019,9 +1266,11 @@ CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence)
 	{
 		imp_exec(CvSavedPlan(&plan,
 							 "WITH l AS (INSERT INTO customer_vault.consent_ledger"
-							 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
-							 "   SELECT u.id, u.subject, u.purpose, 'withdraw', $4, NULL, u.at, $6, u.prev, u.hash"
-							 "     FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($5), pg_catalog.unnest($7), pg_catalog.unnest($8)) u(id, subject, purpose, at, prev, hash)),"
+							 "   (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash,"
+							 "    subject_hash, hash_version)"
+							 "   SELECT u.id, CASE WHEN $12 OPERATOR(pg_catalog.=) 1 THEN u.subject END, u.purpose, 'withdraw', $4, NULL,"
+							 "          u.at, $6, u.prev, u.hash, u.sh, $12"
+							 "     FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), pg_catalog.unnest($5), pg_catalog.unnest($7), pg_catalog.unnest($8), pg_catalog.unnest($11)) u(id, subject, purpose, at, prev, hash, sh)),"
 							 " h AS (UPDATE customer_vault.consent_ledger_head h"
 							 "        SET last_id = ($1)[pg_catalog.array_upper($1, 1)], last_hash = ($8)[pg_catalog.array_upper($8, 1)]"
 							 "        WHERE h.ctid OPERATOR(pg_catalog.=) $9 RETURNING h.ctid),"
@@ -1030,7 +1279,7 @@ CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence)
 							 "        FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3)) u(id, subject, purpose)"
 							 "        WHERE s.subject OPERATOR(pg_catalog.=) u.subject AND s.purpose OPERATOR(pg_catalog.=) u.purpose)"
 							 " SELECT (SELECT h.ctid FROM h)",
-							 10, types), v, NULL, 0);
+							 12, types), v, NULL, 0);
 		isnull = true;
 		if (SPI_processed == 1)
 			tid = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -1060,6 +1309,7 @@ typedef struct CvImpRow
 	bool		skip;			/* a duplicate */
 	bool		has_latest;		/* consent_state has a grant/withdrawal time */
 	TimestampTz latest;			/* its latest grant or withdrawal */
+	uint8		sh[32];			/* the subject's keyed hash (v2 batches) */
 } CvImpRow;
 
 /* the latest grant written in this batch for one subject and purpose */
@@ -1204,11 +1454,13 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	Datum	   *d_prev = palloc(n * sizeof(Datum));
 	bool	   *n_prev = palloc(n * sizeof(bool));
 	Datum	   *d_hash = palloc(n * sizeof(Datum));
+	Datum	   *d_sh = palloc(n * sizeof(Datum));
 	int			m = 0;
 	int			i;
 	CvHead		h;
 	HASHCTL		ctl;
 	HTAB	   *batch_latest;
+	bool		v2 = imp_v2_ready();
 
 	initStringInfo(&buf);
 	for (i = 0; i < n; i++)
@@ -1216,6 +1468,12 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		d_subj[i] = CStringGetTextDatum(rows[i].subject);
 		d_purp[i] = CStringGetTextDatum(rows[i].purpose);
 		d_ev[i] = JsonbPGetDatum(rows[i].evidence);
+		/* the ledger stores each subject as its keyed hash (hash version 2) */
+		if (v2)
+		{
+			imp_subject_hash(rows[i].subject, strlen(rows[i].subject), rows[i].sh);
+			d_sh[i] = imp_hash_datum(rows[i].sh);
+		}
 	}
 	/* the latest grant or withdrawal consent_state holds for each row's subject and purpose */
 	{
@@ -1256,6 +1514,33 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 			v[0] = imp_array(d_subj, NULL, n, TEXTOID);
 			v[1] = imp_array(d_purp, NULL, n, TEXTOID);
 			v[2] = imp_array(d_ev, NULL, n, JSONBOID);
+			if (v2)
+			{
+				Oid			types4[4] = {types[0], types[1], types[2], BYTEAARRAYOID};
+				Datum		v4[4] = {v[0], v[1], v[2], imp_array(d_sh, NULL, n, BYTEAOID)};
+
+				/* entries of either form: the plain subject (before 0.5.0) or its hash */
+				imp_exec(CvSavedPlan(&plan_dups2,
+									 "SELECT u.i::pg_catalog.int4"
+									 "  FROM (SELECT w.s, w.p, w.e, w.h, w.i, pg_catalog.row_number()"
+									 "               OVER (PARTITION BY w.s COLLATE \"C\", w.p COLLATE \"C\", w.e ORDER BY w.i) AS rn"
+									 "          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+									 "                          pg_catalog.unnest($4))"
+									 "               WITH ORDINALITY AS w(s, p, e, h, i)) u"
+									 " WHERE u.rn OPERATOR(pg_catalog.>) 1"
+									 "    OR EXISTS (SELECT FROM customer_vault.consent_ledger l"
+									 "                WHERE l.subject_hash OPERATOR(pg_catalog.=) u.h"
+									 "                  AND l.purpose OPERATOR(pg_catalog.=) u.p"
+									 "                  AND l.action OPERATOR(pg_catalog.=) 'grant'"
+									 "                  AND l.evidence OPERATOR(pg_catalog.=) u.e)"
+									 "    OR EXISTS (SELECT FROM customer_vault.consent_ledger l"
+									 "                WHERE l.subject OPERATOR(pg_catalog.=) u.s"
+									 "                  AND l.purpose OPERATOR(pg_catalog.=) u.p"
+									 "                  AND l.action OPERATOR(pg_catalog.=) 'grant'"
+									 "                  AND l.evidence OPERATOR(pg_catalog.=) u.e)",
+									 4, types4), v4, NULL, 0);
+			}
+			else
 			imp_exec(CvSavedPlan(&plan_dups,
 							  "SELECT u.i::pg_catalog.int4"
 							  "  FROM (SELECT w.s, w.p, w.e, w.i, pg_catalog.row_number()"
@@ -1317,10 +1602,13 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		if (rows[i].skip)
 			continue;
 		id = h.last_id + 1;
-		imp_entry_hash(&buf, &h, id, rows[i].subject, rows[i].purpose, "grant", rows[i].evidence,
+		imp_entry_hash(&buf, &h, id, rows[i].subject, v2 ? rows[i].sh : NULL, rows[i].purpose, "grant",
+					   rows[i].evidence,
 					   rows[i].has_until, rows[i].until, ts, who, hash);
 		d_id[m] = Int64GetDatum(id);
 		d_subj[m] = CStringGetTextDatum(rows[i].subject);
+		if (v2)
+			d_sh[m] = imp_hash_datum(rows[i].sh);
 		d_purp[m] = CStringGetTextDatum(rows[i].purpose);
 		d_ev[m] = JsonbPGetDatum(rows[i].evidence);
 		d_until[m] = TimestampTzGetDatum(rows[i].until);
@@ -1367,14 +1655,42 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		v[7] = TimestampTzGetDatum(ts);
 		namestrcpy(&nd, who);
 		v[8] = NameGetDatum(&nd);
-		imp_exec(CvSavedPlan(&plan_ledger_many,
-						  "INSERT INTO customer_vault.consent_ledger"
-						  " (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
-						  " SELECT u.id, u.s, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
-						  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-						  "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-						  "                   pg_catalog.unnest($7)) AS u(id, s, p, e, v, ph, h)",
-						  9, types), v, NULL, 0);
+		if (v2)
+		{
+			Datum		shs = imp_array(d_sh, NULL, m, BYTEAOID);
+			Datum		v2v[9];
+
+			/* $2: the subject hashes; the plain subjects go to evidence_subjects */
+			memcpy(v2v, v, sizeof(v2v));
+			v2v[1] = shs;
+			types[1] = BYTEAARRAYOID;
+			imp_exec(CvSavedPlan(&plan_ledger_many2,
+								 "INSERT INTO customer_vault.consent_ledger"
+								 " (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until,"
+								 "  recorded_at, recorded_by, prev_hash, hash)"
+								 " SELECT u.id, NULL, u.sh, 2, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
+								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+								 "                   pg_catalog.unnest($7)) AS u(id, sh, p, e, v, ph, h)",
+								 9, types), v2v, NULL, 0);
+			imp_exec(CvSavedPlan(&plan_subjects_many,
+								 "INSERT INTO customer_vault.evidence_subjects (subject_hash, subject)"
+								 " SELECT DISTINCT ON (u.sh) u.sh, u.s"
+								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(sh, s)"
+								 " ON CONFLICT (subject_hash) DO NOTHING",
+								 2, (Oid[]) {BYTEAARRAYOID, TEXTARRAYOID}),
+					 (Datum[]) {shs, v[1]}, NULL, 0);
+			types[1] = TEXTARRAYOID;
+		}
+		else
+			imp_exec(CvSavedPlan(&plan_ledger_many,
+								 "INSERT INTO customer_vault.consent_ledger"
+								 " (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
+								 " SELECT u.id, u.s, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
+								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
+								 "                   pg_catalog.unnest($7)) AS u(id, s, p, e, v, ph, h)",
+								 9, types), v, NULL, 0);
 		imp_head_write(&h);
 
 		/* the state: the newest imported grant per subject and purpose, unless the state is newer */

@@ -47,21 +47,46 @@ COMMENT ON TABLE customer_vault.consent_state IS 'current consent per subject an
 --@ schema
 
 -- append-only, hash-chained: every grant and withdrawal with its evidence
+-- Entries of hash version 1 (before 0.5.0, or without a root key) hold the
+-- subject in plain text; version 2 holds only its keyed hash (subject_hash,
+-- _subject_hash) and the plain identifier lives in evidence_subjects, which
+-- an erasure deletes.  A 'redact' entry (version 2) names the hash of an
+-- erased subject and, in its evidence, the version-1 entries whose plain
+-- subject consent_ledger_redacted hides.
 CREATE TABLE customer_vault.consent_ledger (
-    id          bigint PRIMARY KEY,
-    subject     text NOT NULL,
-    purpose     text NOT NULL,
-    action      text NOT NULL CHECK (action IN ('grant', 'withdraw')),
-    evidence    jsonb,
-    valid_until timestamptz,
-    recorded_at timestamptz NOT NULL,
-    recorded_by name NOT NULL,
-    prev_hash   bytea,
-    hash        bytea NOT NULL
+    id           bigint PRIMARY KEY,
+    subject      text,
+    purpose      text NOT NULL,
+    action       text NOT NULL,
+    evidence     jsonb,
+    valid_until  timestamptz,
+    recorded_at  timestamptz NOT NULL,
+    recorded_by  name NOT NULL,
+    prev_hash    bytea,
+    hash         bytea NOT NULL,
+    subject_hash bytea,
+    hash_version smallint NOT NULL DEFAULT 1,
+    CONSTRAINT consent_ledger_action_check CHECK (action IN ('grant', 'withdraw', 'redact')),
+    CONSTRAINT consent_ledger_subject_form_check CHECK (CASE hash_version
+        WHEN 1 THEN subject IS NOT NULL AND subject_hash IS NULL AND action <> 'redact'
+        WHEN 2 THEN subject IS NULL AND pg_catalog.length(subject_hash) = 32
+        ELSE false END)
 );
 --@ code
 COMMENT ON TABLE customer_vault.consent_ledger IS
-    'append-only, hash-chained record of every grant and withdrawal of consent';
+    'append-only, hash-chained record of every grant and withdrawal of consent (since 0.5.0 the subject as its keyed hash)';
+--@ schema
+
+-- The plain identifier behind each subject hash of the evidence logs
+-- (consent ledger and legal hold entries of hash version 2): the one place
+-- that keeps it, mutable, so that an erasure (_redact_subject) deletes it.
+CREATE TABLE customer_vault.evidence_subjects (
+    subject_hash bytea PRIMARY KEY CHECK (pg_catalog.length(subject_hash) = 32),
+    subject      text NOT NULL CHECK (subject <> '')
+);
+--@ code
+COMMENT ON TABLE customer_vault.evidence_subjects IS
+    'the plain subject behind each subject hash of the consent ledger and the legal hold log; deleted by forget_subject';
 --@ schema
 
 -- The chain head: the last entry's id and hash, in one row updated in place
@@ -89,6 +114,7 @@ SELECT pg_catalog.pg_extension_config_dump('customer_vault.purpose_roles',
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_state', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger', '');
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.consent_ledger_head', '');
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.evidence_subjects', '');
 --@ code
 
 CREATE OR REPLACE FUNCTION customer_vault._ledger_append_only() RETURNS trigger
@@ -125,6 +151,30 @@ CREATE OR REPLACE FUNCTION customer_vault._ledger_hash(prev bytea, id bigint, su
     AS 'MODULE_PATHNAME', 'cv_ledger_hash';
 COMMENT ON FUNCTION customer_vault._ledger_hash(bytea, bigint, text, text, text, jsonb, timestamptz, timestamptz, name) IS
     'internal: the chained hash of one ledger entry';
+
+-- Hash version 2 (0.5.0): the same, over the UTF-8 text of
+-- jsonb_build_array(2, id, subject, encode(subject_hash, 'hex'), purpose,
+-- action, evidence, valid_until_us, recorded_at_us, recorded_by) (subject
+-- NULL in every entry written so: a subject written into one later breaks its
+-- hash).  In C (src/import.c), like version 1.
+CREATE OR REPLACE FUNCTION customer_vault._ledger_hash_v2(prev bytea, id bigint, subject text, subject_hash bytea,
+                                               purpose text, action text, evidence jsonb,
+                                               valid_until timestamptz, recorded_at timestamptz, recorded_by name)
+    RETURNS bytea
+    LANGUAGE C IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_ledger_hash_v2';
+COMMENT ON FUNCTION customer_vault._ledger_hash_v2(bytea, bigint, text, bytea, text, text, jsonb, timestamptz, timestamptz, name) IS
+    'internal: the chained hash of one ledger entry of hash version 2 (subject stored as its keyed hash)';
+
+-- The keyed hash an evidence entry stores for a subject (_subject_hash), or
+-- NULL when no root key is configured (the entry is then written in the
+-- version-1 form, subject in plain text: without a root key nothing can be
+-- erased either).  With record, keeps the plain subject in evidence_subjects.
+CREATE OR REPLACE FUNCTION customer_vault._evidence_subject(subject text, record boolean) RETURNS bytea
+    LANGUAGE C VOLATILE STRICT PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_evidence_subject';
+COMMENT ON FUNCTION customer_vault._evidence_subject(text, boolean) IS
+    'internal: the subject hash an evidence entry stores (NULL without a root key), recording the plain subject in evidence_subjects';
 
 -- statement trigger: tells consent checks in every session about the change
 CREATE OR REPLACE FUNCTION customer_vault._consent_changed() RETURNS trigger
@@ -274,7 +324,7 @@ COMMENT ON FUNCTION customer_vault._ledger_head_remember(tid) IS
 -- updated in place, found by its ctid after a transaction's first append, so
 -- every append costs the same however many came before (O(1)).
 CREATE OR REPLACE FUNCTION customer_vault._ledger_append(subject text, purpose text, action text, evidence jsonb,
-                                              valid_until timestamptz)
+                                              valid_until timestamptz, subject_hash bytea DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -292,6 +342,7 @@ DECLARE
     new_hash bytea;
     ts timestamptz;
     who name := session_user;
+    sh bytea;
 BEGIN
     IF head_tid IS NOT NULL THEN
         SELECT h.last_id, h.last_hash INTO last_id, last_hash
@@ -311,11 +362,24 @@ BEGIN
     END IF;
     new_id := last_id + 1;
     ts := pg_catalog.clock_timestamp();
-    new_hash := customer_vault._ledger_hash(last_hash, new_id, subject, purpose, action,
-                                            evidence, valid_until, ts, who);
-    INSERT INTO customer_vault.consent_ledger
-        (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)
-    VALUES (new_id, subject, purpose, action, evidence, valid_until, ts, who, last_hash, new_hash);
+    -- the subject as its keyed hash (version 2: subject_hash when given, as a
+    -- redaction does, else that of subject, kept in evidence_subjects); in
+    -- plain text only without a root key
+    sh := COALESCE(subject_hash, customer_vault._evidence_subject(subject, true));
+    IF sh IS NOT NULL THEN
+        new_hash := customer_vault._ledger_hash_v2(last_hash, new_id, NULL, sh, purpose, action,
+                                                   evidence, valid_until, ts, who);
+        INSERT INTO customer_vault.consent_ledger
+            (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until, recorded_at,
+             recorded_by, prev_hash, hash)
+        VALUES (new_id, NULL, sh, 2, purpose, action, evidence, valid_until, ts, who, last_hash, new_hash);
+    ELSE
+        new_hash := customer_vault._ledger_hash(last_hash, new_id, subject, purpose, action,
+                                                evidence, valid_until, ts, who);
+        INSERT INTO customer_vault.consent_ledger
+            (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)
+        VALUES (new_id, subject, purpose, action, evidence, valid_until, ts, who, last_hash, new_hash);
+    END IF;
     UPDATE customer_vault.consent_ledger_head h SET last_id = new_id, last_hash = new_hash
      WHERE h.ctid = head_tid
     RETURNING h.ctid INTO head_tid;
@@ -326,8 +390,8 @@ BEGIN
     RETURN new_id;
 END
 $$;
-COMMENT ON FUNCTION customer_vault._ledger_append(text, text, text, jsonb, timestamptz) IS
-    'internal: appends one hash-chained entry to consent_ledger';
+COMMENT ON FUNCTION customer_vault._ledger_append(text, text, text, jsonb, timestamptz, bytea) IS
+    'internal: appends one hash-chained entry to consent_ledger (the subject as its keyed hash)';
 
 CREATE OR REPLACE FUNCTION customer_vault._check_subject_purpose(subject text, purpose text) RETURNS customer_vault.purposes
     LANGUAGE plpgsql STABLE
@@ -459,8 +523,13 @@ AS $$
             SELECT l.id, l.hash, l.prev_hash,
                    pg_catalog.lag(l.hash) OVER w AS expected_prev,
                    COALESCE(pg_catalog.lag(l.id) OVER w, 0) AS previous_id,
-                   customer_vault._ledger_hash(l.prev_hash, l.id, l.subject, l.purpose, l.action, l.evidence,
-                                               l.valid_until, l.recorded_at, l.recorded_by) AS recomputed
+                   CASE l.hash_version
+                        WHEN 1 THEN customer_vault._ledger_hash(l.prev_hash, l.id, l.subject, l.purpose, l.action,
+                                                                l.evidence, l.valid_until, l.recorded_at, l.recorded_by)
+                        WHEN 2 THEN customer_vault._ledger_hash_v2(l.prev_hash, l.id, l.subject, l.subject_hash,
+                                                                   l.purpose, l.action, l.evidence, l.valid_until,
+                                                                   l.recorded_at, l.recorded_by)
+                   END AS recomputed
               FROM customer_vault.consent_ledger l
             WINDOW w AS (ORDER BY l.id)) e
          WHERE e.hash IS DISTINCT FROM e.recomputed
@@ -480,6 +549,28 @@ AS $$
 $$;
 COMMENT ON FUNCTION customer_vault.verify_ledger() IS
     'NULL when the consent ledger''s hash chain is intact, else the id of the first broken entry';
+
+-- The ledger as an auditor reads it: every entry with its subject in plain
+-- text where it is still known (evidence_subjects for entries of hash
+-- version 2, the entry itself for version 1) and NULL once the subject was
+-- erased: version-2 entries lose it with the subject's evidence_subjects
+-- row, version-1 entries are named by a 'redact' entry's evidence.
+CREATE OR REPLACE VIEW customer_vault.consent_ledger_redacted AS
+    SELECT l.id,
+           CASE WHEN l.hash_version = 1 AND r.id IS NULL THEN l.subject
+                WHEN l.hash_version = 2 THEN d.subject END AS subject,
+           l.subject_hash, l.purpose, l.action, l.evidence, l.valid_until, l.recorded_at, l.recorded_by,
+           l.hash_version,
+           (l.hash_version = 1 AND r.id IS NOT NULL) OR (l.hash_version = 2 AND d.subject IS NULL) AS redacted,
+           l.prev_hash, l.hash
+      FROM customer_vault.consent_ledger l
+      LEFT JOIN customer_vault.evidence_subjects d ON d.subject_hash = l.subject_hash
+      LEFT JOIN (SELECT DISTINCT (x.id)::bigint AS id
+                   FROM customer_vault.consent_ledger m
+                  CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(m.evidence -> 'redacts') x(id)
+                  WHERE m.action = 'redact') r ON r.id = l.id;
+COMMENT ON VIEW customer_vault.consent_ledger_redacted IS
+    'the consent ledger with the subject in plain text while it is known, NULL (redacted) once it was erased';
 
 -- The permissive base policy of a table under the consent policy: it lets
 -- the table's grants decide while the table has no permissive policy of the
@@ -816,5 +907,8 @@ GRANT EXECUTE ON FUNCTION
     customer_vault._ledger_hash(bytea, bigint, text, text, text, jsonb, timestamptz, timestamptz, name)
     TO customer_vault_admin, customer_vault_auditor;
 GRANT SELECT ON customer_vault.purposes, customer_vault.purpose_roles, customer_vault.consent_ledger,
-    customer_vault.current_consents
+    customer_vault.current_consents, customer_vault.consent_ledger_redacted
+    TO customer_vault_admin, customer_vault_auditor;
+GRANT EXECUTE ON FUNCTION
+    customer_vault._ledger_hash_v2(bytea, bigint, text, bytea, text, text, jsonb, timestamptz, timestamptz, name)
     TO customer_vault_admin, customer_vault_auditor;

@@ -10,6 +10,8 @@
 -- a hash index: it stores 4-byte hash codes, so no subject is too long for
 -- it (a btree on subject refuses entries over ~2.7 kB)
 CREATE INDEX consent_ledger_subject_idx ON customer_vault.consent_ledger USING hash (subject);
+-- the same for entries of hash version 2 (0.5.0), which store the subject's keyed hash
+CREATE INDEX consent_ledger_subject_hash_idx ON customer_vault.consent_ledger (subject_hash);
 
 --@ code
 

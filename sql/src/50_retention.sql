@@ -40,8 +40,8 @@ COMMENT ON TABLE customer_vault.evidence_heads IS
 CREATE TABLE customer_vault.legal_hold_events (
     id           bigint PRIMARY KEY,
     hold_id      bigint NOT NULL,
-    action       text NOT NULL CHECK (action IN ('place', 'release')),
-    subject      text NOT NULL CHECK (subject <> ''),
+    action       text NOT NULL,
+    subject      text CHECK (subject <> ''),
     reason       text CHECK (reason <> ''),
     until        timestamptz,
     recorded_at  timestamptz NOT NULL,
@@ -49,12 +49,21 @@ CREATE TABLE customer_vault.legal_hold_events (
     acting_role  name NOT NULL,
     prev_hash    bytea,
     hash         bytea NOT NULL,
+    subject_hash bytea,
+    hash_version smallint NOT NULL DEFAULT 1,
     CONSTRAINT legal_hold_events_place_check CHECK (action <> 'place' OR (hold_id = id AND reason IS NOT NULL)),
-    CONSTRAINT legal_hold_events_release_check CHECK (action <> 'release' OR (hold_id < id AND until IS NULL))
+    CONSTRAINT legal_hold_events_release_check CHECK (action <> 'release' OR (hold_id < id AND until IS NULL)),
+    CONSTRAINT legal_hold_events_action_check CHECK (action IN ('place', 'release', 'redact')),
+    CONSTRAINT legal_hold_events_redact_check CHECK (action <> 'redact' OR (hold_id < id AND until IS NULL)),
+    CONSTRAINT legal_hold_events_subject_form_check CHECK (CASE hash_version
+        WHEN 1 THEN subject IS NOT NULL AND subject_hash IS NULL AND action <> 'redact'
+        WHEN 2 THEN subject IS NULL AND pg_catalog.length(subject_hash) = 32
+        ELSE false END)
 );
 CREATE UNIQUE INDEX legal_hold_events_release_key ON customer_vault.legal_hold_events (hold_id)
     WHERE action = 'release';
 CREATE INDEX legal_hold_events_subject_idx ON customer_vault.legal_hold_events (subject);
+CREATE INDEX legal_hold_events_subject_hash_idx ON customer_vault.legal_hold_events (subject_hash);
 --@ code
 COMMENT ON TABLE customer_vault.legal_hold_events IS
     'append-only, hash-chained record of every legal hold placed and released (who, when, why)';
@@ -129,16 +138,27 @@ ALTER TABLE customer_vault.legal_hold_events ENABLE ALWAYS TRIGGER legal_hold_ev
 ALTER TABLE customer_vault.purge_log_entries ENABLE ALWAYS TRIGGER purge_log_entries_no_update_delete;
 ALTER TABLE customer_vault.purge_log_entries ENABLE ALWAYS TRIGGER purge_log_entries_no_truncate;
 
--- the chained hash of a legal hold entry (over every column but hash)
+-- the chained hash of a legal hold entry (over every column but hash):
+-- version 1 as written before 0.5.0 (subject in plain text), version 2 with
+-- the version and the subject's keyed hash (subject NULL) after the action
 CREATE OR REPLACE FUNCTION customer_vault._evidence_hash(e customer_vault.legal_hold_events) RETURNS bytea
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.sha256(COALESCE(e.prev_hash, ''::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
+        CASE e.hash_version
+        WHEN 1 THEN
         pg_catalog.jsonb_build_array('legal_hold_events', e.id, e.hold_id, e.action, e.subject, e.reason,
             (EXTRACT(epoch FROM e.until) OPERATOR(pg_catalog.*) 1000000)::bigint,
             (EXTRACT(epoch FROM e.recorded_at) OPERATOR(pg_catalog.*) 1000000)::bigint,
-            e.session_role, e.acting_role)::text, 'UTF8'))
+            e.session_role, e.acting_role)::text
+        WHEN 2 THEN
+        pg_catalog.jsonb_build_array('legal_hold_events', 2, e.id, e.hold_id, e.action, e.subject,
+            pg_catalog.encode(e.subject_hash, 'hex'), e.reason,
+            (EXTRACT(epoch FROM e.until) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            (EXTRACT(epoch FROM e.recorded_at) OPERATOR(pg_catalog.*) 1000000)::bigint,
+            e.session_role, e.acting_role)::text
+        END, 'UTF8'))
 $$;
 COMMENT ON FUNCTION customer_vault._evidence_hash(customer_vault.legal_hold_events) IS
     'internal: the chained hash of one legal_hold_events entry';
@@ -193,9 +213,12 @@ $$;
 COMMENT ON FUNCTION customer_vault._calling_role() IS
     'internal: the current role of the caller of a SECURITY DEFINER function (SET ROLE, else the session user)';
 
--- one legal hold entry, chained; returns its id
+-- one legal hold entry, chained; returns its id.  The subject is stored as
+-- its keyed hash (version 2): subject_hash when given (a release or a
+-- redaction repeats the hold's), else that of subject (kept in
+-- evidence_subjects); in plain text only without a root key (version 1).
 CREATE OR REPLACE FUNCTION customer_vault._legal_hold_append(action text, hold_id bigint, subject text, reason text,
-                                                  until timestamptz)
+                                                  until timestamptz, subject_hash bytea DEFAULT NULL)
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -206,7 +229,14 @@ BEGIN
     SELECT n.next_id, n.prev_hash INTO e.id, e.prev_hash FROM customer_vault._evidence_next('legal_hold_events') n;
     e.hold_id := COALESCE(hold_id, e.id);
     e.action := action;
-    e.subject := subject;
+    e.subject_hash := COALESCE(subject_hash, customer_vault._evidence_subject(subject, true));
+    IF e.subject_hash IS NOT NULL THEN
+        e.hash_version := 2;
+        e.subject := NULL;
+    ELSE
+        e.hash_version := 1;
+        e.subject := subject;
+    END IF;
     e.reason := reason;
     e.until := until;
     e.recorded_at := pg_catalog.clock_timestamp();
@@ -218,8 +248,8 @@ BEGIN
     RETURN e.id;
 END
 $$;
-COMMENT ON FUNCTION customer_vault._legal_hold_append(text, bigint, text, text, timestamptz) IS
-    'internal: appends one hash-chained entry to legal_hold_events';
+COMMENT ON FUNCTION customer_vault._legal_hold_append(text, bigint, text, text, timestamptz, bytea) IS
+    'internal: appends one hash-chained entry to legal_hold_events (the subject as its keyed hash)';
 
 -- The first broken entry of a chain: a hash that does not match its entry, a
 -- link to anything but the previous entry, or a chain whose last entry is not
@@ -291,15 +321,24 @@ $$;
 COMMENT ON FUNCTION customer_vault.verify_purge_log() IS
     'NULL when the hash chain of purge_log_entries is intact, else the id of the first broken (or missing) entry';
 
--- every hold, placed and (maybe) released, one row each
+-- every hold, placed and (maybe) released, one row each; the subject in
+-- plain text while it is known (evidence_subjects for holds of hash version
+-- 2, the entry for version 1), NULL once it was erased (a version-1 hold is
+-- then named by a 'redact' entry)
 CREATE OR REPLACE VIEW customer_vault.legal_holds AS
-    SELECT p.id, p.subject, p.reason, p.recorded_at AS placed_at, p.session_role AS placed_by,
+    SELECT p.id,
+           CASE WHEN p.hash_version = 2 THEN d.subject
+                WHEN NOT EXISTS (SELECT 1 FROM customer_vault.legal_hold_events x
+                                  WHERE x.hold_id = p.id AND x.action = 'redact') THEN p.subject END AS subject,
+           p.reason, p.recorded_at AS placed_at, p.session_role AS placed_by,
            p.acting_role AS placed_as, p.until,
            r.recorded_at AS released_at, r.session_role AS released_by, r.acting_role AS released_as,
            r.reason AS release_reason,
-           (r.id IS NULL AND (p.until IS NULL OR p.until > pg_catalog.now())) AS active
+           (r.id IS NULL AND (p.until IS NULL OR p.until > pg_catalog.now())) AS active,
+           p.subject_hash
       FROM customer_vault.legal_hold_events p
       LEFT JOIN customer_vault.legal_hold_events r ON r.hold_id = p.id AND r.action = 'release'
+      LEFT JOIN customer_vault.evidence_subjects d ON d.subject_hash = p.subject_hash
      WHERE p.action = 'place';
 COMMENT ON VIEW customer_vault.legal_holds IS
     'every legal hold (from legal_hold_events): placed, released, active (placed, not released, not expired)';
@@ -662,7 +701,11 @@ BEGIN
         RAISE EXCEPTION USING ERRCODE = 'undefined_object',
             MESSAGE = pg_catalog.format('no unreleased legal hold with id %s', hold_id);
     END IF;
-    PERFORM customer_vault._legal_hold_append('release', p.id, p.subject, reason, NULL);
+    -- the hold's subject as the hold stores it (its hash; a hold of version 1:
+    -- the hash of its plain subject, not recorded again in evidence_subjects)
+    PERFORM customer_vault._legal_hold_append('release', p.id, p.subject, reason, NULL,
+                                              COALESCE(p.subject_hash,
+                                                       customer_vault._evidence_subject(p.subject, false)));
 END
 $$;
 COMMENT ON FUNCTION customer_vault.release_legal_hold(bigint, text) IS

@@ -570,6 +570,7 @@ CREATE OR REPLACE FUNCTION customer_vault._export_collect(subject text) RETURNS 
     SET IntervalStyle = 'iso_8601'
 AS $$
 DECLARE
+    ledger_hash bytea;
     caller oid;
     reader boolean;
     reach jsonb;
@@ -688,12 +689,16 @@ BEGIN
       FROM customer_vault.current_consents cc
       LEFT JOIN customer_vault.consent_ledger l ON l.id = cc.ledger_id
      WHERE cc.subject = _export_collect.subject;
+    -- entries of hash version 2 hold the subject's keyed hash
+    ledger_hash := customer_vault._evidence_subject(subject, false);
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', l.id, 'purpose', l.purpose, 'action', l.action, 'evidence', l.evidence,
                'valid_until', l.valid_until, 'recorded_at', l.recorded_at) ORDER BY l.id), '[]')
       INTO ledger
       FROM customer_vault.consent_ledger l
-     WHERE l.subject = _export_collect.subject;
+     WHERE (l.subject = _export_collect.subject                         -- entries of hash version 1
+            OR l.subject_hash = ledger_hash)
+       AND l.action <> 'redact';
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', h.id, 'reason', h.reason, 'placed_at', h.placed_at, 'until', h.until,
                'released_at', h.released_at, 'release_reason', h.release_reason, 'active', h.active) ORDER BY h.id), '[]')

@@ -292,6 +292,58 @@ CREATE OR REPLACE FUNCTION customer_vault.forget_subject(subject text, reason te
 COMMENT ON FUNCTION customer_vault.forget_subject(text, text) IS
     'erases a subject (GDPR art. 17) in one transaction: refused under a legal hold; rows deleted children first, or anonymized or kept as each table''s retention action says, as each table''s owner; key shredded; consents withdrawn; returns the hash-chained receipt';
 
+-- Removes an erased subject's plain identifier from the evidence (part of
+-- forget_subject, after its consents were withdrawn), for each spelling
+-- given: deletes its consent_state rows and its evidence_subjects row (which
+-- redacts every ledger and hold entry of hash version 2 that names it), and
+-- appends a 'redact' entry naming its keyed hash for the entries of hash
+-- version 1 (written before 0.5.0) that hold it in plain text: in the ledger
+-- one per purpose (evidence: the ids it redacts and the receipt), in the hold
+-- log one per hold; consent_ledger_redacted and legal_holds then show NULL
+-- for them.  Entries already redacted are not named again.  Returns the
+-- number of redact entries appended.
+CREATE OR REPLACE FUNCTION customer_vault._redact_subject(subjects text[], receipt_id bigint) RETURNS integer
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s text;
+    h bytea;
+    r record;
+    n integer := 0;
+BEGIN
+    FOR s IN SELECT DISTINCT x FROM pg_catalog.unnest(subjects) x WHERE x <> '' ORDER BY 1 LOOP
+        -- the current state: an erased subject has none (its consents were withdrawn)
+        DELETE FROM customer_vault.consent_state cs WHERE cs.subject = s;
+        h := customer_vault._evidence_subject(s, false);
+        CONTINUE WHEN h IS NULL;        -- no root key: every entry is of version 1
+        DELETE FROM customer_vault.evidence_subjects d WHERE d.subject_hash = h;
+        FOR r IN SELECT l.purpose, pg_catalog.jsonb_agg(l.id ORDER BY l.id) AS ids
+                   FROM customer_vault.consent_ledger l
+                  WHERE l.subject = s AND l.hash_version = 1
+                    AND NOT EXISTS (SELECT 1 FROM customer_vault.consent_ledger m
+                                     WHERE m.subject_hash = h AND m.action = 'redact' AND m.purpose = l.purpose
+                                       AND m.evidence -> 'redacts' @> pg_catalog.to_jsonb(l.id))
+                  GROUP BY l.purpose ORDER BY l.purpose LOOP
+            PERFORM customer_vault._ledger_append(NULL, r.purpose, 'redact',
+                pg_catalog.jsonb_build_object('redacts', r.ids, 'erasure_receipt', receipt_id), NULL, h);
+            n := n + 1;
+        END LOOP;
+        FOR r IN SELECT p.id FROM customer_vault.legal_hold_events p
+                  WHERE p.subject = s AND p.hash_version = 1 AND p.action = 'place'
+                    AND NOT EXISTS (SELECT 1 FROM customer_vault.legal_hold_events x
+                                     WHERE x.hold_id = p.id AND x.action = 'redact')
+                  ORDER BY p.id LOOP
+            PERFORM customer_vault._legal_hold_append('redact', r.id, NULL, NULL, NULL, h);
+            n := n + 1;
+        END LOOP;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._redact_subject(text[], bigint) IS
+    'internal: removes an erased subject''s plain identifier from consent_state and evidence_subjects and appends redact entries for older evidence entries that hold it (forget_subject)';
+
 -- The canonical spelling of a subject: its text form in the type of the
 -- registered subject columns it is a value of (integers first, then numeric,
 -- then uuid: '042' is '42', an upper-case uuid lower case), what a subject

@@ -10,6 +10,42 @@ DROP FUNCTION customer_vault._erasure_sql(text, regclass, text[]);
 DROP FUNCTION customer_vault._erasure_filter(regclass, text, jsonb);
 DROP FUNCTION customer_vault._erasure_reach();
 
+-- part LEDGER (issue 12): the consent ledger and the legal hold log store the
+-- subject as its keyed hash (hash version 2) from now on, the plain subject
+-- in evidence_subjects (deleted by forget_subject); entries written before
+-- keep their plain subject and hash version 1, and verify as written
+ALTER TABLE customer_vault.consent_ledger
+    ALTER COLUMN subject DROP NOT NULL,
+    ADD COLUMN subject_hash bytea,
+    ADD COLUMN hash_version smallint NOT NULL DEFAULT 1,
+    DROP CONSTRAINT consent_ledger_action_check,
+    ADD CONSTRAINT consent_ledger_action_check CHECK (action IN ('grant', 'withdraw', 'redact')),
+    ADD CONSTRAINT consent_ledger_subject_form_check CHECK (CASE hash_version
+        WHEN 1 THEN subject IS NOT NULL AND subject_hash IS NULL AND action <> 'redact'
+        WHEN 2 THEN subject IS NULL AND pg_catalog.length(subject_hash) = 32
+        ELSE false END);
+CREATE INDEX consent_ledger_subject_hash_idx ON customer_vault.consent_ledger (subject_hash);
+CREATE TABLE customer_vault.evidence_subjects (
+    subject_hash bytea PRIMARY KEY CHECK (pg_catalog.length(subject_hash) = 32),
+    subject      text NOT NULL CHECK (subject <> '')
+);
+SELECT pg_catalog.pg_extension_config_dump('customer_vault.evidence_subjects', '');
+ALTER TABLE customer_vault.legal_hold_events
+    ALTER COLUMN subject DROP NOT NULL,
+    ADD COLUMN subject_hash bytea,
+    ADD COLUMN hash_version smallint NOT NULL DEFAULT 1,
+    DROP CONSTRAINT legal_hold_events_action_check,
+    ADD CONSTRAINT legal_hold_events_action_check CHECK (action IN ('place', 'release', 'redact')),
+    ADD CONSTRAINT legal_hold_events_redact_check CHECK (action <> 'redact' OR (hold_id < id AND until IS NULL)),
+    ADD CONSTRAINT legal_hold_events_subject_form_check CHECK (CASE hash_version
+        WHEN 1 THEN subject IS NOT NULL AND subject_hash IS NULL AND action <> 'redact'
+        WHEN 2 THEN subject IS NULL AND pg_catalog.length(subject_hash) = 32
+        ELSE false END);
+CREATE INDEX legal_hold_events_subject_hash_idx ON customer_vault.legal_hold_events (subject_hash);
+-- the append functions take the subject's hash (new last argument)
+DROP FUNCTION customer_vault._ledger_append(text, text, text, jsonb, timestamptz);
+DROP FUNCTION customer_vault._legal_hold_append(text, bigint, text, text, timestamptz);
+
 --@ replay
 
 -- part MASK2 (issue 14): the <table>_masked views of 0.4.0 are security_invoker

@@ -104,9 +104,10 @@ SELECT sqlstate_of($$SELECT customer_vault.allow_purpose('no_such_role', 'billin
 SELECT count(*) AS entries_for_46 FROM customer_vault.consent_ledger WHERE subject = '46';
 
 -- the ledger: append-only (also for its owner), hash-chained, verifiable
+-- (the subject through consent_ledger_redacted: the ledger stores its keyed hash since 0.5.0)
 SELECT id, subject, purpose, action, evidence, recorded_by = session_user AS by_session_user,
        (prev_hash IS NULL) = (id = 1) AS chained, length(hash) AS hash_len
-  FROM customer_vault.consent_ledger ORDER BY id;
+  FROM customer_vault.consent_ledger_redacted ORDER BY id;
 SELECT customer_vault.verify_ledger() AS intact;
 SELECT sqlstate_of($$UPDATE customer_vault.consent_ledger SET evidence = '{"forged": true}' WHERE id = 1$$);
 SELECT sqlstate_of($$DELETE FROM customer_vault.consent_ledger WHERE id = 1$$);
@@ -123,8 +124,9 @@ ROLLBACK;
 -- ... also when the edited entry's own hash is recomputed: the next link breaks
 BEGIN;
 ALTER TABLE customer_vault.consent_ledger DISABLE TRIGGER consent_ledger_no_update_delete;
-UPDATE customer_vault.consent_ledger l SET subject = '99',
-       hash = customer_vault._ledger_hash(prev_hash, id, '99', purpose, action, evidence, valid_until, recorded_at, recorded_by)
+UPDATE customer_vault.consent_ledger l SET subject_hash = customer_vault._subject_hash('99'),
+       hash = customer_vault._ledger_hash_v2(prev_hash, id, NULL, customer_vault._subject_hash('99'), purpose, action,
+                                             evidence, valid_until, recorded_at, recorded_by)
  WHERE id = 2;
 SELECT customer_vault.verify_ledger() AS first_broken_entry;
 ROLLBACK;

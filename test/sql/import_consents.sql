@@ -71,7 +71,7 @@ SELECT customer_vault.withdraw_consent('gb1', 'imp_news') > 0 AS withdrawn;
 SELECT customer_vault.grant_consent('gb1', 'imp_news', '{"form": "again"}') > 0 AS regranted;
 COMMIT;
 SELECT customer_vault.verify_ledger() AS broken_after_grants;
-SELECT count(*) AS rolled_back_entries FROM customer_vault.consent_ledger WHERE subject = 'gone';
+SELECT count(*) AS rolled_back_entries FROM customer_vault.consent_ledger_redacted WHERE subject = 'gone';
 -- the same checks as before, in C
 SELECT customer_vault.grant_consent(NULL, 'imp_news', '{"a": 1}');
 SELECT customer_vault.grant_consent('x', '', '{"a": 1}');
@@ -95,7 +95,7 @@ SELECT customer_vault.import_consents($$
 SELECT customer_vault.verify_ledger() AS broken_after_import;
 SELECT count(*) - :entries_before AS new_entries,
        max(id) - min(id) + 1 = count(*) AS contiguous
-  FROM customer_vault.consent_ledger;
+  FROM customer_vault.consent_ledger_redacted;
 -- in the query's order, recorded by the session user, with the evidence as given
 SELECT :entries_before + 1 AS first \gset
 SELECT count(*) AS entries,
@@ -103,13 +103,13 @@ SELECT count(*) AS entries,
        bool_and(l.recorded_by = session_user) AS by_session_user,
        bool_and(l.evidence = jsonb_build_object('source', 'crm', 'record', l.id - :first + 1)) AS evidence_kept,
        bool_and(l.action = 'grant') AS grants
-  FROM customer_vault.consent_ledger l WHERE l.id >= :first;
+  FROM customer_vault.consent_ledger_redacted l WHERE l.id >= :first;
 SELECT count(*) AS state_rows,
        count(*) FILTER (WHERE s.granted_at = timestamptz '2026-01-01 00:00:00+00'
                                                + substr(s.subject, 5)::int * interval '1 second') AS granted_at_kept,
        count(*) FILTER (WHERE s.valid_until = '2099-01-01 00:00:00+00') AS with_end_date,
        count(*) FILTER (WHERE l.subject = s.subject AND l.purpose = s.purpose) AS state_points_at_entry
-  FROM customer_vault.consent_state s JOIN customer_vault.consent_ledger l ON l.id = s.ledger_id
+  FROM customer_vault.consent_state s JOIN customer_vault.consent_ledger_redacted l ON l.id = s.ledger_id
  WHERE s.subject LIKE 'crm-%';
 SELECT customer_vault.has_consent('crm-1', 'imp_news') AS has_1, customer_vault.has_consent('crm-25000', 'imp_news') AS has_last,
        customer_vault.has_consent('crm-25001', 'imp_news') AS has_other;
@@ -195,7 +195,7 @@ SELECT customer_vault.import_consents('SELECT * FROM imp.rows(11999, evidence =>
 SELECT customer_vault.import_consents($$SELECT 'e' || g AS subject, 'imp_news' AS purpose,
            jsonb_build_object('g', 1 / (12000 - g)) AS evidence FROM generate_series(1, 12000) g$$);
 SELECT count(*) - :entries_before AS new_entries, customer_vault.verify_ledger() AS broken
-  FROM customer_vault.consent_ledger;
+  FROM customer_vault.consent_ledger_redacted;
 SELECT count(*) AS state_rows FROM customer_vault.consent_state WHERE subject LIKE 'bad-%' OR subject LIKE 'e%';
 
 -- ---------- the query's shape ----------
@@ -250,7 +250,7 @@ SELECT customer_vault.import_consents($$SELECT imp.escalate() AS subject, 'imp_n
 SELECT customer_vault.import_consents($$SELECT imp.write_ledger() AS subject, 'imp_news' AS purpose, '{"a": 1}'::jsonb AS evidence$$);
 SELECT current_user, session_user;
 RESET SESSION AUTHORIZATION;
-SELECT subject, recorded_by FROM customer_vault.consent_ledger
+SELECT subject, recorded_by FROM customer_vault.consent_ledger_redacted
  WHERE subject IN ('w1', 'w2', 'regress_imp_writer', 'postgres') ORDER BY id;
 SET SESSION AUTHORIZATION regress_imp_admin;
 SELECT customer_vault.import_consents($$SELECT 'adm' AS subject, 'imp_news' AS purpose, '{"a": 1}'::jsonb AS evidence$$) AS admin_imported;
@@ -269,14 +269,14 @@ SELECT customer_vault.import_consents($$
 SELECT customer_vault.verify_ledger() AS broken_after_nested;
 SELECT count(*) FILTER (WHERE subject LIKE 'nest-%') AS outer_entries,
        count(*) FILTER (WHERE subject LIKE 'inner-%') AS inner_entries
-  FROM customer_vault.consent_ledger;
+  FROM customer_vault.consent_ledger_redacted;
 
 -- ---------- review 2: a backdated row after a withdrawal is skipped, not appended as a grant ----------
 SELECT customer_vault.grant_consent('bd-1', 'imp_news', '{"a": 1}') > 0 AS granted;
 SELECT customer_vault.withdraw_consent('bd-1', 'imp_news') > 0 AS withdrawn;
 SELECT customer_vault.import_consents($$SELECT 'bd-1' AS subject, 'imp_news' AS purpose, '{"b": 1}'::jsonb AS evidence,
                                                timestamptz '2000-01-01 00:00:00+00' AS granted_at$$) AS backdated_written;
-SELECT string_agg(action, ',' ORDER BY id) AS ledger_bd1 FROM customer_vault.consent_ledger WHERE subject = 'bd-1';
+SELECT string_agg(action, ',' ORDER BY id) AS ledger_bd1 FROM customer_vault.consent_ledger_redacted WHERE subject = 'bd-1';
 SELECT granted FROM customer_vault.consent_state WHERE subject = 'bd-1';
 -- a row granted now (not older than the withdrawal) is written; within one import,
 -- a row older than an earlier row for the same subject and purpose is skipped too
@@ -287,7 +287,7 @@ SELECT customer_vault.import_consents($$SELECT * FROM (VALUES
            ('bd-2', 'imp_news', '{"c": 3}'::jsonb, timestamptz '2021-01-01 00:00:00+00')) v(subject, purpose, evidence, granted_at)$$
        ) AS mixed_written;
 SELECT subject, string_agg(action || coalesce(evidence->>'c', ''), ',' ORDER BY id) AS ledger
-  FROM customer_vault.consent_ledger WHERE subject IN ('bd-1', 'bd-2') GROUP BY subject ORDER BY subject;
+  FROM customer_vault.consent_ledger_redacted WHERE subject IN ('bd-1', 'bd-2') GROUP BY subject ORDER BY subject;
 SELECT subject, granted, granted_at = '2021-01-01 00:00:00+00' AS granted_2021
   FROM customer_vault.consent_state WHERE subject IN ('bd-1', 'bd-2') ORDER BY subject;
 SELECT customer_vault.verify_ledger() AS broken_after_backdated;
@@ -299,7 +299,7 @@ SELECT customer_vault.import_consents($$WITH w AS (INSERT INTO imp.side VALUES (
 SELECT customer_vault.import_consents($$WITH w AS (DELETE FROM imp.side RETURNING x), v AS (SELECT 1 AS x)
     SELECT 'cte-2' AS subject, 'imp_news' AS purpose, jsonb_build_object('x', x) AS evidence FROM v$$);
 SELECT count(*) AS side_rows FROM imp.side;
-SELECT count(*) AS cte_entries FROM customer_vault.consent_ledger WHERE subject LIKE 'cte-%';
+SELECT count(*) AS cte_entries FROM customer_vault.consent_ledger_redacted WHERE subject LIKE 'cte-%';
 -- a read-only WITH clause is fine
 SELECT customer_vault.import_consents($$WITH v AS (SELECT 1 AS x)
     SELECT 'cte-3' AS subject, 'imp_news' AS purpose, jsonb_build_object('x', x) AS evidence FROM v$$) AS cte_select;
@@ -310,7 +310,7 @@ SELECT customer_vault.import_consents($$SELECT * FROM (VALUES ('jd-1', 'imp_news
        AS same_batch_written;
 SELECT customer_vault.import_consents($$SELECT 'jd-1' AS subject, 'imp_news' AS purpose, '{"a": 1.00}'::jsonb AS evidence$$)
        AS later_written;
-SELECT count(*) AS jd1_entries FROM customer_vault.consent_ledger WHERE subject = 'jd-1';
+SELECT count(*) AS jd1_entries FROM customer_vault.consent_ledger_redacted WHERE subject = 'jd-1';
 
 -- ---------- review 2: no subject is too long for the ledger's index ----------
 -- Since 0.5.0 (part SCALE, test consent_scale) a subject of consent is at most
@@ -321,7 +321,7 @@ SELECT count(*) AS jd1_entries FROM customer_vault.consent_ledger WHERE subject 
 SELECT string_agg(md5(g::text), '') AS big FROM generate_series(1, 320) g \gset
 SELECT length(:'big') AS subject_length;
 SELECT customer_vault.withdraw_consent(:'big', 'imp_news') > 0 AS big_withdrawn;
-SELECT count(*) AS big_ledger FROM customer_vault.consent_ledger WHERE subject = :'big';
+SELECT count(*) AS big_ledger FROM customer_vault.consent_ledger_redacted WHERE subject = :'big';
 SELECT customer_vault.grant_consent(:'big', 'imp_news', '{"big": 1}') > 0 AS big_granted;
 SELECT repeat('s', 10240) AS huge \gset
 SELECT customer_vault.grant_consent(:'huge', 'imp_news', '{"long": 1}') > 0 AS huge_granted;
@@ -334,7 +334,7 @@ SELECT customer_vault.import_consents($$SELECT repeat('s', 255) AS subject, 'imp
        AS long_duplicate;
 SELECT customer_vault.import_consents($$SELECT repeat('s', 255) AS subject, 'imp_news' AS purpose, '{"long": 2}'::jsonb AS evidence$$)
        AS long_imported;
-SELECT string_agg(action || (evidence->>'long'), ',' ORDER BY id) AS long_ledger FROM customer_vault.consent_ledger WHERE subject = :'long';
+SELECT string_agg(action || (evidence->>'long'), ',' ORDER BY id) AS long_ledger FROM customer_vault.consent_ledger_redacted WHERE subject = :'long';
 SELECT indexdef LIKE '%USING hash (subject)%' AS hash_index FROM pg_indexes
  WHERE schemaname = 'customer_vault' AND indexname = 'consent_ledger_subject_idx';
 SELECT customer_vault.verify_ledger() AS broken_after_review2;
