@@ -32,10 +32,13 @@ SELECT sqlstate_of('SELECT customer_vault.release_legal_hold(NULL)') AS release_
 SELECT sqlstate_of(format('SELECT customer_vault.release_legal_hold(%s, %L)', :h2, ' ')) AS release_empty_reason;
 SELECT sqlstate_of($$SELECT customer_vault.place_legal_hold('s-3', 'x', 'infinity')$$) AS until_infinity;
 SELECT * FROM (
-    SELECT id - :h1 AS rel_id, hold_id - :h1 AS rel_hold, action, subject, reason, until IS NOT NULL AS has_until,
+    -- (since 0.5.0 an entry stores the subject's keyed hash: its hold in legal_holds names it)
+    SELECT id - :h1 AS rel_id, hold_id - :h1 AS rel_hold, action,
+           COALESCE(subject, (SELECT h.subject FROM customer_vault.legal_holds h WHERE h.id = ev.hold_id)) AS subject,
+           reason, until IS NOT NULL AS has_until,
            session_role = session_user AS by_session_user, acting_role,
            prev_hash IS NOT DISTINCT FROM lag(hash) OVER (ORDER BY id) AS chained
-      FROM customer_vault.legal_hold_events) e
+      FROM customer_vault.legal_hold_events ev) e
  WHERE rel_id >= 0 ORDER BY rel_id;
 SELECT id - :h1 AS rel_id, subject, reason, placed_as, released_as, release_reason, active
   FROM customer_vault.legal_holds WHERE id >= :h1 ORDER BY id;

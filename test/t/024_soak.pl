@@ -332,10 +332,11 @@ note 'values per key version: '
 is($count_q->('SELECT customer_vault.verify_ledger() IS NULL'), 't', 'verify_ledger() IS NULL: the chain is intact');
 $within->($count_q->('SELECT count(*) FROM customer_vault.consent_ledger') - $ledger_before, $per{consent} // 0,
 	$clients, 'one ledger entry per committed grant or withdrawal');
+# (the subject through consent_ledger_redacted: entries store its keyed hash since 0.5.0)
 my $last_q = q{
 WITH last AS (
     SELECT DISTINCT ON (subject, purpose) subject, purpose, action, id
-      FROM customer_vault.consent_ledger ORDER BY subject, purpose, id DESC)
+      FROM customer_vault.consent_ledger_redacted ORDER BY subject, purpose, id DESC)
 SELECT count(*) FROM last l FULL JOIN customer_vault.consent_state s USING (subject, purpose)
  WHERE NOT COALESCE(
         (l.action = 'grant' AND s.granted AND s.ledger_id = l.id)
@@ -344,7 +345,7 @@ is($count_q->($last_q), '0', 'consent_state equals the ledger\'s last action per
 is($count_q->(q{
 WITH last AS (
     SELECT DISTINCT ON (subject, purpose) subject, purpose, action
-      FROM customer_vault.consent_ledger ORDER BY subject, purpose, id DESC)
+      FROM customer_vault.consent_ledger_redacted ORDER BY subject, purpose, id DESC)
 SELECT count(*) FROM last l FULL JOIN customer_vault.current_consents c USING (subject, purpose)
  WHERE (l.action = 'grant') IS DISTINCT FROM COALESCE(c.status = 'granted', false)}), '0',
 	'current_consents shows granted exactly where the last ledger action is a grant');
