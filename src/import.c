@@ -3,7 +3,9 @@
  *		Recording consent fast: grant_consent() and the bulk
  *		import_consents(query) in C.  Both append hash-chained entries to
  *		consent_ledger in exactly the format (and with exactly the hash) of
- *		the SQL _ledger_hash(), so verify_ledger() checks their entries like
+ *		the SQL _ledger_hash() (hash version 1) or _ledger_hash_v2() (0.5.0:
+ *		the subject stored as its keyed hash, the plain subject only in
+ *		consent_state), so verify_ledger() checks their entries like
  *		any other, and both serialize on the row lock of the chain head
  *		(consent_ledger_head) like _ledger_append().  The writes run as the
  *		ledger's owner inside a security-restricted operation; the user's
@@ -74,7 +76,8 @@ static SPIPlanPtr plan_grant2 = NULL;
 static SPIPlanPtr plan_grant2_local = NULL;
 static SPIPlanPtr plan_ledger_many2 = NULL;
 static SPIPlanPtr plan_dups2 = NULL;
-static SPIPlanPtr plan_subjects_many = NULL;
+static SPIPlanPtr plan_grant2_state = NULL;
+static SPIPlanPtr plan_state_many2 = NULL;
 static SPIPlanPtr plan_subject_one = NULL;
 
 /* the chain head as this append found it */
@@ -1044,8 +1047,6 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 									 "   (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until,"
 									 "    recorded_at, recorded_by, prev_hash, hash)"
 									 "   VALUES ($1, NULL, $12, 2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
-									 " d AS (INSERT INTO customer_vault.evidence_subjects (subject_hash, subject)"
-									 "        VALUES ($12, $2) ON CONFLICT (subject_hash) DO NOTHING),"
 									 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
 									 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
 									 " SELECT (SELECT h.ctid FROM h)",
@@ -1070,16 +1071,28 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
 						 errmsg("consent ledger chain head not found")));
-			imp_exec(CvSavedPlan(&plan_grant_state,
-								 "INSERT INTO customer_vault.consent_state AS s"
-								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
-								 " VALUES ($1, $2, true, $3, $4, NULL, $5)"
-								 " ON CONFLICT (subject, purpose) DO UPDATE"
-								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
-								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id",
-								 5, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID}),
-					 (Datum[]) {v[1], v[2], v[4], v[10], v[0]},
-					 (char[]) {' ', ' ', nulls[4], ' ', ' '}, 0);
+			if (v2)
+				imp_exec(CvSavedPlan(&plan_grant2_state,
+									 "INSERT INTO customer_vault.consent_state AS s"
+									 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id, subject_hash)"
+									 " VALUES ($1, $2, true, $3, $4, NULL, $5, $6)"
+									 " ON CONFLICT (subject, purpose) DO UPDATE"
+									 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+									 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id, subject_hash = EXCLUDED.subject_hash",
+									 6, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, BYTEAOID}),
+						 (Datum[]) {v[1], v[2], v[4], v[10], v[0], v[11]},
+						 (char[]) {' ', ' ', nulls[4], ' ', ' ', ' '}, 0);
+			else
+				imp_exec(CvSavedPlan(&plan_grant_state,
+									 "INSERT INTO customer_vault.consent_state AS s"
+									 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
+									 " VALUES ($1, $2, true, $3, $4, NULL, $5)"
+									 " ON CONFLICT (subject, purpose) DO UPDATE"
+									 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+									 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id",
+									 5, (Oid[]) {TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID}),
+						 (Datum[]) {v[1], v[2], v[4], v[10], v[0]},
+						 (char[]) {' ', ' ', nulls[4], ' ', ' '}, 0);
 			h.last_id = id;
 			h.has_hash = true;
 			memcpy(h.last_hash, hash, 32);
@@ -1093,16 +1106,14 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 								 "   (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until,"
 								 "    recorded_at, recorded_by, prev_hash, hash)"
 								 "   VALUES ($1, NULL, $12, 2, $3, 'grant', $4, $5, $6, $7, $8, $9)),"
-								 " d AS (INSERT INTO customer_vault.evidence_subjects (subject_hash, subject)"
-								 "        VALUES ($12, $2) ON CONFLICT (subject_hash) DO NOTHING),"
 								 " h AS (UPDATE customer_vault.consent_ledger_head h SET last_id = $1, last_hash = $9"
 								 "        WHERE h.ctid OPERATOR(pg_catalog.=) $10 RETURNING h.ctid)"
 								 " INSERT INTO customer_vault.consent_state AS s"
-								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
-								 " VALUES ($2, $3, true, $5, $11, NULL, $1)"
+								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id, subject_hash)"
+								 " VALUES ($2, $3, true, $5, $11, NULL, $1, $12)"
 								 " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
 								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
-								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id"
+								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id, subject_hash = EXCLUDED.subject_hash"
 								 " RETURNING (SELECT h.ctid FROM h)",
 								 12, types), v, nulls, 0);
 		else
@@ -1461,6 +1472,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	HASHCTL		ctl;
 	HTAB	   *batch_latest;
 	bool		v2 = imp_v2_ready();
+	Datum		d_shs = (Datum) 0;
 
 	initStringInfo(&buf);
 	for (i = 0; i < n; i++)
@@ -1660,7 +1672,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 			Datum		shs = imp_array(d_sh, NULL, m, BYTEAOID);
 			Datum		v2v[9];
 
-			/* $2: the subject hashes; the plain subjects go to evidence_subjects */
+			/* $2: the subject hashes (the plain subjects stay in consent_state) */
 			memcpy(v2v, v, sizeof(v2v));
 			v2v[1] = shs;
 			types[1] = BYTEAARRAYOID;
@@ -1673,14 +1685,8 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
 								 "                   pg_catalog.unnest($7)) AS u(id, sh, p, e, v, ph, h)",
 								 9, types), v2v, NULL, 0);
-			imp_exec(CvSavedPlan(&plan_subjects_many,
-								 "INSERT INTO customer_vault.evidence_subjects (subject_hash, subject)"
-								 " SELECT DISTINCT ON (u.sh) u.sh, u.s"
-								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(sh, s)"
-								 " ON CONFLICT (subject_hash) DO NOTHING",
-								 2, (Oid[]) {BYTEAARRAYOID, TEXTARRAYOID}),
-					 (Datum[]) {shs, v[1]}, NULL, 0);
 			types[1] = TEXTARRAYOID;
+			d_shs = shs;
 		}
 		else
 			imp_exec(CvSavedPlan(&plan_ledger_many,
@@ -1704,6 +1710,27 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		v[2] = v[4];
 		v[3] = imp_array(d_granted, NULL, m, TIMESTAMPTZOID);
 		v[4] = imp_array(d_id, NULL, m, INT8OID);
+		if (v2)
+		{
+			Oid			types6[6] = {types[0], types[1], types[2], types[3], types[4], BYTEAARRAYOID};
+			Datum		v6[6] = {v[0], v[1], v[2], v[3], v[4], d_shs};
+
+			imp_exec(CvSavedPlan(&plan_state_many2,
+								 "INSERT INTO customer_vault.consent_state AS s"
+								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id, subject_hash)"
+								 " SELECT DISTINCT ON (u.s, u.p) u.s, u.p, true, u.v, u.g, NULL::pg_catalog.timestamptz, u.id, u.sh"
+								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
+								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
+								 "        AS u(s, p, v, g, id, sh)"
+								 "  ORDER BY u.s, u.p, u.g DESC, u.id DESC"
+								 " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
+								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
+								 "       withdrawn_at = NULL, ledger_id = EXCLUDED.ledger_id, subject_hash = EXCLUDED.subject_hash"
+								 " WHERE pg_catalog.timestamptz_le(COALESCE(GREATEST(s.granted_at, s.withdrawn_at), '-infinity'),"
+								 "                                 EXCLUDED.granted_at)",
+								 6, types6), v6, NULL, 0);
+		}
+		else
 		imp_exec(CvSavedPlan(&plan_state_many,
 						  "INSERT INTO customer_vault.consent_state AS s"
 						  " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"

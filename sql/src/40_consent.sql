@@ -40,6 +40,10 @@ CREATE TABLE customer_vault.consent_state (
     granted_at   timestamptz,
     withdrawn_at timestamptz,
     ledger_id    bigint NOT NULL,
+    -- the subject's keyed hash as grant_consent/import_consents store it in
+    -- the ledger (0.5.0; NULL in rows written before): consent_ledger_redacted
+    -- names the subject of a ledger entry of hash version 2 through it
+    subject_hash bytea,
     CONSTRAINT consent_state_pkey PRIMARY KEY (subject, purpose)
 );
 --@ code
@@ -77,9 +81,10 @@ COMMENT ON TABLE customer_vault.consent_ledger IS
     'append-only, hash-chained record of every grant and withdrawal of consent (since 0.5.0 the subject as its keyed hash)';
 --@ schema
 
--- The plain identifier behind each subject hash of the evidence logs
--- (consent ledger and legal hold entries of hash version 2): the one place
--- that keeps it, mutable, so that an erasure (_redact_subject) deletes it.
+-- The plain identifier behind each subject hash of the evidence logs that
+-- consent_state does not name (legal hold entries, withdrawals; grants are
+-- named by their consent_state row), mutable, so that an erasure
+-- (_redact_subject) deletes it.
 CREATE TABLE customer_vault.evidence_subjects (
     subject_hash bytea PRIMARY KEY CHECK (pg_catalog.length(subject_hash) = 32),
     subject      text NOT NULL CHECK (subject <> '')
@@ -551,19 +556,22 @@ COMMENT ON FUNCTION customer_vault.verify_ledger() IS
     'NULL when the consent ledger''s hash chain is intact, else the id of the first broken entry';
 
 -- The ledger as an auditor reads it: every entry with its subject in plain
--- text where it is still known (evidence_subjects for entries of hash
--- version 2, the entry itself for version 1) and NULL once the subject was
--- erased: version-2 entries lose it with the subject's evidence_subjects
--- row, version-1 entries are named by a 'redact' entry's evidence.
+-- text where it is still known (for entries of hash version 2 the
+-- consent_state row of its hash and purpose, else evidence_subjects; for
+-- version 1 the entry itself) and NULL once the subject was erased:
+-- version-2 entries lose it with the subject's consent_state and
+-- evidence_subjects rows, version-1 entries are named by a 'redact' entry.
 CREATE OR REPLACE VIEW customer_vault.consent_ledger_redacted AS
     SELECT l.id,
            CASE WHEN l.hash_version = 1 AND r.id IS NULL THEN l.subject
-                WHEN l.hash_version = 2 THEN d.subject END AS subject,
+                WHEN l.hash_version = 2 THEN COALESCE(cs.subject COLLATE "default", d.subject) END AS subject,
            l.subject_hash, l.purpose, l.action, l.evidence, l.valid_until, l.recorded_at, l.recorded_by,
            l.hash_version,
-           (l.hash_version = 1 AND r.id IS NOT NULL) OR (l.hash_version = 2 AND d.subject IS NULL) AS redacted,
+           (l.hash_version = 1 AND r.id IS NOT NULL)
+           OR (l.hash_version = 2 AND cs.subject IS NULL AND d.subject IS NULL) AS redacted,
            l.prev_hash, l.hash
       FROM customer_vault.consent_ledger l
+      LEFT JOIN customer_vault.consent_state cs ON cs.subject_hash = l.subject_hash AND cs.purpose = l.purpose
       LEFT JOIN customer_vault.evidence_subjects d ON d.subject_hash = l.subject_hash
       LEFT JOIN (SELECT DISTINCT (x.id)::bigint AS id
                    FROM customer_vault.consent_ledger m
