@@ -46,6 +46,9 @@ CREATE TABLE customer_vault.consent_state (
     subject_hash bytea,
     CONSTRAINT consent_state_pkey PRIMARY KEY (subject, purpose)
 );
+-- consent_ledger_redacted's way from a ledger entry's hash to its subject (a
+-- hash index: 4-byte codes, rows without a hash not indexed)
+CREATE INDEX consent_state_subject_hash_idx ON customer_vault.consent_state USING hash (subject_hash);
 --@ code
 COMMENT ON TABLE customer_vault.consent_state IS 'current consent per subject and purpose (see consent_ledger for the evidence)';
 --@ schema

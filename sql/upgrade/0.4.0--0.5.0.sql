@@ -26,6 +26,7 @@ ALTER TABLE customer_vault.consent_ledger
         ELSE false END);
 CREATE INDEX consent_ledger_subject_hash_idx ON customer_vault.consent_ledger (subject_hash);
 ALTER TABLE customer_vault.consent_state ADD COLUMN subject_hash bytea;
+CREATE INDEX consent_state_subject_hash_idx ON customer_vault.consent_state USING hash (subject_hash);
 CREATE TABLE customer_vault.evidence_subjects (
     subject_hash bytea PRIMARY KEY CHECK (pg_catalog.length(subject_hash) = 32),
     subject      text NOT NULL CHECK (subject <> '')
