@@ -199,16 +199,14 @@ INSERT INTO pm_probes VALUES
 INSERT INTO pm_probes VALUES
  (167, '_consent_policy_flip()', 'SELECT customer_vault._consent_policy_flip(''pm_t'')'),
  (168, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')');
- (401, '_consent_policy_flip()', 'SELECT customer_vault._consent_policy_flip(''pm_t'')'),
- (402, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')');
 -- part LEDGER (issue 12): the redacted ledger is read like the ledger (admin,
 -- auditor); the plain subjects behind the hashes and the helpers are internal
 INSERT INTO pm_probes VALUES
- (170, 'read consent_ledger_redacted', 'SELECT * FROM customer_vault.consent_ledger_redacted'),
- (171, 'read evidence_subjects', 'SELECT * FROM customer_vault.evidence_subjects'),
- (172, '_evidence_subject()', 'SELECT customer_vault._evidence_subject(''pm1'', true)'),
- (173, '_redact_subject()', 'SELECT customer_vault._redact_subject(ARRAY[''pm1''], 1)'),
- (174, '_ledger_hash_v2()', 'SELECT customer_vault._ledger_hash_v2(NULL, 1, NULL, decode(''00'', ''hex''), ''p'', ''grant'', ''{}'', NULL, now(), ''x'')');
+ (180, 'read consent_ledger_redacted', 'SELECT * FROM customer_vault.consent_ledger_redacted'),
+ (181, 'read evidence_subjects', 'SELECT * FROM customer_vault.evidence_subjects'),
+ (182, '_evidence_subject()', 'SELECT customer_vault._evidence_subject(''pm1'', true)'),
+ (183, '_redact_subject()', 'SELECT customer_vault._redact_subject(ARRAY[''pm1''], 1)'),
+ (184, '_ledger_hash_v2()', 'SELECT customer_vault._ledger_hash_v2(NULL, 1, NULL, decode(''00'', ''hex''), ''p'', ''grant'', ''{}'', NULL, now(), ''x'')');
 
 SELECT count(*) AS lookups_before FROM customer_vault.blind_index_lookups \gset
 CREATE FUNCTION pg_temp.probe(r name, q text) RETURNS text LANGUAGE plpgsql AS $$
