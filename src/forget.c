@@ -2245,6 +2245,40 @@ fg_int64_cmp(const void *a, const void *b)
 }
 
 /*
+ * The plain subject of a hold entry of hash version 2 (0.5.0: the entry
+ * stores the subject's keyed hash; evidence_subjects names it), or NULL.
+ */
+static char *
+fg_hold_subject(HeapTuple tup, TupleDesc desc, AttrNumber a_subject_hash)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	bool		isnull;
+	Datum		h;
+	char	   *res = NULL;
+
+	if (a_subject_hash == InvalidAttrNumber)
+		return NULL;
+	h = heap_getattr(tup, a_subject_hash, desc, &isnull);
+	if (isnull)
+		return NULL;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT d.subject FROM customer_vault.evidence_subjects d"
+							  " WHERE d.subject_hash OPERATOR(pg_catalog.=) $1",
+							  1, (Oid[]) {BYTEAOID}, (Datum[]) {h}, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read evidence_subjects");
+	if (SPI_processed == 1)
+	{
+		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (v != NULL)
+			res = MemoryContextStrdup(cxt, v);
+	}
+	SPI_finish();
+	return res;
+}
+
+/*
  * The holds in force (current_legal_holds: placed, not released, not
  * expired), read from legal_hold_events directly under a fresh snapshot
  * (taken after the lock, as a new statement would); the first one (by id)
@@ -2327,6 +2361,8 @@ fg_hold_scan(const FgSubject *fs)
 		if (bsearch(&id, released, nrel, sizeof(int64), fg_int64_cmp) != NULL)
 			continue;
 		subject = fg_getstr(p, desc, a_subject);
+		if (subject == NULL)
+			subject = fg_hold_subject(p, desc, get_attnum(RelationGetRelid(rel), "subject_hash"));
 		if (subject == NULL || !fg_same(fs, subject))
 			continue;
 		best = id;
