@@ -29,6 +29,8 @@
 #include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -205,4 +207,67 @@ CvCitusTable(Oid relid)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+/*
+ * Whether this node is a Citus worker: pg_dist_local_group (one row, kept by
+ * Citus on every node) holds a group id other than 0, the coordinator's.
+ * False without Citus.
+ */
+bool
+CvCitusIsWorker(void)
+{
+	Oid			local_group = cv_citus_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
+	Relation	rel;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		worker = false;
+
+	if (!OidIsValid(local_group))
+		return false;
+	rel = table_open(local_group, AccessShareLock);
+	/* pg_dist_local_group: groupid int */
+	if (RelationGetDescr(rel)->natts < 1 ||
+		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != INT4OID)
+		elog(ERROR, "pg_dist_local_group has an unexpected layout");
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, 1, RelationGetDescr(rel), &isnull);
+
+		if (!isnull && DatumGetInt32(d) != 0)
+			worker = true;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return worker;
+}
+
+/*
+ * An error on a Citus worker: what writes evidence (the consent ledger,
+ * legal holds, erasure receipts) must run on the coordinator, which keeps
+ * the extension's ledgers and logs; on a worker (connected directly) the
+ * reference tables would change everywhere while the evidence stayed in the
+ * worker's local tables, out of the coordinator's verify_ledger and reports.
+ */
+void
+CvRefuseOnCitusWorker(const char *what)
+{
+	if (CvCitusIsWorker())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s must run on the Citus coordinator", what),
+				 errdetail("The ledgers and logs of customer_vault are kept on the coordinator; on a worker the evidence would be written to that worker only."),
+				 errhint("Connect to the coordinator.")));
+}
+
+PG_FUNCTION_INFO_V1(cv_coordinator_only);
+
+/* customer_vault._coordinator_only(what text): CvRefuseOnCitusWorker for SQL code */
+Datum
+cv_coordinator_only(PG_FUNCTION_ARGS)
+{
+	CvRefuseOnCitusWorker(PG_ARGISNULL(0) ? "this function" : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
 }

@@ -2698,6 +2698,8 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 	Datum		result = (Datum) 0;
 	int			i;
 
+	/* the holds and the receipts are the coordinator's: not on a Citus worker */
+	CvRefuseOnCitusWorker("forget_subject()");
 	if (PG_ARGISNULL(0) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(0)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -937,6 +937,8 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 	bool		v2;
 	StringInfoData buf;
 
+	/* the ledger is the coordinator's: not on a Citus worker */
+	CvRefuseOnCitusWorker("grant_consent()");
 	if (subject_t == NULL || VARSIZE_ANY_EXHDR(subject_t) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1785,6 +1787,8 @@ cv_import_consents(PG_FUNCTION_ARGS)
 	int64		skipped = 0;
 	int64		stale = 0;
 
+	/* the ledger is the coordinator's: not on a Citus worker */
+	CvRefuseOnCitusWorker("import_consents()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

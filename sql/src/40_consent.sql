@@ -352,6 +352,8 @@ DECLARE
     who name := session_user;
     sh bytea;
 BEGIN
+    -- the ledger is the coordinator's (not on a Citus worker)
+    PERFORM customer_vault._coordinator_only('a consent change');
     IF head_tid IS NOT NULL THEN
         SELECT h.last_id, h.last_hash INTO last_id, last_hash
           FROM customer_vault.consent_ledger_head h WHERE h.ctid = head_tid;

@@ -226,6 +226,8 @@ AS $$
 DECLARE
     e customer_vault.legal_hold_events;
 BEGIN
+    -- the holds are the coordinator's (not on a Citus worker)
+    PERFORM customer_vault._coordinator_only('a legal hold change');
     SELECT n.next_id, n.prev_hash INTO e.id, e.prev_hash FROM customer_vault._evidence_next('legal_hold_events') n;
     e.hold_id := COALESCE(hold_id, e.id);
     e.action := action;

@@ -198,7 +198,8 @@ INSERT INTO pm_probes VALUES
 -- (numbered 167-168: 401-402 are MASK's, and ties sort in no fixed order)
 INSERT INTO pm_probes VALUES
  (167, '_consent_policy_flip()', 'SELECT customer_vault._consent_policy_flip(''pm_t'')'),
- (168, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')');
+ (168, '_copy_consent_policy()', 'SELECT customer_vault._copy_consent_policy(''pm_t'', ''pm_plain'')'),
+ (169, '_coordinator_only()', 'SELECT customer_vault._coordinator_only(''x'')');
 -- part LEDGER (issue 12): the redacted ledger is read like the ledger (admin,
 -- auditor); the plain subjects behind the hashes and the helpers are internal
 INSERT INTO pm_probes VALUES
