@@ -2349,6 +2349,14 @@ fg_hold_scan(const FgSubject *fs)
 	}
 	table_endscan(scan);
 	qsort(released, nrel, sizeof(int64), fg_int64_cmp);
+
+	/*
+	 * A hold of the 0.5.0 form names its subject only through
+	 * evidence_subjects: fg_hold_subject reads it (SPI, read-only) under the
+	 * same fresh snapshot, so a hold committed while this erasure waited for
+	 * the lock is seen there too.
+	 */
+	PushActiveSnapshot(snap);
 	foreach(lc, places)
 	{
 		HeapTuple	p = lfirst(lc);
@@ -2368,6 +2376,7 @@ fg_hold_scan(const FgSubject *fs)
 		best = id;
 		best_reason = fg_getstr(p, desc, a_reason);
 	}
+	PopActiveSnapshot();
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
 	if (best >= 0)
