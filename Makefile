@@ -53,6 +53,8 @@ REGRESS += ddl_trigger_review
 REGRESS += policy_copy_wholerow
 # one protect trigger per table (part TRIGGER, issue 15)
 REGRESS += protect_table protect_review
+# erased history stays redacted when the subject comes back (part REDACT2)
+REGRESS += ledger_privacy2
 # cv_protect on every UPDATE (part TRIGGER3, issue 15)
 REGRESS += protect_update
 # part FORGET3 (issue 12)

@@ -563,16 +563,19 @@ COMMENT ON FUNCTION customer_vault.verify_ledger() IS
 -- The ledger as an auditor reads it: every entry with its subject in plain
 -- text where it is still known (for entries of hash version 2 the
 -- consent_state row of its hash and purpose, else evidence_subjects; for
--- version 1 the entry itself) and NULL once the subject was erased:
--- version-2 entries lose it with the subject's consent_state and
--- evidence_subjects rows, version-1 entries are named by a 'redact' entry.
+-- version 1 the entry itself) and NULL once the subject was erased: an
+-- erasure names every entry of the subject written before it (either
+-- version) in a 'redact' entry, and such an entry stays NULL even when the
+-- subject comes back (new consent_state and evidence_subjects rows name only
+-- its entries after the erasure); a 'redact' entry never shows a subject.
 CREATE OR REPLACE VIEW customer_vault.consent_ledger_redacted AS
     SELECT l.id,
-           CASE WHEN l.hash_version = 1 AND r.id IS NULL THEN l.subject
-                WHEN l.hash_version = 2 THEN COALESCE(cs.subject COLLATE "default", d.subject) END AS subject,
+           CASE WHEN l.action = 'redact' OR r.id IS NOT NULL THEN NULL
+                WHEN l.hash_version = 1 THEN l.subject
+                ELSE COALESCE(cs.subject COLLATE "default", d.subject) END AS subject,
            l.subject_hash, l.purpose, l.action, l.evidence, l.valid_until, l.recorded_at, l.recorded_by,
            l.hash_version,
-           (l.hash_version = 1 AND r.id IS NOT NULL)
+           l.action = 'redact' OR r.id IS NOT NULL
            OR (l.hash_version = 2 AND cs.subject IS NULL AND d.subject IS NULL) AS redacted,
            l.prev_hash, l.hash
       FROM customer_vault.consent_ledger l

@@ -325,13 +325,16 @@ COMMENT ON FUNCTION customer_vault.verify_purge_log() IS
 
 -- every hold, placed and (maybe) released, one row each; the subject in
 -- plain text while it is known (evidence_subjects for holds of hash version
--- 2, the entry for version 1), NULL once it was erased (a version-1 hold is
--- then named by a 'redact' entry)
+-- 2, the entry for version 1), NULL once it was erased: the erasure names
+-- each of the subject's holds (either version) in a 'redact' entry, which
+-- keeps it NULL even when the subject comes back (a new hold recreates its
+-- evidence_subjects row)
 CREATE OR REPLACE VIEW customer_vault.legal_holds AS
     SELECT p.id,
-           CASE WHEN p.hash_version = 2 THEN d.subject
-                WHEN NOT EXISTS (SELECT 1 FROM customer_vault.legal_hold_events x
-                                  WHERE x.hold_id = p.id AND x.action = 'redact') THEN p.subject END AS subject,
+           CASE WHEN EXISTS (SELECT 1 FROM customer_vault.legal_hold_events x
+                              WHERE x.hold_id = p.id AND x.action = 'redact') THEN NULL
+                WHEN p.hash_version = 2 THEN d.subject
+                ELSE p.subject END AS subject,
            p.reason, p.recorded_at AS placed_at, p.session_role AS placed_by,
            p.acting_role AS placed_as, p.until,
            r.recorded_at AS released_at, r.session_role AS released_by, r.acting_role AS released_as,

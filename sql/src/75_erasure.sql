@@ -294,14 +294,15 @@ COMMENT ON FUNCTION customer_vault.forget_subject(text, text) IS
 
 -- Removes an erased subject's plain identifier from the evidence (part of
 -- forget_subject, after its consents were withdrawn), for each spelling
--- given: deletes its consent_state rows and its evidence_subjects row (which
--- redacts every ledger and hold entry of hash version 2 that names it), and
--- appends a 'redact' entry naming its keyed hash for the entries of hash
--- version 1 (written before 0.5.0) that hold it in plain text: in the ledger
--- one per purpose (evidence: the ids it redacts and the receipt), in the hold
--- log one per hold; consent_ledger_redacted and legal_holds then show NULL
--- for them.  Entries already redacted are not named again.  Returns the
--- number of redact entries appended.
+-- given: deletes its consent_state rows and its evidence_subjects row, and
+-- appends a 'redact' entry naming its keyed hash for every entry of it
+-- written so far, of hash version 1 (before 0.5.0, the subject in plain
+-- text) and of version 2 (its keyed hash: a returning subject's new
+-- consent_state and evidence_subjects rows must not name them again): in
+-- the ledger one per purpose (evidence: the ids it redacts and the receipt),
+-- in the hold log one per hold; consent_ledger_redacted and legal_holds then
+-- show NULL for them for good.  Entries already redacted are not named
+-- again.  Returns the number of redact entries appended.
 CREATE OR REPLACE FUNCTION customer_vault._redact_subject(subjects text[], receipt_id bigint) RETURNS integer
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -320,7 +321,8 @@ BEGIN
         DELETE FROM customer_vault.evidence_subjects d WHERE d.subject_hash = h;
         FOR r IN SELECT l.purpose, pg_catalog.jsonb_agg(l.id ORDER BY l.id) AS ids
                    FROM customer_vault.consent_ledger l
-                  WHERE l.subject = s AND l.hash_version = 1
+                  WHERE ((l.hash_version = 1 AND l.subject = s)
+                         OR (l.hash_version = 2 AND l.subject_hash = h AND l.action <> 'redact'))
                     AND NOT EXISTS (SELECT 1 FROM customer_vault.consent_ledger m
                                      WHERE m.subject_hash = h AND m.action = 'redact' AND m.purpose = l.purpose
                                        AND m.evidence -> 'redacts' @> pg_catalog.to_jsonb(l.id))
@@ -330,7 +332,8 @@ BEGIN
             n := n + 1;
         END LOOP;
         FOR r IN SELECT p.id FROM customer_vault.legal_hold_events p
-                  WHERE p.subject = s AND p.hash_version = 1 AND p.action = 'place'
+                  WHERE p.action = 'place'
+                    AND ((p.hash_version = 1 AND p.subject = s) OR (p.hash_version = 2 AND p.subject_hash = h))
                     AND NOT EXISTS (SELECT 1 FROM customer_vault.legal_hold_events x
                                      WHERE x.hold_id = p.id AND x.action = 'redact')
                   ORDER BY p.id LOOP
@@ -342,7 +345,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION customer_vault._redact_subject(text[], bigint) IS
-    'internal: removes an erased subject''s plain identifier from consent_state and evidence_subjects and appends redact entries for older evidence entries that hold it (forget_subject)';
+    'internal: removes an erased subject''s plain identifier from consent_state and evidence_subjects and appends redact entries for every evidence entry written for it so far (forget_subject)';
 
 -- The canonical spelling of a subject: its text form in the type of the
 -- registered subject columns it is a value of (integers first, then numeric,
