@@ -596,6 +596,7 @@ DECLARE
     consents jsonb;
     ledger jsonb;
     holds jsonb;
+    redacted bigint[];
 BEGIN
     IF subject IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null';
@@ -680,6 +681,19 @@ BEGIN
         nrows := nrows + pg_catalog.jsonb_array_length(rows_json);
         rp := NULL;
     END LOOP;
+    -- entries of hash version 2 hold the subject's keyed hash
+    ledger_hash := customer_vault._evidence_subject(subject, false);
+    -- the ledger entries an erasure of the subject named in its 'redact'
+    -- entries (of the subject's hash: the erasure writes them under the hash
+    -- of the spelling it erased, for its entries in plain text, version 1,
+    -- and under that hash, version 2; verify_ledger checks that a redact
+    -- entry names no other): left out of the consents and the ledger, as
+    -- consent_ledger_redacted leaves out their subject, also once the
+    -- subject came back
+    SELECT COALESCE(pg_catalog.array_agg(DISTINCT (x.id)::bigint), '{}') INTO redacted
+      FROM customer_vault.consent_ledger m
+     CROSS JOIN LATERAL pg_catalog.jsonb_array_elements_text(m.evidence -> 'redacts') x(id)
+     WHERE m.subject_hash = ledger_hash AND m.action = 'redact';
     -- consents in force or ended, each with the evidence of its last entry
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'purpose', cc.purpose, 'lawful_basis', cc.lawful_basis, 'status', cc.status,
@@ -688,9 +702,7 @@ BEGIN
       INTO consents
       FROM customer_vault.current_consents cc
       LEFT JOIN customer_vault.consent_ledger l ON l.id = cc.ledger_id
-     WHERE cc.subject = _export_collect.subject;
-    -- entries of hash version 2 hold the subject's keyed hash
-    ledger_hash := customer_vault._evidence_subject(subject, false);
+     WHERE cc.subject = _export_collect.subject AND cc.ledger_id <> ALL (redacted);
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', l.id, 'purpose', l.purpose, 'action', l.action, 'evidence', l.evidence,
                'valid_until', l.valid_until, 'recorded_at', l.recorded_at) ORDER BY l.id), '[]')
@@ -698,13 +710,13 @@ BEGIN
       FROM customer_vault.consent_ledger l
      WHERE (l.subject = _export_collect.subject                         -- entries of hash version 1
             OR l.subject_hash = ledger_hash)
-       AND l.action <> 'redact';
+       AND l.action <> 'redact' AND l.id <> ALL (redacted);
     SELECT COALESCE(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
                'id', h.id, 'reason', h.reason, 'placed_at', h.placed_at, 'until', h.until,
                'released_at', h.released_at, 'release_reason', h.release_reason, 'active', h.active) ORDER BY h.id), '[]')
       INTO holds
       FROM customer_vault.legal_holds h
-     WHERE h.subject = _export_collect.subject;
+     WHERE h.subject = _export_collect.subject;   -- NULL for a hold a 'redact' entry names
     h := customer_vault._subject_hash(subject);
     IF h IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'object_not_in_prerequisite_state',
