@@ -522,10 +522,17 @@ CREATE OR REPLACE VIEW customer_vault.current_consents AS
 COMMENT ON VIEW customer_vault.current_consents IS 'the consent state per subject and purpose';
 
 -- the first broken entry: a hash or link that does not match, a gap in the
--- ids, or a chain head that does not point at the last entry (entries cut
--- off the end, or added past the head)
+-- ids, a chain head that does not point at the last entry (entries cut off
+-- the end, or added past the head), or a 'redact' entry naming anything but
+-- earlier non-redact entries of its purpose and its subject (version 2:
+-- the entry's subject_hash is the redact entry's; version 1: the keyed hash
+-- of the entry's plain subject is, when the root key is loaded to compute
+-- it): consent_ledger_redacted and export_subject hide whatever a redact
+-- entry names, so one naming another subject's entries would hide them.
+-- SECURITY DEFINER: the keyed hash of a version-1 subject (_evidence_subject)
+-- is the extension's to compute; the caller gets only an entry id.
 CREATE OR REPLACE FUNCTION customer_vault.verify_ledger() RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT min(broken) FROM (
@@ -555,6 +562,26 @@ AS $$
                        ORDER BY hh.last_id DESC LIMIT 1) h ON true
           WHERE t.id IS DISTINCT FROM COALESCE(h.last_id, 0)
              OR h.last_hash IS DISTINCT FROM (SELECT l.hash FROM customer_vault.consent_ledger l WHERE l.id = t.id))
+        UNION ALL
+        (SELECT m.id
+           FROM customer_vault.consent_ledger m
+          CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(
+                    CASE WHEN pg_catalog.jsonb_typeof(m.evidence -> 'redacts') = 'array' THEN m.evidence -> 'redacts'
+                         ELSE '[null]'::jsonb END) n(v)
+           LEFT JOIN customer_vault.consent_ledger l
+                  ON l.id = CASE WHEN pg_catalog.jsonb_typeof(n.v) = 'number'
+                                      AND (n.v)::numeric BETWEEN 1 AND 9223372036854775807
+                                      AND (n.v)::numeric = pg_catalog.trunc((n.v)::numeric)
+                                 THEN (n.v)::numeric::bigint END
+          WHERE m.action = 'redact'
+            AND (l.id IS NULL OR l.id >= m.id OR l.action = 'redact' OR l.purpose <> m.purpose
+                 OR (l.hash_version = 2 AND l.subject_hash IS DISTINCT FROM m.subject_hash)
+                 OR (l.hash_version = 1
+                     AND CASE WHEN l.subject = '' THEN true
+                              ELSE COALESCE(customer_vault._evidence_subject(l.subject, false), m.subject_hash)
+                                   OPERATOR(pg_catalog.<>) m.subject_hash END))
+          ORDER BY m.id
+          LIMIT 1)
     ) b
 $$;
 COMMENT ON FUNCTION customer_vault.verify_ledger() IS

@@ -148,7 +148,7 @@ SELECT customer_vault.has_consent('alice-k9', 'lp_news') AS alice_news, customer
        customer_vault.has_consent('keeper-z2', 'lp_ads') AS keeper_ads;
 -- the subject's key is gone: what was sealed for it no longer opens
 SELECT customer_vault.decrypt(:'sealed'::customer_vault.encrypted_text) IS NULL AS sealed_unreadable;
--- the hashes stay: the export of the erased subject still finds its entries, without the subject
+-- the hashes stay, but the export of the erased subject leaves out every entry its redact entries name (part EXPORT)
 SELECT jsonb_path_query_array(customer_vault.export_subject('alice-k9') -> 'ledger', '$[*].action') AS alice_ledger;
 SELECT customer_vault.was_forgotten('alice-k9') AS alice_forgotten, customer_vault.was_forgotten('keeper-z2') AS keeper_forgotten;
 SELECT customer_vault.verify_ledger() AS ledger_broken, customer_vault.verify_legal_holds() AS holds_broken,
