@@ -38,7 +38,7 @@ REGRESS += forget_findings
 REGRESS += chain_settings
 REGRESS += compliance_report privilege_drift privilege_drift_review
 # the map of personal data (part MAP)
-REGRESS += subject_map export_subject export_redacted ledger_redact_check
+REGRESS += subject_map export_subject export_redacted ledger_redact_check export_inherit
 # the decrypt audit (access_log, its worker and queue)
 REGRESS += access_log
 # masking review findings (part MASK2)

@@ -88,6 +88,12 @@ typedef struct FgTable
 	int			ndanger;
 	char	  **danger;			/* conname, parent, confdeltype triples */
 	char	   *pii;			/* anonymize: the columns cleared, as built */
+	Oid			inh_parent;		/* an inheritance child: the registered table above it */
+	char	   *from_sql;		/* "[ONLY] schema.table t" */
+	char	   *cond_sql;		/* the subject's rows (parameters as the statements') */
+	char	   *rows_sql;		/* export_subject's read, built when first needed */
+	SPIPlanPtr	rows_plan;		/* prepared when first needed */
+	Oid			pc_rel;			/* the table whose protected columns rows_sql opens */
 } FgTable;
 
 static MemoryContext fg_cxt = NULL;
@@ -145,6 +151,7 @@ static char **fg_unreached_names = NULL;
 PG_FUNCTION_INFO_V1(cv_forget_walk);
 PG_FUNCTION_INFO_V1(cv_erasure_invalidate);
 PG_FUNCTION_INFO_V1(cv_erasure_plan);
+PG_FUNCTION_INFO_V1(cv_export_walk);
 
 /* a relcache invalidation of a planned table or of the registry: build again */
 static void
@@ -244,6 +251,8 @@ fg_free(void)
 			SPI_freeplan(fg_tables[i].act_plan);
 		if (fg_tables[i].count_plan)
 			SPI_freeplan(fg_tables[i].count_plan);
+		if (fg_tables[i].rows_plan)
+			SPI_freeplan(fg_tables[i].rows_plan);
 	}
 	fg_n = 0;
 	fg_tables = NULL;
@@ -1046,6 +1055,11 @@ fg_build_plan(void)
 		if (buf.len > 0)
 			t->keys_sql = MemoryContextStrdup(fg_cxt, psprintf("SELECT %s FROM %s WHERE %s", buf.data, qual, cond.data));
 		t->count_sql = MemoryContextStrdup(fg_cxt, psprintf("SELECT pg_catalog.count(*) FROM %s WHERE %s", qual, cond.data));
+		t->from_sql = MemoryContextStrdup(fg_cxt, qual);
+		t->cond_sql = MemoryContextStrdup(fg_cxt, cond.data);
+		for (k = 0; k < ninh; k++)
+			if (inh_child[k] == rels[i])
+				t->inh_parent = inh_parent[k];
 		if (t->treat == 'd')
 			t->act_sql = MemoryContextStrdup(fg_cxt, psprintf("DELETE FROM %s WHERE %s", qual, cond.data));
 		else if (t->treat == 'k')
@@ -1730,63 +1744,19 @@ fg_check_privilege(FgTable *t, Oid caller)
 }
 
 /*
- * The walk of one erasure, inside SPI with the plan built: every table of
- * the reach, keys read parents first, the kept tables a cascade would reach
- * checked, the caller's privilege checked, then the changes, children first,
- * each statement as the table's owner.  *tables: the counts per table as a
- * JSON object {"schema.table": {"deleted", "anonymized", "kept"}};
- * *not_reached: a JSON array of the labelled tables no registered table
- * reaches; spell/seen gather the spellings of the subject (as given, in each
- * subject column's type it is a value of, zero-padded, uuid variants).
+ * The keys each table's rows of the subject give its children, parents
+ * first, each table read as its owner (fg_exec): per table the parameters
+ * of its statements (tparams, tnulls: the subject at depth 0, the parents'
+ * keys below) and whether it can hold rows of the subject at all (empty:
+ * the subject is no value of its subject column's type, or no parent row
+ * gave a key).  spell/seen gather the subject's spellings (forget_subject).
  */
 static void
-fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, List **seen,
-		char **tables, char **not_reached)
+fg_read_keys(const char *subject, Datum subject_datum, StringInfo spell, List **seen,
+			 Datum **keys, bool **keynull, bool *empty, Datum **tparams, char **tnulls)
 {
-	Datum	  **keys;
-	bool	  **keynull;
-	bool	   *empty;
-	Datum	  **tparams;
-	char	  **tnulls;
-	int64	   *counts;
-	StringInfoData out;
-	StringInfoData nr;
 	int			i;
 
-	keys = palloc0(sizeof(Datum *) * Max(fg_n, 1));
-	keynull = palloc0(sizeof(bool *) * Max(fg_n, 1));
-	empty = palloc0(sizeof(bool) * Max(fg_n, 1));
-	counts = palloc0(sizeof(int64) * Max(fg_n, 1));
-	tparams = palloc0(sizeof(Datum *) * Max(fg_n, 1));
-	tnulls = palloc0(sizeof(char *) * Max(fg_n, 1));
-	fg_add_spelling(spell, seen, subject);
-
-	/* an anonymized table needs PII columns to clear */
-	for (i = 0; i < fg_n; i++)
-		if (fg_tables[i].treat == 'a' && fg_tables[i].act_plan == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("table %s has no PII-labelled columns to anonymize",
-							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(fg_tables[i].relid)))),
-					 errhint("Label them first: SECURITY LABEL FOR customer_vault ON COLUMN t.c IS 'pii'.")));
-
-	/*
-	 * The calling role's privilege on every table of the plan, before
-	 * anything is read: a refusal then tells nothing about the subject
-	 * (whether it has rows in a table the role may not change).  A table
-	 * that joined the reach only through a foreign key towards a table of
-	 * another owner (REFERENCES is all it takes) is checked below, only
-	 * where it holds rows of the subject: it must not stop every erasure.
-	 */
-	for (i = 0; i < fg_n; i++)
-	{
-		FgTable    *t = &fg_tables[i];
-
-		if (!t->refonly)
-			fg_check_privilege(t, caller);
-	}
-
-	/* the keys, parents first, each table read as its owner */
 	for (i = 0; i < fg_n; i++)
 	{
 		FgTable    *t = &fg_tables[i];
@@ -1847,6 +1817,67 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 			}
 		}
 	}
+}
+
+/*
+ * The walk of one erasure, inside SPI with the plan built: every table of
+ * the reach, keys read parents first, the kept tables a cascade would reach
+ * checked, the caller's privilege checked, then the changes, children first,
+ * each statement as the table's owner.  *tables: the counts per table as a
+ * JSON object {"schema.table": {"deleted", "anonymized", "kept"}};
+ * *not_reached: a JSON array of the labelled tables no registered table
+ * reaches; spell/seen gather the spellings of the subject (as given, in each
+ * subject column's type it is a value of, zero-padded, uuid variants).
+ */
+static void
+fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, List **seen,
+		char **tables, char **not_reached)
+{
+	Datum	  **keys;
+	bool	  **keynull;
+	bool	   *empty;
+	Datum	  **tparams;
+	char	  **tnulls;
+	int64	   *counts;
+	StringInfoData out;
+	StringInfoData nr;
+	int			i;
+
+	keys = palloc0(sizeof(Datum *) * Max(fg_n, 1));
+	keynull = palloc0(sizeof(bool *) * Max(fg_n, 1));
+	empty = palloc0(sizeof(bool) * Max(fg_n, 1));
+	counts = palloc0(sizeof(int64) * Max(fg_n, 1));
+	tparams = palloc0(sizeof(Datum *) * Max(fg_n, 1));
+	tnulls = palloc0(sizeof(char *) * Max(fg_n, 1));
+	fg_add_spelling(spell, seen, subject);
+
+	/* an anonymized table needs PII columns to clear */
+	for (i = 0; i < fg_n; i++)
+		if (fg_tables[i].treat == 'a' && fg_tables[i].act_plan == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("table %s has no PII-labelled columns to anonymize",
+							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(fg_tables[i].relid)))),
+					 errhint("Label them first: SECURITY LABEL FOR customer_vault ON COLUMN t.c IS 'pii'.")));
+
+	/*
+	 * The calling role's privilege on every table of the plan, before
+	 * anything is read: a refusal then tells nothing about the subject
+	 * (whether it has rows in a table the role may not change).  A table
+	 * that joined the reach only through a foreign key towards a table of
+	 * another owner (REFERENCES is all it takes) is checked below, only
+	 * where it holds rows of the subject: it must not stop every erasure.
+	 */
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+
+		if (!t->refonly)
+			fg_check_privilege(t, caller);
+	}
+
+	/* the keys, parents first, each table read as its owner */
+	fg_read_keys(subject, subject_datum, spell, seen, keys, keynull, empty, tparams, tnulls);
 
 	/*
 	 * A kept table must not lose the subject's rows to a cascade, nor
@@ -1997,6 +2028,191 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	memcpy(VARDATA(result), out.data, out.len);
 	SPI_finish();
 	PG_RETURN_TEXT_P(result);
+}
+
+/*
+ * The statement export_subject reads a table's rows of the subject with:
+ * every column as jsonb text (to_jsonb of the row), and the row context of
+ * each protected column as a jsonb object (NULL without protected columns;
+ * an inheritance child without protected columns of its own takes its
+ * registered parent's, whose columns it inherits).  The WHERE clause and
+ * parameters are the erasure's.  protect_column and unprotect_column change
+ * the table (a trigger, a rewrite), so the relcache invalidation that makes
+ * the plan stale covers the protected columns too.
+ */
+static void
+fg_rows_sql(FgTable *t)
+{
+	Oid			argt = OIDOID;
+	char	   *ctx = NULL;
+	int			pass;
+
+	for (pass = 0; pass < 2 && ctx == NULL; pass++)
+	{
+		Oid			rel = pass == 0 ? t->relid : t->inh_parent;
+		Datum		arg = ObjectIdGetDatum(rel);
+		Datum		v;
+		bool		isnull;
+
+		if (!OidIsValid(rel))
+			break;
+		if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('%L, %s', pc.column_name,"
+								  " CASE WHEN pc.context_column IS NULL THEN pg_catalog.quote_literal(pc.binding)"
+								  " ELSE pg_catalog.format('customer_vault._row_context(%L, t.%I)', pc.binding, pc.context_column) END),"
+								  " ', ' ORDER BY pc.column_name)"
+								  " FROM customer_vault.protected_columns pc"
+								  " WHERE pc.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								  1, &argt, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "the protected columns of table %u could not be read", rel);
+		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+		if (!isnull)
+		{
+			ctx = TextDatumGetCString(v);
+			t->pc_rel = rel;
+		}
+	}
+	if (ctx == NULL)
+		t->pc_rel = t->relid;
+	t->rows_sql = MemoryContextStrdup(fg_cxt,
+									  psprintf("SELECT pg_catalog.to_jsonb(t)::pg_catalog.text, %s%s%s FROM %s WHERE %s",
+											   ctx ? "pg_catalog.jsonb_build_object(" : "NULL::pg_catalog.text",
+											   ctx ? ctx : "", ctx ? ")::pg_catalog.text" : "",
+											   t->from_sql, t->cond_sql));
+}
+
+/*
+ * customer_vault._export_walk(subject text) RETURNS TABLE(relid oid, depth
+ * integer, nparams integer, rows_sql text, rows text[], protected_from oid):
+ * export_subject's
+ * read of every table of the subject reach (the erasure's plan: registered
+ * tables, their inheritance children, the tables reaching them through
+ * foreign keys), keys read parents first, every statement as the table's
+ * owner inside a security-restricted operation, kept prepared per session.
+ * rows: per row of the subject its jsonb text and the row context of its
+ * protected columns (as jsonb text or NULL), pair after pair; empty where
+ * the table holds none; protected_from: the table whose protected_columns
+ * rows name (the table, or an inheritance child's registered parent).
+ * Executable by nobody: _export_collect (SECURITY DEFINER) calls it.
+ */
+Datum
+cv_export_walk(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *subject;
+	Datum		subject_datum;
+	StringInfoData spell;
+	List	   *seen = NIL;
+	Datum	  **keys;
+	bool	  **keynull;
+	bool	   *empty;
+	Datum	  **tparams;
+	char	  **tnulls;
+	int			i;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("subject must not be null")));
+	if (fg_busy)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("an export cannot run inside an erasure")));
+	subject_datum = PG_GETARG_DATUM(0);
+	subject = TextDatumGetCString(subject_datum);
+	InitMaterializedSRF(fcinfo, 0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	fg_busy = true;
+	PG_TRY();
+	{
+		/* the plan, built again when the catalog, the registry or the labels changed */
+		if (!fg_valid || fg_children_changed())
+			fg_build();
+		keys = palloc0(sizeof(Datum *) * Max(fg_n, 1));
+		keynull = palloc0(sizeof(bool *) * Max(fg_n, 1));
+		empty = palloc0(sizeof(bool) * Max(fg_n, 1));
+		tparams = palloc0(sizeof(Datum *) * Max(fg_n, 1));
+		tnulls = palloc0(sizeof(char *) * Max(fg_n, 1));
+		initStringInfo(&spell);
+		fg_read_keys(subject, subject_datum, &spell, &seen, keys, keynull, empty, tparams, tnulls);
+		for (i = 0; i < fg_n; i++)
+		{
+			FgTable    *t = &fg_tables[i];
+			Datum		values[6];
+			bool		nulls[6] = {false, false, false, false, false, false};
+			Datum	   *elems = NULL;
+			bool	   *enulls = NULL;
+			int			nelems = 0;
+			MemoryContext old;
+
+			if (t->rows_plan == NULL)
+			{
+				/* prepared as the export's own role, as the plan was */
+				fg_end_owner();
+				if (t->rows_sql == NULL)
+					fg_rows_sql(t);
+				t->rows_plan = fg_prepare(t->rows_sql, t->nparams, t->types);
+			}
+			if (!empty[i])
+			{
+				SPITupleTable *tt;
+				uint64		r;
+
+				fg_exec(t, t->rows_plan, tparams[i], tnulls[i]);
+				tt = SPI_tuptable;
+				if (SPI_processed > (uint64) (MaxAllocSize / sizeof(Datum) / 2))
+					ereport(ERROR,
+							(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+							 errmsg("the subject has too many rows in table %s",
+									DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(t->relid))))));
+				nelems = (int) (2 * SPI_processed);
+				elems = palloc(sizeof(Datum) * Max(nelems, 1));
+				enulls = palloc(sizeof(bool) * Max(nelems, 1));
+				for (r = 0; r < SPI_processed; r++)
+				{
+					int			c;
+
+					for (c = 0; c < 2; c++)
+					{
+						bool		isnull;
+						Datum		d = SPI_getbinval(tt->vals[r], tt->tupdesc, c + 1, &isnull);
+
+						enulls[2 * r + c] = isnull;
+						elems[2 * r + c] = isnull ? (Datum) 0 : d;
+					}
+				}
+			}
+			old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+			values[0] = ObjectIdGetDatum(t->relid);
+			values[1] = Int32GetDatum(t->depth);
+			values[2] = Int32GetDatum(t->nparams);
+			values[3] = CStringGetTextDatum(t->rows_sql);
+			if (nelems == 0)
+				values[4] = PointerGetDatum(construct_empty_array(TEXTOID));
+			else
+			{
+				int			dims[1] = {nelems};
+				int			lbs[1] = {1};
+
+				values[4] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs, TEXTOID, -1, false,
+															   TYPALIGN_INT));
+			}
+			values[5] = ObjectIdGetDatum(t->pc_rel);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+			MemoryContextSwitchTo(old);
+		}
+		fg_end_owner();
+		fg_busy = false;
+	}
+	PG_CATCH();
+	{
+		fg_reset_after_error();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	SPI_finish();
+	return (Datum) 0;
 }
 
 /* a subject read in every type subjects are compared in */

@@ -556,6 +556,22 @@ $$;
 COMMENT ON FUNCTION customer_vault._export_bytea(bytea) IS
     'internal: a bytea as the export shows it, {"type": "bytea", "base64": ...}';
 
+-- export_subject's read of every table of the subject reach (src/forget.c):
+-- the erasure's plan (registered tables, their inheritance children, the
+-- tables reaching them through foreign keys; keys read parents first), each
+-- table read as its owner inside a security-restricted operation, the
+-- statements kept prepared per session; per table its rows of the subject as
+-- jsonb text paired with the row context of its protected columns, the
+-- statement (rows_sql, for EXPLAIN) and the table whose protected columns
+-- apply.  Not STRICT: NULL is an error of its own.  Executable by nobody:
+-- _export_collect (SECURITY DEFINER) calls it.
+CREATE OR REPLACE FUNCTION customer_vault._export_walk(subject text)
+    RETURNS TABLE(relid oid, depth integer, nparams integer, rows_sql text, rows text[], protected_from oid)
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_export_walk';
+COMMENT ON FUNCTION customer_vault._export_walk(text) IS
+    'internal: the rows of one subject in every table of the subject reach, read as each table''s owner with kept statements (export_subject)';
+
 -- Everything held on one subject, sealed values still sealed (marked
 -- {"$sealed": envelope, "type": ..., "context": ...}), and the export's
 -- record.  SECURITY DEFINER: each table is read as its owner through
@@ -573,7 +589,6 @@ DECLARE
     ledger_hash bytea;
     caller oid;
     reader boolean;
-    reach jsonb;
     t record;
     c record;
     raw text[];
@@ -606,17 +621,20 @@ BEGIN
     END IF;
     caller := (SELECT r.oid FROM pg_catalog.pg_roles r WHERE r.rolname = customer_vault._calling_role());
     reader := caller IS NOT NULL AND pg_catalog.pg_has_role(caller, 'customer_vault_reader', 'USAGE');
-    reach := customer_vault._reach_json();
-    FOR t IN SELECT x.relid::regclass AS relid, pg_catalog.min(x.depth) AS depth,
+    -- every table of the reach (registered tables, their inheritance
+    -- children, the tables reaching them through foreign keys) read as its
+    -- owner by the erasure's kept statements (_export_walk, src/forget.c),
+    -- the tables holding rows of the subject only
+    FOR t IN SELECT w.relid::regclass AS relid, w.depth, w.rows AS raw, w.protected_from,
                     n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) cl.relname AS name
-               FROM pg_catalog.jsonb_to_recordset(reach) x(relid oid, depth integer)
-               JOIN pg_catalog.pg_class cl ON cl.oid = x.relid
+               FROM customer_vault._export_walk(subject) w
+               JOIN pg_catalog.pg_class cl ON cl.oid = w.relid
                JOIN pg_catalog.pg_namespace n ON n.oid = cl.relnamespace
-              GROUP BY x.relid, n.nspname, cl.relname
-              ORDER BY 2, 3 LOOP
-        raw := customer_vault._maint_run('subject_rows', t.relid, ARRAY[subject, reach::text], NULL, NULL, NULL, false);
-        CONTINUE WHEN COALESCE(pg_catalog.cardinality(raw), 0) = 0;
-        -- sealed and bytea columns
+              WHERE pg_catalog.cardinality(w.rows) > 0
+              ORDER BY 2, 5 LOOP
+        raw := t.raw;
+        -- sealed and bytea columns (an inheritance child's protected columns
+        -- are its registered parent's, unless it has its own)
         SELECT COALESCE(pg_catalog.array_agg(a.attname::text ORDER BY a.attnum)
                           FILTER (WHERE a.atttypid IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype)
                                      OR pc.column_name IS NOT NULL), '{}'),
@@ -629,13 +647,13 @@ BEGIN
                                                                                        AND pc.column_name IS NULL), '{}')
           INTO sealed_cols, sealed_kind, bytea_cols
           FROM pg_catalog.pg_attribute a
-          LEFT JOIN customer_vault.protected_columns pc ON pc.relid::oid = a.attrelid AND pc.column_name = a.attname
+          LEFT JOIN customer_vault.protected_columns pc ON pc.relid::oid = t.protected_from AND pc.column_name = a.attname
          WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped;
         -- blind indexes of protected columns are left out: not the subject's
         -- data, and a deterministic MAC of it (an equality oracle)
         SELECT COALESCE(pg_catalog.array_agg(pc.blind_index_column::text), '{}') INTO bidx_cols
           FROM customer_vault.protected_columns pc
-         WHERE pc.relid::oid = t.relid::oid AND pc.blind_index_column IS NOT NULL;
+         WHERE pc.relid::oid = t.protected_from AND pc.blind_index_column IS NOT NULL;
         rows_json := '[]';
         FOR i IN 0 .. pg_catalog.cardinality(raw) / 2 - 1 LOOP
             rw := raw[2 * i + 1]::jsonb - bidx_cols;

@@ -167,7 +167,8 @@ RESET ROLE;
 
 -- the statements use the indexes: at 20,000 rows per table, every table is
 -- read by an index scan, none sequentially (EXPLAIN of the very statements
--- _maint_run runs, with the subject and the parent keys bound as values)
+-- the export keeps prepared, _export_walk's rows_sql, as generic plans as
+-- it prepares them, with the subject or parent keys bound)
 SET client_min_messages = warning;
 INSERT INTO ex.customers (id, name) SELECT g, 'c' || g FROM generate_series(1000, 20999) g;
 INSERT INTO ex.orders SELECT g, 1000 + g % 20000, now(), 1 FROM generate_series(1000, 20999) g;
@@ -180,15 +181,25 @@ ANALYZE ex.customers, ex.orders, ex.order_lines, ex.shipments, ex.tickets, ex.ev
 RESET client_min_messages;
 CREATE FUNCTION pg_temp.explain_export(tbl regclass, subject text) RETURNS SETOF text LANGUAGE plpgsql AS $$
 DECLARE
-    q record;
+    w record;
+    types text;
+    args text;
     line text;
 BEGIN
-    SELECT * INTO q FROM customer_vault._maint_sql('subject_rows', tbl, ARRAY[subject]);
-    FOR line IN EXECUTE format('EXPLAIN (COSTS OFF) SELECT %s FROM %s%s t WHERE (%s)', q.list,
-                               CASE WHEN (SELECT relkind FROM pg_class WHERE oid = tbl) = 'p' THEN '' ELSE 'ONLY ' END,
-                               tbl, q.filter) USING q.bind LOOP
+    SELECT * INTO STRICT w FROM customer_vault._export_walk(subject) x WHERE x.relid = tbl;
+    IF w.depth = 0 THEN
+        types := 'text';
+        args := pg_catalog.quote_literal(subject);
+    ELSE
+        SELECT string_agg('text[]', ', '), string_agg('''{1005,1006}''', ', ') INTO types, args
+          FROM generate_series(1, w.nparams);
+    END IF;
+    PERFORM set_config('plan_cache_mode', 'force_generic_plan', true);
+    EXECUTE format('PREPARE regress_ex_stmt(%s) AS %s', types, w.rows_sql);
+    FOR line IN EXECUTE format('EXPLAIN (COSTS OFF) EXECUTE regress_ex_stmt(%s)', args) LOOP
         RETURN NEXT line;
     END LOOP;
+    DEALLOCATE regress_ex_stmt;
 END
 $$;
 -- (the 2025 partition of events holds one row: a sequential scan of its one page is right)
