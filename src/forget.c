@@ -2036,9 +2036,10 @@ cv_forget_walk(PG_FUNCTION_ARGS)
  * each protected column as a jsonb object (NULL without protected columns;
  * an inheritance child without protected columns of its own takes its
  * registered parent's, whose columns it inherits).  The WHERE clause and
- * parameters are the erasure's.  protect_column and unprotect_column change
- * the table (a trigger, a rewrite), so the relcache invalidation that makes
- * the plan stale covers the protected columns too.
+ * parameters are the erasure's.  protect_column changes the table (a
+ * trigger, a rewrite) and a protected_columns row goes only with its table
+ * or column (DDL), so the relcache invalidation that makes the plan stale
+ * covers the protected columns too.
  */
 static void
 fg_rows_sql(FgTable *t)
