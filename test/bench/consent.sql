@@ -283,6 +283,10 @@ DECLARE
     n bigint := bench.ifact('n');
     k text := bench.fact('consented');
     cp float8 := bench.m('cs_plain_warm');
+    cc float8 := bench.m('cs_plain_cold');
+    tc float8 := bench.m('cs_txtbase_cold');
+    pc float8 := least(bench.m('cs_plain_cold'), bench.m('cs_plainpar_cold'));
+    ptc float8 := least(bench.m('cs_txtbase_cold'), bench.m('cs_txtbasepar_cold'));
     cpr float8 := bench.us(cp, n);
     tb float8 := bench.m('cs_txtbase_warm');
     tbr float8 := bench.us(tb, n);
@@ -294,6 +298,10 @@ BEGIN
     PERFORM bench.row('consent', 'count(*), no RLS', cp, bench.s('cs_plain_warm'), cpr, NULL, 1,
         'baseline; ' || n || ' rows = ' || n || ' subjects, as bench_marketer; first count of a session '
         || bench.f(bench.m('cs_plain_cold'), 3) || ' s');
+    -- what any new session pays on its first count, with no RLS and none of our code
+    PERFORM bench.row('consent', 'count(*), no RLS, cold (new session)', cc, bench.s('cs_plain_cold'), bench.us(cc, n),
+        bench.us(cc, n) - cpr, cc / cp,
+        'first count of a new session, no RLS: the baseline of the cold rows; ratio to warm no RLS');
     m := bench.m('cs_pol_warm');
     PERFORM bench.row('consent', 'count(*), consent policy, warm', m, bench.s('cs_pol_warm'), bench.us(m, n),
         bench.us(m, n) - cpr, m / cp,
@@ -303,6 +311,9 @@ BEGIN
     PERFORM bench.row('consent', 'count(*), consent policy, cold (new session)', m, bench.s('cs_polnew_cold'), bench.us(m, n),
         bench.us(m, n) - cpr, m / cp,
         'first count of a new session while the shared cache holds the purpose (the usual case); ratio to warm no RLS');
+    PERFORM bench.row('consent', 'count(*), consent policy, cold, vs cold no RLS', m, bench.s('cs_polnew_cold'), bench.us(m, n),
+        bench.us(m, n) - bench.us(cc, n), m / cc,
+        'the row above against the first count of a new session with no RLS (' || bench.f(cc, 4) || ' s): both pay what a new session pays');
     m := bench.m('cs_pol_cold');
     PERFORM bench.row('consent', 'count(*), consent policy, first session after a consent change', m, bench.s('cs_pol_cold'), bench.us(m, n),
         bench.us(m, n) - cpr, m / cp,
@@ -316,6 +327,9 @@ BEGIN
         m / bench.m('cs_pol_warm'), 'EXISTS time / consent policy time, both warm');
     PERFORM bench.row('consent', 'count(*), text subjects, no RLS', tb, bench.s('cs_txtbase_warm'), tbr, NULL, 1,
         'baseline of the next rows: the same table read by its owner (RLS bypassed); subjects ''cust-<id>''');
+    PERFORM bench.row('consent', 'count(*), text subjects, no RLS, cold (new session)', tc, bench.s('cs_txtbase_cold'),
+        bench.us(tc, n), bench.us(tc, n) - tbr, tc / tb,
+        'first count of a new session of the owner: the baseline of the text cold rows; ratio to warm');
     m := bench.m('cs_txt_warm');
     PERFORM bench.row('consent', 'count(*), text subjects, consent policy, warm', m, bench.s('cs_txt_warm'), bench.us(m, n),
         bench.us(m, n) - tbr, m / tb,
@@ -329,6 +343,10 @@ BEGIN
     m := bench.m('cs_txtnew_cold');
     PERFORM bench.row('consent', 'count(*), text subjects, consent policy, cold (new session)', m, bench.s('cs_txtnew_cold'), bench.us(m, n),
         bench.us(m, n) - tbr, m / tb, 'first count of a new session, the shared version built; ratio to warm no RLS');
+    PERFORM bench.row('consent', 'count(*), text subjects, consent policy, cold, vs cold no RLS', m, bench.s('cs_txtnew_cold'),
+        bench.us(m, n), bench.us(m, n) - bench.us(tc, n), m / tc,
+        'the row above against the first count of a new session of the table''s owner (RLS bypassed, '
+        || bench.f(tc, 4) || ' s)');
     m := bench.m('cs_txt_cold');
     PERFORM bench.row('consent', 'count(*), text subjects, first session after a consent change', m, bench.s('cs_txt_cold'), bench.us(m, n),
         bench.us(m, n) - tbr, m / tb, 'builds the shared version; ratio to warm no RLS');
@@ -337,13 +355,23 @@ BEGIN
     PERFORM bench.row('consent', 'count(*), no RLS, parallel allowed', bench.m('cs_plainpar_warm'), bench.s('cs_plainpar_warm'),
         bench.us(bench.m('cs_plainpar_warm'), n), NULL, bench.m('cs_plainpar_warm') / cp,
         'max_parallel_workers_per_gather = 2, ' || bench.fact('shape_plain') || '; ratio to serial');
+    m := bench.m('cs_plainpar_cold');
+    PERFORM bench.row('consent', 'count(*), no RLS, parallel allowed, cold (new session)', m, bench.s('cs_plainpar_cold'),
+        bench.us(m, n), NULL, m / pb, 'first count of a new session; ratio to the best plain count (warm)');
+    m := bench.m('cs_txtbasepar_cold');
+    PERFORM bench.row('consent', 'count(*), text subjects, no RLS, parallel allowed, cold (new session)', m,
+        bench.s('cs_txtbasepar_cold'), bench.us(m, n), NULL, m / least(tb, bench.m('cs_txtbasepar_warm')),
+        'the owner''s first count of a new session, ' || bench.fact('shape_txtbase') || '; ratio to its best warm count');
     m := bench.m('cs_polpar_warm');
     PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, warm', m, bench.s('cs_polpar_warm'), bench.us(m, n),
         NULL, m / pb, bench.fact('shape_pol') || '; workers answer from the shared version; ratio to the best plain count ('
         || bench.f(pb, 4) || ' s)');
     m := bench.m('cs_polparnew_cold');
     PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, cold (new session)', m, bench.s('cs_polparnew_cold'),
-        bench.us(m, n), NULL, m / pb, 'first count of a new session; ratio to the best plain count');
+        bench.us(m, n), NULL, m / pb, 'first count of a new session; ratio to the best plain count (warm)');
+    PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, cold, vs cold no RLS', m, bench.s('cs_polparnew_cold'),
+        bench.us(m, n), NULL, m / pc, 'the row above against the best first count of a new session with no RLS, serial or parallel ('
+        || bench.f(pc, 4) || ' s)');
     m := bench.m('cs_polpar_cold');
     PERFORM bench.row('consent', 'count(*), consent policy, parallel allowed, first session after a consent change', m,
         bench.s('cs_polpar_cold'), bench.us(m, n), NULL, m / pb,
@@ -355,7 +383,10 @@ BEGIN
         || bench.f(pt, 4) || ' s, ' || bench.fact('shape_txtbase') || ')');
     m := bench.m('cs_txtparnew_cold');
     PERFORM bench.row('consent', 'count(*), text subjects, consent policy, parallel allowed, cold (new session)', m,
-        bench.s('cs_txtparnew_cold'), bench.us(m, n), NULL, m / pt, 'first count of a new session; ratio to the best no-RLS count');
+        bench.s('cs_txtparnew_cold'), bench.us(m, n), NULL, m / pt, 'first count of a new session; ratio to the best no-RLS count (warm)');
+    PERFORM bench.row('consent', 'count(*), text subjects, consent policy, parallel allowed, cold, vs cold no RLS', m,
+        bench.s('cs_txtparnew_cold'), bench.us(m, n), NULL, m / ptc,
+        'the row above against the best first count of a new session of the owner, serial or parallel (' || bench.f(ptc, 4) || ' s)');
     m := bench.m('cs_grant');
     PERFORM bench.row('consent', 'grant_consent(), per call', m, bench.s('cs_grant'),
         CASE WHEN grants > 0 THEN bench.us(m, grants) END, NULL, NULL,
