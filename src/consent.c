@@ -32,7 +32,11 @@
  *    which moves no counter: when it leaves the ring, its xid goes to a
  *    small list of pending prepared xids that every reuse check consults
  *    until every backend sees it finished (seeded, after a restart, with
- *    the prepared transactions that survived it).
+ *    the prepared transactions that survived it and changed the consent
+ *    tables).  A cache's tag names those its snapshot saw in progress; it
+ *    serves a snapshot that sees exactly those in progress (an unresolved
+ *    one does not stop reuse; its COMMIT or ROLLBACK PREPARED makes every
+ *    cache be read once more).
  *  - A transaction that changed the consent tables itself uses a cache only
  *    for the exact snapshot (command id included) it was read under.
  *
@@ -63,9 +67,12 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/twophase.h"
+#include "access/subtrans.h"
 #include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "miscadmin.h"
@@ -73,6 +80,7 @@
 #include "nodes/primnodes.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
+#include "storage/bufmgr.h"
 #include "storage/itemptr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
@@ -121,8 +129,9 @@ typedef struct CvConsentCommit
  * after any number of other changes (or after a restart, which empties the
  * ring), and no counter moves then.  So its xid is kept here, and a cache is
  * reused (or a shared version published or used) only for a snapshot that
- * sees it finished, until every backend does (the oldest xid any backend
- * may still consider running has passed it; then it is dropped).  When the
+ * sees it finished or in progress as the cache's snapshot did, until every
+ * backend sees it finished (the oldest xid any backend may still consider
+ * running has passed it; then it is dropped).  When the
  * list is full, the newest xid that did not fit is kept in overflow_xid
  * instead: a snapshot must then see every xid up to it finished (its xmin
  * above it).  Empty and without overflow in the usual case: a reuse check
@@ -146,6 +155,9 @@ typedef struct CvConsentShared
 } CvConsentShared;
 
 static CvConsentShared *cv_shared = NULL;
+
+static int	cv_xid_cmp(const void *a, const void *b);
+static void cv_consent_relids(void);
 #if PG_VERSION_NUM >= 150000
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
@@ -287,7 +299,7 @@ static HTAB *cv_purposes = NULL;
 static bool cv_cache_valid = false;
 static CvSnapIdent cv_cache_ident;
 static bool cv_cache_reusable = false;
-static uint64 cv_cache_tag_finished;
+static CvConsentTag cv_cache_tag;
 static int	cv_cache_subjects = 0;
 static Snapshot cv_last_snap = NULL;
 static uint64 cv_snap_generation = 0;	/* bumped for each new query snapshot */
@@ -423,7 +435,7 @@ cv_consent_record_finish(bool committed, bool prepared)
 	SpinLockAcquire(&cv_shared->mutex);
 	seq = pg_atomic_read_u64(&cv_shared->finished) + 1;
 	slot = &cv_shared->ring[seq % CV_COMMIT_RING];
-	if (slot->seq != 0 && slot->committed && TransactionIdIsValid(slot->xid) &&
+	if (slot->seq != 0 && slot->committed && !slot->prepared && TransactionIdIsValid(slot->xid) &&
 		(!TransactionIdIsValid(cv_shared->evicted_xid) ||
 		 TransactionIdFollows(slot->xid, cv_shared->evicted_xid)))
 		cv_shared->evicted_xid = slot->xid;
@@ -455,35 +467,219 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
 }
 
 /*
+ * The index in xids[0..n) (sorted) of x, or of the top-level transaction of
+ * x when x is in progress for snap; -1 for none.
+ */
+static int
+cv_seed_match(TransactionId x, Snapshot snap, const TransactionId *xids, int n)
+{
+	TransactionId *hit;
+
+	if (!TransactionIdIsNormal(x) || TransactionIdPrecedes(x, snap->xmin))
+		return -1;				/* finished for every snapshot since the start */
+	hit = bsearch(&x, xids, n, sizeof(TransactionId), cv_xid_cmp);
+	if (hit == NULL)
+	{
+		/* perhaps a subtransaction of a prepared transaction wrote it */
+		if (!TransactionIdPrecedes(x, snap->xmax) || !XidInMVCCSnapshot(x, snap))
+			return -1;
+		x = SubTransGetTopmostTransaction(x);
+		hit = bsearch(&x, xids, n, sizeof(TransactionId), cv_xid_cmp);
+		if (hit == NULL)
+			return -1;
+	}
+	return hit - xids;
+}
+
+/* mark in touched the one of xids that wrote (inserted, updated, deleted) a tuple; new marks */
+static int
+cv_seed_tuple(HeapTupleHeader t, Snapshot snap, const TransactionId *xids, int n, bool *touched)
+{
+	int			marked = 0;
+	int			i;
+
+	i = cv_seed_match(HeapTupleHeaderGetRawXmin(t), snap, xids, n);
+	if (i >= 0 && !touched[i])
+	{
+		touched[i] = true;
+		marked++;
+	}
+	if ((t->t_infomask & HEAP_XMAX_INVALID) || HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask))
+		return marked;
+	i = cv_seed_match(HeapTupleHeaderGetUpdateXid(t), snap, xids, n);
+	if (i >= 0 && !touched[i])
+	{
+		touched[i] = true;
+		marked++;
+	}
+	return marked;
+}
+
+/*
+ * Of the prepared transactions xids[0..n) (sorted) of this database, mark
+ * in touched those that changed the consent tables (purposes, purpose_roles,
+ * consent_state) or their definitions (their pg_class rows: a TRUNCATE makes
+ * a new file, in which its rows do not show).  A prepared transaction's
+ * changes stay in the tables until it ends (its xid or a subtransaction's
+ * is their xmin or xmax; nothing can remove them before), so a scan of
+ * every version finds them.  Done once per server start, and only with
+ * prepared transactions left over from before it.  (A durable record of our
+ * own in the prepared state is not open to extensions: the two-phase
+ * resource managers are fixed.)
+ */
+static void
+cv_seed_touched(Snapshot snap, const TransactionId *xids, int n, bool *touched)
+{
+	Oid			rels[3];
+	Relation	cls;
+	int			left = n;
+	int			r;
+	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
+
+	cv_consent_relids();
+	rels[0] = cv_purposes_relid;
+	rels[1] = cv_proles_relid;
+	rels[2] = cv_cstate_relid;
+	cls = table_open(RelationRelationId, AccessShareLock);
+	for (r = 0; r < 3 && left > 0; r++)
+	{
+		ScanKeyData key;
+		SysScanDesc sscan;
+		Relation	rel;
+		HeapTuple	tup;
+		BlockNumber nblocks,
+					blk;
+
+		ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(rels[r]));
+		sscan = systable_beginscan(cls, ClassOidIndexId, true, SnapshotAny, 1, &key);
+		while ((tup = systable_getnext(sscan)) != NULL)
+			left -= cv_seed_tuple(tup->t_data, snap, xids, n, touched);
+		systable_endscan(sscan);
+
+		/* every line pointer of every page: each row version, dead or not */
+		rel = table_open(rels[r], AccessShareLock);
+		nblocks = RelationGetNumberOfBlocks(rel);
+		for (blk = 0; blk < nblocks && left > 0; blk++)
+		{
+			Buffer		buf;
+			Page		page;
+			OffsetNumber off,
+						maxoff;
+
+			CHECK_FOR_INTERRUPTS();
+			buf = ReadBufferExtended(rel, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
+			LockBuffer(buf, BUFFER_LOCK_SHARE);
+			page = BufferGetPage(buf);
+			maxoff = PageGetMaxOffsetNumber(page);
+			for (off = FirstOffsetNumber; off <= maxoff && left > 0; off++)
+			{
+				ItemId		id = PageGetItemId(page, off);
+
+				if (ItemIdIsNormal(id))
+					left -= cv_seed_tuple((HeapTupleHeader) PageGetItem(page, id), snap, xids, n,
+										  touched);
+			}
+			UnlockReleaseBuffer(buf);
+		}
+		table_close(rel, AccessShareLock);
+	}
+	table_close(cls, AccessShareLock);
+	FreeAccessStrategy(strategy);
+}
+
+/*
+ * The database of each prepared transaction of xids[0..n) (sorted): its
+ * dummy PGPROC's (those are the max_prepared_xacts after the allProcCount
+ * others, PostgreSQL 15 to 18); InvalidOid for one no longer prepared.
+ */
+static void
+cv_seed_databases(const TransactionId *xids, int n, Oid *dbs)
+{
+	uint32		p;
+	int			i;
+
+	for (i = 0; i < n; i++)
+		dbs[i] = InvalidOid;
+	LWLockAcquire(ProcArrayLock, LW_SHARED);
+	for (p = 0; p < (uint32) max_prepared_xacts; p++)
+	{
+		PGPROC	   *proc = &ProcGlobal->allProcs[ProcGlobal->allProcCount + p];
+		TransactionId *hit;
+
+		if (proc->pid != 0 || !TransactionIdIsNormal(proc->xid))
+			continue;
+		hit = bsearch(&proc->xid, xids, n, sizeof(TransactionId), cv_xid_cmp);
+		if (hit != NULL)
+			dbs[hit - xids] = proc->databaseId;
+	}
+	LWLockRelease(ProcArrayLock);
+}
+
+/*
  * Seed the pending list, once per shared memory (server start, crash
  * restart, promotion): transactions prepared before it was made survive it,
  * and none of them is in the ring.  Every in-progress xid of snap (a
  * snapshot taken in normal running, so after those were restored) that no
- * live backend runs is one of them, or finished meanwhile: all are kept.
- * Transactions finished before snap's xmin are visible to snap but perhaps
- * not to older snapshots: overflow_xid covers them until every backend sees
- * them.  Runs outside the mutex (BackendXidGetPid takes ProcArrayLock).
+ * live backend runs is one of them, or finished meanwhile.  Those prepared
+ * in this database are kept only when they changed the consent tables
+ * (cv_seed_touched): any role may leave a prepared transaction behind, and
+ * one kept turns cache reuse off for snapshots that see it finished until
+ * every backend does.  Those of other databases (whose tables cannot be
+ * read from here) and those finished meanwhile are kept.  Transactions
+ * finished before snap's xmin are visible to snap but perhaps not to older
+ * snapshots: overflow_xid covers them until every backend sees them.  Runs
+ * outside the mutex (BackendXidGetPid takes ProcArrayLock); in several
+ * backends at once, perhaps, and the first to finish sets the list.
  */
 static void
 cv_consent_seed(Snapshot snap)
 {
-	TransactionId found[CV_PENDING_MAX];
+	TransactionId *found;
+	Oid		   *dbs;
+	bool	   *touched;
+	TransactionId *here;
 	TransactionId over = InvalidTransactionId;
 	int			nfound = 0;
+	int			nhere = 0;
 	uint32		i;
 	int			j;
 
+	/* a parallel worker leaves it to its leader (or to the next check) */
+	if (IsParallelWorker())
+		return;
+	found = palloc(sizeof(TransactionId) * (snap->xcnt + 1));
 	for (i = 0; i < snap->xcnt; i++)
 	{
 		TransactionId xid = snap->xip[i];
 
 		if (!TransactionIdIsNormal(xid) || BackendXidGetPid(xid) != 0)
 			continue;			/* a session's own: its end is recorded as usual */
-		if (nfound < CV_PENDING_MAX)
-			found[nfound++] = xid;
-		else
-			over = cv_xid_later(over, xid);
+		found[nfound++] = xid;
 	}
+	if (nfound > 0 && OidIsValid(get_namespace_oid(CV_SCHEMA, true)))
+	{
+		qsort(found, nfound, sizeof(TransactionId), cv_xid_cmp);
+		dbs = palloc(sizeof(Oid) * nfound);
+		touched = palloc0(sizeof(bool) * nfound);
+		here = palloc(sizeof(TransactionId) * nfound);
+		cv_seed_databases(found, nfound, dbs);
+		for (j = 0; j < nfound; j++)
+			if (dbs[j] == MyDatabaseId)
+				here[nhere++] = found[j];
+		if (nhere > 0)
+			cv_seed_touched(snap, here, nhere, touched);
+		nhere = 0;
+		i = 0;
+		for (j = 0; j < nfound; j++)
+		{
+			if (dbs[j] == MyDatabaseId && !touched[nhere++])
+				continue;		/* prepared here without a consent change */
+			found[i++] = found[j];
+		}
+		nfound = i;
+	}
+
 	if (TransactionIdIsNormal(snap->xmin))
 	{
 		TransactionId before = snap->xmin;
@@ -496,11 +692,12 @@ cv_consent_seed(Snapshot snap)
 	if (!cv_shared->seeded)
 	{
 		for (j = 0; j < nfound; j++)
-			cv_pending_add(found[j]);
+			cv_pending_add(found[j]);	/* the list full: the overflow bound */
 		cv_shared->overflow_xid = cv_xid_later(cv_shared->overflow_xid, over);
 		cv_shared->seeded = true;
 	}
 	SpinLockRelease(&cv_shared->mutex);
+	pfree(found);
 }
 
 /* xmin of the snapshot this backend last dropped pending xids for */
@@ -546,17 +743,26 @@ cv_pending_prune(Snapshot snap)
 }
 
 /*
- * Whether every consent-changing transaction that committed with a sequence
- * number up to f is visible in snap (so snap sees exactly those, when none
- * is in flight and none came later), prepared ones that left the ring
- * included.
+ * What snap sees of the consent changes finished up to f, into *view: false
+ * when it misses a committed one that is not prepared (or "finished" moved
+ * past f meanwhile, or the pending list is not seeded yet, or an overflowed
+ * prepared xid may be unseen, or more prepared ones are in progress for it
+ * than a tag holds).  Else view->unseen are the prepared consent changes
+ * (recorded at PREPARE: in the ring up to f, or in the pending list) that
+ * are still in progress for snap, sorted.  A cache read under a snapshot S
+ * serves a snapshot T only when T's view equals S's: a prepared change in
+ * progress for both is in neither's data, and one finished for both is in
+ * both (its COMMIT or ROLLBACK PREPARED makes T's view differ from the
+ * cache's: rebuilt once).
  */
 static bool
-cv_consent_commits_visible(Snapshot snap, uint64 f)
+cv_consent_view(Snapshot snap, uint64 f, CvConsentTag *view)
 {
 	bool		ok = true;
 	int			i;
 
+	view->finished = f;
+	view->nunseen = 0;
 	if (snap->takenDuringRecovery)
 		return false;
 	/* unlocked reads: only hints of work to do (each is done under the mutex) */
@@ -580,18 +786,55 @@ cv_consent_commits_visible(Snapshot snap, uint64 f)
 		for (i = 0; ok && i < cv_shared->npending; i++)
 		{
 			if (!cv_xid_visible(snap, cv_shared->pending[i]))
-				ok = false;
+			{
+				if (view->nunseen < CV_TAG_UNSEEN_MAX)
+					view->unseen[view->nunseen++] = cv_shared->pending[i];
+				else
+					ok = false;
+			}
 		}
 		for (i = 0; ok && i < CV_COMMIT_RING; i++)
 		{
 			CvConsentCommit *c = &cv_shared->ring[i];
 
-			if (c->seq != 0 && c->seq <= f && c->committed && !cv_xid_visible(snap, c->xid))
+			if (c->seq == 0 || c->seq > f || !c->committed || cv_xid_visible(snap, c->xid))
+				continue;
+			if (!c->prepared)
+				ok = false;
+			else if (view->nunseen < CV_TAG_UNSEEN_MAX)
+				view->unseen[view->nunseen++] = c->xid;
+			else
 				ok = false;
 		}
 	}
 	SpinLockRelease(&cv_shared->mutex);
+	if (ok && view->nunseen > 1)
+		qsort(view->unseen, view->nunseen, sizeof(TransactionId), cv_xid_cmp);
 	return ok;
+}
+
+/* whether two views of the consent changes are the same */
+static inline bool
+cv_view_equal(const CvConsentTag *a, const CvConsentTag *b)
+{
+	return a->finished == b->finished && a->nunseen == b->nunseen &&
+		(a->nunseen == 0 || memcmp(a->unseen, b->unseen, sizeof(TransactionId) * a->nunseen) == 0);
+}
+
+/*
+ * Whether a cache read under the view tag answers for snap: no consent
+ * change has started since, and snap's view of the finished ones is the
+ * same.
+ */
+static bool
+cv_tag_serves(Snapshot snap, const CvConsentTag *tag)
+{
+	CvConsentTag view;
+
+	if (!cv_consent_view(snap, tag->finished, &view) || !cv_view_equal(&view, tag))
+		return false;			/* also: "finished" moved past the tag */
+	pg_memory_barrier();
+	return pg_atomic_read_u64(&cv_shared->started) == tag->finished;
 }
 
 /* the shared "started" counter (0 without shared_preload_libraries) */
@@ -603,11 +846,11 @@ CvConsentStarted(void)
 
 /*
  * Whether snap sees exactly the consent changes finished so far, none being
- * in flight: then *tag is the "finished" value that state is known by (the
- * rule by which a cache read under snap may serve other snapshots).
+ * in flight (prepared ones aside): then *tag is the view that state is known
+ * by (the rule by which a cache read under snap may serve other snapshots).
  */
 bool
-CvConsentSnapshotTag(Snapshot snap, uint64 *tag)
+CvConsentSnapshotTag(Snapshot snap, CvConsentTag *tag)
 {
 	uint64		finished;
 	uint64		started;
@@ -617,25 +860,19 @@ CvConsentSnapshotTag(Snapshot snap, uint64 *tag)
 	finished = pg_atomic_read_u64(&cv_shared->finished);
 	pg_memory_barrier();
 	started = pg_atomic_read_u64(&cv_shared->started);
-	if (started != finished || !cv_consent_commits_visible(snap, finished))
-		return false;
-	*tag = finished;
-	return true;
+	return started == finished && cv_consent_view(snap, finished, tag);
 }
 
 /*
  * Whether a cache read at tag answers for snap: no consent change has
- * started since, and snap sees every one up to tag.
+ * started since, and snap's view of those up to it is the tag's.
  */
 bool
-CvConsentTagValid(Snapshot snap, uint64 tag)
+CvConsentTagValid(Snapshot snap, const CvConsentTag *tag)
 {
 	if (cv_shared == NULL || snap->takenDuringRecovery || RecoveryInProgress())
 		return false;
-	if (!cv_consent_commits_visible(snap, tag))
-		return false;			/* also: "finished" moved past tag */
-	pg_memory_barrier();
-	return pg_atomic_read_u64(&cv_shared->started) == tag;
+	return cv_tag_serves(snap, tag);
 }
 
 /* writers: bump the counters around the commit; everyone: forget on abort */
@@ -1294,8 +1531,8 @@ cv_consent_prepare(void)
 		return snap;
 	}
 	if (cv_cache_valid && cv_cache_reusable && !cv_consent_dirty && cv_shared != NULL &&
-		pg_atomic_read_u64(&cv_shared->started) == cv_cache_tag_finished &&
-		cv_consent_commits_visible(snap, cv_cache_tag_finished))
+		pg_atomic_read_u64(&cv_shared->started) == cv_cache_tag.finished &&
+		cv_tag_serves(snap, &cv_cache_tag))
 	{
 		cv_take_ident(&id);
 		cv_remember_snap(snap);
@@ -1318,11 +1555,8 @@ cv_consent_prepare(void)
 		finished = pg_atomic_read_u64(&cv_shared->finished);
 		pg_memory_barrier();
 		started = pg_atomic_read_u64(&cv_shared->started);
-		if (started == finished && cv_consent_commits_visible(snap, finished))
-		{
+		if (started == finished && cv_consent_view(snap, finished, &cv_cache_tag))
 			cv_cache_reusable = true;
-			cv_cache_tag_finished = finished;
-		}
 	}
 	return snap;
 }

@@ -130,8 +130,22 @@ extern bool CvShredSubjects(Datum subjects);
 /* import.c: withdraw n granted consents (one chained ledger entry each), evidence a jsonb object */
 extern void CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence);
 extern uint64 CvConsentStarted(void);
-extern bool CvConsentSnapshotTag(Snapshot snap, uint64 *tag);
-extern bool CvConsentTagValid(Snapshot snap, uint64 tag);
+
+/*
+ * consent.c: what a cache read under a snapshot knows of the consent changes:
+ * the value of "finished" it saw every committed change up to, and the
+ * prepared consent changes (two-phase commit) still in progress for it,
+ * which a snapshot it serves must also see in progress (sorted xids).
+ */
+#define CV_TAG_UNSEEN_MAX	32
+typedef struct CvConsentTag
+{
+	uint64		finished;
+	int			nunseen;
+	TransactionId unseen[CV_TAG_UNSEEN_MAX];
+} CvConsentTag;
+extern bool CvConsentSnapshotTag(Snapshot snap, CvConsentTag *tag);
+extern bool CvConsentTagValid(Snapshot snap, const CvConsentTag *tag);
 
 /* scache.c: the shared consent cache */
 typedef struct CvScache CvScache;

@@ -10,13 +10,14 @@
  * visible): it is then tagged with the "finished" value.  A backend uses a
  * published version for a snapshot only under the very rule by which a
  * backend reuses its own cache across snapshots (CvConsentTagValid: "started"
- * still equals the tag and the snapshot sees every change up to it).  So a
- * consent change committed while a version is being built makes the build
- * unpublishable (or the version unusable as soon as it is published), and
- * every later snapshot reads the new state.  Anything else (a transaction
- * that changed consent data itself, a hot standby, a parallel worker whose
- * leader has written, a version over the memory bound) uses the per-backend
- * path of consent.c.
+ * still equals the tag, the snapshot sees every change up to it, and the
+ * prepared changes still in progress for the build's snapshot are in
+ * progress for it too).  So a consent change committed while a version is
+ * being built makes the build unpublishable (or the version unusable as soon
+ * as it is published), and every later snapshot reads the new state.
+ * Anything else (a transaction that changed consent data itself, a hot
+ * standby, a parallel worker whose leader has written, a version over the
+ * memory bound) uses the per-backend path of consent.c.
  *
  * Versions are immutable once published.  The table in the main shared
  * memory (CV_SC_ENTRIES slots, one per database and purpose) holds the handle
@@ -100,7 +101,8 @@ typedef struct CvScEntry
 	char		purpose[NAMEDATALEN];
 	CvScState	state;
 	int			builder_pid;	/* BUILDING: who */
-	uint64		tag;			/* READY: "finished" it was read at */
+	CvConsentTag tag;			/* READY: "finished" it was read at, and the
+								 * prepared changes its snapshot saw in progress */
 	uint64		version;		/* READY: unique id of the version */
 	dsm_handle	handle;			/* READY: its segment (pinned) */
 	Size		bytes;
@@ -625,8 +627,8 @@ static const CvScache *
 sc_try_attach(const char *purpose, Oid relid, Snapshot snap, bool *building)
 {
 	int			i;
-	uint64		version = 0,
-				tag = 0;
+	uint64		version = 0;
+	CvConsentTag tag;
 	dsm_handle	handle = 0;
 	dsm_segment *seg;
 	const CvScache *sc;
@@ -643,7 +645,7 @@ sc_try_attach(const char *purpose, Oid relid, Snapshot snap, bool *building)
 	else if (i >= 0 && sc_shared->e[i].state == CV_SC_BUILDING)
 		*building = true;
 	SpinLockRelease(&sc_shared->mutex);
-	if (version == 0 || !CvConsentTagValid(snap, tag))
+	if (version == 0 || !CvConsentTagValid(snap, &tag))
 		return NULL;
 	for (i = 0; i < sc_nattached; i++)
 	{
@@ -661,7 +663,7 @@ sc_try_attach(const char *purpose, Oid relid, Snapshot snap, bool *building)
 		dsm_detach(seg);		/* a handle reused by another segment */
 		return NULL;
 	}
-	return sc_remember(seg, tag, true);
+	return sc_remember(seg, tag.finished, true);
 }
 
 /* claim the slot of (this database, purpose) for a build: the slot, or -1 */
@@ -697,7 +699,7 @@ sc_claim(const char *purpose, Oid relid, uint64 *version, dsm_handle *unpin)
 			for (i = 0; i < CV_SC_ENTRIES; i++)
 			{
 				if (sc_shared->e[i].state == CV_SC_READY &&
-					sc_shared->e[i].tag != CvConsentStarted())
+					sc_shared->e[i].tag.finished != CvConsentStarted())
 				{
 					slot = i;
 					break;
@@ -734,7 +736,7 @@ sc_claim(const char *purpose, Oid relid, uint64 *version, dsm_handle *unpin)
  * handles of versions no longer current are unpinned on the way (memory).
  */
 static bool
-sc_publish(dsm_segment *seg, uint64 tag, Size limit)
+sc_publish(dsm_segment *seg, const CvConsentTag *tag, Size limit)
 {
 	const CvScache *sc = dsm_segment_address(seg);
 	dsm_handle	unpin[CV_SC_ENTRIES];
@@ -751,7 +753,7 @@ sc_publish(dsm_segment *seg, uint64 tag, Size limit)
 	{
 		CvScEntry  *e = &sc_shared->e[i];
 
-		if (e->state == CV_SC_READY && e->tag != started)
+		if (e->state == CV_SC_READY && e->tag.finished != started)
 		{
 			unpin[nunpin++] = e->handle;
 			sc_shared->bytes -= e->bytes;
@@ -760,12 +762,12 @@ sc_publish(dsm_segment *seg, uint64 tag, Size limit)
 	}
 	if (sc_shared->e[sc_building].state == CV_SC_BUILDING &&
 		sc_shared->e[sc_building].builder_pid == MyProcPid &&
-		tag == started && sc_shared->bytes + sc->total <= limit)
+		tag->finished == started && sc_shared->bytes + sc->total <= limit)
 	{
 		CvScEntry  *e = &sc_shared->e[sc_building];
 
 		e->state = CV_SC_READY;
-		e->tag = tag;
+		e->tag = *tag;
 		e->version = sc->version;
 		e->handle = dsm_segment_handle(seg);
 		e->bytes = sc->total;
@@ -799,7 +801,7 @@ CvScacheGet(const char *purpose, Oid cstate_relid, Snapshot snap)
 {
 	const CvScache *sc;
 	bool		building;
-	uint64		tag;
+	CvConsentTag tag;
 	uint64		version;
 	dsm_handle	unpin;
 	Size		limit = (Size) cv_shared_consent_cache_kb * 1024;
@@ -860,8 +862,8 @@ CvScacheGet(const char *purpose, Oid cstate_relid, Snapshot snap)
 		return NULL;
 	}
 	/* the tag it answers for: the snapshot must still see exactly the finished changes */
-	if (CvConsentSnapshotTag(snap, &tag) && sc_publish(seg, tag, limit))
-		return sc_remember(seg, tag, true);
+	if (CvConsentSnapshotTag(snap, &tag) && sc_publish(seg, &tag, limit))
+		return sc_remember(seg, tag.finished, true);
 	sc_release_claim();
 	/* not published: still right for this snapshot, kept for this transaction only */
 	return sc_remember(seg, 0, false);
@@ -942,7 +944,7 @@ cv_consent_shared_cache(PG_FUNCTION_ARGS)
 		values[2] = Int64GetDatum((int64) e->version);
 		values[3] = Int64GetDatum(e->subjects);
 		values[4] = Int64GetDatum((int64) e->bytes);
-		values[5] = BoolGetDatum(e->state == CV_SC_READY && e->tag == started);
+		values[5] = BoolGetDatum(e->state == CV_SC_READY && e->tag.finished == started);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	PG_RETURN_VOID();
