@@ -125,20 +125,16 @@ typedef struct CvImpPurpose
 	Interval	valid_for;
 } CvImpPurpose;
 
-/* the calling user, and the ledger owner's switch */
-typedef struct CvAsOwner
-{
-	Oid			save_userid;
-	int			save_sec;
-	int			nestlevel;
-} CvAsOwner;
+/* the ledger owner's switch (maint.c) */
+typedef CvAsTableOwner CvAsOwner;
 
 /*
  * Act as the owner of consent_ledger (the extension's owner), security-
- * restricted, with the settings of the SQL functions this replaces: a pinned
- * search_path, and no sequential scan for the chain head reached by ctid (a
- * plan made while the head table was one page would otherwise scan every
- * version a bulk load leaves).
+ * restricted, through the switch maintenance and erasure use
+ * (CvBecomeTableOwner: a pinned search_path, row security off), with the
+ * settings of the SQL functions this replaces: no sequential scan for the
+ * chain head reached by ctid (a plan made while the head table was one page
+ * would otherwise scan every version a bulk load leaves), and no JIT.
  */
 static void
 imp_become_owner(CvAsOwner *sw)
@@ -157,12 +153,7 @@ imp_become_owner(CvAsOwner *sw)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
-	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
-	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	sw->nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	CvBecomeTableOwner(owner, false, sw);
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
@@ -173,8 +164,7 @@ imp_become_owner(CvAsOwner *sw)
 static void
 imp_restore_user(CvAsOwner *sw)
 {
-	AtEOXact_GUC(false, sw->nestlevel);
-	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
+	CvRestoreCaller(sw);
 }
 
 /* SPI execution of a kept plan that must succeed */
@@ -699,18 +689,27 @@ imp_check_subject_len(Size len, int64 rowno)
 			 errdetail("A subject identifier of consent is at most %d bytes long.", CV_SUBJECT_MAX)));
 }
 
-PG_FUNCTION_INFO_V1(cv_ledger_hash_v2);
+/* the fields of a ledger entry as its hash encodes them, in order */
+typedef enum CvLedgerField
+{
+	LF_ID,						/* bigint */
+	LF_TEXT,					/* subject, purpose, action: a JSON string */
+	LF_HEX,						/* subject_hash: a JSON string of its hex (version 2) */
+	LF_JSONB,					/* evidence */
+	LF_TIME,					/* valid_until, recorded_at: epoch microseconds */
+	LF_NAME						/* recorded_by */
+} CvLedgerField;
 
 /*
- * _ledger_hash_v2(prev, id, subject, subject_hash, purpose, action,
- * evidence, valid_until, recorded_at, recorded_by): the chained hash of a
- * ledger entry of hash version 2: SHA-256 over prev and the UTF-8 text of
- * jsonb_build_array(2, id, subject, encode(subject_hash, 'hex'), purpose,
- * action, evidence, epoch microseconds of valid_until and recorded_at,
- * recorded_by), any argument NULL included.
+ * The chained hash of one ledger entry from SQL arguments (prev, then the
+ * entry's fields in the order given): SHA-256 over prev and the UTF-8 text
+ * of jsonb_build_array([version,] fields...), every field's NULL included as
+ * null.  Version 1 writes no version number, version 2 writes 2 first.  The
+ * body of _ledger_hash() and _ledger_hash_v2(), which differ only there and
+ * in the subject_hash field of version 2.
  */
-Datum
-cv_ledger_hash_v2(PG_FUNCTION_ARGS)
+static Datum
+imp_ledger_hash_args(FunctionCallInfo fcinfo, int version, const CvLedgerField *fields, int nfields)
 {
 	StringInfoData buf;
 	int			off = 0;
@@ -725,45 +724,47 @@ cv_ledger_hash_v2(PG_FUNCTION_ARGS)
 		appendBinaryStringInfo(&buf, VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
 		off = buf.len;
 	}
-	appendStringInfoString(&buf, "[2");
-	for (i = 1; i <= 9; i++)
+	appendStringInfoChar(&buf, '[');
+	if (version > 1)
+		appendStringInfo(&buf, "%d", version);
+	for (i = 0; i < nfields; i++)
 	{
-		appendStringInfoString(&buf, ", ");
-		if (PG_ARGISNULL(i))
+		int			arg = i + 1;
+
+		if (i > 0 || version > 1)
+			appendStringInfoString(&buf, ", ");
+		if (PG_ARGISNULL(arg))
 		{
 			appendStringInfoString(&buf, "null");
 			continue;
 		}
-		switch (i)
+		switch (fields[i])
 		{
-			case 1:
-				appendStringInfo(&buf, INT64_FORMAT, PG_GETARG_INT64(1));
+			case LF_ID:
+				appendStringInfo(&buf, INT64_FORMAT, PG_GETARG_INT64(arg));
 				break;
-			case 3:
+			case LF_TEXT:
+				escape_json(&buf, text_to_cstring(PG_GETARG_TEXT_PP(arg)));
+				break;
+			case LF_HEX:
 				{
-					bytea	   *sh = PG_GETARG_BYTEA_PP(3);
+					bytea	   *sh = PG_GETARG_BYTEA_PP(arg);
 
 					appendStringInfoChar(&buf, '"');
 					imp_append_hex(&buf, (const uint8 *) VARDATA_ANY(sh), VARSIZE_ANY_EXHDR(sh));
 					appendStringInfoChar(&buf, '"');
 				}
 				break;
-			case 2:
-			case 4:
-			case 5:
-				escape_json(&buf, text_to_cstring(PG_GETARG_TEXT_PP(i)));
-				break;
-			case 6:
+			case LF_JSONB:
 				{
-					Jsonb	   *ev = PG_GETARG_JSONB_P(6);
+					Jsonb	   *ev = PG_GETARG_JSONB_P(arg);
 
 					(void) JsonbToCString(&buf, &ev->root, VARSIZE(ev));
 				}
 				break;
-			case 7:
-			case 8:
+			case LF_TIME:
 				{
-					TimestampTz t = PG_GETARG_TIMESTAMPTZ(i);
+					TimestampTz t = PG_GETARG_TIMESTAMPTZ(arg);
 
 					if (TIMESTAMP_NOT_FINITE(t))
 						ereport(ERROR,
@@ -772,14 +773,52 @@ cv_ledger_hash_v2(PG_FUNCTION_ARGS)
 					appendStringInfo(&buf, INT64_FORMAT, imp_unix_us(t));
 				}
 				break;
-			case 9:
-				escape_json(&buf, NameStr(*PG_GETARG_NAME(9)));
+			case LF_NAME:
+				escape_json(&buf, NameStr(*PG_GETARG_NAME(arg)));
 				break;
 		}
 	}
 	appendStringInfoChar(&buf, ']');
 	imp_sha256_utf8(&buf, off, out);
 	PG_RETURN_DATUM(imp_hash_datum(out));
+}
+
+PG_FUNCTION_INFO_V1(cv_ledger_hash_v2);
+
+/*
+ * _ledger_hash_v2(prev, id, subject, subject_hash, purpose, action,
+ * evidence, valid_until, recorded_at, recorded_by): the chained hash of a
+ * ledger entry of hash version 2: SHA-256 over prev and the UTF-8 text of
+ * jsonb_build_array(2, id, subject, encode(subject_hash, 'hex'), purpose,
+ * action, evidence, epoch microseconds of valid_until and recorded_at,
+ * recorded_by), any argument NULL included.
+ */
+Datum
+cv_ledger_hash_v2(PG_FUNCTION_ARGS)
+{
+	static const CvLedgerField fields[9] = {LF_ID, LF_TEXT, LF_HEX, LF_TEXT, LF_TEXT, LF_JSONB,
+	LF_TIME, LF_TIME, LF_NAME};
+
+	return imp_ledger_hash_args(fcinfo, 2, fields, 9);
+}
+
+PG_FUNCTION_INFO_V1(cv_ledger_hash);
+
+/*
+ * _ledger_hash(prev, id, subject, purpose, action, evidence, valid_until,
+ * recorded_at, recorded_by): the chained hash of one ledger entry, the same
+ * bytes as the SQL definition of 0.1.0 and 0.2.0 computed (SHA-256 over prev
+ * and the UTF-8 text of jsonb_build_array(id, subject, purpose, action,
+ * evidence, epoch microseconds of valid_until and recorded_at, recorded_by)),
+ * any argument NULL included.
+ */
+Datum
+cv_ledger_hash(PG_FUNCTION_ARGS)
+{
+	static const CvLedgerField fields[8] = {LF_ID, LF_TEXT, LF_TEXT, LF_TEXT, LF_JSONB,
+	LF_TIME, LF_TIME, LF_NAME};
+
+	return imp_ledger_hash_args(fcinfo, 1, fields, 8);
 }
 
 PG_FUNCTION_INFO_V1(cv_evidence_subject);
@@ -822,81 +861,6 @@ cv_evidence_subject(PG_FUNCTION_ARGS)
 		imp_restore_user(&sw);
 	}
 	PG_RETURN_DATUM(hd);
-}
-
-PG_FUNCTION_INFO_V1(cv_ledger_hash);
-
-/*
- * _ledger_hash(prev, id, subject, purpose, action, evidence, valid_until,
- * recorded_at, recorded_by): the chained hash of one ledger entry, the same
- * bytes as the SQL definition of 0.1.0 and 0.2.0 computed (SHA-256 over prev
- * and the UTF-8 text of jsonb_build_array(id, subject, purpose, action,
- * evidence, epoch microseconds of valid_until and recorded_at, recorded_by)),
- * any argument NULL included.
- */
-Datum
-cv_ledger_hash(PG_FUNCTION_ARGS)
-{
-	StringInfoData buf;
-	int			off = 0;
-	uint8		out[32];
-	int			i;
-
-	initStringInfo(&buf);
-	if (!PG_ARGISNULL(0))
-	{
-		bytea	   *prev = PG_GETARG_BYTEA_PP(0);
-
-		appendBinaryStringInfo(&buf, VARDATA_ANY(prev), VARSIZE_ANY_EXHDR(prev));
-		off = buf.len;
-	}
-	appendStringInfoChar(&buf, '[');
-	for (i = 1; i <= 8; i++)
-	{
-		if (i > 1)
-			appendStringInfoString(&buf, ", ");
-		if (PG_ARGISNULL(i))
-		{
-			appendStringInfoString(&buf, "null");
-			continue;
-		}
-		switch (i)
-		{
-			case 1:
-				appendStringInfo(&buf, INT64_FORMAT, PG_GETARG_INT64(1));
-				break;
-			case 2:
-			case 3:
-			case 4:
-				escape_json(&buf, text_to_cstring(PG_GETARG_TEXT_PP(i)));
-				break;
-			case 5:
-				{
-					Jsonb	   *ev = PG_GETARG_JSONB_P(5);
-
-					(void) JsonbToCString(&buf, &ev->root, VARSIZE(ev));
-				}
-				break;
-			case 6:
-			case 7:
-				{
-					TimestampTz t = PG_GETARG_TIMESTAMPTZ(i);
-
-					if (TIMESTAMP_NOT_FINITE(t))
-						ereport(ERROR,
-								(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-								 errmsg("cannot convert infinity to bigint")));
-					appendStringInfo(&buf, INT64_FORMAT, imp_unix_us(t));
-				}
-				break;
-			case 8:
-				escape_json(&buf, NameStr(*PG_GETARG_NAME(8)));
-				break;
-		}
-	}
-	appendStringInfoChar(&buf, ']');
-	imp_sha256_utf8(&buf, off, out);
-	PG_RETURN_DATUM(imp_hash_datum(out));
 }
 
 /* whether consent_state is a Citus reference table (citus_setup) */
