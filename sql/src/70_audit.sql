@@ -71,20 +71,32 @@ CREATE OR REPLACE TRIGGER access_log_entries_no_truncate BEFORE TRUNCATE ON cust
 ALTER TABLE customer_vault.access_log_entries ENABLE ALWAYS TRIGGER access_log_entries_no_update_delete;
 ALTER TABLE customer_vault.access_log_entries ENABLE ALWAYS TRIGGER access_log_entries_no_truncate;
 
--- the chained hash of an access log entry (over every column but hash)
+-- the chained hash of an access log entry (over every column but hash).
+-- PL/pgSQL, not SQL: the audit writer calls it once per record, mostly one
+-- record per transaction, and a SQL function with a sub-select (and a SET
+-- clause) is parsed and planned again at every call (about half the writer's
+-- CPU per record); here the plans stay for the session, and the statement
+-- mode's entries (no subject hashes) take no sub-select at all.  The bytes
+-- hashed are the same as before (entries written by 0.4.0 verify as written).
 CREATE OR REPLACE FUNCTION customer_vault._access_log_hash(e customer_vault.access_log_entries) RETURNS bytea
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.sha256(COALESCE(e.prev_hash, ''::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
+DECLARE
+    hex text[];
+BEGIN
+    IF e.subject_hashes IS NOT NULL THEN
+        hex := (SELECT pg_catalog.array_agg(pg_catalog.encode(h, 'hex') ORDER BY o)
+                  FROM pg_catalog.unnest(e.subject_hashes) WITH ORDINALITY AS u(h, o));
+    END IF;
+    RETURN pg_catalog.sha256(COALESCE(e.prev_hash, ''::bytea) OPERATOR(pg_catalog.||) pg_catalog.convert_to(
         pg_catalog.jsonb_build_array('access_log_entries', e.id,
             (EXTRACT(epoch FROM e.at) OPERATOR(pg_catalog.*) 1000000)::bigint,
             (EXTRACT(epoch FROM e.recorded_at) OPERATOR(pg_catalog.*) 1000000)::bigint,
             e.session_role, e.acting_role, e.purpose, e.key_id, e.key, e.value_count, e.query_id,
-            e.application_name, e.client_addr, e.pid, e.mode,
-            (SELECT pg_catalog.array_agg(pg_catalog.encode(h, 'hex') ORDER BY o)
-               FROM pg_catalog.unnest(e.subject_hashes) WITH ORDINALITY AS u(h, o)),
-            e.subject_values, e.more_values)::text, 'UTF8'))
+            e.application_name, e.client_addr, e.pid, e.mode, hex,
+            e.subject_values, e.more_values)::text, 'UTF8'));
+END
 $$;
 COMMENT ON FUNCTION customer_vault._access_log_hash(customer_vault.access_log_entries) IS
     'internal: the chained hash of one access_log_entries entry';

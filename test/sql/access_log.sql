@@ -192,6 +192,23 @@ SELECT customer_vault.verify_access_log() AS broken;
 SELECT count(*) FROM customer_vault.access_log_entries;
 RESET ROLE;
 
+-- the chain's hash (_access_log_hash, PL/pgSQL since 0.5.0) is over the bytes
+-- of the 0.4.0 SQL function, written out here: entries of statement mode and
+-- of value mode with subjects and with none (an explicit decrypt without a
+-- context), so entries written before an upgrade verify as written
+SELECT e.mode, cardinality(e.subject_hashes) > 0 AS subjects, count(*) > 0 AS some,
+       bool_and(e.hash = customer_vault._access_log_hash(e)) AS recomputed,
+       bool_and(e.hash = sha256(COALESCE(e.prev_hash, ''::bytea) || convert_to(
+           jsonb_build_array('access_log_entries', e.id,
+               (EXTRACT(epoch FROM e.at) * 1000000)::bigint,
+               (EXTRACT(epoch FROM e.recorded_at) * 1000000)::bigint,
+               e.session_role, e.acting_role, e.purpose, e.key_id, e.key, e.value_count, e.query_id,
+               e.application_name, e.client_addr, e.pid, e.mode,
+               (SELECT array_agg(encode(h, 'hex') ORDER BY o) FROM unnest(e.subject_hashes) WITH ORDINALITY AS u(h, o)),
+               e.subject_values, e.more_values)::text, 'UTF8'))) AS formula_0_4_0
+  FROM customer_vault.access_log_entries e WHERE e.application_name LIKE 'al\_%'
+ GROUP BY 1, 2 ORDER BY 1, 2;
+
 -- append-only, even for a superuser, and under session_replication_role = replica
 SELECT max(id) AS last FROM customer_vault.access_log_entries \gset
 UPDATE customer_vault.access_log_entries SET value_count = 1 WHERE id = :last;
