@@ -46,7 +46,9 @@
  * ALTER ROLE ... SET made of them (read-only transactions, timeouts, SET
  * ROLE, search_path, ...); it writes its records in queue order through
  * customer_vault._access_log_append() (the single writer of the hash
- * chain in that database), commits, frees the slots, and exits after
+ * chain in that database), up to CV_AUDIT_BATCH a transaction (woken from
+ * a wait, it first lets the records of the next CV_AUDIT_GATHER_MS join),
+ * commits, frees the slots, and exits after
  * CV_AUDIT_IDLE_MS without work (so that it does not keep DROP DATABASE
  * waiting).  A batch that fails is written record by record, each in its
  * own transaction; a record that fails on its own is written in a reduced
@@ -119,6 +121,7 @@
 #define CV_AUDIT_SUBJECT_BYTES	1024	/* their text, all together */
 #define CV_AUDIT_BATCH			64	/* records per worker transaction */
 #define CV_AUDIT_IDLE_MS		2000	/* a worker's life without work */
+#define CV_AUDIT_GATHER_MS		5	/* a woken writer lets more records join this long */
 #define CV_AUDIT_LAUNCH_MS		10000	/* a launch not attached by then failed */
 #define CV_AUDIT_STALL_MIN_MS	5000	/* records unwritten this long (or audit_wait): failing */
 
@@ -1439,6 +1442,7 @@ cv_audit_worker_main(Datum arg)
 	int			idx[CV_AUDIT_BATCH];
 	bool		done[CV_AUDIT_BATCH];
 	uint32		flags = BGWORKER_BYPASS_ALLOWCONN;
+	bool		woken = false;	/* the last wait ended by the latch (a backend's record) */
 
 	memcpy(&dbid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1476,6 +1480,23 @@ cv_audit_worker_main(Datum arg)
 		long		timeout = 500;
 		TimestampTz now;
 
+		/*
+		 * Woken up by a backend's record after a wait: the records queued in
+		 * the next CV_AUDIT_GATHER_MS join it, and one transaction writes them
+		 * all.  Written one per transaction, a record cost about three times
+		 * the writer's CPU of a record in a batch, and the writer fell behind
+		 * a single client decrypting one row per statement (which then waited
+		 * for room in its database's share).  Nobody waits for this: the
+		 * records are reserved and queued already.  A writer that is behind
+		 * (a batch's worth queued, or records found right after a write)
+		 * does not wait.  The latch is not in the wait: backends setting it
+		 * meanwhile make no system call; it is reset after.
+		 */
+		if (woken && !ShutdownRequestPending && cv_audit->workers[slot].queued > 0 &&
+			cv_audit->workers[slot].queued < CV_AUDIT_BATCH)
+			(void) WaitLatch(MyLatch, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, CV_AUDIT_GATHER_MS,
+							 PG_WAIT_EXTENSION);
+		woken = false;
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -1562,8 +1583,8 @@ cv_audit_worker_main(Datum arg)
 			if (!left)
 				break;
 		}
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 timeout, PG_WAIT_EXTENSION);
+		woken = (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							timeout, PG_WAIT_EXTENSION) & WL_LATCH_SET) != 0;
 	}
 	proc_exit(0);
 }
