@@ -645,6 +645,8 @@ cv_register_protection(PG_FUNCTION_ARGS)
 	char		nulls[8] = "       ";
 	int			i;
 
+	/* the registry and the keys are changed through the coordinator only */
+	CvRefuseOnCitusWorker("protect_column()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -246,10 +246,13 @@ CvCitusIsWorker(void)
 
 /*
  * An error on a Citus worker: what writes evidence (the consent ledger,
- * legal holds, erasure receipts) must run on the coordinator, which keeps
- * the extension's ledgers and logs; on a worker (connected directly) the
+ * legal holds, erasure receipts, the purge log, exports, role locks) or the
+ * extension's registry (keys, purposes, protected and masked columns,
+ * retention policies, subject tables) must run on the coordinator, which
+ * keeps the ledgers, logs and registry; on a worker (connected directly) the
  * reference tables would change everywhere while the evidence stayed in the
- * worker's local tables, out of the coordinator's verify_ledger and reports.
+ * worker's local tables, out of the coordinator's verify_ledger and reports,
+ * and a registry row written there would be seen by that worker only.
  */
 void
 CvRefuseOnCitusWorker(const char *what)
@@ -258,7 +261,7 @@ CvRefuseOnCitusWorker(const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("%s must run on the Citus coordinator", what),
-				 errdetail("The ledgers and logs of customer_vault are kept on the coordinator; on a worker the evidence would be written to that worker only."),
+				 errdetail("The ledgers, logs and registry of customer_vault are kept on the coordinator; on a worker they would be written to that worker only."),
 				 errhint("Connect to the coordinator.")));
 }
 

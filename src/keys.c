@@ -1330,6 +1330,19 @@ CvSubjectKey(const char *subject, bool create)
 	{
 		CvOwnerSwitch sw;
 
+		/*
+		 * On a Citus worker (a shard task of a distributed INSERT ... SELECT,
+		 * or a session connected there) the key would be written to the
+		 * reference table data_keys from the worker, through every node,
+		 * while the statement that asked for it holds its shards: the two
+		 * waited on each other.  Keys are made through the coordinator.
+		 */
+		if (CvCitusIsWorker())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("a new subject key must be made on the Citus coordinator"),
+					 errdetail("encrypt_for_subject() ran on a worker for a subject that has no key yet (a distributed INSERT ... SELECT runs it there)."),
+					 errhint("Make the new subjects' keys on the coordinator first, e.g. SELECT customer_vault.encrypt_for_subject(s, '') FROM unnest($1::text[]) s, or insert with VALUES.")));
 		cv_become_owner(&sw);
 		id = cv_insert_key(NULL, 1, subject, NULL, 0, true);
 		cv_restore_user(&sw);
@@ -1418,6 +1431,8 @@ cv_create_key(PG_FUNCTION_ARGS)
 	Datum		values[1];
 	uint32		id;
 
+	/* the registry and the keys are changed through the coordinator only */
+	CvRefuseOnCitusWorker("create_key()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1453,6 +1468,8 @@ cv_rotate_key(PG_FUNCTION_ARGS)
 	int32		pad_to = 0;
 	uint64		i;
 
+	/* the registry and the keys are changed through the coordinator only */
+	CvRefuseOnCitusWorker("rotate_key()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -1514,6 +1531,8 @@ cv_rewrap_keys(PG_FUNCTION_ARGS)
 	SPITupleTable *tt;
 	Datum		fpval;
 
+	/* the registry and the keys are changed through the coordinator only */
+	CvRefuseOnCitusWorker("rewrap_keys()");
 	SET_VARSIZE(curfp, VARHDRSZ + CV_FP_LEN);
 	memcpy(VARDATA(curfp), cur->fp, CV_FP_LEN);
 	fpval = PointerGetDatum(curfp);
@@ -1564,6 +1583,8 @@ cv_shred_subject(PG_FUNCTION_ARGS)
 	bool		found;
 	uint64		i;
 
+	/* the registry and the keys are changed through the coordinator only */
+	CvRefuseOnCitusWorker("shred_subject()");
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

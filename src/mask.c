@@ -1305,6 +1305,8 @@ cv_mask_column_set(PG_FUNCTION_ARGS)
 	Oid			owner;
 	char	   *res;
 
+	/* the registry and the keys are changed through the coordinator only */
+	CvRefuseOnCitusWorker("mask_column()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -78,6 +78,7 @@ CREATE OR REPLACE FUNCTION customer_vault.set_key_padding(name text, pad_to inte
     SET search_path = pg_catalog, pg_temp
     AS $$
 BEGIN
+    PERFORM customer_vault._coordinator_only('set_key_padding()');
     IF set_key_padding.pad_to < 0 OR set_key_padding.pad_to > 4096 THEN
         RAISE EXCEPTION 'padding block % is out of range', set_key_padding.pad_to
             USING ERRCODE = 'invalid_parameter_value',

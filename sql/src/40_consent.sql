@@ -220,6 +220,7 @@ CREATE OR REPLACE FUNCTION customer_vault.define_purpose(purpose text, lawful_ba
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM customer_vault._coordinator_only('define_purpose()');
     IF purpose IS NULL OR purpose = '' THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = 'purpose must not be empty';
     END IF;
@@ -292,6 +293,7 @@ CREATE OR REPLACE FUNCTION customer_vault.allow_purpose(role regrole, purpose te
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM customer_vault._coordinator_only('allow_purpose()');
     PERFORM customer_vault._check_role_purpose(role, purpose);
     PERFORM customer_vault._forget_dropped_roles();
     INSERT INTO customer_vault.purpose_roles AS r (role, purpose)
@@ -306,6 +308,7 @@ CREATE OR REPLACE FUNCTION customer_vault.disallow_purpose(role regrole, purpose
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM customer_vault._coordinator_only('disallow_purpose()');
     PERFORM customer_vault._check_role_purpose(role, purpose);
     PERFORM customer_vault._forget_dropped_roles();
     DELETE FROM customer_vault.purpose_roles r

@@ -457,6 +457,7 @@ DECLARE
     pii name[];
     notnull name;
 BEGIN
+    PERFORM customer_vault._coordinator_only('set_retention()');
     IF tbl IS NULL OR time_column IS NULL OR keep IS NULL OR action IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
             MESSAGE = 'table, time column, keep and action must not be null';
@@ -534,6 +535,7 @@ CREATE OR REPLACE FUNCTION customer_vault.drop_retention(tbl regclass) RETURNS b
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM customer_vault._coordinator_only('drop_retention()');
     IF tbl IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table must not be null';
     END IF;
@@ -989,6 +991,7 @@ AS $$
 DECLARE
     start_id bigint;
 BEGIN
+    PERFORM customer_vault._coordinator_only('purge()');
     IF status IS NULL OR status NOT IN ('running', 'done', 'failed') THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value', MESSAGE = pg_catalog.format('invalid purge status %L', status);
     END IF;
@@ -1099,6 +1102,7 @@ DECLARE
     s record;
     n bigint := 0;
 BEGIN
+    PERFORM customer_vault._coordinator_only('purge()');
     -- under the chain's lock, so two purges starting together mark each once
     PERFORM customer_vault._evidence_next('purge_log_entries');
     FOR s IN SELECT l.id FROM customer_vault.purge_log_entries l

@@ -138,6 +138,7 @@ DECLARE
     caller oid;
     target regclass;
 BEGIN
+    PERFORM customer_vault._coordinator_only('register_subject_table()');
     IF quiet IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'quiet must not be null';
     END IF;
@@ -192,6 +193,7 @@ CREATE OR REPLACE FUNCTION customer_vault.unregister_subject_table(tbl regclass)
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    PERFORM customer_vault._coordinator_only('unregister_subject_table()');
     IF tbl IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'table must not be null';
     END IF;
@@ -613,6 +615,7 @@ DECLARE
     holds jsonb;
     redacted bigint[];
 BEGIN
+    PERFORM customer_vault._coordinator_only('export_subject()');
     IF subject IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'subject must not be null';
     END IF;

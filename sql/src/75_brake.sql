@@ -57,6 +57,7 @@ DECLARE
     rname name;
     login boolean;
 BEGIN
+    PERFORM customer_vault._coordinator_only('set_decrypt_limit()');
     IF role IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'role must not be null';
     END IF;
@@ -249,6 +250,7 @@ DECLARE
     -- the role GUC survives SECURITY DEFINER; 'none' = no SET ROLE
     acting name := pg_catalog.current_setting('role');
 BEGIN
+    PERFORM customer_vault._coordinator_only('lock_stale_roles()');
     IF acting OPERATOR(pg_catalog.=) 'none' THEN
         acting := SESSION_USER;
     END IF;
