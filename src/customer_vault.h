@@ -120,6 +120,8 @@ typedef struct CvAsTableOwner
 	Oid			save_userid;
 	int			save_sec;
 	int			nestlevel;
+	bool		citus_set;		/* row_security sent to the Citus workers */
+	bool		caller_row_security;	/* the caller's row_security */
 } CvAsTableOwner;
 extern void CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw);
 extern void CvRestoreCaller(CvAsTableOwner *sw);

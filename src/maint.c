@@ -27,8 +27,11 @@
 #include "customer_vault.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/partition.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
@@ -39,7 +42,9 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/rls.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 /* the table whose maintenance statement is running, if any */
 static Oid	maint_relid = InvalidOid;
@@ -62,6 +67,24 @@ PG_FUNCTION_INFO_V1(cv_m_blind_index_rewrite);
 PG_FUNCTION_INFO_V1(cv_m_subject_has_key);
 
 /*
+ * SET LOCAL row_security (with citus.propagate_set_commands = 'local', Citus
+ * sends it to the workers), keeping the result of the statement run before
+ * (SPI_processed, SPI_tuptable: the callers read them after switching back).
+ */
+static void
+cv_citus_row_security(bool on)
+{
+	uint64		save_processed = SPI_processed;
+	SPITupleTable *save_tuptable = SPI_tuptable;
+
+	if (SPI_execute(on ? "SET LOCAL row_security = on" : "SET LOCAL row_security = off",
+					false, 0) != SPI_OK_UTILITY)
+		elog(ERROR, "could not set row_security for the Citus workers");
+	SPI_processed = save_processed;
+	SPI_tuptable = save_tuptable;
+}
+
+/*
  * Act as a table's owner, as PostgreSQL runs VACUUM and REFRESH MATERIALIZED
  * VIEW: security-restricted (the owner's code cannot change the role or
  * leave objects behind), in a GUC nest level of its own (its settings end
@@ -81,8 +104,27 @@ CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
 	sw->nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	sw->caller_row_security = row_security;
+	sw->citus_set = false;
 	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+
+	/*
+	 * On Citus the statement runs on the workers too, per shard, where this
+	 * setting does not reach by itself: a FORCE ROW LEVEL SECURITY table's
+	 * policies would hide rows there (a purge or protect_column missing rows
+	 * silently) instead of failing as here.  SET LOCAL with
+	 * citus.propagate_set_commands = 'local' is sent to the transaction's
+	 * connections to the workers (and to those it opens later); here it ends
+	 * with the nest level, there CvRestoreCaller sets the caller's value back.
+	 */
+	if (GetConfigOption("citus.propagate_set_commands", true, false) != NULL)
+	{
+		(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_SAVE, true, 0, false);
+		cv_citus_row_security(false);
+		sw->citus_set = true;
+	}
 	if (!pin_output)
 		return;
 	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
@@ -99,6 +141,9 @@ CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
 void
 CvRestoreCaller(CvAsTableOwner *sw)
 {
+	/* the workers: the caller's row_security again */
+	if (sw->citus_set)
+		cv_citus_row_security(sw->caller_row_security);
 	AtEOXact_GUC(false, sw->nestlevel);
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
 }
@@ -140,6 +185,54 @@ maint_check_privilege(Oid relid, Oid owner, const char *priv)
 }
 
 /*
+ * The distribution column of a hash-distributed Citus table, quoted (for a
+ * routed batch); an error for any other table.  Read as the caller.
+ */
+static char *
+maint_citus_distcol(Oid relid)
+{
+	Oid			argtypes[1] = {REGCLASSOID};
+	Datum		args[1];
+	char	   *col = NULL;
+
+	args[0] = ObjectIdGetDatum(relid);
+	if (OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)) &&
+		SPI_execute_with_args("SELECT pg_catalog.column_to_column_name(d.logicalrelid, d.partkey)"
+							  " FROM pg_catalog.pg_dist_partition d"
+							  " WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1"
+							  " AND d.partmethod OPERATOR(pg_catalog.=) 'h'",
+							  1, argtypes, args, NULL, true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1)
+		col = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (col == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a routed batch needs a hash-distributed Citus table, not %s", get_rel_name(relid))));
+	return pstrdup(quote_identifier(col));
+}
+
+/* "OPERATOR(schema.=)": the default equality of a type, qualified */
+static char *
+maint_eq_operator(Oid typid)
+{
+	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
+	HeapTuple	otup;
+	Form_pg_operator oform;
+	char	   *res;
+
+	if (!OidIsValid(tc->eq_opr) ||
+		!HeapTupleIsValid(otup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr))))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify an equality operator for type %s", format_type_be(typid))));
+	oform = (Form_pg_operator) GETSTRUCT(otup);
+	res = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(oform->oprnamespace)),
+				   NameStr(oform->oprname));
+	ReleaseSysCache(otup);
+	return res;
+}
+
+/*
  * customer_vault._maint_run(kind, tbl, params, blk_from, blk_to, max_rows, skip_locked)
  * runs one maintenance statement on tbl as its owner; the rows it changed, or
  * for a query every value of every row as text, row by row.
@@ -178,6 +271,8 @@ cv_maint_run(PG_FUNCTION_ARGS)
 	bool	   *enulls = NULL;
 	int			nelems = 0;
 	ArrayType  *result;
+	bool		routed;
+	char	   *volatile distcol = NULL;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -254,6 +349,25 @@ cv_maint_run(PG_FUNCTION_ARGS)
 	only = (relkind == RELKIND_PARTITIONED_TABLE) ? "" : "ONLY ";
 	shred = (strcmp(op, "shred") == 0);
 
+	/*
+	 * A routed batch of a Citus table (_walk): first the distribution values
+	 * of up to max_rows rows the filter selects (a query Citus runs on every
+	 * shard, each stopping at max_rows), then the change of the rows of those
+	 * values only: Citus prunes "distcol = ANY (values)" to the shards
+	 * holding them, so the change goes to those shards and no other.
+	 */
+	routed = (strcmp(op, "delete_routed") == 0 || strcmp(op, "update_routed") == 0);
+	if (routed)
+	{
+		if (PG_ARGISNULL(5) || PG_GETARG_INT32(5) < 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("a routed batch needs max_rows of at least 1")));
+		if (strcmp(op, "update_routed") == 0 && list == NULL)
+			elog(ERROR, "customer_vault._maint_sql gave no SET list");
+		distcol = maint_citus_distcol(relid);
+	}
+
 	/* the rows of this batch: a block range, or the first max_rows */
 	initStringInfo(&sub);
 	appendStringInfo(&sub, "SELECT t.ctid FROM %s%s t WHERE ", only, qualname);
@@ -275,6 +389,10 @@ cv_maint_run(PG_FUNCTION_ARGS)
 						 " t.ctid OPERATOR(pg_catalog.>=) '(" INT64_FORMAT ",0)'::pg_catalog.tid"
 						 " AND t.ctid OPERATOR(pg_catalog.<) '(" INT64_FORMAT ",0)'::pg_catalog.tid AND (%s)",
 						 only, qualname, list, PG_GETARG_INT64(3), PG_GETARG_INT64(4), filter);
+	else if (routed)
+		/* the first step; the change is put together once its values are known */
+		appendStringInfo(&sql, "SELECT t.%s FROM %s%s t WHERE (%s) LIMIT %d",
+						 distcol, only, qualname, filter, PG_GETARG_INT32(5));
 	else if (strcmp(op, "delete_where") == 0)
 		/* every row the filter selects, at once (forget_subject: an indexed filter, any table kind) */
 		appendStringInfo(&sql, "DELETE FROM %s%s t WHERE (%s)", only, qualname, filter);
@@ -319,6 +437,41 @@ cv_maint_run(PG_FUNCTION_ARGS)
 		}
 		else
 			rc = SPI_execute(sql.data, false, 0);
+		if (routed && rc == SPI_OK_SELECT && SPI_processed > 0)
+		{
+			/* the values found, as an array of the column's type, as $1 or $2 */
+			Oid			vtype = SPI_gettypeid(SPI_tuptable->tupdesc, 1);
+			Oid			atype = get_array_type(vtype);
+			int			nvals = (int) SPI_processed;
+			Datum	   *vals = palloc(sizeof(Datum) * nvals);
+			bool	   *vnulls = palloc(sizeof(bool) * nvals);
+			int			dims[1] = {nvals};
+			int			lbs[1] = {1};
+			int16		typlen;
+			bool		typbyval;
+			char		typalign;
+			Oid			ptypes[2] = {TEXTARRAYOID, atype};
+			Datum		pvals[2] = {bind, (Datum) 0};
+			int			vparam = has_bind ? 2 : 1;
+			int			i;
+
+			if (!OidIsValid(atype))
+				elog(ERROR, "type %s has no array type", format_type_be(vtype));
+			for (i = 0; i < nvals; i++)
+				vals[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &vnulls[i]);
+			get_typlenbyvalalign(vtype, &typlen, &typbyval, &typalign);
+			pvals[vparam - 1] = PointerGetDatum(construct_md_array(vals, vnulls, 1, dims, lbs,
+																   vtype, typlen, typbyval, typalign));
+			ptypes[vparam - 1] = atype;
+			resetStringInfo(&sql);
+			if (strcmp(op, "delete_routed") == 0)
+				appendStringInfo(&sql, "DELETE FROM %s%s t WHERE t.%s %s ANY ($%d) AND (%s)",
+								 only, qualname, distcol, maint_eq_operator(vtype), vparam, filter);
+			else
+				appendStringInfo(&sql, "UPDATE %s%s t SET %s WHERE t.%s %s ANY ($%d) AND (%s)",
+								 only, qualname, list, distcol, maint_eq_operator(vtype), vparam, filter);
+			rc = SPI_execute_with_args(sql.data, vparam, ptypes, pvals, NULL, false, 0);
+		}
 	}
 	PG_CATCH();
 	{

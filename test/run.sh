@@ -91,8 +91,18 @@ fi
 if [ -z "${CV_IN_ROOTFS:-}" ] && [ ! -x "/usr/lib/postgresql/$PGV/bin/postgres" ] \
    && bash test/rootfs.sh release "$PGV" >/dev/null 2>&1; then
     log "PostgreSQL $PGV is not on this host: running inside a root file system"
+    # a Citus source directory is mounted at /citus-src inside (rootfs.sh),
+    # with the Citus build cache (the builds for this major live there too)
+    citus_src=
+    if [ -n "${CITUS_SRC:-}" ]; then
+        citus_src=$(cd "$CITUS_SRC" && pwd)
+        export CV_CITUS_SRC=$citus_src CV_CITUS_CACHE=${CITUS_CACHE:-/var/cache/customer_vault/citus-build}
+    fi
     exec bash test/rootfs.sh run "$PGV" env CV_IN_ROOTFS=1 PG_MAJOR="$PGV" \
-        ${CV_SKIP_BUILD:+CV_SKIP_BUILD="$CV_SKIP_BUILD"} bash /cv/test/run.sh "$@"
+        ${CV_SKIP_BUILD:+CV_SKIP_BUILD="$CV_SKIP_BUILD"} ${citus_src:+CITUS_SRC=/citus-src} \
+        ${CITUS_BENCH:+CITUS_BENCH="$CITUS_BENCH"} ${CITUS_JOBS:+CITUS_JOBS="$CITUS_JOBS"} \
+        ${BENCH_ROWS:+BENCH_ROWS="$BENCH_ROWS"} ${BENCH_REPS:+BENCH_REPS="$BENCH_REPS"} \
+        bash /cv/test/run.sh "$@"
 fi
 
 # ---------- packages ----------
@@ -407,12 +417,13 @@ case "$mode" in
         ;;
     bench-citus)
         # CITUS_SRC=DIR bash test/run.sh bench-citus: the Citus bench section
-        # (test/citus/900_bench.pl; BENCH_ROWS, BENCH_REPS), its table printed
+        # (test/citus/900_bench.pl and 910_purge_bench.pl, or CITUS_BENCH_FILES;
+        # BENCH_ROWS, BENCH_REPS), its table printed
         if [ -z "${CITUS_SRC:-}" ]; then
             echo "bench-citus: CITUS_SRC not given (a Citus source directory, e.g. a checkout of tag v13.2.2)" >&2
             exit 2
         fi
-        CITUS_BENCH=1 CV_TAP_SUITE=citus CV_TAP_ONLY=900_bench.pl run_tap
+        CITUS_BENCH=1 CV_TAP_SUITE=citus CV_TAP_ONLY="${CITUS_BENCH_FILES:-900_bench.pl 910_purge_bench.pl}" run_tap
         [ -f "$WORK/citus-bench.txt" ] && cat "$WORK/citus-bench.txt"
         echo "$passed passed, $failed failed"
         [ "$failed" -eq 0 ]

@@ -270,25 +270,22 @@ BEGIN
         END IF;
         -- a Citus table: no ctid batches (Citus takes no FOR UPDATE in a
         -- distributed query, and the coordinator's table is empty); the filter
-        -- applied directly, which Citus runs on every shard (_walk)
+        -- applied directly, which Citus runs on every shard
         IF op IN ('delete', 'update') AND pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
             EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1)'
                INTO q USING tbl;
             IF q.exists THEN
                 op := op || '_where';
-                -- params[2], params[3]: one batch of _walk, the rows whose
-                -- distribution column hashes (worker_hash, as Citus places
-                -- rows) into that range of one shard
-                IF params[2] IS NOT NULL OR params[3] IS NOT NULL THEN
-                    EXECUTE 'SELECT pg_catalog.column_to_column_name(d.logicalrelid, d.partkey) FROM pg_catalog.pg_dist_partition d'
-                            ' WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1 AND d.partmethod OPERATOR(pg_catalog.=) ''h'''
-                       INTO col USING tbl;
-                    IF col IS NULL OR params[2] IS NULL OR params[3] IS NULL THEN
+                -- params[2] 'routed': one batch of _walk on a hash-distributed
+                -- table, routed to the shards of its rows (_maint_run: the
+                -- distribution values of up to max_rows rows, then the change
+                -- of those values' rows only)
+                IF params[2] IS NOT NULL THEN
+                    IF params[2] OPERATOR(pg_catalog.<>) 'routed' THEN
                         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
-                            MESSAGE = pg_catalog.format('a hash range needs both bounds and a hash-distributed table, not %s', tbl);
+                            MESSAGE = pg_catalog.format('unknown batch form %L', params[2]);
                     END IF;
-                    filter := format('customer_vault._citus_hash(t.%I) BETWEEN %s AND %s AND %s',
-                                     col, params[2]::pg_catalog.int4, params[3]::pg_catalog.int4, filter);
+                    op := pg_catalog.replace(op, '_where', '_routed');
                 END IF;
             END IF;
         END IF;
@@ -330,12 +327,9 @@ DECLARE
     n bigint;
     passes integer := 0;
     leaf pg_catalog.regclass;
-    lows pg_catalog.int8[];
-    highs pg_catalog.int8[];
-    i integer;
-    pos pg_catalog.int8;
-    upto pg_catalog.int8;
-    width pg_catalog.int8;
+    routed bigint;
+    todo bigint;
+    done bigint := 0;
 BEGIN
     IF kind IS NULL OR tbl IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed', MESSAGE = 'maintenance kind and table must not be null';
@@ -357,49 +351,47 @@ BEGIN
     END IF;
     -- a Citus table: its rows are in the shards, the coordinator's table is
     -- empty.  _maint_sql gives the filter, not ctid batches.  A purge of a
-    -- hash-distributed table walks each shard's range of worker_hash values
-    -- in parts of about batch_size rows, one committed statement each (Citus
-    -- runs it on every shard: only the one holding that range finds rows);
-    -- the width of the next part follows the rows the last one found (the
-    -- hash spreads rows evenly), starting at 1/256 of a shard.  Other kinds
-    -- and tables: one statement, one batch.
+    -- hash-distributed table goes in routed batches (_maint_run): each finds
+    -- the distribution values of up to batch_size rows to purge (a query on
+    -- every shard, each stopping at batch_size rows) and changes the rows of
+    -- those values only, a statement Citus sends to their shards alone; one
+    -- committed batch each, until a batch changes nothing or as many rows as
+    -- were to purge at the start have been (so an owner's trigger undoing an
+    -- anonymization cannot keep it going).  Other kinds and tables: one
+    -- statement, one batch.
     IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_partition d WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1'
            INTO n USING tbl;
         IF n OPERATOR(pg_catalog.=) 1 AND kind OPERATOR(pg_catalog.=) 'purge' THEN
-            EXECUTE 'SELECT pg_catalog.array_agg(s.shardminvalue::pg_catalog.int8 ORDER BY s.shardminvalue::pg_catalog.int8),'
-                    '       pg_catalog.array_agg(s.shardmaxvalue::pg_catalog.int8 ORDER BY s.shardminvalue::pg_catalog.int8)'
-                    '  FROM pg_catalog.pg_dist_shard s JOIN pg_catalog.pg_dist_partition d USING (logicalrelid)'
-                    ' WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1 AND d.partmethod OPERATOR(pg_catalog.=) ''h'''
-               INTO lows, highs USING tbl;
+            EXECUTE 'SELECT pg_catalog.count(*) FROM pg_catalog.pg_dist_partition d'
+                    ' WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1 AND d.partmethod OPERATOR(pg_catalog.=) ''h'''
+               INTO routed USING tbl;
         END IF;
-        IF lows IS NOT NULL THEN
-            FOR i IN 1 .. pg_catalog.cardinality(lows) LOOP
-                pos := lows[i];
-                width := COALESCE(width, GREATEST(1, (highs[i] OPERATOR(pg_catalog.-) lows[i]) OPERATOR(pg_catalog./) 256));
-                WHILE pos OPERATOR(pg_catalog.<=) highs[i] LOOP
-                    upto := LEAST(highs[i], pos OPERATOR(pg_catalog.+) width OPERATOR(pg_catalog.-) 1);
-                    IF async_commit THEN
-                        PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+        IF routed OPERATOR(pg_catalog.=) 1 THEN
+            LOOP
+                IF async_commit THEN
+                    PERFORM pg_catalog.set_config('synchronous_commit', 'off', true);
+                END IF;
+                BEGIN
+                    IF todo IS NULL THEN
+                        -- the rows to purge now: expired, not held, not yet anonymized
+                        todo := (customer_vault._maint_run('purge_counts', tbl, params))[3]::pg_catalog.int8;
                     END IF;
-                    BEGIN
-                        n := (customer_vault._maint_run(kind, tbl, params OPERATOR(pg_catalog.||) ARRAY[pos::pg_catalog.text, upto::pg_catalog.text],
-                                                        NULL, NULL, NULL, false))[1]::pg_catalog.int8;
-                    EXCEPTION WHEN OTHERS THEN
-                        IF NOT catch_errors THEN
-                            RAISE;
-                        END IF;
-                        GET STACKED DIAGNOSTICS err_sqlstate = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
-                        RETURN;
-                    END;
-                    processed := processed OPERATOR(pg_catalog.+) n;
-                    batches := batches OPERATOR(pg_catalog.+) 1;
-                    COMMIT;
-                    -- the next part: about batch_size rows at this part's density, at most 4 times wider
-                    width := GREATEST(1::pg_catalog.int8, LEAST(width OPERATOR(pg_catalog.*) 4,
-                        (width::pg_catalog.numeric OPERATOR(pg_catalog.*) batch_size OPERATOR(pg_catalog./) GREATEST(n, 1))::pg_catalog.int8));
-                    pos := upto OPERATOR(pg_catalog.+) 1;
-                END LOOP;
+                    EXIT WHEN done OPERATOR(pg_catalog.>=) todo;
+                    n := (customer_vault._maint_run(kind, tbl, params OPERATOR(pg_catalog.||) ARRAY['routed'],
+                                                    NULL, NULL, batch_size, false))[1]::pg_catalog.int8;
+                EXCEPTION WHEN OTHERS THEN
+                    IF NOT catch_errors THEN
+                        RAISE;
+                    END IF;
+                    GET STACKED DIAGNOSTICS err_sqlstate = RETURNED_SQLSTATE, err_message = MESSAGE_TEXT;
+                    RETURN;
+                END;
+                EXIT WHEN n OPERATOR(pg_catalog.=) 0;
+                done := done OPERATOR(pg_catalog.+) n;
+                processed := processed OPERATOR(pg_catalog.+) n;
+                batches := batches OPERATOR(pg_catalog.+) 1;
+                COMMIT;
             END LOOP;
             RETURN;
         END IF;
