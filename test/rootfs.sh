@@ -5,7 +5,10 @@
 #   bash test/rootfs.sh release MAJOR    the Debian release it uses (fails: none)
 #   bash test/rootfs.sh path MAJOR       build it if missing or stale, print its path
 #   bash test/rootfs.sh run MAJOR CMD..  run CMD (as root) inside it, with the
-#                                        source tree copied to /cv (see below)
+#                                        source tree copied to /cv (see below);
+#                                        CV_CITUS_SRC=DIR: a Citus source tree
+#                                        at /citus-src (read only) and the host's
+#                                        Citus build cache at its own path
 #   bash test/rootfs.sh scratch MAJOR OUT CMD..
 #                                        the same in a throwaway overlay of it:
 #                                        whatever CMD installs or changes is
@@ -73,6 +76,17 @@ in_root() {
             # the source tree without its build products (the host may be building in it)
             tar -C "$CV_SRC" --exclude=.git --exclude="*.o" --exclude="*.so" --exclude="*.bc" \
                 --exclude=./results --exclude=./tmp_check -cf - . | tar -C "$root/cv" -xf -
+        fi
+        if [ -n "${CV_CITUS_SRC:-}" ]; then
+            # a Citus source tree (read only: build.sh copies it) and the
+            # host'"'"'s Citus build cache, where build.sh keeps the builds made
+            # inside (keyed by the PostgreSQL version: no clash with the host'"'"'s)
+            mkdir -p "$root/citus-src" "$root/var/cache/customer_vault/citus-build" \
+                "${CV_CITUS_CACHE:-/var/cache/customer_vault/citus-build}"
+            mount --bind "$CV_CITUS_SRC" "$root/citus-src"
+            mount -o remount,bind,ro "$root/citus-src"
+            mount --bind "${CV_CITUS_CACHE:-/var/cache/customer_vault/citus-build}" \
+                "$root/var/cache/customer_vault/citus-build"
         fi
         if [ -n "${CV_OUT:-}" ]; then
             mkdir -p "$root/out"
@@ -162,6 +176,8 @@ case "${1:-}" in
         build "$2"
         ;;
     run)
+        # CV_CITUS_SRC (a Citus source directory on the host): mounted at
+        # /citus-src inside, with the host's Citus build cache
         m=$2; shift 2
         root=$(build "$m")
         CV_SRC=$here in_root "$root" "$@"
