@@ -92,13 +92,19 @@ if [ -z "${CV_IN_ROOTFS:-}" ] && [ ! -x "/usr/lib/postgresql/$PGV/bin/postgres" 
    && bash test/rootfs.sh release "$PGV" >/dev/null 2>&1; then
     log "PostgreSQL $PGV is not on this host: running inside a root file system"
     # a Citus source directory is mounted at /citus-src inside (rootfs.sh),
-    # with the Citus build cache (the builds for this major live there too)
+    # with the Citus build cache (the builds for this major live there too);
+    # in a throwaway overlay of the root file system ("scratch"): Citus's
+    # build dependencies, installed there by build.sh, leave the shared tree
+    # as it was
     citus_src=
+    how=(run "$PGV")
     if [ -n "${CITUS_SRC:-}" ]; then
         citus_src=$(cd "$CITUS_SRC" && pwd)
         export CV_CITUS_SRC=$citus_src CV_CITUS_CACHE=${CITUS_CACHE:-/var/cache/customer_vault/citus-build}
+        citus_out=$(mktemp -d /tmp/customer_vault-citus-out.XXXXXX)
+        how=(scratch "$PGV" "$citus_out")
     fi
-    exec bash test/rootfs.sh run "$PGV" env CV_IN_ROOTFS=1 PG_MAJOR="$PGV" \
+    exec bash test/rootfs.sh "${how[@]}" env CV_IN_ROOTFS=1 PG_MAJOR="$PGV" \
         ${CV_SKIP_BUILD:+CV_SKIP_BUILD="$CV_SKIP_BUILD"} ${citus_src:+CITUS_SRC=/citus-src} \
         ${CITUS_BENCH:+CITUS_BENCH="$CITUS_BENCH"} ${CITUS_JOBS:+CITUS_JOBS="$CITUS_JOBS"} \
         ${BENCH_ROWS:+BENCH_ROWS="$BENCH_ROWS"} ${BENCH_REPS:+BENCH_REPS="$BENCH_REPS"} \
