@@ -34,6 +34,8 @@ REGRESS += brake stale_roles
 REGRESS += forget_subject
 # erasure in C with kept statements, its findings (part FORGET2)
 REGRESS += forget_findings
+# mixed subject column types, foreign and FORCE RLS children, evidence_subjects (part FORGETFIX)
+REGRESS += forget_mixed
 # hash chains independent of standard_conforming_strings
 REGRESS += chain_settings
 REGRESS += compliance_report privilege_drift privilege_drift_review

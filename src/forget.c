@@ -57,6 +57,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
+#include "utils/numeric.h"
 #include "utils/jsonb.h"
 #include "mb/pg_wchar.h"
 #include "utils/datetime.h"
@@ -119,6 +120,13 @@ static int	fg_build_nrel = 0;
 #define FG_MAX_TYPES 8
 static Oid	fg_match_types[FG_MAX_TYPES];
 static int	fg_nmatch = 0;
+
+/*
+ * Whether some registered (or retention policy's) subject column is of type
+ * text or varchar: then two different texts are two subjects, and no other
+ * spelling's consents or keys belong to the subject (fg_same_subject).
+ */
+static bool fg_text_compared = false;
 static Oid *fg_watch = NULL;
 static int	fg_nwatch = 0;
 
@@ -261,6 +269,7 @@ fg_free(void)
 	fg_unreached_oids = NULL;
 	fg_unreached_names = NULL;
 	fg_nmatch = 0;
+	fg_text_compared = false;
 	fg_watch = NULL;
 	fg_nwatch = 0;
 	if (fg_cxt != NULL)
@@ -635,6 +644,8 @@ fg_add_match_type(Oid typ)
 {
 	int			i;
 
+	if (typ == TEXTOID || typ == VARCHAROID)
+		fg_text_compared = true;
 	if (!fg_subject_type_ok(typ) || typ == TEXTOID || typ == VARCHAROID)
 		return;
 	for (i = 0; i < fg_nmatch; i++)
@@ -682,6 +693,8 @@ fg_build_plan(void)
 	int			ninh = 0;
 	bool	   *own;
 	int			r;
+	Oid		   *foreign_kids = palloc(sizeof(Oid));
+	int			nforeign = 0;
 
 	fg_valid = false;
 	fg_free();
@@ -750,8 +763,19 @@ fg_build_plan(void)
 	{
 		int			pp;
 
+		/*
+		 * A foreign table among them: its rows are not ours to delete (the
+		 * statements read ONLY the parent), so it is named in every
+		 * receipt's not_reached, never an error.
+		 */
+		if (get_rel_relkind(inh_child[r]) == RELKIND_FOREIGN_TABLE &&
+			fg_pos(foreign_kids, nforeign, inh_child[r]) < 0)
+		{
+			foreign_kids = repalloc(foreign_kids, sizeof(Oid) * (nforeign + 1));
+			foreign_kids[nforeign++] = inh_child[r];
+		}
 		if (fg_pos(rels, nrel, inh_child[r]) >= 0 || !fg_is_node(inh_child[r]))
-			continue;			/* registered itself, or twice a child */
+			continue;			/* registered itself, twice a child, or not a table of ours */
 		pp = fg_pos(rels, nrel, inh_parent[r]);
 		rels[nrel] = inh_child[r];
 		subjcol[nrel] = subjcol[pp];
@@ -1159,8 +1183,8 @@ fg_build_plan(void)
 
 	/* labelled tables the reach misses (named in every receipt) */
 	lab = fg_labelled_tables(&nlab);
-	fg_unreached_oids = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(nlab, 1));
-	fg_unreached_names = MemoryContextAllocZero(fg_cxt, sizeof(char *) * Max(nlab, 1));
+	fg_unreached_oids = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(nlab + nforeign, 1));
+	fg_unreached_names = MemoryContextAllocZero(fg_cxt, sizeof(char *) * Max(nlab + nforeign, 1));
 	for (r = 0; r < nlab; r++)
 	{
 		if (fg_pos(rels, nrel, lab[r].relid) >= 0)
@@ -1169,6 +1193,25 @@ fg_build_plan(void)
 		fg_unreached_names[fg_nunreached] = MemoryContextStrdup(fg_cxt, lab[r].name);
 		fg_nunreached++;
 	}
+	/* the foreign inheritance children, then all of them by name */
+	for (r = 0; r < nforeign; r++)
+	{
+		fg_unreached_oids[fg_nunreached] = foreign_kids[r];
+		fg_unreached_names[fg_nunreached] =
+			MemoryContextStrdup(fg_cxt, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(foreign_kids[r]))));
+		fg_nunreached++;
+	}
+	for (r = 1; r < fg_nunreached; r++)
+		for (k = r; k > 0 && strcmp(fg_unreached_names[k - 1], fg_unreached_names[k]) > 0; k--)
+		{
+			Oid			to = fg_unreached_oids[k];
+			char	   *tn = fg_unreached_names[k];
+
+			fg_unreached_oids[k] = fg_unreached_oids[k - 1];
+			fg_unreached_names[k] = fg_unreached_names[k - 1];
+			fg_unreached_oids[k - 1] = to;
+			fg_unreached_names[k - 1] = tn;
+		}
 	fg_building = false;
 	fg_build_rels = NULL;
 	fg_build_nrel = 0;
@@ -1469,6 +1512,54 @@ fg_equal(Oid typ, Datum a, Datum b)
 	}
 }
 
+/*
+ * Whether a text names a value of a subject column's type, as the erasure
+ * compares subjects (one rule for every table, docs/API.md): read by the
+ * type's input function; for an integer type, a text its input function
+ * refuses is read as a number too, and names the integer it equals ('6e1'
+ * and '60.0' name 60, as 60 = 6e1 in SQL; '1.5' and '1e30' name no
+ * integer: never the integer a cast would round to).  *val: the value.
+ */
+static bool
+fg_read(const char *subject, Oid typ, Datum *val)
+{
+	Datum		num;
+	Numeric		n;
+	int64		i;
+
+	if (fg_parse(subject, typ, val))
+		return true;
+	if (typ != INT2OID && typ != INT4OID && typ != INT8OID)
+		return false;
+	if (!fg_parse(subject, NUMERICOID, &num))
+		return false;
+	n = DatumGetNumeric(num);
+	if (numeric_is_nan(n) || numeric_is_inf(n))
+		return false;
+	/* integral, within bigint: then numeric_int8 cannot fail */
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, num, DirectFunctionCall1(numeric_floor, num))) ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, num, NumericGetDatum(int64_to_numeric(PG_INT64_MIN)))) < 0 ||
+		DatumGetInt32(DirectFunctionCall2(numeric_cmp, num, NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0)
+		return false;
+	i = DatumGetInt64(DirectFunctionCall1(numeric_int8, num));
+	switch (typ)
+	{
+		case INT2OID:
+			if (i < PG_INT16_MIN || i > PG_INT16_MAX)
+				return false;
+			*val = Int16GetDatum((int16) i);
+			return true;
+		case INT4OID:
+			if (i < PG_INT32_MIN || i > PG_INT32_MAX)
+				return false;
+			*val = Int32GetDatum((int32) i);
+			return true;
+		default:
+			*val = Int64GetDatum(i);
+			return true;
+	}
+}
+
 /* a value's text form in its type */
 static char *
 fg_output(Oid typ, Datum val)
@@ -1493,7 +1584,7 @@ fg_casts_to(const char *subject, Oid typ, char **canon)
 	*canon = NULL;
 	if (typ == TEXTOID || typ == VARCHAROID || typ == BPCHAROID)
 		return true;
-	if (!fg_parse(subject, typ, &val))
+	if (!fg_read(subject, typ, &val))
 		return false;
 	*canon = fg_output(typ, val);
 	return true;
@@ -1501,8 +1592,11 @@ fg_casts_to(const char *subject, Oid typ, char **canon)
 
 /*
  * The canonical spelling of a subject among the given subject column types:
- * its text form in the first type it is a value of (integers first, then
- * numeric, then uuid, each group by type OID); as given when none takes it.
+ * its text form in the first type it is a value of (integers first, read as
+ * fg_read reads them, then numeric without trailing fractional zeros, then
+ * uuid), so every spelling of one number gives one form ('060', '6e1',
+ * '60.0' give '60' next to a bigint or a numeric column, '1.50' gives
+ * '1.5' next to a numeric one); as given when none takes it.
  */
 static char *
 fg_canonical(const char *subject, const Oid *types, int n)
@@ -1517,8 +1611,13 @@ fg_canonical(const char *subject, const Oid *types, int n)
 			{
 				Datum		val;
 
-				if (fg_parse(subject, order[o], &val))
-					return fg_output(order[o], val);
+				if (fg_read(subject, order[o], &val))
+				{
+					if (order[o] != NUMERICOID)
+						return fg_output(order[o], val);
+					if (!numeric_is_nan(DatumGetNumeric(val)) && !numeric_is_inf(DatumGetNumeric(val)))
+						return numeric_normalize(DatumGetNumeric(val));
+				}
 				break;
 			}
 	return pstrdup(subject);
@@ -1656,6 +1755,21 @@ fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
 		fg_cur_owner = InvalidOid;
 		CvBecomeTableOwner(t->owner, true, &fg_sw);
 		fg_cur_owner = t->owner;
+
+		/*
+		 * As the referential integrity triggers do: the owner's FORCE ROW
+		 * LEVEL SECURITY does not apply to the erasure's statements (its
+		 * own policies would hide rows of the subject from it, or, with row
+		 * security off, fail every erasure).  Only these statements and the
+		 * owner's code they fire; undone with the switch.
+		 */
+		{
+			Oid			uid;
+			int			sec;
+
+			GetUserIdAndSecContext(&uid, &sec);
+			SetUserIdAndSecContext(uid, sec | SECURITY_NOFORCE_RLS);
+		}
 	}
 	rc = SPI_execute_plan(plan, values, nulls, false, 0);
 	if (rc < 0)
@@ -1776,7 +1890,8 @@ fg_read_keys(const char *subject, Datum subject_datum, StringInfo spell, List **
 			empty[i] = !fg_casts_to(subject, t->subject_type, &canon);
 			if (!empty[i])
 				fg_spellings(spell, seen, subject, t->subject_type, canon);
-			params[0] = subject_datum;
+			/* the value as its type prints it ('60' for '6e1' in a bigint column), else as given */
+			params[0] = canon != NULL ? CStringGetTextDatum(canon) : subject_datum;
 			pnulls[0] = ' ';
 		}
 		else
@@ -2237,18 +2352,19 @@ fg_subject_init(FgSubject *fs, const char *subject)
 	for (i = 0; i < fg_nmatch; i++)
 	{
 		fs->types[i] = fg_match_types[i];
-		fs->ok[i] = fg_parse(subject, fs->types[i], &fs->val[i]);
+		fs->ok[i] = fg_read(subject, fs->types[i], &fs->val[i]);
 	}
 }
 
 /*
- * Whether another text names the same subject: equal as text, or equal as
- * values of the type of some registered subject column or retention
- * policy's subject column ('42' and '042' in a bigint column, '60' and
- * '6e1' in a numeric one, 'a1' and 'a1 ' in a char(n) one).
+ * Whether another text may name the subject in some table: equal as text,
+ * or equal as values of the type of some registered subject column or
+ * retention policy's subject column ('42' and '042' in a bigint column, '60'
+ * and '6e1' in a numeric or a bigint one, 'a1' and 'a1 ' in a char(n) one).
+ * Holds are matched so (a hold on a spelling keeps every row it may name).
  */
 static bool
-fg_same(const FgSubject *fs, const char *other)
+fg_same_value(const FgSubject *fs, const char *other)
 {
 	int			i;
 
@@ -2258,10 +2374,45 @@ fg_same(const FgSubject *fs, const char *other)
 	{
 		Datum		v;
 
-		if (fs->ok[i] && fg_parse(other, fs->types[i], &v) && fg_equal(fs->types[i], fs->val[i], v))
+		if (fs->ok[i] && fg_read(other, fs->types[i], &v) && fg_equal(fs->types[i], fs->val[i], v))
 			return true;
 	}
 	return false;
+}
+
+/*
+ * Whether another text names the same subject for every registered type:
+ * equal as text, or, when no subject column compares as text, a value of
+ * exactly the types the subject is a value of, and equal to it in each
+ * ('60', '6e1' and '60.0' next to bigint and numeric columns; not 'bob'
+ * for 'bob ' next to a char(n) and a text column, where the text column
+ * holds them as two subjects).  Consents and subject keys are withdrawn
+ * and shredded under such spellings only: never another subject's.
+ */
+static bool
+fg_same_subject(const FgSubject *fs, const char *other)
+{
+	bool		any = false;
+	int			i;
+
+	if (strcmp(other, fs->text) == 0)
+		return true;
+	if (fg_text_compared)
+		return false;
+	for (i = 0; i < fs->n; i++)
+	{
+		Datum		v;
+		bool		ok = fg_read(other, fs->types[i], &v);
+
+		if (ok != fs->ok[i])
+			return false;
+		if (!ok)
+			continue;
+		if (!fg_equal(fs->types[i], fs->val[i], v))
+			return false;
+		any = true;
+	}
+	return any;
 }
 
 /* the range of texts (C collation) that start with prefix */
@@ -2413,6 +2564,79 @@ fg_consent_ranges(const FgSubject *fs, List **lo, List **hi, List **exact)
 	}
 }
 
+/*
+ * The ranges of a C-collated index on subjects where the subject's
+ * spellings can be (fg_same_subject decides on each candidate): the
+ * subject itself, and where no subject column compares as text, the ranges
+ * of fg_consent_ranges.
+ */
+static void
+fg_candidate_ranges(const FgSubject *fs, List **lo, List **hi)
+{
+	List	   *exact = list_make1(pstrdup(fs->text));
+	ListCell   *lc;
+
+	if (!fg_text_compared)
+		fg_consent_ranges(fs, lo, hi, &exact);
+	/* a text alone: [s, s || chr(1)), nothing else sorts in between */
+	foreach(lc, exact)
+		fg_range(lo, hi, (char *) lfirst(lc), psprintf("%s\x01", (char *) lfirst(lc)));
+}
+
+/*
+ * The spellings of the subject that have a live subject key (data_keys'
+ * index of live keys by subject, C collation, scanned over the candidate
+ * ranges), appended to *out: a protected column seals under (column)::text,
+ * '60.00' for a numeric 60.00, which no list of spellings made in advance
+ * holds.
+ */
+static void
+fg_key_spellings(const FgSubject *fs, List **out)
+{
+	List	   *lo = NIL;
+	List	   *hi = NIL;
+	ListCell   *lc;
+	ListCell   *lh;
+	Oid			idx;
+	Relation	rel;
+	TupleDesc	desc;
+	AttrNumber	a_subject;
+	AttrNumber	a_state;
+	Snapshot	snap;
+
+	fg_candidate_ranges(fs, &lo, &hi);
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	rel = fg_open_ext("data_keys", &idx, "data_keys_subject_live_key");
+	desc = RelationGetDescr(rel);
+	a_subject = fg_attnum(rel, "subject");
+	a_state = fg_attnum(rel, "state");
+	forboth(lc, lo, lh, hi)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key[0], a_subject, BTGreaterEqualStrategyNumber, F_TEXT_GE,
+					CStringGetTextDatum((char *) lfirst(lc)));
+		ScanKeyInit(&key[1], a_subject, BTLessStrategyNumber, F_TEXT_LT,
+					CStringGetTextDatum((char *) lfirst(lh)));
+		scan = systable_beginscan(rel, idx, true, snap, 2, key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			char	   *ks = fg_getstr(tup, desc, a_subject);
+			char	   *st = fg_getstr(tup, desc, a_state);
+
+			if (ks == NULL || st == NULL || strcmp(st, "destroyed") == 0 || !fg_same_subject(fs, ks))
+				continue;
+			*out = lappend(*out, ks);
+		}
+		systable_endscan(scan);
+	}
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+}
+
 /* a List of C strings as a text[] */
 static Datum
 fg_text_array(List *l)
@@ -2464,9 +2688,15 @@ fg_int64_cmp(const void *a, const void *b)
 /*
  * The plain subject of a hold entry of hash version 2 (0.5.0: the entry
  * stores the subject's keyed hash; evidence_subjects names it), or NULL.
+ * The row is authenticated: only the extension's owner can write
+ * evidence_subjects, but a row whose subject does not hash to the entry's
+ * hash (written behind the extension's back, or restored from an altered
+ * dump) would move the hold to another subject; it is ignored with a
+ * warning (the hold still stands on the spelling whose hash it stores:
+ * fg_hold_scan compares the hashes first).
  */
 static char *
-fg_hold_subject(HeapTuple tup, TupleDesc desc, AttrNumber a_subject_hash)
+fg_hold_subject(HeapTuple tup, TupleDesc desc, AttrNumber a_subject_hash, int64 hold_id)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	bool		isnull;
@@ -2487,7 +2717,19 @@ fg_hold_subject(HeapTuple tup, TupleDesc desc, AttrNumber a_subject_hash)
 	if (SPI_processed == 1)
 	{
 		char	   *v = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		bytea	   *hb = DatumGetByteaPP(h);
+		uint8		mine[32];
 
+		if (v != NULL && VARSIZE_ANY_EXHDR(hb) == 32 && CvSubjectHash(v, strlen(v), false, mine) &&
+			memcmp(mine, VARDATA_ANY(hb), 32) != 0)
+		{
+			ereport(WARNING,
+					(errcode(ERRCODE_DATA_CORRUPTED),
+					 errmsg("evidence_subjects names the subject of a legal hold wrongly"),
+					 errdetail("The subject its row holds for legal hold " INT64_FORMAT " does not have the hold's hash; the row is ignored.", hold_id),
+					 errhint("Delete the row from customer_vault.evidence_subjects; the hold then stands on the subject it was placed for.")));
+			v = NULL;
+		}
 		if (v != NULL)
 			res = MemoryContextStrdup(cxt, v);
 	}
@@ -2523,6 +2765,9 @@ fg_hold_scan(const FgSubject *fs)
 	ListCell   *lc;
 	int64		best = -1;
 	char	   *best_reason = NULL;
+	AttrNumber	a_hash;
+	bool		have_hash;
+	uint8		given_hash[32];
 
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
@@ -2573,6 +2818,8 @@ fg_hold_scan(const FgSubject *fs)
 	 * same fresh snapshot, so a hold committed while this erasure waited for
 	 * the lock is seen there too.
 	 */
+	a_hash = get_attnum(RelationGetRelid(rel), "subject_hash");
+	have_hash = places != NIL && CvSubjectHash(fs->text, strlen(fs->text), false, given_hash);
 	PushActiveSnapshot(snap);
 	foreach(lc, places)
 	{
@@ -2586,9 +2833,18 @@ fg_hold_scan(const FgSubject *fs)
 		if (bsearch(&id, released, nrel, sizeof(int64), fg_int64_cmp) != NULL)
 			continue;
 		subject = fg_getstr(p, desc, a_subject);
-		if (subject == NULL)
-			subject = fg_hold_subject(p, desc, get_attnum(RelationGetRelid(rel), "subject_hash"));
-		if (subject == NULL || !fg_same(fs, subject))
+		if (subject == NULL && a_hash != InvalidAttrNumber)
+		{
+			/* the hold's hash is that of the subject as given: it stands */
+			Datum		h = heap_getattr(p, a_hash, desc, &isnull);
+
+			if (!isnull && have_hash && VARSIZE_ANY_EXHDR(DatumGetByteaPP(h)) == 32 &&
+				memcmp(VARDATA_ANY(DatumGetByteaPP(h)), given_hash, 32) == 0)
+				subject = pstrdup(fs->text);
+			else
+				subject = fg_hold_subject(p, desc, a_hash, id);
+		}
+		if (subject == NULL || !fg_same_value(fs, subject))
 			continue;
 		best = id;
 		best_reason = fg_getstr(p, desc, a_reason);
@@ -2636,7 +2892,6 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 {
 	List	   *lo = NIL;
 	List	   *hi = NIL;
-	List	   *exact = list_make1(pstrdup(fs->text));
 	ListCell   *lc;
 	FgConsent  *c;
 	int			nc = 0;
@@ -2646,10 +2901,7 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 	uint64		r;
 	StringInfoData ev;
 
-	fg_consent_ranges(fs, &lo, &hi, &exact);
-	/* a text alone: [s, s || chr(1)), nothing else sorts in between */
-	foreach(lc, exact)
-		fg_range(&lo, &hi, (char *) lfirst(lc), psprintf("%s\x01", (char *) lfirst(lc)));
+	fg_candidate_ranges(fs, &lo, &hi);
 	{
 		Oid			idx;
 		Relation	rel;
@@ -2687,10 +2939,12 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 				Datum		g = heap_getattr(tup, a_granted, desc, &isnull);
 				char	   *cs;
 
-				if (isnull || !DatumGetBool(g))
-					continue;
 				cs = fg_getstr(tup, desc, a_subject);
-				if (cs == NULL || !fg_same(fs, cs))
+				if (cs == NULL || !fg_same_subject(fs, cs))
+					continue;
+				/* a spelling of the subject: its state goes with the redaction, granted or not */
+				fg_withdrawn = lappend(fg_withdrawn, cs);
+				if (isnull || !DatumGetBool(g))
 					continue;
 				if (nc == cap)
 				{
@@ -2725,8 +2979,6 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 	escape_json(&ev, reason);
 	appendStringInfoChar(&ev, '}');
 	CvWithdrawConsents(n, subjects, purposes, DirectFunctionCall1(jsonb_in, CStringGetDatum(ev.data)));
-	for (r = 0; r < n; r++)
-		fg_withdrawn = lappend(fg_withdrawn, subjects[r]);
 	return n;
 }
 
@@ -2963,6 +3215,8 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 	fg_busy = true;
 	PG_TRY();
 	{
+		List	   *same = NIL;
+
 		/* the plan, built again when the catalog, the registry or the labels changed */
 		if (!fg_valid || fg_children_changed())
 			fg_build();
@@ -3000,16 +3254,27 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 		fg_walk(subject, PG_GETARG_DATUM(0), caller, &spell, &seen, &tables, &not_reached);
 
 		/*
-		 * The subject's key under every spelling (a protected column's
+		 * The subject's key under every spelling that names the same subject
+		 * for every registered type (fg_same_subject; a protected column's
 		 * trigger seals under (id)::text: '42' for forget_subject('042') on
-		 * a bigint column); the receipt holds the hash of the canonical one.
+		 * a bigint column): the walk's and the canonical one, and every
+		 * spelling with a live key; the receipt holds the hash of the
+		 * canonical one.
 		 */
 		for (i = 0; i < fg_n; i++)
 			if (fg_tables[i].depth == 0 && nct < FG_MAX_TYPES)
 				ctypes[nct++] = fg_tables[i].subject_type;
 		canon = fg_canonical(subject, ctypes, nct);
 		fg_add_spelling(&spell, &seen, canon);
-		shredded = CvShredSubjects(fg_text_array(seen));
+		{
+			ListCell   *lc;
+
+			foreach(lc, seen)
+				if (fg_same_subject(&fs, (const char *) lfirst(lc)))
+					same = lappend(same, lfirst(lc));
+		}
+		fg_key_spellings(&fs, &same);
+		shredded = CvShredSubjects(fg_text_array(same));
 
 		/* every consent of the subject, under whichever spelling it was given */
 		fg_withdrawn = NIL;
@@ -3017,12 +3282,12 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 
 		/*
 		 * The subject's plain identifier out of the consent state and the
-		 * evidence logs, under every spelling: the walk's, the canonical one,
-		 * the subject as given and those consents were withdrawn under
-		 * (_redact_subject, part LEDGER).
+		 * evidence logs, under every spelling of the same subject: the
+		 * walk's, the canonical one, those with a key, the subject as given
+		 * and those of its consent states (_redact_subject, part LEDGER).
 		 */
 		{
-			List	   *all = list_concat(list_copy(seen), fg_withdrawn);
+			List	   *all = list_concat(list_copy(same), fg_withdrawn);
 
 			all = lappend(all, pstrdup(subject));
 			if (SPI_connect() != SPI_OK_CONNECT)
