@@ -42,6 +42,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -106,6 +107,17 @@ static uint64 fg_gen = 0;
 static Oid	fg_registry[2] = {InvalidOid, InvalidOid};
 static bool fg_busy = false;
 
+/*
+ * The walk under way: the plan's generation when it began (fg_begin_walk)
+ * and what it is ("erasure" or "export"); NULL between walks.  A kept
+ * statement runs only while the plan is still the one the walk began with
+ * (fg_exec): code a table's owner runs inside the walk (a trigger, a cast,
+ * a function of a column's type) must not make a statement be analysed
+ * again by name against another object and run as another owner.
+ */
+static uint64 fg_walk_gen = 0;
+static const char *fg_walk_kind = NULL;
+
 /* while a plan is being built: the tables it considers (an invalidation of one makes it stale at once) */
 static bool fg_building = false;
 static Oid *fg_build_rels = NULL;
@@ -131,15 +143,45 @@ static Oid *fg_watch = NULL;
 static int	fg_nwatch = 0;
 
 /*
- * The registered tables with inheritance children, and how many tables
+ * The tables of the plan with inheritance children, and how many tables
  * (themselves included) find_all_inheritors gave when the plan was built: a
  * child added later sends no invalidation the plan hears, so each erasure
  * counts again (fg_children_changed).
  */
-#define FG_MAX_INH 64
-static Oid	fg_inh_parents[FG_MAX_INH];
-static int	fg_inh_counts[FG_MAX_INH];
+static Oid *fg_inh_parents = NULL;
+static int *fg_inh_counts = NULL;
 static int	fg_ninh_parents = 0;
+static int	fg_inh_cap = 0;
+
+/* how many tables find_all_inheritors gave for a table of the plan (fg_children_changed) */
+static void
+fg_note_children(Oid relid, int count)
+{
+	int			k;
+
+	for (k = 0; k < fg_ninh_parents; k++)
+		if (fg_inh_parents[k] == relid)
+			return;
+	if (fg_ninh_parents >= fg_inh_cap)
+	{
+		int			cap = Max(64, 2 * fg_inh_cap);
+
+		if (fg_inh_parents == NULL)
+		{
+			fg_inh_parents = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * cap);
+			fg_inh_counts = MemoryContextAlloc(TopMemoryContext, sizeof(int) * cap);
+		}
+		else
+		{
+			fg_inh_parents = repalloc(fg_inh_parents, sizeof(Oid) * cap);
+			fg_inh_counts = repalloc(fg_inh_counts, sizeof(int) * cap);
+		}
+		fg_inh_cap = cap;
+	}
+	fg_inh_parents[fg_ninh_parents] = relid;
+	fg_inh_counts[fg_ninh_parents] = count;
+	fg_ninh_parents++;
+}
 
 /* the statements of forget_subject itself, kept */
 static SPIPlanPtr fg_plan_holdlock = NULL;
@@ -728,12 +770,7 @@ fg_build_plan(void)
 		if (get_rel_relkind(reg[r].relid) != RELKIND_RELATION || !has_subclass(reg[r].relid))
 			continue;
 		kids = find_all_inheritors(reg[r].relid, NoLock, NULL);
-		if (fg_ninh_parents < FG_MAX_INH)
-		{
-			fg_inh_parents[fg_ninh_parents] = reg[r].relid;
-			fg_inh_counts[fg_ninh_parents] = list_length(kids);
-			fg_ninh_parents++;
-		}
+		fg_note_children(reg[r].relid, list_length(kids));
 		foreach(lk, kids)
 		{
 			Oid			kid = lfirst_oid(lk);
@@ -1212,6 +1249,10 @@ fg_build_plan(void)
 			fg_unreached_oids[k - 1] = to;
 			fg_unreached_names[k - 1] = tn;
 		}
+	/* the inheritors of every table of the plan with children, counted (fg_children_changed) */
+	for (i = 0; i < nrel; i++)
+		if (get_rel_relkind(rels[i]) == RELKIND_RELATION && has_subclass(rels[i]))
+			fg_note_children(rels[i], list_length(find_all_inheritors(rels[i], NoLock, NULL)));
 	fg_building = false;
 	fg_build_rels = NULL;
 	fg_build_nrel = 0;
@@ -1219,7 +1260,7 @@ fg_build_plan(void)
 }
 
 /*
- * Whether a registered table gained or lost inheritance children since the
+ * Whether a table of the plan gained or lost inheritance children since the
  * plan was built (a new child sends no invalidation the plan hears); cheap
  * for tables without children (one syscache lookup each).
  */
@@ -1234,7 +1275,7 @@ fg_children_changed(void)
 		FgTable    *t = &fg_tables[i];
 		int			known = 0;
 
-		if (t->depth != 0 || get_rel_relkind(t->relid) != RELKIND_RELATION)
+		if (get_rel_relkind(t->relid) != RELKIND_RELATION)
 			continue;
 		for (k = 0; k < fg_ninh_parents; k++)
 			if (fg_inh_parents[k] == t->relid)
@@ -1735,6 +1776,105 @@ fg_spellings(StringInfo buf, List **seen, const char *subject, Oid typ, const ch
 }
 
 /*
+ * The refusal of a walk whose tables changed during it: a statement
+ * analysed again now would find its tables by name, maybe another object
+ * (a view calling a function), and run it as the recorded table's owner.
+ */
+static void
+fg_refuse_changed(void)
+{
+	bool		erasure = fg_walk_kind == NULL || strcmp(fg_walk_kind, "erasure") == 0;
+
+	ereport(ERROR,
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+			 errmsg("the tables of the %s changed during it", erasure ? "erasure" : "export"),
+			 errdetail("A table of the subject reach, the subject registry or the labels changed while the %s ran.",
+					   erasure ? "erasure" : "export"),
+			 errhint(erasure ? "Nothing was erased. Run forget_subject again." :
+					 "Run export_subject again.")));
+}
+
+/* the plan is still the one the walk began with (checked before every statement) */
+static void
+fg_check_unchanged(void)
+{
+	if (fg_walk_kind == NULL || !fg_valid || fg_gen != fg_walk_gen)
+		fg_refuse_changed();
+}
+
+/* every kept statement of the plan is still valid (none would be analysed again) */
+static bool
+fg_plans_valid(void)
+{
+	int			i;
+
+	for (i = 0; i < fg_n; i++)
+	{
+		FgTable    *t = &fg_tables[i];
+
+		if ((t->keys_plan && !SPI_plan_is_valid(t->keys_plan)) ||
+			(t->act_plan && !SPI_plan_is_valid(t->act_plan)) ||
+			(t->count_plan && !SPI_plan_is_valid(t->count_plan)) ||
+			(t->rows_plan && !SPI_plan_is_valid(t->rows_plan)))
+			return false;
+	}
+	return true;
+}
+
+static void fg_rows_sql(FgTable *t);
+
+/*
+ * The start of a walk (kind: "erasure" or "export"), inside SPI, as the
+ * caller, before any table owner's code runs: the plan built again when
+ * the catalog, the registry or the labels changed, every table of the
+ * reach locked (mode: RowExclusiveLock for the erasure, AccessShareLock for
+ * the export) so that DDL of other sessions waits for the end of the
+ * transaction, the export's statements prepared, and the validity checked
+ * again after the locks (a change committed while waiting for them is seen
+ * then; the plan is built again).  From here on fg_exec refuses a statement
+ * once the plan's generation moved or the statement is no longer valid.
+ */
+static void
+fg_begin_walk(const char *kind, LOCKMODE mode)
+{
+	bool		export = strcmp(kind, "export") == 0;
+	int			attempt;
+	int			i;
+
+	fg_walk_kind = NULL;
+	for (attempt = 0;; attempt++)
+	{
+		if (!fg_valid || fg_children_changed() || !fg_plans_valid())
+			fg_build();
+		for (i = 0; i < fg_n; i++)
+			LockRelationOid(fg_tables[i].relid, mode);
+		if (export)
+		{
+			/* prepared as the export's own role, as the plan was, before any owner's code runs */
+			for (i = 0; i < fg_n && fg_valid; i++)
+			{
+				FgTable    *t = &fg_tables[i];
+
+				if (t->rows_plan != NULL)
+					continue;
+				if (t->rows_sql == NULL)
+					fg_rows_sql(t);
+				t->rows_plan = fg_prepare(t->rows_sql, t->nparams, t->types);
+			}
+		}
+		if (fg_valid && !fg_children_changed() && fg_plans_valid())
+			break;
+		if (attempt >= 2)
+		{
+			fg_walk_kind = kind;
+			fg_refuse_changed();
+		}
+	}
+	fg_walk_gen = fg_gen;
+	fg_walk_kind = kind;
+}
+
+/*
  * Run one prepared statement of table t as the table's owner, inside a
  * security-restricted operation with pinned settings (CvBecomeTableOwner:
  * search_path, row security off, and the output settings, so the keys a
@@ -1748,6 +1888,9 @@ fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
 {
 	int			rc;
 
+	fg_check_unchanged();
+	if (!SPI_plan_is_valid(plan))
+		fg_refuse_changed();
 	if (fg_cur_owner != t->owner)
 	{
 		if (OidIsValid(fg_cur_owner))
@@ -2029,8 +2172,9 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 		{
 			if (t->count_plan == NULL)
 			{
-				/* prepared as the erasure's own role, as the plan was */
+				/* prepared as the erasure's own role, as the plan was, if nothing changed */
 				fg_end_owner();
+				fg_check_unchanged();
 				t->count_plan = fg_prepare(fg_count_sql(t), t->nparams,
 										   fg_param_types(t));
 			}
@@ -2083,6 +2227,7 @@ fg_reset_after_error(void)
 	fg_build_rels = NULL;
 	fg_build_nrel = 0;
 	fg_cur_owner = InvalidOid;
+	fg_walk_kind = NULL;
 }
 
 /*
@@ -2122,14 +2267,14 @@ cv_forget_walk(PG_FUNCTION_ARGS)
 	fg_busy = true;
 	PG_TRY();
 	{
-		/* the plan, built again when the catalog, the registry or the labels changed */
-		if (!fg_valid || fg_children_changed())
-			fg_build();
+		/* the plan, built again when the catalog, the registry or the labels changed; the tables locked */
+		fg_begin_walk("erasure", RowExclusiveLock);
 		initStringInfo(&spell);
 		fg_walk(subject, subject_datum, caller, &spell, &seen, &tables, &not_reached);
 		initStringInfo(&out);
 		appendStringInfo(&out, "{\"tables\": %s, \"not_reached\": %s, \"spellings\": [%s]}",
 						 tables, not_reached, spell.data);
+		fg_walk_kind = NULL;
 		fg_busy = false;
 	}
 	PG_CATCH();
@@ -2242,9 +2387,8 @@ cv_export_walk(PG_FUNCTION_ARGS)
 	fg_busy = true;
 	PG_TRY();
 	{
-		/* the plan, built again when the catalog, the registry or the labels changed */
-		if (!fg_valid || fg_children_changed())
-			fg_build();
+		/* the plan, built again when the catalog, the registry or the labels changed; the tables locked */
+		fg_begin_walk("export", AccessShareLock);
 		keys = palloc0(sizeof(Datum *) * Max(fg_n, 1));
 		keynull = palloc0(sizeof(bool *) * Max(fg_n, 1));
 		empty = palloc0(sizeof(bool) * Max(fg_n, 1));
@@ -2262,14 +2406,9 @@ cv_export_walk(PG_FUNCTION_ARGS)
 			int			nelems = 0;
 			MemoryContext old;
 
+			/* prepared by fg_begin_walk, before any owner's code ran */
 			if (t->rows_plan == NULL)
-			{
-				/* prepared as the export's own role, as the plan was */
-				fg_end_owner();
-				if (t->rows_sql == NULL)
-					fg_rows_sql(t);
-				t->rows_plan = fg_prepare(t->rows_sql, t->nparams, t->types);
-			}
+				fg_refuse_changed();
 			if (!empty[i])
 			{
 				SPITupleTable *tt;
@@ -2319,6 +2458,7 @@ cv_export_walk(PG_FUNCTION_ARGS)
 			MemoryContextSwitchTo(old);
 		}
 		fg_end_owner();
+		fg_walk_kind = NULL;
 		fg_busy = false;
 	}
 	PG_CATCH();
@@ -3217,9 +3357,8 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 	{
 		List	   *same = NIL;
 
-		/* the plan, built again when the catalog, the registry or the labels changed */
-		if (!fg_valid || fg_children_changed())
-			fg_build();
+		/* the plan, built again when the catalog, the registry or the labels changed; the tables locked */
+		fg_begin_walk("erasure", RowExclusiveLock);
 		fg_subject_init(&fs, subject);
 
 		/* refused under a legal hold */
@@ -3308,6 +3447,7 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 						 tables, shredded ? "true" : "false", withdrawn, not_reached);
 		result = fg_receipt(receipt_id, caller, has_hash ? hash : NULL, reason, counts.data,
 							has_prev ? prev_hash : (Datum) 0, outer);
+		fg_walk_kind = NULL;
 		fg_busy = false;
 	}
 	PG_CATCH();
