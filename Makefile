@@ -67,6 +67,8 @@ REGRESS += forget_spellings forget_inherit
 REGRESS += ledger_privacy
 # a kept statement never analysed again mid-walk; the walk's findings (part WALKFIX, issue 12)
 REGRESS += walk_replan
+# the owner switch and a citus.propagate_set_commands placeholder (review rev-audimp, HIGH)
+REGRESS += citus_placeholder
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr

@@ -77,11 +77,31 @@ cv_citus_row_security(bool on)
 	uint64		save_processed = SPI_processed;
 	SPITupleTable *save_tuptable = SPI_tuptable;
 
+	/*
+	 * A connection of its own: the caller may be inside another's SPI
+	 * connection (a PL/pgSQL function's) or in none yet; running in the
+	 * current one would free or clobber the caller's results.
+	 */
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "could not connect to SPI to set row_security for the Citus workers");
 	if (SPI_execute(on ? "SET LOCAL row_security = on" : "SET LOCAL row_security = off",
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not set row_security for the Citus workers");
+	SPI_finish();
 	SPI_processed = save_processed;
 	SPI_tuptable = save_tuptable;
+}
+
+/*
+ * Citus is loaded in this backend: its citus.propagate_set_commands is
+ * defined (not a placeholder any role can make with SET).
+ */
+static bool
+cv_citus_loaded(void)
+{
+	if (GetConfigOption("citus.propagate_set_commands", true, false) == NULL)
+		return false;
+	return (GetConfigOptionFlags("citus.propagate_set_commands", true) & GUC_CUSTOM_PLACEHOLDER) == 0;
 }
 
 /*
@@ -118,7 +138,7 @@ CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
 	 * connections to the workers (and to those it opens later); here it ends
 	 * with the nest level, there CvRestoreCaller sets the caller's value back.
 	 */
-	if (GetConfigOption("citus.propagate_set_commands", true, false) != NULL)
+	if (cv_citus_loaded())
 	{
 		(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET, PGC_S_SESSION,
 								 GUC_ACTION_SAVE, true, 0, false);
