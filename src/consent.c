@@ -82,6 +82,7 @@
 #include "storage/ipc.h"
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
+#include "storage/lock.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -467,125 +468,54 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
 }
 
 /*
- * The index in xids[0..n) (sorted) of x, or of the top-level transaction of
- * x when x is in progress for snap; -1 for none.
- */
-static int
-cv_seed_match(TransactionId x, Snapshot snap, const TransactionId *xids, int n)
-{
-	TransactionId *hit;
-
-	if (!TransactionIdIsNormal(x) || TransactionIdPrecedes(x, snap->xmin))
-		return -1;				/* finished for every snapshot since the start */
-	hit = bsearch(&x, xids, n, sizeof(TransactionId), cv_xid_cmp);
-	if (hit == NULL)
-	{
-		/* perhaps a subtransaction of a prepared transaction wrote it */
-		if (!TransactionIdPrecedes(x, snap->xmax) || !XidInMVCCSnapshot(x, snap))
-			return -1;
-		x = SubTransGetTopmostTransaction(x);
-		hit = bsearch(&x, xids, n, sizeof(TransactionId), cv_xid_cmp);
-		if (hit == NULL)
-			return -1;
-	}
-	return hit - xids;
-}
-
-/* mark in touched the one of xids that wrote (inserted, updated, deleted) a tuple; new marks */
-static int
-cv_seed_tuple(HeapTupleHeader t, Snapshot snap, const TransactionId *xids, int n, bool *touched)
-{
-	int			marked = 0;
-	int			i;
-
-	i = cv_seed_match(HeapTupleHeaderGetRawXmin(t), snap, xids, n);
-	if (i >= 0 && !touched[i])
-	{
-		touched[i] = true;
-		marked++;
-	}
-	if ((t->t_infomask & HEAP_XMAX_INVALID) || HEAP_XMAX_IS_LOCKED_ONLY(t->t_infomask))
-		return marked;
-	i = cv_seed_match(HeapTupleHeaderGetUpdateXid(t), snap, xids, n);
-	if (i >= 0 && !touched[i])
-	{
-		touched[i] = true;
-		marked++;
-	}
-	return marked;
-}
-
-/*
  * Of the prepared transactions xids[0..n) (sorted) of this database, mark
  * in touched those that changed the consent tables (purposes, purpose_roles,
- * consent_state) or their definitions (their pg_class rows: a TRUNCATE makes
- * a new file, in which its rows do not show).  A prepared transaction's
- * changes stay in the tables until it ends (its xid or a subtransaction's
- * is their xmin or xmax; nothing can remove them before), so a scan of
- * every version finds them.  Done once per server start, and only with
- * prepared transactions left over from before it.  (A durable record of our
- * own in the prepared state is not open to extensions: the two-phase
- * resource managers are fixed.)
+ * consent_state) or their definitions.  A prepared transaction keeps every
+ * lock it took until it ends, across a restart too (its two-phase state
+ * records them): one that inserted, updated or deleted rows of a table holds
+ * RowExclusiveLock on it, one that truncated or altered it a stronger lock,
+ * and each of those conflicts with ShareLock, while a reader's or a row
+ * locker's does not.  So the lock manager names exactly the prepared
+ * transactions that may have changed them, without reading the tables (a
+ * scan of every row version made the first consent check after a restart
+ * cost seconds on large tables, and a cancelled check started it again) and
+ * without waiting for any lock.  (A durable record of our own in the
+ * prepared state is not open to extensions: the two-phase resource managers
+ * are fixed.)
  */
 static void
-cv_seed_touched(Snapshot snap, const TransactionId *xids, int n, bool *touched)
+cv_seed_touched(const TransactionId *xids, int n, bool *touched)
 {
 	Oid			rels[3];
-	Relation	cls;
-	int			left = n;
 	int			r;
-	BufferAccessStrategy strategy = GetAccessStrategy(BAS_BULKREAD);
 
 	cv_consent_relids();
 	rels[0] = cv_purposes_relid;
 	rels[1] = cv_proles_relid;
 	rels[2] = cv_cstate_relid;
-	cls = table_open(RelationRelationId, AccessShareLock);
-	for (r = 0; r < 3 && left > 0; r++)
+	for (r = 0; r < 3; r++)
 	{
-		ScanKeyData key;
-		SysScanDesc sscan;
-		Relation	rel;
-		HeapTuple	tup;
-		BlockNumber nblocks,
-					blk;
+		LOCKTAG		tag;
+		VirtualTransactionId *holders;
 
-		ScanKeyInit(&key, Anum_pg_class_oid, BTEqualStrategyNumber, F_OIDEQ,
-					ObjectIdGetDatum(rels[r]));
-		sscan = systable_beginscan(cls, ClassOidIndexId, true, SnapshotAny, 1, &key);
-		while ((tup = systable_getnext(sscan)) != NULL)
-			left -= cv_seed_tuple(tup->t_data, snap, xids, n, touched);
-		systable_endscan(sscan);
-
-		/* every line pointer of every page: each row version, dead or not */
-		rel = table_open(rels[r], AccessShareLock);
-		nblocks = RelationGetNumberOfBlocks(rel);
-		for (blk = 0; blk < nblocks && left > 0; blk++)
+		if (!OidIsValid(rels[r]))
+			continue;
+		SET_LOCKTAG_RELATION(tag, MyDatabaseId, rels[r]);
+		holders = GetLockConflicts(&tag, ShareLock, NULL);
+		for (; VirtualTransactionIdIsValid(*holders); holders++)
 		{
-			Buffer		buf;
-			Page		page;
-			OffsetNumber off,
-						maxoff;
+			TransactionId xid;
+			TransactionId *hit;
 
-			CHECK_FOR_INTERRUPTS();
-			buf = ReadBufferExtended(rel, MAIN_FORKNUM, blk, RBM_NORMAL, strategy);
-			LockBuffer(buf, BUFFER_LOCK_SHARE);
-			page = BufferGetPage(buf);
-			maxoff = PageGetMaxOffsetNumber(page);
-			for (off = FirstOffsetNumber; off <= maxoff && left > 0; off++)
-			{
-				ItemId		id = PageGetItemId(page, off);
-
-				if (ItemIdIsNormal(id))
-					left -= cv_seed_tuple((HeapTupleHeader) PageGetItem(page, id), snap, xids, n,
-										  touched);
-			}
-			UnlockReleaseBuffer(buf);
+			/* a prepared transaction's dummy proc: its lxid is its xid */
+			if (!VirtualTransactionIdIsRecoveredPreparedXact(*holders))
+				continue;
+			xid = (TransactionId) holders->localTransactionId;
+			hit = bsearch(&xid, xids, n, sizeof(TransactionId), cv_xid_cmp);
+			if (hit != NULL)
+				touched[hit - xids] = true;
 		}
-		table_close(rel, AccessShareLock);
 	}
-	table_close(cls, AccessShareLock);
-	FreeAccessStrategy(strategy);
 }
 
 /*
@@ -668,7 +598,7 @@ cv_consent_seed(Snapshot snap)
 			if (dbs[j] == MyDatabaseId)
 				here[nhere++] = found[j];
 		if (nhere > 0)
-			cv_seed_touched(snap, here, nhere, touched);
+			cv_seed_touched(here, nhere, touched);
 		nhere = 0;
 		i = 0;
 		for (j = 0; j < nfound; j++)
