@@ -131,6 +131,8 @@ extern bool CvShredSubjects(Datum subjects);
 
 /* import.c: withdraw n granted consents (one chained ledger entry each), evidence a jsonb object */
 extern void CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence);
+/* import.c: the subject hash evidence of hash version 2 stores (false: entries are of version 1) */
+extern bool CvEvidenceSubjectHash(const char *subject, int len, uint8 out[32]);
 extern uint64 CvConsentStarted(void);
 
 /*

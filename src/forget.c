@@ -30,6 +30,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_operator.h"
@@ -41,6 +42,7 @@
 #include "funcapi.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "storage/lmgr.h"
 #include "utils/acl.h"
@@ -188,6 +190,7 @@ static SPIPlanPtr fg_plan_holdlock = NULL;
 static SPIPlanPtr fg_plan_holdinit = NULL;
 static SPIPlanPtr fg_plan_head = NULL;
 static SPIPlanPtr fg_plan_headinit = NULL;
+static SPIPlanPtr fg_plan_redact = NULL;
 
 /* the owner the walk currently acts as (InvalidOid: the caller) */
 static Oid	fg_cur_owner = InvalidOid;
@@ -203,11 +206,21 @@ PG_FUNCTION_INFO_V1(cv_erasure_invalidate);
 PG_FUNCTION_INFO_V1(cv_erasure_plan);
 PG_FUNCTION_INFO_V1(cv_export_walk);
 
+static void fg_evid_callback(Datum arg, Oid relid);
+
+/*
+ * The subject hashes this erasure computed (spelling, hash), so that the
+ * receipt does not compute its spelling's again; reset by each erasure.
+ */
+static List *fg_hashes = NIL;
+
 /* a relcache invalidation of a planned table or of the registry: build again */
 static void
 fg_relcache_callback(Datum arg, Oid relid)
 {
 	int			i;
+
+	fg_evid_callback(arg, relid);
 
 	if (fg_building)
 	{
@@ -2228,6 +2241,7 @@ fg_reset_after_error(void)
 	fg_build_nrel = 0;
 	fg_cur_owner = InvalidOid;
 	fg_walk_kind = NULL;
+	fg_hashes = NIL;
 }
 
 /*
@@ -2990,7 +3004,7 @@ fg_hold_scan(const FgSubject *fs)
 		best_reason = fg_getstr(p, desc, a_reason);
 	}
 	PopActiveSnapshot();
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 	UnregisterSnapshot(snap);
 	if (best >= 0)
 		ereport(ERROR,
@@ -3057,6 +3071,8 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 		CommandCounterIncrement();
 		snap = RegisterSnapshot(GetTransactionSnapshot());
 		rel = fg_open_ext("consent_state", &idx, "consent_state_pkey");
+		/* the index locked to the end of the transaction, as the table (below) */
+		index_close(index_open(idx, AccessShareLock), NoLock);
 		desc = RelationGetDescr(rel);
 		a_subject = fg_attnum(rel, "subject");
 		a_purpose = fg_attnum(rel, "purpose");
@@ -3097,7 +3113,7 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 			}
 			systable_endscan(scan);
 		}
-		table_close(rel, AccessShareLock);
+		table_close(rel, NoLock);
 		UnregisterSnapshot(snap);
 	}
 	if (nc == 0)
@@ -3279,6 +3295,240 @@ fg_receipt(int64 id, Oid caller, const uint8 *subject_hash, const char *reason, 
 	return result;
 }
 
+/* a subject hash this erasure computed */
+typedef struct FgHash
+{
+	char	   *subject;
+	uint8		hash[32];
+} FgHash;
+
+/* CvEvidenceSubjectHash, remembered for this erasure */
+static bool
+fg_evidence_hash(const char *subject, uint8 out[32])
+{
+	ListCell   *lc;
+	FgHash	   *h;
+
+	foreach(lc, fg_hashes)
+	{
+		h = lfirst(lc);
+		if (strcmp(h->subject, subject) == 0)
+		{
+			memcpy(out, h->hash, 32);
+			return true;
+		}
+	}
+	if (!CvEvidenceSubjectHash(subject, strlen(subject), out))
+		return false;
+	h = palloc(sizeof(FgHash));
+	h->subject = pstrdup(subject);
+	memcpy(h->hash, out, 32);
+	fg_hashes = lappend(fg_hashes, h);
+	return true;
+}
+
+#if PG_VERSION_NUM >= 180000
+#define FG_INDEX_BEGINSCAN(heap, index, snap, nkeys) index_beginscan((heap), (index), (snap), NULL, (nkeys), 0)
+#else
+#define FG_INDEX_BEGINSCAN(heap, index, snap, nkeys) index_beginscan((heap), (index), (snap), (nkeys), 0)
+#endif
+
+/*
+ * Whether an index of an extension table finds a row whose column att (the
+ * index's first column) equals val: eq compares as the column collates, and
+ * checks again what a lossy index (hash) returns
+ */
+static bool
+fg_probe(Relation rel, Relation irel, AttrNumber att, StrategyNumber strat, RegProcedure eq, Datum val,
+		 Snapshot snap, TupleTableSlot *slot)
+{
+	Oid			coll = TupleDescAttr(RelationGetDescr(rel), att - 1)->attcollation;
+	ScanKeyData key;
+	IndexScanDesc scan;
+	bool		found = false;
+
+	ScanKeyInit(&key, 1, strat, eq, val);
+	key.sk_collation = coll;
+	scan = FG_INDEX_BEGINSCAN(rel, irel, snap, 1);
+	index_rescan(scan, &key, 1, NULL, 0);
+	while (!found && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		bool		isnull;
+		Datum		d;
+
+		if (!scan->xs_recheck)
+			found = true;
+		else
+		{
+			d = slot_getattr(slot, att, &isnull);
+			found = !isnull && DatumGetBool(OidFunctionCall2Coll(eq, coll, d, val));
+		}
+	}
+	index_endscan(scan);
+	ExecClearTuple(slot);
+	return found;
+}
+
+/*
+ * The evidence tables fg_evidence_exists probes and their indexes (on the
+ * subject, then on the subject hash), looked up once per session (forgotten
+ * at any invalidation of one of them, or of all)
+ */
+#define FG_NEVID 4
+static const char *const fg_evid_names[FG_NEVID][3] = {
+	{"consent_state", "consent_state_pkey", NULL},
+	{"evidence_subjects", NULL, "evidence_subjects_pkey"},
+	{"consent_ledger", "consent_ledger_subject_idx", "consent_ledger_subject_hash_idx"},
+	{"legal_hold_events", "legal_hold_events_subject_idx", "legal_hold_events_subject_hash_idx"},
+};
+static Oid	fg_evid_oids[FG_NEVID][3];
+static bool fg_evid_valid = false;
+
+/* a relcache invalidation of one of the evidence tables: look them up again */
+static void
+fg_evid_callback(Datum arg, Oid relid)
+{
+	int			i;
+	int			j;
+
+	if (!fg_evid_valid)
+		return;
+	for (i = 0; i < FG_NEVID; i++)
+		for (j = 0; j < 3; j++)
+			if (!OidIsValid(relid) || fg_evid_oids[i][j] == relid)
+				fg_evid_valid = false;
+}
+
+/* an evidence table and its indexes opened, each with its lock kept */
+typedef struct FgEvid
+{
+	Relation	rel;
+	Relation	idx[2];			/* on the subject, on the subject hash (or NULL) */
+	AttrNumber	att[2];			/* subject, subject_hash */
+	TupleTableSlot *slot;
+} FgEvid;
+
+/*
+ * Evidence table i and its indexes (the local rows under Citus), opened for
+ * reading; false when one of them or of their columns is missing.  The
+ * locks are kept to the end of the transaction (closed with NoLock), as the
+ * executor keeps them: the next erasure of the transaction finds them held.
+ */
+static bool
+fg_open_evidence(int i, FgEvid *ev)
+{
+	Oid			relid;
+	Oid			idx[2];
+	int			nidx = 0;
+	int			j;
+
+	memset(ev, 0, sizeof(FgEvid));
+	if (!fg_evid_valid)
+	{
+		Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
+		int			k;
+
+		for (k = 0; k < FG_NEVID; k++)
+			for (j = 0; j < 3; j++)
+				fg_evid_oids[k][j] = fg_evid_names[k][j] != NULL ?
+					get_relname_relid(fg_evid_names[k][j], nsp) : InvalidOid;
+		fg_evid_valid = true;
+	}
+	relid = fg_evid_oids[i][0];
+	if (!OidIsValid(relid))
+		return false;
+	for (j = 0; j < 2; j++)
+	{
+		if (fg_evid_names[i][j + 1] == NULL)
+			continue;
+		if (!OidIsValid(fg_evid_oids[i][j + 1]))
+			return false;
+		idx[nidx++] = fg_evid_oids[i][j + 1];
+	}
+	relid = CvCitusRowsRelation(relid, idx, nidx);
+	ev->rel = table_open(relid, AccessShareLock);
+	ev->att[0] = get_attnum(relid, "subject");
+	ev->att[1] = get_attnum(relid, "subject_hash");
+	nidx = 0;
+	for (j = 0; j < 2; j++)
+		if (fg_evid_names[i][j + 1] != NULL)
+			ev->idx[j] = index_open(idx[nidx++], AccessShareLock);
+	ev->slot = table_slot_create(ev->rel, NULL);
+	return ev->att[0] != InvalidAttrNumber && ev->att[1] != InvalidAttrNumber;
+}
+
+/*
+ * Whether _redact_subject has anything to do for these spellings: a row of
+ * consent_state, evidence_subjects, consent_ledger or legal_hold_events that
+ * names one of them, in plain text or as its keyed hash, seen under a fresh
+ * snapshot as the function's own statements would see them.  Index probes
+ * only; an erasure of a subject that left no evidence then skips the
+ * function (the planning of its statements was most of such an erasure's
+ * time).  Any row at all counts (a redact entry too): the function decides
+ * what it names.  A table, index or column missing: true (likewise).
+ */
+static bool
+fg_evidence_exists(List *spellings)
+{
+	FgEvid		ev[FG_NEVID];
+	Snapshot	snap;
+	List	   *done = NIL;
+	ListCell   *lc;
+	bool		found = false;
+	int			i;
+	int			j;
+
+	for (i = 0; i < FG_NEVID; i++)
+		if (!fg_open_evidence(i, &ev[i]))
+			found = true;
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetTransactionSnapshot());
+	foreach(lc, spellings)
+	{
+		const char *s = lfirst(lc);
+		uint8		h[32];
+		Datum		val[2];
+		ListCell   *ld;
+		bool		dup = false;
+
+		if (found)
+			break;
+		foreach(ld, done)
+			dup = dup || strcmp(lfirst(ld), s) == 0;
+		if (s[0] == '\0' || dup)
+			continue;
+		done = lappend(done, (void *) s);
+		val[0] = CStringGetTextDatum(s);
+		val[1] = fg_evidence_hash(s, h) ? fg_bytea32(h) : (Datum) 0;
+
+		/*
+		 * consent_state by the subject (its primary key's first column);
+		 * evidence_subjects by the hash; the ledger and the hold log by the
+		 * subject (entries of hash version 1; the ledger's index is a hash
+		 * index) and by the hash (version 2)
+		 */
+		for (i = 0; i < FG_NEVID && !found; i++)
+			for (j = 0; j < 2 && !found; j++)
+				if (ev[i].idx[j] != NULL && val[j] != (Datum) 0)
+					found = fg_probe(ev[i].rel, ev[i].idx[j], ev[i].att[j],
+									 ev[i].idx[j]->rd_rel->relam == HASH_AM_OID ?
+									 HTEqualStrategyNumber : BTEqualStrategyNumber,
+									 j == 0 ? F_TEXTEQ : F_BYTEAEQ, val[j], snap, ev[i].slot);
+	}
+	UnregisterSnapshot(snap);
+	for (i = 0; i < FG_NEVID; i++)
+	{
+		if (ev[i].slot != NULL)
+			ExecDropSingleTupleTableSlot(ev[i].slot);
+		for (j = 0; j < 2; j++)
+			if (ev[i].idx[j] != NULL)
+				index_close(ev[i].idx[j], NoLock);
+		if (ev[i].rel != NULL)
+			table_close(ev[i].rel, NoLock);
+	}
+	return found;
+}
+
 PG_FUNCTION_INFO_V1(cv_forget_subject);
 
 
@@ -3359,6 +3609,7 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 
 		/* the plan, built again when the catalog, the registry or the labels changed; the tables locked */
 		fg_begin_walk("erasure", RowExclusiveLock);
+		fg_hashes = NIL;
 		fg_subject_init(&fs, subject);
 
 		/* refused under a legal hold */
@@ -3429,19 +3680,24 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 			List	   *all = list_concat(list_copy(same), fg_withdrawn);
 
 			all = lappend(all, pstrdup(subject));
-			if (SPI_connect() != SPI_OK_CONNECT)
-				elog(ERROR, "SPI_connect failed");
-			if (SPI_execute_with_args("SELECT customer_vault._redact_subject($1, $2)", 2,
-									  (Oid[]) {TEXTARRAYOID, INT8OID},
-									  (Datum[]) {fg_text_array(all), Int64GetDatum(receipt_id)},
-									  NULL, false, 0) != SPI_OK_SELECT)
-				elog(ERROR, "could not redact the subject from the evidence logs");
-			SPI_finish();
+			/* nothing names the subject (no consent, no evidence): nothing to redact */
+			if (fg_evidence_exists(all))
+			{
+				if (SPI_connect() != SPI_OK_CONNECT)
+					elog(ERROR, "SPI_connect failed");
+				if (SPI_execute_plan(CvSavedPlan(&fg_plan_redact,
+												 "SELECT customer_vault._redact_subject($1, $2)",
+												 2, (Oid[]) {TEXTARRAYOID, INT8OID}),
+									 (Datum[]) {fg_text_array(all), Int64GetDatum(receipt_id)},
+									 NULL, false, 0) != SPI_OK_SELECT)
+					elog(ERROR, "could not redact the subject from the evidence logs");
+				SPI_finish();
+			}
 			fg_withdrawn = NIL;
 		}
 
 		/* the receipt */
-		has_hash = CvSubjectHash(canon, strlen(canon), true, hash);
+		has_hash = fg_evidence_hash(canon, hash) || CvSubjectHash(canon, strlen(canon), true, hash);
 		initStringInfo(&counts);
 		appendStringInfo(&counts, "{\"tables\": %s, \"subject_key_shredded\": %s, \"consents_withdrawn\": %d, \"not_reached\": %s}",
 						 tables, shredded ? "true" : "false", withdrawn, not_reached);
@@ -3456,6 +3712,7 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	fg_hashes = NIL;			/* allocated in SPI's memory, gone below */
 	SPI_finish();
 	PG_RETURN_DATUM(result);
 }

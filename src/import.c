@@ -863,6 +863,21 @@ cv_evidence_subject(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(hd);
 }
 
+/*
+ * CvEvidenceSubjectHash: the keyed hash evidence entries of hash version 2
+ * store for a subject, as _evidence_subject(subject, false) gives it (the
+ * subject hash key made on first need); false when entries are of version 1
+ * (no root key configured, or the tables before ALTER EXTENSION UPDATE).
+ */
+bool
+CvEvidenceSubjectHash(const char *subject, int len, uint8 out[32])
+{
+	if (!imp_v2_ready())
+		return false;
+	imp_subject_hash(subject, len, out);
+	return true;
+}
+
 /* whether consent_state is a Citus reference table (citus_setup) */
 static bool
 imp_cstate_is_citus(void)
