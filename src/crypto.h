@@ -52,5 +52,6 @@ extern bool cv_hkdf_sha256_ex(const uint8_t *salt, size_t salt_len,
 							  uint8_t *out, size_t out_len);
 extern bool cv_sha256(const uint8_t *msg, size_t len, uint8_t out[32]);
 extern void cv_wipe(void *buf, size_t len);
+extern void cv_crypto_warm_up(void);
 
 #endif							/* CV_CRYPTO_H */

@@ -56,6 +56,8 @@ _PG_init(void)
 	AuditInit();
 	if (process_shared_preload_libraries_in_progress)
 	{
+		/* OpenSSL's one-time set-up here, inherited by every backend */
+		cv_crypto_warm_up();
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = cv_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;
