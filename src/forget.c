@@ -3279,17 +3279,15 @@ fg_receipt(int64 id, Oid caller, const uint8 *subject_hash, const char *reason, 
 		appendStringInfoString(&buf, "null");
 	appendStringInfoString(&buf, ", \"reason\": ");
 	escape_json(&buf, reason);
-	/* the members of counts, then the hash */
-	appendStringInfo(&buf, ", %s", canon_counts + 1);
-	buf.len--;
-	buf.data[buf.len] = '\0';
 	appendStringInfoString(&buf, ", \"hash\": ");
 	escape_json(&buf, hashhex);
 	appendStringInfoChar(&buf, '}');
+	/* then the members of counts (already jsonb: not parsed again; no key in common) */
 	{
+		Datum		head = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 		MemoryContext old = MemoryContextSwitchTo(outer);
 
-		result = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+		result = DirectFunctionCall2(jsonb_concat, head, counts_jb);
 		MemoryContextSwitchTo(old);
 	}
 	return result;
