@@ -68,12 +68,12 @@ REGRESS += forget_spellings forget_inherit
 # no subject identifier left in the evidence logs (part LEDGER, issue 12)
 REGRESS += ledger_privacy
 # a kept statement never analysed again mid-walk; the walk's findings (part WALKFIX, issue 12)
-REGRESS += walk_replan
+REGRESS += walk_replan walk_findings
 # the owner switch and a citus.propagate_set_commands placeholder (review rev-audimp, HIGH)
 REGRESS += citus_placeholder
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr
+ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time

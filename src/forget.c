@@ -145,7 +145,8 @@ static Oid *fg_watch = NULL;
 static int	fg_nwatch = 0;
 
 /*
- * The tables of the plan with inheritance children, and how many tables
+ * The tables of the reach with inheritance children (registered or
+ * reaching them through foreign keys), and how many tables
  * (themselves included) find_all_inheritors gave when the plan was built: a
  * child added later sends no invalidation the plan hears, so each erasure
  * counts again (fg_children_changed).
@@ -453,6 +454,82 @@ fg_foreign_keys(void)
 	return fks;
 }
 
+/*
+ * A foreign key is not inherited: the rows of an inheritance child of a
+ * referencing table are not checked against the referenced table, but they
+ * name its rows all the same (the child's columns are the parent's).  For
+ * every foreign key whose referencing table has inheritance children (any
+ * depth), one more entry per child with the key's columns found by name in
+ * the child (its confdeltype '-': no action of its own, no cascade to check),
+ * so the reach takes in the children of every table it reaches, and their
+ * own referencing tables.  kids and kid_parents (nkids of them): each child
+ * with the referencing table above it; other sessions' temporary tables
+ * (nobody else may read them) and foreign tables (not ours to delete from)
+ * are left out and gathered in temps (ntemps), named in not_reached.
+ */
+static int	fg_pos(Oid *rels, int n, Oid relid);
+
+static List *
+fg_inherited_keys(List *fks, Oid **kids, Oid **kid_parents, int *nkids, Oid **temps, int *ntemps)
+{
+	List	   *out = NIL;
+	ListCell   *lc;
+
+	foreach(lc, fks)
+	{
+		FgFk	   *fk = lfirst(lc);
+		List	   *all;
+		ListCell   *lk;
+
+		out = lappend(out, fk);
+		if (get_rel_relkind(fk->child) != RELKIND_RELATION || !has_subclass(fk->child))
+			continue;
+		all = find_all_inheritors(fk->child, NoLock, NULL);
+		fg_note_children(fk->child, list_length(all));
+		foreach(lk, all)
+		{
+			Oid			kid = lfirst_oid(lk);
+			FgFk	   *k;
+			int			c;
+			bool		ok = true;
+
+			if (kid == fk->child)
+				continue;
+			if (isOtherTempNamespace(get_rel_namespace(kid)) || get_rel_relkind(kid) == RELKIND_FOREIGN_TABLE)
+			{
+				if (fg_pos(*temps, *ntemps, kid) < 0)
+				{
+					*temps = repalloc(*temps, sizeof(Oid) * (*ntemps + 1));
+					(*temps)[(*ntemps)++] = kid;
+				}
+				continue;
+			}
+			if (!fg_is_node(kid))
+				continue;
+			k = palloc(sizeof(FgFk));
+			memcpy(k, fk, sizeof(FgFk));
+			k->child = kid;
+			k->deltype = '-';
+			for (c = 0; c < fk->n && ok; c++)
+			{
+				char	   *name = get_attname(fk->child, fk->key[c], true);
+
+				k->key[c] = name ? get_attnum(kid, name) : InvalidAttrNumber;
+				ok = k->key[c] != InvalidAttrNumber;
+			}
+			if (!ok)
+				continue;
+			out = lappend(out, k);
+			*kids = repalloc(*kids, sizeof(Oid) * (*nkids + 1));
+			*kid_parents = repalloc(*kid_parents, sizeof(Oid) * (*nkids + 1));
+			(*kids)[*nkids] = kid;
+			(*kid_parents)[*nkids] = fk->child;
+			(*nkids)++;
+		}
+	}
+	return out;
+}
+
 /* a type's schema-qualified name, quoted (never 'character', i.e. char(1)) */
 static char *
 fg_type_name(Oid typ)
@@ -750,6 +827,9 @@ fg_build_plan(void)
 	int			r;
 	Oid		   *foreign_kids = palloc(sizeof(Oid));
 	int			nforeign = 0;
+	Oid		   *temp_kids = palloc(sizeof(Oid));
+	int			ntemp = 0;
+	Oid		   *reg_oids;
 
 	fg_valid = false;
 	fg_free();
@@ -765,6 +845,9 @@ fg_build_plan(void)
 
 	/* the registered tables and their subject columns */
 	reg = fg_read_registry("subject_tables", false, &nreg);
+	reg_oids = palloc(sizeof(Oid) * Max(nreg, 1));
+	for (r = 0; r < nreg; r++)
+		reg_oids[r] = reg[r].relid;
 	fks = fg_foreign_keys();
 	/*
 	 * The inheritance children of the registered tables (any depth): their
@@ -790,6 +873,16 @@ fg_build_plan(void)
 
 			if (kid == reg[r].relid)
 				continue;
+			/* another session's temporary table: nobody else may read it (named in not_reached) */
+			if (isOtherTempNamespace(get_rel_namespace(kid)))
+			{
+				if (fg_pos(temp_kids, ntemp, kid) < 0)
+				{
+					temp_kids = repalloc(temp_kids, sizeof(Oid) * (ntemp + 1));
+					temp_kids[ntemp++] = kid;
+				}
+				continue;
+			}
 			inh_child = repalloc(inh_child, sizeof(Oid) * (ninh + 1));
 			inh_parent = repalloc(inh_parent, sizeof(Oid) * (ninh + 1));
 			inh_child[ninh] = kid;
@@ -831,6 +924,27 @@ fg_build_plan(void)
 		subjcol[nrel] = subjcol[pp];
 		depth[nrel] = 0;
 		nrel++;
+	}
+	/* the inheritance children of the referencing tables, as referencing tables of their own */
+	{
+		Oid		   *fk_kids = palloc(sizeof(Oid));
+		Oid		   *fk_kid_parents = palloc(sizeof(Oid));
+		int			nfk_kids = 0;
+
+		fks = fg_inherited_keys(fks, &fk_kids, &fk_kid_parents, &nfk_kids, &temp_kids, &ntemp);
+		for (r = 0; r < nfk_kids; r++)
+		{
+			inh_child = repalloc(inh_child, sizeof(Oid) * (ninh + 1));
+			inh_parent = repalloc(inh_parent, sizeof(Oid) * (ninh + 1));
+			inh_child[ninh] = fk_kids[r];
+			inh_parent[ninh] = fk_kid_parents[r];
+			ninh++;
+		}
+		cap = nreg + ninh + 2 * list_length(fks) + 1;
+		rels = repalloc(rels, sizeof(Oid) * cap);
+		depth = repalloc(depth, sizeof(int) * cap);
+		subjcol = repalloc(subjcol, sizeof(char *) * cap);
+		treat = repalloc(treat, cap);
 	}
 	/* the reach, level by level (a table at most once: its shortest depth) */
 	for (d = 0; d < 64; d++)
@@ -997,6 +1111,55 @@ fg_build_plan(void)
 			appendStringInfo(&cond, "(t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
 							 quote_identifier(subjcol[i]), fg_type_name(t->subject_type));
 			np = 1;
+
+			/*
+			 * A child of more registered tables than one (multiple
+			 * inheritance) holds rows of the subject by each parent's
+			 * subject column: any of them (of one type: the subject is
+			 * read in one).
+			 */
+			if (fg_pos(reg_oids, nreg, rels[i]) < 0)
+			{
+				List	   *cols = list_make1(subjcol[i]);
+
+				for (k = 0; k < ninh; k++)
+				{
+					int			rp = fg_pos(reg_oids, nreg, inh_parent[k]);
+					ListCell   *lcc;
+					bool		seen_col = false;
+					AttrNumber	att2;
+
+					if (inh_child[k] != rels[i] || rp < 0 || reg[rp].col == NULL)
+						continue;
+					foreach(lcc, cols)
+						if (strcmp((char *) lfirst(lcc), reg[rp].col) == 0)
+							seen_col = true;
+					if (seen_col)
+						continue;
+					att2 = get_attnum(rels[i], reg[rp].col);
+					if (att2 == InvalidAttrNumber)
+						continue;
+					if (get_atttype(rels[i], att2) != t->subject_type)
+						ereport(ERROR,
+								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+								 errmsg("table %s inherits subject columns of different types from registered tables",
+										DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(rels[i])))),
+								 errdetail("Subject columns %s and %s are of types %s and %s.",
+										   quote_identifier(subjcol[i]), quote_identifier(reg[rp].col),
+										   format_type_be(t->subject_type), format_type_be(get_atttype(rels[i], att2))),
+								 errhint("Register the child itself with one subject column, or give both parents' subject columns one type.")));
+					cols = lappend(cols, reg[rp].col);
+					appendStringInfo(&cond, " OR (t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
+									 quote_identifier(reg[rp].col), fg_type_name(t->subject_type));
+				}
+				if (list_length(cols) > 1)
+				{
+					char	   *c = pstrdup(cond.data);
+
+					resetStringInfo(&cond);
+					appendStringInfo(&cond, "(%s)", c);
+				}
+			}
 		}
 		else
 		{
@@ -1251,6 +1414,19 @@ fg_build_plan(void)
 			MemoryContextStrdup(fg_cxt, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(foreign_kids[r]))));
 		fg_nunreached++;
 	}
+	/* other sessions' temporary inheritance children (their rows cannot be read here), foreign children of referencing tables */
+	if (ntemp > 0)
+	{
+		fg_unreached_oids = repalloc(fg_unreached_oids, sizeof(Oid) * (fg_nunreached + ntemp));
+		fg_unreached_names = repalloc(fg_unreached_names, sizeof(char *) * (fg_nunreached + ntemp));
+		for (r = 0; r < ntemp; r++)
+		{
+			fg_unreached_oids[fg_nunreached] = temp_kids[r];
+			fg_unreached_names[fg_nunreached] =
+				MemoryContextStrdup(fg_cxt, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(temp_kids[r]))));
+			fg_nunreached++;
+		}
+	}
 	for (r = 1; r < fg_nunreached; r++)
 		for (k = r; k > 0 && strcmp(fg_unreached_names[k - 1], fg_unreached_names[k]) > 0; k--)
 		{
@@ -1273,7 +1449,7 @@ fg_build_plan(void)
 }
 
 /*
- * Whether a table of the plan gained or lost inheritance children since the
+ * Whether a table of the reach gained or lost inheritance children since the
  * plan was built (a new child sends no invalidation the plan hears); cheap
  * for tables without children (one syscache lookup each).
  */
@@ -2308,8 +2484,8 @@ cv_forget_walk(PG_FUNCTION_ARGS)
  * The statement export_subject reads a table's rows of the subject with:
  * every column as jsonb text (to_jsonb of the row), and the row context of
  * each protected column as a jsonb object (NULL without protected columns;
- * an inheritance child without protected columns of its own takes its
- * registered parent's, whose columns it inherits).  The WHERE clause and
+ * an inheritance child's are its own and its ancestors', whose columns it
+ * inherits).  The WHERE clause and
  * parameters are the erasure's.  protect_column changes the table (a
  * trigger, a rewrite) and a protected_columns row goes only with its table
  * or column (DDL), so the relcache invalidation that makes the plan stale
@@ -2319,35 +2495,34 @@ static void
 fg_rows_sql(FgTable *t)
 {
 	Oid			argt = OIDOID;
+	Datum		arg = ObjectIdGetDatum(t->relid);
 	char	   *ctx = NULL;
-	int			pass;
+	Datum		v;
+	bool		isnull;
 
-	for (pass = 0; pass < 2 && ctx == NULL; pass++)
-	{
-		Oid			rel = pass == 0 ? t->relid : t->inh_parent;
-		Datum		arg = ObjectIdGetDatum(rel);
-		Datum		v;
-		bool		isnull;
-
-		if (!OidIsValid(rel))
-			break;
-		if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('%L, %s', pc.column_name,"
-								  " CASE WHEN pc.context_column IS NULL THEN pg_catalog.quote_literal(pc.binding)"
-								  " ELSE pg_catalog.format('customer_vault._row_context(%L, t.%I)', pc.binding, pc.context_column) END),"
-								  " ', ' ORDER BY pc.column_name)"
-								  " FROM customer_vault.protected_columns pc"
-								  " WHERE pc.relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
-								  1, &argt, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "the protected columns of table %u could not be read", rel);
-		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-		if (!isnull)
-		{
-			ctx = TextDatumGetCString(v);
-			t->pc_rel = rel;
-		}
-	}
-	if (ctx == NULL)
-		t->pc_rel = t->relid;
+	/*
+	 * The protected columns of the table and of its ancestors (the columns
+	 * it inherits are sealed as theirs: a column of its own protected too
+	 * must not hide them), the nearest definition of a column first.
+	 */
+	if (SPI_execute_with_args("WITH RECURSIVE anc(r, lvl) AS ("
+							  " SELECT $1, 0"
+							  " UNION ALL SELECT i.inhparent, a.lvl OPERATOR(pg_catalog.+) 1"
+							  " FROM pg_catalog.pg_inherits i JOIN anc a ON i.inhrelid OPERATOR(pg_catalog.=) a.r"
+							  " WHERE a.lvl OPERATOR(pg_catalog.<) 64)"
+							  " SELECT pg_catalog.string_agg(pg_catalog.format('%L, %s', pc.column_name,"
+							  " CASE WHEN pc.context_column IS NULL THEN pg_catalog.quote_literal(pc.binding)"
+							  " ELSE pg_catalog.format('customer_vault._row_context(%L, t.%I)', pc.binding, pc.context_column) END),"
+							  " ', ' ORDER BY pc.column_name)"
+							  " FROM (SELECT DISTINCT ON (p.column_name) p.column_name, p.context_column, p.binding"
+							  " FROM customer_vault.protected_columns p JOIN anc ON p.relid::pg_catalog.oid OPERATOR(pg_catalog.=) anc.r"
+							  " ORDER BY p.column_name, anc.lvl) pc",
+							  1, &argt, &arg, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "the protected columns of table %u could not be read", t->relid);
+	v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		ctx = TextDatumGetCString(v);
+	t->pc_rel = t->relid;
 	t->rows_sql = MemoryContextStrdup(fg_cxt,
 									  psprintf("SELECT pg_catalog.to_jsonb(t)::pg_catalog.text, %s%s%s FROM %s WHERE %s",
 											   ctx ? "pg_catalog.jsonb_build_object(" : "NULL::pg_catalog.text",
@@ -2366,7 +2541,7 @@ fg_rows_sql(FgTable *t)
  * rows: per row of the subject its jsonb text and the row context of its
  * protected columns (as jsonb text or NULL), pair after pair; empty where
  * the table holds none; protected_from: the table whose protected_columns
- * rows name (the table, or an inheritance child's registered parent).
+ * rows apply, with its ancestors' (the table itself).
  * Executable by nobody: _export_collect (SECURITY DEFINER) calls it.
  */
 Datum

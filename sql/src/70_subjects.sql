@@ -614,6 +614,7 @@ DECLARE
     ledger jsonb;
     holds jsonb;
     redacted bigint[];
+    anc oid[];
 BEGIN
     PERFORM customer_vault._coordinator_only('export_subject()');
     IF subject IS NULL THEN
@@ -636,8 +637,15 @@ BEGIN
               WHERE pg_catalog.cardinality(w.rows) > 0
               ORDER BY 2, 5 LOOP
         raw := t.raw;
-        -- sealed and bytea columns (an inheritance child's protected columns
-        -- are its registered parent's, unless it has its own)
+        -- the table and its ancestors: an inheritance child's protected
+        -- columns are its own and those it inherits
+        anc := ARRAY(WITH RECURSIVE up(r, lvl) AS (
+                         SELECT t.protected_from, 0
+                         UNION ALL
+                         SELECT i.inhparent, up.lvl + 1 FROM pg_catalog.pg_inherits i JOIN up ON i.inhrelid = up.r
+                          WHERE up.lvl < 64)
+                     SELECT up.r FROM up);
+        -- sealed and bytea columns
         SELECT COALESCE(pg_catalog.array_agg(a.attname::text ORDER BY a.attnum)
                           FILTER (WHERE a.atttypid IN ('customer_vault.encrypted_text'::regtype, 'customer_vault.encrypted_bytea'::regtype)
                                      OR pc.column_name IS NOT NULL), '{}'),
@@ -650,13 +658,14 @@ BEGIN
                                                                                        AND pc.column_name IS NULL), '{}')
           INTO sealed_cols, sealed_kind, bytea_cols
           FROM pg_catalog.pg_attribute a
-          LEFT JOIN customer_vault.protected_columns pc ON pc.relid::oid = t.protected_from AND pc.column_name = a.attname
+          LEFT JOIN (SELECT DISTINCT p.column_name FROM customer_vault.protected_columns p
+                      WHERE p.relid::oid = ANY (anc)) pc ON pc.column_name = a.attname
          WHERE a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped;
         -- blind indexes of protected columns are left out: not the subject's
         -- data, and a deterministic MAC of it (an equality oracle)
         SELECT COALESCE(pg_catalog.array_agg(pc.blind_index_column::text), '{}') INTO bidx_cols
           FROM customer_vault.protected_columns pc
-         WHERE pc.relid::oid = t.protected_from AND pc.blind_index_column IS NOT NULL;
+         WHERE pc.relid::oid = ANY (anc) AND pc.blind_index_column IS NOT NULL;
         rows_json := '[]';
         FOR i IN 0 .. pg_catalog.cardinality(raw) / 2 - 1 LOOP
             rw := raw[2 * i + 1]::jsonb - bidx_cols;
