@@ -505,7 +505,7 @@ cv_seed_touched(const TransactionId *xids, int n, bool *touched)
 		for (; VirtualTransactionIdIsValid(*holders); holders++)
 		{
 			TransactionId xid;
-			TransactionId *hit;
+			const TransactionId *hit;
 
 			/* a prepared transaction's dummy proc: its lxid is its xid */
 			if (!VirtualTransactionIdIsRecoveredPreparedXact(*holders))
@@ -535,7 +535,7 @@ cv_seed_databases(const TransactionId *xids, int n, Oid *dbs)
 	for (p = 0; p < (uint32) max_prepared_xacts; p++)
 	{
 		PGPROC	   *proc = &ProcGlobal->allProcs[ProcGlobal->allProcCount + p];
-		TransactionId *hit;
+		const TransactionId *hit;
 
 		if (proc->pid != 0 || !TransactionIdIsNormal(proc->xid))
 			continue;
