@@ -821,6 +821,46 @@ cv_ledger_hash(PG_FUNCTION_ARGS)
 	return imp_ledger_hash_args(fcinfo, 1, fields, 8);
 }
 
+PG_FUNCTION_INFO_V1(cv_ledger_subject_form);
+
+/*
+ * _ledger_subject_form(hash_version, subject, subject_hash, action): the
+ * check consent_ledger_subject_form_check, with the three-valued result of
+ * the SQL CASE it replaces (CASE hash_version WHEN 1 THEN subject IS NOT
+ * NULL AND subject_hash IS NULL AND action <> 'redact' WHEN 2 THEN subject
+ * IS NULL AND length(subject_hash) = 32 ELSE false END): NULL where that is
+ * NULL (a CHECK lets NULL pass).
+ */
+Datum
+cv_ledger_subject_form(PG_FUNCTION_ARGS)
+{
+	int16		version;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_BOOL(false);
+	version = PG_GETARG_INT16(0);
+	if (version == 1)
+	{
+		text	   *action;
+
+		if (PG_ARGISNULL(1) || !PG_ARGISNULL(2))
+			PG_RETURN_BOOL(false);
+		if (PG_ARGISNULL(3))
+			PG_RETURN_NULL();
+		action = PG_GETARG_TEXT_PP(3);
+		PG_RETURN_BOOL(!(VARSIZE_ANY_EXHDR(action) == 6 && memcmp(VARDATA_ANY(action), "redact", 6) == 0));
+	}
+	if (version == 2)
+	{
+		if (!PG_ARGISNULL(1))
+			PG_RETURN_BOOL(false);
+		if (PG_ARGISNULL(2))
+			PG_RETURN_NULL();
+		PG_RETURN_BOOL(VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(2)) == 32);
+	}
+	PG_RETURN_BOOL(false);
+}
+
 PG_FUNCTION_INFO_V1(cv_evidence_subject);
 
 /*

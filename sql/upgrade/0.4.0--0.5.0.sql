@@ -14,16 +14,20 @@ DROP FUNCTION customer_vault._erasure_reach();
 -- subject as its keyed hash (hash version 2) from now on, the plain subject
 -- in evidence_subjects (deleted by forget_subject); entries written before
 -- keep their plain subject and hash version 1, and verify as written
+-- (the form check's function before the check; replayed below with its comment)
+CREATE FUNCTION customer_vault._ledger_subject_form(hash_version smallint, subject text,
+                                                    subject_hash bytea, action text)
+    RETURNS boolean
+    LANGUAGE C IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'cv_ledger_subject_form';
 ALTER TABLE customer_vault.consent_ledger
     ALTER COLUMN subject DROP NOT NULL,
     ADD COLUMN subject_hash bytea,
     ADD COLUMN hash_version smallint NOT NULL DEFAULT 1,
     DROP CONSTRAINT consent_ledger_action_check,
-    ADD CONSTRAINT consent_ledger_action_check CHECK (action IN ('grant', 'withdraw', 'redact')),
-    ADD CONSTRAINT consent_ledger_subject_form_check CHECK (CASE hash_version
-        WHEN 1 THEN subject IS NOT NULL AND subject_hash IS NULL AND action <> 'redact'
-        WHEN 2 THEN subject IS NULL AND pg_catalog.length(subject_hash) = 32
-        ELSE false END);
+    ADD CONSTRAINT consent_ledger_action_check CHECK (action = ANY ('{grant,withdraw,redact}'::text[])),
+    ADD CONSTRAINT consent_ledger_subject_form_check
+        CHECK (customer_vault._ledger_subject_form(hash_version, subject, subject_hash, action));
 CREATE INDEX consent_ledger_subject_hash_idx ON customer_vault.consent_ledger (subject_hash);
 ALTER TABLE customer_vault.consent_state ADD COLUMN subject_hash bytea;
 CREATE INDEX consent_state_subject_hash_idx ON customer_vault.consent_state USING hash (subject_hash);
