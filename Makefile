@@ -71,6 +71,8 @@ REGRESS += ledger_privacy
 REGRESS += walk_replan walk_findings
 # the owner switch and a citus.propagate_set_commands placeholder (review rev-audimp, HIGH)
 REGRESS += citus_placeholder
+# the ledger's checks cheap to prepare, its subject hash index a hash index (part GRANTIMPORT, issue 15)
+REGRESS += ledger_checks
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child

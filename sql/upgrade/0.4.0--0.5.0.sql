@@ -28,7 +28,7 @@ ALTER TABLE customer_vault.consent_ledger
     ADD CONSTRAINT consent_ledger_action_check CHECK (action = ANY ('{grant,withdraw,redact}'::text[])),
     ADD CONSTRAINT consent_ledger_subject_form_check
         CHECK (customer_vault._ledger_subject_form(hash_version, subject, subject_hash, action));
-CREATE INDEX consent_ledger_subject_hash_idx ON customer_vault.consent_ledger (subject_hash);
+CREATE INDEX consent_ledger_subject_hash_idx ON customer_vault.consent_ledger USING hash (subject_hash);
 ALTER TABLE customer_vault.consent_state ADD COLUMN subject_hash bytea;
 CREATE INDEX consent_state_subject_hash_idx ON customer_vault.consent_state USING hash (subject_hash);
 CREATE TABLE customer_vault.evidence_subjects (
