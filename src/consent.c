@@ -33,7 +33,8 @@
  *    small list of pending prepared xids that every reuse check consults
  *    until every backend sees it finished (seeded, after a restart, with
  *    the prepared transactions that survived it and changed the consent
- *    tables).  A cache's tag names those its snapshot saw in progress; it
+ *    tables, by the first consent check or, before it finishes one, by
+ *    COMMIT/ROLLBACK PREPARED, whichever comes first).  A cache's tag names those its snapshot saw in progress; it
  *    serves a snapshot that sees exactly those in progress (an unresolved
  *    one does not stop reuse; its COMMIT or ROLLBACK PREPARED makes every
  *    cache be read once more).
@@ -78,6 +79,8 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
+#include "tcop/utility.h"
+#include "utils/snapmgr.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/bufmgr.h"
@@ -163,6 +166,7 @@ static void cv_consent_relids(void);
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* this transaction changed the consent tables / bumped "started" */
 static bool cv_consent_dirty = false;
@@ -484,15 +488,10 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
  * are fixed.)
  */
 static void
-cv_seed_touched(const TransactionId *xids, int n, bool *touched)
+cv_seed_touched(const Oid *rels, const TransactionId *xids, int n, bool *touched)
 {
-	Oid			rels[3];
 	int			r;
 
-	cv_consent_relids();
-	rels[0] = cv_purposes_relid;
-	rels[1] = cv_proles_relid;
-	rels[2] = cv_cstate_relid;
 	for (r = 0; r < 3; r++)
 	{
 		LOCKTAG		tag;
@@ -516,6 +515,35 @@ cv_seed_touched(const TransactionId *xids, int n, bool *touched)
 				touched[hit - xids] = true;
 		}
 	}
+}
+
+/*
+ * The relations holding the rows of purposes, purpose_roles and
+ * consent_state in this database (their local shards once Citus made them
+ * reference tables), into rels[3]; false, without an error, when any of
+ * them cannot be found (the extension is not installed here, or Citus has
+ * no copy of them on this node): then the seed keeps every prepared
+ * transaction of this database.  Never an error, because COMMIT PREPARED
+ * runs the seed (cv_consent_utility), and refusing that because of the
+ * extension's state would leave transactions prepared (Citus's recovery of
+ * its own transactions included).
+ */
+static bool
+cv_seed_relids(Oid *rels)
+{
+	static const char *const names[3] = {"purposes", "purpose_roles", "consent_state"};
+	Oid			nsp = get_namespace_oid(CV_SCHEMA, true);
+	int			r;
+
+	if (!OidIsValid(nsp))
+		return false;
+	for (r = 0; r < 3; r++)
+	{
+		rels[r] = CvCitusRowsRelationIfAny(get_relname_relid(names[r], nsp));
+		if (!OidIsValid(rels[r]))
+			return false;
+	}
+	return true;
 }
 
 /*
@@ -548,7 +576,8 @@ cv_seed_databases(const TransactionId *xids, int n, Oid *dbs)
 
 /*
  * Seed the pending list, once per shared memory (server start, crash
- * restart, promotion): transactions prepared before it was made survive it,
+ * restart, promotion), by the first consent check or the first COMMIT or
+ * ROLLBACK PREPARED (cv_consent_seed_before_finish): transactions prepared before it was made survive it,
  * and none of them is in the ring.  Every in-progress xid of snap (a
  * snapshot taken in normal running, so after those were restored) that no
  * live backend runs is one of them, or finished meanwhile.  Those prepared
@@ -569,6 +598,7 @@ cv_consent_seed(Snapshot snap)
 	Oid		   *dbs;
 	bool	   *touched;
 	TransactionId *here;
+	Oid			rels[3];
 	TransactionId over = InvalidTransactionId;
 	int			nfound = 0;
 	int			nhere = 0;
@@ -587,7 +617,7 @@ cv_consent_seed(Snapshot snap)
 			continue;			/* a session's own: its end is recorded as usual */
 		found[nfound++] = xid;
 	}
-	if (nfound > 0 && OidIsValid(get_namespace_oid(CV_SCHEMA, true)))
+	if (nfound > 0 && cv_seed_relids(rels))
 	{
 		qsort(found, nfound, sizeof(TransactionId), cv_xid_cmp);
 		dbs = palloc(sizeof(Oid) * nfound);
@@ -598,7 +628,7 @@ cv_consent_seed(Snapshot snap)
 			if (dbs[j] == MyDatabaseId)
 				here[nhere++] = found[j];
 		if (nhere > 0)
-			cv_seed_touched(here, nhere, touched);
+			cv_seed_touched(rels, here, nhere, touched);
 		nhere = 0;
 		i = 0;
 		for (j = 0; j < nfound; j++)
@@ -628,6 +658,66 @@ cv_consent_seed(Snapshot snap)
 	}
 	SpinLockRelease(&cv_shared->mutex);
 	pfree(found);
+}
+
+/*
+ * Seed before a prepared transaction finishes, if nothing seeded since the
+ * shared memory was made.  A transaction prepared before a restart (or
+ * before a standby's promotion) that finished before the seed, with an xid
+ * at or above the seed snapshot's xmin (held down by any older prepared
+ * transaction), was neither kept nor covered by overflow_xid: a cache read
+ * under a snapshot that saw it in progress got the same tag as snapshots
+ * that see it finished, and its change was ignored by every session until
+ * the next consent change.  In normal running only COMMIT PREPARED and
+ * ROLLBACK PREPARED finish one (FinishPreparedTransaction has no other
+ * caller; WAL replay on a standby finishes them before any snapshot that a
+ * tag is made from), and both come here first, in every backend of a
+ * preloaded library (cv_consent_utility).  The seed this sets (or the one
+ * that set "seeded" first, whose snapshot was taken before) runs while the
+ * transaction is still prepared, holding its locks: it is kept (or, of
+ * another database, kept anyway).  An error here (out of memory, a cancel)
+ * fails the statement before anything is finished; the seed never raises
+ * one for the state of the extension (cv_seed_relids).  During recovery the
+ * statement is refused: nothing to do.
+ */
+static void
+cv_consent_seed_before_finish(void)
+{
+	bool		seeded;
+	Snapshot	snap;
+
+	if (cv_shared == NULL || RecoveryInProgress())
+		return;
+	SpinLockAcquire(&cv_shared->mutex);
+	seeded = cv_shared->seeded;
+	SpinLockRelease(&cv_shared->mutex);
+	if (seeded)
+		return;
+	/* a snapshot taken now (in normal running), that no catalog access replaces */
+	InvalidateCatalogSnapshot();
+	snap = RegisterSnapshot(GetCatalogSnapshot(InvalidOid));
+	cv_consent_seed(snap);
+	UnregisterSnapshot(snap);
+}
+
+/* ProcessUtility: COMMIT / ROLLBACK PREPARED seed first (see above) */
+static void
+cv_consent_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				   ProcessUtilityContext context, ParamListInfo params,
+				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+
+	if (parsetree != NULL && IsA(parsetree, TransactionStmt) &&
+		(((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED ||
+		 ((TransactionStmt *) parsetree)->kind == TRANS_STMT_ROLLBACK_PREPARED))
+		cv_consent_seed_before_finish();
+	if (prev_process_utility_hook)
+		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
+								  queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
 }
 
 /* xmin of the snapshot this backend last dropped pending xids for */
@@ -887,6 +977,9 @@ ConsentInit(void)
 #endif
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = cv_consent_shmem_startup;
+		/* the shared state exists only when preloaded: so does the seed */
+		prev_process_utility_hook = ProcessUtility_hook;
+		ProcessUtility_hook = cv_consent_utility;
 	}
 	RegisterXactCallback(cv_consent_xact_callback, NULL);
 	RegisterSubXactCallback(cv_consent_subxact_callback, NULL);
