@@ -8,7 +8,7 @@
  *		code reading the catalog and the registry: quoted identifiers, never
  *		anything a caller passes).  They are prepared and kept (SPI_keepplan)
  *		until a relcache invalidation names one of the tables, the subject
- *		registry or the retention policies (statement triggers on those two
+ *		registry or the retention policies (triggers on those two
  *		send one), or the PII labels of a table the erasure anonymizes
  *		change; then the next erasure builds them again.
  *
@@ -35,6 +35,7 @@
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_seclabel.h"
 #include "access/tableam.h"
 #include "access/heapam.h"
@@ -98,6 +99,10 @@ typedef struct FgTable
 	char	   *rows_sql;		/* export_subject's read, built when first needed */
 	SPIPlanPtr	rows_plan;		/* prepared when first needed */
 	Oid			pc_rel;			/* the table whose protected columns rows_sql opens */
+	char	   *nspname;		/* the schema and name the statements name it by */
+	char	   *relname;
+	char		relkind;
+	bool		reanalysable;	/* every other name its statements use is pg_catalog's or the extension's */
 } FgTable;
 
 static MemoryContext fg_cxt = NULL;
@@ -233,8 +238,7 @@ fg_relcache_callback(Datum arg, Oid relid)
 				fg_gen++;
 		return;
 	}
-	if (!fg_valid)
-		return;
+	/* (also while already stale: fg_gen tells a walk whether anything it uses changed since it began) */
 	if (!OidIsValid(relid) || relid == fg_registry[0] || relid == fg_registry[1])
 	{
 		fg_valid = false;
@@ -287,7 +291,7 @@ ForgetInit(void)
 	CacheRegisterRelcacheCallback(fg_relcache_callback, (Datum) 0);
 }
 
-/* statement trigger on subject_tables and retention_policies: every backend builds its erasure plan again */
+/* row (and TRUNCATE) trigger on subject_tables and retention_policies: every backend builds its erasure plan again */
 Datum
 cv_erasure_invalidate(PG_FUNCTION_ARGS)
 {
@@ -530,6 +534,21 @@ fg_inherited_keys(List *fks, Oid **kids, Oid **kid_parents, int *nkids, Oid **te
 	return out;
 }
 
+/*
+ * Whether a name the statements of the table being built use (a type, an
+ * operator) lies outside pg_catalog and the extension's schema, where
+ * another role could drop it and make another object of the same name.
+ */
+static bool fg_foreign_name = false;
+
+/* note a namespace of a name the statements use (fg_foreign_name) */
+static void
+fg_note_namespace(Oid nsp)
+{
+	if (nsp != PG_CATALOG_NAMESPACE && nsp != get_namespace_oid(CV_SCHEMA, true))
+		fg_foreign_name = true;
+}
+
 /* a type's schema-qualified name, quoted (never 'character', i.e. char(1)) */
 static char *
 fg_type_name(Oid typ)
@@ -541,6 +560,7 @@ fg_type_name(Oid typ)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for type %u", typ);
 	t = (Form_pg_type) GETSTRUCT(tup);
+	fg_note_namespace(t->typnamespace);
 	name = quote_qualified_identifier(get_namespace_name(t->typnamespace), NameStr(t->typname));
 	ReleaseSysCache(tup);
 	return name;
@@ -557,6 +577,7 @@ fg_operator(Oid opr)
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for operator %u", opr);
 	o = (Form_pg_operator) GETSTRUCT(tup);
+	fg_note_namespace(o->oprnamespace);
 	s = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(o->oprnamespace)), NameStr(o->oprname));
 	ReleaseSysCache(tup);
 	return s;
@@ -1080,9 +1101,13 @@ fg_build_plan(void)
 			elog(ERROR, "cache lookup failed for relation %u", rels[i]);
 		cform = (Form_pg_class) GETSTRUCT(ctup);
 		t->owner = cform->relowner;
+		t->relkind = cform->relkind;
+		t->nspname = MemoryContextStrdup(fg_cxt, get_namespace_name(cform->relnamespace));
+		t->relname = MemoryContextStrdup(fg_cxt, NameStr(cform->relname));
 		qual = psprintf("%s%s t", cform->relkind == RELKIND_PARTITIONED_TABLE ? "" : "ONLY ",
-						quote_qualified_identifier(get_namespace_name(cform->relnamespace), NameStr(cform->relname)));
+						quote_qualified_identifier(t->nspname, t->relname));
 		ReleaseSysCache(ctup);
+		fg_foreign_name = false;
 		fg_n = i + 1;
 		t->relid = rels[i];
 		t->depth = depth[i];
@@ -1384,6 +1409,7 @@ fg_build_plan(void)
 				t->danger[2] = MemoryContextStrdup(fg_cxt, psprintf("%c", first->deltype));
 			}
 		}
+		t->reanalysable = !fg_foreign_name;
 		/* the statements, kept */
 		if (t->keys_sql != NULL)
 			t->keys_plan = fg_prepare(t->keys_sql, np, types);
@@ -1983,11 +2009,42 @@ fg_refuse_changed(void)
 					 "Run export_subject again.")));
 }
 
-/* the plan is still the one the walk began with (checked before every statement) */
+/*
+ * Before a statement of table t is analysed again in the middle of a walk
+ * (it was invalidated: a GRANT on the table, an ANALYZE, a change of
+ * anything it depends on) or a new one is prepared: analysis finds the
+ * table by the name the statement gives, so that name must still be the
+ * same table (OID), of the same kind and owner, else a table dropped and
+ * replaced by a view (or by another table) would be read or changed as the
+ * recorded owner.  A statement naming a type or an operator outside
+ * pg_catalog and the extension (a foreign key's own type) is not analysed
+ * again once anything of the walk changed: whoever owns that name could
+ * have replaced it.  Harmless invalidations no longer refuse the walk.
+ */
 static void
-fg_check_unchanged(void)
+fg_check_table(FgTable *t, bool analysed_again)
 {
-	if (fg_walk_kind == NULL || !fg_valid || fg_gen != fg_walk_gen)
+	Oid			nsp;
+	HeapTuple	tup;
+	bool		same = false;
+
+	if (fg_walk_kind == NULL)
+		fg_refuse_changed();
+	if (!t->reanalysable && (analysed_again || fg_gen != fg_walk_gen))
+		fg_refuse_changed();
+	nsp = get_namespace_oid(t->nspname, true);
+	if (OidIsValid(nsp) && get_relname_relid(t->relname, nsp) == t->relid)
+	{
+		tup = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
+		if (HeapTupleIsValid(tup))
+		{
+			Form_pg_class c = (Form_pg_class) GETSTRUCT(tup);
+
+			same = c->relkind == t->relkind && c->relowner == t->owner;
+			ReleaseSysCache(tup);
+		}
+	}
+	if (!same)
 		fg_refuse_changed();
 }
 
@@ -2020,8 +2077,12 @@ static void fg_rows_sql(FgTable *t);
  * the export) so that DDL of other sessions waits for the end of the
  * transaction, the export's statements prepared, and the validity checked
  * again after the locks (a change committed while waiting for them is seen
- * then; the plan is built again).  From here on fg_exec refuses a statement
- * once the plan's generation moved or the statement is no longer valid.
+ * then; the plan is built again).  A plan built while every table it found
+ * was locked already is taken even if an invalidation came meanwhile (a
+ * GRANT takes no lock; a change of the registry or the labels is
+ * concurrent with the walk either way): a loop of harmless invalidations
+ * must not keep every walk from starting.  From here on fg_exec checks a
+ * statement that would be analysed again (fg_check_table).
  */
 static void
 fg_begin_walk(const char *kind, LOCKMODE mode)
@@ -2029,18 +2090,32 @@ fg_begin_walk(const char *kind, LOCKMODE mode)
 	bool		export = strcmp(kind, "export") == 0;
 	int			attempt;
 	int			i;
+	Oid		   *locked = palloc(sizeof(Oid));
+	int			nlocked = 0;
 
 	fg_walk_kind = NULL;
 	for (attempt = 0;; attempt++)
 	{
+		bool		under_locks = false;
+
 		if (!fg_valid || fg_children_changed() || !fg_plans_valid())
+		{
 			fg_build();
+			under_locks = attempt > 0;
+			for (i = 0; i < fg_n && under_locks; i++)
+				under_locks = fg_pos(locked, nlocked, fg_tables[i].relid) >= 0;
+		}
+		locked = repalloc(locked, sizeof(Oid) * (nlocked + fg_n + 1));
 		for (i = 0; i < fg_n; i++)
+		{
 			LockRelationOid(fg_tables[i].relid, mode);
+			if (fg_pos(locked, nlocked, fg_tables[i].relid) < 0)
+				locked[nlocked++] = fg_tables[i].relid;
+		}
 		if (export)
 		{
 			/* prepared as the export's own role, as the plan was, before any owner's code runs */
-			for (i = 0; i < fg_n && fg_valid; i++)
+			for (i = 0; i < fg_n; i++)
 			{
 				FgTable    *t = &fg_tables[i];
 
@@ -2051,7 +2126,7 @@ fg_begin_walk(const char *kind, LOCKMODE mode)
 				t->rows_plan = fg_prepare(t->rows_sql, t->nparams, t->types);
 			}
 		}
-		if (fg_valid && !fg_children_changed() && fg_plans_valid())
+		if (under_locks || (fg_valid && !fg_children_changed() && fg_plans_valid()))
 			break;
 		if (attempt >= 2)
 		{
@@ -2077,9 +2152,10 @@ fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
 {
 	int			rc;
 
-	fg_check_unchanged();
-	if (!SPI_plan_is_valid(plan))
+	if (fg_walk_kind == NULL)
 		fg_refuse_changed();
+	if (!SPI_plan_is_valid(plan))
+		fg_check_table(t, true);
 	if (fg_cur_owner != t->owner)
 	{
 		if (OidIsValid(fg_cur_owner))
@@ -2363,7 +2439,7 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 			{
 				/* prepared as the erasure's own role, as the plan was, if nothing changed */
 				fg_end_owner();
-				fg_check_unchanged();
+				fg_check_table(t, false);
 				t->count_plan = fg_prepare(fg_count_sql(t), t->nparams,
 										   fg_param_types(t));
 			}

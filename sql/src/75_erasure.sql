@@ -240,20 +240,33 @@ CREATE OR REPLACE FUNCTION customer_vault._forget_walk(subject text, caller oid)
 COMMENT ON FUNCTION customer_vault._forget_walk(text, oid) IS
     'internal: forget_subject''s changes to every table of the subject reach, as each table''s owner; the counts per table as JSON';
 
--- Statement trigger on the subject registry and the retention policies:
--- every session builds its kept erasure plan again (relcache invalidation).
+-- Triggers on the subject registry and the retention policies: every
+-- session builds its kept erasure plan again (relcache invalidation) once a
+-- row changed.  Row triggers (and a statement trigger for TRUNCATE), not a
+-- statement trigger for every DML: the sql_drop event triggers delete from
+-- these tables on every DROP of anything, by any role (a temporary
+-- function's), and a statement that deleted nothing sent the invalidation
+-- all the same (review rev-walk F2: it made walks in flight fail).
 CREATE OR REPLACE FUNCTION customer_vault._erasure_invalidate() RETURNS trigger
     LANGUAGE C AS 'MODULE_PATHNAME', 'cv_erasure_invalidate';
 COMMENT ON FUNCTION customer_vault._erasure_invalidate() IS
-    'internal: statement trigger telling every session to build its erasure plan again';
+    'internal: trigger telling every session to build its erasure plan again';
 CREATE OR REPLACE TRIGGER subject_tables_erasure_invalidate
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON customer_vault.subject_tables
+    AFTER INSERT OR UPDATE OR DELETE ON customer_vault.subject_tables
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._erasure_invalidate();
+CREATE OR REPLACE TRIGGER subject_tables_erasure_invalidate_truncate
+    AFTER TRUNCATE ON customer_vault.subject_tables
     FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._erasure_invalidate();
 CREATE OR REPLACE TRIGGER retention_policies_erasure_invalidate
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON customer_vault.retention_policies
+    AFTER INSERT OR UPDATE OR DELETE ON customer_vault.retention_policies
+    FOR EACH ROW EXECUTE FUNCTION customer_vault._erasure_invalidate();
+CREATE OR REPLACE TRIGGER retention_policies_erasure_invalidate_truncate
+    AFTER TRUNCATE ON customer_vault.retention_policies
     FOR EACH STATEMENT EXECUTE FUNCTION customer_vault._erasure_invalidate();
 ALTER TABLE customer_vault.subject_tables ENABLE ALWAYS TRIGGER subject_tables_erasure_invalidate;
+ALTER TABLE customer_vault.subject_tables ENABLE ALWAYS TRIGGER subject_tables_erasure_invalidate_truncate;
 ALTER TABLE customer_vault.retention_policies ENABLE ALWAYS TRIGGER retention_policies_erasure_invalidate;
+ALTER TABLE customer_vault.retention_policies ENABLE ALWAYS TRIGGER retention_policies_erasure_invalidate_truncate;
 
 -- What forget_subject does with one table's rows of the subject: its
 -- retention action decides (anonymize: kept with PII-labelled columns set
