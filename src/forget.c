@@ -36,6 +36,7 @@
 #include "catalog/pg_operator.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_seclabel.h"
 #include "access/tableam.h"
 #include "access/heapam.h"
@@ -103,6 +104,7 @@ typedef struct FgTable
 	char	   *relname;
 	char		relkind;
 	bool		reanalysable;	/* every other name its statements use is pg_catalog's or the extension's */
+	Oid			ret_from;		/* the table whose retention policy gives treat (InvalidOid: none) */
 } FgTable;
 
 static MemoryContext fg_cxt = NULL;
@@ -367,9 +369,12 @@ typedef struct FgFk
 	char	   *name;
 } FgFk;
 
-/* an ordinary or partitioned table of the application (never the extension's or the system's) */
+/*
+ * An ordinary or partitioned table of the application (never the
+ * extension's or the system's); a partition only when partitions is true.
+ */
 static bool
-fg_is_node(Oid relid)
+fg_is_table(Oid relid, bool partitions)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Form_pg_class c;
@@ -379,7 +384,8 @@ fg_is_node(Oid relid)
 	if (!HeapTupleIsValid(tup))
 		return false;
 	c = (Form_pg_class) GETSTRUCT(tup);
-	ok = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) && !c->relispartition;
+	ok = (c->relkind == RELKIND_RELATION || c->relkind == RELKIND_PARTITIONED_TABLE) &&
+		(partitions || !c->relispartition);
 	if (ok)
 	{
 		nsp = get_namespace_name(c->relnamespace);
@@ -388,6 +394,13 @@ fg_is_node(Oid relid)
 	}
 	ReleaseSysCache(tup);
 	return ok;
+}
+
+/* an ordinary or partitioned table of the application, not a partition (a node of the reach) */
+static bool
+fg_is_node(Oid relid)
+{
+	return fg_is_table(relid, false);
 }
 
 /* an int2[] or oid[] column of a pg_constraint row into an array of n */
@@ -412,9 +425,16 @@ fg_constraint_array(HeapTuple tup, TupleDesc desc, int attno, Oid elemtype, Datu
 	return ne;
 }
 
-/* every top-level foreign key between application tables */
+/*
+ * Every top-level foreign key between application tables: declared on a
+ * table or on a partition itself (not cloned from its partitioned table's:
+ * rev-walk F4, the partition's rows naming the subject were neither
+ * exported nor erased), towards a table that is not a partition.  The keys
+ * towards a partition itself go to *topart (their referencing tables are
+ * named in not_reached when the partition's root is in the reach).
+ */
 static List *
-fg_foreign_keys(void)
+fg_foreign_keys(List **topart)
 {
 	Relation	rel = table_open(ConstraintRelationId, AccessShareLock);
 	SysScanDesc scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
@@ -431,7 +451,7 @@ fg_foreign_keys(void)
 
 		if (c->contype != CONSTRAINT_FOREIGN || OidIsValid(c->conparentid))
 			continue;
-		if (!fg_is_node(c->conrelid) || !fg_is_node(c->confrelid))
+		if (!fg_is_table(c->conrelid, true) || !fg_is_table(c->confrelid, true))
 			continue;
 		fk = palloc0(sizeof(FgFk));
 		fk->oid = c->oid;
@@ -451,7 +471,10 @@ fg_foreign_keys(void)
 			elog(ERROR, "foreign key %u has mismatched operators", c->oid);
 		for (i = 0; i < n; i++)
 			fk->eqop[i] = DatumGetObjectId(tmp[i]);
-		fks = lappend(fks, fk);
+		if (get_rel_relispartition(fk->parent))
+			*topart = lappend(*topart, fk);
+		else
+			fks = lappend(fks, fk);
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
@@ -851,6 +874,8 @@ fg_build_plan(void)
 	Oid		   *temp_kids = palloc(sizeof(Oid));
 	int			ntemp = 0;
 	Oid		   *reg_oids;
+	Oid		   *ret_from;
+	List	   *topart = NIL;
 
 	fg_valid = false;
 	fg_free();
@@ -869,7 +894,7 @@ fg_build_plan(void)
 	reg_oids = palloc(sizeof(Oid) * Max(nreg, 1));
 	for (r = 0; r < nreg; r++)
 		reg_oids[r] = reg[r].relid;
-	fks = fg_foreign_keys();
+	fks = fg_foreign_keys(&topart);
 	/*
 	 * The inheritance children of the registered tables (any depth): their
 	 * rows are not the parent's (its statements read ONLY the parent), so
@@ -988,6 +1013,25 @@ fg_build_plan(void)
 	}
 	fg_build_rels = rels;
 	fg_build_nrel = nrel;
+	/*
+	 * A foreign key towards a partition itself (not its partitioned table):
+	 * the keys are not the partitioned table's (a value may repeat in
+	 * another partition), so its referencing table is not followed but
+	 * named in not_reached when the partition's root is in the reach.
+	 */
+	foreach(lc, topart)
+	{
+		FgFk	   *fk = lfirst(lc);
+		List	   *anc = get_partition_ancestors(fk->parent);
+		Oid			root = anc != NIL ? llast_oid(anc) : fk->parent;
+
+		if (fg_pos(rels, nrel, root) >= 0 && fg_pos(rels, nrel, fk->child) < 0 &&
+			fg_pos(temp_kids, ntemp, fk->child) < 0)
+		{
+			temp_kids = repalloc(temp_kids, sizeof(Oid) * (ntemp + 1));
+			temp_kids[ntemp++] = fk->child;
+		}
+	}
 	/* the order keys are read in: by depth, then OID */
 	for (i = 1; i < nrel; i++)
 		for (k = i; k > 0 && (depth[k - 1] > depth[k] ||
@@ -1009,6 +1053,7 @@ fg_build_plan(void)
 	for (i = 0; i < nrel; i++)
 		treat[i] = 'd';
 	own = palloc0(sizeof(bool) * Max(nrel, 1));
+	ret_from = palloc0(sizeof(Oid) * Max(nrel, 1));
 	fg_watch = MemoryContextAllocZero(fg_cxt, sizeof(Oid) * Max(npol, 1));
 	for (r = 0; r < npol; r++)
 	{
@@ -1021,6 +1066,7 @@ fg_build_plan(void)
 		{
 			treat[p] = strcmp(action, "anonymize") == 0 ? 'a' : strcmp(action, "shred") == 0 ? 'k' : 'd';
 			own[p] = true;
+			ret_from[p] = relid;
 		}
 		if (scol != NULL)
 		{
@@ -1031,6 +1077,34 @@ fg_build_plan(void)
 				fg_add_match_type(get_atttype(relid, att));
 		}
 	}
+	/*
+	 * A partition in the reach (through a foreign key of its own) without a
+	 * retention policy of its own: its nearest partitioned ancestor's, as
+	 * the rows would be treated through that table.
+	 */
+	for (i = 0; i < nrel; i++)
+	{
+		List	   *anc;
+		ListCell   *la;
+		bool		found = false;
+
+		if (own[i] || !get_rel_relispartition(rels[i]))
+			continue;
+		anc = get_partition_ancestors(rels[i]);
+		foreach(la, anc)
+		{
+			for (r = 0; r < npol && !found; r++)
+				if (pol[r].relid == lfirst_oid(la) && pol[r].action != NULL)
+				{
+					treat[i] = strcmp(pol[r].action, "anonymize") == 0 ? 'a' : strcmp(pol[r].action, "shred") == 0 ? 'k' : 'd';
+					ret_from[i] = pol[r].relid;
+					own[i] = true;
+					found = true;
+				}
+			if (found)
+				break;
+		}
+	}
 	/* an inheritance child without a retention policy of its own is treated as its parent */
 	for (r = 0; r < ninh; r++)
 	{
@@ -1038,7 +1112,10 @@ fg_build_plan(void)
 		int			pp = fg_pos(rels, nrel, inh_parent[r]);
 
 		if (c >= 0 && pp >= 0 && !own[c])
+		{
 			treat[c] = treat[pp];
+			ret_from[c] = ret_from[pp];
+		}
 	}
 
 	old = MemoryContextSwitchTo(fg_cxt);
@@ -1112,6 +1189,7 @@ fg_build_plan(void)
 		t->relid = rels[i];
 		t->depth = depth[i];
 		t->treat = treat[i];
+		t->ret_from = ret_from[i];
 		for (k = 0; k < nrel; k++)
 			if (fg_change_order[k] == i)
 				t->change_pos = k;
@@ -1138,12 +1216,13 @@ fg_build_plan(void)
 			np = 1;
 
 			/*
-			 * A child of more registered tables than one (multiple
-			 * inheritance) holds rows of the subject by each parent's
-			 * subject column: any of them (of one type: the subject is
-			 * read in one).
+			 * An inheritance child of registered tables holds rows of the
+			 * subject by each registered ancestor's subject column, and
+			 * by its own when registered itself (rev-walk F3: a row
+			 * naming the subject by the inherited column was neither
+			 * exported nor erased): any of them, of one type (the subject
+			 * is read in one; text and varchar compare as text).
 			 */
-			if (fg_pos(reg_oids, nreg, rels[i]) < 0)
 			{
 				List	   *cols = list_make1(subjcol[i]);
 
@@ -1153,6 +1232,7 @@ fg_build_plan(void)
 					ListCell   *lcc;
 					bool		seen_col = false;
 					AttrNumber	att2;
+					Oid			typ2;
 
 					if (inh_child[k] != rels[i] || rp < 0 || reg[rp].col == NULL)
 						continue;
@@ -1164,18 +1244,21 @@ fg_build_plan(void)
 					att2 = get_attnum(rels[i], reg[rp].col);
 					if (att2 == InvalidAttrNumber)
 						continue;
-					if (get_atttype(rels[i], att2) != t->subject_type)
+					typ2 = get_atttype(rels[i], att2);
+					if (typ2 != t->subject_type &&
+						!((typ2 == TEXTOID || typ2 == VARCHAROID) &&
+						  (t->subject_type == TEXTOID || t->subject_type == VARCHAROID)))
 						ereport(ERROR,
 								(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 								 errmsg("table %s inherits subject columns of different types from registered tables",
 										DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(rels[i])))),
 								 errdetail("Subject columns %s and %s are of types %s and %s.",
 										   quote_identifier(subjcol[i]), quote_identifier(reg[rp].col),
-										   format_type_be(t->subject_type), format_type_be(get_atttype(rels[i], att2))),
-								 errhint("Register the child itself with one subject column, or give both parents' subject columns one type.")));
+										   format_type_be(t->subject_type), format_type_be(typ2)),
+								 errhint("Give these subject columns one type (ALTER TABLE ... ALTER COLUMN ... TYPE), or take the table out of the inheritance (ALTER TABLE ... NO INHERIT).")));
 					cols = lappend(cols, reg[rp].col);
 					appendStringInfo(&cond, " OR (t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
-									 quote_identifier(reg[rp].col), fg_type_name(t->subject_type));
+									 quote_identifier(reg[rp].col), fg_type_name(typ2));
 				}
 				if (list_length(cols) > 1)
 				{
@@ -1440,7 +1523,11 @@ fg_build_plan(void)
 			MemoryContextStrdup(fg_cxt, DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(foreign_kids[r]))));
 		fg_nunreached++;
 	}
-	/* other sessions' temporary inheritance children (their rows cannot be read here), foreign children of referencing tables */
+	/*
+	 * other sessions' temporary inheritance children (their rows cannot be
+	 * read here), foreign children of referencing tables, tables referencing
+	 * a partition of the reach itself
+	 */
 	if (ntemp > 0)
 	{
 		fg_unreached_oids = repalloc(fg_unreached_oids, sizeof(Oid) * (fg_nunreached + ntemp));
@@ -2255,13 +2342,34 @@ fg_refuse_privilege(FgTable *t, bool has_rows)
 			 errhint("Nothing was erased.")));
 }
 
+/*
+ * Whether the calling role holds the privilege on t, or on a partitioned
+ * table t is a partition of (through which it may change the rows: a
+ * partition in the reach by a foreign key of its own has no grants of its
+ * own as a rule)
+ */
+static bool
+fg_aclcheck(FgTable *t, Oid caller, AclMode mode)
+{
+	ListCell   *la;
+
+	if (pg_class_aclcheck(t->relid, caller, mode) == ACLCHECK_OK)
+		return true;
+	if (!get_rel_relispartition(t->relid))
+		return false;
+	foreach(la, get_partition_ancestors(t->relid))
+		if (pg_class_aclcheck(lfirst_oid(la), caller, mode) == ACLCHECK_OK)
+			return true;
+	return false;
+}
+
 /* the calling role holds the privilege the change of t needs (DELETE, UPDATE to anonymize, SELECT to count) */
 static void
 fg_check_privilege(FgTable *t, Oid caller)
 {
 	AclMode		mode = t->treat == 'd' ? ACL_DELETE : t->treat == 'a' ? ACL_UPDATE : ACL_SELECT;
 
-	if (pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
+	if (!fg_aclcheck(t, caller, mode))
 		fg_refuse_privilege(t, false);
 }
 
@@ -2433,7 +2541,7 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 
 		if (empty[k])
 			continue;
-		if (t->refonly && pg_class_aclcheck(t->relid, caller, mode) != ACLCHECK_OK)
+		if (t->refonly && !fg_aclcheck(t, caller, mode))
 		{
 			if (t->count_plan == NULL)
 			{
@@ -2608,7 +2716,8 @@ fg_rows_sql(FgTable *t)
 
 /*
  * customer_vault._export_walk(subject text) RETURNS TABLE(relid oid, depth
- * integer, nparams integer, rows_sql text, rows text[], protected_from oid):
+ * integer, nparams integer, rows_sql text, rows text[], protected_from oid,
+ * retention_from oid):
  * export_subject's
  * read of every table of the subject reach (the erasure's plan: registered
  * tables, their inheritance children, the tables reaching them through
@@ -2617,7 +2726,9 @@ fg_rows_sql(FgTable *t)
  * rows: per row of the subject its jsonb text and the row context of its
  * protected columns (as jsonb text or NULL), pair after pair; empty where
  * the table holds none; protected_from: the table whose protected_columns
- * rows apply, with its ancestors' (the table itself).
+ * rows apply, with its ancestors' (the table itself); retention_from: the
+ * table whose retention policy the erasure applies to these rows (its own,
+ * or an inheritance child's parent's; NULL: none, deleted).
  * Executable by nobody: _export_collect (SECURITY DEFINER) calls it.
  */
 Datum
@@ -2664,8 +2775,8 @@ cv_export_walk(PG_FUNCTION_ARGS)
 		for (i = 0; i < fg_n; i++)
 		{
 			FgTable    *t = &fg_tables[i];
-			Datum		values[6];
-			bool		nulls[6] = {false, false, false, false, false, false};
+			Datum		values[7];
+			bool		nulls[7] = {false, false, false, false, false, false, false};
 			Datum	   *elems = NULL;
 			bool	   *enulls = NULL;
 			int			nelems = 0;
@@ -2719,6 +2830,8 @@ cv_export_walk(PG_FUNCTION_ARGS)
 															   TYPALIGN_INT));
 			}
 			values[5] = ObjectIdGetDatum(t->pc_rel);
+			values[6] = ObjectIdGetDatum(t->ret_from);
+			nulls[6] = !OidIsValid(t->ret_from);
 			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 			MemoryContextSwitchTo(old);
 		}

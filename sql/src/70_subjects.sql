@@ -564,11 +564,13 @@ COMMENT ON FUNCTION customer_vault._export_bytea(bytea) IS
 -- table read as its owner inside a security-restricted operation, the
 -- statements kept prepared per session; per table its rows of the subject as
 -- jsonb text paired with the row context of its protected columns, the
--- statement (rows_sql, for EXPLAIN) and the table whose protected columns
--- apply.  Not STRICT: NULL is an error of its own.  Executable by nobody:
+-- statement (rows_sql, for EXPLAIN), the table whose protected columns
+-- apply and the table whose retention policy the erasure applies (an
+-- inheritance child without one of its own: its parent's).  Not STRICT: NULL is an error of its own.  Executable by nobody:
 -- _export_collect (SECURITY DEFINER) calls it.
 CREATE OR REPLACE FUNCTION customer_vault._export_walk(subject text)
-    RETURNS TABLE(relid oid, depth integer, nparams integer, rows_sql text, rows text[], protected_from oid)
+    RETURNS TABLE(relid oid, depth integer, nparams integer, rows_sql text, rows text[], protected_from oid,
+                  retention_from oid)
     LANGUAGE C VOLATILE PARALLEL UNSAFE
     AS 'MODULE_PATHNAME', 'cv_export_walk';
 COMMENT ON FUNCTION customer_vault._export_walk(text) IS
@@ -629,7 +631,7 @@ BEGIN
     -- children, the tables reaching them through foreign keys) read as its
     -- owner by the erasure's kept statements (_export_walk, src/forget.c),
     -- the tables holding rows of the subject only
-    FOR t IN SELECT w.relid::regclass AS relid, w.depth, w.rows AS raw, w.protected_from,
+    FOR t IN SELECT w.relid::regclass AS relid, w.depth, w.rows AS raw, w.protected_from, w.retention_from,
                     n.nspname OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) cl.relname AS name
                FROM customer_vault._export_walk(subject) w
                JOIN pg_catalog.pg_class cl ON cl.oid = w.relid
@@ -686,9 +688,10 @@ BEGIN
             END LOOP;
             rows_json := rows_json || pg_catalog.jsonb_build_array(rw);
         END LOOP;
-        -- the retention that applies: the table's policy, and the latest
-        -- date until which it keeps one of these rows
-        SELECT * INTO rp FROM customer_vault.retention_policies p WHERE p.relid::oid = t.relid::oid;
+        -- the retention that applies: the policy the erasure applies (the
+        -- table's, or an inheritance child's parent's), and the latest date
+        -- until which it keeps one of these rows
+        SELECT * INTO rp FROM customer_vault.retention_policies p WHERE p.relid::oid = t.retention_from;
         until := NULL;
         IF FOUND THEN
             ttype := customer_vault._column_type(t.relid, rp.time_column);
