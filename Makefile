@@ -73,6 +73,8 @@ REGRESS += walk_replan walk_findings walk_children
 REGRESS += citus_placeholder
 # the ledger's checks cheap to prepare, its subject hash index a hash index (part GRANTIMPORT, issue 15)
 REGRESS += ledger_checks
+# import_consents checks the purposes' foreign key once per batch (part GRANT, issue 15)
+REGRESS += import_purpose_key
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval

@@ -24,7 +24,9 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
@@ -1461,6 +1463,91 @@ imp_purpose(HTAB *purposes, const char *name)
 }
 
 /*
+ * Whether the only triggers of consent_state that a replica session leaves
+ * out are the per-row checks of its foreign key to purposes: any other
+ * trigger enabled for origin sessions only (one a DBA added, another key)
+ * must fire, so the import then keeps the ordinary path.
+ */
+static bool
+imp_state_skips_only_purpose_key(void)
+{
+	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
+	Oid			cstate = get_relname_relid("consent_state", nsp);
+	Oid			purposes = get_relname_relid("purposes", nsp);
+	Relation	rel;
+	bool		ok = true;
+	int			i;
+
+	if (!OidIsValid(cstate) || !OidIsValid(purposes))
+		return false;
+	rel = table_open(cstate, AccessShareLock);
+	if (rel->trigdesc != NULL)
+		for (i = 0; i < rel->trigdesc->numtriggers; i++)
+		{
+			Trigger    *t = &rel->trigdesc->triggers[i];
+
+			if (t->tgenabled == TRIGGER_FIRES_ON_ORIGIN &&
+				!(RI_FKey_trigger_type(t->tgfoid) == RI_TRIGGER_FK && t->tgconstrrelid == purposes))
+				ok = false;
+		}
+	table_close(rel, AccessShareLock);
+	return ok;
+}
+
+/*
+ * The foreign key consent_state.purpose -> purposes for one batch, checked
+ * once instead of once per row: each distinct purpose of the batch's rows is
+ * locked FOR KEY SHARE, as the key's own check locks it (a concurrent DELETE
+ * of the purpose waits for this transaction to end and then cascades to the
+ * rows it wrote; a purpose deleted or renamed since the rows were checked is
+ * an error here, 23503).  Returns true when the state statement may then run
+ * with session_replication_role = replica, which leaves out only the key's
+ * per-row check trigger (enabled for origin sessions): consent_state's own
+ * triggers fire ALWAYS or in replica sessions.  Only when the ledger's owner,
+ * acting here, is a superuser (who may set the setting itself), consent_state
+ * is not a Citus reference table and has no other trigger that a replica
+ * session would leave out; otherwise false, after the same locks, and the
+ * key's trigger checks every row as before.  The key stays declared, for
+ * every other writer.
+ */
+static bool
+imp_lock_purposes(char **purp, int n)
+{
+	static SPIPlanPtr plan = NULL;
+	const char **seen = palloc(Max(n, 1) * sizeof(char *));
+	Datum	   *names = palloc(Max(n, 1) * sizeof(Datum));
+	int			k = 0;
+	int			i;
+	int			j;
+
+	for (i = 0; i < n; i++)
+	{
+		/* the distinct purposes (few; the newest seen compared first) */
+		for (j = k - 1; j >= 0; j--)
+			if (strcmp(seen[j], purp[i]) == 0)
+				break;
+		if (j < 0)
+		{
+			seen[k] = purp[i];
+			names[k++] = CStringGetTextDatum(purp[i]);
+		}
+	}
+	imp_exec(CvSavedPlan(&plan,
+						 "SELECT p.purpose FROM customer_vault.purposes p"
+						 " WHERE p.purpose OPERATOR(pg_catalog.=) ANY ($1 COLLATE \"C\")"
+						 " FOR KEY SHARE OF p",
+						 1, (Oid[]) {TEXTARRAYOID}),
+			 (Datum[]) {imp_array(names, NULL, k, TEXTOID)}, NULL, 0);
+	if (SPI_processed != (uint64) k)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("a purpose of the import was deleted or renamed during it"),
+				 errhint("Run the import again.")));
+	SPI_freetuptable(SPI_tuptable);
+	return superuser_arg(GetUserId()) && !imp_cstate_is_citus() && imp_state_skips_only_purpose_key();
+}
+
+/*
  * Writes one batch of checked rows as the owner: marks rows whose (subject,
  * purpose, evidence) is already a grant in the ledger (or earlier in the
  * batch; evidence compared as jsonb, so {"a":1} and {"a":1.0} are the same),
@@ -1487,6 +1574,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	bool	   *n_prev = palloc(n * sizeof(bool));
 	Datum	   *d_hash = palloc(n * sizeof(Datum));
 	Datum	   *d_sh = palloc(n * sizeof(Datum));
+	char	  **c_purp = palloc(n * sizeof(char *));
 	int			m = 0;
 	int			i;
 	CvHead		h;
@@ -1494,6 +1582,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	HTAB	   *batch_latest;
 	bool		v2 = imp_v2_ready();
 	Datum		d_shs = (Datum) 0;
+	int			replica_nest = 0;
 
 	initStringInfo(&buf);
 	for (i = 0; i < n; i++)
@@ -1643,6 +1732,7 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		if (v2)
 			d_sh[m] = imp_hash_datum(rows[i].sh);
 		d_purp[m] = CStringGetTextDatum(rows[i].purpose);
+		c_purp[m] = rows[i].purpose;
 		d_ev[m] = JsonbPGetDatum(rows[i].evidence);
 		d_until[m] = TimestampTzGetDatum(rows[i].until);
 		n_until[m] = !rows[i].has_until;
@@ -1720,7 +1810,17 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 								 9, types), v, NULL, 0);
 		imp_head_write(&h);
 
-		/* the state: the newest imported grant per subject and purpose, unless the state is newer */
+		/*
+		 * The state: the newest imported grant per subject and purpose,
+		 * unless the state is newer.  Its purposes' foreign key checked once
+		 * for the batch (imp_lock_purposes), not by a query per row.
+		 */
+		if (imp_lock_purposes(c_purp, m))
+		{
+			replica_nest = NewGUCNestLevel();
+			(void) set_config_option("session_replication_role", "replica", PGC_SUSET, PGC_S_SESSION,
+									 GUC_ACTION_SAVE, true, 0, false);
+		}
 		types[0] = TEXTARRAYOID;
 		types[1] = TEXTARRAYOID;
 		types[2] = get_array_type(TIMESTAMPTZOID);
@@ -1765,6 +1865,8 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 						  " WHERE pg_catalog.timestamptz_le(COALESCE(GREATEST(s.granted_at, s.withdrawn_at), '-infinity'),"
 						  "                                 EXCLUDED.granted_at)",
 						  5, types), v, NULL, 0);
+		if (replica_nest > 0)
+			AtEOXact_GUC(false, replica_nest);
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(scratch);
