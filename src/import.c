@@ -1607,7 +1607,8 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 		v[1] = imp_array(d_purp, NULL, n, TEXTOID);
 		imp_exec(CvSavedPlan(&plan_latest,
 						  "SELECT u.i::pg_catalog.int4, GREATEST(s.granted_at, s.withdrawn_at)"
-						  "  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY AS u(s, p, i)"
+						  "  FROM (SELECT pg_catalog.unnest($1) AS s, pg_catalog.unnest($2) AS p,"
+						  "               pg_catalog.generate_series(1, pg_catalog.cardinality($1)) AS i) u"
 						  "  JOIN customer_vault.consent_state s"
 						  "    ON s.subject OPERATOR(pg_catalog.=) (u.s COLLATE \"C\")"
 						  "   AND s.purpose OPERATOR(pg_catalog.=) (u.p COLLATE \"C\")"
@@ -1646,9 +1647,9 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 									 "SELECT u.i::pg_catalog.int4"
 									 "  FROM (SELECT w.s, w.p, w.e, w.h, w.i, pg_catalog.row_number()"
 									 "               OVER (PARTITION BY w.s COLLATE \"C\", w.p COLLATE \"C\", w.e ORDER BY w.i) AS rn"
-									 "          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-									 "                          pg_catalog.unnest($4))"
-									 "               WITH ORDINALITY AS w(s, p, e, h, i)) u"
+									 "          FROM (SELECT pg_catalog.unnest($1) AS s, pg_catalog.unnest($2) AS p,"
+									 "                       pg_catalog.unnest($3) AS e, pg_catalog.unnest($4) AS h,"
+									 "                       pg_catalog.generate_series(1, pg_catalog.cardinality($1)) AS i) w) u"
 									 " WHERE u.rn OPERATOR(pg_catalog.>) 1"
 									 "    OR EXISTS (SELECT FROM customer_vault.consent_ledger l"
 									 "                WHERE l.subject_hash OPERATOR(pg_catalog.=) u.h"
@@ -1667,8 +1668,9 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 							  "SELECT u.i::pg_catalog.int4"
 							  "  FROM (SELECT w.s, w.p, w.e, w.i, pg_catalog.row_number()"
 							  "               OVER (PARTITION BY w.s COLLATE \"C\", w.p COLLATE \"C\", w.e ORDER BY w.i) AS rn"
-							  "          FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
-							  "               WITH ORDINALITY AS w(s, p, e, i)) u"
+							  "          FROM (SELECT pg_catalog.unnest($1) AS s, pg_catalog.unnest($2) AS p,"
+							  "                       pg_catalog.unnest($3) AS e,"
+							  "                       pg_catalog.generate_series(1, pg_catalog.cardinality($1)) AS i) w) u"
 							  " WHERE u.rn OPERATOR(pg_catalog.>) 1"
 							  "    OR EXISTS (SELECT FROM customer_vault.consent_ledger l"
 							  "                WHERE l.subject OPERATOR(pg_catalog.=) u.s"
@@ -1792,9 +1794,9 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 								 " (id, subject, subject_hash, hash_version, purpose, action, evidence, valid_until,"
 								 "  recorded_at, recorded_by, prev_hash, hash)"
 								 " SELECT u.id, NULL, u.sh, 2, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
-								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-								 "                   pg_catalog.unnest($7)) AS u(id, sh, p, e, v, ph, h)",
+								 "   FROM (SELECT pg_catalog.unnest($1) AS id, pg_catalog.unnest($2) AS sh, pg_catalog.unnest($3) AS p,"
+								 "                pg_catalog.unnest($4) AS e, pg_catalog.unnest($5) AS v, pg_catalog.unnest($6) AS ph,"
+								 "                pg_catalog.unnest($7) AS h) u",
 								 9, types), v2v, NULL, 0);
 			types[1] = TEXTARRAYOID;
 			d_shs = shs;
@@ -1804,9 +1806,9 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 								 "INSERT INTO customer_vault.consent_ledger"
 								 " (id, subject, purpose, action, evidence, valid_until, recorded_at, recorded_by, prev_hash, hash)"
 								 " SELECT u.id, u.s, u.p, 'grant', u.e, u.v, $8, $9, u.ph, u.h"
-								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6),"
-								 "                   pg_catalog.unnest($7)) AS u(id, s, p, e, v, ph, h)",
+								 "   FROM (SELECT pg_catalog.unnest($1) AS id, pg_catalog.unnest($2) AS s, pg_catalog.unnest($3) AS p,"
+								 "                pg_catalog.unnest($4) AS e, pg_catalog.unnest($5) AS v, pg_catalog.unnest($6) AS ph,"
+								 "                pg_catalog.unnest($7) AS h) u",
 								 9, types), v, NULL, 0);
 		imp_head_write(&h);
 
@@ -1840,9 +1842,8 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 								 "INSERT INTO customer_vault.consent_state AS s"
 								 " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id, subject_hash)"
 								 " SELECT DISTINCT ON (u.s, u.p) u.s, u.p, true, u.v, u.g, NULL::pg_catalog.timestamptz, u.id, u.sh"
-								 "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-								 "                   pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6))"
-								 "        AS u(s, p, v, g, id, sh)"
+								 "   FROM (SELECT pg_catalog.unnest($1) AS s, pg_catalog.unnest($2) AS p, pg_catalog.unnest($3) AS v,"
+								 "                pg_catalog.unnest($4) AS g, pg_catalog.unnest($5) AS id, pg_catalog.unnest($6) AS sh) u"
 								 "  ORDER BY u.s, u.p, u.g DESC, u.id DESC"
 								 " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
 								 "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
@@ -1856,8 +1857,8 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 						  "INSERT INTO customer_vault.consent_state AS s"
 						  " (subject, purpose, granted, valid_until, granted_at, withdrawn_at, ledger_id)"
 						  " SELECT DISTINCT ON (u.s, u.p) u.s, u.p, true, u.v, u.g, NULL::pg_catalog.timestamptz, u.id"
-						  "   FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3),"
-						  "                   pg_catalog.unnest($4), pg_catalog.unnest($5)) AS u(s, p, v, g, id)"
+						  "   FROM (SELECT pg_catalog.unnest($1) AS s, pg_catalog.unnest($2) AS p, pg_catalog.unnest($3) AS v,"
+						  "                pg_catalog.unnest($4) AS g, pg_catalog.unnest($5) AS id) u"
 						  "  ORDER BY u.s, u.p, u.g DESC, u.id DESC"
 						  " ON CONFLICT ON CONSTRAINT consent_state_pkey DO UPDATE"
 						  "   SET granted = true, valid_until = EXCLUDED.valid_until, granted_at = EXCLUDED.granted_at,"
