@@ -151,24 +151,5 @@ $$;
 COMMENT ON FUNCTION customer_vault.citus_check_policies(regclass) IS
     'on a Citus coordinator: the placements of a table whose row-level security (policies, their kind, command, roles and checks) differs from the table''s; none when every shard is in order';
 
--- Citus's worker_hash(), the hash that places a row of a hash-distributed
--- table in a shard, as a function Citus accepts in the WHERE clause of a
--- distributed DELETE or UPDATE (worker_hash is VOLATILE there): the purge
--- walks each shard's hash range with it (_walk, _maint_sql).  IMMUTABLE (a
--- hash of the value only), STRICT (worker_hash is), plpgsql so that the
--- extension installs without Citus (then calling it fails: 42883).  Executable
--- by every role (90_privileges.sql): the purge's statement runs as the table's
--- owner, and it reveals nothing worker_hash does not.
-CREATE OR REPLACE FUNCTION customer_vault._citus_hash(value anyelement) RETURNS integer
-    LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    RETURN pg_catalog.worker_hash(value);
-END
-$$;
-COMMENT ON FUNCTION customer_vault._citus_hash(anyelement) IS
-    'internal: Citus''s worker_hash() of a value (the hash placing rows in shards), immutable, for the purge''s hash ranges';
-
 GRANT EXECUTE ON FUNCTION customer_vault.citus_check_policies(regclass)
     TO customer_vault_admin, customer_vault_auditor;

@@ -38,9 +38,6 @@ GRANT EXECUTE ON FUNCTION
 -- ... and the row context builder, a pure function of its arguments (it
 -- reveals nothing: the binding and the context value are the caller's own)
 GRANT EXECUTE ON FUNCTION customer_vault._row_context(text, anyelement) TO PUBLIC;
--- ... and Citus's placement hash (the purge's batches on a Citus table, run
--- as the table's owner), which reveals nothing worker_hash does not
-GRANT EXECUTE ON FUNCTION customer_vault._citus_hash(anyelement) TO PUBLIC;
 
 -- consent: may_process is what a policy evaluates; it answers only for
 -- purposes the calling role is allowed, so it reveals nothing to others

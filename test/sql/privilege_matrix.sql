@@ -188,12 +188,11 @@ INSERT INTO pm_probes VALUES
  (91, 'import_consents() of wrapped keys', $p$SELECT customer_vault.import_consents('SELECT encode(wrapped, ''hex'') AS subject, ''pm_news'' AS purpose, ''{"a": 1}''::jsonb AS evidence FROM customer_vault.data_keys')$p$);
 -- part CITUS: citus_setup is for superusers only, citus_check_policies for
 -- the admin and the auditor (without Citus: 55000), the event trigger's
--- helper for nobody; _citus_hash for everyone (without Citus: 42883)
+-- helper for nobody
 INSERT INTO pm_probes VALUES
  (163, 'citus_setup()', 'SELECT customer_vault.citus_setup()'),
  (164, 'citus_check_policies()', 'SELECT customer_vault.citus_check_policies(''pm_t'')'),
- (165, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')'),
- (166, '_citus_hash()', 'SELECT customer_vault._citus_hash(1)');
+ (165, '_consent_policy_restrictive()', 'SELECT customer_vault._consent_policy_restrictive(''pm_t'')');
 -- part FIXDDL: the event trigger's catalog helpers (no parsing) are for nobody
 -- (numbered 167-168: 401-402 are MASK's, and ties sort in no fixed order)
 INSERT INTO pm_probes VALUES
