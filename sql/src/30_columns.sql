@@ -791,6 +791,9 @@ DECLARE
     citus_table boolean := false;
     distcol name;
     gen record;
+    owner_id oid;
+    ext_owner_id oid;
+    caller_id oid;
 BEGIN
     IF tbl IS NULL OR col IS NULL OR key_name IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'null_value_not_allowed',
@@ -854,6 +857,26 @@ BEGIN
                 MESSAGE = pg_catalog.format('the coordinator''s local table of %s still holds data', tbl),
                 DETAIL = 'create_distributed_table copied the rows to the shards and left them in the local table, where they would stay plaintext.',
                 HINT = pg_catalog.format('Run SELECT truncate_local_data_after_distributing_table(%L) first.', tbl::text);
+        END IF;
+        -- one role for every shard: Citus refuses to touch a shard as a second
+        -- role once another changed it in the transaction ("modified in this
+        -- transaction by a different user", or a distributed deadlock on its
+        -- locks), and the conversion makes the trigger as the extension's
+        -- owner, rewrites the rows as the table's owner (never as anyone
+        -- else: the owner's triggers and index expressions run) and adds the
+        -- blind index column as the caller; refused before any change unless
+        -- all three are the same role (CITUS14)
+        SELECT c.relowner, e.extowner INTO owner_id, ext_owner_id
+          FROM pg_catalog.pg_class c, pg_catalog.pg_extension e
+         WHERE c.oid OPERATOR(pg_catalog.=) tbl AND e.extname OPERATOR(pg_catalog.=) 'customer_vault';
+        SELECT r.oid INTO caller_id FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) CURRENT_USER;
+        IF owner_id OPERATOR(pg_catalog.<>) ext_owner_id OR owner_id OPERATOR(pg_catalog.<>) caller_id THEN
+            RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+                MESSAGE = pg_catalog.format('cannot protect a column of distributed table %s owned by role %s as role %s',
+                                            tbl, owner_id::regrole, caller_id::regrole),
+                DETAIL = pg_catalog.format('On Citus the shards are converted in one transaction by the extension''s owner (%s, the protect trigger) and the table''s owner (the rewrite), and Citus cannot run one transaction''s commands on a shard as two roles; only the extension''s owner protecting a table it owns converts it.',
+                                           ext_owner_id::regrole),
+                HINT = 'Protect the column before distributing the table: protect_column() on the local table, then SET citus.enable_unsafe_triggers = on and create_distributed_table() as a superuser.';
         END IF;
         -- the protect trigger goes to every shard (Citus copies triggers of
         -- distributed tables only with this on; for this call only)
