@@ -379,7 +379,8 @@ cv_blind_index_rewrite(PG_FUNCTION_ARGS)
 }
 
 /*
- * lookup(tbl, col, plaintext): the context column values (as text) of the
+ * lookup(tbl, col, plaintext [, distribution_value]): the context column
+ * values (as text) of the
  * rows whose blind index matches, among the rows the caller may see.  The
  * index is compared as the table's owner (the caller need not read the
  * blind-index column, and must not: reading it while writing the column
@@ -394,7 +395,9 @@ cv_blind_index_rewrite(PG_FUNCTION_ARGS)
  *   customer_vault lookup: role=<role> table=<schema>.<table> column=<column> matches=<n>
  * with identifiers quoted as in SQL; never the plaintext.  With a truncated
  * index the result holds false positives: only a reader can filter them by
- * decrypting.
+ * decrypting.  With a distribution value (any type, cast to the distribution
+ * column's type) on a hash-distributed Citus table, both queries keep the
+ * rows holding it only, which Citus sends to the one shard holding them.
  */
 Datum
 cv_lookup(PG_FUNCTION_ARGS)
@@ -416,6 +419,10 @@ cv_lookup(PG_FUNCTION_ARGS)
 	uint64		i;
 	int64		found = 0;
 	Oid			ctxtype;
+	char	   *route = NULL;	/* lookup()'s 4th argument as text, if given */
+	char	   *route_pre = NULL;	/* " AND t.<distcol> = CAST($" */
+	char	   *route_post = NULL;	/* " AS <type>)" */
+	int			nroute;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -439,9 +446,62 @@ cv_lookup(PG_FUNCTION_ARGS)
 				 errmsg("context column \"%s\" of table %s does not exist",
 						NameStr(bc->ctx_column), get_rel_name(bc->relid))));
 
+	/* the distribution value given (lookup's 4th argument), as text */
+	if (PG_NARGS() > 3 && !PG_ARGISNULL(3))
+	{
+		Oid			argtype = get_fn_expr_argtype(fcinfo->flinfo, 3);
+		Oid			outfn;
+		bool		varlena;
+
+		if (!OidIsValid(argtype))
+			elog(ERROR, "could not determine the type of the distribution value");
+		getTypeOutputInfo(argtype, &outfn, &varlena);
+		route = OidOutputFunctionCall(outfn, PG_GETARG_DATUM(3));
+	}
+
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	initStringInfo(&sql);
+
+	/*
+	 * With a distribution value, both queries below compare the distribution
+	 * column with it (cast to the column's type), which Citus prunes to the
+	 * one shard holding that value; only for a hash-distributed Citus table.
+	 */
+	if (route != NULL)
+	{
+		Oid			distrel = bc->relid;
+		bool		isnull;
+		char	   *distcol;
+		Oid			disttype;
+
+		if (!CvCitusTable(bc->relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table %s is not a Citus table", get_rel_name(bc->relid)),
+					 errdetail("lookup()'s distribution value routes the search to one shard of a hash-distributed Citus table."),
+					 errhint("Call lookup() with three arguments.")));
+		types[0] = OIDOID;
+		args[0] = ObjectIdGetDatum(distrel);
+		if (SPI_execute_with_args("SELECT a.attname::pg_catalog.text, a.atttypid"
+								  "  FROM pg_catalog.pg_dist_partition d, pg_catalog.pg_attribute a"
+								  " WHERE d.logicalrelid OPERATOR(pg_catalog.=) $1 AND d.partmethod OPERATOR(pg_catalog.=) 'h'"
+								  "   AND a.attrelid OPERATOR(pg_catalog.=) d.logicalrelid"
+								  "   AND a.attname OPERATOR(pg_catalog.=) pg_catalog.column_to_column_name(d.logicalrelid, d.partkey)",
+								  1, types, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the distribution column of table %u", distrel);
+		if (SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("table %s is not hash-distributed", get_rel_name(bc->relid)),
+					 errdetail("lookup()'s distribution value routes the search to one shard of a hash-distributed Citus table."),
+					 errhint("Call lookup() with three arguments.")));
+		distcol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		disttype = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		route_pre = psprintf(" AND t.%s %s CAST($", quote_identifier(distcol),
+							 cv_type_in_catalog(disttype) ? "OPERATOR(pg_catalog.=)" : "=");
+		route_post = psprintf(" AS %s)", format_type_be_qualified(disttype));
+	}
 
 	/*
 	 * How the caller's query names the rows the owner's query found: by
@@ -504,8 +564,16 @@ cv_lookup(PG_FUNCTION_ARGS)
 							 quote_identifier(NameStr(bc->ctx_column)));
 		types[0] = BYTEAOID;
 		args[0] = PointerGetDatum(bidx);
+		nroute = 0;
+		if (route_pre != NULL)
+		{
+			appendStringInfo(&sql, "%s2%s", route_pre, route_post);
+			types[1] = TEXTOID;
+			args[1] = CStringGetTextDatum(route);
+			nroute = 1;
+		}
 		cv_become(cv_table_owner(bc->relid), &save_uid, &save_sec);
-		if (SPI_execute_with_args(sql.data, 1, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		if (SPI_execute_with_args(sql.data, 1 + nroute, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "lookup query failed");
 		SetUserIdAndSecContext(save_uid, save_sec);
 		for (i = 0; i < SPI_processed; i++)
@@ -551,7 +619,15 @@ cv_lookup(PG_FUNCTION_ARGS)
 	types[1] = by_ctid ? TIDARRAYOID : TEXTARRAYOID;
 	args[1] = second != NULL ? makeArrayResult(second, CurrentMemoryContext)
 		: PointerGetDatum(construct_empty_array(by_ctid ? TIDOID : TEXTOID));
-	if (SPI_execute_with_args(sql.data, 2, types, args, NULL, true, 0) != SPI_OK_SELECT)
+	nroute = 0;
+	if (route_pre != NULL)
+	{
+		appendStringInfo(&sql, "%s3%s", route_pre, route_post);
+		types[2] = TEXTOID;
+		args[2] = CStringGetTextDatum(route);
+		nroute = 1;
+	}
+	if (SPI_execute_with_args(sql.data, 2 + nroute, types, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "lookup query failed");
 	for (i = 0; i < SPI_processed; i++)
 	{

@@ -992,6 +992,16 @@ CREATE OR REPLACE FUNCTION customer_vault.lookup(tbl regclass, col name, plainte
     AS 'MODULE_PATHNAME', 'cv_lookup';
 COMMENT ON FUNCTION customer_vault.lookup(regclass, name, text) IS
     'context column values (as text) of the visible rows whose blind index matches a plaintext; logged in blind_index_lookups';
+-- The same on a hash-distributed Citus table with the distribution value of
+-- the rows sought (any type, cast to the distribution column's type): both
+-- of its queries keep the rows holding that value, so Citus sends them to
+-- the one shard holding it instead of every shard (CITUS14).
+CREATE OR REPLACE FUNCTION customer_vault.lookup(tbl regclass, col name, plaintext text, distribution_value anyelement)
+    RETURNS SETOF text
+    LANGUAGE C VOLATILE PARALLEL UNSAFE ROWS 10
+    AS 'MODULE_PATHNAME', 'cv_lookup';
+COMMENT ON FUNCTION customer_vault.lookup(regclass, name, text, anyelement) IS
+    'lookup() routed to one shard of a hash-distributed Citus table: among the rows whose distribution column equals distribution_value; logged in blind_index_lookups';
 --@ schema
 
 CREATE TABLE customer_vault.blind_index_lookups (
@@ -1078,10 +1088,12 @@ REVOKE EXECUTE ON FUNCTION customer_vault._protect_trigger() FROM customer_vault
 REVOKE INSERT, UPDATE, DELETE ON customer_vault.protected_columns FROM customer_vault_admin;
 
 -- the writer stores data and never reads it back; it finds rows by lookup()
-GRANT EXECUTE ON FUNCTION customer_vault.lookup(regclass, name, text) TO customer_vault_writer;
+GRANT EXECUTE ON FUNCTION customer_vault.lookup(regclass, name, text),
+    customer_vault.lookup(regclass, name, text, anyelement) TO customer_vault_writer;
 -- the reader decrypts, through the decrypted view too
 GRANT EXECUTE ON FUNCTION
     customer_vault._open_column(text, text),
     customer_vault.column_blind_index(regclass, name, text),
-    customer_vault.lookup(regclass, name, text)
+    customer_vault.lookup(regclass, name, text),
+    customer_vault.lookup(regclass, name, text, anyelement)
     TO customer_vault_reader;
