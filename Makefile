@@ -75,6 +75,8 @@ REGRESS += citus_placeholder
 REGRESS += ledger_checks
 # import_consents checks the purposes' foreign key once per batch (part GRANT, issue 15)
 REGRESS += import_purpose_key
+# maintenance, erasure and consent writes under pinned output settings: a purge under DateStyle 'SQL, DMY' (part CITUSREV)
+REGRESS += datestyle_pin
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval

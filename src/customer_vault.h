@@ -112,9 +112,10 @@ extern void CvErasureLabelsChanged(void);
 /*
  * maint.c: acting as a table's owner inside a security-restricted operation,
  * in a GUC nest level of its own with a pinned search_path and row security
- * off (maintenance and erasure); pin_output also pins the output settings
- * (extra_float_digits, DateStyle, IntervalStyle, bytea_output) so values
- * printed as text read back as the same values.
+ * off (maintenance, erasure, consent writes), and the output settings
+ * pinned (CvPinOutputSettings: extra_float_digits, DateStyle, IntervalStyle,
+ * bytea_output) so values printed as text, or deparsed by Citus for its
+ * workers, read back as the same values.
  */
 typedef struct CvAsTableOwner
 {
@@ -124,7 +125,8 @@ typedef struct CvAsTableOwner
 	bool		citus_set;		/* row_security sent to the Citus workers */
 	bool		caller_row_security;	/* the caller's row_security */
 } CvAsTableOwner;
-extern void CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw);
+extern void CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw);
+extern void CvPinOutputSettings(void);
 extern void CvRestoreCaller(CvAsTableOwner *sw);
 
 /* keys.c: destroy the keys of every subject of a text[]; true if one existed */

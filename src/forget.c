@@ -338,6 +338,19 @@ fg_free(void)
 		MemoryContextReset(fg_cxt);
 }
 
+/* Prepare and keep one statement of the plan, with these cursor options */
+static SPIPlanPtr
+fg_prepare_opt(const char *sql, int nparams, Oid *types, int options)
+{
+	SPIPlanPtr	p = SPI_prepare_cursor(sql, nparams, types, options);
+
+	if (p == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(p) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	return p;
+}
+
 /*
  * Prepare and keep one statement of the plan, generic: its parameters are
  * one subject or a few keys, and a custom plan per erasure would cost more
@@ -346,13 +359,7 @@ fg_free(void)
 static SPIPlanPtr
 fg_prepare(const char *sql, int nparams, Oid *types)
 {
-	SPIPlanPtr	p = SPI_prepare_cursor(sql, nparams, types, CURSOR_OPT_GENERIC_PLAN);
-
-	if (p == NULL)
-		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-	if (SPI_keepplan(p) != 0)
-		elog(ERROR, "SPI_keepplan failed");
-	return p;
+	return fg_prepare_opt(sql, nparams, types, CURSOR_OPT_GENERIC_PLAN);
 }
 
 /* a foreign key between two application tables (a node of the reach) */
@@ -2210,7 +2217,14 @@ fg_begin_walk(const char *kind, LOCKMODE mode)
 					continue;
 				if (t->rows_sql == NULL)
 					fg_rows_sql(t);
-				t->rows_plan = fg_prepare(t->rows_sql, t->nparams, t->types);
+				/*
+				 * On a Citus table a custom plan: Citus plans a SELECT over
+				 * several shards only with its parameters' values ("could
+				 * not create distributed plan" for a generic one)
+				 */
+				t->rows_plan = fg_prepare_opt(t->rows_sql, t->nparams, t->types,
+											  CvCitusTable(t->relid) ? CURSOR_OPT_CUSTOM_PLAN
+											  : CURSOR_OPT_GENERIC_PLAN);
 			}
 		}
 		if (under_locks || (fg_valid && !fg_children_changed() && fg_plans_valid()))
@@ -2223,6 +2237,43 @@ fg_begin_walk(const char *kind, LOCKMODE mode)
 	}
 	fg_walk_gen = fg_gen;
 	fg_walk_kind = kind;
+}
+
+/*
+ * A Citus table whose owner is under its FORCE ROW LEVEL SECURITY: refused.
+ * Here the erasure's statements do not apply the owner's forced policies
+ * (SECURITY_NOFORCE_RLS, fg_exec), but Citus runs them again on the workers,
+ * per shard, in sessions of their own where that flag does not reach: there
+ * the owner's policies either hid the subject's rows (forget_subject left
+ * them and its receipt said erased) or, with row security off, failed on the
+ * shard.  An erasure or export that cannot see every row of the subject must
+ * not run at all.
+ */
+static void
+fg_refuse_forced_citus(FgTable *t)
+{
+	HeapTuple	tup;
+	bool		forced;
+	const char *name;
+
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(t->relid));
+	if (!HeapTupleIsValid(tup))
+		return;					/* fg_check_unchanged's business */
+	forced = ((Form_pg_class) GETSTRUCT(tup))->relrowsecurity &&
+		((Form_pg_class) GETSTRUCT(tup))->relforcerowsecurity;
+	ReleaseSysCache(tup);
+	if (!forced || superuser_arg(t->owner) || has_bypassrls_privilege(t->owner) ||
+		!CvCitusTable(t->relid))
+		return;
+	name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(t->relid)),
+									  get_rel_name(t->relid));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("cannot reach every row of the subject in Citus table %s: its owner is under FORCE ROW LEVEL SECURITY",
+					name),
+			 errdetail("On the Citus workers the owner's own row security policies would apply to the erasure's and the export's statements on the shards."),
+			 errhint("ALTER TABLE %s NO FORCE ROW LEVEL SECURITY (the policies still apply to every other role), then run it again.",
+					 name)));
 }
 
 /*
@@ -2243,12 +2294,13 @@ fg_exec(FgTable *t, SPIPlanPtr plan, Datum *values, const char *nulls)
 		fg_refuse_changed();
 	if (!SPI_plan_is_valid(plan))
 		fg_check_table(t, true);
+	fg_refuse_forced_citus(t);
 	if (fg_cur_owner != t->owner)
 	{
 		if (OidIsValid(fg_cur_owner))
 			CvRestoreCaller(&fg_sw);
 		fg_cur_owner = InvalidOid;
-		CvBecomeTableOwner(t->owner, true, &fg_sw);
+		CvBecomeTableOwner(t->owner, &fg_sw);
 		fg_cur_owner = t->owner;
 
 		/*

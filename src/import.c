@@ -133,7 +133,8 @@ typedef CvAsTableOwner CvAsOwner;
 /*
  * Act as the owner of consent_ledger (the extension's owner), security-
  * restricted, through the switch maintenance and erasure use
- * (CvBecomeTableOwner: a pinned search_path, row security off), with the
+ * (CvBecomeTableOwner: a pinned search_path and output settings, row
+ * security off), with the
  * settings of the SQL functions this replaces: no sequential scan for the
  * chain head reached by ctid (a plan made while the head table was one page
  * would otherwise scan every version a bulk load leaves), and no JIT.
@@ -155,7 +156,7 @@ imp_become_owner(CvAsOwner *sw)
 		elog(ERROR, "cache lookup failed for relation %u", relid);
 	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
 	ReleaseSysCache(tup);
-	CvBecomeTableOwner(owner, false, sw);
+	CvBecomeTableOwner(owner, sw);
 	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,

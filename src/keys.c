@@ -54,6 +54,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -1088,9 +1089,14 @@ typedef struct CvOwnerSwitch
 {
 	Oid			save_userid;
 	int			save_sec;
+	int			nestlevel;
 } CvOwnerSwitch;
 
-/* act as the owner of data_keys (the extension's owner) for SPI writes */
+/*
+ * act as the owner of data_keys (the extension's owner) for SPI writes, with
+ * the output settings pinned (on Citus the key table is a reference table:
+ * its times go to the workers as text, CvPinOutputSettings)
+ */
 static void
 cv_become_owner(CvOwnerSwitch *sw)
 {
@@ -1106,15 +1112,18 @@ cv_become_owner(CvOwnerSwitch *sw)
 	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
 	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	sw->nestlevel = NewGUCNestLevel();
+	CvPinOutputSettings();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }
 
-/* back to the calling user */
+/* back to the calling user and its settings */
 static void
 cv_restore_user(CvOwnerSwitch *sw)
 {
 	SPI_finish();
+	AtEOXact_GUC(false, sw->nestlevel);
 	SetUserIdAndSecContext(sw->save_userid, sw->save_sec);
 }
 
@@ -1814,6 +1823,17 @@ CvSubjectHash(const char *subject, int len, bool create, uint8 out[32])
 
 		if (!create || RecoveryInProgress() || XactReadOnly || IsInParallelMode())
 			return false;
+
+		/*
+		 * Not on a Citus worker: the key table is a reference table, a key
+		 * made there would be written from a worker into every node's
+		 * registry (the coordinator's too) behind the coordinator's back.
+		 */
+		if (CvCitusIsWorker())
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("the subject hash key does not exist yet and cannot be created on a Citus worker"),
+					 errhint("Run customer_vault.was_forgotten(), subject_access() or forget_subject() on the coordinator first: it creates the key.")));
 		(void) cv_root_get(false);	/* refuse early without a root key */
 		cv_become_owner(&sw);
 		(void) cv_insert_key(cv_subject_hash_key_name, 1, NULL,

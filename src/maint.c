@@ -84,7 +84,18 @@ cv_citus_row_security(bool on)
 	 */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "could not connect to SPI to set row_security for the Citus workers");
-	if (SPI_execute(on ? "SET LOCAL row_security = on" : "SET LOCAL row_security = off",
+
+	/*
+	 * Inside a DO block: Citus sends a SET LOCAL to the workers only in what
+	 * it takes for a multi-statement transaction (BEGIN, a DO block, a
+	 * procedure, or a statement run by a function's executor).  Run as
+	 * SPI's utility statement from a plain SELECT (forget_subject() in
+	 * autocommit, whose C code the caller's executor runs directly), it
+	 * stayed on this node: the shards' statements ran with the owner's
+	 * FORCE ROW LEVEL SECURITY policies hiding the subject's rows.
+	 */
+	if (SPI_execute(on ? "DO $cv$BEGIN SET LOCAL row_security = on; END$cv$"
+					: "DO $cv$BEGIN SET LOCAL row_security = off; END$cv$",
 					false, 0) != SPI_OK_UTILITY)
 		elog(ERROR, "could not set row_security for the Citus workers");
 	SPI_finish();
@@ -109,14 +120,12 @@ cv_citus_loaded(void)
  * VIEW: security-restricted (the owner's code cannot change the role or
  * leave objects behind), in a GUC nest level of its own (its settings end
  * with the statement), with a pinned search_path and row security off (every
- * row is seen, or a policy that still applies fails the statement).
- * pin_output also pins the output settings, so values a statement gives as
- * text (the keys forget_subject passes from parents to children) read back
- * as the same values whatever the caller set.  Shared by maintenance
- * (cv_maint_run) and erasure (forget.c).
+ * row is seen, or a policy that still applies fails the statement), and the
+ * output settings pinned (CvPinOutputSettings).  Shared by maintenance
+ * (cv_maint_run), erasure (forget.c) and the consent writes (import.c).
  */
 void
-CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
+CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw)
 {
 	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec);
 	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
@@ -128,6 +137,7 @@ CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
 	sw->citus_set = false;
 	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
+	CvPinOutputSettings();
 
 	/*
 	 * On Citus the statement runs on the workers too, per shard, where this
@@ -145,8 +155,23 @@ CvBecomeTableOwner(Oid owner, bool pin_output, CvAsTableOwner *sw)
 		cv_citus_row_security(false);
 		sw->citus_set = true;
 	}
-	if (!pin_output)
-		return;
+}
+
+/*
+ * Pin the settings that decide how values are printed as text, in the
+ * current GUC nest level (the caller opened one), so that values a statement
+ * gives as text (the keys forget_subject passes from parents to children)
+ * read back as the same values whatever the caller set, and so that Citus,
+ * which deparses a statement's constants and parameters with these settings
+ * and sends them to workers that parse them with their own (their default
+ * DateStyle 'ISO, MDY'), sends values every node reads alike: with the
+ * caller's 'SQL, DMY', 2 January went out as 02/01 and a worker read 1
+ * February (a purge deleted rows still inside retention, grant_consent
+ * stored another expiry on the workers' copies of consent_state).
+ */
+void
+CvPinOutputSettings(void)
+{
 	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
@@ -444,7 +469,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 		elog(ERROR, "unknown maintenance operation \"%s\"", op);
 
 	/* as the owner, security-restricted, settings confined, every row seen */
-	CvBecomeTableOwner(owner, false, &sw);
+	CvBecomeTableOwner(owner, &sw);
 	maint_relid = relid;
 	strlcpy(maint_key, key ? key : "", sizeof(maint_key));
 	PG_TRY();

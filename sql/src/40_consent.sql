@@ -237,6 +237,8 @@ CREATE OR REPLACE FUNCTION customer_vault.define_purpose(purpose text, lawful_ba
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET DateStyle = 'ISO, YMD'
+    SET IntervalStyle = 'postgres'
 AS $$
 BEGIN
     PERFORM customer_vault._coordinator_only('define_purpose()');
@@ -466,6 +468,8 @@ CREATE OR REPLACE FUNCTION customer_vault.withdraw_consent(subject text, purpose
     RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET DateStyle = 'ISO, YMD'
+    SET IntervalStyle = 'postgres'
 AS $$
 DECLARE
     p customer_vault.purposes := customer_vault._check_subject_purpose(subject, purpose);

@@ -746,11 +746,16 @@ $$;
 COMMENT ON FUNCTION customer_vault._subject_type(customer_vault.retention_policies) IS
     'internal: the type of a retention policy''s subject column, NULL without one';
 
--- the limit of one policy (UTC wall clock) and its expired predicate (alias t)
+-- the limit of one policy (UTC wall clock) and its expired predicate (alias t);
+-- its literal is ISO 8601 text (DateStyle pinned here): it is read alike
+-- whatever DateStyle the statement runs under (the caller's, the pinned one
+-- of _maint_run, a Citus worker's)
 CREATE OR REPLACE FUNCTION customer_vault._retention_expired(r customer_vault.retention_policies, as_of timestamptz,
                                                   OUT cutoff timestamp, OUT expired text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
+    SET DateStyle = 'ISO, YMD'
+    SET IntervalStyle = 'postgres'
 AS $$
 DECLARE
     ttype regtype;
@@ -796,6 +801,8 @@ CREATE OR REPLACE FUNCTION customer_vault._shred_plan(r customer_vault.retention
     RETURNS TABLE(subject text, expired_rows bigint, kept_because text)
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
+    SET DateStyle = 'ISO, YMD'
+    SET IntervalStyle = 'postgres'
     SET row_security = off
 AS $$
 DECLARE
