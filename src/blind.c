@@ -424,6 +424,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 	char	   *route_post = NULL;	/* " AS <type>)" */
 	int			nroute;
 
+	/* its record (blind_index_lookups) is the coordinator's */
+	CvRefuseOnCitusWorker("lookup()");
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

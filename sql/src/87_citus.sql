@@ -83,7 +83,8 @@ COMMENT ON FUNCTION customer_vault.citus_setup() IS
     'on a Citus coordinator: makes the key and consent tables reference tables, so that every node opens values and checks consent from local data; returns the tables converted';
 
 -- Compares the row-level security of every placement of a distributed (or
--- reference) table with the coordinator's table: RLS enabled and forced,
+-- reference) table, and of its partitions and inheritance children, with
+-- the coordinator's table: RLS enabled and forced,
 -- each policy's name, kind (permissive or restrictive), command, roles (by
 -- name: OIDs differ between nodes) and checks.
 -- Citus copies policies to shards itself (and, in 13.x, without AS
@@ -114,16 +115,8 @@ DECLARE
                 FROM pg_catalog.pg_policy p, t WHERE p.polrelid OPERATOR(pg_catalog.=) t.id), '')$q$;
     want text;
     r record;
+    rel pg_catalog.regclass;
 BEGIN
-    -- the name goes into the text of q, inside a literal, where Citus puts each
-    -- shard's name as it is: a quote or backslash in it could end the literal
-    -- (a table owner's SQL run with the caller's rights on every placement)
-    IF pg_catalog.strpos(tbl::text, '''') OPERATOR(pg_catalog.>) 0
-       OR pg_catalog.strpos(tbl::text, pg_catalog.chr(92)) OPERATOR(pg_catalog.>) 0 THEN
-        RAISE EXCEPTION 'table name % contains a quote or a backslash', pg_catalog.quote_literal(tbl::text)
-            USING ERRCODE = '22023',
-                  HINT = 'Rename the table to check its placements, or compare their policies with run_command_on_placements.';
-    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'extension "citus" is not installed in this database'
             USING ERRCODE = '55000';
@@ -132,19 +125,41 @@ BEGIN
         RAISE EXCEPTION '% is not a Citus table', tbl
             USING ERRCODE = '55000';
     END IF;
-    EXECUTE pg_catalog.replace(q, '%s', tbl::text) INTO want;
-    FOR r IN SELECT * FROM pg_catalog.run_command_on_placements(tbl, q) LOOP
-        -- the shard's name in the expressions' column references does not appear
-        -- (pg_get_expr prints bare column names): the texts compare as they are
-        IF NOT r.success THEN
-            shard := tbl::text || '_' || r.shardid; node := r.nodename || ':' || r.nodeport;
-            finding := 'could not be read: ' || r.result;
-            RETURN NEXT;
-        ELSIF r.result IS DISTINCT FROM want THEN
-            shard := tbl::text || '_' || r.shardid; node := r.nodename || ':' || r.nodeport;
-            finding := 'policies differ: expected ' || want || '; found ' || r.result;
-            RETURN NEXT;
+    -- the table, then its partitions and inheritance children at any depth
+    -- (their shards are shards of their own, with the policies copied there)
+    FOR rel IN SELECT tbl
+               UNION ALL
+               (WITH RECURSIVE d(rel) AS (
+                    SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent OPERATOR(pg_catalog.=) tbl
+                    UNION
+                    SELECT i.inhrelid FROM pg_catalog.pg_inherits i JOIN d ON i.inhparent OPERATOR(pg_catalog.=) d.rel)
+                SELECT d.rel::pg_catalog.regclass FROM d
+                 WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+                                WHERE p.logicalrelid OPERATOR(pg_catalog.=) d.rel)
+                 ORDER BY d.rel::pg_catalog.regclass::pg_catalog.text) LOOP
+        -- the name goes into the text of q, inside a literal, where Citus puts each
+        -- shard's name as it is: a quote or backslash in it could end the literal
+        -- (a table owner's SQL run with the caller's rights on every placement)
+        IF pg_catalog.strpos(rel::text, '''') OPERATOR(pg_catalog.>) 0
+           OR pg_catalog.strpos(rel::text, pg_catalog.chr(92)) OPERATOR(pg_catalog.>) 0 THEN
+            RAISE EXCEPTION 'table name % contains a quote or a backslash', pg_catalog.quote_literal(rel::text)
+                USING ERRCODE = '22023',
+                      HINT = 'Rename the table to check its placements, or compare their policies with run_command_on_placements.';
         END IF;
+        EXECUTE pg_catalog.replace(q, '%s', rel::text) INTO want;
+        FOR r IN SELECT * FROM pg_catalog.run_command_on_placements(rel, q) LOOP
+            -- the shard's name in the expressions' column references does not appear
+            -- (pg_get_expr prints bare column names): the texts compare as they are
+            IF NOT r.success THEN
+                shard := rel::text || '_' || r.shardid; node := r.nodename || ':' || r.nodeport;
+                finding := 'could not be read: ' || r.result;
+                RETURN NEXT;
+            ELSIF r.result IS DISTINCT FROM want THEN
+                shard := rel::text || '_' || r.shardid; node := r.nodename || ':' || r.nodeport;
+                finding := 'policies differ: expected ' || want || '; found ' || r.result;
+                RETURN NEXT;
+            END IF;
+        END LOOP;
     END LOOP;
 END
 $$;
