@@ -115,18 +115,13 @@ like($err, qr/cannot reach every row of the subject in Citus table public\.force
 like($err, qr/cannot reach every row of the subject in Citus table public\.forced/, 'export_subject refuses it too');
 
 # row_security = off reaches the workers from a top-level SELECT too: the
-# shards forced by hand (the coordinator's table not) fail the statement
-# instead of hiding rows (purge_preview counted s1's rows out before)
+# shards forced by hand (the coordinator's table not) fail the erasure
+# instead of hiding rows
 $coord->safe_psql('postgres', q{
 SET client_min_messages = warning;
 ALTER TABLE forced NO FORCE ROW LEVEL SECURITY;
 SELECT run_command_on_placements('forced', 'ALTER TABLE %s FORCE ROW LEVEL SECURITY');
-ALTER TABLE forced ADD COLUMN at timestamptz NOT NULL DEFAULT timestamptz '2020-01-01 00:00:00+00';
-SELECT customer_vault.set_retention('forced', 'at', '10 days');
 });
-($ret, $out, $err) = $coord->psql('postgres', q{SELECT expired FROM customer_vault.purge_preview(as_of => '2026-12-02 12:00:00+00') WHERE tbl = 'forced'::regclass});
-isnt($ret, 0, 'purge_preview (a top-level SELECT) fails on the forced shards instead of counting rows out');
-like($err, qr/row-level security/, 'with the row-level security error of the shards');
 ($ret, $out, $err) = $coord->psql('postgres', q{SELECT customer_vault.forget_subject('s1', 'request')});
 isnt($ret, 0, 'forget_subject in autocommit fails on the forced shards');
 like($err, qr/row-level security/, 'with the row-level security error of the shards');
