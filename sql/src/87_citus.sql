@@ -117,6 +117,13 @@ DECLARE
     r record;
     rel pg_catalog.regclass;
 BEGIN
+    -- the quote check of each table name (below) first for the table itself
+    IF pg_catalog.strpos(tbl::text, '''') OPERATOR(pg_catalog.>) 0
+       OR pg_catalog.strpos(tbl::text, pg_catalog.chr(92)) OPERATOR(pg_catalog.>) 0 THEN
+        RAISE EXCEPTION 'table name % contains a quote or a backslash', pg_catalog.quote_literal(tbl::text)
+            USING ERRCODE = '22023',
+                  HINT = 'Rename the table to check its placements, or compare their policies with run_command_on_placements.';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'citus') THEN
         RAISE EXCEPTION 'extension "citus" is not installed in this database'
             USING ERRCODE = '55000';
