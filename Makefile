@@ -69,6 +69,8 @@ REGRESS += forget_spellings forget_inherit
 REGRESS += ledger_privacy
 # a kept statement never analysed again mid-walk; the walk's findings (part WALKFIX, issue 12)
 REGRESS += walk_replan walk_findings walk_children
+# the findings of review rev-forget (part FORGETREV)
+REGRESS += forget_rev
 # the owner switch and a citus.propagate_set_commands placeholder (review rev-audimp, HIGH)
 REGRESS += citus_placeholder
 # the ledger's checks cheap to prepare, its subject hash index a hash index (part GRANTIMPORT, issue 15)

@@ -58,6 +58,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/ruleutils.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -105,6 +106,7 @@ typedef struct FgTable
 	char		relkind;
 	bool		reanalysable;	/* every other name its statements use is pg_catalog's or the extension's */
 	Oid			ret_from;		/* the table whose retention policy gives treat (InvalidOid: none) */
+	SPIPlanPtr	seal_plan;		/* kept ('k') at depth 0: the spellings its rows are sealed under */
 } FgTable;
 
 static MemoryContext fg_cxt = NULL;
@@ -222,6 +224,9 @@ static void fg_evid_callback(Datum arg, Oid relid);
  */
 static List *fg_hashes = NIL;
 
+/* the plain spellings of the subject in hold entries of hash version 1 (fg_hold_scan), for the redaction */
+static List *fg_hold_spellings = NIL;
+
 /* a relcache invalidation of a planned table or of the registry: build again */
 static void
 fg_relcache_callback(Datum arg, Oid relid)
@@ -323,6 +328,8 @@ fg_free(void)
 			SPI_freeplan(fg_tables[i].count_plan);
 		if (fg_tables[i].rows_plan)
 			SPI_freeplan(fg_tables[i].rows_plan);
+		if (fg_tables[i].seal_plan)
+			SPI_freeplan(fg_tables[i].seal_plan);
 	}
 	fg_n = 0;
 	fg_tables = NULL;
@@ -821,6 +828,35 @@ fg_labelled_tables(int *n)
 	return rows;
 }
 
+/*
+ * A subject column must compare in a deterministic collation: the walk's
+ * statements compare in the column's collation, the holds, the consents and
+ * the keys byte for byte (fg_same_value, fg_equal), so a case-insensitive
+ * column would let forget_subject('ALICE@example.com') delete the rows of
+ * 'alice@example.com' past her legal hold.  register_subject_table and
+ * set_retention refuse such a column; a collation changed since
+ * (ALTER COLUMN ... TYPE ... COLLATE) refuses the erasure and the export.
+ */
+static void
+fg_check_collation(Oid relid, AttrNumber att)
+{
+	Oid			typ;
+	int32		typmod;
+	Oid			coll;
+
+	get_atttypetypmodcoll(relid, att, &typ, &typmod, &coll);
+	if (!OidIsValid(coll) || get_collation_isdeterministic(coll))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("subject column %s of table %s has the nondeterministic collation %s",
+					quote_identifier(get_attname(relid, att, false)),
+					DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid))),
+					generate_collation_name(coll)),
+			 errdetail("Legal holds, consents and subject keys name a subject byte for byte; a column comparing texts that differ as equal would let one spelling erase the rows of another, past its holds."),
+			 errhint("Give the column a deterministic collation (ALTER TABLE ... ALTER COLUMN ... TYPE ... COLLATE \"C\"), and store the subject in one spelling (e.g. lower case).")));
+}
+
 /* a type subjects are compared in (text and varchar compare as text) */
 static void
 fg_add_match_type(Oid typ)
@@ -1081,7 +1117,10 @@ fg_build_plan(void)
 
 			fg_watch[fg_nwatch++] = relid;
 			if (att != InvalidAttrNumber)
+			{
+				fg_check_collation(relid, att);
 				fg_add_match_type(get_atttype(relid, att));
+			}
 		}
 	}
 	/*
@@ -1217,6 +1256,7 @@ fg_build_plan(void)
 						 errmsg("the subject column of table %s is of type %s, which is not allowed for a subject column",
 								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(rels[i]))),
 								format_type_be(t->subject_type))));
+			fg_check_collation(rels[i], att);
 			fg_add_match_type(t->subject_type);
 			appendStringInfo(&cond, "(t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
 							 quote_identifier(subjcol[i]), fg_type_name(t->subject_type));
@@ -1263,6 +1303,7 @@ fg_build_plan(void)
 										   quote_identifier(subjcol[i]), quote_identifier(reg[rp].col),
 										   format_type_be(t->subject_type), format_type_be(typ2)),
 								 errhint("Give these subject columns one type (ALTER TABLE ... ALTER COLUMN ... TYPE), or take the table out of the inheritance (ALTER TABLE ... NO INHERIT).")));
+					fg_check_collation(rels[i], att2);
 					cols = lappend(cols, reg[rp].col);
 					appendStringInfo(&cond, " OR (t.%s OPERATOR(pg_catalog.=) ($1)::%s)",
 									 quote_identifier(reg[rp].col), fg_type_name(typ2));
@@ -1507,6 +1548,19 @@ fg_build_plan(void)
 			t->act_plan = fg_prepare(t->act_sql, np, types);
 		if (t->ndanger > 0)
 			t->count_plan = fg_prepare(t->count_sql, np, types);
+
+		/*
+		 * A table whose rows the erasure keeps (retention action 'shred'):
+		 * the subject's key must go with them, and a protected column seals
+		 * under (column)::text ('42' for forget_subject('042') in a bigint
+		 * column, '60.00' for a numeric 60.00), which a text subject column
+		 * elsewhere may hold as another subject (cv_forget_subject).
+		 */
+		if (t->treat == 'k' && depth[i] == 0)
+			t->seal_plan = fg_prepare(psprintf("SELECT DISTINCT (t.%s)::pg_catalog.text FROM %s WHERE %s AND t.%s IS NOT NULL",
+											   quote_identifier(subjcol[i]), qual, cond.data,
+											   quote_identifier(subjcol[i])),
+									  np, types);
 	}
 	fg_n = nrel;
 
@@ -2022,6 +2076,9 @@ fg_add_spelling(StringInfo buf, List **seen, const char *s)
 {
 	ListCell   *lc;
 
+	/* nothing is stored under a longer one ('1e300' is 301 digits in a numeric column) */
+	if (strlen(s) > CV_SUBJECT_MAX)
+		return;
 	foreach(lc, *seen)
 		if (strcmp((const char *) lfirst(lc), s) == 0)
 			return;
@@ -2155,7 +2212,8 @@ fg_plans_valid(void)
 		if ((t->keys_plan && !SPI_plan_is_valid(t->keys_plan)) ||
 			(t->act_plan && !SPI_plan_is_valid(t->act_plan)) ||
 			(t->count_plan && !SPI_plan_is_valid(t->count_plan)) ||
-			(t->rows_plan && !SPI_plan_is_valid(t->rows_plan)))
+			(t->rows_plan && !SPI_plan_is_valid(t->rows_plan)) ||
+			(t->seal_plan && !SPI_plan_is_valid(t->seal_plan)))
 			return false;
 	}
 	return true;
@@ -2512,6 +2570,13 @@ fg_read_keys(const char *subject, Datum subject_datum, StringInfo spell, List **
  * reaches; spell/seen gather the spellings of the subject (as given, in each
  * subject column's type it is a value of, zero-padded, uuid variants).
  */
+/*
+ * The spellings the rows the last erasure kept (retention action 'shred')
+ * are sealed under, each with the table it came from (cv_forget_subject).
+ */
+static List *fg_sealed = NIL;
+static List *fg_sealed_rels = NIL;
+
 static void
 fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, List **seen,
 		char **tables, char **not_reached)
@@ -2610,6 +2675,21 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 		}
 		fg_exec(t, t->act_plan, tparams[k], tnulls[k]);
 		counts[k] = (t->treat == 'k') ? fg_count() : (int64) SPI_processed;
+		if (counts[k] > 0 && t->seal_plan != NULL)
+		{
+			uint64		r;
+
+			fg_exec(t, t->seal_plan, tparams[k], tnulls[k]);
+			for (r = 0; r < SPI_processed; r++)
+			{
+				char	   *v = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+
+				if (v == NULL)
+					continue;
+				fg_sealed = lappend(fg_sealed, v);
+				fg_sealed_rels = lappend_oid(fg_sealed_rels, t->relid);
+			}
+		}
 	}
 
 	fg_end_owner();
@@ -2654,6 +2734,9 @@ fg_reset_after_error(void)
 	fg_cur_owner = InvalidOid;
 	fg_walk_kind = NULL;
 	fg_hashes = NIL;
+	fg_sealed = NIL;
+	fg_sealed_rels = NIL;
+	fg_hold_spellings = NIL;
 }
 
 /*
@@ -3070,10 +3153,20 @@ fg_consent_ranges(const FgSubject *fs, List **lo, List **hi, List **exact)
 				continue;		/* zero: every spelling is below '1' */
 			sdig = d.data;
 			slen = d.len;
+
+			/*
+			 * No spelling of the subject is stored longer than
+			 * CV_SUBJECT_MAX bytes: the zeros are counted up to there only
+			 * (forget_subject('1e131071') made 131074 ranges of up to
+			 * 131073 bytes each, tens of GB).
+			 */
+			if (tz + 2 > CV_SUBJECT_MAX - slen)
+				tz = Max(CV_SUBJECT_MAX - slen - 2, 0);
 			for (m = 0; m <= tz + 2; m++)
 			{
 				StringInfoData z;
 
+				CHECK_FOR_INTERRUPTS();
 				initStringInfo(&z);
 				appendStringInfoString(&z, sdig);
 				for (k = 0; k < m; k++)
@@ -3088,6 +3181,7 @@ fg_consent_ranges(const FgSubject *fs, List **lo, List **hi, List **exact)
 			}
 			for (k = 1; k < slen; k++)
 			{
+				CHECK_FOR_INTERRUPTS();
 				fg_range(lo, hi, psprintf("%.*s.", k, sdig), psprintf("%.*s/", k, sdig));
 				fg_range(lo, hi, psprintf("%.*s_", k, sdig), psprintf("%.*s`", k, sdig));
 			}
@@ -3191,15 +3285,109 @@ fg_key_spellings(const FgSubject *fs, List **out)
 					CStringGetTextDatum((char *) lfirst(lc)));
 		ScanKeyInit(&key[1], a_subject, BTLessStrategyNumber, F_TEXT_LT,
 					CStringGetTextDatum((char *) lfirst(lh)));
+		CHECK_FOR_INTERRUPTS();
 		scan = systable_beginscan(rel, idx, true, snap, 2, key);
 		while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		{
-			char	   *ks = fg_getstr(tup, desc, a_subject);
-			char	   *st = fg_getstr(tup, desc, a_state);
+			char	   *ks;
+			char	   *st;
+
+			CHECK_FOR_INTERRUPTS();
+			ks = fg_getstr(tup, desc, a_subject);
+			st = fg_getstr(tup, desc, a_state);
 
 			if (ks == NULL || st == NULL || strcmp(st, "destroyed") == 0 || !fg_same_subject(fs, ks))
 				continue;
 			*out = lappend(*out, ks);
+		}
+		systable_endscan(scan);
+	}
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+}
+
+/* whether a spelling has a live subject key (data_keys' index of live keys by subject) */
+static bool
+fg_live_key(const char *spelling)
+{
+	Oid			idx;
+	Relation	rel;
+	TupleDesc	desc;
+	AttrNumber	a_subject;
+	AttrNumber	a_state;
+	Snapshot	snap;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		live = false;
+
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	rel = fg_open_ext("data_keys", &idx, "data_keys_subject_live_key");
+	desc = RelationGetDescr(rel);
+	a_subject = fg_attnum(rel, "subject");
+	a_state = fg_attnum(rel, "state");
+	ScanKeyInit(&key, a_subject, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(spelling));
+	scan = systable_beginscan(rel, idx, true, snap, 1, &key);
+	while (!live && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		char	   *ks = fg_getstr(tup, desc, a_subject);
+		char	   *st = fg_getstr(tup, desc, a_state);
+
+		live = ks != NULL && st != NULL && strcmp(st, "destroyed") != 0 && strcmp(ks, spelling) == 0;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+	return live;
+}
+
+/*
+ * The spellings of the subject evidence_subjects names (the plain subject of
+ * hold and ledger entries of hash version 2), by its index on the subject in
+ * the C collation over the candidate ranges, appended to *out: a hold placed
+ * on '+60' names the subject 60 under a spelling neither the walk, nor a
+ * consent, nor a key gives, and must not survive its erasure.
+ */
+static void
+fg_evidence_spellings(const FgSubject *fs, List **out)
+{
+	List	   *lo = NIL;
+	List	   *hi = NIL;
+	ListCell   *lc;
+	ListCell   *lh;
+	Oid			idx;
+	Relation	rel;
+	TupleDesc	desc;
+	AttrNumber	a_subject;
+	Snapshot	snap;
+
+	fg_candidate_ranges(fs, &lo, &hi);
+	CommandCounterIncrement();
+	snap = RegisterSnapshot(GetLatestSnapshot());
+	rel = fg_open_ext("evidence_subjects", &idx, "evidence_subjects_subject_idx");
+	desc = RelationGetDescr(rel);
+	a_subject = fg_attnum(rel, "subject");
+	forboth(lc, lo, lh, hi)
+	{
+		ScanKeyData key[2];
+		SysScanDesc scan;
+		HeapTuple	tup;
+
+		ScanKeyInit(&key[0], a_subject, BTGreaterEqualStrategyNumber, F_TEXT_GE,
+					CStringGetTextDatum((char *) lfirst(lc)));
+		ScanKeyInit(&key[1], a_subject, BTLessStrategyNumber, F_TEXT_LT,
+					CStringGetTextDatum((char *) lfirst(lh)));
+		CHECK_FOR_INTERRUPTS();
+		scan = systable_beginscan(rel, idx, true, snap, 2, key);
+		while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		{
+			char	   *es;
+
+			CHECK_FOR_INTERRUPTS();
+			es = fg_getstr(tup, desc, a_subject);
+			if (es != NULL && fg_same_subject(fs, es))
+				*out = lappend(*out, es);
 		}
 		systable_endscan(scan);
 	}
@@ -3221,6 +3409,7 @@ fg_text_array(List *l)
 }
 
 static void fg_hold_scan(const FgSubject *fs);
+
 
 /* the first hold standing on the subject: refused, naming it */
 static void
@@ -3339,6 +3528,7 @@ fg_hold_scan(const FgSubject *fs)
 	bool		have_hash;
 	uint8		given_hash[32];
 
+	fg_hold_spellings = NIL;
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
 	rel = fg_open_ext("legal_hold_events", NULL, NULL);
@@ -3373,6 +3563,11 @@ fg_hold_scan(const FgSubject *fs)
 		else if (strcmp(action, "place") == 0)
 		{
 			Datum		until = heap_getattr(tup, a_until, desc, &isnull);
+			char	   *ps = fg_getstr(tup, desc, a_subject);
+
+			/* released and expired ones too: the erasure redacts them all */
+			if (ps != NULL && fg_same_subject(fs, ps))
+				fg_hold_spellings = lappend(fg_hold_spellings, ps);
 
 			if (!isnull && DatumGetTimestampTz(until) <= now)
 				continue;		/* expired */
@@ -3504,6 +3699,7 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 						CStringGetTextDatum((char *) lfirst(lc)));
 			ScanKeyInit(&key[1], a_subject, BTLessStrategyNumber, F_TEXT_LT,
 						CStringGetTextDatum((char *) lfirst(lh)));
+			CHECK_FOR_INTERRUPTS();
 			scan = systable_beginscan(rel, idx, true, snap, 2, key);
 			while (HeapTupleIsValid(tup = systable_getnext(scan)))
 			{
@@ -3511,6 +3707,7 @@ fg_withdraw(const FgSubject *fs, int64 receipt_id, const char *reason)
 				Datum		g = heap_getattr(tup, a_granted, desc, &isnull);
 				char	   *cs;
 
+				CHECK_FOR_INTERRUPTS();
 				cs = fg_getstr(tup, desc, a_subject);
 				if (cs == NULL || !fg_same_subject(fs, cs))
 					continue;
@@ -4055,6 +4252,8 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 
 		/* every table holding the subject's rows, changed as its owner */
 		initStringInfo(&spell);
+		fg_sealed = NIL;
+		fg_sealed_rels = NIL;
 		fg_walk(subject, PG_GETARG_DATUM(0), caller, &spell, &seen, &tables, &not_reached);
 
 		/*
@@ -4078,6 +4277,40 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 					same = lappend(same, lfirst(lc));
 		}
 		fg_key_spellings(&fs, &same);
+
+		/*
+		 * The rows a table keeps (retention action 'shred') are sealed
+		 * under (column)::text: their key goes with the subject's.  Where a
+		 * text (or char(n)) subject column holds that spelling as another
+		 * subject ('42' next to forget_subject('042')), that subject's live
+		 * key is not this erasure's to shred, and the kept rows must not
+		 * stay readable either: refused.
+		 */
+		{
+			ListCell   *lc;
+			ListCell   *lr;
+
+			forboth(lc, fg_sealed, lr, fg_sealed_rels)
+			{
+				const char *sp = lfirst(lc);
+
+				if (fg_same_subject(&fs, sp))
+				{
+					same = lappend(same, (void *) sp);
+					continue;
+				}
+				if (!fg_live_key(sp))
+					continue;
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("the subject's rows that table %s keeps are sealed under another subject's key",
+								DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(lfirst_oid(lr))))),
+						 errdetail("The table keeps them (retention action shred) and they are sealed under the subject as its subject column writes it, which a text subject column holds as another subject. Nothing was erased."),
+						 errhint("Erase the subject as that column writes it first (e.g. '42' for '042' in a bigint column), then this spelling.")));
+			}
+			fg_sealed = NIL;
+			fg_sealed_rels = NIL;
+		}
 		shredded = CvShredSubjects(fg_text_array(same));
 
 		/* every consent of the subject, under whichever spelling it was given */
@@ -4093,6 +4326,8 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 		{
 			List	   *all = list_concat(list_copy(same), fg_withdrawn);
 
+			all = list_concat(all, fg_hold_spellings);
+			fg_evidence_spellings(&fs, &all);
 			all = lappend(all, pstrdup(subject));
 			/* nothing names the subject (no consent, no evidence): nothing to redact */
 			if (fg_evidence_exists(all))
@@ -4108,9 +4343,17 @@ cv_forget_subject(PG_FUNCTION_ARGS)
 				SPI_finish();
 			}
 			fg_withdrawn = NIL;
+			fg_hold_spellings = NIL;
 		}
 
-		/* the receipt */
+		/*
+		 * The receipt: the hash of the canonical spelling when it names the
+		 * same subject (was_forgotten of every such spelling is then true),
+		 * else of the subject as given ('042' next to a text subject column
+		 * is not '42', whose consents and key this erasure left alone)
+		 */
+		if (!fg_same_subject(&fs, canon))
+			canon = subject;
 		has_hash = fg_evidence_hash(canon, hash) || CvSubjectHash(canon, strlen(canon), true, hash);
 		initStringInfo(&counts);
 		appendStringInfo(&counts, "{\"tables\": %s, \"subject_key_shredded\": %s, \"consents_withdrawn\": %d, \"not_reached\": %s}",

@@ -111,6 +111,9 @@ CREATE TABLE customer_vault.evidence_subjects (
     subject_hash bytea PRIMARY KEY CHECK (pg_catalog.length(subject_hash) = 32),
     subject      text NOT NULL CHECK (subject <> '')
 );
+-- forget_subject finds the subject's other spellings here ('+60' for 60) by
+-- ranges of texts in the C collation
+CREATE INDEX evidence_subjects_subject_idx ON customer_vault.evidence_subjects (subject COLLATE "C");
 --@ code
 COMMENT ON TABLE customer_vault.evidence_subjects IS
     'the plain subject behind each subject hash of the consent ledger and the legal hold log; deleted by forget_subject';

@@ -487,6 +487,8 @@ BEGIN
     IF subject_column IS NOT NULL THEN
         PERFORM customer_vault._check_subject_type(customer_vault._column_type(tbl, subject_column),
                                                    pg_catalog.format('subject column %I of table %s', subject_column, tbl));
+        PERFORM customer_vault._check_subject_collation(tbl, subject_column,
+                                                        pg_catalog.format('subject column %I of table %s', subject_column, tbl));
     END IF;
     IF action = 'shred' AND subject_column IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
@@ -579,6 +581,34 @@ END
 $$;
 COMMENT ON FUNCTION customer_vault._check_subject_type(regtype, text) IS
     'internal: refuses a subject column type that is not a built-in base type of pg_catalog';
+
+-- an error when a subject column compares in a nondeterministic collation
+-- (case- or accent-insensitive): the erasure's and the purge's statements
+-- compare in the column's collation, the holds, the consents and the keys
+-- byte-wise, so forget_subject('ALICE@example.com') would delete the rows of
+-- 'alice@example.com' past her legal hold (review rev-forget)
+CREATE OR REPLACE FUNCTION customer_vault._check_subject_collation(tbl regclass, col name, what text) RETURNS void
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    coll text;
+BEGIN
+    SELECT pg_catalog.format('%I.%I', n.nspname, c.collname) INTO coll
+      FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_collation c ON c.oid OPERATOR(pg_catalog.=) a.attcollation
+      JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.collnamespace
+     WHERE a.attrelid OPERATOR(pg_catalog.=) tbl AND a.attname OPERATOR(pg_catalog.=) col
+       AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND NOT c.collisdeterministic;
+    IF coll IS NOT NULL THEN
+        RAISE EXCEPTION USING ERRCODE = 'feature_not_supported',
+            MESSAGE = pg_catalog.format('%s has the nondeterministic collation %s', what, coll),
+            DETAIL = 'Legal holds, consents and subject keys name a subject byte for byte; a column comparing texts that differ as equal would let one spelling erase or purge the rows of another, past its holds.',
+            HINT = 'Give the column a deterministic collation (ALTER TABLE ... ALTER COLUMN ... TYPE ... COLLATE "C"), and store the subject in one spelling (e.g. lower case).';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION customer_vault._check_subject_collation(regclass, name, text) IS
+    'internal: refuses a subject column with a nondeterministic collation';
 
 -- whether a text converts to a type (a hold subject to a subject column's
 -- type); only for the allowed subject types: nothing of a user's runs here
@@ -740,6 +770,10 @@ BEGIN
     -- re-checked at every use: ALTER TABLE ... TYPE may have changed it since
     PERFORM customer_vault._check_subject_type(t, pg_catalog.format('subject column %I of table %I.%I',
                                                                     r.subject_column, r.schema_name, r.table_name));
+    PERFORM customer_vault._check_subject_collation(pg_catalog.format('%I.%I', r.schema_name, r.table_name)::pg_catalog.regclass,
+                                                    r.subject_column,
+                                                    pg_catalog.format('subject column %I of table %I.%I',
+                                                                      r.subject_column, r.schema_name, r.table_name));
     RETURN t;
 END
 $$;
@@ -1392,6 +1426,7 @@ GRANT EXECUTE ON FUNCTION
     customer_vault.set_retention(regclass, name, interval, text, name),
     customer_vault.drop_retention(regclass),
     customer_vault._subject_type_ok(regtype), customer_vault._check_subject_type(regtype, text),
+    customer_vault._check_subject_collation(regclass, name, text),
     customer_vault.place_legal_hold(text, text, timestamptz), customer_vault.release_legal_hold(bigint, text),
     customer_vault.purge_preview(timestamptz), customer_vault._retention_sql(customer_vault.retention_policies, timestamptz),
     customer_vault._pii_columns(regclass), customer_vault._subject_has_key(text),

@@ -114,6 +114,8 @@ BEGIN
     END IF;
     PERFORM customer_vault._check_subject_type(customer_vault._column_type(tbl, subject_column, 'subject column'),
                                                pg_catalog.format('subject column %I of table %s', subject_column, tbl));
+    PERFORM customer_vault._check_subject_collation(tbl, subject_column,
+                                                    pg_catalog.format('subject column %I of table %s', subject_column, tbl));
     SELECT pa.relid INTO root FROM pg_catalog.pg_partition_ancestors(tbl) WITH ORDINALITY pa(relid, n)
      ORDER BY pa.n DESC LIMIT 1;
     RETURN COALESCE(root, tbl);

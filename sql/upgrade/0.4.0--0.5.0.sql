@@ -35,6 +35,8 @@ CREATE TABLE customer_vault.evidence_subjects (
     subject_hash bytea PRIMARY KEY CHECK (pg_catalog.length(subject_hash) = 32),
     subject      text NOT NULL CHECK (subject <> '')
 );
+-- part FORGETREV: forget_subject finds the subject's other spellings by ranges (C collation)
+CREATE INDEX evidence_subjects_subject_idx ON customer_vault.evidence_subjects (subject COLLATE "C");
 SELECT pg_catalog.pg_extension_config_dump('customer_vault.evidence_subjects', '');
 ALTER TABLE customer_vault.legal_hold_events
     ALTER COLUMN subject DROP NOT NULL,
