@@ -89,19 +89,19 @@ SELECT customer_vault.drop_retention('regress_fr.acct');
 SELECT customer_vault.unregister_subject_table('regress_fr.acct');
 SELECT customer_vault.unregister_subject_table('regress_fr.notes');
 -- a text subject column (of a retention policy only) next to a bigint one:
--- forget_subject('043') deletes the bigint row 43 but leaves the consent of
--- '43' (another subject for the text column): the receipt names '043' only
+-- forget_subject('07043') deletes the bigint row 7043 but leaves the consent of
+-- '7043' (another subject for the text column): the receipt names '07043' only
 CREATE TABLE regress_fr.b (id bigint, v text);
 CREATE TABLE regress_fr.weblog (visitor text, at timestamptz DEFAULT now());
 SELECT customer_vault.register_subject_table('regress_fr.b', 'id');
 SELECT customer_vault.set_retention('regress_fr.weblog', 'at', '30 days', 'delete', 'visitor');
-INSERT INTO regress_fr.b VALUES (43, 'b43');
-SELECT customer_vault.grant_consent('43', 'regress_fr_news', '{"form":"web"}') IS NOT NULL AS granted;
+INSERT INTO regress_fr.b VALUES (7043, 'b7043');
+SELECT customer_vault.grant_consent('7043', 'regress_fr_news', '{"form":"web"}') IS NOT NULL AS granted;
 SELECT r -> 'tables' AS tables, r -> 'consents_withdrawn' AS withdrawn
-  FROM customer_vault.forget_subject('043', 'request') r;
+  FROM customer_vault.forget_subject('07043', 'request') r;
 SELECT count(*) AS b_rows FROM regress_fr.b;
-SELECT customer_vault.was_forgotten('43') AS forgotten_43, customer_vault.was_forgotten('043') AS forgotten_043,
-       customer_vault.has_consent('43', 'regress_fr_news') AS consent_43;
+SELECT customer_vault.was_forgotten('7043') AS forgotten_7043, customer_vault.was_forgotten('07043') AS forgotten_07043,
+       customer_vault.has_consent('7043', 'regress_fr_news') AS consent_7043;
 SELECT customer_vault.drop_retention('regress_fr.weblog');
 SELECT customer_vault.unregister_subject_table('regress_fr.weblog');
 SELECT customer_vault.unregister_subject_table('regress_fr.b');
