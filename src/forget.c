@@ -3248,14 +3248,14 @@ fg_candidate_ranges(const FgSubject *fs, List **lo, List **hi)
 }
 
 /*
- * The spellings of the subject that have a live subject key (data_keys'
- * index of live keys by subject, C collation, scanned over the candidate
- * ranges), appended to *out: a protected column seals under (column)::text,
- * '60.00' for a numeric 60.00, which no list of spellings made in advance
- * holds.
+ * The spellings of the subject found in an extension table's index on its
+ * subject column (C collation), scanned over the candidate ranges, appended
+ * to *out: those that name the same subject (fg_same_subject) and, when
+ * state_col is given, whose state is not 'destroyed'.
  */
 static void
-fg_key_spellings(const FgSubject *fs, List **out)
+fg_indexed_spellings(const FgSubject *fs, const char *relname, const char *idxname,
+					 const char *state_col, List **out)
 {
 	List	   *lo = NIL;
 	List	   *hi = NIL;
@@ -3265,16 +3265,17 @@ fg_key_spellings(const FgSubject *fs, List **out)
 	Relation	rel;
 	TupleDesc	desc;
 	AttrNumber	a_subject;
-	AttrNumber	a_state;
+	AttrNumber	a_state = InvalidAttrNumber;
 	Snapshot	snap;
 
 	fg_candidate_ranges(fs, &lo, &hi);
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetLatestSnapshot());
-	rel = fg_open_ext("data_keys", &idx, "data_keys_subject_live_key");
+	rel = fg_open_ext(relname, &idx, idxname);
 	desc = RelationGetDescr(rel);
 	a_subject = fg_attnum(rel, "subject");
-	a_state = fg_attnum(rel, "state");
+	if (state_col != NULL)
+		a_state = fg_attnum(rel, state_col);
 	forboth(lc, lo, lh, hi)
 	{
 		ScanKeyData key[2];
@@ -3289,21 +3290,37 @@ fg_key_spellings(const FgSubject *fs, List **out)
 		scan = systable_beginscan(rel, idx, true, snap, 2, key);
 		while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		{
-			char	   *ks;
-			char	   *st;
+			char	   *sp;
 
 			CHECK_FOR_INTERRUPTS();
-			ks = fg_getstr(tup, desc, a_subject);
-			st = fg_getstr(tup, desc, a_state);
-
-			if (ks == NULL || st == NULL || strcmp(st, "destroyed") == 0 || !fg_same_subject(fs, ks))
+			sp = fg_getstr(tup, desc, a_subject);
+			if (sp == NULL || !fg_same_subject(fs, sp))
 				continue;
-			*out = lappend(*out, ks);
+			if (state_col != NULL)
+			{
+				char	   *st = fg_getstr(tup, desc, a_state);
+
+				if (st == NULL || strcmp(st, "destroyed") == 0)
+					continue;
+			}
+			*out = lappend(*out, sp);
 		}
 		systable_endscan(scan);
 	}
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
+}
+
+/*
+ * The spellings of the subject that have a live subject key (data_keys' index
+ * of live keys by subject): a protected column seals under (column)::text,
+ * '60.00' for a numeric 60.00, which no list of spellings made in advance
+ * holds.
+ */
+static void
+fg_key_spellings(const FgSubject *fs, List **out)
+{
+	fg_indexed_spellings(fs, "data_keys", "data_keys_subject_live_key", "state", out);
 }
 
 /* whether a spelling has a live subject key (data_keys' index of live keys by subject) */
@@ -3344,55 +3361,14 @@ fg_live_key(const char *spelling)
 
 /*
  * The spellings of the subject evidence_subjects names (the plain subject of
- * hold and ledger entries of hash version 2), by its index on the subject in
- * the C collation over the candidate ranges, appended to *out: a hold placed
- * on '+60' names the subject 60 under a spelling neither the walk, nor a
- * consent, nor a key gives, and must not survive its erasure.
+ * hold and ledger entries of hash version 2): a hold placed on '+60' names
+ * the subject 60 under a spelling neither the walk, nor a consent, nor a key
+ * gives, and must not survive its erasure.
  */
 static void
 fg_evidence_spellings(const FgSubject *fs, List **out)
 {
-	List	   *lo = NIL;
-	List	   *hi = NIL;
-	ListCell   *lc;
-	ListCell   *lh;
-	Oid			idx;
-	Relation	rel;
-	TupleDesc	desc;
-	AttrNumber	a_subject;
-	Snapshot	snap;
-
-	fg_candidate_ranges(fs, &lo, &hi);
-	CommandCounterIncrement();
-	snap = RegisterSnapshot(GetLatestSnapshot());
-	rel = fg_open_ext("evidence_subjects", &idx, "evidence_subjects_subject_idx");
-	desc = RelationGetDescr(rel);
-	a_subject = fg_attnum(rel, "subject");
-	forboth(lc, lo, lh, hi)
-	{
-		ScanKeyData key[2];
-		SysScanDesc scan;
-		HeapTuple	tup;
-
-		ScanKeyInit(&key[0], a_subject, BTGreaterEqualStrategyNumber, F_TEXT_GE,
-					CStringGetTextDatum((char *) lfirst(lc)));
-		ScanKeyInit(&key[1], a_subject, BTLessStrategyNumber, F_TEXT_LT,
-					CStringGetTextDatum((char *) lfirst(lh)));
-		CHECK_FOR_INTERRUPTS();
-		scan = systable_beginscan(rel, idx, true, snap, 2, key);
-		while (HeapTupleIsValid(tup = systable_getnext(scan)))
-		{
-			char	   *es;
-
-			CHECK_FOR_INTERRUPTS();
-			es = fg_getstr(tup, desc, a_subject);
-			if (es != NULL && fg_same_subject(fs, es))
-				*out = lappend(*out, es);
-		}
-		systable_endscan(scan);
-	}
-	table_close(rel, AccessShareLock);
-	UnregisterSnapshot(snap);
+	fg_indexed_spellings(fs, "evidence_subjects", "evidence_subjects_subject_idx", NULL, out);
 }
 
 /* a List of C strings as a text[] */
