@@ -500,8 +500,13 @@ cv_lookup(PG_FUNCTION_ARGS)
 					 errhint("Call lookup() with three arguments.")));
 		distcol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		disttype = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		/*
+		 * the type's own equality, schema-qualified: this query runs as the
+		 * table's owner, and a bare "=" would be resolved through the
+		 * caller's search_path (an operator of the caller's on a domain)
+		 */
 		route_pre = psprintf(" AND t.%s %s CAST($", quote_identifier(distcol),
-							 cv_type_in_catalog(disttype) ? "OPERATOR(pg_catalog.=)" : "=");
+							 CvEqOperator(disttype));
 		route_post = psprintf(" AS %s)", format_type_be_qualified(disttype));
 	}
 

@@ -126,6 +126,7 @@ typedef struct CvAsTableOwner
 	bool		caller_row_security;	/* the caller's row_security */
 } CvAsTableOwner;
 extern void CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw);
+extern char *CvEqOperator(Oid typid);
 extern void CvPinOutputSettings(void);
 extern void CvRestoreCaller(CvAsTableOwner *sw);
 

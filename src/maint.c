@@ -257,8 +257,8 @@ maint_citus_distcol(Oid relid)
 }
 
 /* "OPERATOR(schema.=)": the default equality of a type, qualified */
-static char *
-maint_eq_operator(Oid typid)
+char *
+CvEqOperator(Oid typid)
 {
 	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
 	HeapTuple	otup;
@@ -511,10 +511,10 @@ cv_maint_run(PG_FUNCTION_ARGS)
 			resetStringInfo(&sql);
 			if (strcmp(op, "delete_routed") == 0)
 				appendStringInfo(&sql, "DELETE FROM %s%s t WHERE t.%s %s ANY ($%d) AND (%s)",
-								 only, qualname, distcol, maint_eq_operator(vtype), vparam, filter);
+								 only, qualname, distcol, CvEqOperator(vtype), vparam, filter);
 			else
 				appendStringInfo(&sql, "UPDATE %s%s t SET %s WHERE t.%s %s ANY ($%d) AND (%s)",
-								 only, qualname, list, distcol, maint_eq_operator(vtype), vparam, filter);
+								 only, qualname, list, distcol, CvEqOperator(vtype), vparam, filter);
 			rc = SPI_execute_with_args(sql.data, vparam, ptypes, pvals, NULL, false, 0);
 		}
 	}
