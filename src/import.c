@@ -30,6 +30,7 @@
 #include "common/hashfn.h"
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
 #include "storage/bufmgr.h"
 #include "storage/itemptr.h"
@@ -1464,10 +1465,16 @@ imp_purpose(HTAB *purposes, const char *name)
 }
 
 /*
- * Whether the only triggers of consent_state that a replica session leaves
- * out are the per-row checks of its foreign key to purposes: any other
- * trigger enabled for origin sessions only (one a DBA added, another key)
- * must fire, so the import then keeps the ordinary path.
+ * Whether a replica session changes nothing on consent_state but leaving out
+ * the per-row checks of its foreign key to purposes.  Any other trigger
+ * enabled for origin sessions only (one a DBA added, another key) must fire;
+ * one enabled for replica sessions only must not (review 24, LOW-1: the
+ * import fired a DBA's ENABLE REPLICA trigger); one enabled always, other
+ * than the extension's own statement trigger, would see the setting as
+ * replica and may act on it; and rules are enabled per session role too.
+ * In each of these cases the import keeps the ordinary path.  The
+ * extension's own row trigger (consent_state_changed_row, replica only)
+ * firing is harmless: it marks the change as the statement trigger does.
  */
 static bool
 imp_state_skips_only_purpose_key(void)
@@ -1475,21 +1482,36 @@ imp_state_skips_only_purpose_key(void)
 	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
 	Oid			cstate = get_relname_relid("consent_state", nsp);
 	Oid			purposes = get_relname_relid("purposes", nsp);
+	Oid			changed = InvalidOid;
 	Relation	rel;
 	bool		ok = true;
 	int			i;
 
 	if (!OidIsValid(cstate) || !OidIsValid(purposes))
 		return false;
+	{
+		List	   *fname = list_make2(makeString(CV_SCHEMA), makeString("_consent_changed"));
+
+		changed = LookupFuncName(fname, 0, NULL, true);
+		list_free(fname);
+	}
 	rel = table_open(cstate, AccessShareLock);
+	if (rel->rd_rules != NULL)
+		ok = false;
 	if (rel->trigdesc != NULL)
 		for (i = 0; i < rel->trigdesc->numtriggers; i++)
 		{
 			Trigger    *t = &rel->trigdesc->triggers[i];
+			bool		own = OidIsValid(changed) && t->tgfoid == changed &&
+				(strcmp(t->tgname, "consent_state_changed") == 0 ||
+				 strcmp(t->tgname, "consent_state_changed_row") == 0);
 
+			if (t->tgenabled == TRIGGER_DISABLED || own)
+				continue;
 			if (t->tgenabled == TRIGGER_FIRES_ON_ORIGIN &&
-				!(RI_FKey_trigger_type(t->tgfoid) == RI_TRIGGER_FK && t->tgconstrrelid == purposes))
-				ok = false;
+				RI_FKey_trigger_type(t->tgfoid) == RI_TRIGGER_FK && t->tgconstrrelid == purposes)
+				continue;
+			ok = false;
 		}
 	table_close(rel, AccessShareLock);
 	return ok;

@@ -36,8 +36,9 @@ CREATE TRIGGER ipk_refuse BEFORE INSERT ON customer_vault.consent_state
     FOR EACH ROW EXECUTE FUNCTION public.ipk_refuse();
 SELECT customer_vault.import_consents($$
     SELECT 'ipk-refused' AS subject, 'ipk_a' AS purpose, '{"n": 0}'::jsonb AS evidence$$);
--- enabled always: the import takes the replica path, the trigger fires; an
--- error inside the state statement leaves the setting as it was
+-- enabled always: it would see the setting as replica and may act on it, so
+-- the import keeps the ordinary path (review 24, LOW-1: it saw "replica");
+-- an error inside the state statement leaves the setting as it was
 ALTER TABLE customer_vault.consent_state ENABLE ALWAYS TRIGGER ipk_refuse;
 BEGIN;
 SAVEPOINT s;
@@ -47,6 +48,17 @@ ROLLBACK TO SAVEPOINT s;
 SHOW session_replication_role;
 COMMIT;
 SHOW session_replication_role;
+-- enabled for replica sessions only (review 24, LOW-1): an ordinary
+-- session's write never fires it, so neither does the import's
+ALTER TABLE customer_vault.consent_state ENABLE REPLICA TRIGGER ipk_refuse;
+SELECT customer_vault.import_consents($$
+    SELECT 'ipk-refused' AS subject, 'ipk_a' AS purpose, '{"n": 0}'::jsonb AS evidence$$) AS imported_past_replica_trigger;
+SELECT count(*) AS replica_trigger_rows FROM customer_vault.consent_state WHERE subject = 'ipk-refused';
+DELETE FROM customer_vault.consent_state WHERE subject = 'ipk-refused';
+-- a disabled one does not fire either
+ALTER TABLE customer_vault.consent_state DISABLE TRIGGER ipk_refuse;
+SELECT customer_vault.import_consents($$
+    SELECT 'ipk-refused2' AS subject, 'ipk_a' AS purpose, '{"n": 0}'::jsonb AS evidence$$) AS imported_past_disabled_trigger;
 DROP TRIGGER ipk_refuse ON customer_vault.consent_state;
 DROP FUNCTION public.ipk_refuse();
 SELECT count(*) AS refused_rows FROM customer_vault.consent_state WHERE subject = 'ipk-refused';
