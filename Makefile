@@ -79,6 +79,8 @@ REGRESS += ledger_checks
 REGRESS += import_purpose_key
 # maintenance, erasure and consent writes under pinned output settings: a purge under DateStyle 'SQL, DMY' (part CITUSREV)
 REGRESS += datestyle_pin
+# a foreign-key child whose key compares in a nondeterministic collation (review24 HIGH-1)
+REGRESS += review24_fk_collation
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval

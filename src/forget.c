@@ -857,6 +857,50 @@ fg_check_collation(Oid relid, AttrNumber att)
 			 errhint("Give the column a deterministic collation (ALTER TABLE ... ALTER COLUMN ... TYPE ... COLLATE \"C\"), and store the subject in one spelling (e.g. lower case).")));
 }
 
+/*
+ * The columns a foreign key followed by the walk compares (the child's
+ * referencing columns, the parent's referenced ones whose values are handed
+ * down) must compare in deterministic collations too: the child's condition
+ * compares in the child column's collation, so a case-insensitive column
+ * there matches the rows of another subject ('ALICE@example.com' for
+ * 'alice@example.com', review24 HIGH-1), which forget_subject deleted past
+ * that subject's legal hold and export_subject handed out.  Checked every
+ * time the plan is built: an ALTER COLUMN of either table invalidates it.
+ */
+static void
+fg_check_key_collation(const FgFk *fk)
+{
+	int			c;
+
+	for (c = 0; c < fk->n; c++)
+	{
+		int			side;
+
+		for (side = 0; side < 2; side++)
+		{
+			Oid			relid = side == 0 ? fk->child : fk->parent;
+			AttrNumber	att = side == 0 ? fk->key[c] : fk->fkey[c];
+			Oid			typ;
+			int32		typmod;
+			Oid			coll;
+
+			get_atttypetypmodcoll(relid, att, &typ, &typmod, &coll);
+			if (!OidIsValid(coll) || get_collation_isdeterministic(coll))
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("foreign key %s of table %s compares column %s of table %s in the nondeterministic collation %s",
+							quote_identifier(fk->name),
+							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(fk->child))),
+							quote_identifier(get_attname(relid, att, false)),
+							DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid))),
+							generate_collation_name(coll)),
+					 errdetail("The erasure and the export follow this key to the rows of the subject; a column comparing texts that differ as equal would reach the rows of another subject, past its legal holds."),
+					 errhint("Give the key's columns a deterministic collation (ALTER TABLE ... ALTER COLUMN ... TYPE ... COLLATE \"C\") in both tables.")));
+		}
+	}
+}
+
 /* a type subjects are compared in (text and varchar compare as text) */
 static void
 fg_add_match_type(Oid typ)
@@ -1332,6 +1376,7 @@ fg_build_plan(void)
 
 				if (fk->child != rels[i] || pp < 0 || depth[pp] >= depth[i])
 					continue;
+				fg_check_key_collation(fk);
 				/* a key towards a table of its own owner: not a stranger's table */
 				ptup = SearchSysCache1(RELOID, ObjectIdGetDatum(fk->parent));
 				if (HeapTupleIsValid(ptup))
