@@ -827,32 +827,45 @@ cv_ledger_hash(PG_FUNCTION_ARGS)
 
 PG_FUNCTION_INFO_V1(cv_ledger_subject_form);
 
+/* whether a text is the word w (of length n) */
+static inline bool
+imp_text_is(text *t, const char *w, int n)
+{
+	return VARSIZE_ANY_EXHDR(t) == n && memcmp(VARDATA_ANY(t), w, n) == 0;
+}
+
 /*
  * _ledger_subject_form(hash_version, subject, subject_hash, action): the
- * check consent_ledger_subject_form_check, with the three-valued result of
- * the SQL CASE it replaces (CASE hash_version WHEN 1 THEN subject IS NOT
- * NULL AND subject_hash IS NULL AND action <> 'redact' WHEN 2 THEN subject
- * IS NULL AND length(subject_hash) = 32 ELSE false END): NULL where that is
- * NULL (a CHECK lets NULL pass).
+ * ledger's one check, consent_ledger_subject_form_check, with the
+ * three-valued result of the SQL it replaces (action = ANY
+ * ('{grant,withdraw,redact}') AND CASE hash_version WHEN 1 THEN subject IS
+ * NOT NULL AND subject_hash IS NULL AND action <> 'redact' WHEN 2 THEN
+ * subject IS NULL AND length(subject_hash) = 32 ELSE false END, two checks
+ * until 0.5.0 folded them): NULL where that is NULL (a CHECK lets NULL pass).
  */
 Datum
 cv_ledger_subject_form(PG_FUNCTION_ARGS)
 {
 	int16		version;
+	text	   *action = PG_ARGISNULL(3) ? NULL : PG_GETARG_TEXT_PP(3);
+	bool		redact = false;
 
+	if (action != NULL)
+	{
+		redact = imp_text_is(action, "redact", 6);
+		if (!redact && !imp_text_is(action, "grant", 5) && !imp_text_is(action, "withdraw", 8))
+			PG_RETURN_BOOL(false);
+	}
 	if (PG_ARGISNULL(0))
 		PG_RETURN_BOOL(false);
 	version = PG_GETARG_INT16(0);
 	if (version == 1)
 	{
-		text	   *action;
-
 		if (PG_ARGISNULL(1) || !PG_ARGISNULL(2))
 			PG_RETURN_BOOL(false);
-		if (PG_ARGISNULL(3))
+		if (action == NULL)
 			PG_RETURN_NULL();
-		action = PG_GETARG_TEXT_PP(3);
-		PG_RETURN_BOOL(!(VARSIZE_ANY_EXHDR(action) == 6 && memcmp(VARDATA_ANY(action), "redact", 6) == 0));
+		PG_RETURN_BOOL(!redact);
 	}
 	if (version == 2)
 	{
@@ -860,7 +873,12 @@ cv_ledger_subject_form(PG_FUNCTION_ARGS)
 			PG_RETURN_BOOL(false);
 		if (PG_ARGISNULL(2))
 			PG_RETURN_NULL();
-		PG_RETURN_BOOL(VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(2)) == 32);
+		if (VARSIZE_ANY_EXHDR(PG_GETARG_BYTEA_PP(2)) != 32)
+			PG_RETURN_BOOL(false);
+		/* an unknown action: NULL AND true */
+		if (action == NULL)
+			PG_RETURN_NULL();
+		PG_RETURN_BOOL(true);
 	}
 	PG_RETURN_BOOL(false);
 }

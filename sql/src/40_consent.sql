@@ -52,17 +52,19 @@ CREATE INDEX consent_state_subject_hash_idx ON customer_vault.consent_state USIN
 --@ code
 COMMENT ON TABLE customer_vault.consent_state IS 'current consent per subject and purpose (see consent_ledger for the evidence)';
 
--- The form of a ledger entry's subject per hash version (the table's check
--- consent_ledger_subject_form_check): version 1 holds the plain subject and
--- no hash and is never a 'redact' entry, version 2 no plain subject and a
--- 32-byte hash; NULL where the SQL expression it replaces,
---   CASE hash_version WHEN 1 THEN subject IS NOT NULL AND subject_hash IS NULL
---   AND action <> 'redact' WHEN 2 THEN subject IS NULL AND length(subject_hash)
---   = 32 ELSE false END,
--- is NULL.  In C because every INSERT into the ledger reads its check back
--- from the catalog and prepares it anew: the CASE's stored form was the
--- largest part of grant_consent's cost.  Not STRICT: NULL arguments are part
--- of the form.
+-- The form of a ledger entry (the table's only check,
+-- consent_ledger_subject_form_check): its action is 'grant', 'withdraw' or
+-- 'redact'; version 1 holds the plain subject and no hash and is never a
+-- 'redact' entry, version 2 no plain subject and a 32-byte hash; NULL where
+-- the SQL expression it replaces,
+--   action = ANY ('{grant,withdraw,redact}') AND CASE hash_version WHEN 1 THEN
+--   subject IS NOT NULL AND subject_hash IS NULL AND action <> 'redact' WHEN 2
+--   THEN subject IS NULL AND length(subject_hash) = 32 ELSE false END,
+-- is NULL.  In C, and one check (0.5.0 folded the action check in), because
+-- every INSERT into the ledger reads each check back from the catalog and
+-- prepares it anew: the CASE's stored form was the largest part of
+-- grant_consent's cost, and each further check costs a grant ~1 us.  Not
+-- STRICT: NULL arguments are part of the form.
 CREATE OR REPLACE FUNCTION customer_vault._ledger_subject_form(hash_version smallint, subject text,
                                                     subject_hash bytea, action text)
     RETURNS boolean
@@ -92,9 +94,8 @@ CREATE TABLE customer_vault.consent_ledger (
     hash         bytea NOT NULL,
     subject_hash bytea,
     hash_version smallint NOT NULL DEFAULT 1,
-    -- the actions as one array constant (not IN's list, which each INSERT would
-    -- fold into one again)
-    CONSTRAINT consent_ledger_action_check CHECK (action = ANY ('{grant,withdraw,redact}'::text[])),
+    -- one check, in C: the action and the subject's form (each INSERT prepares
+    -- every check of the table anew; see _ledger_subject_form)
     CONSTRAINT consent_ledger_subject_form_check
         CHECK (customer_vault._ledger_subject_form(hash_version, subject, subject_hash, action))
 );
