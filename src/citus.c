@@ -46,11 +46,10 @@ cv_citus_relid(const char *name, Oid nsp)
 /*
  * The id of relid's only shard in pg_dist_shard: 0 when Citus is not
  * installed in this database or does not know relid; an error when relid
- * has several shards (a distributed table: not one of ours), or -1 then
- * (and for an unexpected layout of pg_dist_shard) when !raise.
+ * has several shards (a distributed table: not one of ours).
  */
 static int64
-cv_citus_only_shard(Oid relid, bool raise)
+cv_citus_only_shard(Oid relid)
 {
 	Oid			dist_shard = cv_citus_relid("pg_dist_shard", PG_CATALOG_NAMESPACE);
 	Oid			dist_shard_idx;
@@ -69,14 +68,7 @@ cv_citus_only_shard(Oid relid, bool raise)
 	if (RelationGetDescr(rel)->natts < 2 ||
 		TupleDescAttr(RelationGetDescr(rel), 0)->atttypid != REGCLASSOID ||
 		TupleDescAttr(RelationGetDescr(rel), 1)->atttypid != INT8OID)
-	{
-		if (!raise)
-		{
-			table_close(rel, AccessShareLock);
-			return -1;
-		}
 		elog(ERROR, "pg_dist_shard has an unexpected layout");
-	}
 	ScanKeyInit(&skey, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
 	scan = systable_beginscan(rel, dist_shard_idx, OidIsValid(dist_shard_idx), NULL, 1, &skey);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
@@ -90,8 +82,6 @@ cv_citus_only_shard(Oid relid, bool raise)
 	}
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
-	if (n > 1 && !raise)
-		return -1;
 	if (n > 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -157,7 +147,7 @@ CvCitusRowsRelation(Oid relid, Oid *idx, int nindex)
 
 	if (!OidIsValid(relid))
 		return InvalidOid;
-	shardid = cv_citus_only_shard(relid, true);
+	shardid = cv_citus_only_shard(relid);
 	if (shardid == 0)
 		return relid;
 	shard = cv_citus_shard_relid(relid, shardid);
@@ -186,27 +176,6 @@ CvCitusRowsRelation(Oid relid, Oid *idx, int nindex)
 		idx[k] = si;
 	}
 	return shard;
-}
-
-/*
- * The relation holding relid's rows on this node, as CvCitusRowsRelation
- * (without the indexes and the check of the shard's columns), or InvalidOid
- * where that one raises an error: for callers that must not fail on the
- * state of the extension's tables (the consent seed run by COMMIT PREPARED).
- */
-Oid
-CvCitusRowsRelationIfAny(Oid relid)
-{
-	int64		shardid;
-
-	if (!OidIsValid(relid))
-		return InvalidOid;
-	shardid = cv_citus_only_shard(relid, false);
-	if (shardid == 0)
-		return relid;
-	if (shardid < 0)
-		return InvalidOid;
-	return cv_citus_shard_relid(relid, shardid);
 }
 
 /*

@@ -31,13 +31,19 @@
  *    PREPARE while its xid stays in progress until COMMIT/ROLLBACK PREPARED,
  *    which moves no counter: when it leaves the ring, its xid goes to a
  *    small list of pending prepared xids that every reuse check consults
- *    until every backend sees it finished (seeded, after a restart, with
- *    the prepared transactions that survived it and changed the consent
- *    tables, by the first consent check or, before it finishes one, by
- *    COMMIT/ROLLBACK PREPARED, whichever comes first).  A cache's tag names those its snapshot saw in progress; it
- *    serves a snapshot that sees exactly those in progress (an unresolved
- *    one does not stop reuse; its COMMIT or ROLLBACK PREPARED makes every
- *    cache be read once more).
+ *    until every backend sees it finished.  A cache's tag names those its
+ *    snapshot saw in progress; it serves a snapshot that sees exactly those
+ *    in progress (an unresolved one does not stop reuse; its COMMIT or
+ *    ROLLBACK PREPARED makes every cache be read once more).
+ *  - Transactions prepared before a restart (or before a standby's
+ *    promotion) survive it, unknown to the ring, and may be finished where
+ *    this library sees nothing (a subscriber's apply worker with two_phase
+ *    = true).  The horizon is the first xid assignable after them: a
+ *    snapshot whose xmin precedes it may see one of them in progress, and
+ *    its view counts as unknown (no cache reused for it or from it) until
+ *    nothing below the horizon is in progress for anyone; then one flag
+ *    says so.  A prepared transaction left over from before the restart, of
+ *    any database, turns reuse across snapshots off until it is resolved.
  *  - A transaction that changed the consent tables itself uses a cache only
  *    for the exact snapshot (command id included) it was read under.
  *
@@ -79,8 +85,6 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "nodes/primnodes.h"
-#include "tcop/utility.h"
-#include "utils/snapmgr.h"
 #include "port/atomics.h"
 #include "storage/ipc.h"
 #include "storage/bufmgr.h"
@@ -130,8 +134,9 @@ typedef struct CvConsentCommit
 /*
  * Prepared consent changes no longer in the ring.  A change recorded at
  * PREPARE stays in progress until COMMIT or ROLLBACK PREPARED, which may come
- * after any number of other changes (or after a restart, which empties the
- * ring), and no counter moves then.  So its xid is kept here, and a cache is
+ * after any number of other changes, and no counter moves then (a restart
+ * empties the ring and this list: the horizon, below, covers what was
+ * prepared before it).  So its xid is kept here, and a cache is
  * reused (or a shared version published or used) only for a snapshot that
  * sees it finished or in progress as the cache's snapshot did, until every
  * backend sees it finished (the oldest xid any backend may still consider
@@ -150,8 +155,8 @@ typedef struct CvConsentShared
 	slock_t		mutex;			/* protects everything below, and orders
 								 * "finished" */
 	TransactionId evicted_xid;	/* newest committed xid pushed out of the ring */
-	bool		seeded;			/* pending holds the transactions prepared
-								 * before this shared memory was made */
+	TransactionId horizon;		/* Invalid: not yet read (cv_horizon_passed) */
+	bool		horizon_open;	/* no xid below it is in progress for anyone */
 	int			npending;
 	TransactionId overflow_xid; /* Invalid: none */
 	TransactionId pending[CV_PENDING_MAX];
@@ -166,7 +171,6 @@ static void cv_consent_relids(void);
 static shmem_request_hook_type prev_shmem_request_hook = NULL;
 #endif
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-static ProcessUtility_hook_type prev_process_utility_hook = NULL;
 
 /* this transaction changed the consent tables / bumped "started" */
 static bool cv_consent_dirty = false;
@@ -356,7 +360,8 @@ cv_consent_shmem_startup(void)
 		pg_atomic_init_u64(&cv_shared->finished, 0);
 		SpinLockInit(&cv_shared->mutex);
 		cv_shared->evicted_xid = InvalidTransactionId;
-		cv_shared->seeded = false;
+		cv_shared->horizon = InvalidTransactionId;
+		cv_shared->horizon_open = false;
 		cv_shared->npending = 0;
 		cv_shared->overflow_xid = InvalidTransactionId;
 		memset(cv_shared->ring, 0, sizeof(cv_shared->ring));
@@ -472,254 +477,69 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
 }
 
 /*
- * Of the prepared transactions xids[0..n) (sorted) of this database, mark
- * in touched those that changed the consent tables (purposes, purpose_roles,
- * consent_state) or their definitions.  A prepared transaction keeps every
- * lock it took until it ends, across a restart too (its two-phase state
- * records them): one that inserted, updated or deleted rows of a table holds
- * RowExclusiveLock on it, one that truncated or altered it a stronger lock,
- * and each of those conflicts with ShareLock, while a reader's or a row
- * locker's does not.  So the lock manager names exactly the prepared
- * transactions that may have changed them, without reading the tables (a
- * scan of every row version made the first consent check after a restart
- * cost seconds on large tables, and a cancelled check started it again) and
- * without waiting for any lock.  (A durable record of our own in the
- * prepared state is not open to extensions: the two-phase resource managers
- * are fixed.)
+ * The horizon: transactions prepared before this shared memory was made
+ * (server start, crash restart; on a standby, one made before recovery
+ * ended) survive it, none of them is in the ring, and they may be finished
+ * by a path this library never sees (a logical-replication apply worker
+ * with two_phase = true calls FinishPreparedTransaction directly; so do
+ * Citus's and other recovery paths).  So no such transaction may be in
+ * progress for a snapshot whose view is trusted: the first xid that could
+ * be assigned after them (the next xid, read once recovery has ended, by
+ * the first consent check that needs it; a later read only widens it) is
+ * the horizon, and a snapshot whose xmin precedes it may see one of them
+ * in progress: its view is unknown (cv_consent_view), so a cache read
+ * under it is never reused for another snapshot nor published, and none
+ * is reused for it (it gets the per-snapshot path: a cache of the same
+ * visibility, or a build).  Once no backend may consider any xid below the
+ * horizon running, it is open for the life of the shared memory: a
+ * snapshot taken later has its xmin above it, and every snapshot still held
+ * has too (GetOldestTransactionIdConsideredRunning counts every backend's
+ * xmin).  Until then a check costs a comparison more (and, once per xmin
+ * seen, a look at the oldest running xid); after that, one flag.  While a
+ * prepared transaction older than the horizon remains, of any database and
+ * whether or not it changed consent, no cache is shared between snapshots
+ * (correct, slower; pg_prepared_xacts lists them).  The comparison stays
+ * meaningful across xid wraparound: such a transaction holds every
+ * snapshot's xmin at or below it, within 2^31 xids of the horizon.
  */
-static void
-cv_seed_touched(const Oid *rels, const TransactionId *xids, int n, bool *touched)
-{
-	int			r;
 
-	for (r = 0; r < 3; r++)
-	{
-		LOCKTAG		tag;
-		VirtualTransactionId *holders;
-
-		if (!OidIsValid(rels[r]))
-			continue;
-		SET_LOCKTAG_RELATION(tag, MyDatabaseId, rels[r]);
-		holders = GetLockConflicts(&tag, ShareLock, NULL);
-		for (; VirtualTransactionIdIsValid(*holders); holders++)
-		{
-			TransactionId xid;
-			const TransactionId *hit;
-
-			/* a prepared transaction's dummy proc: its lxid is its xid */
-			if (!VirtualTransactionIdIsRecoveredPreparedXact(*holders))
-				continue;
-			xid = (TransactionId) holders->localTransactionId;
-			hit = bsearch(&xid, xids, n, sizeof(TransactionId), cv_xid_cmp);
-			if (hit != NULL)
-				touched[hit - xids] = true;
-		}
-	}
-}
+/* xmin of the snapshot this backend last tried to open the horizon for */
+static TransactionId cv_horizon_tried_at = InvalidTransactionId;
 
 /*
- * The relations holding the rows of purposes, purpose_roles and
- * consent_state in this database (their local shards once Citus made them
- * reference tables), into rels[3]; false, without an error, when any of
- * them cannot be found (the extension is not installed here, or Citus has
- * no copy of them on this node): then the seed keeps every prepared
- * transaction of this database.  Never an error, because COMMIT PREPARED
- * runs the seed (cv_consent_utility), and refusing that because of the
- * extension's state would leave transactions prepared (Citus's recovery of
- * its own transactions included).
+ * Whether no transaction below the horizon is in progress for snap (a
+ * snapshot taken in normal running); sets the horizon on first use, and
+ * opens it when no backend may see any of them in progress any more.
  */
 static bool
-cv_seed_relids(Oid *rels)
+cv_horizon_passed(Snapshot snap)
 {
-	static const char *const names[3] = {"purposes", "purpose_roles", "consent_state"};
-	Oid			nsp = get_namespace_oid(CV_SCHEMA, true);
-	int			r;
+	TransactionId horizon = cv_shared->horizon;	/* set once: an unlocked read */
 
-	if (!OidIsValid(nsp))
-		return false;
-	for (r = 0; r < 3; r++)
+	if (unlikely(!TransactionIdIsValid(horizon)))
 	{
-		rels[r] = CvCitusRowsRelationIfAny(get_relname_relid(names[r], nsp));
-		if (!OidIsValid(rels[r]))
-			return false;
+		TransactionId next = ReadNextTransactionId();
+
+		SpinLockAcquire(&cv_shared->mutex);
+		if (!TransactionIdIsValid(cv_shared->horizon))
+			cv_shared->horizon = next;
+		horizon = cv_shared->horizon;
+		SpinLockRelease(&cv_shared->mutex);
+	}
+	if (TransactionIdPrecedes(snap->xmin, horizon))
+		return false;
+	if (!TransactionIdEquals(snap->xmin, cv_horizon_tried_at))
+	{
+		cv_horizon_tried_at = snap->xmin;
+		if (!TransactionIdPrecedes(GetOldestTransactionIdConsideredRunning(), horizon))
+		{
+			SpinLockAcquire(&cv_shared->mutex);
+			cv_shared->horizon_open = true;
+			SpinLockRelease(&cv_shared->mutex);
+		}
 	}
 	return true;
 }
-
-/*
- * The database of each prepared transaction of xids[0..n) (sorted): its
- * dummy PGPROC's (those are the max_prepared_xacts after the allProcCount
- * others, PostgreSQL 15 to 18); InvalidOid for one no longer prepared.
- */
-static void
-cv_seed_databases(const TransactionId *xids, int n, Oid *dbs)
-{
-	uint32		p;
-	int			i;
-
-	for (i = 0; i < n; i++)
-		dbs[i] = InvalidOid;
-	LWLockAcquire(ProcArrayLock, LW_SHARED);
-	for (p = 0; p < (uint32) max_prepared_xacts; p++)
-	{
-		PGPROC	   *proc = &ProcGlobal->allProcs[ProcGlobal->allProcCount + p];
-		const TransactionId *hit;
-
-		if (proc->pid != 0 || !TransactionIdIsNormal(proc->xid))
-			continue;
-		hit = bsearch(&proc->xid, xids, n, sizeof(TransactionId), cv_xid_cmp);
-		if (hit != NULL)
-			dbs[hit - xids] = proc->databaseId;
-	}
-	LWLockRelease(ProcArrayLock);
-}
-
-/*
- * Seed the pending list, once per shared memory (server start, crash
- * restart, promotion), by the first consent check or the first COMMIT or
- * ROLLBACK PREPARED (cv_consent_seed_before_finish): transactions prepared before it was made survive it,
- * and none of them is in the ring.  Every in-progress xid of snap (a
- * snapshot taken in normal running, so after those were restored) that no
- * live backend runs is one of them, or finished meanwhile.  Those prepared
- * in this database are kept only when they changed the consent tables
- * (cv_seed_touched): any role may leave a prepared transaction behind, and
- * one kept turns cache reuse off for snapshots that see it finished until
- * every backend does.  Those of other databases (whose tables cannot be
- * read from here) and those finished meanwhile are kept.  Transactions
- * finished before snap's xmin are visible to snap but perhaps not to older
- * snapshots: overflow_xid covers them until every backend sees them.  Runs
- * outside the mutex (BackendXidGetPid takes ProcArrayLock); in several
- * backends at once, perhaps, and the first to finish sets the list.
- */
-static void
-cv_consent_seed(Snapshot snap)
-{
-	TransactionId *found;
-	Oid		   *dbs;
-	bool	   *touched;
-	TransactionId *here;
-	Oid			rels[3];
-	TransactionId over = InvalidTransactionId;
-	int			nfound = 0;
-	int			nhere = 0;
-	uint32		i;
-	int			j;
-
-	/* a parallel worker leaves it to its leader (or to the next check) */
-	if (IsParallelWorker())
-		return;
-	found = palloc(sizeof(TransactionId) * (snap->xcnt + 1));
-	for (i = 0; i < snap->xcnt; i++)
-	{
-		TransactionId xid = snap->xip[i];
-
-		if (!TransactionIdIsNormal(xid) || BackendXidGetPid(xid) != 0)
-			continue;			/* a session's own: its end is recorded as usual */
-		found[nfound++] = xid;
-	}
-	if (nfound > 0 && cv_seed_relids(rels))
-	{
-		qsort(found, nfound, sizeof(TransactionId), cv_xid_cmp);
-		dbs = palloc(sizeof(Oid) * nfound);
-		touched = palloc0(sizeof(bool) * nfound);
-		here = palloc(sizeof(TransactionId) * nfound);
-		cv_seed_databases(found, nfound, dbs);
-		for (j = 0; j < nfound; j++)
-			if (dbs[j] == MyDatabaseId)
-				here[nhere++] = found[j];
-		if (nhere > 0)
-			cv_seed_touched(rels, here, nhere, touched);
-		nhere = 0;
-		i = 0;
-		for (j = 0; j < nfound; j++)
-		{
-			if (dbs[j] == MyDatabaseId && !touched[nhere++])
-				continue;		/* prepared here without a consent change */
-			found[i++] = found[j];
-		}
-		nfound = i;
-	}
-
-	if (TransactionIdIsNormal(snap->xmin))
-	{
-		TransactionId before = snap->xmin;
-
-		TransactionIdRetreat(before);
-		if (TransactionIdIsNormal(before))
-			over = cv_xid_later(over, before);
-	}
-	SpinLockAcquire(&cv_shared->mutex);
-	if (!cv_shared->seeded)
-	{
-		for (j = 0; j < nfound; j++)
-			cv_pending_add(found[j]);	/* the list full: the overflow bound */
-		cv_shared->overflow_xid = cv_xid_later(cv_shared->overflow_xid, over);
-		cv_shared->seeded = true;
-	}
-	SpinLockRelease(&cv_shared->mutex);
-	pfree(found);
-}
-
-/*
- * Seed before a prepared transaction finishes, if nothing seeded since the
- * shared memory was made.  A transaction prepared before a restart (or
- * before a standby's promotion) that finished before the seed, with an xid
- * at or above the seed snapshot's xmin (held down by any older prepared
- * transaction), was neither kept nor covered by overflow_xid: a cache read
- * under a snapshot that saw it in progress got the same tag as snapshots
- * that see it finished, and its change was ignored by every session until
- * the next consent change.  In normal running only COMMIT PREPARED and
- * ROLLBACK PREPARED finish one (FinishPreparedTransaction has no other
- * caller; WAL replay on a standby finishes them before any snapshot that a
- * tag is made from), and both come here first, in every backend of a
- * preloaded library (cv_consent_utility).  The seed this sets (or the one
- * that set "seeded" first, whose snapshot was taken before) runs while the
- * transaction is still prepared, holding its locks: it is kept (or, of
- * another database, kept anyway).  An error here (out of memory, a cancel)
- * fails the statement before anything is finished; the seed never raises
- * one for the state of the extension (cv_seed_relids).  During recovery the
- * statement is refused: nothing to do.
- */
-static void
-cv_consent_seed_before_finish(void)
-{
-	bool		seeded;
-	Snapshot	snap;
-
-	if (cv_shared == NULL || RecoveryInProgress())
-		return;
-	SpinLockAcquire(&cv_shared->mutex);
-	seeded = cv_shared->seeded;
-	SpinLockRelease(&cv_shared->mutex);
-	if (seeded)
-		return;
-	/* a snapshot taken now (in normal running), that no catalog access replaces */
-	InvalidateCatalogSnapshot();
-	snap = RegisterSnapshot(GetCatalogSnapshot(InvalidOid));
-	cv_consent_seed(snap);
-	UnregisterSnapshot(snap);
-}
-
-/* ProcessUtility: COMMIT / ROLLBACK PREPARED seed first (see above) */
-static void
-cv_consent_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-				   ProcessUtilityContext context, ParamListInfo params,
-				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
-{
-	Node	   *parsetree = pstmt->utilityStmt;
-
-	if (parsetree != NULL && IsA(parsetree, TransactionStmt) &&
-		(((TransactionStmt *) parsetree)->kind == TRANS_STMT_COMMIT_PREPARED ||
-		 ((TransactionStmt *) parsetree)->kind == TRANS_STMT_ROLLBACK_PREPARED))
-		cv_consent_seed_before_finish();
-	if (prev_process_utility_hook)
-		prev_process_utility_hook(pstmt, queryString, readOnlyTree, context, params,
-								  queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-}
-
 /* xmin of the snapshot this backend last dropped pending xids for */
 static TransactionId cv_pruned_at = InvalidTransactionId;
 
@@ -765,11 +585,12 @@ cv_pending_prune(Snapshot snap)
 /*
  * What snap sees of the consent changes finished up to f, into *view: false
  * when it misses a committed one that is not prepared (or "finished" moved
- * past f meanwhile, or the pending list is not seeded yet, or an overflowed
- * prepared xid may be unseen, or more prepared ones are in progress for it
- * than a tag holds).  Else view->unseen are the prepared consent changes
- * (recorded at PREPARE: in the ring up to f, or in the pending list) that
- * are still in progress for snap, sorted.  A cache read under a snapshot S
+ * past f meanwhile, or a transaction older than the horizon may be in
+ * progress for snap, or an overflowed prepared xid may be unseen, or more
+ * prepared ones are in progress for it than a tag holds).  Else
+ * view->unseen are the prepared consent changes (recorded at PREPARE: in
+ * the ring up to f, or in the pending list) that are still in progress for
+ * snap, sorted.  A cache read under a snapshot S
  * serves a snapshot T only when T's view equals S's: a prepared change in
  * progress for both is in neither's data, and one finished for both is in
  * both (its COMMIT or ROLLBACK PREPARED makes T's view differ from the
@@ -785,16 +606,15 @@ cv_consent_view(Snapshot snap, uint64 f, CvConsentTag *view)
 	view->nunseen = 0;
 	if (snap->takenDuringRecovery)
 		return false;
+	/* a transaction prepared before the restart may be in progress for snap */
+	if (unlikely(!cv_shared->horizon_open) && !cv_horizon_passed(snap))
+		return false;
 	/* unlocked reads: only hints of work to do (each is done under the mutex) */
-	if (unlikely(!cv_shared->seeded))
-		cv_consent_seed(snap);
 	if (unlikely(cv_shared->npending > 0 || TransactionIdIsValid(cv_shared->overflow_xid)))
 		cv_pending_prune(snap);
 	SpinLockAcquire(&cv_shared->mutex);
 	if (pg_atomic_read_u64(&cv_shared->finished) != f)
 		ok = false;				/* moved on meanwhile */
-	else if (!cv_shared->seeded)
-		ok = false;
 	else if (TransactionIdIsValid(cv_shared->evicted_xid) &&
 			 !cv_xid_visible(snap, cv_shared->evicted_xid))
 		ok = false;
@@ -977,9 +797,6 @@ ConsentInit(void)
 #endif
 		prev_shmem_startup_hook = shmem_startup_hook;
 		shmem_startup_hook = cv_consent_shmem_startup;
-		/* the shared state exists only when preloaded: so does the seed */
-		prev_process_utility_hook = ProcessUtility_hook;
-		ProcessUtility_hook = cv_consent_utility;
 	}
 	RegisterXactCallback(cv_consent_xact_callback, NULL);
 	RegisterSubXactCallback(cv_consent_subxact_callback, NULL);

@@ -83,7 +83,6 @@ extern PGDLLEXPORT void cv_audit_worker_main(Datum arg);
 
 /* citus.c: the local relation of an extension table that Citus made a reference table */
 extern Oid CvCitusRowsRelation(Oid relid, Oid *idx, int nindex);
-extern Oid CvCitusRowsRelationIfAny(Oid relid);
 extern bool CvCitusTable(Oid relid);
 extern bool CvCitusIsWorker(void);
 extern void CvRefuseOnCitusWorker(const char *what);

@@ -1,6 +1,6 @@
 # Prepared transactions (two-phase commit) do not turn consent cache reuse
-# off (review of part TWOPC; src/consent.c, cv_consent_view and
-# cv_consent_seed):
+# off (review of part TWOPC; src/consent.c, cv_consent_view and the
+# horizon):
 #  1. an unresolved prepared consent change: the warm session does not read
 #     its cache again per statement, new sessions share one version, also
 #     once the change left the ring of finished xids; a withdrawal committed
@@ -8,15 +8,15 @@
 #     sessions), and caches are reused again afterwards;
 #  2. a snapshot taken before COMMIT PREPARED does not use a version read
 #     after it (nor the other way round);
-#  3. after a restart, prepared transactions that did not touch consent (20
-#     of them, by a role without any right on the vault: more than the
-#     pending list holds) neither turn reuse off nor, when committed, make
-#     anyone read again; consent changes prepared before the restart (one in
-#     a subtransaction, one a DELETE of purpose_roles) are still honoured at
-#     COMMIT PREPARED.
-# Every case of reuse here fails on the code before it (a prepared consent
-# xid that a snapshot saw in progress refused every cache; after a restart
-# every prepared transaction counted as a consent change).
+#  3. after a restart, with prepared transactions left over (20 that did not
+#     touch consent, by a role without any right on the vault: more than the
+#     pending list holds), consent changes prepared before the restart (one
+#     in a subtransaction, one a DELETE of purpose_roles) are honoured at
+#     COMMIT PREPARED; while any of them is left (older than the horizon),
+#     no cache serves more than one snapshot; once all are resolved, caches
+#     are reused and shared again.
+# Every case of reuse in parts 1 and 2 fails on the code before it (a
+# prepared consent xid that a snapshot saw in progress refused every cache).
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -194,14 +194,23 @@ $node->restart;
 is($node->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '22',
 	'3: 22 transactions still prepared after the restart');
 $w = warm();
-my $v_restart = reuses($w, '3, after the restart', '38');
-is($node->safe_psql('postgres', "SET ROLE other_role; $count"), '38', '3: other_role still allowed: 38');
+# transactions prepared before the restart are older than the horizon: while
+# any is left, no cache serves more than one snapshot (none is shared)
+is($w->query_safe($count), '38', '3, after the restart: 38 rows (warm)');
 my $b_warm = builds($w);
+for (1 .. 3)
+{
+	$node->safe_psql('postgres', 'INSERT INTO noise VALUES (1)');
+	is($w->query_safe($count), '38', '3, after the restart: 38 rows (warm, newer snapshot)');
+}
+cmp_ok(builds($w), '>', $b_warm,
+	'3: prepared before the restart and left: the warm session reads per snapshot (the horizon is closed)');
+unlike(fresh_source(), qr/^shared/, '3: prepared before the restart and left: no shared version');
+is($node->safe_psql('postgres', "SET ROLE other_role; $count"), '38', '3: other_role still allowed: 38');
 $node->safe_psql('postgres', join '', map { "COMMIT PREPARED 'u$_';\n" } 1 .. 20);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM scratch'), '20', '3: the unrelated ones committed');
 is($w->query_safe($count), '38', '3: 38 (warm)');
-is(builds($w), $b_warm, '3: committing the unrelated ones makes the warm session read nothing again');
-is(fresh_source(), $v_restart, '3: new sessions keep the same shared version');
+is(fresh($count), '38', '3: 38 (new session)');
 $node->safe_psql('postgres', q{COMMIT PREPARED 'sub5'});
 is($w->query_safe(q{SELECT count(*) FROM customers WHERE id = 5}), '0',
 	'3: the withdrawal of a subtransaction prepared before the restart is honoured (warm)');

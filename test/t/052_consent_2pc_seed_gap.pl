@@ -2,12 +2,14 @@
 # with COMMIT PREPARED before anything seeded the list of pending prepared
 # xids (rev-walk F1).  An older prepared transaction Y < X holds every
 # snapshot's xmin at or below Y, so a seed made after X finished neither
-# keeps X (not in progress) nor covers it (not below the xmin): a cache read
+# kept X (not in progress) nor covered it (not below the xmin): a cache read
 # under a snapshot taken while X was prepared got the same tag as snapshots
 # that see X committed, and the withdrawal was ignored by every session
-# (new ones too) until the next consent change.  The seed now runs before
-# any COMMIT/ROLLBACK PREPARED when it has not yet run since the shared
-# memory was made.
+# (new ones too) until the next consent change.  The seed is gone: no
+# snapshot whose xmin precedes the horizon (the first xid assignable after
+# the restart or promotion) shares a cache with another, so while Y (or X)
+# is prepared the caches serve one snapshot each; once nothing below the
+# horizon is left, they are reused again (checked at the end of each part).
 #  A. restart; the first consent check after COMMIT PREPARED is in the same
 #     database (another purpose);
 #  B. restart; it is in another database;
@@ -70,7 +72,8 @@ sub prepare_pair
 }
 
 # after the restart or promotion: $b opens a REPEATABLE READ snapshot while X
-# is prepared; X is committed; a consent check seeds (in $seed_db); then the
+# is prepared; X is committed; a consent check runs first (in $seed_db: on the
+# old code, the seed of the list of pending prepared xids); then the
 # withdrawal must hold everywhere from the next statement on
 sub check_gap
 {
@@ -95,20 +98,25 @@ sub check_gap
 	$b->query_safe('COMMIT');
 	is($b->query_safe($one), '0', "$tag: same session, next statement: withdrawn");
 	is($n->safe_psql('postgres', $fresh), '0', "$tag: a new session: withdrawn");
-	# Y (no consent change) still prepared: the cache is still reused
-	$b->query_safe($one);
-	my $builds = 'SELECT customer_vault._consent_cache_builds()';
-	my $b1 = $b->query_safe($builds);
+	# Y (no consent change, but older than the horizon) still prepared
 	for (1 .. 3)
 	{
 		$n->safe_psql('postgres', 'INSERT INTO noise VALUES (3)');
 		is($b->query_safe($one), '0', "$tag: withdrawn (warm, Y prepared)");
 	}
-	is($b->query_safe($builds), $b1, "$tag: the warm session reuses its cache while Y is prepared");
 	$n->safe_psql('postgres', "ROLLBACK PREPARED 'y$tag'");
 	$n->safe_psql('postgres', 'INSERT INTO noise VALUES (2)');
 	is($b->query_safe($one), '0', "$tag: after Y is resolved: withdrawn");
 	is($n->safe_psql('postgres', $fresh), '0', "$tag: after Y is resolved, a new session: withdrawn");
+	# nothing below the horizon is left: the warm session reuses its cache
+	my $builds = 'SELECT customer_vault._consent_cache_builds()';
+	my $b1 = $b->query_safe($builds);
+	for (1 .. 3)
+	{
+		$n->safe_psql('postgres', 'INSERT INTO noise VALUES (4)');
+		is($b->query_safe($one), '0', "$tag: withdrawn (warm, Y resolved)");
+	}
+	is($b->query_safe($builds), $b1, "$tag: once Y is resolved, the warm session reuses its cache");
 	is($n->safe_psql('postgres', 'SELECT count(*) FROM pg_prepared_xacts'), '0', "$tag: nothing left prepared");
 }
 
@@ -126,9 +134,9 @@ $b = $node->background_psql('postgres');
 check_gap($node, $b, 'b', 4, 'other');
 $b->quit;
 
-# ---- D. the seed run by COMMIT/ROLLBACK PREPARED never refuses them for
-# the state of the extension: a database without it, but with a schema of
-# its name (where the consent check's lookup raises "not installed")
+# ---- D. COMMIT/ROLLBACK PREPARED are never refused for the state of the
+# extension: a database without it, but with a schema of its name (where
+# the consent check's lookup raises "not installed")
 $node->safe_psql('postgres', 'CREATE DATABASE plain');
 $node->safe_psql('plain', 'CREATE SCHEMA customer_vault; CREATE TABLE p (v int)');
 $node->safe_psql('plain', q{BEGIN; INSERT INTO p VALUES (1); PREPARE TRANSACTION 'p1';
