@@ -81,6 +81,8 @@ REGRESS += import_purpose_key
 REGRESS += datestyle_pin
 # a foreign-key child whose key compares in a nondeterministic collation (review24 HIGH-1)
 REGRESS += review24_fk_collation
+# standard_conforming_strings and lc_monetary pinned for maintenance, erasure and consent writes (review24 HIGH-3)
+REGRESS += review24_scs
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval

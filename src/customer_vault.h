@@ -113,7 +113,7 @@ extern void CvErasureLabelsChanged(void);
  * in a GUC nest level of its own with a pinned search_path and row security
  * off (maintenance, erasure, consent writes), and the output settings
  * pinned (CvPinOutputSettings: extra_float_digits, DateStyle, IntervalStyle,
- * bytea_output) so values printed as text, or deparsed by Citus for its
+ * bytea_output, standard_conforming_strings, lc_monetary) so values printed as text, or deparsed by Citus for its
  * workers, read back as the same values.
  */
 typedef struct CvAsTableOwner

@@ -167,7 +167,11 @@ CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw)
  * DateStyle 'ISO, MDY'), sends values every node reads alike: with the
  * caller's 'SQL, DMY', 2 January went out as 02/01 and a worker read 1
  * February (a purge deleted rows still inside retention, grant_consent
- * stored another expiry on the workers' copies of consent_state).
+ * stored another expiry on the workers' copies of consent_state).  String
+ * constants too: with standard_conforming_strings off, PostgreSQL's deparse
+ * doubles every backslash without an E'' prefix, so 'a\b' reached the
+ * workers (which read with it on) as two backslashes: another subject
+ * (review24 HIGH-3); and money values are printed per lc_monetary.
  */
 void
 CvPinOutputSettings(void)
@@ -179,6 +183,10 @@ CvPinOutputSettings(void)
 	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 }
 

@@ -76,6 +76,7 @@ COMMENT ON FUNCTION customer_vault.create_key(text, text, integer) IS
 CREATE OR REPLACE FUNCTION customer_vault.set_key_padding(name text, pad_to integer) RETURNS void
     LANGUAGE plpgsql VOLATILE STRICT PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
     AS $$
 BEGIN
     PERFORM customer_vault._coordinator_only('set_key_padding()');

@@ -243,6 +243,7 @@ CREATE OR REPLACE FUNCTION customer_vault.define_purpose(purpose text, lawful_ba
     SET search_path = pg_catalog, pg_temp
     SET DateStyle = 'ISO, YMD'
     SET IntervalStyle = 'postgres'
+    SET standard_conforming_strings = on
 AS $$
 BEGIN
     PERFORM customer_vault._coordinator_only('define_purpose()');
@@ -316,6 +317,7 @@ COMMENT ON FUNCTION customer_vault._check_role_purpose(regrole, text) IS
 CREATE OR REPLACE FUNCTION customer_vault.allow_purpose(role regrole, purpose text) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 BEGIN
     PERFORM customer_vault._coordinator_only('allow_purpose()');
@@ -331,6 +333,7 @@ COMMENT ON FUNCTION customer_vault.allow_purpose(regrole, text) IS 'lets a role 
 CREATE OR REPLACE FUNCTION customer_vault.disallow_purpose(role regrole, purpose text) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 BEGIN
     PERFORM customer_vault._coordinator_only('disallow_purpose()');
@@ -474,6 +477,7 @@ CREATE OR REPLACE FUNCTION customer_vault.withdraw_consent(subject text, purpose
     SET search_path = pg_catalog, pg_temp
     SET DateStyle = 'ISO, YMD'
     SET IntervalStyle = 'postgres'
+    SET standard_conforming_strings = on
 AS $$
 DECLARE
     p customer_vault.purposes := customer_vault._check_subject_purpose(subject, purpose);

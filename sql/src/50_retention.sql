@@ -790,6 +790,7 @@ CREATE OR REPLACE FUNCTION customer_vault._retention_expired(r customer_vault.re
     SET search_path = pg_catalog, pg_temp
     SET DateStyle = 'ISO, YMD'
     SET IntervalStyle = 'postgres'
+    SET standard_conforming_strings = on
 AS $$
 DECLARE
     ttype regtype;
@@ -837,6 +838,7 @@ CREATE OR REPLACE FUNCTION customer_vault._shred_plan(r customer_vault.retention
     SET search_path = pg_catalog, pg_temp
     SET DateStyle = 'ISO, YMD'
     SET IntervalStyle = 'postgres'
+    SET standard_conforming_strings = on
     SET row_security = off
 AS $$
 DECLARE

@@ -590,6 +590,7 @@ CREATE OR REPLACE FUNCTION customer_vault._export_collect(subject text) RETURNS 
     SET search_path = pg_catalog, pg_temp
     SET TimeZone = 'UTC'
     SET IntervalStyle = 'iso_8601'
+    SET standard_conforming_strings = on
 AS $$
 DECLARE
     ledger_hash bytea;

@@ -319,6 +319,7 @@ COMMENT ON FUNCTION customer_vault.forget_subject(text, text) IS
 CREATE OR REPLACE FUNCTION customer_vault._redact_subject(subjects text[], receipt_id bigint) RETURNS integer
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 DECLARE
     s text;
