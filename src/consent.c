@@ -156,6 +156,7 @@ typedef struct CvConsentShared
 								 * "finished" */
 	TransactionId evicted_xid;	/* newest committed xid pushed out of the ring */
 	TransactionId horizon;		/* Invalid: not yet read (cv_horizon_passed) */
+	FullTransactionId horizon_full; /* the same, with its epoch */
 	bool		horizon_open;	/* no xid below it is in progress for anyone */
 	int			npending;
 	TransactionId overflow_xid; /* Invalid: none */
@@ -361,6 +362,7 @@ cv_consent_shmem_startup(void)
 		SpinLockInit(&cv_shared->mutex);
 		cv_shared->evicted_xid = InvalidTransactionId;
 		cv_shared->horizon = InvalidTransactionId;
+		cv_shared->horizon_full = InvalidFullTransactionId;
 		cv_shared->horizon_open = false;
 		cv_shared->npending = 0;
 		cv_shared->overflow_xid = InvalidTransactionId;
@@ -500,16 +502,28 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
  * whether or not it changed consent, no cache is shared between snapshots
  * (correct, slower; pg_prepared_xacts lists them).  The comparison stays
  * meaningful across xid wraparound: such a transaction holds every
- * snapshot's xmin at or below it, within 2^31 xids of the horizon.
+ * snapshot's xmin at or below it, within 2^31 xids of the horizon (and
+ * the test that opens it compares full xids).
  */
 
 /* xmin of the snapshot this backend last tried to open the horizon for */
 static TransactionId cv_horizon_tried_at = InvalidTransactionId;
 
+/* the full xid of xid, which is within 2^31 of the full xid rel */
+static inline FullTransactionId
+cv_full_xid(FullTransactionId rel, TransactionId xid)
+{
+	return FullTransactionIdFromU64(U64FromFullTransactionId(rel) +
+									(int32) (xid - XidFromFullTransactionId(rel)));
+}
+
 /*
  * Whether no transaction below the horizon is in progress for snap (a
  * snapshot taken in normal running); sets the horizon on first use, and
- * opens it when no backend may see any of them in progress any more.
+ * opens it when no backend may see any of them in progress any more (tried
+ * once per xmin of the snapshots checked; compared as full xids, so that a
+ * horizon left closed for 2^31 xids still opens).  snap's own xmin is
+ * counted there: the backend's xmin is at or below it.
  */
 static bool
 cv_horizon_passed(Snapshot snap)
@@ -518,28 +532,36 @@ cv_horizon_passed(Snapshot snap)
 
 	if (unlikely(!TransactionIdIsValid(horizon)))
 	{
-		TransactionId next = ReadNextTransactionId();
+		FullTransactionId next = ReadNextFullTransactionId();
 
 		SpinLockAcquire(&cv_shared->mutex);
 		if (!TransactionIdIsValid(cv_shared->horizon))
-			cv_shared->horizon = next;
+		{
+			cv_shared->horizon_full = next;
+			cv_shared->horizon = XidFromFullTransactionId(next);
+		}
 		horizon = cv_shared->horizon;
 		SpinLockRelease(&cv_shared->mutex);
 	}
-	if (TransactionIdPrecedes(snap->xmin, horizon))
-		return false;
 	if (!TransactionIdEquals(snap->xmin, cv_horizon_tried_at))
 	{
+		FullTransactionId next = ReadNextFullTransactionId();
+		FullTransactionId oldest;
+		bool		open;
+
 		cv_horizon_tried_at = snap->xmin;
-		if (!TransactionIdPrecedes(GetOldestTransactionIdConsideredRunning(), horizon))
-		{
-			SpinLockAcquire(&cv_shared->mutex);
+		oldest = cv_full_xid(next, GetOldestTransactionIdConsideredRunning());
+		SpinLockAcquire(&cv_shared->mutex);
+		if (FullTransactionIdFollowsOrEquals(oldest, cv_shared->horizon_full))
 			cv_shared->horizon_open = true;
-			SpinLockRelease(&cv_shared->mutex);
-		}
+		open = cv_shared->horizon_open;
+		SpinLockRelease(&cv_shared->mutex);
+		if (open)
+			return true;
 	}
-	return true;
+	return !TransactionIdPrecedes(snap->xmin, horizon);
 }
+
 /* xmin of the snapshot this backend last dropped pending xids for */
 static TransactionId cv_pruned_at = InvalidTransactionId;
 

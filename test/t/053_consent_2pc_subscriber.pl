@@ -12,8 +12,9 @@
 #     COMMIT PREPARED is in the same database (another purpose);
 #  B. the subscriber crashes (immediate stop, crash recovery); the first
 #     consent check is in another database;
-#  C. no older prepared transaction: the same, and once everything below
-#     the horizon has finished, the caches are reused again.
+#  C. no older prepared transaction: the same;
+#  D. no restart at all.
+# In each, once nothing prepared is left, the caches are reused again.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -114,7 +115,7 @@ sub check_after
 	my ($tag, $subject, $first_db, $with_y, $left) = @_;
 	my $one = $one_of->($subject);
 	my $fresh = "SET ROLE marketer; $one";
-	is(sub_prepared(), '1', "$tag: X is still prepared on the subscriber after the restart");
+	is(sub_prepared(), '1', "$tag: X is prepared on the subscriber");
 	my $b = $sub->background_psql('postgres');
 	my $w = $sub->background_psql('postgres');
 	$w->query_safe('SET ROLE marketer');
@@ -185,6 +186,11 @@ check_after('b', 4, 'other', 1, 38);
 prepare_pair('c', 5, 0);
 $sub->restart;
 check_after('c', 5, 'postgres', 0, 37);
+
+# ---- D. no restart: the apply worker prepares and commits X (recorded at
+# PREPARE like any prepared consent change), Y newer than the horizon
+prepare_pair('d', 6, 1);
+check_after('d', 6, 'postgres', 1, 36);
 
 $sub->safe_psql('postgres', 'DROP SUBSCRIPTION consent_sub');
 $sub->stop;
