@@ -83,6 +83,8 @@ REGRESS += datestyle_pin
 REGRESS += review24_fk_collation
 # standard_conforming_strings and lc_monetary pinned for maintenance, erasure and consent writes (review24 HIGH-3)
 REGRESS += review24_scs
+# the owner's statements compare with the type's own equality only (review 24, HIGH-2)
+REGRESS += review24_operator
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval

@@ -318,18 +318,17 @@ cv_blind_column(Oid relid, Name column)
 	return bc;
 }
 
-/* whether a type is built in (its equality operator is then pg_catalog's) */
-static bool
-cv_type_in_catalog(Oid typid)
+/*
+ * "t.<distcol> = CAST($n AS <type>)" for lookup()'s distribution value, with
+ * the type's own equality and no other (CvOperatorClause): the owner's query
+ * holds it too
+ */
+static char *
+lookup_route_clause(const char *distcol, Oid disttype, int n)
 {
-	HeapTuple	tup = SearchSysCache1(TYPEOID, ObjectIdGetDatum(typid));
-	bool		res;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for type %u", typid);
-	res = ((Form_pg_type) GETSTRUCT(tup))->typnamespace == PG_CATALOG_NAMESPACE;
-	ReleaseSysCache(tup);
-	return res;
+	return CvOperatorClause(disttype, psprintf("t.%s", distcol), disttype,
+							psprintf("CAST($%d AS %s)", n, format_type_be_qualified(disttype)),
+							disttype, false);
 }
 
 /* the blind index of a plaintext for a protected column */
@@ -420,8 +419,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 	int64		found = 0;
 	Oid			ctxtype;
 	char	   *route = NULL;	/* lookup()'s 4th argument as text, if given */
-	char	   *route_pre = NULL;	/* " AND t.<distcol> = CAST($" */
-	char	   *route_post = NULL;	/* " AS <type>)" */
+	char	   *distcol = NULL; /* the distribution column, quoted, when routed */
+	Oid			disttype = InvalidOid;
 	int			nroute;
 
 	/* its record (blind_index_lookups) is the coordinator's */
@@ -474,8 +473,6 @@ cv_lookup(PG_FUNCTION_ARGS)
 	{
 		Oid			distrel = bc->relid;
 		bool		isnull;
-		char	   *distcol;
-		Oid			disttype;
 
 		if (!CvCitusTable(bc->relid))
 			ereport(ERROR,
@@ -498,16 +495,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 					 errmsg("table %s is not hash-distributed", get_rel_name(bc->relid)),
 					 errdetail("lookup()'s distribution value routes the search to one shard of a hash-distributed Citus table."),
 					 errhint("Call lookup() with three arguments.")));
-		distcol = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		distcol = pstrdup(quote_identifier(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)));
 		disttype = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		/*
-		 * the type's own equality, schema-qualified: this query runs as the
-		 * table's owner, and a bare "=" would be resolved through the
-		 * caller's search_path (an operator of the caller's on a domain)
-		 */
-		route_pre = psprintf(" AND t.%s %s CAST($", quote_identifier(distcol),
-							 CvEqOperator(disttype));
-		route_post = psprintf(" AS %s)", format_type_be_qualified(disttype));
 	}
 
 	/*
@@ -572,9 +561,9 @@ cv_lookup(PG_FUNCTION_ARGS)
 		types[0] = BYTEAOID;
 		args[0] = PointerGetDatum(bidx);
 		nroute = 0;
-		if (route_pre != NULL)
+		if (distcol != NULL)
 		{
-			appendStringInfo(&sql, "%s2%s", route_pre, route_post);
+			appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 2));
 			types[1] = TEXTOID;
 			args[1] = CStringGetTextDatum(route);
 			nroute = 1;
@@ -613,13 +602,14 @@ cv_lookup(PG_FUNCTION_ARGS)
 	else
 		appendStringInfo(&sql,
 						 "SELECT DISTINCT t.%s::pg_catalog.text FROM %s.%s t"
-						 " WHERE t.%s %s ANY ($1::%s[])"
+						 " WHERE %s"
 						 "   AND ROW(%s)::pg_catalog.text OPERATOR(pg_catalog.=) ANY ($2)",
 						 quote_identifier(NameStr(bc->ctx_column)),
 						 quote_identifier(NameStr(bc->nsp)), quote_identifier(NameStr(bc->rel)),
-						 quote_identifier(NameStr(bc->ctx_column)),
-						 cv_type_in_catalog(ctxtype) ? "OPERATOR(pg_catalog.=)" : "=",
-						 format_type_be_qualified(ctxtype), pkcols);
+						 CvOperatorClause(ctxtype, psprintf("t.%s", quote_identifier(NameStr(bc->ctx_column))),
+										  ctxtype, psprintf("$1::%s[]", format_type_be_qualified(ctxtype)),
+										  ctxtype, true),
+						 pkcols);
 	types[0] = by_ctid ? OIDARRAYOID : TEXTARRAYOID;
 	args[0] = first != NULL ? makeArrayResult(first, CurrentMemoryContext)
 		: PointerGetDatum(construct_empty_array(by_ctid ? OIDOID : TEXTOID));
@@ -627,9 +617,9 @@ cv_lookup(PG_FUNCTION_ARGS)
 	args[1] = second != NULL ? makeArrayResult(second, CurrentMemoryContext)
 		: PointerGetDatum(construct_empty_array(by_ctid ? TIDOID : TEXTOID));
 	nroute = 0;
-	if (route_pre != NULL)
+	if (distcol != NULL)
 	{
-		appendStringInfo(&sql, "%s3%s", route_pre, route_post);
+		appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 3));
 		types[2] = TEXTOID;
 		args[2] = CStringGetTextDatum(route);
 		nroute = 1;

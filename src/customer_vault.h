@@ -125,7 +125,10 @@ typedef struct CvAsTableOwner
 	bool		caller_row_security;	/* the caller's row_security */
 } CvAsTableOwner;
 extern void CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw);
-extern char *CvEqOperator(Oid typid);
+extern char *CvOperatorClause(Oid typid, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype,
+							  bool any);
+extern char *CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype,
+								 bool any);
 extern void CvPinOutputSettings(void);
 extern void CvRestoreCaller(CvAsTableOwner *sw);
 

@@ -603,21 +603,34 @@ fg_type_name(Oid typ)
 	return name;
 }
 
-/* OPERATOR(schema.name) of an operator */
+/*
+ * "lhs OPERATOR(schema.name) [ANY] (rhs)" with the operator opr and no other
+ * (CvOperatorClauseOpr: a foreign key's column of a domain over a type whose
+ * equality is outside pg_catalog, citext's in public, would let an operator
+ * on the domain made by whoever may create there run as the table's owner);
+ * the names it uses noted (fg_foreign_name)
+ */
 static char *
-fg_operator(Oid opr)
+fg_operator_clause(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any)
 {
 	HeapTuple	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
 	Form_pg_operator o;
-	char	   *s;
+	Oid			left;
+	Oid			right;
 
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for operator %u", opr);
 	o = (Form_pg_operator) GETSTRUCT(tup);
 	fg_note_namespace(o->oprnamespace);
-	s = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(o->oprnamespace)), NameStr(o->oprname));
+	left = o->oprleft;
+	right = o->oprright;
 	ReleaseSysCache(tup);
-	return s;
+	/* the operand types it may cast to */
+	if (OidIsValid(left))
+		(void) fg_type_name(left);
+	if (OidIsValid(right))
+		(void) fg_type_name(right);
+	return CvOperatorClauseOpr(opr, lhs, lhstype, rhs, rhstype, any);
 }
 
 /* a column's quoted name */
@@ -1405,9 +1418,9 @@ fg_build_plan(void)
 					src = lappend_int(src, pp);
 					src = lappend_int(src, offset + c + 1);
 					np++;
-					appendStringInfo(&cond, "%st.%s %s ANY (($%d)::%s[])", c > 0 ? " AND " : "",
-									 fg_col(rels[i], fk->key[c]), fg_operator(fk->eqop[c]), np,
-									 fg_type_name(ctyp));
+					appendStringInfo(&cond, "%s%s", c > 0 ? " AND " : "",
+									 fg_operator_clause(fk->eqop[c], psprintf("t.%s", fg_col(rels[i], fk->key[c])), ctyp,
+														psprintf("($%d)::%s[]", np, fg_type_name(ctyp)), ctyp, true));
 				}
 				if (fk->n > 1)
 				{
@@ -1421,8 +1434,13 @@ fg_build_plan(void)
 						appendStringInfo(&cond, "%sv%d", c > 0 ? ", " : "", c + 1);
 					appendStringInfoString(&cond, ") WHERE ");
 					for (c = 0; c < fk->n; c++)
-						appendStringInfo(&cond, "%st.%s %s k.v%d", c > 0 ? " AND " : "",
-										 fg_col(rels[i], fk->key[c]), fg_operator(fk->eqop[c]), c + 1);
+					{
+						Oid			ctyp = get_atttype(rels[i], fk->key[c]);
+
+						appendStringInfo(&cond, "%s%s", c > 0 ? " AND " : "",
+										 fg_operator_clause(fk->eqop[c], psprintf("t.%s", fg_col(rels[i], fk->key[c])), ctyp,
+															psprintf("k.v%d", c + 1), ctyp, false));
+					}
 					appendStringInfoChar(&cond, ')');
 				}
 				appendStringInfoChar(&cond, ')');

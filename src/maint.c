@@ -36,12 +36,15 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/value.h"
+#include "parser/parse_oper.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/regproc.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
 #include "utils/typcache.h"
@@ -264,25 +267,124 @@ maint_citus_distcol(Oid relid)
 	return pstrdup(quote_identifier(col));
 }
 
-/* "OPERATOR(schema.=)": the default equality of a type, qualified */
-char *
-CvEqOperator(Oid typid)
+/* the default equality operator of a type (btree), or an error */
+static Oid
+maint_eq_opr(Oid typid)
 {
 	TypeCacheEntry *tc = lookup_type_cache(typid, TYPECACHE_EQ_OPR);
-	HeapTuple	otup;
-	Form_pg_operator oform;
-	char	   *res;
 
-	if (!OidIsValid(tc->eq_opr) ||
-		!HeapTupleIsValid(otup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr))))
+	if (!OidIsValid(tc->eq_opr))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_FUNCTION),
 				 errmsg("could not identify an equality operator for type %s", format_type_be(typid))));
+	return tc->eq_opr;
+}
+
+/* a pseudo-type (anyenum, anyarray, record): no value can be cast to it */
+static bool
+maint_pseudo_type(Oid typid)
+{
+	return get_typtype(typid) == TYPTYPE_PSEUDO;
+}
+
+/*
+ * "lhs OPERATOR(schema.name) rhs", or with any "lhs OPERATOR(schema.name)
+ * ANY (rhs)" (rhs an array, rhstype its element type), comparing with the
+ * operator opr and no other.  A statement that runs as a table's owner must
+ * not let a name pick the operator: "OPERATOR(schema.=)" still resolves
+ * among the operators of that name in that schema by the operand types, and
+ * for a column of a domain (or a parameter of another type) an operator
+ * declared on exactly those types, made by whoever may create in the schema
+ * (citext's in public, a type's owner), would be taken and its function run
+ * as the owner.  So outside pg_catalog each operand whose type is not the
+ * operator's declared input type is cast to it (qualified): the exact match
+ * is then the operator itself, which no other operator can be (one operator
+ * per name, schema and input types).  In pg_catalog, where only a superuser
+ * can add an operator, and for operands of the declared types, the operands
+ * are left as they are: Citus prunes shards on a bare distribution column
+ * only (an explicit cast of it, even a domain's to its base type, sends the
+ * statement to every shard).  Then the name is resolved with the operand
+ * types as the parser will resolve it: any other answer (an operator on
+ * pseudo-types left uncast, a catalog changed under us) refuses the
+ * statement (42725).
+ */
+char *
+CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any)
+{
+	HeapTuple	otup;
+	Form_pg_operator oform;
+	char	   *nspname;
+	char	   *oprname;
+	Oid			left;
+	Oid			right;
+	Oid			ltype = lhstype;
+	Oid			rtype = rhstype;
+	StringInfoData buf;
+	Operator	resolved;
+	Oid			got = InvalidOid;
+	Oid			oform_nsp;
+	bool		cast;
+
+	otup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opr));
+	if (!HeapTupleIsValid(otup))
+		elog(ERROR, "cache lookup failed for operator %u", opr);
 	oform = (Form_pg_operator) GETSTRUCT(otup);
-	res = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(oform->oprnamespace)),
-				   NameStr(oform->oprname));
+	oform_nsp = oform->oprnamespace;
+	nspname = get_namespace_name(oform_nsp);
+	oprname = pstrdup(NameStr(oform->oprname));
+	left = oform->oprleft;
+	right = oform->oprright;
 	ReleaseSysCache(otup);
-	return res;
+	if (nspname == NULL)
+		elog(ERROR, "cache lookup failed for the schema of operator %u", opr);
+
+	cast = (oform_nsp != PG_CATALOG_NAMESPACE);
+	initStringInfo(&buf);
+	if (cast && lhstype != left && !maint_pseudo_type(left))
+	{
+		appendStringInfo(&buf, "(%s)::%s", lhs, format_type_be_qualified(left));
+		ltype = left;
+	}
+	else
+		appendStringInfo(&buf, "%s", lhs);
+	appendStringInfo(&buf, " OPERATOR(%s.%s) ", quote_identifier(nspname), oprname);
+	if (cast && rhstype != right && !maint_pseudo_type(right))
+	{
+		Oid			rarray = any ? get_array_type(right) : InvalidOid;
+
+		if (any && !OidIsValid(rarray))
+			elog(ERROR, "type %s has no array type", format_type_be(right));
+		appendStringInfo(&buf, any ? "ANY ((%s)::%s)" : "(%s)::%s", rhs,
+						 format_type_be_qualified(any ? rarray : right));
+		rtype = right;
+	}
+	else
+		appendStringInfo(&buf, any ? "ANY (%s)" : "%s", rhs);
+
+	/* the operator the parser will take for these operand types */
+	resolved = oper(NULL, list_make2(makeString(nspname), makeString(oprname)),
+					ltype, rtype, true, -1);
+	if (resolved != NULL)
+	{
+		got = oprid(resolved);
+		ReleaseSysCache(resolved);
+	}
+	if (got != opr)
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_FUNCTION),
+				 errmsg("operator %s.%s resolves to another operator for types %s and %s",
+						quote_identifier(nspname), oprname, format_type_be(ltype), format_type_be(rtype)),
+				 errdetail("The statement runs as the table's owner and compares with operator %s only.",
+						   format_operator(opr)),
+				 errhint("Drop the operator that matches these types better.")));
+	return buf.data;
+}
+
+/* the same, with the default equality of type typid */
+char *
+CvOperatorClause(Oid typid, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any)
+{
+	return CvOperatorClauseOpr(maint_eq_opr(typid), lhs, lhstype, rhs, rhstype, any);
 }
 
 /*
@@ -507,6 +609,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 			Datum		pvals[2] = {bind, (Datum) 0};
 			int			vparam = has_bind ? 2 : 1;
 			int			i;
+			char	   *clause;
 
 			if (!OidIsValid(atype))
 				elog(ERROR, "type %s has no array type", format_type_be(vtype));
@@ -517,12 +620,15 @@ cv_maint_run(PG_FUNCTION_ARGS)
 																   vtype, typlen, typbyval, typalign));
 			ptypes[vparam - 1] = atype;
 			resetStringInfo(&sql);
+			/* compared with the type's own equality and no other (CvOperatorClause) */
+			clause = CvOperatorClause(vtype, psprintf("t.%s", distcol), vtype,
+									  psprintf("$%d", vparam), vtype, true);
 			if (strcmp(op, "delete_routed") == 0)
-				appendStringInfo(&sql, "DELETE FROM %s%s t WHERE t.%s %s ANY ($%d) AND (%s)",
-								 only, qualname, distcol, CvEqOperator(vtype), vparam, filter);
+				appendStringInfo(&sql, "DELETE FROM %s%s t WHERE %s AND (%s)",
+								 only, qualname, clause, filter);
 			else
-				appendStringInfo(&sql, "UPDATE %s%s t SET %s WHERE t.%s %s ANY ($%d) AND (%s)",
-								 only, qualname, list, distcol, CvEqOperator(vtype), vparam, filter);
+				appendStringInfo(&sql, "UPDATE %s%s t SET %s WHERE %s AND (%s)",
+								 only, qualname, list, clause, filter);
 			rc = SPI_execute_with_args(sql.data, vparam, ptypes, pvals, NULL, false, 0);
 		}
 	}

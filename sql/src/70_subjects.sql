@@ -443,9 +443,20 @@ BEGIN
         s := pg_catalog.cardinality(bind) + 1;
         bind := bind || keys;
         -- each key column in its own type, compared with the key's FK = FK operator
+        -- and no other: outside pg_catalog the operator's name resolves by the
+        -- operand types, so for a column of a domain (over citext, say) an
+        -- operator made on the domain by whoever may create in the operator's
+        -- schema would be taken and run as the table's owner (_maint_run);
+        -- there both sides are cast to the operator's own input types, whose
+        -- exact match is that operator (review 24, HIGH-2; CvOperatorClause)
         parts := '{}';
         FOR c IN SELECT a.attname, ns.nspname, o.oprname, u.i,
-                        pg_catalog.format('%I.%I', tn.nspname, ty.typname) AS typ
+                        pg_catalog.format('%I.%I', tn.nspname, ty.typname) AS typ,
+                        (o.oprnamespace OPERATOR(pg_catalog.<>) 'pg_catalog'::pg_catalog.regnamespace
+                         AND (o.oprleft OPERATOR(pg_catalog.<>) a.atttypid
+                              OR o.oprright OPERATOR(pg_catalog.<>) a.atttypid)) AS cast_needed,
+                        pg_catalog.format('%I.%I', ln.nspname, lt.typname) AS ltyp,
+                        pg_catalog.format('%I.%I', rn.nspname, rt.typname) AS rtyp
                    FROM pg_catalog.pg_constraint k
                   CROSS JOIN LATERAL ROWS FROM (pg_catalog.unnest(k.conkey), pg_catalog.unnest(k.conffeqop)) WITH ORDINALITY u(attnum, op, i)
                    JOIN pg_catalog.pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.attnum
@@ -453,11 +464,21 @@ BEGIN
                    JOIN pg_catalog.pg_namespace tn ON tn.oid = ty.typnamespace
                    JOIN pg_catalog.pg_operator o ON o.oid = u.op
                    JOIN pg_catalog.pg_namespace ns ON ns.oid = o.oprnamespace
+                   JOIN pg_catalog.pg_type lt ON lt.oid = o.oprleft
+                   JOIN pg_catalog.pg_namespace ln ON ln.oid = lt.typnamespace
+                   JOIN pg_catalog.pg_type rt ON rt.oid = o.oprright
+                   JOIN pg_catalog.pg_namespace rn ON rn.oid = rt.typnamespace
                   WHERE k.oid = r.fk
                   ORDER BY u.i LOOP
-            IF m = 1 THEN
+            IF m = 1 AND c.cast_needed THEN
+                parts := parts || pg_catalog.format('(t.%I)::%s OPERATOR(%I.%s) ANY (((($1)[%s:%s])::%s[])::%s[])',
+                                                    c.attname, c.ltyp, c.nspname, c.oprname, s, s + n - 1, c.typ, c.rtyp);
+            ELSIF m = 1 THEN
                 parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) ANY ((($1)[%s:%s])::%s[])',
                                                     c.attname, c.nspname, c.oprname, s, s + n - 1, c.typ);
+            ELSIF c.cast_needed THEN
+                parts := parts || pg_catalog.format('(t.%I)::%s OPERATOR(%I.%s) ((($1)[%s OPERATOR(pg_catalog.+) (k.i OPERATOR(pg_catalog.*) %s)])::%s)::%s',
+                                                    c.attname, c.ltyp, c.nspname, c.oprname, s + c.i - 1, m, c.typ, c.rtyp);
             ELSE
                 parts := parts || pg_catalog.format('t.%I OPERATOR(%I.%s) (($1)[%s OPERATOR(pg_catalog.+) (k.i OPERATOR(pg_catalog.*) %s)])::%s',
                                                     c.attname, c.nspname, c.oprname, s + c.i - 1, m, c.typ);
