@@ -85,6 +85,8 @@ REGRESS += review24_fk_collation
 REGRESS += review24_scs
 # the owner's statements compare with the type's own equality only (review 24, HIGH-2)
 REGRESS += review24_operator
+# lookup()'s owner query (and the extension owner's statements) under a pinned search_path (review 24, MEDIUM-2)
+REGRESS += review24_lookup_path
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval

@@ -40,6 +40,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -171,13 +172,38 @@ cv_require_table_owner(Oid relid)
 				 errmsg("must be owner of table %s", get_rel_name(relid))));
 }
 
-/* act as another role inside a security-restricted operation */
-static void
-cv_become(Oid role, Oid *save_uid, int *save_sec)
+/* the caller's user, security context and GUC nest level (cv_become) */
+typedef struct CvBecome
 {
-	GetUserIdAndSecContext(save_uid, save_sec);
-	SetUserIdAndSecContext(role, *save_sec | SECURITY_LOCAL_USERID_CHANGE |
+	Oid			save_uid;
+	int			save_sec;
+	int			nestlevel;
+} CvBecome;
+
+/*
+ * act as another role inside a security-restricted operation, with
+ * search_path pinned to pg_catalog, pg_temp in a GUC nest level of its own
+ * (as CvBecomeTableOwner): the statements run as that role, and the code
+ * they reach (a policy's or a domain's functions, the extension's own), must
+ * not resolve names through the caller's search_path (MEDIUM-2, review 24)
+ */
+static void
+cv_become(Oid role, CvBecome *b)
+{
+	GetUserIdAndSecContext(&b->save_uid, &b->save_sec);
+	SetUserIdAndSecContext(role, b->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
+	b->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/* back to the caller, its user and its settings (after cv_become) */
+static void
+cv_unbecome(CvBecome *b)
+{
+	AtEOXact_GUC(false, b->nestlevel);
+	SetUserIdAndSecContext(b->save_uid, b->save_sec);
 }
 
 /* copy a name column of an SPI result row (empty when NULL) */
@@ -225,8 +251,7 @@ static CvBlindColumn *
 cv_blind_column(Oid relid, Name column)
 {
 	CvBlindColumn *bc;
-	Oid			save_uid;
-	int			save_sec;
+	CvBecome	as_owner;
 	Oid			argtypes[2] = {OIDOID, NAMEOID};
 	Datum		args[2];
 	HeapTuple	row;
@@ -247,7 +272,7 @@ cv_blind_column(Oid relid, Name column)
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = NameGetDatum(column);
-	cv_become(cv_extension_owner(), &save_uid, &save_sec);
+	cv_become(cv_extension_owner(), &as_owner);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args(
@@ -313,7 +338,7 @@ cv_blind_column(Oid relid, Name column)
 		strlcpy(bc->binding, SPI_getvalue(row, desc, 6), sizeof(bc->binding));
 	}
 	SPI_finish();
-	SetUserIdAndSecContext(save_uid, save_sec);
+	cv_unbecome(&as_owner);
 	bc->valid = true;
 	return bc;
 }
@@ -406,8 +431,7 @@ cv_lookup(PG_FUNCTION_ARGS)
 	CvBlindColumn *bc;
 	bytea	   *bidx;
 	Oid			caller = GetUserId();
-	Oid			save_uid;
-	int			save_sec;
+	CvBecome	as_owner;
 	StringInfoData sql;
 	Datum		args[6];
 	Oid			types[6];
@@ -568,10 +592,10 @@ cv_lookup(PG_FUNCTION_ARGS)
 			args[1] = CStringGetTextDatum(route);
 			nroute = 1;
 		}
-		cv_become(cv_table_owner(bc->relid), &save_uid, &save_sec);
+		cv_become(cv_table_owner(bc->relid), &as_owner);
 		if (SPI_execute_with_args(sql.data, 1 + nroute, types, args, NULL, true, 0) != SPI_OK_SELECT)
 			elog(ERROR, "lookup query failed");
-		SetUserIdAndSecContext(save_uid, save_sec);
+		cv_unbecome(&as_owner);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull1,
@@ -648,13 +672,13 @@ cv_lookup(PG_FUNCTION_ARGS)
 	args[3] = NameGetDatum(&bc->column);
 	types[4] = INT8OID;
 	args[4] = Int64GetDatum(found);
-	cv_become(cv_extension_owner(), &save_uid, &save_sec);
+	cv_become(cv_extension_owner(), &as_owner);
 	if (SPI_execute_with_args("INSERT INTO customer_vault.blind_index_lookups"
 							  " (role_id, schema_name, table_name, column_name, found)"
 							  " VALUES ($1, $2, $3, $4, $5)",
 							  5, types, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not log the lookup");
-	SetUserIdAndSecContext(save_uid, save_sec);
+	cv_unbecome(&as_owner);
 	SPI_finish();
 
 	/*
@@ -681,12 +705,11 @@ static void
 cv_as_extension_owner(Oid relid, const char *sql, int nargs, Oid *types, Datum *args,
 					  const char *nulls)
 {
-	Oid			save_uid;
-	int			save_sec;
+	CvBecome	as_owner;
 	bool		save_active = cv_view_refresh_active;
 
 	cv_require_table_owner(relid);
-	cv_become(cv_extension_owner(), &save_uid, &save_sec);
+	cv_become(cv_extension_owner(), &as_owner);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	cv_view_refresh_active = true;
@@ -701,7 +724,7 @@ cv_as_extension_owner(Oid relid, const char *sql, int nargs, Oid *types, Datum *
 	}
 	PG_END_TRY();
 	SPI_finish();
-	SetUserIdAndSecContext(save_uid, save_sec);
+	cv_unbecome(&as_owner);
 }
 
 /*

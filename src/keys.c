@@ -1094,7 +1094,7 @@ typedef struct CvOwnerSwitch
 
 /*
  * act as the owner of data_keys (the extension's owner) for SPI writes, with
- * the output settings pinned (on Citus the key table is a reference table:
+ * search_path pinned to pg_catalog, pg_temp and the output settings pinned (on Citus the key table is a reference table:
  * its times go to the workers as text, CvPinOutputSettings)
  */
 static void
@@ -1113,6 +1113,8 @@ cv_become_owner(CvOwnerSwitch *sw)
 	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	sw->nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 	CvPinOutputSettings();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
