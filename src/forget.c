@@ -359,14 +359,19 @@ fg_prepare_opt(const char *sql, int nparams, Oid *types, int options)
 }
 
 /*
- * Prepare and keep one statement of the plan, generic: its parameters are
- * one subject or a few keys, and a custom plan per erasure would cost more
- * than the statement itself.
+ * Prepare and keep one statement of table relid, generic: its parameters
+ * are one subject or a few keys, and a custom plan per erasure would cost
+ * more than the statement itself.  On a Citus table a custom plan: Citus
+ * plans a statement over several shards (the keys a parent gives its
+ * children, an aggregate, a DELETE by an array of keys) only with its
+ * parameters' values; a generic plan failed with "could not create
+ * distributed plan".
  */
 static SPIPlanPtr
-fg_prepare(const char *sql, int nparams, Oid *types)
+fg_prepare(Oid relid, const char *sql, int nparams, Oid *types)
 {
-	return fg_prepare_opt(sql, nparams, types, CURSOR_OPT_GENERIC_PLAN);
+	return fg_prepare_opt(sql, nparams, types,
+						  CvCitusTable(relid) ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 }
 
 /* a foreign key between two application tables (a node of the reach) */
@@ -1606,11 +1611,11 @@ fg_build_plan(void)
 		t->reanalysable = !fg_foreign_name;
 		/* the statements, kept */
 		if (t->keys_sql != NULL)
-			t->keys_plan = fg_prepare(t->keys_sql, np, types);
+			t->keys_plan = fg_prepare(t->relid, t->keys_sql, np, types);
 		if (t->act_sql != NULL)
-			t->act_plan = fg_prepare(t->act_sql, np, types);
+			t->act_plan = fg_prepare(t->relid, t->act_sql, np, types);
 		if (t->ndanger > 0)
-			t->count_plan = fg_prepare(t->count_sql, np, types);
+			t->count_plan = fg_prepare(t->relid, t->count_sql, np, types);
 
 		/*
 		 * A table whose rows the erasure keeps (retention action 'shred'):
@@ -1620,7 +1625,7 @@ fg_build_plan(void)
 		 * elsewhere may hold as another subject (cv_forget_subject).
 		 */
 		if (t->treat == 'k' && depth[i] == 0)
-			t->seal_plan = fg_prepare(psprintf("SELECT DISTINCT (t.%s)::pg_catalog.text FROM %s WHERE %s AND t.%s IS NOT NULL",
+			t->seal_plan = fg_prepare(t->relid, psprintf("SELECT DISTINCT (t.%s)::pg_catalog.text FROM %s WHERE %s AND t.%s IS NOT NULL",
 											   quote_identifier(subjcol[i]), qual, cond.data,
 											   quote_identifier(subjcol[i])),
 									  np, types);
@@ -2338,14 +2343,8 @@ fg_begin_walk(const char *kind, LOCKMODE mode)
 					continue;
 				if (t->rows_sql == NULL)
 					fg_rows_sql(t);
-				/*
-				 * On a Citus table a custom plan: Citus plans a SELECT over
-				 * several shards only with its parameters' values ("could
-				 * not create distributed plan" for a generic one)
-				 */
-				t->rows_plan = fg_prepare_opt(t->rows_sql, t->nparams, t->types,
-											  CvCitusTable(t->relid) ? CURSOR_OPT_CUSTOM_PLAN
-											  : CURSOR_OPT_GENERIC_PLAN);
+				/* on a Citus table a custom plan (fg_prepare) */
+				t->rows_plan = fg_prepare(t->relid, t->rows_sql, t->nparams, t->types);
 			}
 		}
 		if (under_locks || (fg_valid && !fg_children_changed() && fg_plans_valid()))
@@ -2728,7 +2727,7 @@ fg_walk(const char *subject, Datum subject_datum, Oid caller, StringInfo spell, 
 				/* prepared as the erasure's own role, as the plan was, if nothing changed */
 				fg_end_owner();
 				fg_check_table(t, false);
-				t->count_plan = fg_prepare(fg_count_sql(t), t->nparams,
+				t->count_plan = fg_prepare(t->relid, fg_count_sql(t), t->nparams,
 										   fg_param_types(t));
 			}
 			fg_exec(t, t->count_plan, tparams[k], tnulls[k]);
