@@ -30,8 +30,13 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
@@ -272,5 +277,171 @@ Datum
 cv_coordinator_only(PG_FUNCTION_ARGS)
 {
 	CvRefuseOnCitusWorker(PG_ARGISNULL(0) ? "this function" : text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * The placements of Citus table relid on which its owner is under FORCE ROW
+ * LEVEL SECURITY (RLS enabled and forced on the shard relation itself), as
+ * "<shard> on <node>:<port>, ..." (NULL when none), their number in
+ * *nforced.  Citus copies the table's setting to the shards when it is
+ * changed through the coordinator, but the owner can change a shard by hand
+ * (on a worker, or with citus.enable_manual_changes_to_shards); the
+ * coordinator's pg_class does not show it.  Asked on every placement through
+ * run_command_on_placements, as the owner (whose connections to the nodes
+ * the erasure's and the purge's statements use anyway), security-restricted
+ * and with a pinned search_path (run_command_on_placements names Citus's
+ * functions unqualified).  The shard goes into the command as the row type
+ * of its relation (Citus puts its name there quoted as an identifier), so no
+ * name is ever inside a literal.  A placement that cannot be read (e.g. a
+ * table created in this transaction: other connections cannot see it) is an
+ * error: a shard not checked is not taken as in order.
+ */
+char *
+CvCitusForcedShards(Oid relid, Oid owner, int *nforced)
+{
+	static const char *cmd =
+		"SELECT (c.relrowsecurity AND c.relforcerowsecurity)::pg_catalog.text"
+		" FROM pg_catalog.pg_class c"
+		" WHERE c.reltype OPERATOR(pg_catalog.=) pg_catalog.pg_typeof(NULL::%s)::pg_catalog.oid";
+	Oid			argtypes[2] = {REGCLASSOID, TEXTOID};
+	Datum		args[2];
+	Oid			save_userid;
+	int			save_sec;
+	int			nest;
+	StringInfoData list;
+	uint64		i;
+	int			rc;
+	char	   *result = NULL;
+	char	   *failed = NULL;
+	MemoryContext outer = CurrentMemoryContext;
+
+	*nforced = 0;
+	if (!CvCitusTable(relid))
+		return NULL;
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(cmd);
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	rc = SPI_execute_with_args("SELECT p.shardid, p.nodename, p.nodeport, p.success, p.result"
+							   " FROM pg_catalog.run_command_on_placements($1, $2) p"
+							   " ORDER BY p.shardid, p.nodename, p.nodeport",
+							   2, argtypes, args, NULL, false, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "run_command_on_placements failed: %s", SPI_result_code_string(rc));
+	initStringInfo(&list);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		bool		ok = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull)) && !isnull;
+		char	   *res = SPI_getvalue(tup, desc, 5);
+		char	   *where = psprintf("%s_%s on %s:%s", get_rel_name(relid), SPI_getvalue(tup, desc, 1),
+									 SPI_getvalue(tup, desc, 2), SPI_getvalue(tup, desc, 3));
+
+		if (!ok || res == NULL || (strcmp(res, "true") != 0 && strcmp(res, "false") != 0))
+		{
+			if (failed == NULL)
+				failed = MemoryContextStrdup(outer, psprintf("%s: %s", where, res ? res : "no answer"));
+			continue;
+		}
+		if (strcmp(res, "true") == 0)
+		{
+			appendStringInfo(&list, "%s%s", list.len > 0 ? ", " : "", where);
+			(*nforced)++;
+		}
+	}
+	if (list.len > 0)
+		result = MemoryContextStrdup(outer, list.data);
+	SPI_finish();
+	AtEOXact_GUC(false, nest);
+	SetUserIdAndSecContext(save_userid, save_sec);
+
+	if (failed != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("could not check the row-level security of the shards of Citus table %s",
+						quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+												   get_rel_name(relid))),
+				 errdetail("Placement %s.", failed),
+				 errhint("Commit the transaction that created or changed the table, and make sure its owner can connect to every node, then run it again.")));
+	return result;
+}
+
+/*
+ * An error (0A000) when the owner of Citus table relid is under FORCE ROW
+ * LEVEL SECURITY on any of its shards (CvCitusForcedShards): there the
+ * owner's policies apply to the statements customer_vault runs as the owner.
+ * With row security off sent to the workers (CvBecomeTableOwner) they fail
+ * on that shard with 42501, a message naming a shard and no way out; in any
+ * session the setting did not reach, they would miss the rows the policies
+ * hide while the receipt or the purge log says done (the state before
+ * session 22).  Refused up front instead, before anything is changed.
+ * what: the function refusing.  Nothing for an owner no policy applies to
+ * (superuser, BYPASSRLS) or a table Citus does not know.
+ */
+void
+CvCitusRefuseForcedShards(Oid relid, Oid owner, const char *what)
+{
+	char	   *shards;
+	char	   *name;
+	int			n;
+
+	if (superuser_arg(owner) || has_bypassrls_privilege(owner) || !CvCitusTable(relid))
+		return;
+	shards = CvCitusForcedShards(relid, owner, &n);
+	if (shards == NULL)
+		return;
+	name = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid));
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s cannot reach every row of Citus table %s: its owner is under FORCE ROW LEVEL SECURITY on %d of its shards",
+					what, name, n),
+			 errdetail("FORCE ROW LEVEL SECURITY was set on the shard relations themselves: %s. There the owner's own row security policies would apply to the statements customer_vault runs on the shards as the owner.",
+					   shards),
+			 errhint("Undo it on every placement, e.g. SELECT run_command_on_placements('%s', 'ALTER TABLE %%s NO FORCE ROW LEVEL SECURITY'); customer_vault.citus_check_policies() lists the shards that differ from the table. Then run it again.",
+					 name)));
+}
+
+PG_FUNCTION_INFO_V1(cv_citus_refuse_forced_shards);
+
+/*
+ * customer_vault._citus_refuse_forced_shards(tbl regclass, what text):
+ * CvCitusRefuseForcedShards for the purge (SQL), for roles that may change
+ * or read the table.
+ */
+Datum
+cv_citus_refuse_forced_shards(PG_FUNCTION_ARGS)
+{
+	Oid			relid;
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_VOID();
+	relid = PG_GETARG_OID(0);
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	/* it connects to the nodes as the owner: only for who may act on the table */
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT | ACL_UPDATE | ACL_DELETE) != ACLCHECK_OK &&
+		!has_privs_of_role(GetUserId(), owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid))));
+	CvCitusRefuseForcedShards(relid, owner,
+							  PG_ARGISNULL(1) ? "this function" : text_to_cstring(PG_GETARG_TEXT_PP(1)));
 	PG_RETURN_VOID();
 }

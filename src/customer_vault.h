@@ -86,6 +86,8 @@ extern Oid CvCitusRowsRelation(Oid relid, Oid *idx, int nindex);
 extern bool CvCitusTable(Oid relid);
 extern bool CvCitusIsWorker(void);
 extern void CvRefuseOnCitusWorker(const char *what);
+extern char *CvCitusForcedShards(Oid relid, Oid owner, int *nforced);
+extern void CvCitusRefuseForcedShards(Oid relid, Oid owner, const char *what);
 
 /* consent.c */
 

@@ -2288,6 +2288,7 @@ fg_plans_valid(void)
 }
 
 static void fg_rows_sql(FgTable *t);
+static void fg_refuse_forced_citus(FgTable *t);
 
 /*
  * The start of a walk (kind: "erasure" or "export"), inside SPI, as the
@@ -2354,6 +2355,20 @@ fg_begin_walk(const char *kind, LOCKMODE mode)
 			fg_walk_kind = kind;
 			fg_refuse_changed();
 		}
+	}
+
+	/*
+	 * The Citus tables: neither the coordinator's table nor any of its
+	 * shards (asked as the table's owner) may put that owner under FORCE
+	 * ROW LEVEL SECURITY; set by hand on a shard, the coordinator's table
+	 * does not show it.  Before any statement runs, so nothing was changed
+	 * yet.
+	 */
+	for (i = 0; i < fg_n; i++)
+	{
+		fg_refuse_forced_citus(&fg_tables[i]);
+		CvCitusRefuseForcedShards(fg_tables[i].relid, fg_tables[i].owner,
+								  export ? "export_subject" : "forget_subject");
 	}
 	fg_walk_gen = fg_gen;
 	fg_walk_kind = kind;

@@ -1233,6 +1233,12 @@ BEGIN
                     HINT = 'It was renamed or moved: call set_retention() for its new name.';
             END IF;
             cut := (customer_vault._retention_sql(r, asof)).cutoff;
+            -- a Citus table: its owner must not be under FORCE ROW LEVEL
+            -- SECURITY on a shard (set there by hand), where the batches run
+            -- as the owner would meet the owner's policies (0A000)
+            IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+                PERFORM customer_vault._citus_refuse_forced_shards(rel, 'purge');
+            END IF;
             IF dry_run OR (r.subject_column IS NOT NULL AND EXISTS (
                    SELECT 1 FROM customer_vault.legal_holds h WHERE h.released_at IS NULL
                       AND (h.until IS NULL OR h.until OPERATOR(pg_catalog.>) pg_catalog.now()))) THEN

@@ -175,3 +175,18 @@ COMMENT ON FUNCTION customer_vault.citus_check_policies(regclass) IS
 
 GRANT EXECUTE ON FUNCTION customer_vault.citus_check_policies(regclass)
     TO customer_vault_admin, customer_vault_auditor;
+
+-- An error (0A000) when the owner of a Citus table is under FORCE ROW LEVEL
+-- SECURITY on any of its shards (set by hand there: the coordinator's table
+-- does not show it), asked on every placement as the owner (src/citus.c).
+-- The purge calls it for each table before its first batch; forget_subject
+-- and export_subject check in C.  Not STRICT: a NULL table checks nothing, a
+-- NULL name is named generically.  Not SECURITY DEFINER: for callers that may
+-- read or change the table (the purge's), checked in C.
+CREATE OR REPLACE FUNCTION customer_vault._citus_refuse_forced_shards(tbl regclass, what text) RETURNS void
+    LANGUAGE C VOLATILE PARALLEL UNSAFE
+    AS 'MODULE_PATHNAME', 'cv_citus_refuse_forced_shards';
+COMMENT ON FUNCTION customer_vault._citus_refuse_forced_shards(regclass, text) IS
+    'internal: an error (0A000) when a Citus table''s owner is under FORCE ROW LEVEL SECURITY on one of its shards, nothing otherwise';
+
+GRANT EXECUTE ON FUNCTION customer_vault._citus_refuse_forced_shards(regclass, text) TO customer_vault_admin;

@@ -4,14 +4,15 @@
 #    (create, rotate, rewrap, shred, padding), purposes, retention, the purge
 #    (its purge_log would stay on the worker), subject tables, exports, role
 #    locks, decrypt limits, protect_column, mask_column; nothing is written;
-#  - maintenance's row_security = off reaches the workers: with FORCE ROW
-#    LEVEL SECURITY on the table the coordinator already fails the statement
-#    (PostgreSQL's check of its own table), but shards forced by hand while
-#    the table is not had their policy hide rows from the owner there: the
-#    purge reported done with those rows left; now it fails on the shard's
-#    row-level security as on a single node; without FORCE every expired row
-#    goes; the caller's row_security is set back on the workers for the rest
-#    of its transaction;
+#  - maintenance's row_security = off reaches the workers: shards forced by
+#    hand while the table is not had their policy hide rows from the owner
+#    there: the purge reported done with those rows left; then it failed on
+#    the shard's row-level security (42501) as on a single node; since part
+#    CITUS of session 25 the purge asks every placement first and refuses a
+#    table whose owner is forced on any shard (0A000, test 097), FORCE on the
+#    table itself included (Citus copies it to the shards); without FORCE
+#    every expired row goes; the caller's row_security is set back on the
+#    workers for the rest of its transaction;
 #  - the purge of a hash-distributed table sends each batch's DELETE to the
 #    shards of its rows only (citus.log_remote_commands shows which).
 use strict;
@@ -112,22 +113,22 @@ is($coord->safe_psql('postgres',
 my $expired_forced = $coord->safe_psql('postgres', q{SELECT count(*) FROM forced WHERE at < now() - interval '10 days'});
 is($expired_forced, '30', '30 rows of forced are past retention');
 
-# FORCE on the table itself: the coordinator refuses (PostgreSQL's own check of its table)
+# FORCE on the table itself (copied to every shard): refused before any batch
 my ($ret, $out, $err) = $coord->psql('postgres', 'CALL customer_vault.purge()');
 isnt($ret, 0, 'the purge of a FORCE RLS distributed table whose policy hides rows from the owner fails');
 like($err, qr/purge failed for 1 table\(s\): public\.forced/, 'it names the table');
 like($coord->safe_psql('postgres',
 	q{SELECT status || ' ' || sqlstate || ' ' || message FROM customer_vault.purge_log WHERE tbl = 'public.forced' ORDER BY id DESC LIMIT 1}),
-	qr/^failed 42501 query would be affected by row-level security policy for table "forced"/,
-	'purge_log: failed, with the row-level security error');
+	qr/^failed 0A000 purge cannot reach every row of Citus table public\.forced: its owner is under FORCE ROW LEVEL SECURITY on 8 of its shards$/,
+	'purge_log: failed, 0A000, the shards forcing row security on the owner');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM forced WHERE at < now() - interval '10 days'}),
 	$expired_forced, 'no row of forced purged');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM people WHERE at < now() - interval '10 days' - interval '1 hour'}),
 	'0', 'the other table was purged');
 
 # FORCE on the shards only (made there by hand): the coordinator's table lets
-# its owner through, the shards apply the policy; row_security = off reaches
-# them, so they fail too instead of hiding subject s1's rows
+# its owner through, the shards would apply the policy: refused as well
+# instead of hiding subject s1's rows (before: 42501 from a shard)
 $coord->safe_psql('postgres', q{
 ALTER TABLE forced NO FORCE ROW LEVEL SECURITY;
 SELECT run_command_on_placements('forced', 'ALTER TABLE %s FORCE ROW LEVEL SECURITY');
@@ -138,8 +139,8 @@ like($coord->safe_psql('postgres', q{SELECT string_agg(DISTINCT finding, ',') FR
 isnt($ret, 0, 'the purge fails on the forced shards');
 like($coord->safe_psql('postgres',
 	q{SELECT status || ' ' || sqlstate || ' ' || message FROM customer_vault.purge_log WHERE tbl = 'public.forced' ORDER BY id DESC LIMIT 1}),
-	qr/^failed 42501 query would be affected by row-level security policy for table "forced_\d+"/,
-	'purge_log: failed, with the row-level security error of a shard (not done with rows left behind)');
+	qr/^failed 0A000 purge cannot reach every row of Citus table public\.forced: its owner is under FORCE ROW LEVEL SECURITY on 8 of its shards$/,
+	'purge_log: failed, 0A000 (not done with rows left behind)');
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM forced WHERE at < now() - interval '10 days' AND subject = 's1'}),
 	'6', "subject s1's expired rows are still there, and reported");
 
