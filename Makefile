@@ -75,6 +75,8 @@ REGRESS += forget_rev
 REGRESS += citus_placeholder
 # the ledger's checks cheap to prepare, its subject hash index a hash index (part GRANTIMPORT, issue 15)
 REGRESS += ledger_checks
+# grant_consent keeps the purposes it read within a transaction (part PERF)
+REGRESS += grant_purpose_cache
 # import_consents checks the purposes' foreign key once per batch (part GRANT, issue 15)
 REGRESS += import_purpose_key
 # maintenance, erasure and consent writes under pinned output settings: a purge under DateStyle 'SQL, DMY' (part CITUSREV)
@@ -89,7 +91,7 @@ REGRESS += review24_operator
 REGRESS += review24_lookup_path
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval
+ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval grant_purpose_sessions
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time

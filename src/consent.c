@@ -1829,6 +1829,15 @@ cv_consent_changed(PG_FUNCTION_ARGS)
 				 errmsg("function must be called as a trigger")));
 	cv_consent_dirty = true;
 	cv_cache_valid = false;
+
+	/*
+	 * purposes: grant_consent's purposes of this session and, at commit, of
+	 * every session are read again (the row trigger purposes_changed_row
+	 * fires in every session, replica ones included)
+	 */
+	if (strcmp(RelationGetRelationName(trigdata->tg_relation), "purposes") == 0 &&
+		RelationGetNamespace(trigdata->tg_relation) == get_namespace_oid(CV_SCHEMA, true))
+		ImpPurposesChanged(trigdata->tg_relation);
 	if (TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) && TRIGGER_FIRED_BEFORE(trigdata->tg_event))
 	{
 		if (TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))

@@ -11,6 +11,7 @@
 #include "postgres.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "utils/relcache.h"
 #include "utils/snapshot.h"
 
 /* the varlena macros moved out of postgres.h into varatt.h in 16 */
@@ -132,6 +133,8 @@ extern char *CvOperatorClause(Oid typid, const char *lhs, Oid lhstype, const cha
 extern char *CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype,
 								 bool any);
 extern void CvPinOutputSettings(void);
+extern void CvSetSaved(const char *name, const char *value);
+extern bool CvCitusLoaded(void);
 extern void CvRestoreCaller(CvAsTableOwner *sw);
 
 /* keys.c: destroy the keys of every subject of a text[]; true if one existed */
@@ -139,6 +142,8 @@ extern bool CvShredSubjects(Datum subjects);
 
 /* import.c: withdraw n granted consents (one chained ledger entry each), evidence a jsonb object */
 extern void CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence);
+/* import.c: a row of purposes changed (the trigger _consent_changed) */
+extern void ImpPurposesChanged(Relation purposes);
 /* import.c: the subject hash evidence of hash version 2 stores (false: entries are of version 1) */
 extern bool CvEvidenceSubjectHash(const char *subject, int len, uint8 out[32]);
 extern uint64 CvConsentStarted(void);

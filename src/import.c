@@ -41,6 +41,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -117,6 +118,8 @@ static CvHead imp_hint;
 static bool imp_hint_valid = false;
 
 static void imp_prune_head_page(ItemPointer tid);
+static void imp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								 SubTransactionId parentSubid, void *arg);
 
 /* a purpose as recording consent needs it */
 typedef struct CvImpPurpose
@@ -132,6 +135,141 @@ typedef struct CvImpPurpose
 typedef CvAsTableOwner CvAsOwner;
 
 /*
+ * What every consent write looks up in the catalog (part PERF, issue 15:
+ * these lookups were ~6% of a grant_consent): the extension's relations, the
+ * ledger's owner and whether the ledger has the column of hash version 2.
+ * Kept per backend until a relcache invalidation names one of the relations
+ * (or all: a reset of the invalidation queue) or a schema changes
+ * (imp_inval_relcache, imp_inval_namespace); not kept while Citus is loaded,
+ * whose metadata decides which relation holds the rows.
+ */
+typedef struct ImpCatalog
+{
+	Oid			nsp;
+	Oid			ledger;			/* consent_ledger */
+	Oid			ledger_owner;
+	bool		ledger_v2;		/* consent_ledger.subject_hash exists */
+	Oid			head;			/* consent_ledger_head */
+	Oid			purposes;
+	Oid			purposes_pkey;
+	Oid			cstate;			/* consent_state */
+} ImpCatalog;
+
+static ImpCatalog imp_cat;
+static bool imp_cat_valid = false;
+static uint64 imp_cat_inval_count = 0;	/* bumped by every invalidation that may concern imp_cat */
+static bool imp_inval_registered = false;
+
+/*
+ * grant_consent's purposes, as it last read them (lawful basis, consent
+ * lifetime): valid within the transaction that read them, and only while no
+ * change of purposes may have happened since (imp_purpose_gen: bumped by the
+ * relcache invalidation of purposes, which a change of its rows sends to
+ * every session at commit (_consent_changed, ImpPurposesChanged), by this
+ * session's own change at once, and by a subtransaction's abort).  Not kept
+ * while Citus is loaded: purposes is a reference table there, written on
+ * other nodes.
+ */
+#define IMP_PURPOSE_MEMOS	8
+
+typedef struct ImpPurposeMemo
+{
+	CvImpPurpose p;
+	uint64		gen;
+	LocalTransactionId lxid;
+} ImpPurposeMemo;
+
+static ImpPurposeMemo imp_pmemo[IMP_PURPOSE_MEMOS];
+static int	imp_pmemo_next = 0;		/* the slot the next miss fills */
+static uint64 imp_purpose_gen = 1;
+
+/* a relcache invalidation: of one of imp_cat's relations, or of every relation */
+static void
+imp_inval_relcache(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || !imp_cat_valid ||
+		relid == imp_cat.ledger || relid == imp_cat.head || relid == imp_cat.purposes ||
+		relid == imp_cat.purposes_pkey || relid == imp_cat.cstate)
+	{
+		imp_cat_valid = false;
+		imp_cat_inval_count++;
+		imp_purpose_gen++;
+	}
+}
+
+/* a schema was renamed or dropped (or every catalog cache was reset) */
+static void
+imp_inval_namespace(Datum arg, int cacheid, uint32 hashvalue)
+{
+	imp_cat_valid = false;
+	imp_cat_inval_count++;
+	imp_purpose_gen++;
+}
+
+/*
+ * ImpPurposesChanged: a row of purposes changed in this session (trigger
+ * _consent_changed): forget the purposes grant_consent read, here at once,
+ * and in every other session when this transaction commits.
+ */
+void
+ImpPurposesChanged(Relation purposes)
+{
+	CacheInvalidateRelcache(purposes);
+	imp_purpose_gen++;
+}
+
+/* whether the catalog and purpose caches may be used (not with Citus loaded) */
+static bool
+imp_caching(void)
+{
+	return !CvCitusLoaded();
+}
+
+/* imp_cat, looked up again unless still valid */
+static const ImpCatalog *
+imp_catalog(void)
+{
+	ImpCatalog	c;
+	uint64		count;
+	HeapTuple	tup;
+
+	if (!imp_inval_registered)
+	{
+		if (!imp_callback_registered)
+		{
+			RegisterSubXactCallback(imp_subxact_callback, NULL);
+			imp_callback_registered = true;
+		}
+		CacheRegisterRelcacheCallback(imp_inval_relcache, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, imp_inval_namespace, (Datum) 0);
+		imp_inval_registered = true;
+	}
+	if (imp_cat_valid && imp_caching())
+		return &imp_cat;
+	count = imp_cat_inval_count;
+	c.nsp = get_namespace_oid(CV_SCHEMA, false);
+	c.ledger = get_relname_relid("consent_ledger", c.nsp);
+	if (!OidIsValid(c.ledger))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the consent ledger does not exist")));
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(c.ledger));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", c.ledger);
+	c.ledger_owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	c.ledger_v2 = get_attnum(c.ledger, "subject_hash") != InvalidAttrNumber;
+	c.head = get_relname_relid("consent_ledger_head", c.nsp);
+	c.purposes = get_relname_relid("purposes", c.nsp);
+	c.purposes_pkey = get_relname_relid("purposes_pkey", c.nsp);
+	c.cstate = get_relname_relid("consent_state", c.nsp);
+	imp_cat = c;
+	/* kept only when no invalidation came in while it was read */
+	imp_cat_valid = count == imp_cat_inval_count && imp_caching();
+	return &imp_cat;
+}
+
+/*
  * Act as the owner of consent_ledger (the extension's owner), security-
  * restricted, through the switch maintenance and erasure use
  * (CvBecomeTableOwner: a pinned search_path and output settings, row
@@ -143,25 +281,9 @@ typedef CvAsTableOwner CvAsOwner;
 static void
 imp_become_owner(CvAsOwner *sw)
 {
-	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
-	Oid			relid = get_relname_relid("consent_ledger", nsp);
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("the consent ledger does not exist")));
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	CvBecomeTableOwner(owner, sw);
-	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	CvBecomeTableOwner(imp_catalog()->ledger_owner, sw);
+	CvSetSaved("enable_seqscan", "off");
+	CvSetSaved("jit", "off");
 }
 
 /* back to the calling user and its settings */
@@ -190,9 +312,9 @@ imp_exec(SPIPlanPtr plan, Datum *values, const char *nulls, long count)
 static void
 imp_lookup_purpose(const char *name, CvImpPurpose *p)
 {
-	Oid			nsp = get_namespace_oid(CV_SCHEMA, false);
-	Oid			relid = get_relname_relid("purposes", nsp);
-	Oid			pkey = get_relname_relid("purposes_pkey", nsp);
+	const ImpCatalog *cat = imp_catalog();
+	Oid			relid = cat->purposes;
+	Oid			pkey = cat->purposes_pkey;
 	Relation	rel;
 	SysScanDesc scan;
 	ScanKeyData skey;
@@ -239,6 +361,51 @@ imp_lookup_purpose(const char *name, CvImpPurpose *p)
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
+}
+
+/*
+ * A purpose for grant_consent: as this transaction last read it when no
+ * change of purposes may have happened since (imp_pmemo), else looked up
+ * (imp_lookup_purpose) and kept.  The invalidations of other sessions'
+ * committed changes are taken in first, so a grant that starts after such a
+ * commit reads the purpose again.
+ */
+static void
+imp_grant_purpose(const char *name, CvImpPurpose *p)
+{
+	LocalTransactionId lxid = CV_PROC_LXID(MyProc);
+	uint64		gen;
+	int			i;
+
+	if (!imp_caching() || strlen(name) >= sizeof(p->name))
+	{
+		imp_lookup_purpose(name, p);
+		return;
+	}
+	AcceptInvalidationMessages();
+	for (i = 0; i < IMP_PURPOSE_MEMOS; i++)
+	{
+		ImpPurposeMemo *m = &imp_pmemo[i];
+
+		if (m->lxid == lxid && m->gen == imp_purpose_gen && strcmp(m->p.name, name) == 0)
+		{
+			*p = m->p;
+			return;
+		}
+	}
+	gen = imp_purpose_gen;
+	imp_lookup_purpose(name, p);
+	/* kept when it exists and no invalidation came in meanwhile */
+	if (p->exists && gen == imp_purpose_gen)
+	{
+		ImpPurposeMemo *m = &imp_pmemo[imp_pmemo_next];
+
+		m->p = *p;
+		strlcpy(m->p.name, name, sizeof(m->p.name));
+		m->gen = gen;
+		m->lxid = lxid;
+		imp_pmemo_next = (imp_pmemo_next + 1) % IMP_PURPOSE_MEMOS;
+	}
 }
 
 /* the chain head's ctid this transaction last wrote, if any */
@@ -293,7 +460,11 @@ imp_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					 SubTransactionId parentSubid, void *arg)
 {
 	if (event == SUBXACT_EVENT_ABORT_SUB)
+	{
 		imp_cached_valid = false;
+		/* a purpose read after a change the subtransaction made and undid */
+		imp_purpose_gen++;
+	}
 }
 
 /*
@@ -356,7 +527,7 @@ imp_head_by_hint(CvHead *h)
 static void
 imp_prune_head_page(ItemPointer tid)
 {
-	Oid			relid = get_relname_relid("consent_ledger_head", get_namespace_oid(CV_SCHEMA, false));
+	Oid			relid = imp_catalog()->head;
 	Relation	rel;
 	BlockNumber blk = ItemPointerGetBlockNumber(tid);
 
@@ -535,13 +706,10 @@ imp_append_hex(StringInfo buf, const uint8 *b, int len)
 static bool
 imp_v2_ready(void)
 {
-	Oid			ledger;
-
 	if ((cv_root_key_file == NULL || cv_root_key_file[0] == '\0') &&
 		(cv_root_key_command == NULL || cv_root_key_command[0] == '\0'))
 		return false;
-	ledger = get_relname_relid("consent_ledger", get_namespace_oid(CV_SCHEMA, false));
-	return OidIsValid(ledger) && get_attnum(ledger, "subject_hash") != InvalidAttrNumber;
+	return imp_catalog()->ledger_v2;
 }
 
 /* the keyed hash an entry of version 2 stores for a subject (_subject_hash) */
@@ -944,8 +1112,12 @@ CvEvidenceSubjectHash(const char *subject, int len, uint8 out[32])
 static bool
 imp_cstate_is_citus(void)
 {
-	Oid			cstate = get_relname_relid("consent_state", get_namespace_oid(CV_SCHEMA, false));
+	Oid			cstate;
 
+	/* without Citus loaded it is none */
+	if (imp_caching())
+		return false;
+	cstate = imp_catalog()->cstate;
 	return OidIsValid(cstate) && CvCitusRowsRelation(cstate, NULL, 0) != cstate;
 }
 
@@ -999,7 +1171,7 @@ cv_grant_consent(PG_FUNCTION_ARGS)
 	imp_become_owner(&sw);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	imp_lookup_purpose(purpose, &p);
+	imp_grant_purpose(purpose, &p);
 	if (!p.exists)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),

@@ -110,12 +110,25 @@ cv_citus_row_security(bool on)
  * Citus is loaded in this backend: its citus.propagate_set_commands is
  * defined (not a placeholder any role can make with SET).
  */
-static bool
-cv_citus_loaded(void)
+bool
+CvCitusLoaded(void)
 {
 	if (GetConfigOption("citus.propagate_set_commands", true, false) == NULL)
 		return false;
 	return (GetConfigOptionFlags("citus.propagate_set_commands", true) & GUC_CUSTOM_PLACEHOLDER) == 0;
+}
+
+/*
+ * CvSetSaved: set a setting for the current GUC nest level, as SET LOCAL
+ * inside a function with a SET clause does (GUC_ACTION_SAVE: the nest
+ * level's end, AtEOXact_GUC, restores the value before), as the session
+ * user's setting would be (PGC_USERSET, PGC_S_SESSION).
+ */
+void
+CvSetSaved(const char *name, const char *value)
+{
+	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
 }
 
 /*
@@ -134,12 +147,10 @@ CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw)
 	SetUserIdAndSecContext(owner, sw->save_sec | SECURITY_LOCAL_USERID_CHANGE |
 						   SECURITY_RESTRICTED_OPERATION);
 	sw->nestlevel = NewGUCNestLevel();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	CvSetSaved("search_path", "pg_catalog, pg_temp");
 	sw->caller_row_security = row_security;
 	sw->citus_set = false;
-	(void) set_config_option("row_security", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	CvSetSaved("row_security", "off");
 	CvPinOutputSettings();
 
 	/*
@@ -151,10 +162,9 @@ CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw)
 	 * connections to the workers (and to those it opens later); here it ends
 	 * with the nest level, there CvRestoreCaller sets the caller's value back.
 	 */
-	if (cv_citus_loaded())
+	if (CvCitusLoaded())
 	{
-		(void) set_config_option("citus.propagate_set_commands", "local", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_SAVE, true, 0, false);
+		CvSetSaved("citus.propagate_set_commands", "local");
 		cv_citus_row_security(false);
 		sw->citus_set = true;
 	}
@@ -179,18 +189,12 @@ CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw)
 void
 CvPinOutputSettings(void)
 {
-	(void) set_config_option("extra_float_digits", "3", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("DateStyle", "ISO, YMD", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("IntervalStyle", "postgres", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("bytea_output", "hex", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("standard_conforming_strings", "on", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("lc_monetary", "C", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
+	CvSetSaved("extra_float_digits", "3");
+	CvSetSaved("DateStyle", "ISO, YMD");
+	CvSetSaved("IntervalStyle", "postgres");
+	CvSetSaved("bytea_output", "hex");
+	CvSetSaved("standard_conforming_strings", "on");
+	CvSetSaved("lc_monetary", "C");
 }
 
 /* back to the caller and its settings (after CvBecomeTableOwner) */

@@ -224,7 +224,10 @@ ALTER TABLE customer_vault.purpose_roles ENABLE ALWAYS TRIGGER purpose_roles_cha
 -- The logical replication apply worker fires row triggers only (and runs as
 -- session_replication_role = replica): these tell the subscriber's sessions
 -- about replicated changes.  Ordinary sessions skip them (the statement
--- triggers above serve them at no per-row cost).
+-- triggers above serve them at no per-row cost), but for the one on
+-- purposes, which fires in every session (ENABLE ALWAYS, part PERF): it tells
+-- every session's grant_consent, which keeps the purposes it read within a
+-- transaction, of a change at once (a change is rare, a row's cost nothing).
 CREATE OR REPLACE TRIGGER consent_state_changed_row BEFORE INSERT OR UPDATE OR DELETE ON customer_vault.consent_state
     FOR EACH ROW EXECUTE FUNCTION customer_vault._consent_changed();
 CREATE OR REPLACE TRIGGER purposes_changed_row BEFORE INSERT OR UPDATE OR DELETE ON customer_vault.purposes
@@ -232,7 +235,7 @@ CREATE OR REPLACE TRIGGER purposes_changed_row BEFORE INSERT OR UPDATE OR DELETE
 CREATE OR REPLACE TRIGGER purpose_roles_changed_row BEFORE INSERT OR UPDATE OR DELETE ON customer_vault.purpose_roles
     FOR EACH ROW EXECUTE FUNCTION customer_vault._consent_changed();
 ALTER TABLE customer_vault.consent_state ENABLE REPLICA TRIGGER consent_state_changed_row;
-ALTER TABLE customer_vault.purposes ENABLE REPLICA TRIGGER purposes_changed_row;
+ALTER TABLE customer_vault.purposes ENABLE ALWAYS TRIGGER purposes_changed_row;
 ALTER TABLE customer_vault.purpose_roles ENABLE REPLICA TRIGGER purpose_roles_changed_row;
 
 CREATE OR REPLACE FUNCTION customer_vault.define_purpose(purpose text, lawful_basis text DEFAULT 'consent',
