@@ -1316,6 +1316,7 @@ COMMENT ON FUNCTION customer_vault._require_pg_cron() IS 'internal: raises an er
 CREATE OR REPLACE FUNCTION customer_vault._check_cron_schedule(schedule text) RETURNS void
     LANGUAGE plpgsql STABLE
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 DECLARE
     v text;

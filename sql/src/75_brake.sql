@@ -240,6 +240,7 @@ CREATE OR REPLACE FUNCTION customer_vault._lock_stale_roles(idle interval, dry_r
     RETURNS SETOF name
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 DECLARE
     s record;

@@ -25,6 +25,7 @@ CREATE OR REPLACE FUNCTION customer_vault.privilege_drift()
     RETURNS TABLE(object text, role name, privilege text, expected boolean, actual boolean)
     LANGUAGE sql STABLE PARALLEL SAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
     WITH ext_roles(rolname) AS (
         VALUES ('customer_vault_admin'::name), ('customer_vault_writer'), ('customer_vault_reader'),
@@ -92,6 +93,7 @@ CREATE OR REPLACE FUNCTION customer_vault._report_settings()
     RETURNS TABLE(severity text, object text, finding text, hint text)
     LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 #variable_conflict use_column
 DECLARE
@@ -270,6 +272,7 @@ CREATE OR REPLACE FUNCTION customer_vault._report_masking()
     RETURNS TABLE(severity text, object text, finding text, hint text)
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
     WITH masked AS (
         SELECT r.oid, r.rolname FROM pg_catalog.pg_roles r
@@ -404,6 +407,7 @@ CREATE OR REPLACE FUNCTION customer_vault._report_findings()
     RETURNS TABLE(severity text, object text, finding text, hint text)
     LANGUAGE plpgsql VOLATILE PARALLEL UNSAFE
     SET search_path = pg_catalog, pg_temp
+    SET standard_conforming_strings = on
 AS $$
 #variable_conflict use_column
 DECLARE

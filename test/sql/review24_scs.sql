@@ -37,7 +37,11 @@ SELECT p.oid::regprocedure AS function, 'standard_conforming_strings=on' = ANY (
                  'customer_vault.allow_purpose'::regproc, 'customer_vault.disallow_purpose'::regproc,
                  'customer_vault.set_key_padding'::regproc, 'customer_vault._retention_expired'::regproc,
                  'customer_vault._shred_plan'::regproc, 'customer_vault._redact_subject'::regproc,
-                 'customer_vault._export_collect'::regproc)
+                 'customer_vault._export_collect'::regproc,
+                 -- bodies with a backslash in a string constant
+                 'customer_vault._check_cron_schedule'::regproc, 'customer_vault._lock_stale_roles'::regproc,
+                 'customer_vault.privilege_drift'::regproc, 'customer_vault._report_settings'::regproc,
+                 'customer_vault._report_masking'::regproc, 'customer_vault._report_findings'::regproc)
  ORDER BY p.oid::regprocedure::text COLLATE "C";
 
 -- the caller's settings: off, and another monetary locale
@@ -73,6 +77,9 @@ BEGIN
 EXCEPTION WHEN object_in_use THEN
     RAISE NOTICE 'refused: %', regexp_replace(SQLERRM, '[0-9]+', 'N');
 END $d$;
+-- a function whose body splits on '\s+' is parsed as written (with the
+-- caller's setting it split on the letter s: a valid schedule refused)
+SELECT customer_vault._check_cron_schedule('0 3 * * *') AS schedule_accepted;
 -- the owner's trigger saw the pinned settings
 SELECT DISTINCT what FROM regress_scs.seen ORDER BY 1;
 -- the caller's settings are back
