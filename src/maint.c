@@ -122,11 +122,19 @@ CvCitusLoaded(void)
  * CvSetSaved: set a setting for the current GUC nest level, as SET LOCAL
  * inside a function with a SET clause does (GUC_ACTION_SAVE: the nest
  * level's end, AtEOXact_GUC, restores the value before), as the session
- * user's setting would be (PGC_USERSET, PGC_S_SESSION).
+ * user's setting would be (PGC_USERSET, PGC_S_SESSION).  Nothing to do when
+ * the setting already shows that value (IntervalStyle, bytea_output,
+ * standard_conforming_strings, lc_monetary usually do): the nest level's end
+ * undoes whatever is set inside it all the same, and each set costs its
+ * check hook (lc_monetary's calls setlocale twice) and a save and restore.
  */
 void
 CvSetSaved(const char *name, const char *value)
 {
+	const char *cur = GetConfigOption(name, true, false);
+
+	if (cur != NULL && strcmp(cur, value) == 0)
+		return;
 	(void) set_config_option(name, value, PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 }
