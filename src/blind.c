@@ -345,15 +345,15 @@ cv_blind_column(Oid relid, Name column)
 
 /*
  * "t.<distcol> = CAST($n AS <type>)" for lookup()'s distribution value, with
- * the type's own equality and no other (CvOperatorClause): the owner's query
- * holds it too
+ * the type's own equality and no other, the column bare so that Citus prunes
+ * (CvRoutedClause: the statement runs through CvExecuteCheckedOperator)
  */
 static char *
-lookup_route_clause(const char *distcol, Oid disttype, int n)
+lookup_route_clause(const char *distcol, Oid disttype, int n, Oid *opr)
 {
-	return CvOperatorClause(disttype, psprintf("t.%s", distcol), disttype,
-							psprintf("CAST($%d AS %s)", n, format_type_be_qualified(disttype)),
-							disttype, false);
+	return CvRoutedClause(disttype, psprintf("t.%s", distcol), disttype,
+						  psprintf("CAST($%d AS %s)", n, format_type_be_qualified(disttype)),
+						  disttype, false, opr);
 }
 
 /* the blind index of a plaintext for a protected column */
@@ -445,6 +445,7 @@ cv_lookup(PG_FUNCTION_ARGS)
 	char	   *route = NULL;	/* lookup()'s 4th argument as text, if given */
 	char	   *distcol = NULL; /* the distribution column, quoted, when routed */
 	Oid			disttype = InvalidOid;
+	Oid			eqopr = InvalidOid;	/* its equality operator (CvRoutedClause) */
 	int			nroute;
 
 	/* its record (blind_index_lookups) is the coordinator's */
@@ -587,13 +588,14 @@ cv_lookup(PG_FUNCTION_ARGS)
 		nroute = 0;
 		if (distcol != NULL)
 		{
-			appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 2));
+			appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 2, &eqopr));
 			types[1] = TEXTOID;
 			args[1] = CStringGetTextDatum(route);
 			nroute = 1;
 		}
 		cv_become(cv_table_owner(bc->relid), &as_owner);
-		if (SPI_execute_with_args(sql.data, 1 + nroute, types, args, NULL, true, 0) != SPI_OK_SELECT)
+		if ((nroute > 0 ? CvExecuteCheckedOperator(sql.data, 1 + nroute, types, args, true, 0, 2, eqopr)
+			 : SPI_execute_with_args(sql.data, 1, types, args, NULL, true, 0)) != SPI_OK_SELECT)
 			elog(ERROR, "lookup query failed");
 		cv_unbecome(&as_owner);
 		for (i = 0; i < SPI_processed; i++)
@@ -643,12 +645,13 @@ cv_lookup(PG_FUNCTION_ARGS)
 	nroute = 0;
 	if (distcol != NULL)
 	{
-		appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 3));
+		appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 3, &eqopr));
 		types[2] = TEXTOID;
 		args[2] = CStringGetTextDatum(route);
 		nroute = 1;
 	}
-	if (SPI_execute_with_args(sql.data, 2 + nroute, types, args, NULL, true, 0) != SPI_OK_SELECT)
+	if ((nroute > 0 ? CvExecuteCheckedOperator(sql.data, 2 + nroute, types, args, true, 0, 3, eqopr)
+		 : SPI_execute_with_args(sql.data, 2, types, args, NULL, true, 0)) != SPI_OK_SELECT)
 		elog(ERROR, "lookup query failed");
 	for (i = 0; i < SPI_processed; i++)
 	{

@@ -130,6 +130,10 @@ typedef struct CvAsTableOwner
 extern void CvBecomeTableOwner(Oid owner, CvAsTableOwner *sw);
 extern char *CvOperatorClause(Oid typid, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype,
 							  bool any);
+extern char *CvRoutedClause(Oid typid, const char *col, Oid coltype, const char *rhs, Oid rhstype, bool any,
+							Oid *opr);
+extern int	CvExecuteCheckedOperator(const char *sql, int nargs, Oid *types, Datum *vals, bool read_only,
+									 long count, int paramid, Oid opr);
 extern char *CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype,
 								 bool any);
 extern void CvPinOutputSettings(void);

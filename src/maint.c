@@ -36,6 +36,7 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/value.h"
 #include "parser/parse_oper.h"
 #include "utils/acl.h"
@@ -44,6 +45,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/rls.h"
 #include "utils/syscache.h"
@@ -318,10 +320,12 @@ maint_pseudo_type(Oid typid)
  * statement to every shard).  Then the name is resolved with the operand
  * types as the parser will resolve it: any other answer (an operator on
  * pseudo-types left uncast, a catalog changed under us) refuses the
- * statement (42725).
+ * statement (42725).  With bare_lhs the left operand is never cast
+ * (CvRoutedClause, whose statements are checked after parsing).
  */
-char *
-CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any)
+static char *
+maint_operator_clause(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any,
+					  bool bare_lhs)
 {
 	HeapTuple	otup;
 	Form_pg_operator oform;
@@ -352,7 +356,7 @@ CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid 
 
 	cast = (oform_nsp != PG_CATALOG_NAMESPACE);
 	initStringInfo(&buf);
-	if (cast && lhstype != left && !maint_pseudo_type(left))
+	if (cast && !bare_lhs && lhstype != left && !maint_pseudo_type(left))
 	{
 		appendStringInfo(&buf, "(%s)::%s", lhs, format_type_be_qualified(left));
 		ltype = left;
@@ -392,11 +396,125 @@ CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid 
 	return buf.data;
 }
 
+/* the comparison with operator opr, both operands cast where needed (above) */
+char *
+CvOperatorClauseOpr(Oid opr, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any)
+{
+	return maint_operator_clause(opr, lhs, lhstype, rhs, rhstype, any, false);
+}
+
 /* the same, with the default equality of type typid */
 char *
 CvOperatorClause(Oid typid, const char *lhs, Oid lhstype, const char *rhs, Oid rhstype, bool any)
 {
-	return CvOperatorClauseOpr(maint_eq_opr(typid), lhs, lhstype, rhs, rhstype, any);
+	return maint_operator_clause(maint_eq_opr(typid), lhs, lhstype, rhs, rhstype, any, false);
+}
+
+/*
+ * The same for a Citus distribution column col: the column left bare (Citus
+ * prunes shards on "column = constant" only; a cast of a domain's column to
+ * its base type sent a routed lookup() or purge batch to every shard), the
+ * other operand cast.  A column of a domain then still resolves the name by
+ * its own type, where an operator on (domain, base type) would match it
+ * exactly: the statement must be run by CvExecuteCheckedOperator with the
+ * operator returned in *opr, which checks the operator the parser took.
+ */
+char *
+CvRoutedClause(Oid typid, const char *col, Oid coltype, const char *rhs, Oid rhstype, bool any, Oid *opr)
+{
+	*opr = maint_eq_opr(typid);
+	return maint_operator_clause(*opr, col, coltype, rhs, rhstype, any, true);
+}
+
+/* CvExecuteCheckedOperator's walk: the operators of the expressions using parameter paramid */
+typedef struct CvOprCheck
+{
+	int			paramid;
+	Oid			opr;
+	int			found;
+	Oid			other;
+} CvOprCheck;
+
+/* whether an expression holds the external parameter *paramid */
+static bool
+maint_param_walker(Node *node, void *context)
+{
+	int			paramid = *(int *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Param))
+		return ((Param *) node)->paramkind == PARAM_EXTERN && ((Param *) node)->paramid == paramid;
+	return expression_tree_walker(node, maint_param_walker, context);
+}
+
+/* every operator applied to parameter paramid, in a query tree */
+static bool
+maint_opr_walker(Node *node, void *context)
+{
+	CvOprCheck *c = (CvOprCheck *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, maint_opr_walker, context, 0);
+	if (IsA(node, OpExpr) || IsA(node, ScalarArrayOpExpr))
+	{
+		Oid			opno = IsA(node, OpExpr) ? ((OpExpr *) node)->opno : ((ScalarArrayOpExpr *) node)->opno;
+		List	   *args = IsA(node, OpExpr) ? ((OpExpr *) node)->args : ((ScalarArrayOpExpr *) node)->args;
+
+		if (maint_param_walker((Node *) args, &c->paramid))
+		{
+			c->found++;
+			if (opno != c->opr)
+				c->other = opno;
+		}
+	}
+	return expression_tree_walker(node, maint_opr_walker, context);
+}
+
+/*
+ * Run sql (SPI, with its parameters) once the parser has shown that every
+ * operator applied to parameter paramid is opr (CvRoutedClause); else an
+ * error (42725) and nothing run.  The plan is not saved, so nothing analyses
+ * it again before it runs (only saved plans are invalidated by a catalog
+ * change); a custom plan, so Citus sees the parameters' values and prunes.
+ */
+int
+CvExecuteCheckedOperator(const char *sql, int nargs, Oid *types, Datum *vals, bool read_only, long count,
+						 int paramid, Oid opr)
+{
+	SPIPlanPtr	plan;
+	CvOprCheck	c;
+	ListCell   *lc;
+	int			rc;
+
+	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_CUSTOM_PLAN);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	c.paramid = paramid;
+	c.opr = opr;
+	c.found = 0;
+	c.other = InvalidOid;
+	foreach(lc, SPI_plan_get_plan_sources(plan))
+	{
+		CachedPlanSource *ps = (CachedPlanSource *) lfirst(lc);
+		ListCell   *lq;
+
+		foreach(lq, ps->query_list)
+			(void) maint_opr_walker((Node *) lfirst(lq), &c);
+	}
+	if (c.found == 0 || OidIsValid(c.other))
+		ereport(ERROR,
+				(errcode(ERRCODE_AMBIGUOUS_FUNCTION),
+				 errmsg("the statement compares with operator %s instead of %s",
+						OidIsValid(c.other) ? format_operator(c.other) : "none", format_operator(opr)),
+				 errdetail("The statement runs as the table's owner and compares with operator %s only.",
+						   format_operator(opr)),
+				 errhint("Drop the operator that matches these types better.")));
+	rc = SPI_execute_plan(plan, vals, NULL, read_only, count);
+	SPI_freeplan(plan);
+	return rc;
 }
 
 /*
@@ -622,6 +740,7 @@ cv_maint_run(PG_FUNCTION_ARGS)
 			int			vparam = has_bind ? 2 : 1;
 			int			i;
 			char	   *clause;
+			Oid			eqopr;
 
 			if (!OidIsValid(atype))
 				elog(ERROR, "type %s has no array type", format_type_be(vtype));
@@ -632,16 +751,16 @@ cv_maint_run(PG_FUNCTION_ARGS)
 																   vtype, typlen, typbyval, typalign));
 			ptypes[vparam - 1] = atype;
 			resetStringInfo(&sql);
-			/* compared with the type's own equality and no other (CvOperatorClause) */
-			clause = CvOperatorClause(vtype, psprintf("t.%s", distcol), vtype,
-									  psprintf("$%d", vparam), vtype, true);
+			/* compared with the type's own equality and no other (CvRoutedClause) */
+			clause = CvRoutedClause(vtype, psprintf("t.%s", distcol), vtype,
+									psprintf("$%d", vparam), vtype, true, &eqopr);
 			if (strcmp(op, "delete_routed") == 0)
 				appendStringInfo(&sql, "DELETE FROM %s%s t WHERE %s AND (%s)",
 								 only, qualname, clause, filter);
 			else
 				appendStringInfo(&sql, "UPDATE %s%s t SET %s WHERE %s AND (%s)",
 								 only, qualname, list, clause, filter);
-			rc = SPI_execute_with_args(sql.data, vparam, ptypes, pvals, NULL, false, 0);
+			rc = CvExecuteCheckedOperator(sql.data, vparam, ptypes, pvals, false, 0, vparam, eqopr);
 		}
 	}
 	PG_CATCH();
