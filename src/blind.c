@@ -344,16 +344,21 @@ cv_blind_column(Oid relid, Name column)
 }
 
 /*
- * "t.<distcol> = CAST($n AS <type>)" for lookup()'s distribution value, with
- * the type's own equality and no other, the column bare so that Citus prunes
- * (CvRoutedClause: the statement runs through CvExecuteCheckedOperator)
+ * "t.<distcol> = $n" for lookup()'s distribution value, with the type's own
+ * equality and no other, the column bare so that Citus prunes
+ * (CvRoutedClause: the statement runs through CvExecuteCheckedOperator).
+ * $n is a parameter of the column's own type (cv_lookup reads the value
+ * with the type's input function), not a text parameter cast in the
+ * statement: "CAST($n AS domain)" of a domain with constraints stays a
+ * CoerceToDomain, which the planner never folds into a constant, and Citus
+ * prunes only on a constant of the column's type (both queries went to
+ * every shard); a parameter of the domain's type is such a constant.
  */
 static char *
 lookup_route_clause(const char *distcol, Oid disttype, int n, Oid *opr)
 {
 	return CvRoutedClause(disttype, psprintf("t.%s", distcol), disttype,
-						  psprintf("CAST($%d AS %s)", n, format_type_be_qualified(disttype)),
-						  disttype, false, opr);
+						  psprintf("$%d", n), disttype, false, opr);
 }
 
 /* the blind index of a plaintext for a protected column */
@@ -443,6 +448,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 	int64		found = 0;
 	Oid			ctxtype;
 	char	   *route = NULL;	/* lookup()'s 4th argument as text, if given */
+	Datum		routeval = (Datum) 0;	/* ... as a value of the distribution column's type */
+	char	   *distname = NULL;	/* the distribution column, unquoted */
 	char	   *distcol = NULL; /* the distribution column, quoted, when routed */
 	Oid			disttype = InvalidOid;
 	Oid			eqopr = InvalidOid;	/* its equality operator (CvRoutedClause) */
@@ -520,8 +527,17 @@ cv_lookup(PG_FUNCTION_ARGS)
 					 errmsg("table %s is not hash-distributed", get_rel_name(bc->relid)),
 					 errdetail("lookup()'s distribution value routes the search to one shard of a hash-distributed Citus table."),
 					 errhint("Call lookup() with three arguments.")));
-		distcol = pstrdup(quote_identifier(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)));
+		distname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		distcol = pstrdup(quote_identifier(distname));
 		disttype = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		/* the value read as the column's type, as the caller (as CAST(text AS type) would) */
+		{
+			Oid			typinput;
+			Oid			typioparam;
+
+			getTypeInputInfo(disttype, &typinput, &typioparam);
+			routeval = OidInputFunctionCall(typinput, route, typioparam, -1);
+		}
 	}
 
 	/*
@@ -545,15 +561,28 @@ cv_lookup(PG_FUNCTION_ARGS)
 		by_ctid = false;
 	if (!by_ctid)
 	{
+		/*
+		 * With a distribution value both queries hold "distcol = value": the
+		 * rows are named by the other columns of the key, so that the
+		 * caller's query names the distribution column once (Citus's fast
+		 * path routes by it then; with it twice only shard pruning does,
+		 * which for a column of a domain with constraints never finds a
+		 * constant of the column's type: every shard).  A key of the
+		 * distribution column alone: named by it.
+		 */
 		types[0] = OIDOID;
 		args[0] = ObjectIdGetDatum(bc->relid);
-		if (SPI_execute_with_args("SELECT pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n)"
+		types[1] = TEXTOID;
+		args[1] = distname ? CStringGetTextDatum(distname) : (Datum) 0;
+		if (SPI_execute_with_args("SELECT COALESCE(pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n)"
+								  "                  FILTER (WHERE a.attname::pg_catalog.text IS DISTINCT FROM $2),"
+								  "                pg_catalog.string_agg(pg_catalog.format('t.%I', a.attname), ', ' ORDER BY k.n))"
 								  "  FROM pg_catalog.pg_index i,"
 								  "       pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY k(att, n),"
 								  "       pg_catalog.pg_attribute a"
 								  " WHERE i.indrelid OPERATOR(pg_catalog.=) $1 AND i.indisprimary"
 								  "   AND a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum OPERATOR(pg_catalog.=) k.att",
-								  1, types, args, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+								  2, types, args, distname ? NULL : " n", true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 			elog(ERROR, "could not read the primary key of table %u", bc->relid);
 		pkcols = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		if (pkcols == NULL && CvCitusTable(bc->relid))
@@ -589,8 +618,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 		if (distcol != NULL)
 		{
 			appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 2, &eqopr));
-			types[1] = TEXTOID;
-			args[1] = CStringGetTextDatum(route);
+			types[1] = disttype;
+			args[1] = routeval;
 			nroute = 1;
 		}
 		cv_become(cv_table_owner(bc->relid), &as_owner);
@@ -646,8 +675,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 	if (distcol != NULL)
 	{
 		appendStringInfo(&sql, " AND %s", lookup_route_clause(distcol, disttype, 3, &eqopr));
-		types[2] = TEXTOID;
-		args[2] = CStringGetTextDatum(route);
+		types[2] = disttype;
+		args[2] = routeval;
 		nroute = 1;
 	}
 	if ((nroute > 0 ? CvExecuteCheckedOperator(sql.data, 2 + nroute, types, args, true, 0, 3, eqopr)
