@@ -233,7 +233,14 @@ imp_catalog(void)
 	uint64		count;
 	HeapTuple	tup;
 
-	if (!imp_inval_registered)
+	/*
+	 * The callbacks only while the caches are used (not with Citus loaded):
+	 * a backend has 10 relcache callback slots in all, and PostgreSQL 18's
+	 * own, Citus 14's five, pg_cron's and this extension's two others fill
+	 * them; an eleventh is FATAL ("out of relcache_callback_list slots", the
+	 * first export_subject or grant_consent of a session on a Citus node).
+	 */
+	if (!imp_inval_registered && imp_caching())
 	{
 		if (!imp_callback_registered)
 		{
