@@ -177,11 +177,13 @@ typedef struct ImpPurposeMemo
 	CvImpPurpose p;
 	uint64		gen;
 	LocalTransactionId lxid;
+	uint64		completions;	/* snapXactCompletionCount of the snapshot it was read with */
 } ImpPurposeMemo;
 
 static ImpPurposeMemo imp_pmemo[IMP_PURPOSE_MEMOS];
 static int	imp_pmemo_next = 0;		/* the slot the next miss fills */
 static uint64 imp_purpose_gen = 1;
+static uint64 imp_lookup_completions = 0;	/* of imp_lookup_purpose's last snapshot */
 
 /* a relcache invalidation: of one of imp_cat's relations, or of every relation */
 static void
@@ -339,6 +341,7 @@ imp_lookup_purpose(const char *name, CvImpPurpose *p)
 	relid = CvCitusRowsRelation(relid, &pkey, 1);
 	CommandCounterIncrement();
 	snap = RegisterSnapshot(GetTransactionSnapshot());
+	imp_lookup_completions = snap->snapXactCompletionCount;
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&skey, Anum_imp_purpose_name, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(name));
@@ -375,13 +378,24 @@ imp_lookup_purpose(const char *name, CvImpPurpose *p)
  * change of purposes may have happened since (imp_pmemo), else looked up
  * (imp_lookup_purpose) and kept.  The invalidations of other sessions'
  * committed changes are taken in first, so a grant that starts after such a
- * commit reads the purpose again.
+ * commit reads the purpose again.  And a memo is used only under a snapshot
+ * that saw the same transactions finished as the one it was read with (the
+ * same snapXactCompletionCount: no transaction of any session ended in
+ * between).  A change of purposes committed by another session is visible
+ * to new snapshots before that session sends its invalidation (review 25:
+ * a grant running between the two stored the old consent lifetime while a
+ * read of purposes in the same statement showed the new one); the count
+ * closes that window, and covers a change made with the purposes triggers
+ * disabled too.  Under READ COMMITTED a memo then serves the grants of one
+ * transaction while no other transaction ends; under REPEATABLE READ the
+ * transaction's one snapshot, as a read of purposes would.
  */
 static void
 imp_grant_purpose(const char *name, CvImpPurpose *p)
 {
 	LocalTransactionId lxid = CV_PROC_LXID(MyProc);
 	uint64		gen;
+	uint64		completions;
 	int			i;
 
 	if (!imp_caching() || strlen(name) >= sizeof(p->name))
@@ -390,11 +404,13 @@ imp_grant_purpose(const char *name, CvImpPurpose *p)
 		return;
 	}
 	AcceptInvalidationMessages();
-	for (i = 0; i < IMP_PURPOSE_MEMOS; i++)
+	completions = GetTransactionSnapshot()->snapXactCompletionCount;
+	for (i = 0; i < IMP_PURPOSE_MEMOS && completions != 0; i++)
 	{
 		ImpPurposeMemo *m = &imp_pmemo[i];
 
-		if (m->lxid == lxid && m->gen == imp_purpose_gen && strcmp(m->p.name, name) == 0)
+		if (m->lxid == lxid && m->gen == imp_purpose_gen && m->completions == completions &&
+			strcmp(m->p.name, name) == 0)
 		{
 			*p = m->p;
 			return;
@@ -403,7 +419,7 @@ imp_grant_purpose(const char *name, CvImpPurpose *p)
 	gen = imp_purpose_gen;
 	imp_lookup_purpose(name, p);
 	/* kept when it exists and no invalidation came in meanwhile */
-	if (p->exists && gen == imp_purpose_gen)
+	if (p->exists && gen == imp_purpose_gen && imp_lookup_completions != 0)
 	{
 		ImpPurposeMemo *m = &imp_pmemo[imp_pmemo_next];
 
@@ -411,6 +427,7 @@ imp_grant_purpose(const char *name, CvImpPurpose *p)
 		strlcpy(m->p.name, name, sizeof(m->p.name));
 		m->gen = gen;
 		m->lxid = lxid;
+		m->completions = imp_lookup_completions;
 		imp_pmemo_next = (imp_pmemo_next + 1) % IMP_PURPOSE_MEMOS;
 	}
 }
