@@ -448,6 +448,8 @@ cv_lookup(PG_FUNCTION_ARGS)
 	int64		found = 0;
 	Oid			ctxtype;
 	char	   *route = NULL;	/* lookup()'s 4th argument as text, if given */
+	Oid			routetype = InvalidOid; /* ... its type */
+	int			pin_level = 0;	/* the GUC nest level of the caller's routed query */
 	Datum		routeval = (Datum) 0;	/* ... as a value of the distribution column's type */
 	char	   *distname = NULL;	/* the distribution column, unquoted */
 	char	   *distcol = NULL; /* the distribution column, quoted, when routed */
@@ -490,6 +492,7 @@ cv_lookup(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not determine the type of the distribution value");
 		getTypeOutputInfo(argtype, &outfn, &varlena);
 		route = OidOutputFunctionCall(outfn, PG_GETARG_DATUM(3));
+		routetype = argtype;
 	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -530,7 +533,23 @@ cv_lookup(PG_FUNCTION_ARGS)
 		distname = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 		distcol = pstrdup(quote_identifier(distname));
 		disttype = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		/* the value read as the column's type, as the caller (as CAST(text AS type) would) */
+		/*
+		 * A value of the column's type (or of its domain's base type, the
+		 * domain's constraints checked) as it is: printed under the caller's
+		 * settings and read back, a float8 lost its last digits with
+		 * extra_float_digits < 1 (LOOKDATE).  Another type: the value read as
+		 * the column's type, as the caller (as CAST(text AS type) would).
+		 */
+		if (routetype == disttype || routetype == getBaseType(disttype))
+		{
+			/* (a statement's parameter is no toast pointer: as a Const, detoasted) */
+			routeval = get_typlen(routetype) == -1
+				? PointerGetDatum(PG_DETOAST_DATUM(PG_GETARG_DATUM(3)))
+				: PG_GETARG_DATUM(3);
+			if (routetype != disttype)
+				domain_check(routeval, false, disttype, NULL, NULL);
+		}
+		else
 		{
 			Oid			typinput;
 			Oid			typioparam;
@@ -623,6 +642,9 @@ cv_lookup(PG_FUNCTION_ARGS)
 			nroute = 1;
 		}
 		cv_become(cv_table_owner(bc->relid), &as_owner);
+		/* the distribution value goes to the worker as text (LOOKDATE) */
+		if (nroute > 0)
+			CvPinOutputSettings();
 		if ((nroute > 0 ? CvExecuteCheckedOperator(sql.data, 1 + nroute, types, args, true, 0, 2, eqopr)
 			 : SPI_execute_with_args(sql.data, 1, types, args, NULL, true, 0)) != SPI_OK_SELECT)
 			elog(ERROR, "lookup query failed");
@@ -679,9 +701,28 @@ cv_lookup(PG_FUNCTION_ARGS)
 		args[2] = routeval;
 		nroute = 1;
 	}
+
+	/*
+	 * Citus deparses a routed statement's parameters as text with this
+	 * session's output settings and the worker reads them with its own:
+	 * with the caller's DateStyle 'SQL, DMY' 2 January went out as 02/01 and
+	 * the worker read 1 February, with extra_float_digits -3 a float8 went
+	 * out rounded (LOOKDATE).  Both routed statements run with the output
+	 * settings pinned (the owner's in cv_become's nest level, the caller's
+	 * in one of its own, the caller's user unchanged), so that a ROW(...)
+	 * printed by one and compared by the other prints alike wherever it
+	 * is evaluated.
+	 */
+	if (nroute > 0)
+	{
+		pin_level = NewGUCNestLevel();
+		CvPinOutputSettings();
+	}
 	if ((nroute > 0 ? CvExecuteCheckedOperator(sql.data, 2 + nroute, types, args, true, 0, 3, eqopr)
 		 : SPI_execute_with_args(sql.data, 2, types, args, NULL, true, 0)) != SPI_OK_SELECT)
 		elog(ERROR, "lookup query failed");
+	if (pin_level > 0)
+		AtEOXact_GUC(false, pin_level);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
