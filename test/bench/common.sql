@@ -44,6 +44,15 @@ CREATE FUNCTION bench.s(k text) RETURNS text LANGUAGE sql STABLE AS $$
     SELECT string_agg(round(secs::numeric, 6)::text, ' ' ORDER BY id) FROM bench.samples WHERE key = k $$;
 CREATE FUNCTION bench.mx(k text) RETURNS float8 LANGUAGE sql STABLE AS $$
     SELECT max(secs) FROM bench.samples WHERE key = k $$;
+-- the median of the differences k - base between their samples taken side
+-- by side (the i-th sample of each, in the order taken)
+CREATE FUNCTION bench.md(k text, base text) RETURNS float8 LANGUAGE sql STABLE AS $$
+    SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY a.secs - b.secs)
+      FROM (SELECT secs, row_number() OVER (ORDER BY id) AS i FROM bench.samples WHERE key = k) a
+      JOIN (SELECT secs, row_number() OVER (ORDER BY id) AS i FROM bench.samples WHERE key = base) b USING (i) $$;
+CREATE FUNCTION bench.npairs(k text, base text) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT least((SELECT count(*) FROM bench.samples WHERE key = k),
+                 (SELECT count(*) FROM bench.samples WHERE key = base)) $$;
 -- seconds for count units -> microseconds per unit; a number for a note
 CREATE FUNCTION bench.us(secs float8, cnt float8) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
     SELECT secs * 1e6 / cnt $$;
@@ -83,7 +92,18 @@ BEGIN
 END
 $$;
 
--- time stmt, stop unless its result is expect (NULL: not checked), keep the sample
+-- the CPU seconds this server process has used (user + system), from Linux's
+-- /proc/self/stat (clock ticks of 1/100 s); NULL where that cannot be read
+CREATE FUNCTION bench.cpu_secs() RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    f text[];
+BEGIN
+    -- the fields after the command name, which ends at the last ') '
+    f := string_to_array(regexp_replace(pg_read_file('/proc/self/stat'), '^.*\) ', ''), ' ');
+    RETURN (f[12]::float8 + f[13]::float8) / 100.0;
+EXCEPTION WHEN OTHERS THEN
+    RETURN NULL;
+END $$;
 CREATE FUNCTION bench.timed(k text, expect text, stmt text) RETURNS float8 LANGUAGE plpgsql AS $$
 DECLARE
     r record;
@@ -95,6 +115,26 @@ BEGIN
     INSERT INTO bench.samples (key, secs) VALUES (k, r.secs);
     RETURN r.secs;
 END $$;
+-- bench.timed, and the server's CPU seconds of the statement as sample k_cpu
+CREATE FUNCTION bench.timed_cpu(k text, expect text, stmt text) RETURNS float8 LANGUAGE plpgsql AS $$
+DECLARE
+    c0 float8 := bench.cpu_secs();
+    secs float8 := bench.timed(k, expect, stmt);
+    c1 float8 := bench.cpu_secs();
+BEGIN
+    IF c0 IS NOT NULL AND c1 IS NOT NULL THEN
+        INSERT INTO bench.samples (key, secs) VALUES (k || '_cpu', c1 - c0);
+    END IF;
+    RETURN secs;
+END $$;
+-- the note of a paired measurement: how many pairs, the plaintext side's
+-- samples, and the overhead in server CPU time (median of the pairs too)
+CREATE FUNCTION bench.pair_note(k text, base text, n bigint) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT format('+us/row: median of %s side-by-side pairs with a plaintext INSERT (plaintext s: %s)',
+                  bench.npairs(k, base), bench.s(base))
+           || CASE WHEN bench.npairs(k || '_cpu', base || '_cpu') > 0
+                   THEN '; server CPU +' || bench.f(bench.us(bench.md(k || '_cpu', base || '_cpu'), n)) || ' us/row'
+                   ELSE '' END $$;
 -- keep a sample measured elsewhere (CALLs, the purge writer)
 CREATE FUNCTION bench.sample(k text, secs float8) RETURNS void LANGUAGE sql AS $$
     INSERT INTO bench.samples (key, secs) VALUES (k, secs) $$;
