@@ -110,7 +110,7 @@ ifeq ($(REGRESS_SET),package)
 endif
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
-              test/unit/test_core test/unit/test_core_san
+              test/unit/test_core test/unit/test_core_san test/unit/test_core_portable
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -140,10 +140,16 @@ test/unit/test_core_san: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
+# the same without the x86 vector code of base64 (what other machines run)
+test/unit/test_core_portable: $(UNIT_DEPS)
+	$(UNIT_CC) $(UNIT_CFLAGS) -DCV_B64_PORTABLE -fsanitize=address,undefined -fno-sanitize-recover=all \
+	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
+
 .PHONY: test test-all test-citus bench-citus demo bench unit deb dist test-packages
-unit: test/unit/test_core test/unit/test_core_san
+unit: test/unit/test_core test/unit/test_core_san test/unit/test_core_portable
 	test/unit/test_core
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_portable
 
 # set up a throwaway cluster as the postgres OS user, run every test, print
 # "N passed, N failed"; PG_MAJOR=17 or 18 runs the same suite on that major

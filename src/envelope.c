@@ -10,6 +10,18 @@
 
 #include <string.h>
 
+/*
+ * x86-64: SSE2 is always there (the alphabet check uses it); SSSE3's byte
+ * shuffle, which the 16-character encoder needs, is checked at run time.
+ * Elsewhere, or built with CV_B64_PORTABLE (the unit test's third build),
+ * the portable code below runs alone.
+ */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(CV_B64_PORTABLE)
+#include <emmintrin.h>
+#include <tmmintrin.h>
+#define CV_B64_X86 1
+#endif
+
 static const char b64_alphabet[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
@@ -122,6 +134,55 @@ cv_base64_encoded_len(size_t len)
 static char b64_pairs[4096][2];
 static bool b64_pairs_ready = false;
 
+#ifdef CV_B64_X86
+static bool b64_ssse3 = false;
+
+/*
+ * Encode while at least 16 bytes can be read from src + i: each step takes
+ * 12 of them (four groups of three) to 16 characters.  Returns the bytes
+ * consumed; the characters are at dst + (consumed / 3) * 4.
+ *
+ * Per 32-bit lane the shuffle places a group's bytes a, b, c as b, a, c, b,
+ * so that its 16-bit halves are (a << 8 | b) and (b << 8 | c).  The first
+ * holds index 0 in bits 15..10 and index 1 in bits 9..4; the second index 2
+ * in bits 11..6 and index 3 in bits 5..0.  A high multiply brings indexes 0
+ * and 2 down to the low byte of their half, a low multiply moves indexes 1
+ * and 3 up to the high byte: the lane's bytes are then the four indexes in
+ * order.  An index becomes its character by adding an offset chosen by its
+ * range: 0-25 'A', 26-51 'a' - 26, 52-61 '0' - 52, 62 '+' - 62, 63 '/' - 63.
+ */
+__attribute__((target("ssse3")))
+static size_t
+cv_base64_encode_ssse3(const uint8_t *src, size_t len, char *dst)
+{
+	const __m128i order = _mm_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	const __m128i mask02 = _mm_set1_epi32(0x0fc0fc00);
+	const __m128i mul02 = _mm_set1_epi32(0x04000040);
+	const __m128i mask13 = _mm_set1_epi32(0x003f03f0);
+	const __m128i mul13 = _mm_set1_epi32(0x01000010);
+	/* offsets by class: 0 for 26-51, 1-10 for 52-61, 11 for 62, 12 for 63, 13 for 0-25 */
+	const __m128i offsets = _mm_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+										  '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+										  '+' - 62, '/' - 63, 'A', 0, 0);
+	size_t		i = 0,
+				o = 0;
+
+	for (; i + 16 <= len; i += 12, o += 16)
+	{
+		__m128i		in = _mm_shuffle_epi8(_mm_loadu_si128((const __m128i *) (src + i)), order);
+		__m128i		idx02 = _mm_mulhi_epu16(_mm_and_si128(in, mask02), mul02);
+		__m128i		idx13 = _mm_mullo_epi16(_mm_and_si128(in, mask13), mul13);
+		__m128i		idx = _mm_or_si128(idx02, idx13);
+		__m128i		cls = _mm_subs_epu8(idx, _mm_set1_epi8(51));
+
+		cls = _mm_or_si128(cls, _mm_and_si128(_mm_cmplt_epi8(idx, _mm_set1_epi8(26)), _mm_set1_epi8(13)));
+		_mm_storeu_si128((__m128i *) (dst + o),
+						 _mm_add_epi8(idx, _mm_shuffle_epi8(offsets, cls)));
+	}
+	return i;
+}
+#endif
+
 /* encode len bytes into dst (no terminator); returns the length written */
 size_t
 cv_base64_encode(const uint8_t *src, size_t len, char *dst)
@@ -138,8 +199,18 @@ cv_base64_encode(const uint8_t *src, size_t len, char *dst)
 			b64_pairs[k][0] = b64_alphabet[k >> 6];
 			b64_pairs[k][1] = b64_alphabet[k & 63];
 		}
+#ifdef CV_B64_X86
+		b64_ssse3 = __builtin_cpu_supports("ssse3");
+#endif
 		b64_pairs_ready = true;
 	}
+#ifdef CV_B64_X86
+	if (b64_ssse3 && len >= 16)
+	{
+		i = cv_base64_encode_ssse3(src, len, dst);
+		o = (i / 3) * 4;
+	}
+#endif
 	/* 6 bytes -> 8 characters, four table look-ups of two characters each */
 	while (i + 6 <= len)
 	{
@@ -316,6 +387,29 @@ cv_base64_alphabet_only(const char *s, size_t len)
 	uint64_t	bad = 0;
 	size_t		i = 0;
 
+#ifdef CV_B64_X86
+	{
+		/* sixteen at a time; signed bytes, so 0x80-0xFF are below every range */
+		__m128i		ok = _mm_set1_epi8(-1);
+
+		for (; i + 16 <= len; i += 16)
+		{
+			__m128i		x = _mm_loadu_si128((const __m128i *) (s + i));
+			__m128i		in;
+
+			in = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('A' - 1)),
+							   _mm_cmplt_epi8(x, _mm_set1_epi8('Z' + 1)));
+			in = _mm_or_si128(in, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('a' - 1)),
+												_mm_cmplt_epi8(x, _mm_set1_epi8('z' + 1))));
+			in = _mm_or_si128(in, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('/' - 1)),
+												_mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1))));
+			in = _mm_or_si128(in, _mm_cmpeq_epi8(x, _mm_set1_epi8('+')));
+			ok = _mm_and_si128(ok, in);
+		}
+		if (_mm_movemask_epi8(ok) != 0xFFFF)
+			return false;
+	}
+#endif
 	for (; i + 8 <= len; i += 8)
 	{
 		uint64_t	x;
