@@ -108,7 +108,8 @@ extern int	cv_consent_cache_size;
 extern void ConsentInit(void);
 
 /* forget.c: forget_subject, its statements kept per session */
-extern void ForgetInit(void);
+extern void ForgetRelcacheInval(Oid relid);
+extern void ImportRelcacheInval(Oid relid);
 extern void CvErasureLabelsChanged(void);
 
 /*

@@ -227,13 +227,16 @@ static List *fg_hashes = NIL;
 /* the plain spellings of the subject in hold entries of hash version 1 (fg_hold_scan), for the redaction */
 static List *fg_hold_spellings = NIL;
 
-/* a relcache invalidation of a planned table or of the registry: build again */
-static void
-fg_relcache_callback(Datum arg, Oid relid)
+/*
+ * A relcache invalidation of a planned table or of the registry: build
+ * again.  Called by the extension's one relcache callback (keys.c).
+ */
+void
+ForgetRelcacheInval(Oid relid)
 {
 	int			i;
 
-	fg_evid_callback(arg, relid);
+	fg_evid_callback((Datum) 0, relid);
 
 	if (fg_building)
 	{
@@ -289,13 +292,6 @@ CvErasureLabelsChanged(void)
 
 	if (OidIsValid(reg))
 		CacheInvalidateRelcacheByRelid(reg);
-}
-
-/* register the invalidation callback; called from _PG_init */
-void
-ForgetInit(void)
-{
-	CacheRegisterRelcacheCallback(fg_relcache_callback, (Datum) 0);
 }
 
 /* row (and TRUNCATE) trigger on subject_tables and retention_policies: every backend builds its erasure plan again */

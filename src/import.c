@@ -140,7 +140,7 @@ typedef CvAsTableOwner CvAsOwner;
  * ledger's owner and whether the ledger has the column of hash version 2.
  * Kept per backend until a relcache invalidation names one of the relations
  * (or all: a reset of the invalidation queue) or a schema changes
- * (imp_inval_relcache, imp_inval_namespace); not kept while Citus is loaded,
+ * (ImportRelcacheInval, imp_inval_namespace); not kept while Citus is loaded,
  * whose metadata decides which relation holds the rows.
  */
 typedef struct ImpCatalog
@@ -185,10 +185,16 @@ static int	imp_pmemo_next = 0;		/* the slot the next miss fills */
 static uint64 imp_purpose_gen = 1;
 static uint64 imp_lookup_completions = 0;	/* of imp_lookup_purpose's last snapshot */
 
-/* a relcache invalidation: of one of imp_cat's relations, or of every relation */
-static void
-imp_inval_relcache(Datum arg, Oid relid)
+/*
+ * A relcache invalidation: of one of imp_cat's relations, or of every
+ * relation.  Called by the extension's one relcache callback (keys.c), once
+ * imp_catalog() has started to cache.
+ */
+void
+ImportRelcacheInval(Oid relid)
 {
+	if (!imp_inval_registered)
+		return;
 	if (!OidIsValid(relid) || !imp_cat_valid ||
 		relid == imp_cat.ledger || relid == imp_cat.head || relid == imp_cat.purposes ||
 		relid == imp_cat.purposes_pkey || relid == imp_cat.cstate)
@@ -236,11 +242,11 @@ imp_catalog(void)
 	HeapTuple	tup;
 
 	/*
-	 * The callbacks only while the caches are used (not with Citus loaded):
-	 * a backend has 10 relcache callback slots in all, and PostgreSQL 18's
-	 * own, Citus 14's five, pg_cron's and this extension's two others fill
-	 * them; an eleventh is FATAL ("out of relcache_callback_list slots", the
-	 * first export_subject or grant_consent of a session on a Citus node).
+	 * The callbacks only while the caches are used (not with Citus loaded).
+	 * Relcache invalidations arrive through the extension's one relcache
+	 * callback (keys.c): a backend has 10 relcache callback slots in all,
+	 * PostgreSQL 18's own, Citus 14's five and pg_cron's take most of them,
+	 * and an eleventh is FATAL ("out of relcache_callback_list slots").
 	 */
 	if (!imp_inval_registered && imp_caching())
 	{
@@ -249,7 +255,6 @@ imp_catalog(void)
 			RegisterSubXactCallback(imp_subxact_callback, NULL);
 			imp_callback_registered = true;
 		}
-		CacheRegisterRelcacheCallback(imp_inval_relcache, (Datum) 0);
 		CacheRegisterSyscacheCallback(NAMESPACEOID, imp_inval_namespace, (Datum) 0);
 		imp_inval_registered = true;
 	}

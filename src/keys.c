@@ -565,7 +565,12 @@ CvKeyEpoch(void)
 	return cv_epoch;
 }
 
-/* relcache callback: a change to data_keys (or a full reset) flushes lazily */
+/*
+ * The extension's one relcache callback (a backend has only 10 slots, and
+ * Citus takes five of them): a change to data_keys (or a full reset) flushes
+ * the key cache lazily; the erasure plans and grant_consent's catalog cache
+ * hear of it too.
+ */
 static void
 cv_relcache_callback(Datum arg, Oid relid)
 {
@@ -575,6 +580,8 @@ cv_relcache_callback(Datum arg, Oid relid)
 		cv_keys_stale = true;
 		cv_dk_rows_valid = false;
 	}
+	ForgetRelcacheInval(relid);
+	ImportRelcacheInval(relid);
 }
 
 /* wipe everything when the backend exits */

@@ -51,7 +51,6 @@ _PG_init(void)
 		return;
 	KeysInit();
 	ConsentInit();
-	ForgetInit();
 	BrakeInit();
 	AuditInit();
 	if (process_shared_preload_libraries_in_progress)
