@@ -158,6 +158,8 @@ typedef struct CvConsentShared
 	TransactionId horizon;		/* Invalid: not yet read (cv_horizon_passed) */
 	FullTransactionId horizon_full; /* the same, with its epoch */
 	bool		horizon_open;	/* no xid below it is in progress for anyone */
+	TimestampTz horizon_set_at; /* when the horizon was read */
+	bool		horizon_logged; /* cv_horizon_note has said it is held closed */
 	int			npending;
 	TransactionId overflow_xid; /* Invalid: none */
 	TransactionId pending[CV_PENDING_MAX];
@@ -364,6 +366,8 @@ cv_consent_shmem_startup(void)
 		cv_shared->horizon = InvalidTransactionId;
 		cv_shared->horizon_full = InvalidFullTransactionId;
 		cv_shared->horizon_open = false;
+		cv_shared->horizon_set_at = 0;
+		cv_shared->horizon_logged = false;
 		cv_shared->npending = 0;
 		cv_shared->overflow_xid = InvalidTransactionId;
 		memset(cv_shared->ring, 0, sizeof(cv_shared->ring));
@@ -500,11 +504,48 @@ cv_xid_visible(Snapshot snap, TransactionId xid)
  * seen, a look at the oldest running xid); after that, one flag.  While a
  * prepared transaction older than the horizon remains, of any database and
  * whether or not it changed consent, no cache is shared between snapshots
- * (correct, slower; pg_prepared_xacts lists them).  The comparison stays
+ * (correct, slower; pg_prepared_xacts lists them, and the server log says
+ * so once that has lasted 10 s: cv_horizon_note).  The comparison stays
  * meaningful across xid wraparound: such a transaction holds every
  * snapshot's xmin at or below it, within 2^31 xids of the horizon (and
  * the test that opens it compares full xids).
  */
+
+/* how long the horizon may stay closed before the server log hears of it */
+#define CV_HORIZON_LOG_AFTER_MS 10000
+
+/*
+ * Say once (per shared memory) in the server log that the horizon has been
+ * held closed for a while, and by which transaction: typically one prepared
+ * before the restart that nobody finished.  Checks stay exact meanwhile;
+ * only no consent cache is shared between snapshots.  (LOG: for the DBA,
+ * never sent to the sessions whose policies run this.)
+ */
+static void
+cv_horizon_note(Snapshot snap, TransactionId horizon)
+{
+	TimestampTz now;
+	bool		say = false;
+
+	if (cv_shared->horizon_logged)	/* an unlocked read: said already */
+		return;
+	now = GetCurrentTimestamp();
+	SpinLockAcquire(&cv_shared->mutex);
+	if (!cv_shared->horizon_logged && !cv_shared->horizon_open &&
+		TimestampDifferenceExceeds(cv_shared->horizon_set_at, now, CV_HORIZON_LOG_AFTER_MS))
+	{
+		cv_shared->horizon_logged = true;
+		say = true;
+	}
+	SpinLockRelease(&cv_shared->mutex);
+	if (say)
+		ereport(LOG,
+				(errmsg("customer_vault: consent caches are not shared between snapshots while transaction %u is in progress",
+						snap->xmin),
+				 errdetail("It is older than the consent horizon (transaction %u, the first after this server started or ended its recovery). Consent checks stay exact, but each snapshot builds its own cache.",
+						   horizon),
+				 errhint("If it is a prepared transaction (see pg_prepared_xacts), finish it with COMMIT PREPARED or ROLLBACK PREPARED.")));
+}
 
 /* xmin of the snapshot this backend last tried to open the horizon for */
 static TransactionId cv_horizon_tried_at = InvalidTransactionId;
@@ -533,12 +574,14 @@ cv_horizon_passed(Snapshot snap)
 	if (unlikely(!TransactionIdIsValid(horizon)))
 	{
 		FullTransactionId next = ReadNextFullTransactionId();
+		TimestampTz now = GetCurrentTimestamp();
 
 		SpinLockAcquire(&cv_shared->mutex);
 		if (!TransactionIdIsValid(cv_shared->horizon))
 		{
 			cv_shared->horizon_full = next;
 			cv_shared->horizon = XidFromFullTransactionId(next);
+			cv_shared->horizon_set_at = now;
 		}
 		horizon = cv_shared->horizon;
 		SpinLockRelease(&cv_shared->mutex);
@@ -559,7 +602,10 @@ cv_horizon_passed(Snapshot snap)
 		if (open)
 			return true;
 	}
-	return !TransactionIdPrecedes(snap->xmin, horizon);
+	if (!TransactionIdPrecedes(snap->xmin, horizon))
+		return true;
+	cv_horizon_note(snap, horizon);
+	return false;
 }
 
 /* xmin of the snapshot this backend last dropped pending xids for */
