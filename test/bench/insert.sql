@@ -80,41 +80,34 @@ SELECT bench.timed('ins_raw', :'n', 'INSERT INTO bench.t_raw (id, email, phone, 
            encrypt(convert_to(notes, ''UTF8''), bench.raw_key(), ''aes''), created_at FROM bench.src');
 -- the transparent path, in pairs with a plaintext INSERT taken right beside
 -- it (its overhead is the median of the pairs' differences: what else the
--- machine does meanwhile, such as the kernel writing back the files of the
--- methods above, weighs on both sides of a pair); two pairs of each per rep,
--- the second in the other order
-TRUNCATE bench.t_plain;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_plain_p3', :'n', 'INSERT INTO bench.t_plain (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_prot;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_prot', :'n', 'INSERT INTO bench.t_prot (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_plain;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_plain_p1', :'n', 'INSERT INTO bench.t_plain (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_prot1;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_prot1', :'n', 'INSERT INTO bench.t_prot1 (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_prot;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_prot', :'n', 'INSERT INTO bench.t_prot (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_plain;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_plain_p3', :'n', 'INSERT INTO bench.t_plain (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_prot1;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_prot1', :'n', 'INSERT INTO bench.t_prot1 (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
-TRUNCATE bench.t_plain;
-CHECKPOINT;
-SELECT bench.timed_cpu('ins_plain_p1', :'n', 'INSERT INTO bench.t_plain (id, email, phone, notes, created_at)
-    SELECT id, email, phone, notes, created_at FROM bench.src');
+-- machine does meanwhile weighs on both sides of a pair); two pairs of each
+-- per rep, the second in the other order; each INSERT after a sync, so that
+-- the kernel's writeback of the files the methods above wrote (gigabytes:
+-- the cluster runs with fsync off) does not land inside one side of a pair
+\set tbl t_plain
+\set key ins_plain_p3
+\ir insert_one.sql
+\set tbl t_prot
+\set key ins_prot
+\ir insert_one.sql
+\set tbl t_plain
+\set key ins_plain_p1
+\ir insert_one.sql
+\set tbl t_prot1
+\set key ins_prot1
+\ir insert_one.sql
+\set tbl t_prot
+\set key ins_prot
+\ir insert_one.sql
+\set tbl t_plain
+\set key ins_plain_p3
+\ir insert_one.sql
+\set tbl t_prot1
+\set key ins_prot1
+\ir insert_one.sql
+\set tbl t_plain
+\set key ins_plain_p1
+\ir insert_one.sql
 TRUNCATE bench.t_plain_ix;
 CHECKPOINT;
 SELECT bench.timed('ins_plain_ix', :'n', 'INSERT INTO bench.t_plain_ix (id, email, phone, notes, created_at)
