@@ -89,9 +89,11 @@ REGRESS += review24_scs
 REGRESS += review24_operator
 # lookup()'s owner query (and the extension owner's statements) under a pinned search_path (review 24, MEDIUM-2)
 REGRESS += review24_lookup_path
+# session 26's review: the x86 vector base64 against PostgreSQL's own and a reference is_sealed
+REGRESS += rev26_b64
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval grant_purpose_sessions
+ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval grant_purpose_sessions rev26_import_inval
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time
@@ -110,7 +112,7 @@ ifeq ($(REGRESS_SET),package)
 endif
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
-              test/unit/test_core test/unit/test_core_san test/unit/test_core_portable
+              test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -140,14 +142,20 @@ test/unit/test_core_san: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
+# the base64 code with guard pages after its source and destination (an
+# over-read or over-write faults), against plain references (session 26's review)
+test/unit/b64_guard: test/unit/b64_guard.c src/envelope.c src/envelope.h src/crypto.c src/crypto.h
+	$(UNIT_CC) -std=gnu99 -O2 -Isrc -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
+
 # the same without the x86 vector code of base64 (what other machines run)
 test/unit/test_core_portable: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -DCV_B64_PORTABLE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
 .PHONY: test test-all test-citus bench-citus demo bench unit deb dist test-packages
-unit: test/unit/test_core test/unit/test_core_san test/unit/test_core_portable
+unit: test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard
 	test/unit/test_core
+	test/unit/b64_guard
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_portable
 

@@ -1,0 +1,165 @@
+/*
+ * REV26: the vector base64 code of envelope.c against plain references,
+ * with guard pages after src and dst (an over-read or over-write faults).
+ * Built and run by `make unit` (test/unit/b64_guard); by hand, from the repository root:
+ *   gcc -std=gnu99 -O2 -Isrc -o /tmp/b64_guard test/unit/b64_guard.c src/crypto.c -lcrypto
+ *   /tmp/b64_guard
+ * (-DCV_B64_PORTABLE for the portable code, -fsanitize=address,undefined too)
+ */
+#include "envelope.c"
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static int fails = 0;
+#define FAIL(...) do { if (fails++ < 30) { printf(__VA_ARGS__); printf("\n"); } } while (0)
+
+static uint64_t st = 88172645463325252ULL;
+static uint32_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return (uint32_t) st; }
+
+static size_t ref_base64(const uint8_t *src, size_t len, char *dst)
+{
+	size_t o = 0, bit;
+	for (bit = 0; bit < len * 8; bit += 6)
+	{
+		unsigned v = 0, k;
+		for (k = 0; k < 6; k++)
+		{
+			size_t b = bit + k;
+			v = (v << 1) | (b < len * 8 ? (src[b / 8] >> (7 - b % 8)) & 1 : 0);
+		}
+		dst[o++] = abc[v];
+	}
+	while (o % 4 != 0)
+		dst[o++] = '=';
+	return o;
+}
+
+/* a page-aligned region followed by an inaccessible guard page */
+static uint8_t *guarded(size_t size, uint8_t **end)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = ((size + pg - 1) / pg + 1) * pg;
+	uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mprotect(p + n - pg, pg, PROT_NONE);
+	*end = p + n - pg;
+	return p;
+}
+
+int main(void)
+{
+	uint8_t *sEnd, *dEnd;
+	guarded(4096, &sEnd);
+	guarded(4096, &dEnd);
+	size_t len, p, k;
+	int b, round;
+
+	/* alphabet check: one substituted byte at every position, every value, strings ending at the guard page and at every alignment */
+	for (len = 0; len <= 100; len++)
+		for (size_t mis = 0; mis < 16; mis++)
+		{
+			char *s = (char *) sEnd - len - mis;	/* ends mis bytes before the guard */
+			for (k = 0; k < len; k++) s[k] = abc[rnd() % 64];
+			if (!cv_base64_alphabet_only(s, len)) FAIL("valid string of %zu refused", len);
+			for (p = 0; p < len; p++)
+			{
+				char save = s[p];
+				for (b = 0; b < 256; b++)
+				{
+					bool want = b64_reverse[b] >= 0;
+					s[p] = (char) b;
+					if (cv_base64_alphabet_only(s, len) != want)
+						FAIL("alphabet_only len %zu pos %zu byte 0x%02x: got %d", len, p, b, !want);
+				}
+				s[p] = save;
+			}
+		}
+	/* long strings: one bad byte anywhere up to 1400 */
+	for (len = 0; len <= 1400; len++)
+	{
+		char *s = (char *) sEnd - len;
+		for (k = 0; k < len; k++) s[k] = abc[rnd() % 64];
+		if (!cv_base64_alphabet_only(s, len)) FAIL("valid string of %zu refused", len);
+		for (p = 0; p < len; p++)
+		{
+			static const unsigned char badv[] = {0, '.', ':', '@', '[', '`', '{', '-', '_', '=', ',', '*', 0x7f, 0x80, 0xc3, 0xff, 0xaf, 0xb0, 0xc1, 0xda, 0xe1, 0xfa, 0xab, 0xef};
+			char save = s[p];
+			for (b = 0; b < (int) sizeof(badv); b++)
+			{
+				s[p] = (char) badv[b];
+				if (cv_base64_alphabet_only(s, len)) FAIL("alphabet_only len %zu pos %zu byte 0x%02x accepted", len, p, badv[b]);
+			}
+			s[p] = save;
+		}
+	}
+	/* encoder: every length 0..1200, src ending at a guard page, dst exactly sized and ending at a guard page */
+	for (round = 0; round < 5; round++)
+		for (len = 0; len <= 1200; len++)
+		{
+			uint8_t *src = sEnd - len;
+			size_t el = cv_base64_encoded_len(len);
+			char *dst = (char *) dEnd - el;
+			char ref[2000];
+			uint8_t back[1300];
+			for (k = 0; k < len; k++)
+				src[k] = round == 0 ? (uint8_t) rnd() : round == 1 ? 0xFF : round == 2 ? 0 : round == 3 ? (uint8_t)(k * 0x3D) : (uint8_t)(0xFB + (k % 3));
+			size_t n = cv_base64_encode(src, len, dst);
+			size_t m = ref_base64(src, len, ref);
+			if (n != m || n != el || memcmp(dst, ref, n) != 0) FAIL("encode len %zu round %d differs", len, round);
+			if (cv_base64_decode(dst, n, back) != (long) len || memcmp(back, src, len) != 0) FAIL("roundtrip %zu", len);
+			if (!cv_base64_alphabet_only(dst, n - (len % 3 ? 3 - len % 3 : 0))) FAIL("own output refused %zu", len);
+		}
+	/* encoder with unaligned src and dst */
+	for (len = 16; len <= 200; len++)
+		for (size_t a = 0; a < 16; a++)
+		{
+			uint8_t sbuf[300]; char dbuf[400], ref[400];
+			for (k = 0; k < len; k++) sbuf[a + k] = (uint8_t) rnd();
+			size_t n = cv_base64_encode(sbuf + a, len, dbuf + (15 - a));
+			ref_base64(sbuf + a, len, ref);
+			if (memcmp(dbuf + 15 - a, ref, n) != 0) FAIL("unaligned encode %zu/%zu", len, a);
+		}
+	#ifdef CV_B64_X86
+	printf("ssse3 path in use: %d\n", (int) b64_ssse3);
+#endif
+	/* text_check vs from_text + parse on mutated real envelopes */
+	{
+		long iter;
+		for (iter = 0; iter < 300000; iter++)
+		{
+			uint8_t bin[400], dec[600];
+			char txt[700];
+			size_t blen = CV_ENV_OVERHEAD + rnd() % 200, tl, dl;
+			for (k = 0; k < blen; k++) bin[k] = (uint8_t) rnd();
+			cv_envelope_write_header(bin, (rnd() & 1) ? CV_ENV_TYPE_TEXT : CV_ENV_TYPE_BYTEA, rnd() % 4 == 0 ? 0xFF : 0, 1 + rnd() % 1000);
+			if (rnd() % 8 == 0) blen = rnd() % (CV_ENV_OVERHEAD + 2);
+			tl = cv_envelope_to_text(bin, blen, txt);
+			int nm = rnd() % 3;
+			for (int j = 0; j < nm; j++)
+			{
+				int op = rnd() % 4;
+				size_t at = rnd() % (tl + 1);
+				static const char pool[] = "=.:@[`{-_/+Aa09\x80\xff\xc3\xa9 \n";
+				if (op == 0 && at < tl) txt[at] = pool[rnd() % (sizeof(pool) - 1)];
+				else if (op == 1 && tl > 0) tl -= 1 + rnd() % (tl < 4 ? tl : 4);
+				else if (op == 2 && tl < 690) { memmove(txt + at + 1, txt + at, tl - at); txt[at] = pool[rnd() % (sizeof(pool) - 1)]; tl++; }
+				else if (op == 3 && at < tl) txt[at] = abc[rnd() % 64];
+			}
+			for (int ty = 0; ty <= 2; ty++)
+			{
+				CvEnvError e1 = cv_envelope_text_check(txt, tl, ty);
+				bool ok2 = false;
+				if (cv_envelope_from_text(txt, tl, dec, &dl) == CV_ENV_OK)
+				{
+					CvEnvelope env;
+					ok2 = cv_envelope_parse(dec, dl, ty, &env) == CV_ENV_OK;
+				}
+				if ((e1 == CV_ENV_OK) != ok2) FAIL("text_check %d vs decode %d (len %zu type %d) '%.*s'", e1, ok2, tl, ty, (int) tl, txt);
+			}
+		}
+	}
+	printf("%d failures\n", fails);
+	return fails != 0;
+}
