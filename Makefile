@@ -131,7 +131,7 @@ sql/$(EXTENSION)--%--$(EXTVERSION).sql: sql/upgrade/%--$(EXTVERSION).sql $(SQL_S
 # the pure-C core (envelope + crypto) tested without a server: known-answer
 # vectors and a mutation loop, built plainly and under ASan/UBSan
 UNIT_SRC    = test/unit/test_core.c src/envelope.c src/crypto.c
-UNIT_DEPS   = $(UNIT_SRC) src/envelope.h src/crypto.h
+UNIT_DEPS   = $(UNIT_SRC) src/envelope.h src/crypto.h test/unit/b64_ref.h
 UNIT_CC     = gcc
 UNIT_CFLAGS = -std=gnu99 -O1 -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc
 
@@ -144,8 +144,8 @@ test/unit/test_core_san: $(UNIT_DEPS)
 
 # the base64 code with guard pages after its source and destination (an
 # over-read or over-write faults), against plain references (session 26's review)
-test/unit/b64_guard: test/unit/b64_guard.c src/envelope.c src/envelope.h src/crypto.c src/crypto.h
-	$(UNIT_CC) -std=gnu99 -O2 -Isrc -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
+test/unit/b64_guard: test/unit/b64_guard.c test/unit/b64_ref.h src/envelope.c src/envelope.h src/crypto.c src/crypto.h
+	$(UNIT_CC) -std=gnu99 -O2 -Isrc -Itest/unit -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
 
 # the same without the x86 vector code of base64 (what other machines run)
 test/unit/test_core_portable: $(UNIT_DEPS)

@@ -7,6 +7,7 @@
  * (-DCV_B64_PORTABLE for the portable code, -fsanitize=address,undefined too)
  */
 #include "envelope.c"
+#include "b64_ref.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -18,24 +19,6 @@ static int fails = 0;
 
 static uint64_t st = 88172645463325252ULL;
 static uint32_t rnd(void) { st ^= st << 13; st ^= st >> 7; st ^= st << 17; return (uint32_t) st; }
-
-static size_t ref_base64(const uint8_t *src, size_t len, char *dst)
-{
-	size_t o = 0, bit;
-	for (bit = 0; bit < len * 8; bit += 6)
-	{
-		unsigned v = 0, k;
-		for (k = 0; k < 6; k++)
-		{
-			size_t b = bit + k;
-			v = (v << 1) | (b < len * 8 ? (src[b / 8] >> (7 - b % 8)) & 1 : 0);
-		}
-		dst[o++] = abc[v];
-	}
-	while (o % 4 != 0)
-		dst[o++] = '=';
-	return o;
-}
 
 /* a page-aligned region followed by an inaccessible guard page */
 static uint8_t *guarded(size_t size, uint8_t **end)

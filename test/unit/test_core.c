@@ -18,6 +18,7 @@
  */
 #include "crypto.h"
 #include "envelope.h"
+#include "b64_ref.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -426,32 +427,6 @@ test_text_alphabet(void)
 		}
 		txt[p] = keep;
 	}
-}
-
-/* base64 the plain way, six bits at a time: what the encoder must give */
-static size_t
-ref_base64(const uint8_t *src, size_t len, char *dst)
-{
-	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	size_t		o = 0,
-				bit;
-
-	for (bit = 0; bit < len * 8; bit += 6)
-	{
-		unsigned	v = 0,
-					k;
-
-		for (k = 0; k < 6; k++)
-		{
-			size_t		b = bit + k;
-
-			v = (v << 1) | (b < len * 8 ? (src[b / 8] >> (7 - b % 8)) & 1 : 0);
-		}
-		dst[o++] = abc[v];
-	}
-	while (o % 4 != 0)
-		dst[o++] = '=';
-	return o;
 }
 
 /*
