@@ -109,7 +109,6 @@ extern void ConsentInit(void);
 
 /* forget.c: forget_subject, its statements kept per session */
 extern void ForgetRelcacheInval(Oid relid);
-extern void ImportRelcacheInval(Oid relid);
 extern void CvErasureLabelsChanged(void);
 
 /*
@@ -147,6 +146,8 @@ extern bool CvShredSubjects(Datum subjects);
 
 /* import.c: withdraw n granted consents (one chained ledger entry each), evidence a jsonb object */
 extern void CvWithdrawConsents(int n, char **subjects, char **purposes, Datum evidence);
+/* import.c: a relcache invalidation (from keys.c's one callback) */
+extern void ImportRelcacheInval(Oid relid);
 /* import.c: a row of purposes changed (the trigger _consent_changed) */
 extern void ImpPurposesChanged(Relation purposes);
 /* import.c: the subject hash evidence of hash version 2 stores (false: entries are of version 1) */

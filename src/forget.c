@@ -216,7 +216,7 @@ PG_FUNCTION_INFO_V1(cv_erasure_invalidate);
 PG_FUNCTION_INFO_V1(cv_erasure_plan);
 PG_FUNCTION_INFO_V1(cv_export_walk);
 
-static void fg_evid_callback(Datum arg, Oid relid);
+static void fg_evid_inval(Oid relid);
 
 /*
  * The subject hashes this erasure computed (spelling, hash), so that the
@@ -236,7 +236,7 @@ ForgetRelcacheInval(Oid relid)
 {
 	int			i;
 
-	fg_evid_callback((Datum) 0, relid);
+	fg_evid_inval(relid);
 
 	if (fg_building)
 	{
@@ -4046,7 +4046,7 @@ static bool fg_evid_valid = false;
 
 /* a relcache invalidation of one of the evidence tables: look them up again */
 static void
-fg_evid_callback(Datum arg, Oid relid)
+fg_evid_inval(Oid relid)
 {
 	int			i;
 	int			j;
