@@ -19,6 +19,8 @@ typedef struct CvAead CvAead;
 
 extern CvAead *cv_aead_new(const uint8_t key[CV_KEY_LEN]);
 extern void cv_aead_free(CvAead *aead);
+extern CvAead *cv_aead_new_path(const uint8_t key[CV_KEY_LEN], bool direct);
+extern const char *cv_aead_path(void);
 
 /* returns false only on a library failure */
 extern bool cv_aead_seal(CvAead *aead, const uint8_t *nonce,

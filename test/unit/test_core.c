@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/opensslv.h>
+
 static int	failures = 0;
 static int	checks = 0;
 static uint64_t rng_state;
@@ -138,9 +140,10 @@ static const GcmVector gcm_vectors[] = {
 
 /* seal and open every vector, also with the AAD split in two parts, and tampered */
 static void
-test_gcm(void)
+test_gcm_path(bool direct)
 {
 	size_t		v;
+	const char *path = direct ? "provider" : "evp";
 
 	for (v = 0; v < sizeof(gcm_vectors) / sizeof(gcm_vectors[0]); v++)
 	{
@@ -161,11 +164,11 @@ test_gcm(void)
 		uint8_t    *out = malloc(ptlen + 1);
 		uint8_t    *back = malloc(ptlen + 1);
 		uint8_t		outtag[CV_TAG_LEN];
-		CvAead	   *a = cv_aead_new(key);
+		CvAead	   *a = cv_aead_new_path(key, direct);
 
 		CHECK(klen == CV_KEY_LEN && ivlen == CV_NONCE_LEN && taglen == CV_TAG_LEN && ctlen == ptlen,
 			  "%s: malformed vector", g->name);
-		CHECK(a != NULL, "%s: cv_aead_new failed", g->name);
+		CHECK(a != NULL, "%s: cv_aead_new_path(%s) failed", g->name, path);
 		if (a == NULL)
 			continue;
 		/* the AAD passed whole, and split at every point into the two parts */
@@ -173,8 +176,8 @@ test_gcm(void)
 		{
 			CHECK(cv_aead_seal(a, iv, aad, split, aad + split, aadlen - split, pt, ptlen, out, outtag),
 				  "%s: seal failed", g->name);
-			CHECK(memcmp(out, ct, ctlen) == 0, "%s (AAD split %zu): ciphertext differs", g->name, split);
-			CHECK(memcmp(outtag, tag, CV_TAG_LEN) == 0, "%s (AAD split %zu): tag differs", g->name, split);
+			CHECK(memcmp(out, ct, ctlen) == 0, "%s (%s, AAD split %zu): ciphertext differs", g->name, path, split);
+			CHECK(memcmp(outtag, tag, CV_TAG_LEN) == 0, "%s (%s, AAD split %zu): tag differs", g->name, path, split);
 			CHECK(cv_aead_open(a, iv, aad, split, aad + split, aadlen - split, ct, ctlen, tag, back) == 1,
 				  "%s (AAD split %zu): open refused the vector", g->name, split);
 			CHECK(memcmp(back, pt, ptlen) == 0, "%s: opened plaintext differs", g->name);
@@ -226,6 +229,89 @@ test_gcm(void)
 		free(out);
 		free(back);
 	}
+}
+
+/*
+ * The two AES-256-GCM paths of crypto.c (the provider's functions called
+ * directly, and EVP): the known-answer vectors on each, the direct path in
+ * use wherever OpenSSL 3 is, and random values sealed by one and opened by
+ * the other, byte for byte the same.
+ */
+static void
+test_gcm(void)
+{
+	uint8_t		key[CV_KEY_LEN];
+	CvAead	   *d,
+			   *e;
+	int			n,
+				i;
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+	CHECK(strcmp(cv_aead_path(), "provider") == 0, "OpenSSL 3 but the direct GCM path is not in use (%s)",
+		  cv_aead_path());
+	test_gcm_path(true);
+#else
+	CHECK(strcmp(cv_aead_path(), "evp") == 0, "OpenSSL 1.1 and a direct GCM path");
+	CHECK(cv_aead_new_path(key, true) == NULL, "OpenSSL 1.1 and a direct GCM context");
+#endif
+	test_gcm_path(false);
+	if (strcmp(cv_aead_path(), "provider") != 0)
+		return;
+	for (i = 0; i < CV_KEY_LEN; i++)
+		key[i] = (uint8_t) rng();
+	d = cv_aead_new_path(key, true);
+	e = cv_aead_new_path(key, false);
+	CHECK(d != NULL && e != NULL, "cv_aead_new_path on both paths");
+	if (d == NULL || e == NULL)
+		return;
+	for (n = 0; n < 3000; n++)
+	{
+		uint8_t		nonce[CV_NONCE_LEN],
+					aad[700],
+					pt[1200],
+					c1[1200],
+					c2[1200],
+					back[1200],
+					t1[CV_TAG_LEN],
+					t2[CV_TAG_LEN];
+		size_t		len = rng() % (n < 1500 ? 70 : sizeof(pt));
+		size_t		a1 = rng() % 600,
+					a2 = rng() % 100;
+		bool		sealed;
+
+		if (n % 5 == 0)
+			a1 = 0;
+		if (n % 7 == 0)
+			a2 = 0;
+		for (i = 0; i < CV_NONCE_LEN; i++)
+			nonce[i] = (uint8_t) rng();
+		for (i = 0; i < (int) (a1 + a2); i++)
+			aad[i] = (uint8_t) rng();
+		for (i = 0; i < (int) len; i++)
+			pt[i] = (uint8_t) rng();
+		sealed = cv_aead_seal(d, nonce, aad, a1, aad + a1, a2, pt, len, c1, t1) &&
+			cv_aead_seal(e, nonce, aad, a1, aad + a1, a2, pt, len, c2, t2);
+		CHECK(sealed, "random %d: a seal failed", n);
+		if (!sealed)
+			continue;
+		CHECK(memcmp(c1, c2, len) == 0 && memcmp(t1, t2, CV_TAG_LEN) == 0,
+			  "random %d (len %zu, aad %zu+%zu): the paths seal differently", n, len, a1, a2);
+		CHECK(cv_aead_open(e, nonce, aad, a1, aad + a1, a2, c1, len, t1, back) == 1 &&
+			  memcmp(back, pt, len) == 0, "random %d: EVP does not open the direct seal", n);
+		CHECK(cv_aead_open(d, nonce, aad, a1, aad + a1, a2, c2, len, t2, back) == 1 &&
+			  memcmp(back, pt, len) == 0, "random %d: the direct path does not open the EVP seal", n);
+		/* the whole associated data in one part opens the same */
+		CHECK(cv_aead_open(d, nonce, aad, a1 + a2, NULL, 0, c2, len, t2, back) == 1,
+			  "random %d: associated data split differently refused", n);
+		t2[n % CV_TAG_LEN] ^= (uint8_t) (1 << (n % 8));
+		CHECK(cv_aead_open(d, nonce, aad, a1, aad + a1, a2, c2, len, t2, back) == 0,
+			  "random %d: the direct path accepted a changed tag", n);
+		nonce[n % CV_NONCE_LEN] ^= 0x10;
+		CHECK(cv_aead_open(d, nonce, aad, a1, aad + a1, a2, c1, len, t1, back) == 0,
+			  "random %d: the direct path accepted another nonce", n);
+	}
+	cv_aead_free(d);
+	cv_aead_free(e);
 }
 
 /* ---------- HKDF-SHA-256 (RFC 5869, appendix A.1-A.3) ---------- */
