@@ -112,7 +112,8 @@ ifeq ($(REGRESS_SET),package)
 endif
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
-              test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard
+              test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard \
+              test/unit/gcm_provider_choice test/unit/twogcm_prov.so
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -147,15 +148,25 @@ test/unit/test_core_san: $(UNIT_DEPS)
 test/unit/b64_guard: test/unit/b64_guard.c test/unit/b64_ref.h src/envelope.c src/envelope.h src/crypto.c src/crypto.h
 	$(UNIT_CC) -std=gnu99 -O2 -Isrc -Itest/unit -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
 
+# the AES-256-GCM implementation crypto.c seals with is the one EVP selects by
+# properties: a test provider registering it twice (fips=no, then fips=yes)
+test/unit/twogcm_prov.so: test/unit/twogcm_prov.c
+	$(UNIT_CC) $(UNIT_CFLAGS) -shared -fPIC -o $@ test/unit/twogcm_prov.c -lcrypto
+
+test/unit/gcm_provider_choice: test/unit/gcm_provider_choice.c src/crypto.c src/crypto.h
+	$(UNIT_CC) $(UNIT_CFLAGS) -o $@ test/unit/gcm_provider_choice.c src/crypto.c -lcrypto -ldl
+
 # the same without the x86 vector code of base64 (what other machines run)
 test/unit/test_core_portable: $(UNIT_DEPS)
 	$(UNIT_CC) $(UNIT_CFLAGS) -DCV_B64_PORTABLE -fsanitize=address,undefined -fno-sanitize-recover=all \
 	    -fno-omit-frame-pointer -o $@ $(UNIT_SRC) -lcrypto
 
 .PHONY: test test-all test-citus bench-citus demo bench unit deb dist test-packages
-unit: test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard
+unit: test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard \
+      test/unit/gcm_provider_choice test/unit/twogcm_prov.so
 	test/unit/test_core
 	test/unit/b64_guard
+	test/unit/gcm_provider_choice $(CURDIR)/test/unit/twogcm_prov.so
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_portable
 

@@ -249,7 +249,9 @@ test_gcm(void)
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	CHECK(strcmp(cv_aead_path(), "provider") == 0, "OpenSSL 3 but the direct GCM path is not in use (%s)",
 		  cv_aead_path());
-	test_gcm_path(true);
+	/* without it, one failure above, not one a vector and their buffers leaked */
+	if (strcmp(cv_aead_path(), "provider") == 0)
+		test_gcm_path(true);
 #else
 	CHECK(strcmp(cv_aead_path(), "evp") == 0, "OpenSSL 1.1 and a direct GCM path");
 	CHECK(cv_aead_new_path(key, true) == NULL, "OpenSSL 1.1 and a direct GCM context");
