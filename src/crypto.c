@@ -16,8 +16,6 @@
 #include <openssl/kdf.h>
 #include <openssl/rand.h>
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-#include <strings.h>
-
 #include <openssl/core.h>
 #include <openssl/core_dispatch.h>
 #include <openssl/core_names.h>
@@ -370,18 +368,28 @@ cv_aead_open(CvAead *a, const uint8_t *nonce,
 }
 
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
-/* whether name is one of an algorithm's names (a ':'-separated list) */
+/*
+ * Whether one of an implementation's names (a ':'-separated list) names the
+ * algorithm EVP fetched, by any of its names (EVP_CIPHER_is_a() knows them
+ * all: "id-aes256-GCM" and the OID are AES-256-GCM too, as for the fetch).
+ * A name too long to copy counts as a match: an unknown entry makes the
+ * choice ambiguous, and an ambiguous choice keeps the EVP path.
+ */
 static bool
-cv_gcm_name_matches(const char *names, const char *name)
+cv_gcm_names_match(const EVP_CIPHER *cipher, const char *names)
 {
-	size_t		len = strlen(name);
+	char		one[128];
 
 	while (names != NULL && *names != '\0')
 	{
 		const char *end = strchr(names, ':');
 		size_t		n = end != NULL ? (size_t) (end - names) : strlen(names);
 
-		if (n == len && strncasecmp(names, name, len) == 0)
+		if (n >= sizeof(one))
+			return true;
+		memcpy(one, names, n);
+		one[n] = '\0';
+		if (n > 0 && EVP_CIPHER_is_a(cipher, one))
 			return true;
 		names = end != NULL ? end + 1 : NULL;
 	}
@@ -466,6 +474,7 @@ cv_gcm_resolve(void)
 	const OSSL_DISPATCH *fn = NULL;
 	CvGcmProv	g;
 	int			no_cache = 0;
+	int			matches = 0;
 
 	cv_gcm_state = -1;			/* unless everything below holds */
 	memset(&g, 0, sizeof(g));
@@ -475,11 +484,21 @@ cv_gcm_resolve(void)
 		prov = EVP_CIPHER_get0_provider(cipher);
 	if (prov != NULL)
 		algs = OSSL_PROVIDER_query_operation(prov, OSSL_OP_CIPHER, &no_cache);
+	/*
+	 * The provider's one implementation of the algorithm.  Which of several
+	 * EVP chose (by the properties of each and the default properties of
+	 * the configuration: fips=yes against fips=no, say) is not told, so with
+	 * more than one the EVP path stays.
+	 */
 	for (alg = algs; alg != NULL && alg->algorithm_names != NULL; alg++)
-		if (cv_gcm_name_matches(alg->algorithm_names, "AES-256-GCM"))
+		if (cv_gcm_names_match(cipher, alg->algorithm_names))
 		{
+			if (++matches > 1)
+			{
+				fn = NULL;
+				break;
+			}
 			fn = alg->implementation;
-			break;
 		}
 	for (; fn != NULL && fn->function_id != 0; fn++)
 	{
