@@ -343,7 +343,10 @@ cv_aead_open(CvAead *a, const uint8_t *nonce,
 	if (!cv_aead_aad(a->dec, false, aad1, aad1_len, aad2, aad2_len))
 		return -1;
 	if (ct_len > 0 && EVP_DecryptUpdate(a->dec, pt, &outl, ct, (int) ct_len) != 1)
+	{
+		OPENSSL_cleanse(pt, ct_len);
 		return -1;
+	}
 #if OPENSSL_VERSION_NUMBER >= 0x30000000L
 	{
 		/* what EVP_CTRL_GCM_SET_TAG does in OpenSSL 3, without its detour */
@@ -352,11 +355,19 @@ cv_aead_open(CvAead *a, const uint8_t *nonce,
 		p[0] = OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, (void *) tag, 16);
 		p[1] = OSSL_PARAM_construct_end();
 		if (EVP_CIPHER_CTX_set_params(a->dec, p) != 1)
+		{
+			if (ct_len > 0)
+				OPENSSL_cleanse(pt, ct_len);
 			return -1;
+		}
 	}
 #else
 	if (EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_GCM_SET_TAG, 16, (void *) tag) != 1)
+	{
+		if (ct_len > 0)
+			OPENSSL_cleanse(pt, ct_len);
 		return -1;
+	}
 #endif
 	if (EVP_DecryptFinal_ex(a->dec, pt + ct_len, &outl) != 1)
 	{

@@ -190,6 +190,8 @@ static const char cv_subject_hash_key_name[] = "\001subject_hash";
  */
 static bool cv_keys_created_in_xact = false;
 
+static void cv_keys_exit_hook(void);
+
 /* ---------- locked memory ---------- */
 
 /*
@@ -205,6 +207,7 @@ cv_secrets_get(void)
 
 	if (cv_secrets != NULL)
 		return cv_secrets;
+	cv_keys_exit_hook();
 	page = sysconf(_SC_PAGESIZE);
 	if (page <= 0)
 		page = 4096;
@@ -588,8 +591,32 @@ cv_relcache_callback(Datum arg, Oid relid)
 static void
 cv_keys_atexit(int code, Datum arg)
 {
+	bool		held = cv_key_cache != NULL || cv_secrets != NULL;
+
 	cv_cache_flush(true);
 	cv_secrets_wipe();
+	if (held)
+		elog(DEBUG1, "customer_vault: key memory of process %d wiped at exit", MyProcPid);
+}
+
+/*
+ * Register the exit wipe in this process, before it first holds a key.  Not
+ * once from _PG_init: with shared_preload_libraries that runs in the
+ * postmaster, and every child forgets the postmaster's proc_exit callbacks
+ * (on_exit_reset() in InitPostmasterChild), so backends exited with their
+ * keys in memory, unwiped (session 27's review).  The process id tells a
+ * child from the process that registered.
+ */
+static void
+cv_keys_exit_hook(void)
+{
+	static int	registered_in = 0;
+
+	if (registered_in != MyProcPid)
+	{
+		on_proc_exit(cv_keys_atexit, (Datum) 0);
+		registered_in = MyProcPid;
+	}
 }
 
 /* wipe the scratch key when a transaction ends, also on error */
@@ -631,7 +658,7 @@ KeysInit(void)
 	CacheRegisterRelcacheCallback(cv_relcache_callback, (Datum) 0);
 	RegisterXactCallback(cv_xact_callback, NULL);
 	RegisterSubXactCallback(cv_subxact_callback, NULL);
-	on_proc_exit(cv_keys_atexit, (Datum) 0);
+	cv_keys_exit_hook();
 }
 
 /*
@@ -659,6 +686,7 @@ cv_cache_prepare(void)
 										   ALLOCSET_SMALL_SIZES);
 	if (cv_key_cache == NULL)
 	{
+		cv_keys_exit_hook();
 		memset(&ctl, 0, sizeof(ctl));
 		ctl.keysize = sizeof(uint32);
 		ctl.entrysize = sizeof(CvKey);
