@@ -57,6 +57,8 @@ _PG_init(void)
 	{
 		/* OpenSSL's one-time set-up here, inherited by every backend */
 		cv_crypto_warm_up();
+		/* "provider" (its AES-256-GCM functions called directly) or "evp" */
+		elog(DEBUG1, "customer_vault: AES-256-GCM path: %s", cv_aead_path());
 		prev_shmem_request_hook = shmem_request_hook;
 		shmem_request_hook = cv_shmem_request;
 		prev_shmem_startup_hook = shmem_startup_hook;

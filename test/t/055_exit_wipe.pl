@@ -3,7 +3,8 @@
 # disconnect, and when it is terminated.  The exit callback used to be
 # registered only in the postmaster (the library is preloaded), whose
 # proc_exit callbacks every child forgets, so no backend ran it.  The
-# callback says so at DEBUG1 in the server log, with the process id.
+# callback says so at DEBUG1 in the server log, with the process id.  The
+# postmaster also says at DEBUG1 which AES-256-GCM path it resolved.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -11,7 +12,11 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use CvTest;
 
-my $node = new_vault_node('exitwipe', key => random_root_key());
+my $node = new_vault_node('exitwipe', key => random_root_key(), conf => "log_min_messages = debug1\n");
+# (and the server seals through the provider's AES-256-GCM functions called
+# directly, not EVP: resolved and self-tested in the postmaster at preload)
+like(slurp_file($node->logfile), qr/customer_vault: AES-256-GCM path: provider/,
+	'the postmaster resolved the direct AES-256-GCM path');
 $node->safe_psql('postgres', q{
 SET client_min_messages = warning;
 CREATE EXTENSION customer_vault CASCADE;
