@@ -19,6 +19,7 @@
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__)) && !defined(CV_B64_PORTABLE)
 #include <emmintrin.h>
 #include <tmmintrin.h>
+#include <immintrin.h>
 #define CV_B64_X86 1
 #endif
 
@@ -45,32 +46,51 @@ static const signed char b64_reverse[256] = {
 	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1
 };
 
+/*
+ * The checks of the 8 header bytes (after the length checks): shared by
+ * cv_envelope_parse and the text form's check, which must accept the same.
+ */
+static inline CvEnvError
+cv_envelope_header_check(const uint8_t *h, int expected_type)
+{
+	uint32_t	key_id;
+
+	if (h[0] != CV_ENV_VERSION)
+		return CV_ENV_BAD_VERSION;
+	if (h[1] != CV_ENV_TYPE_TEXT && h[1] != CV_ENV_TYPE_BYTEA)
+		return CV_ENV_BAD_TYPE;
+	if (expected_type != 0 && h[1] != expected_type)
+		return CV_ENV_BAD_TYPE;
+	if ((h[2] & ~CV_ENV_FLAGS_KNOWN) != 0)
+		return CV_ENV_BAD_FLAGS;
+	if (h[3] != 0)
+		return CV_ENV_BAD_RESERVED;
+	key_id = ((uint32_t) h[4] << 24) | ((uint32_t) h[5] << 16) |
+		((uint32_t) h[6] << 8) | (uint32_t) h[7];
+	if (key_id == 0 || key_id > 0x7FFFFFFF)
+		return CV_ENV_BAD_KEY_ID;
+	return CV_ENV_OK;
+}
+
 /* check the binary form and point the fields of *out into buf */
 CvEnvError
 cv_envelope_parse(const uint8_t *buf, size_t len, int expected_type, CvEnvelope *out)
 {
+	CvEnvError	err;
+
 	if (len < CV_ENV_OVERHEAD)
 		return CV_ENV_TOO_SHORT;
 	if (len - CV_ENV_OVERHEAD > CV_MAX_PLAINTEXT)
 		return CV_ENV_TOO_LONG;
-	if (buf[0] != CV_ENV_VERSION)
-		return CV_ENV_BAD_VERSION;
-	if (buf[1] != CV_ENV_TYPE_TEXT && buf[1] != CV_ENV_TYPE_BYTEA)
-		return CV_ENV_BAD_TYPE;
-	if (expected_type != 0 && buf[1] != expected_type)
-		return CV_ENV_BAD_TYPE;
-	if ((buf[2] & ~CV_ENV_FLAGS_KNOWN) != 0)
-		return CV_ENV_BAD_FLAGS;
-	if (buf[3] != 0)
-		return CV_ENV_BAD_RESERVED;
+	err = cv_envelope_header_check(buf, expected_type);
+	if (err != CV_ENV_OK)
+		return err;
 
 	out->version = buf[0];
 	out->type = buf[1];
 	out->flags = buf[2];
 	out->key_id = ((uint32_t) buf[4] << 24) | ((uint32_t) buf[5] << 16) |
 		((uint32_t) buf[6] << 8) | (uint32_t) buf[7];
-	if (out->key_id == 0 || out->key_id > 0x7FFFFFFF)
-		return CV_ENV_BAD_KEY_ID;
 	out->header = buf;
 	out->nonce = buf + CV_ENV_HEADER_LEN;
 	out->ciphertext = buf + CV_ENV_HEADER_LEN + CV_NONCE_LEN;
@@ -376,9 +396,77 @@ cv_envelope_from_text(const char *src, size_t len, uint8_t *dst, size_t *dstlen)
 #define CV_SWAR_IN(x, lo, hi) \
 	(((x) + CV_SWAR_ONES * (0x80 - (lo))) & ~((x) + CV_SWAR_ONES * (0x7F - (hi))) & CV_SWAR_HIGH)
 
+#ifdef CV_B64_X86
+/* whether the CPU has AVX2 (asked once) */
+static bool
+cv_b64_have_avx2(void)
+{
+	static int	have = -1;
+
+	if (have < 0)
+		have = __builtin_cpu_supports("avx2") ? 1 : 0;
+	return have == 1;
+}
+
+/*
+ * The bytes of x that are of the base64 alphabet (0xFF) or not (0x00);
+ * signed compares, so 0x80-0xFF are below every range.
+ */
+__attribute__((target("avx2")))
+static inline __m256i
+cv_b64_in_alphabet_256(__m256i x)
+{
+#define IN256(lo, hi) _mm256_and_si256(_mm256_cmpgt_epi8(x, _mm256_set1_epi8((lo) - 1)), \
+									   _mm256_cmpgt_epi8(_mm256_set1_epi8((hi) + 1), x))
+	return _mm256_or_si256(_mm256_or_si256(IN256('A', 'Z'), IN256('a', 'z')),
+						   _mm256_or_si256(IN256('/', '9'), _mm256_cmpeq_epi8(x, _mm256_set1_epi8('+'))));
+#undef IN256
+}
+
+static inline __m128i
+cv_b64_in_alphabet_128(__m128i x)
+{
+#define IN128(lo, hi) _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8((lo) - 1)), \
+									_mm_cmplt_epi8(x, _mm_set1_epi8((hi) + 1)))
+	return _mm_or_si128(_mm_or_si128(IN128('A', 'Z'), IN128('a', 'z')),
+						_mm_or_si128(IN128('/', '9'), _mm_cmpeq_epi8(x, _mm_set1_epi8('+'))));
+#undef IN128
+}
+
+/*
+ * Whether len >= 32 characters are all of the alphabet, thirty-two a step;
+ * the last step ends at len (it may test again characters already tested).
+ */
+__attribute__((target("avx2")))
+static bool
+cv_base64_alphabet_avx2(const char *s, size_t len)
+{
+	__m256i		ok = _mm256_set1_epi8(-1);
+	size_t		i;
+
+	for (i = 0; i + 32 < len; i += 32)
+		ok = _mm256_and_si256(ok, cv_b64_in_alphabet_256(_mm256_loadu_si256((const __m256i *) (s + i))));
+	ok = _mm256_and_si256(ok, cv_b64_in_alphabet_256(_mm256_loadu_si256((const __m256i *) (s + len - 32))));
+	return (uint32_t) _mm256_movemask_epi8(ok) == 0xFFFFFFFFu;
+}
+
+/* the same for len >= 16, sixteen a step (SSE2, always there on x86-64) */
+static bool
+cv_base64_alphabet_sse2(const char *s, size_t len)
+{
+	__m128i		ok = _mm_set1_epi8(-1);
+	size_t		i;
+
+	for (i = 0; i + 16 < len; i += 16)
+		ok = _mm_and_si128(ok, cv_b64_in_alphabet_128(_mm_loadu_si128((const __m128i *) (s + i))));
+	ok = _mm_and_si128(ok, cv_b64_in_alphabet_128(_mm_loadu_si128((const __m128i *) (s + len - 16))));
+	return _mm_movemask_epi8(ok) == 0xFFFF;
+}
+#endif
+
 /*
  * Whether len characters are all of the base64 alphabet (A-Z a-z 0-9 + /),
- * eight at a time: no branch and no table look-up per character (this runs
+ * many at a time: no branch and no table look-up per character (this runs
  * in the cv_sealed CHECK of every protected value written).
  */
 static bool
@@ -388,27 +476,10 @@ cv_base64_alphabet_only(const char *s, size_t len)
 	size_t		i = 0;
 
 #ifdef CV_B64_X86
-	{
-		/* sixteen at a time; signed bytes, so 0x80-0xFF are below every range */
-		__m128i		ok = _mm_set1_epi8(-1);
-
-		for (; i + 16 <= len; i += 16)
-		{
-			__m128i		x = _mm_loadu_si128((const __m128i *) (s + i));
-			__m128i		in;
-
-			in = _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('A' - 1)),
-							   _mm_cmplt_epi8(x, _mm_set1_epi8('Z' + 1)));
-			in = _mm_or_si128(in, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('a' - 1)),
-												_mm_cmplt_epi8(x, _mm_set1_epi8('z' + 1))));
-			in = _mm_or_si128(in, _mm_and_si128(_mm_cmpgt_epi8(x, _mm_set1_epi8('/' - 1)),
-												_mm_cmplt_epi8(x, _mm_set1_epi8('9' + 1))));
-			in = _mm_or_si128(in, _mm_cmpeq_epi8(x, _mm_set1_epi8('+')));
-			ok = _mm_and_si128(ok, in);
-		}
-		if (_mm_movemask_epi8(ok) != 0xFFFF)
-			return false;
-	}
+	if (len >= 32 && cv_b64_have_avx2())
+		return cv_base64_alphabet_avx2(s, len);
+	if (len >= 16)
+		return cv_base64_alphabet_sse2(s, len);
 #endif
 	for (; i + 8 <= len; i += 8)
 	{
@@ -431,42 +502,56 @@ cv_base64_alphabet_only(const char *s, size_t len)
 /*
  * Validate the text form of an envelope without allocating: the prefix,
  * canonical base64 throughout, the length, and the header fields.  Accepts
- * exactly what cv_envelope_from_text + cv_envelope_parse accept.
+ * exactly what cv_envelope_from_text + cv_envelope_parse accept, and gives
+ * the same error as they would.  (This runs in the cv_sealed CHECK of every
+ * protected value written: nothing is decoded but the header.)
  */
 CvEnvError
 cv_envelope_text_check(const char *src, size_t len, int expected_type)
 {
-	const char *b64;
+	const unsigned char *b64;
 	size_t		n,
 				pad = 0;
 	uint8_t		head[9];
-	CvEnvelope	env;
-	uint8_t		buf[CV_ENV_OVERHEAD];
+	int			v[12];
+	int			k;
 
 	if (len < CV_ENV_TEXT_PREFIX_LEN ||
 		memcmp(src, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) != 0)
 		return CV_ENV_BAD_PREFIX;
-	b64 = src + CV_ENV_TEXT_PREFIX_LEN;
+	b64 = (const unsigned char *) src + CV_ENV_TEXT_PREFIX_LEN;
 	n = len - CV_ENV_TEXT_PREFIX_LEN;
 	if (n % 4 != 0)
 		return CV_ENV_BAD_BASE64;
 	if (n >= 1 && b64[n - 1] == '=')
 		pad = (n >= 2 && b64[n - 2] == '=') ? 2 : 1;
-	if (!cv_base64_alphabet_only(b64, n - pad))
+	/*
+	 * Every character but the trailing '=' is of the alphabet, so '=' can
+	 * only end the last group ("xx==" or "xxx="): what is left of a canonical
+	 * decoding is that the bits the padding leaves unused are zero.
+	 */
+	if (!cv_base64_alphabet_only((const char *) b64, n - pad))
 		return CV_ENV_BAD_BASE64;
-	/* the last group decodes canonically (unused bits zero) */
-	if (n > 0 && cv_base64_decode(b64 + n - 4, 4, head) < 0)
+	if ((pad == 2 && (b64_reverse[b64[n - 3]] & 15) != 0) ||
+		(pad == 1 && (b64_reverse[b64[n - 2]] & 3) != 0))
 		return CV_ENV_BAD_BASE64;
 	if ((n / 4) * 3 - pad < CV_ENV_OVERHEAD)
 		return CV_ENV_TOO_SHORT;
 	if ((n / 4) * 3 - pad - CV_ENV_OVERHEAD > CV_MAX_PLAINTEXT)
 		return CV_ENV_TOO_LONG;
-	/* the header: decode the first 12 characters (9 bytes) and parse them */
-	if (cv_base64_decode(b64, 12, head) != 9)
-		return CV_ENV_BAD_BASE64;
-	memset(buf, 0, sizeof(buf));
-	memcpy(buf, head, CV_ENV_HEADER_LEN);
-	return cv_envelope_parse(buf, sizeof(buf), expected_type, &env);
+	/* the header: the first 12 characters (all of the alphabet: n >= 48) */
+	for (k = 0; k < 12; k++)
+		v[k] = b64_reverse[b64[k]];
+	for (k = 0; k < 3; k++)
+	{
+		uint32_t	w = ((uint32_t) v[4 * k] << 18) | ((uint32_t) v[4 * k + 1] << 12) |
+			((uint32_t) v[4 * k + 2] << 6) | (uint32_t) v[4 * k + 3];
+
+		head[3 * k] = (uint8_t) (w >> 16);
+		head[3 * k + 1] = (uint8_t) (w >> 8);
+		head[3 * k + 2] = (uint8_t) w;
+	}
+	return cv_envelope_header_check(head, expected_type);
 }
 
 /*

@@ -488,6 +488,8 @@ cv_protect_blind_index(CvProtectState *st, const char *pt, size_t ptlen)
  */
 #define CV_PROTECT_TABLE_MARK	"cv_protect_table"
 #define CV_PROTECT_GROUP		6
+/* the per-table trigger's buffer for the text envelopes of a row */
+#define CV_PROTECT_OUTBUF		8192
 
 /* one protected column of a per-table trigger */
 typedef struct CvProtectCol
@@ -525,6 +527,9 @@ typedef struct CvProtectTable
 	StringInfoData oldaad;		/* the same in the old row (UPDATE) */
 	uint8	   *sealbuf;		/* binary envelope being sealed */
 	size_t		sealcap;
+	StringInfoData ctxtext;		/* the new row's context text (ctx_done's) */
+	char	   *outbuf;			/* the text envelopes of the row at hand */
+	size_t		outused;
 	MemoryContext mcxt;			/* where this state lives (the call site's) */
 	CvProtectCol cols[FLEXIBLE_ARRAY_MEMBER];
 } CvProtectTable;
@@ -663,6 +668,8 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 		st->oldnulls = palloc(st->natts * sizeof(bool));
 		initStringInfo(&st->aad);
 		initStringInfo(&st->oldaad);
+		initStringInfo(&st->ctxtext);
+		st->outbuf = palloc(CV_PROTECT_OUTBUF);
 		st->tgoid = tg->tgoid;
 		st->relid = RelationGetRelid(rel);
 		st->mcxt = fcinfo->flinfo->fn_mcxt;
@@ -701,6 +708,31 @@ cv_protect_table_keys(CvProtectTable *st)
 	}
 }
 
+/*
+ * The new row's context of a protected value into st->aad: binding ||
+ * context value text, the text made once per row and context column
+ * (*ctx_done: the context column whose text st->ctxtext holds, 0 none yet).
+ * No protected or blind index column is a context column, so sealing the
+ * row's values does not change it.
+ */
+static void
+cv_protect_table_new_aad(CvProtectTable *st, CvProtectCol *c, Relation rel, int *ctx_done)
+{
+	resetStringInfo(&st->aad);
+	appendBinaryStringInfo(&st->aad, c->binding, c->binding_len);
+	if (c->ctx_attnum == 0)
+		return;
+	if (*ctx_done != c->ctx_attnum)
+	{
+		if (st->nulls[c->ctx_attnum - 1])
+			cv_protect_null_context(rel, c->ctx_attnum);
+		resetStringInfo(&st->ctxtext);
+		CvAppendRowContext(&st->ctxtext, c->ctx_type, st->values[c->ctx_attnum - 1]);
+		*ctx_done = c->ctx_attnum;
+	}
+	appendBinaryStringInfo(&st->aad, st->ctxtext.data, st->ctxtext.len);
+}
+
 /* the row context of a protected value into buf: binding || context value text */
 static void
 cv_protect_table_aad(CvProtectCol *c, Relation rel, StringInfo buf, Datum ctxval, bool ctxnull)
@@ -736,7 +768,20 @@ cv_protect_table_seal(CvProtectTable *st, CvProtectCol *c, const char *pt, size_
 		st->sealcap = cap;
 	}
 	CvSealInto(c->key, CV_ENV_TYPE_TEXT, pt, ptlen, st->aad.data, st->aad.len, st->sealbuf);
-	res = palloc(VARHDRSZ + cv_envelope_text_len(len));
+
+	/*
+	 * The text goes into the statement's row buffer while it has room (it
+	 * only has to live until the row is re-formed, before the next row),
+	 * else into memory of its own.
+	 */
+	n = MAXALIGN(VARHDRSZ + cv_envelope_text_len(len));
+	if (n <= CV_PROTECT_OUTBUF - st->outused)
+	{
+		res = (text *) (st->outbuf + st->outused);
+		st->outused += n;
+	}
+	else
+		res = palloc(n);
 	n = cv_envelope_to_text(st->sealbuf, len, VARDATA(res));
 	SET_VARSIZE(res, VARHDRSZ + n);
 	return PointerGetDatum(res);
@@ -778,6 +823,7 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 	HeapTuple	oldtup = NULL;
 	HeapTuple	res;
 	bool		changed = false;
+	int			ctx_done = 0;
 	int			i;
 
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
@@ -823,6 +869,7 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 		}
 	}
 	cv_protect_table_keys(st);
+	st->outused = 0;
 
 	for (i = 0; i < st->ncols; i++)
 	{
@@ -846,9 +893,7 @@ cv_protect_table_trigger(FunctionCallInfo fcinfo, TriggerData *td)
 			}
 			continue;
 		}
-		cv_protect_table_aad(c, rel, &st->aad,
-							 c->ctx_attnum ? st->values[c->ctx_attnum - 1] : (Datum) 0,
-							 c->ctx_attnum ? st->nulls[c->ctx_attnum - 1] : false);
+		cv_protect_table_new_aad(st, c, rel, &ctx_done);
 		t = DatumGetTextPP(st->values[a]);
 
 		if (oldtup != NULL)
