@@ -143,13 +143,6 @@ cv_envelope_strerror(CvEnvError err)
 	return "The envelope is malformed.";
 }
 
-/* length of the base64 encoding of len bytes */
-size_t
-cv_base64_encoded_len(size_t len)
-{
-	return ((len + 2) / 3) * 4;
-}
-
 /* the two characters of every 12-bit value, filled on first use */
 static char b64_pairs[4096][2];
 static bool b64_pairs_ready = false;
@@ -355,13 +348,6 @@ cv_base64_decode(const char *src, size_t len, uint8_t *dst)
 	return (long) o;
 }
 
-/* length of the text form of a binary envelope of binlen bytes */
-size_t
-cv_envelope_text_len(size_t binlen)
-{
-	return CV_ENV_TEXT_PREFIX_LEN + cv_base64_encoded_len(binlen);
-}
-
 /* write the text form (no terminator); returns its length */
 size_t
 cv_envelope_to_text(const uint8_t *bin, size_t binlen, char *dst)
@@ -512,9 +498,8 @@ cv_envelope_text_check(const char *src, size_t len, int expected_type)
 	const unsigned char *b64;
 	size_t		n,
 				pad = 0;
-	uint8_t		head[9];
-	int			v[12];
-	int			k;
+	uint8_t		head[CV_ENV_HEADER_LEN];
+	uint32_t	w;
 
 	if (len < CV_ENV_TEXT_PREFIX_LEN ||
 		memcmp(src, CV_ENV_TEXT_PREFIX, CV_ENV_TEXT_PREFIX_LEN) != 0)
@@ -539,38 +524,24 @@ cv_envelope_text_check(const char *src, size_t len, int expected_type)
 		return CV_ENV_TOO_SHORT;
 	if ((n / 4) * 3 - pad - CV_ENV_OVERHEAD > CV_MAX_PLAINTEXT)
 		return CV_ENV_TOO_LONG;
-	/* the header: the first 12 characters (all of the alphabet: n >= 48) */
-	for (k = 0; k < 12; k++)
-		v[k] = b64_reverse[b64[k]];
-	for (k = 0; k < 3; k++)
-	{
-		uint32_t	w = ((uint32_t) v[4 * k] << 18) | ((uint32_t) v[4 * k + 1] << 12) |
-			((uint32_t) v[4 * k + 2] << 6) | (uint32_t) v[4 * k + 3];
-
-		head[3 * k] = (uint8_t) (w >> 16);
-		head[3 * k + 1] = (uint8_t) (w >> 8);
-		head[3 * k + 2] = (uint8_t) w;
-	}
+	/*
+	 * The header: its 8 bytes are in the first 11 characters (all of the
+	 * alphabet, as n >= 48), three bytes to four characters.
+	 */
+#define B64V(k) ((uint32_t) b64_reverse[b64[k]])
+	w = (B64V(0) << 18) | (B64V(1) << 12) | (B64V(2) << 6) | B64V(3);
+	head[0] = (uint8_t) (w >> 16);
+	head[1] = (uint8_t) (w >> 8);
+	head[2] = (uint8_t) w;
+	w = (B64V(4) << 18) | (B64V(5) << 12) | (B64V(6) << 6) | B64V(7);
+	head[3] = (uint8_t) (w >> 16);
+	head[4] = (uint8_t) (w >> 8);
+	head[5] = (uint8_t) w;
+	w = (B64V(8) << 18) | (B64V(9) << 12) | (B64V(10) << 6);
+	head[6] = (uint8_t) (w >> 16);
+	head[7] = (uint8_t) (w >> 8);
+#undef B64V
 	return cv_envelope_header_check(head, expected_type);
-}
-
-/*
- * The length of the plaintext as sealed: pt_len itself without padding,
- * else the next multiple of pad_to that leaves room for the 0x80 marker.
- */
-size_t
-cv_padded_len(size_t pt_len, unsigned pad_to)
-{
-	if (pad_to == 0)
-		return pt_len;
-	return (pt_len / pad_to + 1) * pad_to;
-}
-
-/* the binary length of the envelope sealing pt_len bytes */
-size_t
-cv_envelope_sealed_len(size_t pt_len, unsigned pad_to)
-{
-	return CV_ENV_OVERHEAD + cv_padded_len(pt_len, pad_to);
 }
 
 /*

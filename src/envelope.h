@@ -93,24 +93,54 @@ extern CvEnvError cv_envelope_parse(const uint8_t *buf, size_t len, int expected
 extern void cv_envelope_write_header(uint8_t *buf, int type, int flags, uint32_t key_id);
 extern const char *cv_envelope_strerror(CvEnvError err);
 
-extern size_t cv_base64_encoded_len(size_t len);
+/* length of the base64 encoding of len bytes */
+static inline size_t
+cv_base64_encoded_len(size_t len)
+{
+	return ((len + 2) / 3) * 4;
+}
+
 extern size_t cv_base64_encode(const uint8_t *src, size_t len, char *dst);
 extern size_t cv_base64_max_decoded_len(size_t len);
 extern long cv_base64_decode(const char *src, size_t len, uint8_t *dst);
 
-extern size_t cv_envelope_text_len(size_t binlen);
+/* length of the text form of a binary envelope of binlen bytes */
+static inline size_t
+cv_envelope_text_len(size_t binlen)
+{
+	return CV_ENV_TEXT_PREFIX_LEN + cv_base64_encoded_len(binlen);
+}
+
 extern size_t cv_envelope_to_text(const uint8_t *bin, size_t binlen, char *dst);
 extern CvEnvError cv_envelope_text_check(const char *src, size_t len, int expected_type);
 extern CvEnvError cv_envelope_from_text(const char *src, size_t len, uint8_t *dst,
 										size_t *dstlen);
 
 /*
+ * The length of the plaintext as sealed: pt_len itself without padding,
+ * else the next multiple of pad_to that leaves room for the 0x80 marker.
+ */
+static inline size_t
+cv_padded_len(size_t pt_len, unsigned pad_to)
+{
+	if (pad_to == 0)
+		return pt_len;
+	return (pt_len / pad_to + 1) * pad_to;
+}
+
+/* the binary length of the envelope sealing pt_len bytes */
+static inline size_t
+cv_envelope_sealed_len(size_t pt_len, unsigned pad_to)
+{
+	return CV_ENV_OVERHEAD + cv_padded_len(pt_len, pad_to);
+}
+
+/*
  * Sealing and opening whole envelopes with a given key (no key lookup, no
  * server calls).  ctx NULL = no context (the context flag clear); pad_to 0 =
  * no padding.
  */
-extern size_t cv_padded_len(size_t pt_len, unsigned pad_to);
-extern size_t cv_envelope_sealed_len(size_t pt_len, unsigned pad_to);
+
 extern bool cv_envelope_seal(CvAead *aead, uint8_t *out, int type, uint32_t key_id,
 							 const uint8_t nonce[CV_NONCE_LEN],
 							 const uint8_t *ctx, size_t ctx_len,

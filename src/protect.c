@@ -718,19 +718,28 @@ cv_protect_table_keys(CvProtectTable *st)
 static void
 cv_protect_table_new_aad(CvProtectTable *st, CvProtectCol *c, Relation rel, int *ctx_done)
 {
+	StringInfo	ctx = &st->ctxtext;
+
 	resetStringInfo(&st->aad);
-	appendBinaryStringInfo(&st->aad, c->binding, c->binding_len);
 	if (c->ctx_attnum == 0)
+	{
+		appendBinaryStringInfo(&st->aad, c->binding, c->binding_len);
 		return;
+	}
 	if (*ctx_done != c->ctx_attnum)
 	{
 		if (st->nulls[c->ctx_attnum - 1])
 			cv_protect_null_context(rel, c->ctx_attnum);
-		resetStringInfo(&st->ctxtext);
-		CvAppendRowContext(&st->ctxtext, c->ctx_type, st->values[c->ctx_attnum - 1]);
+		resetStringInfo(ctx);
+		CvAppendRowContext(ctx, c->ctx_type, st->values[c->ctx_attnum - 1]);
 		*ctx_done = c->ctx_attnum;
 	}
-	appendBinaryStringInfo(&st->aad, st->ctxtext.data, st->ctxtext.len);
+	/* (one enlargement for both parts) */
+	enlargeStringInfo(&st->aad, c->binding_len + ctx->len);
+	memcpy(st->aad.data, c->binding, c->binding_len);
+	memcpy(st->aad.data + c->binding_len, ctx->data, ctx->len);
+	st->aad.len = c->binding_len + ctx->len;
+	st->aad.data[st->aad.len] = '\0';
 }
 
 /* the row context of a protected value into buf: binding || context value text */
