@@ -149,6 +149,18 @@ static bool b64_pairs_ready = false;
 
 #ifdef CV_B64_X86
 static bool b64_ssse3 = false;
+static bool b64_avx2 = false;
+
+/* whether the CPU has AVX2 (asked once) */
+static bool
+cv_b64_have_avx2(void)
+{
+	static int	have = -1;
+
+	if (have < 0)
+		have = __builtin_cpu_supports("avx2") ? 1 : 0;
+	return have == 1;
+}
 
 /*
  * Encode while at least 16 bytes can be read from src + i: each step takes
@@ -194,6 +206,52 @@ cv_base64_encode_ssse3(const uint8_t *src, size_t len, char *dst)
 	}
 	return i;
 }
+
+/*
+ * The same, 24 bytes to 32 characters a step, while at least 28 bytes can
+ * be read from src + i: each 128-bit lane takes one group of 12 bytes
+ * (loaded at i and i + 12) exactly as a step above does.
+ */
+__attribute__((target("avx2")))
+static size_t
+cv_base64_encode_avx2(const uint8_t *src, size_t len, char *dst)
+{
+	const __m256i order = _mm256_setr_epi8(1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10,
+										   1, 0, 2, 1, 4, 3, 5, 4, 7, 6, 8, 7, 10, 9, 11, 10);
+	const __m256i mask02 = _mm256_set1_epi32(0x0fc0fc00);
+	const __m256i mul02 = _mm256_set1_epi32(0x04000040);
+	const __m256i mask13 = _mm256_set1_epi32(0x003f03f0);
+	const __m256i mul13 = _mm256_set1_epi32(0x01000010);
+	const __m256i offsets = _mm256_setr_epi8('a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+											 '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+											 '+' - 62, '/' - 63, 'A', 0, 0,
+											 'a' - 26, '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+											 '0' - 52, '0' - 52, '0' - 52, '0' - 52, '0' - 52,
+											 '+' - 62, '/' - 63, 'A', 0, 0);
+	size_t		i = 0,
+				o = 0;
+
+	for (; i + 28 <= len; i += 24, o += 32)
+	{
+		__m256i		in = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *) (src + i))),
+												 _mm_loadu_si128((const __m128i *) (src + i + 12)), 1);
+		__m256i		idx02,
+					idx13,
+					idx,
+					cls;
+
+		in = _mm256_shuffle_epi8(in, order);
+		idx02 = _mm256_mulhi_epu16(_mm256_and_si256(in, mask02), mul02);
+		idx13 = _mm256_mullo_epi16(_mm256_and_si256(in, mask13), mul13);
+		idx = _mm256_or_si256(idx02, idx13);
+		cls = _mm256_subs_epu8(idx, _mm256_set1_epi8(51));
+		cls = _mm256_or_si256(cls, _mm256_and_si256(_mm256_cmpgt_epi8(_mm256_set1_epi8(26), idx),
+													_mm256_set1_epi8(13)));
+		_mm256_storeu_si256((__m256i *) (dst + o),
+							_mm256_add_epi8(idx, _mm256_shuffle_epi8(offsets, cls)));
+	}
+	return i;
+}
 #endif
 
 /* encode len bytes into dst (no terminator); returns the length written */
@@ -214,14 +272,22 @@ cv_base64_encode(const uint8_t *src, size_t len, char *dst)
 		}
 #ifdef CV_B64_X86
 		b64_ssse3 = __builtin_cpu_supports("ssse3");
+		b64_avx2 = b64_ssse3 && cv_b64_have_avx2();
 #endif
 		b64_pairs_ready = true;
 	}
 #ifdef CV_B64_X86
-	if (b64_ssse3 && len >= 16)
+	if (b64_avx2 && len >= 28)
 	{
-		i = cv_base64_encode_ssse3(src, len, dst);
+		i = cv_base64_encode_avx2(src, len, dst);
 		o = (i / 3) * 4;
+	}
+	if (b64_ssse3 && len - i >= 16)
+	{
+		size_t		k = cv_base64_encode_ssse3(src + i, len - i, dst + o);
+
+		i += k;
+		o += (k / 3) * 4;
 	}
 #endif
 	/* 6 bytes -> 8 characters, four table look-ups of two characters each */
@@ -383,17 +449,6 @@ cv_envelope_from_text(const char *src, size_t len, uint8_t *dst, size_t *dstlen)
 	(((x) + CV_SWAR_ONES * (0x80 - (lo))) & ~((x) + CV_SWAR_ONES * (0x7F - (hi))) & CV_SWAR_HIGH)
 
 #ifdef CV_B64_X86
-/* whether the CPU has AVX2 (asked once) */
-static bool
-cv_b64_have_avx2(void)
-{
-	static int	have = -1;
-
-	if (have < 0)
-		have = __builtin_cpu_supports("avx2") ? 1 : 0;
-	return have == 1;
-}
-
 /*
  * The bytes of x that are of the base64 alphabet (0xFF) or not (0x00);
  * signed compares, so 0x80-0xFF are below every range.
