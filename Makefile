@@ -113,7 +113,7 @@ endif
 
 EXTRA_CLEAN = results regression.diffs regression.out test/bench/results/*.tmp \
               test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard \
-              test/unit/gcm_provider_choice test/unit/twogcm_prov.so
+              test/unit/b64_guard_noavx2 test/unit/b64_guard_portable test/unit/gcm_provider_choice test/unit/twogcm_prov.so
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -145,8 +145,17 @@ test/unit/test_core_san: $(UNIT_DEPS)
 
 # the base64 code with guard pages after its source and destination (an
 # over-read or over-write faults), against plain references (session 26's review)
-test/unit/b64_guard: test/unit/b64_guard.c test/unit/b64_ref.h src/envelope.c src/envelope.h src/crypto.c src/crypto.h
+B64_GUARD_DEPS = test/unit/b64_guard.c test/unit/b64_ref.h src/envelope.c src/envelope.h src/crypto.c src/crypto.h
+test/unit/b64_guard: $(B64_GUARD_DEPS)
 	$(UNIT_CC) -std=gnu99 -O2 -Isrc -Itest/unit -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
+
+# the same where the CPU is said to lack AVX2 (the SSE2 path at every length
+# from 16), and the portable code (REV28)
+test/unit/b64_guard_noavx2: $(B64_GUARD_DEPS)
+	$(UNIT_CC) -std=gnu99 -O2 -DB64_GUARD_NO_AVX2 -Isrc -Itest/unit -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
+
+test/unit/b64_guard_portable: $(B64_GUARD_DEPS)
+	$(UNIT_CC) -std=gnu99 -O2 -DCV_B64_PORTABLE -Isrc -Itest/unit -o $@ test/unit/b64_guard.c src/crypto.c -lcrypto
 
 # the AES-256-GCM implementation crypto.c seals with is the one EVP selects by
 # properties: a test provider registering it twice (fips=no, then fips=yes)
@@ -163,9 +172,11 @@ test/unit/test_core_portable: $(UNIT_DEPS)
 
 .PHONY: test test-all test-citus bench-citus demo bench unit deb dist test-packages
 unit: test/unit/test_core test/unit/test_core_san test/unit/test_core_portable test/unit/b64_guard \
-      test/unit/gcm_provider_choice test/unit/twogcm_prov.so
+      test/unit/b64_guard_noavx2 test/unit/b64_guard_portable test/unit/gcm_provider_choice test/unit/twogcm_prov.so
 	test/unit/test_core
 	test/unit/b64_guard
+	test/unit/b64_guard_noavx2
+	test/unit/b64_guard_portable
 	test/unit/gcm_provider_choice $(CURDIR)/test/unit/twogcm_prov.so
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_san
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 test/unit/test_core_portable

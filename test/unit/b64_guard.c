@@ -4,9 +4,28 @@
  * Built and run by `make unit` (test/unit/b64_guard); by hand, from the repository root:
  *   gcc -std=gnu99 -O2 -Isrc -o /tmp/b64_guard test/unit/b64_guard.c src/crypto.c -lcrypto
  *   /tmp/b64_guard
- * (-DCV_B64_PORTABLE for the portable code, -fsanitize=address,undefined too)
+ * (-DCV_B64_PORTABLE for the portable code, -DB64_GUARD_NO_AVX2 for the x86 code
+ * without AVX2, -fsanitize=address,undefined too)
  */
+#ifdef B64_GUARD_NO_AVX2
+/*
+ * The build where the CPU is said to lack AVX2 (REV28): the alphabet check
+ * then takes its SSE2 path at every length from 16, which a machine with
+ * AVX2 otherwise never runs past 31 characters.
+ */
+static int
+b64_guard_cpu(const char *feature)
+{
+	if (__builtin_strcmp(feature, "avx2") == 0)
+		return 0;
+	if (__builtin_strcmp(feature, "ssse3") == 0)
+		return __builtin_cpu_supports("ssse3");
+	__builtin_abort();			/* envelope.c asks for nothing else */
+}
+#define __builtin_cpu_supports(f) b64_guard_cpu(f)
+#endif
 #include "envelope.c"
+#undef __builtin_cpu_supports
 #include "b64_ref.h"
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,13 +50,76 @@ static uint8_t *guarded(size_t size, uint8_t **end)
 	return p;
 }
 
+/* a page-aligned region after an inaccessible guard page (an under-read faults) */
+static uint8_t *guarded_front(size_t size)
+{
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t n = ((size + pg - 1) / pg + 1) * pg;
+	uint8_t *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	mprotect(p, pg, PROT_NONE);
+	return p + pg;
+}
+
+/*
+ * REV28: cv_envelope_text_check against cv_envelope_from_text +
+ * cv_envelope_parse on one text, placed against the guard page after it and
+ * the one before it, for every expected type: the same verdict and reason.
+ */
+static uint8_t *tcEnd, *tcStart;
+static long tc_checks = 0, tc_accepted = 0;
+static void text_check_same(const char *txt, size_t tl)
+{
+	static uint8_t dec[1000];
+	for (int where = 0; where < 2; where++)
+	{
+		char *s = where ? (char *) tcStart : (char *) tcEnd - tl;
+		memcpy(s, txt, tl);
+		for (int ty = 0; ty <= 2; ty++)
+		{
+			size_t dl;
+			CvEnvError e1 = cv_envelope_text_check(s, tl, ty);
+			CvEnvError e2 = cv_envelope_from_text(s, tl, dec, &dl);
+			if (e2 == CV_ENV_OK)
+			{
+				CvEnvelope env;
+				e2 = cv_envelope_parse(dec, dl, ty, &env);
+			}
+			tc_checks++;
+			tc_accepted += e1 == CV_ENV_OK;
+			if (e1 != e2)
+				FAIL("text_check %d vs decode %d (len %zu type %d) '%.*s'", e1, e2, tl, ty, (int) tl, s);
+		}
+	}
+}
+
 int main(void)
 {
 	uint8_t *sEnd, *dEnd;
 	guarded(4096, &sEnd);
 	guarded(4096, &dEnd);
+	guarded(4096, &tcEnd);
+	uint8_t *sStart = guarded_front(4096);
+	tcStart = guarded_front(4096);
 	size_t len, p, k;
 	int b, round;
+
+#ifdef CV_B64_X86
+	printf("avx2 path in use: %d\n", (int) cv_b64_have_avx2());
+#endif
+	/* alphabet check on strings starting right after a guard page (no load before s) */
+	for (len = 0; len <= 200; len++)
+	{
+		char *s = (char *) sStart;
+		for (k = 0; k < len; k++) s[k] = abc[rnd() % 64];
+		if (!cv_base64_alphabet_only(s, len)) FAIL("valid string of %zu refused (front)", len);
+		for (p = 0; p < len; p++)
+		{
+			char save = s[p];
+			s[p] = (char) (rnd() % 2 ? '=' : 0x80 + rnd() % 128);
+			if (cv_base64_alphabet_only(s, len)) FAIL("alphabet_only (front) len %zu pos %zu accepted", len, p);
+			s[p] = save;
+		}
+	}
 
 	/* alphabet check: one substituted byte at every position, every value, strings ending at the guard page and at every alignment */
 	for (len = 0; len <= 100; len++)
@@ -157,6 +239,74 @@ int main(void)
 				if (e1 != e2) FAIL("text_check %d vs decode %d (len %zu type %d) '%.*s'", e1, e2, tl, ty, (int) tl, txt);
 			}
 		}
+	}
+	/*
+	 * REV28: short texts (0..64 characters after the prefix) of the alphabet,
+	 * '=' and bytes outside it, with every padding form ("=", "==", "===",
+	 * "=" before the last character) and often a header of valid or nearly
+	 * valid fields; and real envelopes of every length 0..300 bytes with '='
+	 * or another character anywhere, the last group made non-canonical, or cut
+	 */
+	{
+		static const unsigned char odd[] = {'=', 0, 0x80, 0xff, 0x7f, '.', '-', '_', ' ', '\n', 0xc3, '*', ',', ':', '@', '[', '`', '{', 0xab, 0xe1};
+		char txt[800];
+		uint8_t bin[400];
+		long it;
+		size_t n;
+
+		for (it = 0; it < 200000; it++)
+		{
+			int mode = rnd() % 3, tail = rnd() % 6;
+
+			n = rnd() % 65;
+			memcpy(txt, "cv1$", 4);
+			for (k = 0; k < n; k++)
+				txt[4 + k] = (mode == 0 || rnd() % 8) ? abc[rnd() % 64] : (char) odd[rnd() % sizeof(odd)];
+			if (n >= 12 && rnd() % 2)
+			{
+				uint8_t h[9];
+				cv_envelope_write_header(h, rnd() % 4, rnd() % 3 == 0 ? rnd() % 8 : CV_ENV_FLAG_CONTEXT,
+										 rnd() % 3 == 0 ? rnd() : 1 + rnd() % 5);
+				if (rnd() % 4 == 0) h[3] = (uint8_t) rnd();
+				if (rnd() % 4 == 0) h[0] = rnd() % 3;
+				h[8] = (uint8_t) rnd();
+				cv_base64_encode(h, 9, txt + 4);
+			}
+			if (n >= 1 && tail == 1) txt[4 + n - 1] = '=';
+			if (n >= 2 && tail == 2) { txt[4 + n - 1] = '='; txt[4 + n - 2] = '='; }
+			if (n >= 3 && tail == 3) { txt[4 + n - 1] = '='; txt[4 + n - 2] = '='; txt[4 + n - 3] = '='; }
+			if (n >= 2 && tail == 4) txt[4 + n - 2] = '=';
+			text_check_same(txt, 4 + n);
+			if (it % 64 == 0)
+			{
+				txt[rnd() % 4] ^= (char) (1 << (rnd() % 8));
+				text_check_same(txt, 4 + n);
+				text_check_same(txt, rnd() % 4);
+			}
+		}
+		for (it = 0; it < 100000; it++)
+		{
+			size_t bl = (size_t) (it % 301), tl;
+			int m = rnd() % 4;
+
+			for (k = 0; k < bl; k++) bin[k] = (uint8_t) rnd();
+			if (bl >= 8 && rnd() % 4)
+				cv_envelope_write_header(bin, 1 + rnd() % 2, rnd() % 4, 1 + rnd() % 100000);
+			tl = cv_envelope_to_text(bin, bl, txt);
+			for (int j = 0; j < m && tl > 4; j++)
+			{
+				int op = rnd() % 5;
+				size_t at = 4 + rnd() % (tl - 4);
+				if (op == 0) txt[at] = '=';
+				else if (op == 1) txt[at] = abc[rnd() % 64];
+				else if (op == 2) txt[at] = (char) odd[rnd() % sizeof(odd)];
+				else if (op == 3) txt[tl - 1 - rnd() % 3] = abc[rnd() % 64];
+				else tl -= rnd() % 2 ? 4 : 1;
+			}
+			text_check_same(txt, tl);
+		}
+		printf("text_check: %ld comparisons, %ld accepted\n", tc_checks, tc_accepted);
+		if (tc_accepted < tc_checks / 20) FAIL("too few accepted texts: %ld", tc_accepted);
 	}
 	printf("%d failures\n", fails);
 	return fails != 0;
