@@ -91,6 +91,8 @@ REGRESS += review24_operator
 REGRESS += review24_lookup_path
 # session 26's review: the x86 vector base64 against PostgreSQL's own and a reference is_sealed
 REGRESS += rev26_b64
+# session 28's review: the per-table trigger's row buffer and context text; is_sealed against the type's input
+REGRESS += rev28_outbuf rev28_textcheck
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
 ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval grant_purpose_sessions rev26_import_inval
