@@ -220,6 +220,32 @@ BEGIN
 END $$;
 SELECT * FROM rv28.pverify('copy routed');
 
+-- MERGE: matched rows updated (new plaintexts, a new context), others inserted
+MERGE INTO rv28.w w
+USING (SELECT g FROM generate_series(5030, 5060) g) s ON w.id = s.g
+WHEN MATCHED AND s.g % 2 = 0 THEN
+  UPDATE SET id = s.g + 20000, a = rv28.pt(w.n, 1), e = rv28.pt(w.n, 5), addr = '10.11.0.1'
+WHEN MATCHED THEN
+  UPDATE SET u = md5('m' || s.g)::uuid, num = NULL, d = NULL
+WHEN NOT MATCHED THEN
+  INSERT (id, n, u, num, addr, a, b, c, d, e)
+  VALUES (s.g, s.g, md5(s.g::text)::uuid, s.g, '10.12.0.1', rv28.pt(s.g, 1), rv28.pt(s.g, 2), rv28.pt(s.g, 3),
+          rv28.pt(s.g, 4), rv28.pt(s.g, 5));
+SELECT * FROM rv28.verify('merge');
+
+-- a foreign key's ON UPDATE CASCADE changes the context column of many rows
+-- at once (the referential action's own statement re-binds them)
+CREATE TABLE rv28.par (id int PRIMARY KEY);
+CREATE TABLE rv28.ch (id int PRIMARY KEY, pid int NOT NULL REFERENCES rv28.par ON UPDATE CASCADE, v text, x text);
+SELECT customer_vault.protect_column('rv28.ch', 'v', 'rv28_key', 'pid') IS NOT NULL AS pv;
+SELECT customer_vault.protect_column('rv28.ch', 'x', 'rv28_key2', 'pid') IS NOT NULL AS px;
+INSERT INTO rv28.par SELECT generate_series(1, 5);
+INSERT INTO rv28.ch SELECT g, 1 + g % 5, rv28.pt(g, 1), rv28.pt(g, 2) FROM generate_series(1, 40) g;
+UPDATE rv28.par SET id = id + 100;
+SELECT count(*) AS rows, count(*) FILTER (WHERE pid <= 100) AS not_cascaded,
+       count(*) FILTER (WHERE v.v IS DISTINCT FROM rv28.pt(v.id, 1) OR v.x IS DISTINCT FROM rv28.pt(v.id, 2)) AS wrong
+  FROM rv28.ch_decrypted v;
+
 SET client_min_messages = warning;
 DROP SCHEMA rv28 CASCADE;
 RESET client_min_messages;
