@@ -246,6 +246,29 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE pid <= 100) AS not_cascaded,
        count(*) FILTER (WHERE v.v IS DISTINCT FROM rv28.pt(v.id, 1) OR v.x IS DISTINCT FROM rv28.pt(v.id, 2)) AS wrong
   FROM rv28.ch_decrypted v;
 
+-- 1,500 random rows of six protected columns over two context columns, values
+-- of sizes that exactly fill the buffer (6,102 characters: 8,192 bytes sealed),
+-- miss it by one either way, or are NULL; then contexts changed at random
+SELECT setseed(0.28) IS NULL AS seeded;
+CREATE TABLE rv28.rsrc AS
+  SELECT g AS id, k, CASE WHEN random() < 0.1 THEN NULL
+                          ELSE left(md5(g::text || k) || repeat(chr(65 + (g + k) % 26), 7000),
+                                    (ARRAY[0, 1, 6102, 6101, 6103, 3000, 3047, 2000, 100, 6999, 4090])[1 + floor(random() * 11)::int]) END AS v
+    FROM generate_series(1, 1500) g, generate_series(1, 6) k;
+CREATE TABLE rv28.r (id int PRIMARY KEY, c2 text NOT NULL, v1 text, v2 text, v3 text, v4 text, v5 text, v6 text);
+SELECT customer_vault.protect_column('rv28.r', 'v' || k, 'rv28_key', CASE WHEN k % 2 = 0 THEN 'id' ELSE 'c2' END) IS NOT NULL AS protected FROM generate_series(1, 6) k;
+INSERT INTO rv28.r SELECT id, 'c' || id, max(v) FILTER (WHERE k = 1), max(v) FILTER (WHERE k = 2), max(v) FILTER (WHERE k = 3),
+                        max(v) FILTER (WHERE k = 4), max(v) FILTER (WHERE k = 5), max(v) FILTER (WHERE k = 6)
+  FROM rv28.rsrc GROUP BY id;
+CREATE FUNCTION rv28.rwrong() RETURNS bigint LANGUAGE sql AS $$
+  SELECT count(*) FROM rv28.r_decrypted d JOIN rv28.rsrc s ON s.id = d.id % 100000
+   WHERE s.v IS DISTINCT FROM (ARRAY[d.v1, d.v2, d.v3, d.v4, d.v5, d.v6])[s.k] $$;
+SELECT rv28.rwrong() AS wrong_insert;
+UPDATE rv28.r SET c2 = c2 || 'x' WHERE id % 3 = 0;
+UPDATE rv28.r SET id = id + 100000 WHERE id % 5 = 0;
+UPDATE rv28.r SET c2 = c2 || 'y', id = id + 200000 WHERE id % 7 = 0;
+SELECT rv28.rwrong() AS wrong_update;
+
 SET client_min_messages = warning;
 DROP SCHEMA rv28 CASCADE;
 RESET client_min_messages;
