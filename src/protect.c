@@ -528,7 +528,8 @@ typedef struct CvProtectTable
 	uint8	   *sealbuf;		/* binary envelope being sealed */
 	size_t		sealcap;
 	StringInfoData ctxtext;		/* the new row's context text (ctx_done's) */
-	char	   *outbuf;			/* the text envelopes of the row at hand */
+	char	   *outbuf;			/* the text envelopes of the row at hand (made
+								 * on the first value sealed) */
 	size_t		outused;
 	MemoryContext mcxt;			/* where this state lives (the call site's) */
 	CvProtectCol cols[FLEXIBLE_ARRAY_MEMBER];
@@ -668,8 +669,6 @@ cv_protect_table_state(FunctionCallInfo fcinfo, TriggerData *td)
 		st->oldnulls = palloc(st->natts * sizeof(bool));
 		initStringInfo(&st->aad);
 		initStringInfo(&st->oldaad);
-		initStringInfo(&st->ctxtext);
-		st->outbuf = palloc(CV_PROTECT_OUTBUF);
 		st->tgoid = tg->tgoid;
 		st->relid = RelationGetRelid(rel);
 		st->mcxt = fcinfo->flinfo->fn_mcxt;
@@ -730,6 +729,17 @@ cv_protect_table_new_aad(CvProtectTable *st, CvProtectCol *c, Relation rel, int 
 	{
 		if (st->nulls[c->ctx_attnum - 1])
 			cv_protect_null_context(rel, c->ctx_attnum);
+		if (ctx->data == NULL)
+		{
+			/*
+			 * made on the first row that needs it: a state is made for
+			 * every partition a statement reaches
+			 */
+			MemoryContext old = MemoryContextSwitchTo(st->mcxt);
+
+			initStringInfo(ctx);
+			MemoryContextSwitchTo(old);
+		}
 		resetStringInfo(ctx);
 		CvAppendRowContext(ctx, c->ctx_type, st->values[c->ctx_attnum - 1]);
 		*ctx_done = c->ctx_attnum;
@@ -784,6 +794,8 @@ cv_protect_table_seal(CvProtectTable *st, CvProtectCol *c, const char *pt, size_
 	 * else into memory of its own.
 	 */
 	n = MAXALIGN(VARHDRSZ + cv_envelope_text_len(len));
+	if (st->outbuf == NULL)
+		st->outbuf = MemoryContextAlloc(st->mcxt, CV_PROTECT_OUTBUF);
 	if (n <= CV_PROTECT_OUTBUF - st->outused)
 	{
 		res = (text *) (st->outbuf + st->outused);
