@@ -705,13 +705,38 @@ cv_hkdf_sha256_ex(const uint8_t *salt, size_t salt_len,
 	return ok;
 }
 
-/* SHA-256 */
+/*
+ * SHA-256, with one digest fetched and one context made per process and
+ * reused: the one-shot EVP_Digest() fetches the algorithm by name and makes
+ * and frees a context on every call, most of its cost on the short inputs of
+ * the consent ledger (two hashes an entry).  The context holds no input
+ * after a hash (OpenSSL cleanses its block buffer when it finishes).
+ */
 bool
 cv_sha256(const uint8_t *msg, size_t len, uint8_t out[32])
 {
+	static const EVP_MD *md = NULL;
+	static EVP_MD_CTX *ctx = NULL;
 	unsigned int outl = 0;
 
-	return EVP_Digest(msg, len, out, &outl, EVP_sha256(), NULL) == 1 && outl == 32;
+	if (md == NULL)
+	{
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+		md = EVP_MD_fetch(NULL, "SHA256", NULL);
+#endif
+		if (md == NULL)
+			md = EVP_sha256();
+	}
+	if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+		return false;
+	if (EVP_DigestInit_ex(ctx, md, NULL) != 1 ||
+		EVP_DigestUpdate(ctx, msg, len) != 1 ||
+		EVP_DigestFinal_ex(ctx, out, &outl) != 1 || outl != 32)
+	{
+		EVP_MD_CTX_reset(ctx);
+		return false;
+	}
+	return true;
 }
 
 /* zero a buffer in a way the compiler cannot drop */

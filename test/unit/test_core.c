@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/opensslv.h>
 
 static int	failures = 0;
@@ -378,6 +379,56 @@ test_hkdf(void)
 		free(info);
 		free(okm);
 		free(out);
+	}
+}
+
+/*
+ * ---------- SHA-256 (FIPS 180-4 examples) ----------
+ * cv_sha256 reuses one context per process: the known answers, then
+ * 2,000 random inputs (0-700 bytes) against OpenSSL's one-shot EVP_Digest,
+ * each hashed twice with another input between.
+ */
+static void
+test_sha256(void)
+{
+	static const struct
+	{
+		const char *msg;
+		const char *hex;
+	}			kat[] = {
+		{"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+		{"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+		{"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+		"248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+	};
+	uint8_t		out[32],
+				again[32],
+				ref[32],
+				buf[700],
+				other[9] = "between!";
+	unsigned int reflen;
+	size_t		i,
+				n,
+				len;
+
+	for (i = 0; i < sizeof(kat) / sizeof(kat[0]); i++)
+	{
+		uint8_t    *want = unhex(kat[i].hex, &n);
+
+		CHECK(cv_sha256((const uint8_t *) kat[i].msg, strlen(kat[i].msg), out) &&
+			  n == 32 && memcmp(out, want, 32) == 0, "SHA-256 example %zu differs", i + 1);
+		free(want);
+	}
+	for (i = 0; i < 2000; i++)
+	{
+		len = rng() % sizeof(buf);
+		for (n = 0; n < len; n++)
+			buf[n] = (uint8_t) rng();
+		CHECK(EVP_Digest(buf, len, ref, &reflen, EVP_sha256(), NULL) == 1 && reflen == 32, "EVP_Digest");
+		CHECK(cv_sha256(buf, len, out) && memcmp(out, ref, 32) == 0, "cv_sha256 of %zu bytes differs", len);
+		CHECK(cv_sha256(other, sizeof(other), again), "cv_sha256 in between");
+		CHECK(cv_sha256(buf, len, again) && memcmp(again, ref, 32) == 0,
+			  "cv_sha256 of %zu bytes differs the second time", len);
 	}
 }
 
@@ -996,6 +1047,7 @@ main(int argc, char **argv)
 	test_gcm();
 	test_hkdf();
 	test_hmac();
+	test_sha256();
 	test_base64();
 	test_base64_long();
 	test_text_alphabet();
