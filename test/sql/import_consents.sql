@@ -339,6 +339,36 @@ SELECT indexdef LIKE '%USING hash (subject)%' AS hash_index FROM pg_indexes
  WHERE schemaname = 'customer_vault' AND indexname = 'consent_ledger_subject_idx';
 SELECT customer_vault.verify_ledger() AS broken_after_review2;
 
+-- ---------- the state takes each subject and purpose's newest row, in a batch and across batches ----------
+-- (new subjects are inserted plainly, known ones replace their row; 0.5.0's
+-- state write sorted every batch and inserted with ON CONFLICT)
+-- sp-1 in the first batch and again in the second (a later grant); sp-2 three
+-- times in the first batch at one time (the last row counts); sp-3 known
+-- before the import (an older grant, replaced), sp-4 known with a newer one (kept)
+SELECT customer_vault.grant_consent('sp-3', 'imp_news', '{"pre": 3}') > 0 AS sp3_granted;
+UPDATE customer_vault.consent_state SET granted_at = '2020-01-01 00:00:00+00' WHERE subject = 'sp-3';
+SELECT customer_vault.grant_consent('sp-4', 'imp_news', '{"pre": 4}') > 0 AS sp4_granted;
+SELECT count(*) AS entries_before FROM customer_vault.consent_ledger \gset
+SELECT customer_vault.import_consents($$
+    SELECT CASE g WHEN 1 THEN 'sp-1' WHEN 10001 THEN 'sp-1' WHEN 2 THEN 'sp-2' WHEN 3 THEN 'sp-2' WHEN 4 THEN 'sp-2'
+                  WHEN 5 THEN 'sp-3' WHEN 6 THEN 'sp-4' ELSE 'spx-' || g END AS subject,
+           'imp_news' AS purpose, jsonb_build_object('g', g) AS evidence,
+           CASE WHEN g = 10001 THEN timestamptz '2025-06-01 00:00:00+00'
+                WHEN g = 6 THEN timestamptz '2021-01-01 00:00:00+00'
+                ELSE timestamptz '2025-01-01 00:00:00+00' END AS granted_at,
+           CASE WHEN g IN (4, 5) THEN timestamptz '2099-01-01 00:00:00+00' END AS valid_until
+      FROM generate_series(1, 10002) g ORDER BY g$$) AS state_rows_written;
+SELECT s.subject, s.granted,
+       CASE WHEN s.granted_at > now() - interval '1 hour' THEN 'recent' ELSE s.granted_at::text END AS granted_at,
+       s.valid_until, l.evidence::text AS entry_evidence, l.action
+  FROM customer_vault.consent_state s JOIN customer_vault.consent_ledger_redacted l ON l.id = s.ledger_id
+ WHERE s.subject IN ('sp-1', 'sp-2', 'sp-3', 'sp-4') ORDER BY s.subject;
+SELECT count(*) AS spx_state, count(*) FILTER (WHERE l.evidence->>'g' = substr(s.subject, 5)) AS spx_own_entry
+  FROM customer_vault.consent_state s JOIN customer_vault.consent_ledger l ON l.id = s.ledger_id
+ WHERE s.subject LIKE 'spx-%';
+SELECT count(*) - :entries_before AS sp_entries FROM customer_vault.consent_ledger;
+SELECT customer_vault.verify_ledger() AS broken_after_state_rows;
+
 -- clean up (the ledger is append-only: its entries stay)
 DELETE FROM customer_vault.consent_state WHERE purpose LIKE 'imp\_%';
 DROP SCHEMA imp CASCADE;
