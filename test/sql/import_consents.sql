@@ -369,6 +369,45 @@ SELECT count(*) AS spx_state, count(*) FILTER (WHERE l.evidence->>'g' = substr(s
 SELECT count(*) - :entries_before AS sp_entries FROM customer_vault.consent_ledger;
 SELECT customer_vault.verify_ledger() AS broken_after_state_rows;
 
+-- ---------- REV29: each state row is its subject and purpose's last ledger entry ----------
+-- sq-1 has a state row without a grant or withdrawal time (both NULL, as a
+-- restore or a row written by hand leaves it): a row the state has, replaced
+-- (not inserted again, which would fail on the primary key); sq-2 known,
+-- older, and three times in one batch (twice at one time, then later): one
+-- row reaches the state, the newest; sq-3 withdrawn before the rows (granted
+-- again), sq-4 withdrawn after them (skipped, stays withdrawn); sq-5 new, its
+-- second row older than its first (skipped)
+SELECT customer_vault.grant_consent('sq-1', 'imp_news', '{"pre": 1}') > 0 AS sq1_granted;
+UPDATE customer_vault.consent_state SET granted_at = NULL, withdrawn_at = NULL
+ WHERE subject = 'sq-1' AND purpose = 'imp_news';
+SELECT customer_vault.grant_consent('sq-2', 'imp_news', '{"pre": 2}') > 0 AS sq2_granted;
+UPDATE customer_vault.consent_state SET granted_at = '2020-01-01 00:00:00+00'
+ WHERE subject = 'sq-2' AND purpose = 'imp_news';
+SELECT customer_vault.grant_consent('sq-3', 'imp_news', '{"pre": 3}') > 0 AS sq3_granted;
+SELECT customer_vault.withdraw_consent('sq-3', 'imp_news') > 0 AS sq3_withdrawn;
+UPDATE customer_vault.consent_state SET granted_at = '2019-01-01 00:00:00+00', withdrawn_at = '2020-01-01 00:00:00+00'
+ WHERE subject = 'sq-3' AND purpose = 'imp_news';
+SELECT customer_vault.grant_consent('sq-4', 'imp_news', '{"pre": 4}') > 0 AS sq4_granted;
+SELECT customer_vault.withdraw_consent('sq-4', 'imp_news') > 0 AS sq4_withdrawn;
+SELECT customer_vault.import_consents($$
+    SELECT v.subject, 'imp_news' AS purpose, v.evidence::jsonb AS evidence, v.granted_at::timestamptz AS granted_at
+      FROM (VALUES ('sq-1', '{"i": 1}', '2025-01-01 00:00:00+00'),
+                   ('sq-2', '{"i": 2}', '2025-01-01 00:00:00+00'),
+                   ('sq-2', '{"i": 3}', '2025-01-01 00:00:00+00'),
+                   ('sq-2', '{"i": 4}', '2025-02-01 00:00:00+00'),
+                   ('sq-3', '{"i": 5}', '2025-01-01 00:00:00+00'),
+                   ('sq-4', '{"i": 6}', '2025-01-01 00:00:00+00'),
+                   ('sq-5', '{"i": 7}', '2025-01-01 00:00:00+00'),
+                   ('sq-5', '{"i": 8}', '2024-01-01 00:00:00+00')) v(subject, evidence, granted_at)$$)
+       AS sq_written;
+SELECT s.subject, s.granted, l.action, l.evidence::text AS entry_evidence,
+       s.ledger_id = (SELECT max(m.id) FROM customer_vault.consent_ledger m
+                       WHERE m.purpose = s.purpose AND m.action IN ('grant', 'withdraw')
+                         AND (m.subject_hash = s.subject_hash OR m.subject = s.subject)) AS is_last_entry
+  FROM customer_vault.consent_state s JOIN customer_vault.consent_ledger l ON l.id = s.ledger_id
+ WHERE s.subject LIKE 'sq-%' AND s.purpose = 'imp_news' ORDER BY s.subject;
+SELECT customer_vault.verify_ledger() AS broken_after_sq;
+
 -- clean up (the ledger is append-only: its entries stay)
 DELETE FROM customer_vault.consent_state WHERE purpose LIKE 'imp\_%';
 DROP SCHEMA imp CASCADE;
