@@ -95,7 +95,7 @@ REGRESS += rev26_b64
 REGRESS += rev28_outbuf rev28_textcheck
 REGRESS_OPTS = --inputdir=test
 # isolation specs in test/specs (races between sessions), outputs in expected/
-ISOLATION = consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval grant_purpose_sessions rev26_import_inval
+ISOLATION = import_key_order consent_withdrawal consent_fastpath_sessions subject_keys purge_writers import_grant forget_hold forget_plan forget_review_rr walk_temp_child walk_inval grant_purpose_sessions rev26_import_inval
 ISOLATION_OPTS = --inputdir=test --outputdir=.
 # TAP tests in test/t (PGXS's prove_installcheck: TESTDIR on 15, absolute
 # TESTDATADIR/TESTLOGDIR from 16), two at a time

@@ -1907,7 +1907,8 @@ imp_insert_state(bool v2, Oid *types, Datum *v)
 
 		MemoryContextSwitchTo(cxt);
 		ed = CopyErrorData();
-		if (ed->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+		if (ed->sqlerrcode != ERRCODE_UNIQUE_VIOLATION || ed->constraint_name == NULL ||
+			strcmp(ed->constraint_name, "consent_state_pkey") != 0)
 			PG_RE_THROW();
 		FlushErrorState();
 		ereport(ERROR,
@@ -1981,7 +1982,6 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	int			replica_nest = 0;
 
 	initStringInfo(&buf);
-	imp_head(&h);
 	for (i = 0; i < n; i++)
 	{
 		d_subj[i] = CStringGetTextDatum(rows[i].subject);
@@ -1994,6 +1994,13 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 			d_sh[i] = imp_hash_datum(rows[i].sh);
 		}
 	}
+	/*
+	 * The head lock, after the subject hashes: the first may make the subject
+	 * hash key, which grant_consent also makes before it takes the head (the
+	 * other order deadlocked with it, REV29; test import_key_order).
+	 */
+	imp_head(&h);
+
 	/*
 	 * The rows whose subject and purpose consent_state has, with the latest
 	 * grant or withdrawal it holds for them.  Under the head lock no other
