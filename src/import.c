@@ -1572,6 +1572,9 @@ typedef struct CvImpRow
 	bool		state_row;		/* the batch's last row written for its subject and purpose */
 	int64		id;				/* its ledger entry, once written */
 	uint8		sh[32];			/* the subject's keyed hash (v2 batches) */
+	Datum		subject_d;		/* subject, purpose and sh as SQL values, made once per batch */
+	Datum		purpose_d;
+	Datum		sh_d;
 } CvImpRow;
 
 /* the latest grant written in this batch for one subject and purpose */
@@ -1806,7 +1809,7 @@ imp_lock_purposes(char **purp, int n)
  * the state has (imp_write_batch), and every row the state gains comes with
  * an append under that lock, so no other session adds one of these before
  * this commits; a row added without an append (by hand, say) fails the
- * insert on the primary key instead of being overwritten.  Plain inserts
+ * insert (imp_insert_state) instead of being overwritten.  Plain inserts
  * spare the speculative insertion of ON CONFLICT and the sort of DISTINCT
  * ON: about 40% of the state's cost in a bulk import of new subjects.
  */
@@ -1829,14 +1832,14 @@ imp_write_state(const CvImpRow *rows, int n, bool v2, bool existing)
 	{
 		if (rows[i].skip || !rows[i].state_row || rows[i].in_state != existing)
 			continue;
-		d_subj[k] = CStringGetTextDatum(rows[i].subject);
-		d_purp[k] = CStringGetTextDatum(rows[i].purpose);
+		d_subj[k] = rows[i].subject_d;
+		d_purp[k] = rows[i].purpose_d;
 		d_until[k] = TimestampTzGetDatum(rows[i].until);
 		n_until[k] = !rows[i].has_until;
 		d_granted[k] = TimestampTzGetDatum(rows[i].granted_at);
 		d_id[k] = Int64GetDatum(rows[i].id);
 		if (v2)
-			d_sh[k] = imp_hash_datum(rows[i].sh);
+			d_sh[k] = rows[i].sh_d;
 		k++;
 	}
 	if (k == 0)
@@ -1943,7 +1946,7 @@ imp_insert_state_exec(bool v2, Oid *types, Datum *v)
 
 /*
  * Writes one batch of checked rows as the owner: locks the chain head
- * first, so that what the checks below read cannot change before the batch
+ * before its checks, so that what they read cannot change before the batch
  * is appended (every grant and withdrawal, and every row consent_state gains,
  * comes with an append under that lock; in READ COMMITTED each check then
  * reads what committed before the lock was granted, in REPEATABLE READ the
@@ -1984,14 +1987,14 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 	initStringInfo(&buf);
 	for (i = 0; i < n; i++)
 	{
-		d_subj[i] = CStringGetTextDatum(rows[i].subject);
-		d_purp[i] = CStringGetTextDatum(rows[i].purpose);
+		rows[i].subject_d = d_subj[i] = CStringGetTextDatum(rows[i].subject);
+		rows[i].purpose_d = d_purp[i] = CStringGetTextDatum(rows[i].purpose);
 		d_ev[i] = JsonbPGetDatum(rows[i].evidence);
 		/* the ledger stores each subject as its keyed hash (hash version 2) */
 		if (v2)
 		{
 			imp_subject_hash(rows[i].subject, strlen(rows[i].subject), rows[i].sh);
-			d_sh[i] = imp_hash_datum(rows[i].sh);
+			rows[i].sh_d = d_sh[i] = imp_hash_datum(rows[i].sh);
 		}
 	}
 	/*
@@ -2148,10 +2151,10 @@ imp_write_batch(CvImpRow *rows, int n, bool allow_dups, TimestampTz ts, const ch
 					   rows[i].evidence,
 					   rows[i].has_until, rows[i].until, ts, who, hash);
 		d_id[m] = Int64GetDatum(id);
-		d_subj[m] = CStringGetTextDatum(rows[i].subject);
+		d_subj[m] = rows[i].subject_d;
 		if (v2)
-			d_sh[m] = imp_hash_datum(rows[i].sh);
-		d_purp[m] = CStringGetTextDatum(rows[i].purpose);
+			d_sh[m] = rows[i].sh_d;
+		d_purp[m] = rows[i].purpose_d;
 		c_purp[m] = rows[i].purpose;
 		d_ev[m] = JsonbPGetDatum(rows[i].evidence);
 		d_until[m] = TimestampTzGetDatum(rows[i].until);
